@@ -1,0 +1,19 @@
+"""perfkit: measure and understand neural-network inference performance, in a notebook.
+
+A small inference engine shaped like TensorRT (Network -> Builder -> Engine -> ExecutionContext),
+on the CPU with NumPy or on NVIDIA GPUs with CuPy, whose measurements land in pandas DataFrames.
+"""
+__version__ = "0.1.0"
+
+from .errors import *  # noqa: E402,F401,F403
+from .errors import PerfkitError  # noqa: E402
+from .device import Buffer, CountingAllocator, Device, cuda_available, get_device  # noqa: E402
+from .network import Layer, Network, Tensor  # noqa: E402
+from .ops import register_plugin, registered_ops, registered_plugins, unregister_plugin  # noqa: E402
+from .builder import Builder, BuilderConfig  # noqa: E402
+from .runtime import Engine, ExecutionContext, load_engine  # noqa: E402
+from . import models  # noqa: E402,F401
+
+__all__ = ["__version__", "PerfkitError", "Device", "get_device", "cuda_available", "Buffer", "CountingAllocator",
+           "Network", "Layer", "Tensor", "register_plugin", "unregister_plugin", "registered_plugins",
+           "registered_ops", "Builder", "BuilderConfig", "Engine", "ExecutionContext", "load_engine", "models"]

@@ -1,0 +1,140 @@
+"""The Builder: Network -> Engine (validation, graph clean-up, precision, memory plan, weights)."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..device import get_device
+from ..device.memory import align
+from ..errors import BuildError, BuilderBusyError
+from ..ops import get_op
+from ..ops.base import TensorSpec
+from ..runtime.engine import Engine
+from ..runtime.plan import EnginePlan, StepPlan, TensorPlan, WeightPlan
+from .build_log import BuildLog
+from .config import BuilderConfig
+from .graph import Graph, eliminate_dead_nodes, fold_constants
+from .memory_plan import lifetimes_of, plan_arena
+from .precision import assign_precision, convert_weight
+
+
+class Builder:
+    """Builds engines for one device. One builder serves one thread at a time (guide 2.3);
+    create one builder per thread to build concurrently.
+
+    ``allocator``: any object with ``allocate(size, alignment, flags)`` and ``free(buffer)``; the
+    engines it builds take their weights from it and their contexts take activations, workspace
+    and I/O buffers from it. ``None``: the device's default allocator.
+    """
+
+    def __init__(self, device: Any = None, allocator: Any = None):
+        self.device = get_device(device)
+        self.allocator = allocator if allocator is not None else self.device.allocator
+        self._lock = threading.Lock()
+
+    def build(self, network: Any, config: BuilderConfig | None = None) -> Engine:
+        from ..network import Network
+        if not isinstance(network, Network):
+            raise BuildError(f"Builder.build needs a perfkit.Network, got {type(network).__name__}")
+        config = (config or BuilderConfig()).validate()
+        if not self._lock.acquire(blocking=False):
+            raise BuilderBusyError("this builder is already building on another thread; a builder may be used "
+                                   "by one thread at a time: create one Builder per thread")
+        try:
+            return self._build(network, config)
+        finally:
+            self._lock.release()
+
+    # ---------------------------------------------------------------------------------------------
+    def _build(self, network: Any, config: BuilderConfig) -> Engine:
+        t_start = time.perf_counter()
+        log = BuildLog()
+        g: Graph
+        with log.timed("validate", "network", lambda: len(network.layers)) as info:
+            if not network.inputs:
+                raise BuildError(f"network {network.name!r} has no inputs; add one with add_input()")
+            if not network.outputs:
+                raise BuildError(f"network {network.name!r} has no outputs; mark one with mark_output()")
+            g = Graph.from_network(network, config.layer_precisions)
+            info["detail"] = (f"{len(network.inputs)} input(s), {len(network.layers)} layers, "
+                              f"{len(network.outputs)} output(s)")
+        count = lambda: len(g.nodes)  # noqa: E731
+        with log.timed("dead_layers", "unused layers removed", count) as info:
+            dead = eliminate_dead_nodes(g)
+            info["matched"] = ", ".join(dead)
+            info["detail"] = f"{len(dead)} layer(s) do not reach an output" if dead else "every layer reaches an output"
+        with log.timed("constant_folding", "layers of constants computed at build time", count) as info:
+            folded = fold_constants(g)
+            info["matched"] = ", ".join(folded)
+            info["detail"] = f"{len(folded)} layer(s) folded" if folded else "nothing to fold"
+        with log.timed("precision", config.precision, count) as info:
+            reformats = assign_precision(g, config.precision)
+            overrides = sorted({n.name for n in g.nodes if n.precision != config.precision and n.origin})
+            info["detail"] = (f"storage {config.precision}, float32 accumulation; "
+                              f"{len(reformats)} reformat layer(s)"
+                              + (f"; per-layer overrides: {', '.join(overrides)}" if overrides else ""))
+        for rule, matched, produced, detail in reformats:
+            log.add("reformat", rule, matched, produced, len(g.nodes), len(g.nodes), 0.0, detail)
+
+        batch = config.max_batch_size
+        steps, workspace = [], 0
+        with log.timed("memory_plan", "liveness reuse", count) as info:
+            for n in g.nodes:
+                op = get_op(n.type)
+                ins = [g.tensors[t] for t in n.inputs]
+                outs = [g.tensors[t] for t in n.outputs]
+                cost = op.cost(n.params, ins, outs, n.weights)
+                ws = int(op.workspace(n.params, ins, outs, batch))
+                if config.max_workspace_bytes is not None and ws > config.max_workspace_bytes:
+                    raise BuildError(f"layer {n.name!r} needs {ws} bytes of workspace at batch {batch}, more than "
+                                     f"max_workspace_bytes={config.max_workspace_bytes}; raise the limit or "
+                                     "lower max_batch_size")
+                workspace = max(workspace, ws)
+                steps.append(StepPlan(n.name, n.type, n.params, list(n.inputs), list(n.outputs), {}, n.precision,
+                                      list(n.origin), ws, float(cost.flops), float(cost.bytes)))
+            used = {t for s in steps for t in s.inputs + s.outputs}
+            bindings = set(g.inputs) | set(g.outputs)
+            arena_tensors = {t for t in used if t not in bindings and t not in g.constants}
+            sizes = {t: batch * _nbytes(g.tensors[t]) for t in arena_tensors}
+            offsets, arena = plan_arena(lifetimes_of(steps, arena_tensors), sizes)
+            naive = sum(align(s) for s in sizes.values())
+            info["detail"] = (f"{len(arena_tensors)} activation tensors in {arena} bytes "
+                              f"({naive} without reuse); workspace {workspace} bytes")
+        tensors = {}
+        for t in sorted(used | bindings):
+            spec = g.tensors[t]
+            kind = ("input" if t in g.inputs else "output" if t in g.outputs else
+                    "constant" if t in g.constants else "activation")
+            tensors[t] = TensorPlan(t, list(spec.shape), spec.dtype, kind, offsets.get(t, 0))
+
+        with log.timed("weights", "pack", count) as info:
+            host_weights: dict = {}
+            for s, n in zip(steps, g.nodes):
+                for wname, w in n.weights.items():
+                    key = f"{n.name}/{wname}"
+                    host_weights[key] = np.ascontiguousarray(w)
+                    s.weights[wname] = key
+            for t in sorted(used & set(g.constants)):
+                host_weights[f"constant/{t}"] = np.ascontiguousarray(g.constants[t])
+            weights, offset = {}, 0
+            for key, w in host_weights.items():
+                weights[key] = WeightPlan(key, list(w.shape), str(w.dtype), offset)
+                offset += align(w.nbytes)
+            info["detail"] = f"{len(weights)} weight tensors, {offset} bytes"
+        io_bytes = sum(align(batch * _nbytes(g.tensors[t])) for t in list(g.inputs) + list(g.outputs))
+        memory = {"weights_bytes": int(offset), "activation_bytes": int(arena),
+                  "workspace_bytes": int(align(workspace)), "io_bytes": int(io_bytes)}
+        plan = EnginePlan(
+            name=network.name, device_kind=self.device.kind, device_name=self.device.name,
+            precision=config.precision, max_batch_size=batch, inputs=list(g.inputs), outputs=list(g.outputs),
+            tensors=tensors, steps=steps, weights=weights, memory=memory, build_config=config.to_dict(),
+            build_log=log.rows, build_time_ms=(time.perf_counter() - t_start) * 1e3, perfkit_version=__version__)
+        return Engine(plan, host_weights, self.device, self.allocator)
+
+
+def _nbytes(spec: TensorSpec) -> int:
+    return int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize

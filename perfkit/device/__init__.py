@@ -1,0 +1,53 @@
+"""Where work runs: :func:`get_device` returns a CPU (NumPy) or CUDA (CuPy) device."""
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from ..errors import DeviceError
+from .base import Device
+from .cpu import CpuDevice, CpuEvent, CpuStream
+from .memory import (Allocator, Buffer, CountingAllocator, allocation_scope, current_scope)
+
+__all__ = ["Device", "get_device", "cuda_available", "Buffer", "Allocator", "CountingAllocator",
+           "CpuDevice", "CpuStream", "CpuEvent", "allocation_scope", "current_scope"]
+
+_cache: dict[str, Device] = {}
+_lock = threading.Lock()
+
+
+def cuda_available() -> bool:
+    from .cuda import cuda_device_count
+    return cuda_device_count() > 0
+
+
+def get_device(spec: Any = None) -> Device:
+    """Returns the device named by ``spec``.
+
+    ``"cpu"``, ``"cuda"`` (GPU 0), ``"cuda:N"``, or ``None``/``"auto"``: CUDA when CuPy finds a
+    GPU, else the CPU, silently. A :class:`Device` is returned unchanged. Devices are shared:
+    asking twice for the same spec gives the same object.
+    """
+    if isinstance(spec, Device):
+        return spec
+    if spec is None:
+        spec = "auto"
+    if not isinstance(spec, str):
+        raise DeviceError(f"device must be a string like 'cpu', 'cuda' or 'cuda:0', not {spec!r}")
+    key = spec.strip().lower()
+    if key == "auto":
+        key = "cuda:0" if cuda_available() else "cpu"
+    if key == "cuda":
+        key = "cuda:0"
+    m = re.fullmatch(r"(cpu|cuda:(\d+))", key)
+    if not m:
+        raise DeviceError(f"unknown device {spec!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    with _lock:
+        if key not in _cache:
+            if key == "cpu":
+                _cache[key] = CpuDevice()
+            else:
+                from .cuda import CudaDevice
+                _cache[key] = CudaDevice(int(m.group(2)))
+        return _cache[key]

@@ -1,0 +1,70 @@
+"""What every device offers: an array module, streams, events, copies, pinned buffers, an allocator."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Device:
+    """A place where work runs. Subclasses: :class:`~perfkit.device.cpu.CpuDevice`, ``CudaDevice``."""
+
+    kind: str = "?"
+    index: int = 0
+
+    @property
+    def xp(self) -> Any:  # the array module: numpy or cupy
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def spec(self) -> str:
+        return self.kind if self.kind == "cpu" else f"{self.kind}:{self.index}"
+
+    # streams and events ------------------------------------------------------------------
+    def create_stream(self) -> Any:
+        raise NotImplementedError
+
+    def create_event(self) -> Any:
+        raise NotImplementedError
+
+    def synchronize(self) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def elapsed_ms(start: Any, end: Any) -> float:
+        """Milliseconds between two recorded events (both must have been reached)."""
+        return end.elapsed_ms_since(start)
+
+    # memory ------------------------------------------------------------------------------
+    @property
+    def allocator(self) -> Any:
+        raise NotImplementedError
+
+    def is_device_array(self, a: Any) -> bool:
+        raise NotImplementedError
+
+    def to_device(self, host: Any, stream: Any = None, out: Any = None) -> Any:
+        raise NotImplementedError
+
+    def to_host(self, a: Any, stream: Any = None, out: Any = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def pinned_empty(self, shape: tuple, dtype: Any = np.float32) -> np.ndarray:
+        """A host array suitable for fast asynchronous copies (page-locked on CUDA)."""
+        return np.empty(shape, dtype)
+
+    def info(self) -> dict:
+        return {"device": self.spec, "device_name": self.name}
+
+    def __repr__(self) -> str:
+        return f"<perfkit.Device {self.spec} ({self.name})>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Device) and other.spec == self.spec
+
+    def __hash__(self) -> int:
+        return hash(self.spec)

@@ -1,0 +1,192 @@
+"""The CUDA device, through CuPy. CuPy is imported only when this device is first created."""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from ..errors import DeviceError
+from .base import Device
+from .memory import DEFAULT_ALIGNMENT, Buffer
+
+
+def import_cupy() -> Any:
+    try:
+        import cupy  # noqa: F401
+    except Exception as exc:  # ImportError, or a CUDA library that fails to load
+        raise DeviceError(
+            f"the cuda device needs CuPy, which could not be imported ({exc}); install perfkit with "
+            "the extra that matches your driver, e.g. pip install 'perfkit[cuda13]', "
+            "or use device='cpu'") from exc
+    return cupy
+
+
+def cuda_device_count() -> int:
+    """Number of visible CUDA GPUs; 0 when CuPy or a driver is missing (never raises)."""
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import cupy
+            return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
+class CudaEvent:
+    def __init__(self, cupy: Any) -> None:
+        self.raw = cupy.cuda.Event()
+        self._cupy = cupy
+
+    def record(self, stream: "CudaStream | None" = None) -> None:
+        self.raw.record(None if stream is None else stream.raw)
+
+    def query(self) -> bool:
+        return bool(self.raw.done)
+
+    def synchronize(self, timeout: float | None = None) -> None:
+        self.raw.synchronize()
+
+    def elapsed_ms_since(self, start: "CudaEvent") -> float:
+        self.raw.synchronize()
+        return float(self._cupy.cuda.get_elapsed_time(start.raw, self.raw))
+
+
+class CudaStream:
+    """A non-blocking CUDA stream; ``with stream:`` makes CuPy launch its work there."""
+
+    inline = False
+
+    def __init__(self, cupy: Any, name: str = "") -> None:
+        self.raw = cupy.cuda.Stream(non_blocking=True)
+        self.name = name
+
+    @property
+    def id(self) -> int:
+        return int(self.raw.ptr)
+
+    def wait_event(self, event: CudaEvent) -> None:
+        self.raw.wait_event(event.raw)
+
+    def query(self) -> bool:
+        return bool(self.raw.done)
+
+    def synchronize(self) -> None:
+        self.raw.synchronize()
+
+    def __enter__(self) -> "CudaStream":
+        self.raw.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.raw.__exit__(*exc)
+
+    def __repr__(self) -> str:
+        return f"<CudaStream 0x{self.id:x}>"
+
+
+class CudaAllocator:
+    """Device memory from CuPy's default memory pool (cudaMalloc underneath, cached)."""
+
+    def __init__(self, cupy: Any, index: int) -> None:
+        self._cupy = cupy
+        self._index = index
+
+    def allocate(self, size: int, alignment: int = DEFAULT_ALIGNMENT, flags: int = 0) -> Buffer:
+        cp = self._cupy
+        with cp.cuda.Device(self._index):
+            try:
+                mem = cp.get_default_memory_pool().malloc(int(size))
+            except cp.cuda.memory.OutOfMemoryError as exc:
+                raise MemoryError(str(exc)) from exc
+            arr = cp.ndarray((int(size),), dtype=cp.uint8, memptr=mem)
+        return Buffer(arr, "cuda")
+
+    def free(self, buffer: Buffer) -> None:
+        return None  # the pool takes the block back when the last view of it is gone
+
+
+class CudaDevice(Device):
+    kind = "cuda"
+
+    def __init__(self, index: int = 0) -> None:
+        cp = import_cupy()
+        count = cuda_device_count()
+        if count == 0:
+            raise DeviceError("no CUDA GPU is visible (CuPy found none); use device='cpu' "
+                              "or check the driver with nvidia-smi")
+        if not 0 <= index < count:
+            raise DeviceError(f"cuda:{index} does not exist: this machine has {count} GPU(s), "
+                              f"cuda:0 to cuda:{count - 1}")
+        self._cp = cp
+        self.index = index
+        self._allocator = CudaAllocator(cp, index)
+        props = cp.cuda.runtime.getDeviceProperties(index)
+        name = props.get("name", b"GPU")
+        self._name = name.decode() if isinstance(name, bytes) else str(name)
+        self._props = props
+        self._lock = threading.Lock()
+
+    @property
+    def xp(self) -> Any:
+        return self._cp
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def activate(self) -> Any:
+        return self._cp.cuda.Device(self.index)
+
+    def create_stream(self) -> CudaStream:
+        with self.activate():
+            return CudaStream(self._cp)
+
+    def create_event(self) -> CudaEvent:
+        with self.activate():
+            return CudaEvent(self._cp)
+
+    def synchronize(self) -> None:
+        with self.activate():
+            self._cp.cuda.Device(self.index).synchronize()
+
+    @property
+    def allocator(self) -> CudaAllocator:
+        return self._allocator
+
+    def is_device_array(self, a: Any) -> bool:
+        return isinstance(a, self._cp.ndarray)
+
+    def to_device(self, host: Any, stream: Any = None, out: Any = None) -> Any:
+        cp = self._cp
+        raw = None if stream is None else stream.raw
+        host = np.ascontiguousarray(host)
+        with self.activate():
+            if out is None:
+                out = cp.empty(host.shape, host.dtype)
+            if host.dtype != out.dtype:
+                host = host.astype(out.dtype)
+            out.set(host, stream=raw)
+        return out
+
+    def to_host(self, a: Any, stream: Any = None, out: Any = None) -> np.ndarray:
+        raw = None if stream is None else stream.raw
+        with self.activate():
+            if not a.flags.c_contiguous:
+                a = self._cp.ascontiguousarray(a)
+            return a.get(stream=raw, out=out)
+
+    def pinned_empty(self, shape: tuple, dtype: Any = np.float32) -> np.ndarray:
+        import cupyx
+        return cupyx.empty_pinned(shape, dtype)
+
+    def info(self) -> dict:
+        cp = self._cp
+        drv = cp.cuda.runtime.driverGetVersion()
+        return {"device": self.spec, "device_name": self.name,
+                "driver_version": f"{drv // 1000}.{drv % 1000 // 10}",
+                "total_memory_bytes": int(self._props.get("totalGlobalMem", 0)),
+                "sm_count": int(self._props.get("multiProcessorCount", 0)),
+                "compute_capability": f"{self._props.get('major', 0)}.{self._props.get('minor', 0)}",
+                "cupy": cp.__version__}

@@ -1,0 +1,109 @@
+"""The ``Network.add_*`` methods: one thin, documented wrapper per layer type over ``add_layer``."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+class LayerAdders:
+    """Mixed into :class:`~perfkit.network.Network`; each method returns the new layer."""
+
+    def add_layer(self, op_type: str, inputs: Any, params: dict | None = None, weights: dict | None = None,
+                  name: str | None = None) -> Any:  # implemented by Network
+        raise NotImplementedError
+
+    def add_fully_connected(self, input: Any, num_outputs: int, kernel: Any, bias: Any = None,
+                            name: str | None = None) -> Any:
+        """``y = kernel @ flatten(x) + bias``; ``kernel`` is (num_outputs, inputs per sample)."""
+        return self.add_layer("fully_connected", [input], {"num_outputs": num_outputs},
+                              {"kernel": kernel, "bias": bias}, name)
+
+    def add_matrix_multiply(self, a: Any, b: Any, transpose_a: bool = False, transpose_b: bool = False,
+                            name: str | None = None) -> Any:
+        """Per-sample ``op(a) @ op(b)`` over the last two dims; leading dims broadcast."""
+        return self.add_layer("matrix_multiply", [a, b], {"transpose_a": transpose_a, "transpose_b": transpose_b},
+                              None, name)
+
+    def add_convolution(self, input: Any, num_output_maps: int, kernel_size: Any, kernel: Any, bias: Any = None,
+                        stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                        name: str | None = None) -> Any:
+        """2-D convolution of a (C, H, W) input; ``kernel`` is (K, C/groups, kh, kw)."""
+        return self.add_layer("convolution", [input],
+                              {"num_output_maps": num_output_maps, "kernel_size": kernel_size, "stride": stride,
+                               "padding": padding, "dilation": dilation, "groups": groups},
+                              {"kernel": kernel, "bias": bias}, name)
+
+    def add_activation(self, input: Any, activation: str = "relu", alpha: float | None = None,
+                       beta: float | None = None, name: str | None = None) -> Any:
+        """relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, gelu_tanh, clip, softplus, softsign,
+        hard_sigmoid, scaled_tanh (``alpha``/``beta`` as in TensorRT)."""
+        return self.add_layer("activation", [input], {"activation": activation, "alpha": alpha, "beta": beta},
+                              None, name)
+
+    def add_scale(self, input: Any, mode: str = "uniform", shift: Any = None, scale: Any = None,
+                  power: Any = None, channel_axis: int = 0, name: str | None = None) -> Any:
+        """``(x * scale + shift) ** power``; mode ``uniform``, ``channel`` or ``elementwise``."""
+        return self.add_layer("scale", [input], {"mode": mode, "channel_axis": channel_axis},
+                              {"shift": shift, "scale": scale, "power": power}, name)
+
+    def add_elementwise(self, a: Any, b: Any, op: str, name: str | None = None) -> Any:
+        """sum, prod, sub, div, max, min, pow of two tensors of equal per-sample rank (1-sized dims broadcast)."""
+        return self.add_layer("elementwise", [a, b], {"op": op}, None, name)
+
+    def add_unary(self, input: Any, op: str, name: str | None = None) -> Any:
+        """exp, log, sqrt, recip, abs, neg, sin, cos, tan, sinh, cosh, asin, acos, atan, asinh, acosh,
+        atanh, ceil, floor, round, sign, erf."""
+        return self.add_layer("unary", [input], {"op": op}, None, name)
+
+    def add_reduce(self, input: Any, op: str, axes: Any, keep_dims: bool = False, name: str | None = None) -> Any:
+        """sum, prod, max, min or avg over per-sample ``axes`` (negative axes count from the end)."""
+        return self.add_layer("reduce", [input], {"op": op, "axes": axes, "keep_dims": keep_dims}, None, name)
+
+    def add_pooling(self, input: Any, pool: str, window: Any, stride: Any = None, padding: Any = 0,
+                    exclude_padding: bool = True, name: str | None = None) -> Any:
+        """max or avg pooling of a (C, H, W) input; ``stride`` defaults to the window."""
+        return self.add_layer("pooling", [input], {"pool": pool, "window": window, "stride": stride,
+                                                   "padding": padding, "exclude_padding": exclude_padding},
+                              None, name)
+
+    def add_shuffle(self, input: Any, first_transpose: Sequence[int] | None = None,
+                    reshape: Sequence[int] | None = None, second_transpose: Sequence[int] | None = None,
+                    name: str | None = None) -> Any:
+        """Transpose, reshape (0 copies a dim, -1 infers one), transpose; per-sample axes."""
+        return self.add_layer("shuffle", [input], {"first_transpose": first_transpose, "reshape": reshape,
+                                                   "second_transpose": second_transpose}, None, name)
+
+    def add_concatenation(self, inputs: Sequence[Any], axis: int = 0, name: str | None = None) -> Any:
+        return self.add_layer("concatenation", list(inputs), {"axis": axis}, None, name)
+
+    def add_gather(self, data: Any, indices: Any, axis: int = 0, name: str | None = None) -> Any:
+        """Entries of ``data`` picked along ``axis`` by int32 ``indices``."""
+        return self.add_layer("gather", [data, indices], {"axis": axis}, None, name)
+
+    def add_topk(self, input: Any, op: str, k: int, axis: int = -1, name: str | None = None) -> Any:
+        """The ``k`` largest (op='max') or smallest values along ``axis``; outputs values and int32 indices."""
+        return self.add_layer("topk", [input], {"op": op, "k": k, "axis": axis}, None, name)
+
+    def add_softmax(self, input: Any, axis: int = 0, name: str | None = None) -> Any:
+        """Softmax along one per-sample axis (TensorRT's default: 0, the channel axis)."""
+        return self.add_layer("softmax", [input], {"axis": axis}, None, name)
+
+    def add_lrn(self, input: Any, window: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,
+                name: str | None = None) -> Any:
+        return self.add_layer("lrn", [input], {"window": window, "alpha": alpha, "beta": beta, "k": k}, None, name)
+
+    def add_padding(self, input: Any, pre_padding: Any, post_padding: Any, name: str | None = None) -> Any:
+        """Zero padding of the last two per-sample dims; negative amounts crop."""
+        return self.add_layer("padding", [input], {"pre_padding": pre_padding, "post_padding": post_padding},
+                              None, name)
+
+    def add_constant(self, values: Any, name: str | None = None) -> Any:
+        """A constant tensor (no batch dimension; broadcast to every sample)."""
+        return self.add_layer("constant", [], {}, {"values": values}, name)
+
+    def add_identity(self, input: Any, dtype: str | None = None, name: str | None = None) -> Any:
+        return self.add_layer("identity", [input], {"dtype": dtype}, None, name)
+
+    def add_plugin(self, plugin: str, inputs: Sequence[Any], params: dict | None = None,
+                   name: str | None = None) -> Any:
+        """A layer computed by a plugin registered with :func:`perfkit.register_plugin`."""
+        return self.add_layer("plugin", list(inputs), {"plugin": plugin, "params": params or {}}, None, name)

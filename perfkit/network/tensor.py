@@ -1,0 +1,74 @@
+"""Tensors and layers of a network definition."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..ops.base import TensorSpec
+
+
+class Tensor:
+    """A named value flowing between layers: per-sample ``shape`` (the batch is implicit) and ``dtype``.
+
+    ``is_constant`` tensors (from constant layers, or computed only from constants) have no batch
+    dimension and are broadcast to every sample.
+    """
+
+    __slots__ = ("name", "shape", "dtype", "is_constant", "producer", "_network")
+
+    def __init__(self, name: str, shape: tuple, dtype: str, network: Any, producer: str | None = None,
+                 is_constant: bool = False):
+        self.name = name
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = dtype
+        self.producer = producer
+        self.is_constant = is_constant
+        self._network = network
+
+    @property
+    def spec(self) -> TensorSpec:
+        return TensorSpec(self.shape, self.dtype, self.is_constant)
+
+    @property
+    def network(self) -> Any:
+        return self._network
+
+    def __repr__(self) -> str:
+        kind = " constant" if self.is_constant else ""
+        return f"<Tensor {self.name!r} {self.shape} {self.dtype}{kind}>"
+
+
+class Layer:
+    """A layer of a network: ``type``, ``params`` (JSON-able), ``weights`` (NumPy arrays), tensors.
+
+    ``precision`` may be set to ``"fp32"``, ``"fp16"`` or ``"bf16"`` to override the builder's
+    precision for this layer alone (``None``: follow the builder config).
+    """
+
+    __slots__ = ("name", "type", "params", "weights", "inputs", "outputs", "precision", "_network")
+
+    def __init__(self, name: str, type: str, params: dict, weights: dict, inputs: list, outputs: list,
+                 network: Any):
+        self.name = name
+        self.type = type
+        self.params = params
+        self.weights = weights
+        self.inputs = inputs        # list[Tensor]
+        self.outputs = outputs      # list[Tensor]
+        self.precision: str | None = None
+        self._network = network
+
+    @property
+    def output(self) -> Tensor:
+        """The layer's only output (for layers with several, use ``outputs`` or ``get_output(i)``)."""
+        if len(self.outputs) != 1:
+            from ..errors import NetworkDefinitionError
+            raise NetworkDefinitionError(f"layer {self.name!r} has {len(self.outputs)} outputs; use get_output(i)")
+        return self.outputs[0]
+
+    def get_output(self, index: int = 0) -> Tensor:
+        return self.outputs[index]
+
+    def __repr__(self) -> str:
+        ins = ", ".join(t.name for t in self.inputs)
+        outs = ", ".join(f"{t.name}{t.shape}" for t in self.outputs)
+        return f"<Layer {self.name!r} {self.type}({ins}) -> {outs}>"

@@ -1,0 +1,151 @@
+"""The op protocol and registry: one class per layer type, registered with :func:`register_op`.
+
+An op knows, for its layer type:
+- ``check(params, weights)``: validates and normalises parameters (raises NetworkDefinitionError);
+- ``infer(params, inputs, weights)``: per-sample output shapes and dtypes (raises ShapeError);
+- ``compute(env, ins, outs, params, weights)``: writes the outputs, written against ``env.xp``
+  (NumPy or CuPy), with a leading batch dimension on every non-constant array;
+- ``cost(...)``: flops and bytes moved per sample; ``workspace(...)``: scratch bytes at a batch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import NetworkDefinitionError, ShapeError, UnknownOpError
+
+FLOAT_DTYPES = ("float32", "float16")
+DTYPES = ("float32", "float16", "int32")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Per-sample shape and dtype of a tensor; ``constant`` tensors have no batch dimension."""
+
+    shape: tuple
+    dtype: str = "float32"
+    constant: bool = False
+
+    @property
+    def size(self) -> int:
+        return int(math.prod(self.shape))
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(self.dtype).itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.itemsize
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: float = 0.0
+    bytes: float = 0.0
+
+
+class Op:
+    type: str = ""
+    short: str = ""            # prefix for generated layer names
+    min_inputs: int = 1
+    max_inputs: int | None = 1
+    output_names: tuple = ("",)  # suffixes of output tensor names ("" = the layer's name)
+    weight_names: tuple = ()
+
+    def check(self, params: dict, weights: dict) -> dict:
+        return params
+
+    def infer(self, params: dict, inputs: Sequence[TensorSpec], weights: dict) -> list[TensorSpec]:
+        raise NotImplementedError
+
+    def compute(self, env: Any, ins: list, outs: list, params: dict, weights: dict) -> None:
+        raise NotImplementedError
+
+    def cost(self, params: dict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+             weights: dict) -> Cost:
+        moved = sum(t.nbytes for t in inputs if not t.constant) + sum(t.nbytes for t in outputs)
+        return Cost(flops=float(sum(t.size for t in outputs)), bytes=float(moved))
+
+    def workspace(self, params: dict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+                  batch: int) -> int:
+        return 0
+
+
+_REGISTRY: dict[str, Op] = {}
+
+
+def register_op(cls: type) -> type:
+    """Class decorator: registers one instance of an :class:`Op` subclass under ``cls.type``."""
+    if not cls.type:
+        raise NetworkDefinitionError(f"{cls.__name__} has no 'type'")
+    if cls.type in _REGISTRY:
+        raise NetworkDefinitionError(f"an op of type {cls.type!r} is already registered")
+    _REGISTRY[cls.type] = cls()
+    return cls
+
+
+def get_op(op_type: str) -> Op:
+    try:
+        return _REGISTRY[op_type]
+    except KeyError:
+        raise UnknownOpError(f"unknown layer type {op_type!r}; registered types: "
+                             f"{', '.join(sorted(_REGISTRY))}") from None
+
+
+def registered_ops() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+# helpers shared by op files ---------------------------------------------------------------------
+
+def norm_axis(axis: int, rank: int, what: str = "axis") -> int:
+    """Normalises a per-sample axis (negative counts from the end)."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise NetworkDefinitionError(f"{what} must be an integer, not {axis!r}")
+    if not -rank <= axis < rank:
+        raise ShapeError(f"{what} {axis} is out of range for a per-sample rank of {rank} "
+                         f"(valid: {-rank}..{rank - 1}; the batch dimension is implicit)")
+    return int(axis) % rank
+
+
+def pair(value: Any, what: str, minimum: int = 0) -> tuple:
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    try:
+        a, b = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise NetworkDefinitionError(f"{what} must be an int or a pair of ints, not {value!r}") from None
+    if a < minimum or b < minimum:
+        raise NetworkDefinitionError(f"{what} must be >= {minimum}, got {(a, b)}")
+    return (a, b)
+
+
+def broadcast_shapes(a: tuple, b: tuple, where: str) -> tuple:
+    if len(a) != len(b):
+        raise ShapeError(f"{where}: inputs have per-sample shapes {a} and {b} of different ranks; "
+                         "element-wise layers need equal ranks (insert a shuffle to add 1-sized dims)")
+    out = []
+    for x, y in zip(a, b):
+        if x != y and x != 1 and y != 1:
+            raise ShapeError(f"{where}: shapes {a} and {b} do not broadcast (dimension {x} vs {y})")
+        out.append(max(x, y))
+    return tuple(out)
+
+
+def as_array(value: Any, what: str, dtype: Any = np.float32) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise NetworkDefinitionError(f"{what} must be numeric: {exc}") from None
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise NetworkDefinitionError(f"{what} contains NaN or infinity")
+    return arr
+
+
+def acc_dtype(dtype: Any) -> Any:
+    """Accumulation dtype: float32 for every floating storage dtype."""
+    return np.float32 if np.dtype(dtype).kind == "f" else dtype

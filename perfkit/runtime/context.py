@@ -1,0 +1,287 @@
+"""ExecutionContext: runs an engine, synchronously (``execute``) or on a stream (``enqueue``)."""
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from ..builder.precision import round_bf16
+from ..device.memory import align, allocate
+from ..errors import BatchSizeError, BindingError, ContextBusyError, ExecutionError, PerfkitError
+from ..ops import Env, get_op
+
+
+class ExecutionContext:
+    """One set of activation, workspace and I/O buffers for an engine.
+
+    Several contexts of one engine run concurrently (one per thread or stream); one context runs
+    one inference at a time: a second thread calling it at once gets :class:`ContextBusyError`.
+    A call rejected for bad input changes nothing: the next valid call runs normally.
+    """
+
+    def __init__(self, engine: Any, name: str):
+        plan = engine.plan
+        self.engine = engine
+        self.name = name
+        self.device = engine.device
+        self.owner = f"context:{name}"
+        kind, alloc = self.device.kind, engine.allocator
+        b = plan.max_batch_size
+        mem = plan.memory
+        bufs = []
+        self._arena = allocate(alloc, mem["activation_bytes"], "activations", self.owner, kind) \
+            if mem["activation_bytes"] else None
+        self._workspace = allocate(alloc, mem["workspace_bytes"], "workspace", self.owner, kind) \
+            if mem["workspace_bytes"] else None
+        self._io = allocate(alloc, mem["io_bytes"], "io", self.owner, kind) if mem["io_bytes"] else None
+        bufs = [x for x in (self._arena, self._workspace, self._io) if x is not None]
+        self._finalizer = weakref.finalize(self, _free_all, alloc, bufs)
+
+        t = plan.tensors
+        self._act = {n: self._arena.view(p.offset, (b,) + tuple(p.shape), p.dtype)
+                     for n, p in t.items() if p.kind == "activation"}
+        self._const = {n: engine.weights[f"constant/{n}"] for n, p in t.items() if p.kind == "constant"}
+        self._io_views, off = {}, 0
+        for n in plan.inputs + plan.outputs:
+            p = t[n]
+            self._io_views[n] = self._io.view(off, (b,) + tuple(p.shape), p.dtype)
+            off += align(b * int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize)
+        self._steps = [(s, get_op(s.type), {k: engine.weights[v] for k, v in s.weights.items()},
+                        s.precision == "bf16") for s in plan.steps]
+        inputs = set(plan.inputs)
+        readers = [i for i, s in enumerate(plan.steps) if inputs & set(s.inputs)]
+        self._last_input_reader = max(readers) if readers else -1
+        self._env = Env(self.device.xp, kind, None if self._workspace is None else self._workspace.array)
+        self._busy_lock = threading.Lock()
+        self._sync_stream = None
+        self._default_stream = None
+        self._done_event = None
+        self._done_stream = None
+
+    # public API ----------------------------------------------------------------------------------
+    @property
+    def device_memory_bytes(self) -> int:
+        """Bytes this context took: activations, workspace and I/O buffers."""
+        return sum(x.nbytes for x in (self._arena, self._workspace, self._io) if x is not None)
+
+    def execute(self, inputs: Mapping[str, Any], batch_size: int | None = None) -> dict:
+        """Runs one inference and waits for it. ``inputs``: name -> array with a leading batch
+        dimension (host NumPy or, on CUDA, device CuPy arrays). Returns name -> array: NumPy when
+        any input was a host array, else device arrays (fresh copies either way)."""
+        with self._busy():
+            batch, arrays, host = self._check(inputs, batch_size, for_enqueue=False)
+            self._wait_pending()
+            stream = self._stream_for_execute()
+            for n, a in arrays.items():
+                dst = self._io_views[n][:batch]
+                if host[n]:
+                    self.device.to_device(a[:batch], stream=stream, out=dst)
+                else:
+                    dst[...] = a[:batch]
+            tensors = self._bind(batch, {n: self._io_views[n][:batch] for n in arrays}, {})
+            self._launch(batch, tensors, stream, None)
+            stream.synchronize()
+            outs = {n: self._io_views[n][:batch] for n in self.engine.plan.outputs}
+            if any(host.values()):
+                return {n: self.device.to_host(v, stream=stream) for n, v in outs.items()}
+            return {n: v.copy() for n, v in outs.items()}
+
+    def enqueue(self, bindings: Mapping[str, Any], stream: Any = None, input_consumed: Any = None,
+                batch_size: int | None = None) -> dict:
+        """Queues one inference on ``stream`` and returns at once (guide 2.2).
+
+        ``bindings``: name -> device array for every input, and optionally for outputs (otherwise the
+        context's own output buffers are used; they are overwritten by the next call). Returns
+        name -> output array, valid once the stream has reached this work. ``input_consumed``
+        (an event of the device) fires as soon as the inputs may be refilled (guide 1.3).
+        """
+        with self._busy():
+            if stream is None:
+                stream = self._get_default_stream()
+            self._check_stream(stream, input_consumed)
+            batch, arrays, _ = self._check(bindings, batch_size, for_enqueue=True)
+            inputs = {n: a[:batch] for n, a in arrays.items() if n in self.engine.plan.inputs}
+            outputs = {n: a[:batch] for n, a in arrays.items() if n in self.engine.plan.outputs}
+            if self._done_stream is not None and self._done_stream is not stream and not self._done_event.query():
+                stream.wait_event(self._done_event)       # earlier work on another stream still uses our buffers
+            tensors = self._bind(batch, inputs, outputs)
+            if self.device.kind == "cpu":
+                if input_consumed is not None:
+                    input_consumed._arm()
+                stream.submit(lambda: self._launch(batch, tensors, None, input_consumed))
+            else:
+                self._launch(batch, tensors, stream, input_consumed)
+            if self._done_event is None:
+                self._done_event = self.device.create_event()
+            self._done_event.record(stream)
+            self._done_stream = stream
+            return {n: tensors[n] for n in self.engine.plan.outputs}
+
+    def close(self) -> None:
+        """Returns this context's buffers to the allocator."""
+        self._wait_pending()
+        self._finalizer()
+        self._arena = self._workspace = self._io = None
+
+    # internals -----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        if not self._busy_lock.acquire(blocking=False):
+            raise ContextBusyError(f"context {self.name!r} is already running an inference on another thread; "
+                                   "create one execution context per thread (engine.create_execution_context())")
+        try:
+            if self._io is None and self.engine.plan.memory["io_bytes"]:
+                raise ExecutionError(f"context {self.name!r} was closed; create a new one")
+            yield
+        finally:
+            self._busy_lock.release()
+
+    def _wait_pending(self) -> None:
+        if self._done_stream is not None:
+            self._done_stream.synchronize()
+            self._done_stream = None
+
+    def _stream_for_execute(self) -> Any:
+        if self._sync_stream is None:
+            if self.device.kind == "cpu":
+                from ..device.cpu import CpuStream
+                self._sync_stream = CpuStream(inline=True, name=f"{self.name}/execute")
+            else:
+                self._sync_stream = self.device.create_stream()
+        return self._sync_stream
+
+    def _get_default_stream(self) -> Any:
+        if self._default_stream is None:
+            self._default_stream = self.device.create_stream()
+        return self._default_stream
+
+    def _check_stream(self, stream: Any, event: Any) -> None:
+        from ..device.cpu import CpuEvent, CpuStream
+        cpu = self.device.kind == "cpu"
+        if cpu != isinstance(stream, CpuStream) or not hasattr(stream, "synchronize"):
+            raise BindingError(f"stream {stream!r} does not belong to the {self.device.spec} device; "
+                               f"create it with engine.device.create_stream()")
+        if event is not None and cpu != isinstance(event, CpuEvent):
+            raise BindingError(f"input_consumed {event!r} is not an event of the {self.device.spec} device; "
+                               "create it with engine.device.create_event()")
+
+    def _check(self, given: Any, batch_size: int | None, for_enqueue: bool) -> tuple:
+        plan = self.engine.plan
+        if not isinstance(given, Mapping):
+            raise BindingError(f"inputs must be a dict of name -> array, not {type(given).__name__}; "
+                               f"this engine's inputs: {plan.inputs}")
+        allowed = set(plan.inputs) | (set(plan.outputs) if for_enqueue else set())
+        missing = [n for n in plan.inputs if n not in given]
+        extra = [n for n in given if n not in allowed]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing input(s) {missing}")
+            if extra:
+                parts.append(f"unknown name(s) {extra}")
+            raise BindingError(f"{' and '.join(parts)}; engine {plan.name!r} takes inputs {plan.inputs}"
+                               + (f" and optional output bindings {plan.outputs}" if for_enqueue else ""))
+        arrays, host, batches = {}, {}, {}
+        for n, a in given.items():
+            spec = plan.tensors[n]
+            is_dev = self.device.kind != "cpu" and self.device.is_device_array(a)
+            if for_enqueue and not self.device.is_device_array(a):
+                raise BindingError(f"binding {n!r}: enqueue needs arrays on the {self.device.spec} device "
+                                   f"(got {type(a).__name__}); use execute() for host arrays or copy with "
+                                   "engine.device.to_device()")
+            if not is_dev:
+                if type(a).__module__.split(".")[0] == "cupy":
+                    raise BindingError(f"input {n!r} is a CuPy array but the engine runs on {self.device.spec}; "
+                                       "pass a NumPy array (cupy.asnumpy)")
+                try:
+                    a = np.asarray(a)
+                except Exception as exc:
+                    raise BindingError(f"input {n!r} could not be read as an array: {exc}") from None
+            want = (None,) + tuple(spec.shape)
+            shape = tuple(a.shape)
+            if len(shape) != len(want) or shape[1:] != want[1:]:
+                raise BindingError(f"{'binding' if for_enqueue else 'input'} {n!r} has shape {shape}; expected "
+                                   f"(batch, {', '.join(map(str, spec.shape))}) — per-sample shape {tuple(spec.shape)} "
+                                   "with a leading batch dimension")
+            self._check_dtype(n, a, spec.dtype, exact=for_enqueue or n in plan.outputs)
+            if for_enqueue and not a.flags.c_contiguous:
+                raise BindingError(f"binding {n!r} is not C-contiguous; pass a contiguous array")
+            arrays[n], host[n], batches[n] = a, not is_dev, shape[0]
+        in_batches = {batches[n] for n in plan.inputs}
+        if len(in_batches) != 1:
+            raise BatchSizeError(f"inputs disagree on the batch size: {{{', '.join(f'{n}: {batches[n]}' for n in plan.inputs)}}}")
+        available = in_batches.pop()
+        batch = available if batch_size is None else batch_size
+        if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
+            raise BatchSizeError(f"batch_size must be a positive int, not {batch!r}")
+        batch = int(batch)
+        if batch > plan.max_batch_size:
+            raise BatchSizeError(f"batch of {batch} is larger than this engine's max_batch_size "
+                                 f"({plan.max_batch_size}); split the batch or build with a larger "
+                                 "BuilderConfig(max_batch_size=...)")
+        short = {n: b for n, b in batches.items() if b < batch}
+        if short:
+            raise BatchSizeError(f"batch_size={batch} but these arrays hold fewer samples: {short}")
+        return batch, arrays, host
+
+    @staticmethod
+    def _check_dtype(name: str, a: Any, declared: str, exact: bool) -> None:
+        dt = np.dtype(a.dtype)
+        if dt == np.dtype(declared):
+            return
+        if not exact:
+            if declared.startswith("float") and dt.kind == "f":
+                return
+            if declared == "int32" and dt.kind in "iu":
+                return
+        raise BindingError(f"{name!r} has dtype {dt}; the engine expects {declared}"
+                           + ("" if exact else " (any float dtype is converted for float inputs, any integer "
+                                               "dtype for int32 inputs)"))
+
+    def _bind(self, batch: int, inputs: dict, outputs: dict) -> dict:
+        tensors = {n: v[:batch] for n, v in self._act.items()}
+        tensors.update(self._const)
+        tensors.update(inputs)
+        for n in self.engine.plan.outputs:
+            tensors[n] = outputs[n] if n in outputs else self._io_views[n][:batch]
+        return tensors
+
+    def _launch(self, batch: int, tensors: dict, stream: Any, input_consumed: Any) -> None:
+        """Runs (CPU) or launches (CUDA, on ``stream``) every step for ``batch`` samples."""
+        ctx = stream if stream is not None and self.device.kind != "cpu" else contextlib.nullcontext()
+        env, xp = self._env, self.device.xp
+        with ctx:
+            if self._last_input_reader < 0 and input_consumed is not None:
+                self._mark(input_consumed, stream)
+            for i, (s, op, weights, bf16) in enumerate(self._steps):
+                env.reset_scratch()
+                outs = [tensors[t] for t in s.outputs]
+                try:
+                    op.compute(env, [tensors[t] for t in s.inputs], outs, s.params, weights)
+                except PerfkitError as exc:
+                    raise ExecutionError(f"layer {s.name!r} ({s.type}) failed at batch {batch}: {exc}") from exc
+                except Exception as exc:
+                    raise ExecutionError(f"layer {s.name!r} ({s.type}) failed at batch {batch}: "
+                                         f"{type(exc).__name__}: {exc}") from exc
+                if bf16:
+                    for o in outs:
+                        round_bf16(xp, o)
+                if i == self._last_input_reader and input_consumed is not None:
+                    self._mark(input_consumed, stream)
+
+    def _mark(self, event: Any, stream: Any) -> None:
+        if self.device.kind == "cpu":
+            event._mark()
+        else:
+            event.record(stream)
+
+    def __repr__(self) -> str:
+        return f"<ExecutionContext {self.name!r} on {self.device.spec}, {self.device_memory_bytes} bytes>"
+
+
+def _free_all(allocator: Any, buffers: list) -> None:
+    for b in buffers:
+        allocator.free(b)

@@ -1,0 +1,155 @@
+"""Engine: an optimised, device-resident network that creates execution contexts."""
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..device.memory import allocate
+from ..frames.schemas import BUILD_LOG, ENGINE_LAYERS
+from ..ops import get_op
+from .plan import EnginePlan
+
+
+class Engine:
+    """Built by :class:`perfkit.Builder` or loaded by :func:`perfkit.load_engine`.
+
+    Holds the plan and the weights on its device (taken from its allocator, tagged ``weights``).
+    Create one :meth:`create_execution_context` per concurrent stream or thread.
+    """
+
+    def __init__(self, plan: EnginePlan, host_weights: dict, device: Any, allocator: Any):
+        self.plan = plan
+        self.device = device
+        self.allocator = allocator
+        self._host_weights = host_weights
+        self._contexts = 0
+        self._lock = threading.Lock()
+        self.owner = f"engine:{plan.name}"
+        self._weights_buffer = None
+        self.weights: dict = {}
+        self._upload_weights()
+        for s in plan.steps:      # fail now, not at the first inference, if an op or plugin is missing
+            op = get_op(s.type)
+            if s.type == "plugin":
+                op.check(dict(s.params), {})
+
+    def _upload_weights(self) -> None:
+        nbytes = self.plan.memory["weights_bytes"]
+        if nbytes == 0:
+            return
+        buf = allocate(self.allocator, nbytes, "weights", self.owner, self.device.kind)
+        self._weights_buffer = buf
+        self._finalizer = weakref.finalize(self, self.allocator.free, buf)
+        staging = np.zeros(nbytes, np.uint8)
+        for key, w in self.plan.weights.items():
+            arr = np.ascontiguousarray(self._host_weights[key])
+            staging[w.offset:w.offset + arr.nbytes] = arr.view(np.uint8).reshape(-1)
+        if self.device.kind == "cpu":
+            buf.array[...] = staging
+        else:
+            self.device.to_device(staging, out=buf.array)
+            self.device.synchronize()
+        self.weights = {key: buf.view(w.offset, tuple(w.shape), w.dtype) for key, w in self.plan.weights.items()}
+
+    # description -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def id(self) -> str:
+        """A short content hash of the plan and weights (set when saved or loaded, else from the plan)."""
+        return self.plan.extra.get("engine_id", "")
+
+    @property
+    def input_names(self) -> list:
+        return list(self.plan.inputs)
+
+    @property
+    def output_names(self) -> list:
+        return list(self.plan.outputs)
+
+    @property
+    def max_batch_size(self) -> int:
+        return self.plan.max_batch_size
+
+    @property
+    def precision(self) -> str:
+        return self.plan.precision
+
+    @property
+    def build_time_ms(self) -> float:
+        return self.plan.build_time_ms
+
+    def get_binding_shape(self, name: str) -> tuple:
+        """Per-sample shape of an input or output."""
+        from ..errors import BindingError
+        if name not in self.plan.inputs + self.plan.outputs:
+            raise BindingError(f"{name!r} is not an input or output of engine {self.name!r}; "
+                               f"inputs: {self.input_names}, outputs: {self.output_names}")
+        return tuple(self.plan.tensors[name].shape)
+
+    def get_binding_dtype(self, name: str) -> np.dtype:
+        self.get_binding_shape(name)
+        return np.dtype(self.plan.tensors[name].dtype)
+
+    @property
+    def memory(self) -> dict:
+        """Device bytes by purpose: ``weights`` (engine), ``activations``, ``workspace``, ``io`` (per context)."""
+        m = self.plan.memory
+        return {"weights": m["weights_bytes"], "activations": m["activation_bytes"],
+                "workspace": m["workspace_bytes"], "io": m["io_bytes"]}
+
+    @property
+    def device_memory_bytes(self) -> int:
+        """Bytes the engine and one execution context take from the allocator, known before running."""
+        return int(sum(self.memory.values()))
+
+    @property
+    def build_log(self) -> pd.DataFrame:
+        return BUILD_LOG.frame(self.plan.build_log, {"engine": self.name, "engine_id": self.id})
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        rows = []
+        for i, s in enumerate(self.plan.steps):
+            t = self.plan.tensors
+            rows.append({
+                "index": i, "layer": s.name, "type": s.type, "precision": s.precision,
+                "inputs": ", ".join(s.inputs), "outputs": ", ".join(s.outputs),
+                "input_shapes": "; ".join(str(tuple(t[n].shape)) for n in s.inputs),
+                "output_shapes": "; ".join(str(tuple(t[n].shape)) for n in s.outputs),
+                "origin": ", ".join(s.origin), "flops": s.flops, "bytes": s.bytes,
+                "weights_bytes": int(sum(np.dtype(self.plan.weights[k].dtype).itemsize
+                                         * int(np.prod(self.plan.weights[k].shape)) for k in s.weights.values())),
+                "workspace_bytes": s.workspace_bytes})
+        return ENGINE_LAYERS.frame(rows, {"engine": self.name, "precision": self.precision,
+                                          "max_batch_size": self.max_batch_size})
+
+    # use ---------------------------------------------------------------------------------------
+    def create_execution_context(self, name: str | None = None) -> Any:
+        from .context import ExecutionContext
+        with self._lock:
+            self._contexts += 1
+            index = self._contexts
+        return ExecutionContext(self, name or f"{self.name}#ctx{index}")
+
+    def save(self, path: Any) -> str:
+        """Writes the engine to ``path`` (a safetensors file; plan in metadata). Returns the engine id."""
+        from .serialize import save_engine
+        return save_engine(self, path)
+
+    def close(self) -> None:
+        """Returns the weights to the allocator. The engine cannot run afterwards."""
+        if self._weights_buffer is not None:
+            self._weights_buffer = None
+            self.weights = {}
+            self._finalizer()
+
+    def __repr__(self) -> str:
+        return (f"<Engine {self.name!r} on {self.device.spec}: {len(self.plan.steps)} layers, {self.precision}, "
+                f"max batch {self.max_batch_size}, {self.device_memory_bytes / 2**20:.2f} MiB>")
