@@ -1,0 +1,5 @@
+"""Timing loops and sweeps."""
+from .latency import latency_stats, time_inference
+from .sweep import sweep
+
+__all__ = ["time_inference", "latency_stats", "sweep"]

@@ -1,0 +1,108 @@
+"""The ``perfkit`` command: ``perfkit demo`` (the main job) and ``perfkit info``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Sequence
+
+DEMO_MODELS = ("mnist_mlp", "lenet", "resnet_small", "transformer_encoder")
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GiB"
+
+
+def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: Sequence[str],
+         models: Sequence[str], min_time_s: float) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from . import models as pkm
+    from .bench import sweep
+    from .device import get_device
+    from .plots import plot_sweep
+
+    dev = get_device(device)
+    run_dir = os.path.join(out, time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(run_dir, exist_ok=True)
+    print(f"perfkit demo on {dev.spec} ({dev.name}); writing to {run_dir}")
+    print(f"{'model':<22}{'prec':<6}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'samples/s':>12}{'device mem':>13}")
+
+    def show(r: dict) -> None:
+        print(f"{r['model']:<22}{r['precision']:<6}{r['batch_size']:>6}{r['latency_median_ms']:>11.3f}"
+              f"{r['latency_p90_ms']:>9.3f}{r['throughput_per_s']:>12.1f}{_fmt_bytes(r['device_memory_bytes']):>13}",
+              flush=True)
+
+    nets = [pkm.SAMPLES[m]() for m in models]
+    engines: dict = {}
+    frame = sweep(nets, batch_sizes, precisions, dev, min_time_s=min_time_s, on_row=show, engines=engines)
+    frame.to_parquet(os.path.join(run_dir, "sweep.parquet"))
+    top = max(batch_sizes)
+    logs, layers = [], []
+    for net in nets:
+        for precision in precisions:
+            e = engines[(net.name, precision, top)]
+            logs.append(e.build_log.assign(model=net.name, precision=precision))
+            layers.append(e.layers.assign(model=net.name, precision=precision))
+    pd.concat(logs, ignore_index=True).to_parquet(os.path.join(run_dir, "build_log.parquet"))
+    pd.concat(layers, ignore_index=True).to_parquet(os.path.join(run_dir, "engine_layers.parquet"))
+    fig = plot_sweep(frame, "throughput_per_s")
+    png = os.path.join(run_dir, "throughput_vs_batch.png")
+    fig.savefig(png, dpi=110)
+    best = frame.loc[frame.groupby("model")["throughput_per_s"].idxmax()]
+    print("\nbest throughput per model:")
+    for _, r in best.iterrows():
+        print(f"  {r['model']:<22}{r['throughput_per_s']:>12.1f} samples/s  ({r['precision']}, batch {r['batch_size']}, "
+              f"{r['latency_median_ms']:.3f} ms, {_fmt_bytes(r['device_memory_bytes'])} device memory)")
+    print(f"\nwrote {', '.join(sorted(os.listdir(run_dir)))} in {run_dir}")
+    return run_dir
+
+
+def info() -> None:
+    import perfkit
+    from .device import cuda_available, get_device
+    print(f"perfkit {perfkit.__version__}")
+    for k, v in get_device("cpu").info().items():
+        print(f"  cpu {k}: {v}")
+    if cuda_available():
+        for k, v in get_device("cuda").info().items():
+            print(f"  cuda {k}: {v}")
+    else:
+        print("  cuda: not available (no CuPy or no GPU)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="perfkit", description="Measure and understand inference performance.")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="build the sample networks, time them, write frames and a chart")
+    d.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    d.add_argument("--out", default="runs", help="directory for the run's files (default: runs)")
+    d.add_argument("--batch-sizes", default="1,8,32,64", help="comma-separated (default: 1,8,32,64)")
+    d.add_argument("--precisions", default="fp32,fp16", help="comma-separated (default: fp32,fp16)")
+    d.add_argument("--models", default=",".join(DEMO_MODELS), help=f"comma-separated from {', '.join(DEMO_MODELS)}, mlp")
+    d.add_argument("--min-time", type=float, default=0.15, help="seconds of timing per configuration")
+    sub.add_parser("info", help="show perfkit's version and the devices it can use")
+    args = p.parse_args(argv)
+    from .errors import PerfkitError
+    try:
+        if args.command == "demo":
+            demo(args.device, args.out, [int(b) for b in args.batch_sizes.split(",")],
+                 [s.strip() for s in args.precisions.split(",")], [s.strip() for s in args.models.split(",")],
+                 args.min_time)
+        else:
+            info()
+    except PerfkitError as exc:
+        print(f"perfkit: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

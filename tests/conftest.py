@@ -1,0 +1,29 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import perfkit  # noqa: E402
+
+HAS_CUDA = perfkit.cuda_available()
+
+DEVICES = [pytest.param("cpu", id="cpu"),
+           pytest.param("cuda", id="cuda", marks=[pytest.mark.gpu,
+                                                  pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU/CuPy")])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return perfkit.get_device(request.param)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def to_host(a):
+    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
