@@ -8,7 +8,8 @@ import numpy as np
 
 
 def conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-    """Direct-loop convolution over (N, C, H, W)."""
+    """Direct convolution over (N, C, H, W): a loop over groups and kernel taps, each tap a
+    strided slice of the padded input weighted by that tap's (K, C) matrix."""
     n, c, h, wd = x.shape
     k, cg, kh, kw = w.shape
     sh, sw = stride
@@ -20,16 +21,14 @@ def conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), grou
     xp[:, :, ph:ph + h, pw:pw + wd] = x
     out = np.zeros((n, k, oh, ow))
     kg = k // groups
-    for o in range(k):
-        g = o // kg
-        for i in range(oh):
-            for j in range(ow):
-                acc = np.zeros(n)
-                for ci in range(cg):
-                    for a in range(kh):
-                        for b in range(kw):
-                            acc += xp[:, g * cg + ci, i * sh + a * dh, j * sw + b * dw] * w[o, ci, a, b]
-                out[:, o, i, j] = acc + (bias[o] if bias is not None else 0.0)
+    for g in range(groups):
+        for a in range(kh):
+            for b in range(kw):
+                tap = xp[:, g * cg:(g + 1) * cg, a * dh:a * dh + sh * (oh - 1) + 1:sh,
+                         b * dw:b * dw + sw * (ow - 1) + 1:sw]
+                out[:, g * kg:(g + 1) * kg] += np.einsum("nchw,kc->nkhw", tap, w[g * kg:(g + 1) * kg, :, a, b])
+    if bias is not None:
+        out += np.asarray(bias).reshape(1, k, 1, 1)
     return out
 
 

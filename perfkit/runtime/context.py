@@ -261,11 +261,10 @@ class ExecutionContext:
                 outs = [tensors[t] for t in s.outputs]
                 try:
                     op.compute(env, [tensors[t] for t in s.inputs], outs, s.params, weights)
-                except PerfkitError as exc:
-                    raise ExecutionError(f"layer {s.name!r} ({s.type}) failed at batch {batch}: {exc}") from exc
                 except Exception as exc:
-                    raise ExecutionError(f"layer {s.name!r} ({s.type}) failed at batch {batch}: "
-                                         f"{type(exc).__name__}: {exc}") from exc
+                    kind = s.type if s.type != "plugin" else f"plugin {s.params.get('plugin')!r}"
+                    why = str(exc) if isinstance(exc, PerfkitError) else f"{type(exc).__name__}: {exc}"
+                    raise ExecutionError(f"layer {s.name!r} ({kind}) failed at batch {batch}: {why}") from exc
                 if bf16:
                     for o in outs:
                         round_bf16(xp, o)

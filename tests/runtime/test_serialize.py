@@ -1,0 +1,159 @@
+import json
+import struct
+
+import numpy as np
+import pytest
+
+import perfkit as pk
+from conftest import to_host
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_save_load_bit_identical(device, tmp_path, precision):
+    net = pk.models.resnet_small()
+    eng = pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=4, precision=precision))
+    x = pk.models.sample_input(net, 4, seed=3)
+    before = to_host(eng.create_execution_context().execute(x)["prob"])
+    engine_id = eng.save(tmp_path / "r.engine")
+    loaded = pk.load_engine(tmp_path / "r.engine", device=device)
+    after = to_host(loaded.create_execution_context().execute(x)["prob"])
+    np.testing.assert_array_equal(before, after)
+    assert loaded.id == engine_id and len(engine_id) == 12
+    assert list(loaded.build_log["phase"]) == list(eng.build_log["phase"])
+    assert loaded.device_memory_bytes == eng.device_memory_bytes
+
+
+def test_file_is_standard_safetensors(tmp_path):
+    from safetensors.numpy import load_file
+    eng = pk.Builder("cpu").build(pk.models.mnist_mlp())
+    eng.save(tmp_path / "m.engine")
+    tensors = load_file(str(tmp_path / "m.engine"))
+    np.testing.assert_array_equal(tensors["ip1/kernel"], eng._host_weights["ip1/kernel"])
+    raw = (tmp_path / "m.engine").read_bytes()
+    assert b"pickle" not in raw
+
+
+def test_loading_is_much_cheaper_than_building(tmp_path):
+    import time
+    net = pk.models.resnet_small()
+    t0 = time.perf_counter()
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=8))
+    build = time.perf_counter() - t0
+    eng.save(tmp_path / "r.engine")
+    t0 = time.perf_counter()
+    pk.load_engine(tmp_path / "r.engine")
+    load = time.perf_counter() - t0
+    assert eng.build_time_ms > 0 and load < build * 5     # building has no timing yet; loading must stay cheap
+
+
+@pytest.fixture(scope="module")
+def engine_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("e") / "m.engine"
+    net = pk.Network("small")
+    x = net.add_input("x", (6,))
+    y = net.add_fully_connected(x, 4, np.arange(24, dtype=np.float32).reshape(4, 6) / 24, np.ones(4))
+    net.mark_output(net.add_activation(y, "relu").output)
+    pk.Builder("cpu").build(net).save(path)
+    return path.read_bytes()
+
+
+def _mutations(blob, rng):
+    n = struct.unpack("<Q", blob[:8])[0]
+    out = []
+    for cut in sorted(set(rng.integers(0, len(blob), 60).tolist()) | {0, 4, 7, 8, 8 + n // 2, 8 + n, len(blob) - 1}):
+        out.append(("truncate", blob[:cut]))
+    for pos in rng.integers(0, len(blob), 200).tolist():
+        b = bytearray(blob)
+        b[pos] ^= 1 << int(rng.integers(0, 8))
+        out.append((f"flip@{pos}", bytes(b)))
+    for pos in rng.integers(8 + n, len(blob), 40).tolist():       # inside the weights
+        b = bytearray(blob)
+        b[pos] = (b[pos] + 1) % 256
+        out.append((f"weight@{pos}", bytes(b)))
+    header = json.loads(blob[8:8 + n])
+    meta = header["__metadata__"]
+    plan = json.loads(meta["plan"])
+
+    def rewrite(h):
+        hb = json.dumps(h).encode()
+        hb += b" " * (-len(hb) % 8)
+        return struct.pack("<Q", len(hb)) + hb + blob[8 + n:]
+    edits = [("version", {**meta, "format_version": "99"}), ("format", {**meta, "format": "other"}),
+             ("no plan", {k: v for k, v in meta.items() if k != "plan"}),
+             ("batch", {**meta, "plan": json.dumps({**plan, "max_batch_size": 64})}),
+             ("device", {**meta, "plan": json.dumps({**plan, "device_kind": "cuda"})}),
+             ("checksum", {**meta, "checksum": "f" * 64}), ("short checksum", {**meta, "checksum": "abc"})]
+    for what, m in edits:
+        out.append((f"edit {what}", rewrite({**header, "__metadata__": m})))
+    out.append(("no metadata", rewrite({k: v for k, v in header.items() if k != "__metadata__"})))
+    out.append(("appended", blob + b"\0" * 16))
+    out.append(("not json", struct.pack("<Q", 4) + b"\xff\xfe{}" + blob[8 + n:]))
+    out.append(("huge header", struct.pack("<Q", 2**62) + blob[8:]))
+    return out
+
+
+def test_every_mutation_raises_a_perfkit_error(engine_bytes, tmp_path):
+    rng = np.random.default_rng(7)
+    mutations = _mutations(engine_bytes, rng)
+    assert len(mutations) > 250
+    path = tmp_path / "bad.engine"
+    for what, blob in mutations:
+        path.write_bytes(blob)
+        with pytest.raises(pk.PerfkitError):
+            pk.load_engine(path, device="cpu")
+            raise AssertionError(f"mutation {what} loaded without error")
+
+
+def test_errors_say_what_happened(engine_bytes, tmp_path):
+    p = tmp_path / "e.engine"
+    p.write_bytes(engine_bytes[:20])
+    with pytest.raises(pk.EngineFileError, match="truncated"):
+        pk.load_engine(p)
+    b = bytearray(engine_bytes)
+    b[-1] ^= 0xFF
+    p.write_bytes(bytes(b))
+    with pytest.raises(pk.EngineChecksumError, match="corrupted or edited"):
+        pk.load_engine(p)
+    with pytest.raises(pk.EngineFileError, match="cannot read"):
+        pk.load_engine(tmp_path / "missing.engine")
+
+
+def test_version_and_device_errors(tmp_path):
+    eng = pk.Builder("cpu").build(pk.models.mnist_mlp())
+    eng.plan.format_version = 1
+    eng.save(tmp_path / "m.engine")
+    blob = (tmp_path / "m.engine").read_bytes()
+    p = tmp_path / "v.engine"
+    p.write_bytes(blob.replace(b'"format_version":"1"', b'"format_version":"7"'))
+    with pytest.raises(pk.EngineVersionError, match="version '7'.*Rebuild"):
+        pk.load_engine(p)
+
+
+def test_wrong_device_kind(tmp_path):
+    from perfkit.runtime import serialize
+    pk.Builder("cpu").build(pk.models.mnist_mlp()).save(tmp_path / "m.engine")
+    plan, weights, _ = serialize.read_engine_file(tmp_path / "m.engine")
+    plan.device_kind, plan.device_name = "cuda", "NVIDIA H200"          # as if built on a GPU
+    pk.Engine(plan, weights, pk.get_device("cpu"), pk.get_device("cpu").allocator).save(tmp_path / "c.engine")
+    with pytest.raises(pk.EngineDeviceError, match="built for cuda .*cannot run on cpu.*Builder"):
+        pk.load_engine(tmp_path / "c.engine", device="cpu")
+    if not pk.cuda_available():
+        with pytest.raises(pk.EngineDeviceError, match="not available here"):
+            pk.load_engine(tmp_path / "c.engine")
+
+
+def test_plugin_must_be_registered_to_load(tmp_path):
+    pk.register_plugin("twice", lambda shapes, p: shapes[0], impl=lambda xp, ins, p: ins[0] * p["k"], replace=True)
+    net = pk.Network("pl")
+    x = net.add_input("x", (3,))
+    net.mark_output(net.add_plugin("twice", [x], {"k": 2.0}).output)
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2))
+    eng.save(tmp_path / "p.engine")
+    np.testing.assert_array_equal(pk.load_engine(tmp_path / "p.engine").create_execution_context()
+                                  .execute({"x": np.ones((2, 3), np.float32)})[eng.output_names[0]], 2)
+    pk.unregister_plugin("twice")
+    try:
+        with pytest.raises(pk.PluginNotRegisteredError, match="plugin 'twice' is not registered.*register_plugin"):
+            pk.load_engine(tmp_path / "p.engine")
+    finally:
+        pk.register_plugin("twice", lambda shapes, p: shapes[0], impl=lambda xp, ins, p: ins[0] * p["k"], replace=True)
