@@ -12,8 +12,9 @@ from .network import Layer, Network, Tensor  # noqa: E402
 from .ops import register_plugin, registered_ops, registered_plugins, unregister_plugin  # noqa: E402
 from .builder import Builder, BuilderConfig  # noqa: E402
 from .runtime import Engine, ExecutionContext, load_engine  # noqa: E402
-from . import models  # noqa: E402,F401
+from . import bench, frames, models, plots  # noqa: E402,F401
+from .bench import sweep  # noqa: E402
 
 __all__ = ["__version__", "PerfkitError", "Device", "get_device", "cuda_available", "Buffer", "CountingAllocator",
            "Network", "Layer", "Tensor", "register_plugin", "unregister_plugin", "registered_plugins",
-           "registered_ops", "Builder", "BuilderConfig", "Engine", "ExecutionContext", "load_engine", "models"]
+           "registered_ops", "Builder", "BuilderConfig", "Engine", "ExecutionContext", "load_engine", "models", "bench", "frames", "plots", "sweep"]

@@ -1,0 +1,37 @@
+import os
+import subprocess
+import sys
+
+import pandas as pd
+
+import perfkit as pk
+from perfkit.frames import SWEEP, BUILD_LOG
+
+
+def test_demo_writes_frames_and_chart(tmp_path, capsys):
+    from perfkit.cli import main
+    rc = main(["demo", "--device", "cpu", "--out", str(tmp_path), "--batch-sizes", "1,4", "--precisions", "fp32,fp16",
+               "--models", "mnist_mlp,lenet", "--min-time", "0.01"])
+    assert rc == 0
+    (run,) = list(tmp_path.iterdir())
+    files = sorted(os.listdir(run))
+    assert files == ["build_log.parquet", "engine_layers.parquet", "sweep.parquet", "throughput_vs_batch.png"]
+    sweep = pd.read_parquet(run / "sweep.parquet")
+    assert len(sweep) == 2 * 2 * 2
+    assert set(SWEEP.names) <= set(sweep.columns)
+    assert (sweep["throughput_per_s"] > 0).all()
+    assert set(BUILD_LOG.names) <= set(pd.read_parquet(run / "build_log.parquet").columns)
+    assert (run / "throughput_vs_batch.png").stat().st_size > 10_000
+    out = capsys.readouterr().out
+    assert "best throughput per model" in out and "mnist_mlp" in out
+
+
+def test_cli_reports_errors_cleanly(capsys):
+    from perfkit.cli import main
+    assert main(["demo", "--device", "tpu"]) == 2
+    assert "unknown device" in capsys.readouterr().err
+
+
+def test_module_entry_point_info():
+    r = subprocess.run([sys.executable, "-m", "perfkit", "info"], capture_output=True, text=True)
+    assert r.returncode == 0 and f"perfkit {pk.__version__}" in r.stdout
