@@ -55,6 +55,9 @@ class ExecutionContext:
         readers = [i for i, s in enumerate(plan.steps) if inputs & set(s.inputs)]
         self._last_input_reader = max(readers) if readers else -1
         self._env = Env(self.device.xp, kind, None if self._workspace is None else self._workspace.array)
+        # page-locked host staging for execute() with host arrays on CUDA (guide ch. 5: pinned memory)
+        self._pinned = {} if kind == "cpu" else {
+            n: self.device.pinned_empty((b,) + tuple(t[n].shape), t[n].dtype) for n in plan.inputs + plan.outputs}
         self._busy_lock = threading.Lock()
         self._sync_stream = None
         self._default_stream = None
@@ -77,7 +80,11 @@ class ExecutionContext:
             stream = self._stream_for_execute()
             for n, a in arrays.items():
                 dst = self._io_views[n][:batch]
-                if host[n]:
+                if host[n] and self._pinned:
+                    staged = self._pinned[n][:batch]
+                    np.copyto(staged, a[:batch], casting="unsafe")
+                    self.device.to_device(staged, stream=stream, out=dst)
+                elif host[n]:
                     self.device.to_device(a[:batch], stream=stream, out=dst)
                 else:
                     dst[...] = a[:batch]
@@ -85,6 +92,14 @@ class ExecutionContext:
             self._launch(batch, tensors, stream, None)
             stream.synchronize()
             outs = {n: self._io_views[n][:batch] for n in self.engine.plan.outputs}
+            if any(host.values()) and self._pinned:
+                result = {}
+                for n, v in outs.items():
+                    self.device.to_host(v, stream=stream, out=self._pinned[n][:batch])
+                stream.synchronize()
+                for n in outs:
+                    result[n] = self._pinned[n][:batch].copy()
+                return result
             if any(host.values()):
                 return {n: self.device.to_host(v, stream=stream) for n, v in outs.items()}
             return {n: v.copy() for n, v in outs.items()}
@@ -207,6 +222,10 @@ class ExecutionContext:
                                    f"(batch, {', '.join(map(str, spec.shape))}) — per-sample shape {tuple(spec.shape)} "
                                    "with a leading batch dimension")
             self._check_dtype(n, a, spec.dtype, exact=for_enqueue or n in plan.outputs)
+            if spec.dtype == "int32" and a.dtype != np.int32 and a.size:
+                lo, hi = int(a.min()), int(a.max())
+                if lo < -2**31 or hi >= 2**31:
+                    raise BindingError(f"input {n!r} holds values {lo}..{hi} outside the int32 range")
             if for_enqueue and not a.flags.c_contiguous:
                 raise BindingError(f"binding {n!r} is not C-contiguous; pass a contiguous array")
             arrays[n], host[n], batches[n] = a, not is_dev, shape[0]

@@ -132,3 +132,18 @@ def test_context_busy_from_two_threads():
             ctx.execute({"data": np.zeros((1, 1, 28, 28), np.float32)})
     finally:
         ctx._busy_lock.release()
+
+
+def test_integer_inputs_checked_for_range():
+    net = pk.Network("ids")
+    ids = net.add_input("ids", (3,), "int32")
+    table = net.add_constant(np.arange(8, dtype=np.float32).reshape(4, 2))
+    net.mark_output(net.add_gather(table.output, ids).output)
+    ctx = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
+    np.testing.assert_array_equal(ctx.execute({"ids": np.array([[0, 1, 3]], np.int64)})[ctx.engine.output_names[0]][0],
+                                  [[0, 1], [2, 3], [6, 7]])
+    with pytest.raises(pk.BindingError, match="outside the int32 range"):
+        ctx.execute({"ids": np.array([[0, 1, 2**40]], np.int64)})
+    with pytest.raises(pk.ExecutionError, match="gather"):
+        ctx.execute({"ids": np.array([[0, 1, 9]], np.int32)})       # index out of range: named layer error
+    assert ctx.execute({"ids": np.array([[3, 2, 1]], np.int32)})[ctx.engine.output_names[0]].shape == (1, 3, 2)
