@@ -11,10 +11,10 @@ class BuildLog:
         self.rows: list[dict] = []
 
     def add(self, phase: str, rule: str, matched: str = "", produced: str = "", before: int = 0,
-            after: int = 0, time_ms: float = 0.0, detail: str = "") -> None:
+            after: int = 0, time_ms: float = 0.0, detail: str = "", outcome: str = "done") -> None:
         self.rows.append({"step": len(self.rows), "phase": phase, "rule": rule, "matched": matched,
                           "produced": produced, "layers_before": int(before), "layers_after": int(after),
-                          "time_ms": float(time_ms), "detail": detail})
+                          "time_ms": float(time_ms), "outcome": outcome, "detail": detail})
 
     @contextlib.contextmanager
     def timed(self, phase: str, rule: str, count_fn) -> Iterator[dict]:

@@ -19,6 +19,8 @@ from .build_log import BuildLog
 from .config import BuilderConfig
 from .graph import Graph, eliminate_dead_nodes, fold_constants
 from .memory_plan import lifetimes_of, plan_arena
+from .passes import run_fusions
+from .tactics import choose_tactics
 from .precision import assign_precision, convert_weight
 
 
@@ -71,6 +73,7 @@ class Builder:
             folded = fold_constants(g)
             info["matched"] = ", ".join(folded)
             info["detail"] = f"{len(folded)} layer(s) folded" if folded else "nothing to fold"
+        n_fusions = run_fusions(g, config.enabled_fusions, log, config)
         with log.timed("precision", config.precision, count) as info:
             reformats = assign_precision(g, config.precision)
             overrides = sorted({n.name for n in g.nodes if n.precision != config.precision and n.origin})
@@ -79,6 +82,12 @@ class Builder:
                               + (f"; per-layer overrides: {', '.join(overrides)}" if overrides else ""))
         for rule, matched, produced, detail in reformats:
             log.add("reformat", rule, matched, produced, len(g.nodes), len(g.nodes), 0.0, detail)
+        tstats = choose_tactics(g, self.device, self.allocator, config, log)
+        if tstats["hits"] or tstats["misses"]:
+            log.add("tactic", "timing_cache" if config.timing_cache is not None else "timing", "", "", len(g.nodes),
+                    len(g.nodes), tstats["timed_ms"],
+                    f"{tstats['misses']} layer(s) timed in {tstats['timed_ms']:.1f} ms; {tstats['hits']} from the "
+                    f"timing cache, saving {tstats['saved_ms']:.1f} ms")
 
         batch = config.max_batch_size
         steps, workspace = [], 0
@@ -132,7 +141,9 @@ class Builder:
             name=network.name, device_kind=self.device.kind, device_name=self.device.name,
             precision=config.precision, max_batch_size=batch, inputs=list(g.inputs), outputs=list(g.outputs),
             tensors=tensors, steps=steps, weights=weights, memory=memory, build_config=config.to_dict(),
-            build_log=log.rows, build_time_ms=(time.perf_counter() - t_start) * 1e3, perfkit_version=__version__)
+            build_log=log.rows, build_time_ms=(time.perf_counter() - t_start) * 1e3, perfkit_version=__version__,
+            extra={"fusions": n_fusions, "tactic_timing_ms": tstats["timed_ms"],
+                   "timing_cache_saved_ms": tstats["saved_ms"], "timing_cache_hits": tstats["hits"]})
         return Engine(plan, host_weights, self.device, self.allocator)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..errors import BuildError
 from ..network import PRECISIONS
@@ -18,12 +19,23 @@ class BuilderConfig:
     - ``layer_precisions``: per-layer overrides by network layer name, e.g. ``{"prob": "fp32"}``
       (the same as setting ``layer.precision``).
     - ``max_workspace_bytes``: refuse to build when a layer needs more scratch memory than this.
+    - ``fusions``: ``"all"``, ``"none"`` or a set of rule names (``perfkit.builder.passes.RULE_NAMES``).
+    - ``mlp_max_width_product``: the largest K x N of one MLP stage's weights (stands for the shared
+      memory an MLP kernel keeps its weights in).
+    - ``tactics``: ``"time"`` (time every candidate implementation, keep the fastest) or ``"default"``
+      (the first candidate, no timing). ``timing_cache``: a path or :class:`TimingCache` that lets a
+      rebuild skip timing already done on this device. ``tactic_iterations``: timed runs per candidate.
     """
 
     max_batch_size: int = 1
     precision: str = "fp32"
     layer_precisions: dict = field(default_factory=dict)
     max_workspace_bytes: int | None = None
+    fusions: Any = "all"
+    mlp_max_width_product: int = 1 << 20
+    tactics: str = "time"
+    timing_cache: Any = None
+    tactic_iterations: int = 5
 
     def __post_init__(self) -> None:
         self.validate()
@@ -38,7 +50,18 @@ class BuilderConfig:
             raise BuildError(f"layer_precisions values must be one of {PRECISIONS}: {bad}")
         if self.max_workspace_bytes is not None and self.max_workspace_bytes < 0:
             raise BuildError("max_workspace_bytes must be >= 0 or None")
+        from .passes import resolve_fusions
+        self.enabled_fusions = resolve_fusions(self.fusions)
+        if self.tactics not in ("time", "default"):
+            raise BuildError(f"tactics must be 'time' or 'default', not {self.tactics!r}")
+        if not isinstance(self.tactic_iterations, int) or self.tactic_iterations < 1:
+            raise BuildError("tactic_iterations must be a positive int")
+        if not isinstance(self.mlp_max_width_product, int) or self.mlp_max_width_product < 1:
+            raise BuildError("mlp_max_width_product must be a positive int")
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["fusions"] = sorted(self.enabled_fusions)
+        d["timing_cache"] = None if self.timing_cache is None else str(getattr(self.timing_cache, "path", self.timing_cache))
+        return d

@@ -73,13 +73,15 @@ def _s(name: str, doc: str, *cols: tuple) -> Schema:
 BUILD_LOG = _s(
     "build_log", "One row per builder step: what it did, to which layers, and how long it took.",
     ("step", "int64", "", "position of the row in the build"),
-    ("phase", "string", "", "builder phase: validate, dead_layers, constant_folding, precision, reformat, memory_plan, weights"),
+    ("phase", "string", "", "builder phase: validate, dead_layers, constant_folding, fusion, precision, reformat, "
+                            "tactic, memory_plan, weights"),
     ("rule", "string", "", "the rule or action applied within the phase"),
     ("matched", "string", "", "network layers the step looked at, joined by ', '"),
     ("produced", "string", "", "engine layer or tensor the step produced ('' when none)"),
     ("layers_before", "int64", "", "layer count before the step"),
     ("layers_after", "int64", "", "layer count after the step"),
     ("time_ms", "float64", "ms", "wall time spent in the step"),
+    ("outcome", "string", "", "done; fusion: fused / not fused; tactic: chosen / rejected / cached"),
     ("detail", "string", "", "a plain-language explanation of the outcome"),
 )
 

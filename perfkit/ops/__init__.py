@@ -1,6 +1,6 @@
 """One file per layer type; importing this package registers them all (an explicit list, no scanning)."""
 from . import (activation, concatenation, constant, convolution, elementwise, fully_connected,  # noqa: F401
-               gather, identity, lrn, matrix_multiply, padding, plugin, pooling, reduce, scale, shuffle,
+               gather, identity, lrn, matrix_multiply, mlp, padding, plugin, pooling, reduce, scale, shuffle,
                softmax, topk, unary)
 from .base import Cost, Op, TensorSpec, get_op, register_op, registered_ops
 from .env import Env

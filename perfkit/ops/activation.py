@@ -60,8 +60,11 @@ def apply_activation(xp, kind: str, x, alpha: float, beta: float):
 
 @register_op
 class Activation(Op):
+    """An activation; a fused Scale + Activation keeps the scale as ``pre_*`` weights applied first."""
+
     type = "activation"
     short = "act"
+    weight_names = ("pre_scale", "pre_shift", "pre_power")
 
     def check(self, params, weights):
         kind = params.get("activation")
@@ -81,12 +84,28 @@ class Activation(Op):
     def compute(self, env, ins, outs, params, weights):
         x, out = ins[0], outs[0]
         kind = params["activation"]
+        if weights:
+            x = self._pre_scale(env.xp, x, params, weights)
         if kind == "relu":
             env.xp.maximum(x, 0, out=out)
             return
         out[...] = apply_activation(env.xp, kind, x, params["alpha"], params["beta"])
 
+    @staticmethod
+    def _pre_scale(xp, x, params, weights):
+        from .scale import Scale
+        p = {"mode": params.get("pre_mode", "uniform"), "channel_axis": params.get("pre_channel_axis", 0)}
+        rank = x.ndim - 1
+        y = x.astype("float32")
+        if "pre_scale" in weights:
+            y = y * Scale.broadcastable(p, weights["pre_scale"], rank)
+        if "pre_shift" in weights:
+            y = y + Scale.broadcastable(p, weights["pre_shift"], rank)
+        if "pre_power" in weights:
+            y = xp.power(y, Scale.broadcastable(p, weights["pre_power"], rank))
+        return y
+
     def cost(self, params, inputs, outputs, weights):
         n = outputs[0].size
-        return Cost(flops=float(n * ACTIVATIONS[params["activation"]][2]),
+        return Cost(flops=float(n * (ACTIVATIONS[params["activation"]][2] + len(weights))),
                     bytes=float(inputs[0].nbytes + outputs[0].nbytes))

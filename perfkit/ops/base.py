@@ -55,6 +55,14 @@ class Op:
     max_inputs: int | None = 1
     output_names: tuple = ("",)  # suffixes of output tensor names ("" = the layer's name)
     weight_names: tuple = ()
+    tactic_names: tuple = ()     # implementations the builder may time; the first is the default
+
+    def applicable_tactics(self, params: dict, inputs: Sequence[TensorSpec]) -> tuple:
+        return self.tactic_names
+
+    def prepare_tactic(self, tactic: str, params: dict, weights: dict) -> tuple:
+        """Parameters and weights (e.g. a different weight layout) for running ``tactic``."""
+        return {**params, "tactic": tactic}, weights
 
     def check(self, params: dict, weights: dict) -> dict:
         return params

@@ -1,10 +1,17 @@
-"""Convolution over (C, H, W) with stride, padding, dilation and groups, as im2col + GEMM."""
+"""Convolution over (C, H, W) with stride, padding, dilation and groups.
+
+Tactics: ``im2col`` gathers every window into a column matrix (workspace) and runs one GEMM;
+``taps`` runs one small GEMM per kernel tap over a strided view of the input, with no column
+matrix. A fused layer may add a residual input (ElementWise sum fusion), raise to a power and apply
+an activation as an epilogue; batch-norm Scales are folded into the weights by the builder.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
-from .base import Cost, Op, as_array, pair, register_op, TensorSpec
+from .base import Cost, Op, TensorSpec, as_array, pair, register_op
+from .epilogue import apply_epilogue, check_epilogue, epilogue_flops
 
 
 def conv_out_size(n: int, k: int, s: int, p: int, d: int) -> int:
@@ -16,6 +23,8 @@ class Convolution(Op):
     type = "convolution"
     short = "conv"
     weight_names = ("kernel", "bias")
+    max_inputs = 2           # the second input is a fused residual sum
+    tactic_names = ("im2col", "taps")
 
     def check(self, params, weights):
         k = params.get("num_output_maps")
@@ -41,7 +50,12 @@ class Convolution(Op):
             weights["bias"] = b
         else:
             weights.pop("bias", None)
-        return params
+        params.setdefault("tactic", "im2col")
+        return check_epilogue(params)
+
+    def applicable_tactics(self, params, inputs):
+        direct, _ = self._plan(params, inputs[0].shape, None)
+        return ("im2col",) if direct else self.tactic_names
 
     def infer(self, params, inputs, weights):
         x = inputs[0]
@@ -58,7 +72,10 @@ class Convolution(Op):
         if oh <= 0 or ow <= 0:
             raise ShapeError(f"a {kh}x{kw} kernel (dilation {dh}x{dw}, padding {ph}x{pw}) does not fit "
                              f"an input of {h}x{w}")
-        return [TensorSpec((params["num_output_maps"], oh, ow), x.dtype)]
+        out = (params["num_output_maps"], oh, ow)
+        if len(inputs) == 2 and tuple(inputs[1].shape) != out:
+            raise ShapeError(f"the fused residual input has shape {inputs[1].shape}, the output {out}")
+        return [TensorSpec(out, x.dtype)]
 
     def _plan(self, params, x_shape, out_shape):
         c, h, w = x_shape
@@ -71,6 +88,8 @@ class Convolution(Op):
         direct, (hp, wp) = self._plan(params, x.shape, o.shape)
         if direct:
             return 0
+        if params.get("tactic") == "taps":
+            return batch * x.shape[0] * hp * wp * x.itemsize + 256 if params["padding"] != (0, 0) else 0
         kh, kw = params["kernel_size"]
         padded = batch * x.shape[0] * hp * wp * x.itemsize if params["padding"] != (0, 0) else 0
         cols = batch * x.shape[0] * kh * kw * o.shape[1] * o.shape[2] * x.itemsize
@@ -86,15 +105,19 @@ class Convolution(Op):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (params[n] for n in ("kernel_size", "stride", "padding", "dilation"))
         wmat = weights["kernel"].reshape(g, kg, cg * kh * kw)
         direct, (hp, wp) = self._plan(params, (c, h, w), (k, oh, ow))
-        if direct:
-            cols = x.reshape(b, g, cg, h * w)
-        else:
+        if not direct:
             if ph or pw:
                 padded = env.scratch((b, c, hp, wp), x.dtype)
                 padded.fill(0)
                 padded[:, :, ph:ph + h, pw:pw + w] = x
             else:
                 padded = xp.ascontiguousarray(x)
+        if direct:
+            cols = x.reshape(b, g, cg, h * w)
+        elif params["tactic"] == "taps":
+            self._taps(env, padded, out, weights["kernel"], params, (oh, ow))
+            cols = None
+        else:
             s = padded.strides
             win = xp.lib.stride_tricks.as_strided(
                 padded, shape=(b, g, cg, kh, kw, oh, ow),
@@ -102,15 +125,37 @@ class Convolution(Op):
             cols = env.scratch((b, g, cg, kh, kw, oh, ow), x.dtype)
             cols[...] = win
             cols = cols.reshape(b, g, cg * kh * kw, oh * ow)
-        env.matmul(wmat, cols, out.reshape(b, g, kg, oh * ow))
+        if cols is not None:
+            env.matmul(wmat, cols, out.reshape(b, g, kg, oh * ow))
         if "bias" in weights:
             xp.add(out, weights["bias"].reshape(k, 1, 1), out=out)
+        apply_epilogue(env, out, params, ins[1] if len(ins) > 1 else None)
+
+    @staticmethod
+    def _taps(env, padded, out, kernel, params, size):
+        """Sum over kernel taps of (K/g, C/g) @ a strided view of the input: no column matrix."""
+        xp = env.xp
+        b, c = padded.shape[:2]
+        k = out.shape[1]
+        g = params["groups"]
+        cg, kg = c // g, k // g
+        (kh, kw), (sh, sw), (dh, dw) = params["kernel_size"], params["stride"], params["dilation"]
+        oh, ow = size
+        acc = xp.zeros((b, g, kg, oh, ow), np.float32)
+        wk = kernel.astype(np.float32).reshape(g, kg, cg, kh, kw)
+        for a in range(kh):
+            for t in range(kw):
+                tap = padded[:, :, a * dh:a * dh + sh * (oh - 1) + 1:sh, t * dw:t * dw + sw * (ow - 1) + 1:sw]
+                tap = tap.reshape(b, g, cg, oh, ow).astype(np.float32)
+                acc += xp.einsum("gkc,bgchw->bgkhw", wk[:, :, :, a, t], tap)
+        out[...] = acc.reshape(out.shape)
 
     def cost(self, params, inputs, outputs, weights):
         kh, kw = params["kernel_size"]
         cg = inputs[0].shape[0] // params["groups"]
         o = outputs[0]
         wbytes = weights["kernel"].size * o.itemsize
-        return Cost(flops=2.0 * o.size * cg * kh * kw + (o.size if "bias" in weights else 0),
-                    bytes=float(inputs[0].nbytes + o.nbytes + wbytes))
+        return Cost(flops=2.0 * o.size * cg * kh * kw + (o.size if "bias" in weights else 0)
+                    + epilogue_flops(params, o.size) + (o.size if len(inputs) > 1 else 0),
+                    bytes=float(sum(t.nbytes for t in inputs) + o.nbytes + wbytes))
 

@@ -1,8 +1,16 @@
-"""FullyConnected: every per-sample input value feeds every output, ``y = W·flatten(x) + b``."""
+"""FullyConnected: every per-sample input value feeds every output, ``y = W·flatten(x) + b``.
+
+Tactics: ``nt`` multiplies by the kernel as stored, (outputs, inputs), transposed on the fly;
+``nn`` stores the kernel pre-transposed, (inputs, outputs), contiguous. A fused activation runs as
+an epilogue (``ip1 + relu1``).
+"""
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import NetworkDefinitionError, ShapeError
-from .base import Cost, Op, as_array, register_op, TensorSpec
+from .base import Cost, Op, TensorSpec, as_array, register_op
+from .epilogue import apply_epilogue, check_epilogue, epilogue_flops
 
 
 @register_op
@@ -10,6 +18,7 @@ class FullyConnected(Op):
     type = "fully_connected"
     short = "fc"
     weight_names = ("kernel", "bias")
+    tactic_names = ("nt", "nn")
 
     def check(self, params, weights):
         k = params.get("num_outputs")
@@ -26,7 +35,8 @@ class FullyConnected(Op):
             weights["bias"] = b
         else:
             weights.pop("bias", None)
-        return params
+        params.setdefault("tactic", "nt")
+        return check_epilogue(params)
 
     def infer(self, params, inputs, weights):
         x = inputs[0]
@@ -35,14 +45,22 @@ class FullyConnected(Op):
                              f"expects {weights['kernel'].shape[1]}")
         return [TensorSpec((params["num_outputs"],), x.dtype)]
 
+    def prepare_tactic(self, tactic, params, weights):
+        params = {**params, "tactic": tactic}
+        if tactic == "nn":
+            weights = {**weights, "kernel": np.ascontiguousarray(weights["kernel"].T)}
+        return params, weights
+
     def compute(self, env, ins, outs, params, weights):
         x, out = ins[0], outs[0]
-        env.matmul(x.reshape(x.shape[0], -1), weights["kernel"].T, out)
+        w = weights["kernel"]
+        env.matmul(x.reshape(x.shape[0], -1), w if params["tactic"] == "nn" else w.T, out)
         if "bias" in weights:
             env.xp.add(out, weights["bias"], out=out)
+        apply_epilogue(env, out, params)
 
     def cost(self, params, inputs, outputs, weights):
-        k, n = weights["kernel"].shape
+        k, n = outputs[0].size, inputs[0].size
         it = outputs[0].itemsize
-        return Cost(flops=2.0 * k * n + (k if "bias" in weights else 0),
+        return Cost(flops=2.0 * k * n + (k if "bias" in weights else 0) + epilogue_flops(params, k),
                     bytes=float(inputs[0].nbytes + outputs[0].nbytes + (k * n + k) * it))

@@ -9,8 +9,12 @@ from .base import Cost, Op, pair, register_op, TensorSpec
 
 @register_op
 class Pooling(Op):
+    """Tactics: ``strided`` reduces a strided window view in one call; ``taps`` combines one
+    shifted slice per window position (kh*kw element-wise passes, no window view)."""
+
     type = "pooling"
     short = "pool"
+    tactic_names = ("strided", "taps")
 
     def check(self, params, weights):
         if params.get("pool") not in ("max", "avg"):
@@ -19,6 +23,7 @@ class Pooling(Op):
         params["stride"] = pair(params.get("stride") or params["window"], "stride", 1)
         params["padding"] = pair(params.get("padding", 0), "padding", 0)
         params["exclude_padding"] = bool(params.get("exclude_padding", True))
+        params.setdefault("tactic", "strided")
         if any(p >= w for p, w in zip(params["padding"], params["window"])):
             raise NetworkDefinitionError(f"padding {params['padding']} must be smaller than the window {params['window']}")
         return params
@@ -58,13 +63,28 @@ class Pooling(Op):
             padded[:, :, ph:ph + h, pw:pw + w] = x
         else:
             padded = xp.ascontiguousarray(x)
-        s = padded.strides
-        win = xp.lib.stride_tricks.as_strided(padded, shape=(b, c, oh, ow, kh, kw),
-                                              strides=(s[0], s[1], sh * s[2], sw * s[3], s[2], s[3]))
-        if params["pool"] == "max":
-            out[...] = win.max(axis=(4, 5))
-            return
-        total = win.sum(axis=(4, 5), dtype=np.float32)
+        if params["tactic"] == "taps":
+            total = None
+            for a in range(kh):
+                for t in range(kw):
+                    tap = padded[:, :, a:a + sh * (oh - 1) + 1:sh, t:t + sw * (ow - 1) + 1:sw]
+                    if params["pool"] == "max":
+                        if a == 0 and t == 0:
+                            out[...] = tap
+                        else:
+                            xp.maximum(out, tap, out=out)
+                    else:
+                        total = tap.astype(np.float32) if total is None else total + tap
+            if params["pool"] == "max":
+                return
+        else:
+            s = padded.strides
+            win = xp.lib.stride_tricks.as_strided(padded, shape=(b, c, oh, ow, kh, kw),
+                                                  strides=(s[0], s[1], sh * s[2], sw * s[3], s[2], s[3]))
+            if params["pool"] == "max":
+                out[...] = win.max(axis=(4, 5))
+                return
+            total = win.sum(axis=(4, 5), dtype=np.float32)
         if params["exclude_padding"] and (ph or pw):
             counts = np.outer(self._counts(xp, h, kh, sh, ph, oh), self._counts(xp, w, kw, sw, pw, ow))
             out[...] = total / xp.asarray(counts.astype(np.float32))

@@ -8,7 +8,7 @@ from perfkit.builder.memory_plan import plan_arena
 
 
 def test_build_log_and_layers_frames():
-    eng = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=4))
+    eng = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=4, fusions="none"))
     log = eng.build_log
     assert list(log["phase"])[:2] == ["validate", "dead_layers"]
     assert {"memory_plan", "weights", "precision"} <= set(log["phase"])
@@ -35,7 +35,7 @@ def test_fp16_reformats_and_override():
     eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2, precision="fp16",
                                                         layer_precisions={"prob": "fp32"}))
     layers = eng.layers.set_index("layer")
-    assert layers.loc["ip1", "precision"] == "fp16" and layers.loc["prob", "precision"] == "fp32"
+    assert layers.loc["2-layer MLP", "precision"] == "fp16" and layers.loc["prob", "precision"] == "fp32"
     reformats = eng.build_log.query("phase == 'reformat'")
     assert len(reformats) >= 2      # data -> fp16, ip2 -> fp32 for prob
     assert eng.get_binding_dtype("data") == np.float32 and eng.get_binding_dtype("prob") == np.float32

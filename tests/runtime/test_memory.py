@@ -11,7 +11,8 @@ def test_predicted_equals_allocated(device, model, precision):
     alloc = pk.CountingAllocator(device.allocator)
     net = pk.models.SAMPLES[model]()
     eng = pk.Builder(device, allocator=alloc).build(net, pk.BuilderConfig(max_batch_size=4, precision=precision))
-    assert alloc.by_tag == {"weights": eng.memory["weights"]}
+    # after the build only the weights remain (tactic timing borrowed workspace and gave it back)
+    assert {k: v for k, v in alloc.by_tag.items() if v} == {"weights": eng.memory["weights"]}
     ctx = eng.create_execution_context()
     assert alloc.in_use_bytes == eng.device_memory_bytes
     assert alloc.by_tag["activations"] == eng.memory["activations"]

@@ -1,0 +1,86 @@
+"""MLP: a stack of GEMM stages, each with an optional bias and activation, run as one layer.
+
+Produced only by the builder's MLP fusions (guide 2.5.3). Stage ``i`` computes
+``act_i(x @ w_i + b_i)`` over the last axis; intermediate results live in the layer's workspace,
+never in the activation memory plan. ``flatten`` (stages made from FullyConnected layers) first
+flattens each sample to a vector.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NetworkDefinitionError, ShapeError
+from .activation import ACTIVATIONS, apply_activation
+from .base import Cost, Op, TensorSpec, register_op
+
+MAX_STAGES = 31
+
+
+@register_op
+class MLP(Op):
+    type = "mlp"
+    short = "mlp"
+
+    def check(self, params, weights):
+        stages = params.get("stages")
+        if not isinstance(stages, list) or not 1 <= len(stages) <= MAX_STAGES:
+            raise NetworkDefinitionError(f"an MLP layer needs 1..{MAX_STAGES} stages")
+        for i, st in enumerate(stages):
+            if f"w{i}" not in weights:
+                raise NetworkDefinitionError(f"MLP stage {i} has no weights w{i}")
+            act = st.get("activation")
+            if act is not None and act.get("kind") not in ACTIVATIONS:
+                raise NetworkDefinitionError(f"MLP stage {i}: unknown activation {act!r}")
+        params["flatten"] = bool(params.get("flatten", False))
+        params["widths"] = [int(weights["w0"].shape[0])] + [int(weights[f"w{i}"].shape[1]) for i in range(len(stages))]
+        return params
+
+    def infer(self, params, inputs, weights):
+        x = inputs[0]
+        width = x.size if params["flatten"] else x.shape[-1]
+        for i in range(len(params["stages"])):
+            w = weights[f"w{i}"]
+            if w.shape[0] != width:
+                raise ShapeError(f"MLP stage {i} expects {w.shape[0]} inputs, gets {width}")
+            width = w.shape[1]
+        shape = (width,) if params["flatten"] else tuple(x.shape[:-1]) + (width,)
+        return [TensorSpec(shape, x.dtype)]
+
+    def workspace(self, params, inputs, outputs, batch):
+        x = inputs[0]
+        rows = batch * (1 if params["flatten"] else int(np.prod(x.shape[:-1])))
+        inner = [int(w) for w in params.get("widths", [])[1:-1]] or [0]
+        return 2 * (rows * max(inner) * x.itemsize + 256)
+
+    def compute(self, env, ins, outs, params, weights):
+        xp = env.xp
+        x, out = ins[0], outs[0]
+        b = x.shape[0]
+        h = x.reshape(b, -1) if params["flatten"] else x
+        final = out.reshape(h.shape[:-1] + (out.shape[-1],))
+        n = len(params["stages"])
+        for i, st in enumerate(params["stages"]):
+            w = weights[f"w{i}"]
+            dst = final if i == n - 1 else env.scratch(h.shape[:-1] + (w.shape[1],), out.dtype)
+            env.matmul(h, w, dst)
+            if f"b{i}" in weights:
+                xp.add(dst, weights[f"b{i}"], out=dst)
+            act = st.get("activation")
+            if act:
+                if act["kind"] == "relu":
+                    xp.maximum(dst, 0, out=dst)
+                else:
+                    dst[...] = apply_activation(xp, act["kind"], dst, act["alpha"], act["beta"])
+            h = dst
+
+    def cost(self, params, inputs, outputs, weights):
+        rows = 1 if params["flatten"] else int(np.prod(inputs[0].shape[:-1]))
+        flops = 0.0
+        wbytes = 0
+        for i, st in enumerate(params["stages"]):
+            k, n = weights[f"w{i}"].shape
+            flops += rows * (2.0 * k * n + n)
+            if st.get("activation"):
+                flops += rows * n * ACTIVATIONS[st["activation"]["kind"]][2]
+            wbytes += (k * n + n) * outputs[0].itemsize
+        return Cost(flops=flops, bytes=float(inputs[0].nbytes + outputs[0].nbytes + wbytes))
