@@ -1,7 +1,7 @@
 """BuilderConfig: what the builder optimises for."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import BuildError
@@ -61,7 +61,8 @@ class BuilderConfig:
         return self
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["layer_precisions"] = dict(self.layer_precisions or {})
         d["fusions"] = sorted(self.enabled_fusions)
         d["timing_cache"] = None if self.timing_cache is None else str(getattr(self.timing_cache, "path", self.timing_cache))
         return d

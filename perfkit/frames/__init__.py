@@ -1,4 +1,6 @@
 """Frames: pandas DataFrames with declared schemas (see :mod:`perfkit.frames.schemas`)."""
-from .schemas import BUILD_LOG, ENGINE_LAYERS, SCHEMAS, SWEEP, Column, Schema, SchemaError, get_schema
+from .schemas import (BUILD_LOG, ENGINE_DISPATCH, ENGINE_LAYERS, FUSION_BENEFIT, SCHEMAS, SWEEP, Column, Schema,
+                      SchemaError, get_schema)
 
-__all__ = ["Column", "Schema", "SchemaError", "SCHEMAS", "get_schema", "BUILD_LOG", "ENGINE_LAYERS", "SWEEP"]
+__all__ = ["Column", "Schema", "SchemaError", "SCHEMAS", "get_schema", "BUILD_LOG", "ENGINE_LAYERS", "SWEEP", "ENGINE_DISPATCH",
+           "FUSION_BENEFIT"]

@@ -122,7 +122,28 @@ SWEEP = _s(
     ("build_time_ms", "float64", "ms", "time to build the engine"),
 )
 
-SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP)}
+ENGINE_DISPATCH = _s(
+    "engine_dispatch", "One row per call to an EngineSet context: which engine ran the batch.",
+    ("ts_ns", "int64", "ns", "perf_counter_ns when the call started"),
+    ("batch_size", "int64", "", "samples in the call"),
+    ("engine_max_batch_size", "int64", "", "max batch size of the engine chosen (the smallest that fits)"),
+    ("engine_id", "string", "", "id of that engine"),
+    ("latency_ms", "float64", "ms", "host-timed latency of the synchronous call"),
+)
+
+FUSION_BENEFIT = _s(
+    "fusion_benefit", "What each fusion rule buys: the engine rebuilt with that rule switched off, against all rules on.",
+    ("rule", "string", "", "fusion rule switched off ('(all rules)' and '(no rules)' are the references)"),
+    ("fusions", "int64", "", "times the rule fused in the fully fused build"),
+    ("layers", "int64", "", "engine layers with the rule off"),
+    ("latency_ms", "float64", "ms", "median latency with the rule off"),
+    ("latency_delta_ms", "float64", "ms", "latency with the rule off minus latency with all rules"),
+    ("latency_delta_pct", "float64", "%", "that difference as a percentage of the fully fused latency"),
+    ("device_memory_bytes", "int64", "B", "engine plus one context with the rule off"),
+    ("memory_delta_bytes", "int64", "B", "device memory with the rule off minus with all rules"),
+)
+
+SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP, ENGINE_DISPATCH, FUSION_BENEFIT)}
 
 
 def get_schema(name: str) -> Schema:

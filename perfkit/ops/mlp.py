@@ -50,7 +50,8 @@ class MLP(Op):
         x = inputs[0]
         rows = batch * (1 if params["flatten"] else int(np.prod(x.shape[:-1])))
         inner = [int(w) for w in params.get("widths", [])[1:-1]] or [0]
-        return 2 * (rows * max(inner) * x.itemsize + 256)
+        buffers = min(2, len(params["stages"]) - 1)     # ping-pong between stages; one suffices for two stages
+        return buffers * (rows * max(inner) * x.itemsize + 256)
 
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp

@@ -33,17 +33,6 @@ def test_file_is_standard_safetensors(tmp_path):
     assert b"pickle" not in raw
 
 
-def test_loading_is_much_cheaper_than_building(tmp_path):
-    import time
-    net = pk.models.resnet_small()
-    t0 = time.perf_counter()
-    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=8))
-    build = time.perf_counter() - t0
-    eng.save(tmp_path / "r.engine")
-    t0 = time.perf_counter()
-    pk.load_engine(tmp_path / "r.engine")
-    load = time.perf_counter() - t0
-    assert eng.build_time_ms > 0 and load < build * 5     # building has no timing yet; loading must stay cheap
 
 
 @pytest.fixture(scope="module")

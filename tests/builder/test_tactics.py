@@ -1,0 +1,118 @@
+"""Timed tactic selection, the timing cache, loading vs building, and engines per batch size."""
+import time
+
+import numpy as np
+import pytest
+
+import perfkit as pk
+from conftest import to_host
+from oracles import assert_close, reference_forward
+
+
+@pytest.mark.parametrize("layer", ["convolution", "fully_connected", "pooling"])
+def test_every_tactic_matches_the_reference(device, rng, layer):
+    from perfkit.ops import get_op
+    for tactic in get_op(layer).tactic_names:
+        net = pk.Network(layer)
+        x = net.add_input("x", (4, 9, 9))
+        if layer == "convolution":
+            y = net.add_convolution(x, 6, 3, rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6), stride=2,
+                                    padding=1, dilation=(1, 2), groups=2)
+        elif layer == "fully_connected":
+            y = net.add_fully_connected(x, 7, rng.standard_normal((7, 324)), rng.standard_normal(7))
+        else:
+            y = net.add_pooling(x, "avg", 3, 2, 1)
+        y.params["tactic"] = tactic
+        net.mark_output(y.output)
+        inputs = {"x": rng.standard_normal((3, 4, 9, 9)).astype(np.float32)}
+        ref = reference_forward(net, inputs)
+        eng = pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=3, tactics="default"))
+        eng.plan.steps[0].params["tactic"] = tactic
+        if tactic == "nn":
+            eng = None
+            params, w = get_op(layer).prepare_tactic("nn", y.params, y.weights)
+            assert w["kernel"].shape == (324, 7) and w["kernel"].flags.c_contiguous
+            continue
+        got = eng.create_execution_context().execute(inputs)
+        assert_close(to_host(got[y.output.name]), ref[y.output.name], "fp32", f"{layer}/{tactic}")
+
+
+def test_builder_times_candidates_and_logs_them(device):
+    eng = pk.Builder(device).build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=8))
+    t = eng.build_log.query("phase == 'tactic' and outcome in ('chosen', 'rejected')")
+    per_layer = t.groupby("matched")["outcome"].apply(sorted)
+    assert "conv1" in per_layer.index and per_layer["conv1"] == ["chosen", "rejected"]
+    chosen = t[t["outcome"] == "chosen"].set_index("matched")["rule"]
+    steps = {s.name: s.params.get("tactic") for s in eng.plan.steps}
+    for layer, tactic in chosen.items():
+        assert steps[layer] == tactic
+        times = t[t["matched"] == layer].set_index("rule")["time_ms"]
+        assert times[tactic] == times.min()
+    assert eng.plan.extra["tactic_timing_ms"] > 0
+
+
+def test_timing_cache_skips_timing_and_is_five_times_faster(tmp_path):
+    net = pk.models.resnet_small()
+    path = tmp_path / "timing.cache"
+    cfg = pk.BuilderConfig(max_batch_size=16, timing_cache=pk.TimingCache(path))
+    first = pk.Builder("cpu").build(net, cfg)
+    assert path.exists()
+    second = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=16, timing_cache=str(path)))
+    log2 = second.build_log.query("phase == 'tactic'")
+    assert set(log2["outcome"]) == {"cached", "done"}                  # no candidate was timed
+    assert second.plan.extra["tactic_timing_ms"] == 0
+    assert second.plan.extra["timing_cache_saved_ms"] > 0
+    assert first.build_time_ms >= 5 * second.build_time_ms, (first.build_time_ms, second.build_time_ms)
+    assert [s.params.get("tactic") for s in first.plan.steps] == [s.params.get("tactic") for s in second.plan.steps]
+
+
+def test_corrupted_timing_cache_is_a_clear_error(tmp_path):
+    p = tmp_path / "bad.cache"
+    p.write_text("{not json")
+    with pytest.raises(pk.PerfkitError, match="delete it and rebuild"):
+        pk.TimingCache(p)
+
+
+def test_loading_is_far_cheaper_than_building(tmp_path):
+    net = pk.models.resnet_small()
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=16))
+    eng.save(tmp_path / "r.engine")
+    t0 = time.perf_counter()
+    loaded = pk.load_engine(tmp_path / "r.engine")
+    load_ms = (time.perf_counter() - t0) * 1e3
+    assert load_ms * 5 <= eng.build_time_ms, (load_ms, eng.build_time_ms)
+    assert [s.params.get("tactic") for s in loaded.plan.steps] == [s.params.get("tactic") for s in eng.plan.steps]
+
+
+def test_default_tactics_skip_timing():
+    eng = pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=4, tactics="default"))
+    assert not len(eng.build_log.query("phase == 'tactic'"))
+    assert all(s.params.get("tactic") in (None, "im2col", "nt", "strided") for s in eng.plan.steps)
+
+
+def test_engine_set_runs_each_batch_on_the_smallest_engine(device):
+    net = pk.models.mnist_mlp()
+    es = pk.EngineSet(net, [1, 8, 32], pk.BuilderConfig(precision="fp32"), device=device)
+    assert es.batch_sizes == [1, 8, 32]
+    ctx = es.create_execution_context()
+    ref = pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=32)).create_execution_context()
+    for b in (1, 5, 8, 9, 32):
+        x = pk.models.sample_input(net, b, seed=b)
+        np.testing.assert_allclose(to_host(ctx.execute(x)["prob"]), to_host(ref.execute(x)["prob"]), rtol=1e-5,
+                                   atol=1e-7)
+    d = ctx.dispatch
+    assert list(d["batch_size"]) == [1, 5, 8, 9, 32]
+    assert list(d["engine_max_batch_size"]) == [1, 8, 8, 32, 32]
+    with pytest.raises(pk.BatchSizeError, match="larger than every engine"):
+        ctx.execute(pk.models.sample_input(net, 33))
+
+
+def test_fusion_benefit_table():
+    f = pk.analysis.fusion_benefit(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=8), min_time_s=0.05)
+    assert f.attrs["schema"] == "fusion_benefit"
+    assert list(f["rule"])[0] == "(all rules)" and list(f["rule"])[-1] == "(no rules)"
+    assert {"fc_relu", "mlp_create"} <= set(f["rule"])
+    row = f.set_index("rule")
+    assert row.loc["(all rules)", "layers"] == 2 and row.loc["(no rules)", "layers"] == 4
+    assert row.loc["mlp_create", "layers"] == 3
+    assert row.loc["(all rules)", "latency_delta_ms"] == 0
