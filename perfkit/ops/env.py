@@ -1,6 +1,7 @@
 """The environment an op computes in: array module, workspace, precision helpers."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ class Env:
 
     def scratch(self, shape: tuple, dtype: Any) -> Any:
         dtype = np.dtype(dtype)
-        n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        n = math.prod(shape) * dtype.itemsize
         start = (self._ws_offset + 255) // 256 * 256
         if self._ws is None or start + n > self._ws.nbytes:
             # the op under-declared its workspace: fall back to a fresh array rather than fail

@@ -18,8 +18,12 @@ MAX_STAGES = 31
 
 @register_op
 class MLP(Op):
+    """Tactics: ``nn`` keeps each stage's weights as (inputs, outputs); ``nt`` stores them as
+    (outputs, inputs) and multiplies by the transposed view, which BLAS may run faster."""
+
     type = "mlp"
     short = "mlp"
+    tactic_names = ("nn", "nt")
 
     def check(self, params, weights):
         stages = params.get("stages")
@@ -32,14 +36,23 @@ class MLP(Op):
             if act is not None and act.get("kind") not in ACTIVATIONS:
                 raise NetworkDefinitionError(f"MLP stage {i}: unknown activation {act!r}")
         params["flatten"] = bool(params.get("flatten", False))
+        params.setdefault("tactic", "nn")
         params["widths"] = [int(weights["w0"].shape[0])] + [int(weights[f"w{i}"].shape[1]) for i in range(len(stages))]
         return params
+
+    def prepare_tactic(self, tactic, params, weights):
+        if tactic == params.get("tactic", "nn"):
+            return {**params, "tactic": tactic}, weights
+        flipped = {k: (np.ascontiguousarray(v.T) if k.startswith("w") else v) for k, v in weights.items()}
+        return {**params, "tactic": tactic}, flipped
 
     def infer(self, params, inputs, weights):
         x = inputs[0]
         width = x.size if params["flatten"] else x.shape[-1]
         for i in range(len(params["stages"])):
             w = weights[f"w{i}"]
+            if params.get("tactic") == "nt":
+                w = w.T
             if w.shape[0] != width:
                 raise ShapeError(f"MLP stage {i} expects {w.shape[0]} inputs, gets {width}")
             width = w.shape[1]
@@ -60,8 +73,9 @@ class MLP(Op):
         h = x.reshape(b, -1) if params["flatten"] else x
         final = out.reshape(h.shape[:-1] + (out.shape[-1],))
         n = len(params["stages"])
+        nt = params.get("tactic") == "nt"
         for i, st in enumerate(params["stages"]):
-            w = weights[f"w{i}"]
+            w = weights[f"w{i}"].T if nt else weights[f"w{i}"]
             dst = final if i == n - 1 else env.scratch(h.shape[:-1] + (w.shape[1],), out.dtype)
             env.matmul(h, w, dst)
             if f"b{i}" in weights:
@@ -79,7 +93,7 @@ class MLP(Op):
         flops = 0.0
         wbytes = 0
         for i, st in enumerate(params["stages"]):
-            k, n = weights[f"w{i}"].shape
+            k, n = weights[f"w{i}"].shape[::-1] if params.get("tactic") == "nt" else weights[f"w{i}"].shape
             flops += rows * (2.0 * k * n + n)
             if st.get("activation"):
                 flops += rows * n * ACTIVATIONS[st["activation"]["kind"]][2]

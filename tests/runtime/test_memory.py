@@ -34,6 +34,8 @@ def test_allocator_failure_is_a_clear_error():
         def free(self, b):
             pass
     with pytest.raises(pk.AllocationError, match="could not allocate .* weights"):
+        pk.Builder("cpu", allocator=Tiny()).build(pk.models.mnist_mlp(), pk.BuilderConfig(tactics="default"))
+    with pytest.raises(pk.AllocationError, match="builder could not allocate .* workspace"):
         pk.Builder("cpu", allocator=Tiny()).build(pk.models.mnist_mlp())
 
 
@@ -50,5 +52,7 @@ def test_custom_allocator_returning_arrays():
             pass
     a = ArrayAllocator()
     eng = pk.Builder("cpu", allocator=a).build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=2))
+    assert sum(a.calls) > eng.memory["weights"]          # tactic timing borrowed workspace too
+    a.calls = [eng.memory["weights"]]
     out = eng.create_execution_context().execute(pk.models.sample_input(pk.models.mnist_mlp(), 2))
     assert out["prob"].shape == (2, 10) and sum(a.calls) == eng.device_memory_bytes
