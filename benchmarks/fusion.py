@@ -1,6 +1,6 @@
 """Fused vs unfused latency of the sample networks, and the per-rule fusion benefit of the small ResNet.
 
-Usage:  python3 benchmarks/fusion_cpu.py [--device cpu] [--rounds 7] [--min-time 0.3]
+Usage:  python3 benchmarks/fusion.py [--device cpu] [--rounds 7] [--min-time 0.3]
 
 Every engine pair is timed in interleaved rounds (fused, unfused, fused, ...) and the median of the
 round medians is reported, so drift of a noisy machine hits both alike. Prints a table and the
