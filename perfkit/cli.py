@@ -56,6 +56,12 @@ def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: S
     fig = plot_sweep(frame, "throughput_per_s")
     png = os.path.join(run_dir, "throughput_vs_batch.png")
     fig.savefig(png, dpi=110)
+    print("\nwhat the builder fused (largest batch, first precision):")
+    for net in nets:
+        e = engines[(net.name, precisions[0], top)]
+        fl = e.build_log.query("phase == 'fusion'")
+        print(f"  {net.name:<22}{len(net.layers):>4} layers -> {len(e.plan.steps):<4} "
+              f"{(fl['outcome'] == 'fused').sum()} fusions, {(fl['outcome'] == 'not fused').sum()} candidates not fused")
     best = frame.loc[frame.groupby("model")["throughput_per_s"].idxmax()]
     print("\nbest throughput per model:")
     for _, r in best.iterrows():

@@ -37,6 +37,8 @@ def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size
     if full.device.kind != "cpu":
         inputs = {k: full.device.to_device(v) for k, v in inputs.items()}
     contexts = {k: e.create_execution_context() for k, (e, _) in variants.items()}
+    for ctx in contexts.values():       # warm every engine (caches, allocator pools, GPU clocks) before timing
+        time_inference(ctx, inputs, warmup=3, min_iterations=3, min_time_s=min(0.2, min_time_s / rounds))
     samples: dict = {k: [] for k in variants}
     for _ in range(rounds):
         for k, ctx in contexts.items():
