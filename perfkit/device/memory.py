@@ -72,6 +72,15 @@ class Scope:
 _scope = threading.local()
 
 
+def set_current_layer(name: str) -> None:
+    """Execution contexts name the layer they are running on this thread (for allocation events)."""
+    _scope.layer = name
+
+
+def current_layer() -> str:
+    return getattr(_scope, "layer", "")
+
+
 def current_scope() -> Scope:
     """The tag and owner of the allocation perfkit is making on this thread (``user`` otherwise)."""
     return getattr(_scope, "value", None) or Scope()

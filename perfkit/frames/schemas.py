@@ -143,7 +143,107 @@ FUSION_BENEFIT = _s(
     ("memory_delta_bytes", "int64", "B", "device memory with the rule off minus with all rules"),
 )
 
-SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP, ENGINE_DISPATCH, FUSION_BENEFIT)}
+LAYER_TIMES = _s(
+    "layer_times", "One row per engine layer per profiled inference (IProfiler's report, with timestamps).",
+    ("run_id", "string", "", "profiling run"),
+    ("iteration", "int64", "", "inference number within the run, from 0"),
+    ("index", "int64", "", "layer position in execution order"),
+    ("layer", "string", "", "engine layer name"),
+    ("type", "string", "", "layer type"),
+    ("start_ns", "int64", "ns", "layer start on the perf_counter_ns timeline (GPU events aligned to it)"),
+    ("end_ns", "int64", "ns", "layer end on the same timeline"),
+    ("ms", "float64", "ms", "layer duration as reported to the profiler"),
+    ("stream", "string", "", "stream the layer ran on"),
+    ("context", "string", "", "execution context name"),
+    ("batch_size", "int64", "", "samples in the inference"),
+    ("precision", "string", "", "layer precision"),
+    ("clock", "string", "", "host (perf_counter_ns when the stream reached the layer) or cuda_event"),
+)
+
+MEMORY_EVENTS = _s(
+    "memory_events", "Every allocation and free seen by a TrackingAllocator (guide 1.6), in order.",
+    ("ts_ns", "int64", "ns", "perf_counter_ns of the event"),
+    ("action", "string", "", "alloc, free or oom"),
+    ("ptr", "int64", "", "address of the block (0 for oom)"),
+    ("size_bytes", "int64", "B", "bytes of the block"),
+    ("requested_bytes", "int64", "B", "bytes asked for"),
+    ("tag", "string", "", "weights, activations, workspace, io or user"),
+    ("owner", "string", "", "builder, engine:<name> or context:<name> ('' for user allocations)"),
+    ("layer", "string", "", "engine layer running on the allocating thread at the time ('' if none)"),
+    ("thread", "string", "", "name of the allocating thread"),
+    ("in_use_bytes", "int64", "B", "bytes held through this allocator after the event"),
+    ("peak_bytes", "int64", "B", "highest in_use_bytes so far"),
+)
+
+QUERIES = _s(
+    "queries", "One row per timed inference of a measurement (trtexec's per-query times, guide 1.2-1.3).",
+    ("run_id", "string", "", "measurement run"),
+    ("query", "int64", "", "inference number"),
+    ("stream", "int64", "", "stream index the inference ran on"),
+    ("batch_size", "int64", "", "samples in the inference"),
+    ("enqueue_start_ns", "int64", "ns", "host perf_counter_ns when the inference was submitted"),
+    ("enqueue_end_ns", "int64", "ns", "host time when submission returned"),
+    ("end_ns", "int64", "ns", "host time when the host saw the inference complete"),
+    ("enqueue_ms", "float64", "ms", "host time spent submitting"),
+    ("h2d_ms", "float64", "ms", "host-to-device input copy (device timer; 0 on the CPU)"),
+    ("compute_ms", "float64", "ms", "network execution (device timer)"),
+    ("d2h_ms", "float64", "ms", "device-to-host output copy (device timer; 0 on the CPU)"),
+    ("latency_ms", "float64", "ms", "h2d + compute + d2h on the device timer"),
+    ("host_latency_ms", "float64", "ms", "host wall clock from submission to observed completion"),
+)
+
+GPU_SAMPLES = _s(
+    "gpu_samples", "NVML samples taken by a background thread during a run.",
+    ("ts_ns", "int64", "ns", "perf_counter_ns of the sample"),
+    ("gpu", "int64", "", "GPU index"),
+    ("util_gpu_pct", "float64", "%", "GPU utilisation over the driver's last sample period"),
+    ("util_mem_pct", "float64", "%", "memory-controller utilisation"),
+    ("mem_used_bytes", "int64", "B", "device memory in use (all processes)"),
+    ("sm_clock_mhz", "float64", "MHz", "SM clock"),
+    ("mem_clock_mhz", "float64", "MHz", "memory clock"),
+    ("power_w", "float64", "W", "board power draw"),
+    ("power_limit_w", "float64", "W", "enforced power limit"),
+    ("temperature_c", "float64", "C", "GPU temperature"),
+    ("throttle_reasons", "string", "", "active clock-throttle reasons, joined by '|' ('' when none)"),
+)
+
+KERNELS = _s(
+    "kernels", "GPU kernels recorded by CUPTI activity tracing, mapped back to engine layers.",
+    ("name", "string", "", "kernel name"),
+    ("start_ns", "int64", "ns", "kernel start on the perf_counter_ns timeline"),
+    ("end_ns", "int64", "ns", "kernel end"),
+    ("ms", "float64", "ms", "kernel duration"),
+    ("stream", "int64", "", "CUDA stream id"),
+    ("correlation_id", "int64", "", "CUPTI correlation id"),
+    ("layer", "string", "", "engine layer that launched the kernel ('' if unknown)"),
+    ("iteration", "int64", "", "profiled inference the kernel belongs to (-1 if unknown)"),
+)
+
+LAYER_SUMMARY = _s(
+    "layer_summary", "Per-layer statistics of a profile (trtexec --dumpProfile, PyTorch key_averages).",
+    ("layer", "string", "", "engine layer (or layer type when grouped by type)"),
+    ("type", "string", "", "layer type"),
+    ("count", "int64", "", "timed executions"),
+    ("total_ms", "float64", "ms", "sum of durations"),
+    ("mean_ms", "float64", "ms", "mean duration"),
+    ("median_ms", "float64", "ms", "median duration"),
+    ("p90_ms", "float64", "ms", "90th percentile"),
+    ("min_ms", "float64", "ms", "shortest"),
+    ("max_ms", "float64", "ms", "longest"),
+    ("pct", "float64", "%", "share of the total of all layers"),
+)
+
+DIAGNOSES = _s(
+    "diagnoses", "Findings of a measurement, each with a plain explanation and the figure behind it.",
+    ("finding", "string", "", "enqueue_bound, h2d_bound, d2h_bound, unstable, throttled, power_capped, profiling_overhead"),
+    ("severity", "string", "", "info or warning"),
+    ("value", "float64", "", "the figure that triggered the finding"),
+    ("threshold", "float64", "", "the threshold it crossed"),
+    ("explanation", "string", "", "what it means and what to do"),
+)
+
+SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP, ENGINE_DISPATCH, FUSION_BENEFIT, LAYER_TIMES,
+                               MEMORY_EVENTS, QUERIES, GPU_SAMPLES, KERNELS, LAYER_SUMMARY, DIAGNOSES)}
 
 
 def get_schema(name: str) -> Schema:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import weakref
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from ..builder.precision import round_bf16
-from ..device.memory import align, allocate
+from ..device.memory import align, allocate, set_current_layer
 from ..errors import BatchSizeError, BindingError, ContextBusyError, ExecutionError, PerfkitError
 from ..ops import Env, get_op
 
@@ -63,6 +64,16 @@ class ExecutionContext:
         self._default_stream = None
         self._done_event = None
         self._done_stream = None
+        # profiling (see runtime/profiled.py): an IProfiler, step hooks, and call observers
+        self.profiler: Any = None
+        self.step_hooks: list = []
+        self.observers: list = []
+        self._event_pool: list = []
+        self._pool_lock = threading.Lock()
+        self._sync_events: list = []
+        self._clock = None
+        self._resolver_obj = None
+        self._deferred_report = None
 
     # public API ----------------------------------------------------------------------------------
     @property
@@ -75,6 +86,7 @@ class ExecutionContext:
         dimension (host NumPy or, on CUDA, device CuPy arrays). Returns name -> array: NumPy when
         any input was a host array, else device arrays (fresh copies either way)."""
         with self._busy():
+            t_call = time.perf_counter_ns()
             batch, arrays, host = self._check(inputs, batch_size, for_enqueue=False)
             self._wait_pending()
             stream = self._stream_for_execute()
@@ -89,9 +101,14 @@ class ExecutionContext:
                 else:
                     dst[...] = a[:batch]
             tensors = self._bind(batch, {n: self._io_views[n][:batch] for n in arrays}, {})
-            self._launch(batch, tensors, stream, None)
+            self._launch(batch, tensors, stream, None, sync=True)
             stream.synchronize()
+            if self._deferred_report is not None:
+                report, self._deferred_report = self._deferred_report, None
+                report()
             outs = {n: self._io_views[n][:batch] for n in self.engine.plan.outputs}
+            for ob in self.observers:
+                ob.on_call("execute", self, batch, inputs, t_call, time.perf_counter_ns())
             if any(host.values()) and self._pinned:
                 result = {}
                 for n, v in outs.items():
@@ -126,18 +143,26 @@ class ExecutionContext:
             if self.device.kind == "cpu":
                 if input_consumed is not None:
                     input_consumed._arm()
-                stream.submit(lambda: self._launch(batch, tensors, None, input_consumed))
+                stream.submit(lambda: self._launch(batch, tensors, stream, input_consumed, sync=False))
             else:
-                self._launch(batch, tensors, stream, input_consumed)
+                self._launch(batch, tensors, stream, input_consumed, sync=False)
             if self._done_event is None:
                 self._done_event = self.device.create_event()
             self._done_event.record(stream)
             self._done_stream = stream
+            for ob in self.observers:
+                ob.on_call("enqueue", self, batch, bindings, None, None)
             return {n: tensors[n] for n in self.engine.plan.outputs}
+
+    def wait_profiles(self) -> None:
+        """Waits until every enqueued profiled inference has been reported to the profiler."""
+        if self._resolver_obj is not None:
+            self._resolver_obj.drain()
 
     def close(self) -> None:
         """Returns this context's buffers to the allocator."""
         self._wait_pending()
+        self.wait_profiles()
         self._finalizer()
         self._arena = self._workspace = self._io = None
 
@@ -268,27 +293,64 @@ class ExecutionContext:
             tensors[n] = outputs[n] if n in outputs else self._io_views[n][:batch]
         return tensors
 
-    def _launch(self, batch: int, tensors: dict, stream: Any, input_consumed: Any) -> None:
+    def _launch(self, batch: int, tensors: dict, stream: Any, input_consumed: Any, sync: bool = True) -> None:
         """Runs (CPU) or launches (CUDA, on ``stream``) every step for ``batch`` samples."""
-        ctx = stream if stream is not None and self.device.kind != "cpu" else contextlib.nullcontext()
-        env, xp = self._env, self.device.xp
-        with ctx:
+        cuda = self.device.kind != "cpu"
+        with (stream if cuda else contextlib.nullcontext()):
             if self._last_input_reader < 0 and input_consumed is not None:
                 self._mark(input_consumed, stream)
+            if self.profiler is not None or self.step_hooks:
+                from .profiled import launch_profiled
+                launch_profiled(self, batch, tensors, stream, input_consumed, sync)
+                return
             for i, (s, op, weights, bf16) in enumerate(self._steps):
-                env.reset_scratch()
-                outs = [tensors[t] for t in s.outputs]
-                try:
-                    op.compute(env, [tensors[t] for t in s.inputs], outs, s.params, weights)
-                except Exception as exc:
-                    kind = s.type if s.type != "plugin" else f"plugin {s.params.get('plugin')!r}"
-                    why = str(exc) if isinstance(exc, PerfkitError) else f"{type(exc).__name__}: {exc}"
-                    raise ExecutionError(f"layer {s.name!r} ({kind}) failed at batch {batch}: {why}") from exc
-                if bf16:
-                    for o in outs:
-                        round_bf16(xp, o)
-                if i == self._last_input_reader and input_consumed is not None:
-                    self._mark(input_consumed, stream)
+                self._run_step(i, s, op, weights, bf16, batch, tensors, stream, input_consumed)
+            set_current_layer("")
+
+    def _run_step(self, i, s, op, weights, bf16, batch, tensors, stream, input_consumed) -> None:
+        env = self._env
+        env.reset_scratch()
+        set_current_layer(s.name)
+        outs = [tensors[t] for t in s.outputs]
+        try:
+            op.compute(env, [tensors[t] for t in s.inputs], outs, s.params, weights)
+        except Exception as exc:
+            set_current_layer("")
+            kind = s.type if s.type != "plugin" else f"plugin {s.params.get('plugin')!r}"
+            why = str(exc) if isinstance(exc, PerfkitError) else f"{type(exc).__name__}: {exc}"
+            raise ExecutionError(f"layer {s.name!r} ({kind}) failed at batch {batch}: {why}") from exc
+        if bf16:
+            for o in outs:
+                round_bf16(self.device.xp, o)
+        if i == self._last_input_reader and input_consumed is not None:
+            self._mark(input_consumed, stream)
+
+    # profiling support (used by runtime/profiled.py) -----------------------------------------------
+    def _take_events(self, n: int, sync: bool) -> list:
+        if sync:
+            while len(self._sync_events) < n:
+                self._sync_events.append(self.device.create_event())
+            return self._sync_events[:n]
+        with self._pool_lock:
+            if self._event_pool and len(self._event_pool[-1]) >= n:
+                return self._event_pool.pop()
+        return [self.device.create_event() for _ in range(n)]
+
+    def _return_events(self, events: list) -> None:
+        with self._pool_lock:
+            self._event_pool.append(events)
+
+    def _cuda_clock(self, stream: Any) -> Any:
+        if self._clock is None:
+            from .profiled import CudaClock
+            self._clock = CudaClock(self.device, stream)
+        return self._clock
+
+    def _resolver(self) -> Any:
+        if self._resolver_obj is None:
+            from .profiled import _Resolver
+            self._resolver_obj = _Resolver()
+        return self._resolver_obj
 
     def _mark(self, event: Any, stream: Any) -> None:
         if self.device.kind == "cpu":

@@ -1,0 +1,126 @@
+"""The profiled step loop of an execution context: per-layer timestamps and step hooks.
+
+On the CPU each layer is bracketed by ``perf_counter_ns`` on the thread that runs it (the caller
+for ``execute``, the stream's worker for ``enqueue``): the time the stream reached the layer. On
+CUDA a pooled event is recorded between layers; the times are read once the stream has passed
+them — at once for ``execute``, from a resolver thread for ``enqueue`` — and placed on the
+``perf_counter_ns`` timeline through a reference event taken when profiling started.
+Step hooks (NVTX ranges, CUPTI correlation) get ``enter(index, step)`` / ``exit(index, step)``.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+from ..device.memory import set_current_layer
+
+
+class CudaClock:
+    """Maps CUDA events onto perf_counter_ns: t = host_ref + elapsed(ref_event, event)."""
+
+    def __init__(self, device: Any, stream: Any):
+        self.device = device
+        ev = device.create_event()
+        ev.record(stream)
+        stream.synchronize()
+        self.host_ref_ns = time.perf_counter_ns()
+        self.ref = ev
+
+    def to_ns(self, event: Any) -> int:
+        return self.host_ref_ns + int(event.elapsed_ms_since(self.ref) * 1e6)
+
+
+class _Resolver:
+    """One daemon thread per context that waits for enqueued profiled work and reports it."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue = queue.Queue()
+        self.pending = 0
+        self.cv = threading.Condition()
+        threading.Thread(target=self._run, name="perfkit-profile-resolver", daemon=True).start()
+
+    def submit(self, fn) -> None:
+        with self.cv:
+            self.pending += 1
+        self.q.put(fn)
+
+    def _run(self) -> None:
+        while True:
+            fn = self.q.get()
+            try:
+                fn()
+            except Exception:       # a failed inference has no times to report
+                pass
+            finally:
+                with self.cv:
+                    self.pending -= 1
+                    self.cv.notify_all()
+
+    def drain(self) -> None:
+        with self.cv:
+            while self.pending:
+                self.cv.wait()
+
+
+def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_consumed: Any, sync: bool) -> None:
+    """Runs (CPU) or launches (CUDA) every step with timing; reports to ``ctx.profiler``."""
+    prof = ctx.profiler if ctx.profiler is not None else NullProfiler()
+    hooks = ctx.step_hooks
+    steps = ctx._steps
+    cuda = ctx.device.kind != "cpu"
+    if not cuda:
+        marks = []
+        for i, (s, op, weights, bf16) in enumerate(steps):
+            for h in hooks:
+                h.enter(i, s)
+            t0 = time.perf_counter_ns()
+            ctx._run_step(i, s, op, weights, bf16, batch, tensors, stream, input_consumed)
+            t1 = time.perf_counter_ns()
+            for h in hooks:
+                h.exit(i, s)
+            marks.append((i, s.name, s.type, s.precision, t0, t1))
+        set_current_layer("")
+        name = getattr(stream, "name", "") or ("execute" if sync else "stream")
+        _report(prof, ctx, batch, name, "host", marks)
+        return
+    events = ctx._take_events(len(steps) + 1, sync)
+    events[0].record(stream)
+    for i, (s, op, weights, bf16) in enumerate(steps):
+        for h in hooks:
+            h.enter(i, s)
+        ctx._run_step(i, s, op, weights, bf16, batch, tensors, stream, input_consumed)
+        events[i + 1].record(stream)
+        for h in hooks:
+            h.exit(i, s)
+    set_current_layer("")
+    clock = ctx._cuda_clock(stream)
+    sname = hex(stream.id)
+
+    def resolve() -> None:
+        events[-1].synchronize()
+        ts = [clock.to_ns(e) for e in events]
+        marks = [(i, s.name, s.type, s.precision, ts[i], ts[i + 1]) for i, (s, _, _, _) in enumerate(steps)]
+        if not sync:
+            ctx._return_events(events)
+        _report(prof, ctx, batch, sname, "cuda_event", marks)
+    if sync:
+        ctx._deferred_report = resolve          # execute() calls it after synchronising
+    else:
+        ctx._resolver().submit(resolve)
+
+
+class NullProfiler:
+    """Stands in when only step hooks (e.g. NVTX ranges) are wanted."""
+
+    def report_layer_time(self, layer_name: str, ms: float) -> None:
+        return None
+
+
+def _report(prof: Any, ctx: Any, batch: int, stream: str, clock: str, marks: list) -> None:
+    if hasattr(prof, "record_inference"):
+        prof.record_inference(ctx, batch, stream, clock, marks)
+    else:
+        for _, name, _, _, t0, t1 in marks:
+            prof.report_layer_time(name, (t1 - t0) / 1e6)
