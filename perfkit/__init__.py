@@ -13,9 +13,12 @@ from .ops import register_plugin, registered_ops, registered_plugins, unregister
 from .builder import Builder, BuilderConfig  # noqa: E402
 from .runtime import Engine, EngineSet, ExecutionContext, load_engine  # noqa: E402
 from .builder.tactics import TimingCache  # noqa: E402
-from . import analysis, bench, frames, models, plots  # noqa: E402,F401
+from .device.tracking import TrackingAllocator  # noqa: E402
+from .profiling import LayerTimer, NvmlSampler, load_run, profile  # noqa: E402
+from . import analysis, bench, frames, models, plots, profiling  # noqa: E402,F401
 from .bench import sweep  # noqa: E402
 
 __all__ = ["__version__", "PerfkitError", "Device", "get_device", "cuda_available", "Buffer", "CountingAllocator",
            "Network", "Layer", "Tensor", "register_plugin", "unregister_plugin", "registered_plugins",
-           "registered_ops", "Builder", "BuilderConfig", "TimingCache", "Engine", "EngineSet", "ExecutionContext", "load_engine", "models", "analysis", "bench", "frames", "plots", "sweep"]
+           "registered_ops", "Builder", "BuilderConfig", "TimingCache", "Engine", "EngineSet", "ExecutionContext", "load_engine", "models", "analysis", "bench", "frames", "plots", "profiling", "sweep", "TrackingAllocator",
+           "LayerTimer", "NvmlSampler", "profile", "load_run"]

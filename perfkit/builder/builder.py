@@ -30,12 +30,13 @@ class Builder:
 
     ``allocator``: any object with ``allocate(size, alignment, flags)`` and ``free(buffer)``; the
     engines it builds take their weights from it and their contexts take activations, workspace
-    and I/O buffers from it. ``None``: the device's default allocator.
+    and I/O buffers from it. ``None``: the device's shared TrackingAllocator, which records every
+    event over the device's default allocator (``device.tracking_allocator.events``).
     """
 
     def __init__(self, device: Any = None, allocator: Any = None):
         self.device = get_device(device)
-        self.allocator = allocator if allocator is not None else self.device.allocator
+        self.allocator = allocator if allocator is not None else self.device.tracking_allocator
         self._lock = threading.Lock()
 
     def build(self, network: Any, config: BuilderConfig | None = None) -> Engine:

@@ -9,9 +9,11 @@ from ..errors import DeviceError
 from .base import Device
 from .cpu import CpuDevice, CpuEvent, CpuStream
 from .memory import (Allocator, Buffer, CountingAllocator, allocation_scope, current_scope)
+from .tracking import CupyAllocationHook, TrackingAllocator
 
 __all__ = ["Device", "get_device", "cuda_available", "Buffer", "Allocator", "CountingAllocator",
-           "CpuDevice", "CpuStream", "CpuEvent", "allocation_scope", "current_scope"]
+           "CpuDevice", "CpuStream", "CpuEvent", "allocation_scope", "current_scope", "TrackingAllocator",
+           "CupyAllocationHook"]
 
 _cache: dict[str, Device] = {}
 _lock = threading.Lock()

@@ -44,6 +44,16 @@ class Device:
     def allocator(self) -> Any:
         raise NotImplementedError
 
+    @property
+    def tracking_allocator(self) -> Any:
+        """The device's shared :class:`TrackingAllocator` (over its allocator): the default for builders,
+        so every engine's and context's memory events are recorded."""
+        tracker = getattr(self, "_tracker", None)
+        if tracker is None:
+            from .tracking import TrackingAllocator
+            tracker = self._tracker = TrackingAllocator(self.allocator)
+        return tracker
+
     def is_device_array(self, a: Any) -> bool:
         raise NotImplementedError
 

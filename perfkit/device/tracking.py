@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..device.memory import DEFAULT_ALIGNMENT, current_layer, current_scope
+from .memory import DEFAULT_ALIGNMENT, current_layer, current_scope
 from ..errors import AllocationError
 from ..frames.schemas import MEMORY_EVENTS
 
@@ -28,7 +28,7 @@ class TrackingAllocator:
 
     def __init__(self, base: Any = None, device: Any = None, max_events: int = 1_000_000):
         if base is None:
-            from ..device import get_device
+            from . import get_device
             base = get_device(device).allocator
         self.base = base
         self.max_events = int(max_events)

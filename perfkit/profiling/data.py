@@ -1,0 +1,150 @@
+"""RunData: the frames and metadata of a profiling run, live or loaded; summaries and exports."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PerfkitError
+from ..frames.schemas import SCHEMAS
+from .summary import layer_summary
+
+FRAMES = {"layers": "layer_times", "memory": "memory_events", "queries": "queries", "gpu": "gpu_samples",
+          "kernels": "kernels"}
+
+
+class RunLoadError(PerfkitError, ValueError):
+    """A saved run could not be loaded."""
+
+
+class RunData:
+    def __init__(self, frames: dict, meta: dict, messages: list):
+        self.frames = frames
+        self.meta = meta
+        self.messages = messages
+
+    layers = property(lambda self: self.frames["layers"], doc="layer_times frame")
+    memory = property(lambda self: self.frames["memory"], doc="memory_events frame")
+    queries = property(lambda self: self.frames["queries"], doc="queries frame")
+    gpu = property(lambda self: self.frames["gpu"], doc="gpu_samples frame")
+    kernels = property(lambda self: self.frames["kernels"], doc="kernels frame")
+
+    def summary(self, by: str = "layer", sort: str = "total_ms") -> pd.DataFrame:
+        """Per layer (or per type with ``by="type"``): count, total, mean, median, p90, min, max, percent."""
+        s = layer_summary(self.layers, by, sort)
+        s.attrs.update({k: v for k, v in self.overview_values().items()})
+        return s
+
+    def overview_values(self) -> dict:
+        m = self.meta
+        v: dict = {"iterations": int(self.layers["iteration"].nunique()) if len(self.layers) else 0}
+        if len(self.layers):
+            per_it = self.layers.groupby("iteration")["ms"].sum()
+            v["layer_sum_ms"] = float(per_it.median())
+            v["layers_per_inference"] = int(self.layers.groupby("iteration").size().median())
+        for k in ("e2e_profiled_ms", "e2e_unprofiled_ms", "event_cost_ns", "predicted_device_memory_bytes",
+                  "measured_device_memory_bytes"):
+            if k in m:
+                v[k] = m[k]
+        if "e2e_profiled_ms" in v and "e2e_unprofiled_ms" in v and v["e2e_unprofiled_ms"] > 0:
+            v["overhead_pct"] = 100.0 * (v["e2e_profiled_ms"] - v["e2e_unprofiled_ms"]) / v["e2e_unprofiled_ms"]
+        if "layer_sum_ms" in v and "e2e_unprofiled_ms" in v:
+            corr = v.get("event_cost_ns", 0.0) * (v.get("layers_per_inference", 0) + 1) / 1e6
+            v["layer_sum_corrected_ms"] = v["layer_sum_ms"] - (corr if self.layers["clock"].iloc[0] == "host" else 0.0)
+            v["gap_ms"] = v["e2e_unprofiled_ms"] - v["layer_sum_corrected_ms"]
+            v["layer_sum_pct_of_e2e"] = 100.0 * v["layer_sum_corrected_ms"] / v["e2e_unprofiled_ms"]
+        return v
+
+    def overview(self) -> pd.DataFrame:
+        """The run's headline figures with a plain explanation of each."""
+        v = self.overview_values()
+        explain = {
+            "iterations": ("", "profiled inferences"),
+            "layers_per_inference": ("", "engine layers timed in each inference"),
+            "layer_sum_ms": ("ms", "median over inferences of the sum of the layer times"),
+            "layer_sum_corrected_ms": ("ms", "the same, less the calibrated cost of the profiler's own timestamps"),
+            "e2e_profiled_ms": ("ms", "median host latency of the profiled inferences"),
+            "e2e_unprofiled_ms": ("ms", "median host latency of the same inference run again without profiling"),
+            "overhead_pct": ("%", "what profiling added to end-to-end latency"),
+            "gap_ms": ("ms", "end-to-end (unprofiled) minus the layer sum: input/output copies, launching the first "
+                             "layer, synchronisation and host work between layers"),
+            "layer_sum_pct_of_e2e": ("%", "share of the end-to-end latency spent inside layers"),
+            "event_cost_ns": ("ns", "calibrated host cost of one layer boundary (timestamp or CUDA event record)"),
+            "predicted_device_memory_bytes": ("B", "engine.device_memory_bytes: predicted by the builder"),
+            "measured_device_memory_bytes": ("B", "bytes the engine and this context held through the tracking "
+                                                  "allocator (peak during the run)"),
+        }
+        rows = [{"metric": k, "value": float(val), "unit": explain.get(k, ("", ""))[0],
+                 "meaning": explain.get(k, ("", k))[1]} for k, val in v.items()]
+        df = pd.DataFrame(rows, columns=["metric", "value", "unit", "meaning"])
+        df.attrs["messages"] = list(self.messages)
+        return df
+
+    # storage -------------------------------------------------------------------------------------
+    def save(self, directory: Any) -> str:
+        """Writes each frame as parquet and the metadata as run.json under ``directory``."""
+        d = os.fspath(directory)
+        os.makedirs(d, exist_ok=True)
+        for name, frame in self.frames.items():
+            frame.to_parquet(os.path.join(d, f"{name}.parquet"))
+        with open(os.path.join(d, "run.json"), "w") as f:
+            json.dump({"format": "perfkit-run", "version": 1, "meta": _jsonable(self.meta),
+                       "messages": self.messages}, f, indent=1)
+        return d
+
+    # exports -------------------------------------------------------------------------------------
+    def export_chrome_trace(self, path: Any) -> str:
+        from ..frames.exporters import chrome_trace
+        with open(path, "w") as f:
+            json.dump(chrome_trace(self), f)
+        return os.fspath(path)
+
+    def export_profile(self, path: Any) -> str:
+        from ..frames.exporters import trtexec_profile
+        with open(path, "w") as f:
+            json.dump(trtexec_profile(self.layers), f, indent=1)
+        return os.fspath(path)
+
+    def export_times(self, path: Any) -> str:
+        from ..frames.exporters import trtexec_times
+        with open(path, "w") as f:
+            json.dump(trtexec_times(self.queries), f, indent=1)
+        return os.fspath(path)
+
+    def __repr__(self) -> str:
+        v = self.overview_values()
+        return (f"<perfkit run {self.meta.get('run_id')} on {self.meta.get('device')}: {v.get('iterations', 0)} "
+                f"inference(s) of {self.meta.get('engine')}>")
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (np.integer,)):
+            v = int(v)
+        elif isinstance(v, (np.floating,)):
+            v = float(v)
+        out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+    return out
+
+
+def load_run(directory: Any) -> RunData:
+    """Loads a run written by ``run.save(directory)``; frames are checked against their schemas."""
+    d = os.fspath(directory)
+    try:
+        with open(os.path.join(d, "run.json")) as f:
+            info = json.load(f)
+        if info.get("format") != "perfkit-run" or info.get("version") != 1:
+            raise ValueError(f"format {info.get('format')!r} version {info.get('version')!r}")
+        frames = {}
+        for name, schema in FRAMES.items():
+            frame = pd.read_parquet(os.path.join(d, f"{name}.parquet"))
+            frames[name] = SCHEMAS[schema].validate(frame)
+    except PerfkitError:
+        raise
+    except Exception as exc:
+        raise RunLoadError(f"{d!r} is not a saved perfkit run ({type(exc).__name__}: {exc})") from None
+    return RunData(frames, info.get("meta", {}), list(info.get("messages", [])))

@@ -1,0 +1,192 @@
+"""``perfkit.profile(context, ...)``: a profiling run whose results are frames.
+
+    with pk.profile(ctx, layers=True, memory=True, gpu_metrics=True) as run:
+        ctx.execute(batch)
+    run.layers; run.memory; run.queries; run.gpu; run.kernels; run.summary(); run.overview()
+
+The run measures its own cost: it calibrates the cost of one layer boundary, and after the last
+profiled inference it times the same inference unprofiled, so ``overview()`` shows profiled and
+unprofiled end-to-end latency, the overhead, and how the sum of the layer times compares with the
+end-to-end latency (and why they differ).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..frames.schemas import KERNELS, LAYER_TIMES, MEMORY_EVENTS, QUERIES
+from .data import RunData
+from .nvml import NvmlSampler
+from .profiler import LayerTimer, calibrate_event_cost
+
+
+class _CallObserver:
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.last_inputs = None
+
+    def on_call(self, kind: str, ctx: Any, batch: int, inputs: Any, t0: Any, t1: Any) -> None:
+        self.calls.append((kind, batch, t0, t1))
+        if kind == "execute":
+            self.last_inputs = (inputs, batch)
+
+
+class Run(RunData):
+    """A live profiling run on one execution context (see :func:`profile`)."""
+
+    def __init__(self, context: Any, layers: bool = True, memory: bool = True, gpu_metrics: bool = True,
+                 kernels: bool = False, nvtx: bool = False, baseline: bool = True, interval_ms: float = 10.0):
+        self.context = context
+        self.options = dict(layers=layers, memory=memory, gpu_metrics=gpu_metrics, kernels=kernels, nvtx=nvtx,
+                            baseline=baseline)
+        engine = context.engine
+        dev = context.device
+        run_id = uuid.uuid4().hex[:8]
+        meta = {"run_id": run_id, "perfkit_version": __version__, **{k: str(v) for k, v in dev.info().items()},
+                "engine": engine.name, "engine_id": engine.id, "precision": engine.precision,
+                "max_batch_size": engine.max_batch_size, "context": context.name,
+                "predicted_device_memory_bytes": engine.device_memory_bytes}
+        super().__init__({}, meta, [])
+        self._timer = LayerTimer(run_id) if layers else None
+        self._observer = _CallObserver()
+        self._tracker = engine.allocator if hasattr(engine.allocator, "events_since") else None
+        self._sampler = NvmlSampler(dev.index, interval_ms) if gpu_metrics and dev.kind == "cuda" else None
+        self._hooks: list = []
+        self._cupy_hook = None
+        self._tracer = None
+        self._prev = None
+
+    # lifecycle ---------------------------------------------------------------------------------------
+    def start(self) -> "Run":
+        ctx, dev = self.context, self.context.device
+        self.meta["event_cost_ns"] = calibrate_event_cost(dev)
+        self.meta["started_ns"] = time.perf_counter_ns()
+        if self.options["memory"]:
+            if self._tracker is None:
+                self.messages.append("memory: this engine's allocator is not a TrackingAllocator, so its events were "
+                                     "not recorded; build with the default allocator or Builder(allocator="
+                                     "perfkit.TrackingAllocator()).")
+            else:
+                self._mark = self._tracker.mark()
+                self._live_at_start = self._tracker.live()
+                if dev.kind == "cuda":
+                    from ..device.tracking import CupyAllocationHook
+                    self._cupy_hook = CupyAllocationHook(self._tracker).__enter__()
+        if self.options["gpu_metrics"]:
+            if self._sampler is None:
+                self.messages.append(f"gpu metrics: the run is on {dev.spec}; there is no GPU to sample.")
+            else:
+                self._sampler.start()
+                if self._sampler.message:
+                    self.messages.append(self._sampler.message)
+        if self.options["nvtx"]:
+            try:
+                from .nvtx_hook import NvtxHook
+                self._hooks.append(NvtxHook())
+            except ImportError:
+                self.messages.append("nvtx: the nvtx package is not installed (pip install nvtx); no ranges emitted.")
+        if self.options["kernels"]:
+            self._start_kernels()
+        self._prev = (ctx.profiler, list(ctx.step_hooks))
+        ctx.profiler = self._timer if self._timer is not None else self._prev[0]
+        ctx.step_hooks = self._prev[1] + self._hooks
+        ctx.observers.append(self._observer)
+        return self
+
+    def stop(self) -> None:
+        ctx = self.context
+        ctx._wait_pending()
+        ctx.wait_profiles()
+        ctx.profiler, ctx.step_hooks = self._prev
+        ctx.observers.remove(self._observer)
+        self.meta["stopped_ns"] = time.perf_counter_ns()
+        if self._tracer is not None:
+            self._tracer.stop()
+        if self._cupy_hook is not None:
+            self._cupy_hook.__exit__(None, None, None)
+        if self._sampler is not None:
+            self._sampler.stop()
+        self._collect()
+        if self.options["baseline"]:
+            self._measure_baseline()
+
+    # results -----------------------------------------------------------------------------------------
+    def _collect(self) -> None:
+        f = self.frames
+        f["layers"] = self._timer.frame if self._timer is not None else LAYER_TIMES.frame([])
+        if self._tracker is not None and self.options["memory"]:
+            f["memory"] = self._tracker.events_since(self._mark)
+            self._memory_meta()
+        else:
+            f["memory"] = MEMORY_EVENTS.frame([])
+        f["gpu"] = self._sampler.frame if self._sampler is not None else NvmlSampler().frame
+        f["kernels"] = self._tracer.frame(f["layers"]) if self._tracer is not None else KERNELS.frame([])
+        f["queries"] = self._queries()
+        for name, frame in f.items():
+            frame.attrs["run_id"] = self.meta["run_id"]
+
+    def _memory_meta(self) -> None:
+        live = self._live_at_start
+        engine, ctx = self.context.engine, self.context
+        owners = {engine.owner, ctx.owner}
+        held = int(live[live["owner"].isin(owners)]["bytes"].sum()) if len(live) else 0
+        ev = self.frames["memory"]
+        mine = ev[ev["owner"].isin(owners)]
+        delta = (mine["size_bytes"] * mine["action"].map({"alloc": 1, "free": -1, "oom": 0})).cumsum()
+        self.meta["measured_device_memory_bytes"] = held + int(max(0, delta.max() if len(delta) else 0))
+        user = ev[ev["tag"] == "user"]
+        self.meta["user_alloc_events"] = int((user["action"] == "alloc").sum())
+
+    def _queries(self) -> pd.DataFrame:
+        layers = self.frames["layers"]
+        spans = layers.groupby("iteration").agg(s=("start_ns", "min"), e=("end_ns", "max")) if len(layers) else None
+        rows = []
+        for q, (kind, batch, t0, t1) in enumerate(c for c in self._observer.calls if c[0] == "execute"):
+            compute = (spans.loc[q, "e"] - spans.loc[q, "s"]) / 1e6 if spans is not None and q in spans.index else np.nan
+            rows.append({"run_id": self.meta["run_id"], "query": q, "stream": 0, "batch_size": batch,
+                         "enqueue_start_ns": t0, "enqueue_end_ns": t1, "end_ns": t1, "enqueue_ms": (t1 - t0) / 1e6,
+                         "h2d_ms": 0.0, "compute_ms": float(compute), "d2h_ms": 0.0, "latency_ms": float(compute),
+                         "host_latency_ms": (t1 - t0) / 1e6})
+        return QUERIES.frame(rows)
+
+    def _measure_baseline(self) -> None:
+        q = self.frames["queries"]
+        if self._observer.last_inputs is None or not len(q):
+            self.messages.append("overhead: no execute() call was profiled, so no unprofiled baseline was timed.")
+            return
+        from ..bench.latency import time_inference
+        inputs, batch = self._observer.last_inputs
+        ms = time_inference(self.context, inputs, batch, warmup=2, min_iterations=max(5, len(q)), min_time_s=0.2)
+        self.meta["e2e_unprofiled_ms"] = float(np.median(ms))
+        self.meta["e2e_profiled_ms"] = float(np.median(q["host_latency_ms"]))
+
+    def _start_kernels(self) -> None:
+        dev = self.context.device
+        if dev.kind != "cuda":
+            self.messages.append("kernels: kernel tracing needs a CUDA device.")
+            return
+        try:
+            from .cupti_tracer import KernelTracer
+            self._tracer = KernelTracer().start()
+            self._hooks.append(self._tracer.hook())
+        except Exception as exc:
+            self._tracer = None
+            self.messages.append(f"kernels: CUPTI tracing unavailable ({type(exc).__name__}: {exc}); "
+                                 "install cupti-python matching your CUDA driver.")
+
+
+@contextlib.contextmanager
+def profile(context: Any, layers: bool = True, memory: bool = True, gpu_metrics: bool = True, kernels: bool = False,
+            nvtx: bool = False, baseline: bool = True, interval_ms: float = 10.0) -> Iterator[Run]:
+    """Profiles every inference run on ``context`` inside the ``with`` block; see :class:`Run`."""
+    run = Run(context, layers, memory, gpu_metrics, kernels, nvtx, baseline, interval_ms).start()
+    try:
+        yield run
+    finally:
+        run.stop()
