@@ -182,16 +182,25 @@ class CpuDevice(Device):
         return isinstance(a, np.ndarray)
 
     def to_device(self, host: Any, stream: Any = None, out: Any = None) -> np.ndarray:
+        """Copies into ``out`` (a new array if None); on an asynchronous stream the copy is queued there."""
         host = np.asarray(host)
         if out is None:
             return host.copy()
-        np.copyto(out, host, casting="same_kind")
+        if stream is not None and not stream.inline:
+            stream.submit(lambda: np.copyto(out, host, casting="same_kind"))
+        else:
+            np.copyto(out, host, casting="same_kind")
         return out
 
     def to_host(self, a: Any, stream: Any = None, out: Any = None) -> np.ndarray:
         if out is None:
+            if stream is not None and not stream.inline:
+                stream.synchronize()
             return np.array(a, copy=True)
-        np.copyto(out, a)
+        if stream is not None and not stream.inline:
+            stream.submit(lambda: np.copyto(out, a))
+        else:
+            np.copyto(out, a)
         return out
 
     def info(self) -> dict:
