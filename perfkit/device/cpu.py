@@ -11,6 +11,7 @@ import platform
 import queue
 import threading
 import time
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -96,7 +97,14 @@ class CpuStream:
 
     def _run(self) -> None:
         while True:
-            fn = self._queue.get()
+            try:
+                fn = self._queue.get(timeout=2.0)
+            except queue.Empty:          # idle: let the thread end; submit() starts a new one
+                with self._lock:
+                    if self._pending == 0:
+                        self._thread = None
+                        return
+                continue
             try:
                 fn()
             except BaseException as exc:  # the first is kept for synchronize(); the worker survives
@@ -152,7 +160,8 @@ class CpuDevice(Device):
 
     def __init__(self) -> None:
         self._allocator = CpuAllocator()
-        self._streams: list = []
+        self._streams = weakref.WeakSet()
+        self._count = 0
 
     @property
     def xp(self) -> Any:
@@ -163,8 +172,9 @@ class CpuDevice(Device):
         return platform.processor() or platform.machine() or "cpu"
 
     def create_stream(self) -> CpuStream:
-        s = CpuStream()
-        self._streams.append(s)
+        self._count += 1
+        s = CpuStream(name=f"cpu-stream-{self._count}")
+        self._streams.add(s)
         return s
 
     def create_event(self) -> CpuEvent:

@@ -1,6 +1,7 @@
 """Engine: an optimised, device-resident network that creates execution contexts."""
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from typing import Any
@@ -12,6 +13,9 @@ from ..device.memory import allocate
 from ..frames.schemas import BUILD_LOG, ENGINE_LAYERS
 from ..ops import get_op
 from .plan import EnginePlan
+
+
+_instances = itertools.count(1)
 
 
 class Engine:
@@ -28,7 +32,8 @@ class Engine:
         self._host_weights = host_weights
         self._contexts = 0
         self._lock = threading.Lock()
-        self.owner = f"engine:{plan.name}"
+        self.instance = next(_instances)
+        self.owner = f"engine:{plan.name}#{self.instance}"
         self._weights_buffer = None
         self.weights: dict = {}
         self._upload_weights()
@@ -136,7 +141,7 @@ class Engine:
         with self._lock:
             self._contexts += 1
             index = self._contexts
-        return ExecutionContext(self, name or f"{self.name}#ctx{index}")
+        return ExecutionContext(self, name or f"{self.name}#{self.instance}/ctx{index}")
 
     def save(self, path: Any) -> str:
         """Writes the engine to ``path`` (a safetensors file; plan in metadata). Returns the engine id."""

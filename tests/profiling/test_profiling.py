@@ -1,0 +1,250 @@
+"""Per-layer profiling, profiling runs, tracking allocator, exports (CPU; CUDA variants carry the gpu marker)."""
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import perfkit as pk
+from perfkit.frames import LAYER_TIMES, MEMORY_EVENTS, SCHEMAS
+from perfkit.frames.exporters import trtexec_profile, trtexec_times
+from perfkit.profiling import layer_summary
+
+
+@pytest.fixture
+def resnet(device):
+    net = pk.models.resnet_small()
+    eng = pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=4))
+    return net, eng, eng.create_execution_context()
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def report_layer_time(self, layer_name, ms):
+        self.calls.append((layer_name, ms))
+
+
+def test_plain_profiler_called_once_per_layer_in_order(resnet):
+    net, eng, ctx = resnet
+    rec = Recorder()
+    ctx.profiler = rec
+    ctx.execute(pk.models.sample_input(net, 2))
+    names = [s.name for s in eng.plan.steps]
+    assert [c[0] for c in rec.calls] == names
+    assert all(ms >= 0 for _, ms in rec.calls)
+    ctx.profiler = None
+    ctx.execute(pk.models.sample_input(net, 2))
+    assert len(rec.calls) == len(names)
+
+
+def test_profiling_through_enqueue_on_several_streams(resnet):
+    net, eng, ctx = resnet
+    dev = eng.device
+    timer = pk.LayerTimer()
+    ctxs = [eng.create_execution_context() for _ in range(3)]
+    streams = [dev.create_stream() for _ in ctxs]
+    for c in ctxs:
+        c.profiler = timer
+    x = dev.to_device(pk.models.sample_input(net, 4)["data"])
+    for _ in range(2):
+        for c, s in zip(ctxs, streams):
+            c.enqueue({"data": x}, s)
+    for s in streams:
+        s.synchronize()
+    for c in ctxs:
+        c.wait_profiles()
+    f = timer.frame
+    LAYER_TIMES.validate(f)
+    n = len(eng.plan.steps)
+    assert len(f) == 6 * n and f["iteration"].nunique() == 6
+    assert f["stream"].nunique() == 3 and f["context"].nunique() == 3
+    for _, g in f.groupby("iteration"):
+        g = g.sort_values("index")
+        assert (g["end_ns"].to_numpy() >= g["start_ns"].to_numpy()).all()
+        assert (g["start_ns"].to_numpy()[1:] >= g["end_ns"].to_numpy()[:-1]).all()   # layers in order
+        assert list(g["layer"]) == [s.name for s in eng.plan.steps]
+
+
+def test_layer_summary_arithmetic_on_known_inputs():
+    rows = []
+    for it, times in enumerate([(1.0, 3.0), (2.0, 5.0), (3.0, 4.0)]):
+        t = 1_000_000
+        for i, (name, ms) in enumerate(zip(("a", "b"), times)):
+            rows.append({"run_id": "r", "iteration": it, "index": i, "layer": name, "type": "conv" if i else "fc",
+                         "start_ns": t, "end_ns": t + int(ms * 1e6), "ms": ms, "stream": "s", "context": "c",
+                         "batch_size": 1, "precision": "fp32", "clock": "host"})
+            t += int(ms * 1e6)
+    s = layer_summary(LAYER_TIMES.frame(rows)).set_index("layer")
+    assert list(s.index) == ["b", "a"]                           # sorted by total
+    assert s.loc["a", "count"] == 3 and s.loc["a", "total_ms"] == 6.0 and s.loc["a", "mean_ms"] == 2.0
+    assert s.loc["b", "median_ms"] == 4.0 and s.loc["b", "min_ms"] == 3.0 and s.loc["b", "max_ms"] == 5.0
+    assert s.loc["b", "p90_ms"] == pytest.approx(np.percentile([3, 5, 4], 90))
+    assert s["pct"].sum() == pytest.approx(100) and s.loc["a", "pct"] == pytest.approx(100 * 6 / 18)
+    by_type = layer_summary(LAYER_TIMES.frame(rows), by="type").set_index("layer")
+    assert by_type.loc["conv", "total_ms"] == 12.0
+
+
+def test_profile_run_frames_summary_and_overview(resnet, tmp_path):
+    net, eng, ctx = resnet
+    x = pk.models.sample_input(net, 4)
+    with pk.profile(ctx) as run:
+        for _ in range(5):
+            ctx.execute(x)
+    for name, schema in (("layers", "layer_times"), ("memory", "memory_events"), ("queries", "queries"),
+                         ("gpu", "gpu_samples"), ("kernels", "kernels")):
+        SCHEMAS[schema].validate(run.frames[name])
+    assert run.layers["iteration"].nunique() == 5 and len(run.queries) == 5
+    o = run.overview().set_index("metric")["value"]
+    assert o["iterations"] == 5 and o["e2e_unprofiled_ms"] > 0 and "overhead_pct" in o
+    assert o["predicted_device_memory_bytes"] == eng.device_memory_bytes
+    assert o["measured_device_memory_bytes"] == eng.device_memory_bytes
+    assert 50 < o["layer_sum_pct_of_e2e"] <= 101
+    s = run.summary()
+    assert s["count"].eq(5).all() and len(s) == len(eng.plan.steps)
+    assert s.attrs["iterations"] == 5
+    assert ctx.profiler is None                                     # restored after the run
+    run.save(tmp_path / "run")
+    loaded = pk.load_run(tmp_path / "run")
+    pd.testing.assert_frame_equal(loaded.layers, run.layers, check_like=True)
+    assert loaded.meta["engine"] == eng.name and loaded.summary().shape == s.shape
+    if eng.device.kind == "cpu":
+        assert any("no GPU" in m for m in run.messages) and run.gpu.empty
+
+
+def test_load_run_rejects_other_directories(tmp_path):
+    with pytest.raises(pk.profiling.RunLoadError, match="not a saved perfkit run"):
+        pk.load_run(tmp_path)
+
+
+def test_exports(resnet, tmp_path):
+    net, eng, ctx = resnet
+    with pk.profile(ctx) as run:
+        for _ in range(3):
+            ctx.execute(pk.models.sample_input(net, 2))
+    trace = json.load(open(run.export_chrome_trace(tmp_path / "t.json")))
+    evs = trace["traceEvents"]
+    slices = [e for e in evs if e["ph"] == "X"]
+    assert all({"name", "ts", "dur", "pid", "tid"} <= set(e) for e in slices)
+    assert sum(e.get("cat") == "layer" for e in slices) == 3 * len(eng.plan.steps)
+    assert sum(e.get("cat") == "query" for e in slices) == 3
+    assert all(e["ph"] in ("X", "M", "C") for e in evs)
+    assert min(e["ts"] for e in slices) >= 0
+    prof = json.load(open(run.export_profile(tmp_path / "p.json")))
+    assert prof[0] == {"count": 3} and len(prof) == 1 + len(eng.plan.steps)
+    assert sum(p["percentage"] for p in prof[1:]) == pytest.approx(100)
+    assert {"name", "timeMs", "averageMs", "medianMs", "percentage"} <= set(prof[1])
+    times = json.load(open(run.export_times(tmp_path / "q.json")))
+    assert len(times) == 3 and {"startEnqMs", "endEnqMs", "latencyMs", "computeMs", "h2dMs", "d2hMs"} <= set(times[0])
+    assert trtexec_profile(LAYER_TIMES.frame([])) == [{"count": 0}] and trtexec_times(run.queries.iloc[:0]) == []
+
+
+def test_tracking_allocator_accounting():
+    tracker = pk.TrackingAllocator(device="cpu")
+    eng = pk.Builder("cpu", allocator=tracker).build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=8))
+    ctx = eng.create_execution_context()
+    ctx2 = eng.create_execution_context()
+    ctx2.close()
+    ev = tracker.events
+    MEMORY_EVENTS.validate(ev)
+    live = {}
+    for r in ev.itertuples():
+        if r.action == "alloc":
+            live[r.ptr] = r.size_bytes
+        elif r.action == "free":
+            live.pop(r.ptr)
+        assert r.in_use_bytes == sum(live.values())             # the running total is the sum of live blocks
+        assert r.peak_bytes >= r.in_use_bytes
+    owners = tracker.live().set_index(["tag", "owner"])["bytes"]
+    assert owners[("weights", eng.owner)] == eng.memory["weights"]
+    assert owners[("activations", ctx.owner)] == eng.memory["activations"]
+    assert tracker.in_use_bytes == eng.device_memory_bytes     # the engine's memory is fully attributed
+    assert set(ev["tag"]) >= {"weights", "activations", "io", "workspace"}
+    assert (ev.loc[ev["owner"] == "builder", "tag"] == "workspace").all()   # tactic timing borrowed workspace
+
+
+def test_allocation_attributed_to_running_layer():
+    tracker = pk.TrackingAllocator(device="cpu")
+    seen = []
+
+    def impl(xp, ins, params):
+        buf = tracker.allocate(1024)
+        seen.append(buf)
+        tracker.free(buf)
+        return ins[0]
+    pk.register_plugin("allocating", lambda s, p: s[0], impl=impl, replace=True)
+    net = pk.Network("a")
+    x = net.add_input("x", (3,))
+    net.mark_output(net.add_plugin("allocating", [x], name="alloc_layer").output)
+    ctx = pk.Builder("cpu", allocator=tracker).build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
+    ctx.execute({"x": np.ones((1, 3), np.float32)})
+    user = tracker.events.query("tag == 'user'")
+    assert list(user["layer"]) == ["alloc_layer", "alloc_layer"] and list(user["action"]) == ["alloc", "free"]
+
+
+def test_oom_is_recorded_and_the_engine_stays_usable():
+    class Limited:
+        def __init__(self, limit):
+            self.base, self.limit, self.used = pk.get_device("cpu").allocator, limit, 0
+
+        def allocate(self, size, alignment=256, flags=0):
+            if self.used + size > self.limit:
+                raise MemoryError("device full")
+            self.used += size
+            return self.base.allocate(size, alignment, flags)
+
+        def free(self, b):
+            self.used -= b.nbytes
+    net = pk.models.mnist_mlp()
+    probe = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=4, tactics="default"))
+    tracker = pk.TrackingAllocator(Limited(probe.device_memory_bytes + 100))
+    eng = pk.Builder("cpu", allocator=tracker).build(net, pk.BuilderConfig(max_batch_size=4, tactics="default"))
+    ctx = eng.create_execution_context()
+    with pytest.raises(pk.AllocationError, match=r"out of memory: context:.* asked for \d+ bytes .* held"):
+        eng.create_execution_context()
+    ev = tracker.events
+    assert (ev["action"] == "oom").sum() == 1
+    assert ctx.execute(pk.models.sample_input(net, 2))["prob"].shape == (2, 10)
+
+
+def test_nvml_sampler_without_a_gpu_is_quiet():
+    s = pk.NvmlSampler()
+    with s:
+        pass
+    if not pk.cuda_available():
+        assert s.frame.empty and "NVML" in s.message
+
+
+def test_measure_cpu_summary_and_diagnoses():
+    net = pk.models.mnist_mlp()
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=8))
+    m = pk.bench.measure(eng.create_execution_context(), 8, iterations=20, duration_s=0.2, warmup_ms=20)
+    SCHEMAS["queries"].validate(m.queries)
+    SCHEMAS["diagnoses"].validate(m.diagnoses)
+    q = m.queries
+    assert len(q) >= 20 and (q["latency_ms"] > 0).all()
+    assert np.allclose(q["latency_ms"], q["h2d_ms"] + q["compute_ms"] + q["d2h_ms"])
+    assert (q["host_latency_ms"] >= q["enqueue_ms"]).all()
+    assert m.value("latency_min_ms") <= m.value("latency_median_ms") <= m.value("latency_max_ms")
+    assert m.value("throughput_per_s") == pytest.approx(len(q) * 8 / (m.value("total_host_wall_ms") / 1e3))
+    m2 = pk.bench.measure(eng.create_execution_context(), 4, iterations=10, duration_s=0.1, warmup_ms=10, streams=2)
+    assert set(m2.queries["stream"]) == {0, 1}
+
+
+def test_diagnoses_from_known_figures():
+    from perfkit.bench.measure import _diagnose, _summary
+    from perfkit.frames import GPU_SAMPLES, QUERIES
+    rows = [{"run_id": "r", "query": i, "stream": 0, "batch_size": 1, "enqueue_start_ns": i * 10_000_000,
+             "enqueue_end_ns": i * 10_000_000 + 1_200_000, "end_ns": i * 10_000_000 + 5_000_000,
+             "enqueue_ms": 1.2, "h2d_ms": 2.0, "compute_ms": 1.0 + (0.5 if i % 2 else 0.0), "d2h_ms": 0.1,
+             "latency_ms": 3.1 + (0.5 if i % 2 else 0.0), "host_latency_ms": 5.0} for i in range(10)]
+    q = QUERIES.frame(rows)
+    gpu = GPU_SAMPLES.frame([{"ts_ns": 1, "gpu": 0, "util_gpu_pct": 99.0, "util_mem_pct": 50.0, "mem_used_bytes": 1,
+                              "sm_clock_mhz": 1500.0, "mem_clock_mhz": 3000.0, "power_w": 699.0,
+                              "power_limit_w": 700.0, "temperature_c": 80.0, "throttle_reasons": "sw_power_cap"}])
+    d = _diagnose(q, _summary(q, 1, 100.0, (90,)), gpu, True, "cuda").set_index("finding")
+    assert {"enqueue_bound", "h2d_bound", "unstable", "power_capped"} <= set(d.index)
+    assert "d2h_bound" not in d.index and "throttled" not in d.index
+    assert "page-locked" in d.loc["h2d_bound", "explanation"]
