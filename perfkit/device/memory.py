@@ -69,7 +69,13 @@ class Scope:
     owner: str = ""
 
 
-_scope = threading.local()
+class _ScopeLocal(threading.local):
+    value = None          # class defaults: lookups never miss (a miss on threading.local is slow)
+    layer = ""
+
+
+_scope = _ScopeLocal()
+_DEFAULT_SCOPE = Scope()
 
 
 def set_current_layer(name: str) -> None:
@@ -78,17 +84,17 @@ def set_current_layer(name: str) -> None:
 
 
 def current_layer() -> str:
-    return getattr(_scope, "layer", "")
+    return _scope.layer
 
 
 def current_scope() -> Scope:
     """The tag and owner of the allocation perfkit is making on this thread (``user`` otherwise)."""
-    return getattr(_scope, "value", None) or Scope()
+    return _scope.value or _DEFAULT_SCOPE
 
 
 @contextlib.contextmanager
 def allocation_scope(tag: str, owner: str = "") -> Iterator[None]:
-    previous = getattr(_scope, "value", None)
+    previous = _scope.value
     _scope.value = Scope(tag, owner)
     try:
         yield

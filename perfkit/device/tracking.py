@@ -95,7 +95,9 @@ class TrackingAllocator:
     def events_since(self, mark: int = 0) -> pd.DataFrame:
         with self._lock:
             rows = self._rows[mark:]
-        return MEMORY_EVENTS.frame(rows, {"peak_bytes": self.peak_bytes, "dropped_events": self.dropped_events})
+        names = MEMORY_EVENTS.names
+        return MEMORY_EVENTS.frame([dict(zip(names, r)) for r in rows],
+                                   {"peak_bytes": self.peak_bytes, "dropped_events": self.dropped_events})
 
     @property
     def events(self) -> pd.DataFrame:
@@ -118,10 +120,9 @@ class TrackingAllocator:
         if len(self._rows) >= self.max_events:
             self.dropped_events += 1
             return
-        self._rows.append({"ts_ns": time.perf_counter_ns(), "action": action, "ptr": ptr, "size_bytes": size,
-                           "requested_bytes": int(requested), "tag": tag, "owner": owner, "layer": current_layer(),
-                           "thread": threading.current_thread().name, "in_use_bytes": self.in_use_bytes,
-                           "peak_bytes": self.peak_bytes})
+        # a tuple in MEMORY_EVENTS column order; the frame is built only when asked for
+        self._rows.append((time.perf_counter_ns(), action, ptr, size, requested, tag, owner, current_layer(),
+                           threading.current_thread().name, self.in_use_bytes, self.peak_bytes))
 
     def _record(self, action, ptr, size, requested, tag, owner) -> None:
         with self._lock:

@@ -1,0 +1,99 @@
+"""Issue figures for per-layer profiling on the small ResNet (default batch 32):
+
+1. sum of per-layer times vs end-to-end latency, after the overhead correction (target: within 10%);
+2. what profiling adds to end-to-end latency (target: at most 5%), profiled and unprofiled runs
+   interleaved in rounds;
+3. per-layer CUPTI kernel time vs the layer's event time (target: within 10%; GPU only);
+4. tracking-allocator cost per recorded event vs the untracked allocator (target: at most 1 us on GPU).
+
+Usage:  python3 benchmarks/profiling_overhead.py [--device cuda] [--batch 32] [--rounds 5]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import perfkit as pk
+from perfkit.bench import time_inference
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default=None)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--precision", default="fp32")
+    a = p.parse_args()
+    dev = pk.get_device(a.device)
+    net = pk.models.resnet_small()
+    eng = pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=a.batch, precision=a.precision))
+    ctx = eng.create_execution_context()
+    x = pk.models.sample_input(net, a.batch)
+    if dev.kind != "cpu":
+        x = {k: dev.to_device(v) for k, v in x.items()}
+    print(f"# profiling figures, resnet_small batch {a.batch} {a.precision} on {dev.spec} ({dev.name}), "
+          f"{time.strftime('%Y-%m-%d')}")
+    time_inference(ctx, x, warmup=20, min_time_s=1.0)
+    plain, prof = [], []
+    timer = pk.LayerTimer()
+    for _ in range(a.rounds):
+        ctx.profiler = None
+        plain.append(np.median(time_inference(ctx, x, warmup=3, min_time_s=0.5)))
+        ctx.profiler = timer
+        prof.append(np.median(time_inference(ctx, x, warmup=3, min_time_s=0.5)))
+    ctx.profiler = None
+    e2e, e2e_p = float(np.median(plain)), float(np.median(prof))
+    lt = timer.frame
+    layer_sum = float(lt.groupby("iteration")["ms"].sum().median())
+    cost_ns = pk.profiling.calibrate_event_cost(dev)
+    n = len(eng.plan.steps)
+    corrected = layer_sum - (cost_ns * (n + 1) / 1e6 if dev.kind == "cpu" else 0.0)
+    print(f"end-to-end unprofiled      {e2e:9.3f} ms (median of {a.rounds} round medians)")
+    print(f"end-to-end profiled        {e2e_p:9.3f} ms   overhead {100 * (e2e_p - e2e) / e2e:+.2f}%  (target <= 5%)")
+    print(f"sum of layer times         {layer_sum:9.3f} ms   ({n} layers, boundary cost {cost_ns:.0f} ns)")
+    print(f"  corrected                {corrected:9.3f} ms   = {100 * corrected / e2e:.1f}% of end-to-end "
+          f"(target within 10%: {abs(100 * corrected / e2e - 100):.1f}% off)")
+    print(f"  gap                      {e2e - corrected:9.3f} ms   outside layers (copies, launch, sync, host)")
+    if dev.kind == "cuda":
+        with pk.profile(ctx, kernels=True, memory=False, gpu_metrics=True, baseline=False) as run:
+            for _ in range(20):
+                ctx.execute(x)
+        if run.kernels.empty:
+            print("kernels: none recorded:", run.messages)
+        else:
+            k = run.kernels[run.kernels["layer"] != ""]
+            per_k = k.groupby(["iteration", "layer"])["ms"].sum()
+            lay = run.layers.set_index(["iteration", "layer"])["ms"]
+            both = lay.to_frame("event_ms").join(per_k.rename("kernel_ms"), how="inner")
+            both["ratio"] = both["kernel_ms"] / both["event_ms"]
+            by_layer = both.groupby(level="layer")[["event_ms", "kernel_ms"]].median()
+            by_layer["kernel/event"] = by_layer["kernel_ms"] / by_layer["event_ms"]
+            print(f"kernels: {len(run.kernels)} recorded, {len(k)} mapped to layers; per-layer kernel/event time "
+                  f"median {both['ratio'].median():.3f}, within 10% for {100 * (abs(both['ratio'] - 1) <= 0.1).mean():.0f}% "
+                  "of layer executions")
+            print(by_layer.sort_values("event_ms", ascending=False).head(8).round(4).to_string())
+            g = run.gpu
+            if len(g):
+                print(f"gpu: {len(g)} samples, SM clock {g['sm_clock_mhz'].median():.0f} MHz, power "
+                      f"{g['power_w'].median():.0f} W, throttle reasons {set(g['throttle_reasons']) - {''} or 'none'}")
+    # allocator cost per event
+    base = dev.allocator
+    tracker = pk.TrackingAllocator(base)
+    sizes = [1 << 20] * 2000
+
+    def churn(alloc):
+        t0 = time.perf_counter_ns()
+        for s in sizes:
+            alloc.free(alloc.allocate(s))
+        return (time.perf_counter_ns() - t0) / (2 * len(sizes))
+    churn(base), churn(tracker)
+    b = min(churn(base) for _ in range(5))
+    t = min(churn(tracker) for _ in range(5))
+    print(f"allocator: untracked {b / 1e3:.3f} us/event, tracked {t / 1e3:.3f} us/event, "
+          f"added {(t - b) / 1e3:.3f} us per recorded event (target <= 1 us on GPU)")
+
+
+if __name__ == "__main__":
+    main()
