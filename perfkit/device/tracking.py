@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from threading import get_ident
+from time import perf_counter_ns
 from typing import Any
 
 import pandas as pd
@@ -36,6 +38,7 @@ class TrackingAllocator:
         self._live: dict = {}            # id(buffer) -> (ptr, size, tag, owner)
         self._rows: list = []
         self.dropped_events = 0
+        self._thread_names: dict = {}
         self.in_use_bytes = 0
         self.peak_bytes = 0
 
@@ -121,8 +124,12 @@ class TrackingAllocator:
             self.dropped_events += 1
             return
         # a tuple in MEMORY_EVENTS column order; the frame is built only when asked for
-        self._rows.append((time.perf_counter_ns(), action, ptr, size, requested, tag, owner, current_layer(),
-                           threading.current_thread().name, self.in_use_bytes, self.peak_bytes))
+        ident = get_ident()
+        name = self._thread_names.get(ident)
+        if name is None:
+            name = self._thread_names[ident] = threading.current_thread().name
+        self._rows.append((perf_counter_ns(), action, ptr, size, requested, tag, owner, current_layer(), name,
+                           self.in_use_bytes, self.peak_bytes))
 
     def _record(self, action, ptr, size, requested, tag, owner) -> None:
         with self._lock:
@@ -139,11 +146,24 @@ class TrackingAllocator:
         return type(self.base).__name__.lower().startswith("cuda")
 
 
+class _Release:
+    """Owner of a pooled CuPy block handed out through the hook: when CuPy drops it, the free is recorded."""
+
+    __slots__ = ("mem", "tracker", "ptr")
+
+    def __init__(self, mem, tracker, ptr):
+        self.mem, self.tracker, self.ptr = mem, tracker, ptr
+
+    def __del__(self):
+        self.tracker.record_external("free", self.ptr, 0)
+
+
 class CupyAllocationHook:
     """While active, routes every CuPy allocation in the process through ``tracker`` as ``user``.
 
-    Installed with ``cupy.cuda.set_allocator``; perfkit's own device buffers come from the memory
-    pool directly and are not seen twice.
+    Installed with ``cupy.cuda.set_allocator``; each block still comes from CuPy's memory pool and
+    goes back to it when CuPy releases it, at which point the free is recorded. perfkit's own
+    device buffers come from the pool directly and are not seen twice.
     """
 
     def __init__(self, tracker: TrackingAllocator):
@@ -154,14 +174,14 @@ class CupyAllocationHook:
         import cupy
         pool = cupy.get_default_memory_pool()
         tracker = self.tracker
+        mod = cupy.cuda.memory
 
         def malloc(size: int):
             mem = pool.malloc(size)
             ptr = int(mem.ptr)
             tracker.record_external("alloc", ptr, int(size), "user", "")
-            import weakref
-            weakref.finalize(mem.mem, tracker.record_external, "free", ptr, int(size))
-            return mem
+            owner = _Release(mem, tracker, ptr)
+            return mod.MemoryPointer(mod.UnownedMemory(ptr, int(size), owner), 0)
         self._previous = cupy.cuda.get_allocator()
         cupy.cuda.set_allocator(malloc)
         return self

@@ -45,8 +45,8 @@ class KernelTracer:
             if not _state["registered"]:
                 c.activity_register_callbacks(_requested, _completed)
                 _state["registered"] = True
-        c.activity_enable(c.ActivityKind.CONCURRENT_KERNEL)
-        c.activity_enable(c.ActivityKind.EXTERNAL_CORRELATION)
+        for kind in self._kinds():
+            c.activity_enable(kind)
         t0 = time.perf_counter_ns()
         g = c.get_timestamp()
         t1 = time.perf_counter_ns()
@@ -56,10 +56,15 @@ class KernelTracer:
     def stop(self) -> None:
         c = self._c
         c.activity_flush_all(1)
-        c.activity_disable(c.ActivityKind.CONCURRENT_KERNEL)
-        c.activity_disable(c.ActivityKind.EXTERNAL_CORRELATION)
+        for kind in self._kinds():
+            c.activity_disable(kind)
         with _state["lock"]:
             _state["active"] = None
+
+    def _kinds(self) -> list:
+        # external correlation records are emitted for API calls, so the driver/runtime API kinds are on too
+        k = self._c.ActivityKind
+        return [k.CONCURRENT_KERNEL, k.EXTERNAL_CORRELATION, k.DRIVER, k.RUNTIME]
 
     def hook(self) -> "_CorrelationHook":
         return _CorrelationHook(self)

@@ -70,7 +70,6 @@ class ExecutionContext:
         self.observers: list = []
         self._event_pool: list = []
         self._pool_lock = threading.Lock()
-        self._sync_events: list = []
         self._clock = None
         self._resolver_obj = None
         self._deferred_report = None
@@ -326,11 +325,7 @@ class ExecutionContext:
             self._mark(input_consumed, stream)
 
     # profiling support (used by runtime/profiled.py) -----------------------------------------------
-    def _take_events(self, n: int, sync: bool) -> list:
-        if sync:
-            while len(self._sync_events) < n:
-                self._sync_events.append(self.device.create_event())
-            return self._sync_events[:n]
+    def _take_events(self, n: int) -> list:
         with self._pool_lock:
             if self._event_pool and len(self._event_pool[-1]) >= n:
                 return self._event_pool.pop()

@@ -29,7 +29,13 @@ class CudaClock:
         self.ref = ev
 
     def to_ns(self, event: Any) -> int:
-        return self.host_ref_ns + int(event.elapsed_ms_since(self.ref) * 1e6)
+        """Call only once ``event`` has completed."""
+        return self.host_ref_ns + int(self._elapsed(self.ref.raw, event.raw) * 1e6)
+
+    @property
+    def _elapsed(self):
+        import cupy
+        return cupy.cuda.get_elapsed_time
 
 
 class _Resolver:
@@ -85,7 +91,7 @@ def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_cons
         name = getattr(stream, "name", "") or ("execute" if sync else "stream")
         _report(prof, ctx, batch, name, "host", marks)
         return
-    events = ctx._take_events(len(steps) + 1, sync)
+    events = ctx._take_events(len(steps) + 1)
     events[0].record(stream)
     for i, (s, op, weights, bf16) in enumerate(steps):
         for h in hooks:
@@ -102,13 +108,12 @@ def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_cons
         events[-1].synchronize()
         ts = [clock.to_ns(e) for e in events]
         marks = [(i, s.name, s.type, s.precision, ts[i], ts[i + 1]) for i, (s, _, _, _) in enumerate(steps)]
-        if not sync:
-            ctx._return_events(events)
+        ctx._return_events(events)
         _report(prof, ctx, batch, sname, "cuda_event", marks)
     if sync:
-        ctx._deferred_report = resolve          # execute() calls it after synchronising
+        ctx._deferred_report = resolve          # execute() reports right after it has synchronised
     else:
-        ctx._resolver().submit(resolve)
+        ctx._resolver().submit(resolve)         # enqueue(): reported once the stream gets there
 
 
 class NullProfiler:
