@@ -62,6 +62,28 @@ def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: S
         fl = e.build_log.query("phase == 'fusion'")
         print(f"  {net.name:<22}{len(net.layers):>4} layers -> {len(e.plan.steps):<4} "
               f"{(fl['outcome'] == 'fused').sum()} fusions, {(fl['outcome'] == 'not fused').sum()} candidates not fused")
+    print(f"\nper-layer profiles (batch {top}, {precisions[0]}): top layers, memory predicted vs measured, overhead")
+    from .profiling import profile
+    for net in nets:
+        e = engines[(net.name, precisions[0], top)]
+        ctx = e.create_execution_context()
+        x = pkm.sample_input(net, top)
+        if dev.kind != "cpu":
+            x = {k: dev.to_device(v) for k, v in x.items()}
+        ctx.execute(x)
+        with profile(ctx) as run:
+            for _ in range(10):
+                ctx.execute(x)
+        v = run.overview_values()
+        s = run.summary().head(3)
+        top3 = "; ".join(f"{r.layer} {r.pct:.0f}%" for r in s.itertuples())
+        print(f"  {net.name:<22} layers sum {v['layer_sum_ms']:.3f} ms of {v['e2e_unprofiled_ms']:.3f} ms end-to-end, "
+              f"profiling overhead {v.get('overhead_pct', float('nan')):+.1f}%; memory predicted "
+              f"{_fmt_bytes(v['predicted_device_memory_bytes'])}, measured {_fmt_bytes(v['measured_device_memory_bytes'])}")
+        print(f"  {'':<22} top: {top3}")
+        run.save(os.path.join(run_dir, f"profile_{net.name}"))
+        run.export_chrome_trace(os.path.join(run_dir, f"trace_{net.name}.json"))
+        ctx.close()
     best = frame.loc[frame.groupby("model")["throughput_per_s"].idxmax()]
     print("\nbest throughput per model:")
     for _, r in best.iterrows():

@@ -15,7 +15,12 @@ def test_demo_writes_frames_and_chart(tmp_path, capsys):
     assert rc == 0
     (run,) = list(tmp_path.iterdir())
     files = sorted(os.listdir(run))
-    assert files == ["build_log.parquet", "engine_layers.parquet", "sweep.parquet", "throughput_vs_batch.png"]
+    assert files == ["build_log.parquet", "engine_layers.parquet", "profile_lenet", "profile_mnist_mlp", "sweep.parquet",
+                     "throughput_vs_batch.png", "trace_lenet.json", "trace_mnist_mlp.json"]
+    loaded = pk.load_run(run / "profile_lenet")
+    assert loaded.layers["iteration"].nunique() == 10
+    import json
+    assert any(e.get("cat") == "layer" for e in json.load(open(run / "trace_lenet.json"))["traceEvents"])
     sweep = pd.read_parquet(run / "sweep.parquet")
     assert len(sweep) == 2 * 2 * 2
     assert set(SWEEP.names) <= set(sweep.columns)

@@ -125,7 +125,10 @@ class Convolution(Op):
             cols = env.scratch((b, g, cg, kh, kw, oh, ow), x.dtype)
             cols[...] = win
             cols = cols.reshape(b, g, cg * kh * kw, oh * ow)
-        if cols is not None:
+        if cols is not None and g == 1:
+            env.shared_weight_matmul(wmat[0], xp.ascontiguousarray(cols.reshape(b, cg * kh * kw, oh * ow)),
+                                     out.reshape(b, kg, oh * ow))
+        elif cols is not None:
             env.matmul(wmat, cols, out.reshape(b, g, kg, oh * ow))
         if "bias" in weights:
             xp.add(out, weights["bias"].reshape(k, 1, 1), out=out)

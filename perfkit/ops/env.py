@@ -33,6 +33,14 @@ class Env:
         self._ws_offset = start + n
         return self._ws[start:start + n].view(dtype).reshape(shape)
 
+    def shared_weight_matmul(self, w: Any, x: Any, out: Any) -> Any:
+        """out[b] = w @ x[b] (w (K, R), x (B, R, P), out (B, K, P)): one weight matrix for the whole batch."""
+        if self.device_kind == "cuda" and out.dtype == w.dtype == x.dtype:
+            from .cuda_gemm import shared_weight_gemm
+            if shared_weight_gemm(w, x, out):
+                return out
+        return self.matmul(w, x, out)
+
     def matmul(self, a: Any, b: Any, out: Any) -> Any:
         xp = self.xp
         if self.device_kind == "cpu" and out.dtype == np.float16:
