@@ -57,13 +57,17 @@ class TrackingAllocator:
                 f"{self.in_use_bytes} bytes held through this allocator"
                 + (f" and {free} bytes free on the device" if free is not None else "")
                 + f" ({exc}); free engines or contexts, or lower max_batch_size") from exc
-        nbytes = int(getattr(buf, "nbytes", size))
-        ptr = int(getattr(buf, "ptr", 0) or 0)
+        try:
+            nbytes, ptr = buf.nbytes, buf.ptr
+        except AttributeError:           # a user allocator returning a bare array
+            nbytes, ptr = int(getattr(buf, "nbytes", size)), 0
+        tag, owner = scope.tag, scope.owner
         with self._lock:
-            self._live[id(buf)] = (ptr, nbytes, scope.tag, scope.owner)
-            self.in_use_bytes += nbytes
-            self.peak_bytes = max(self.peak_bytes, self.in_use_bytes)
-            self._append("alloc", ptr, nbytes, size, scope.tag, scope.owner)
+            self._live[id(buf)] = (ptr, nbytes, tag, owner)
+            in_use = self.in_use_bytes = self.in_use_bytes + nbytes
+            if in_use > self.peak_bytes:
+                self.peak_bytes = in_use
+            self._append("alloc", ptr, nbytes, size, tag, owner)
         return buf
 
     def free(self, buffer: Any) -> None:

@@ -42,15 +42,11 @@ class LayerTimer:
 
     # perfkit's richer callback -------------------------------------------------------------------
     def record_inference(self, context: Any, batch: int, stream: str, clock: str, layers: list) -> None:
-        """``layers``: (index, name, type, precision, start_ns, end_ns) per engine layer, in order."""
+        """``layers``: (index, name, type, precision, start_ns, end_ns) per engine layer, in order.
+        Kept as given (cheap on the inference's path); rows are built when the frame is asked for."""
         with self._lock:
-            it = self._iteration
+            self._rows.append((self._iteration, context.name, int(batch), stream, clock, layers))
             self._iteration += 1
-            for index, name, type_, precision, t0, t1 in layers:
-                self._rows.append({"run_id": self.run_id, "iteration": it, "index": index, "layer": name,
-                                   "type": type_, "start_ns": int(t0), "end_ns": int(t1), "ms": (t1 - t0) / 1e6,
-                                   "stream": stream, "context": context.name, "batch_size": int(batch),
-                                   "precision": precision, "clock": clock})
 
     @property
     def iterations(self) -> int:
@@ -59,7 +55,12 @@ class LayerTimer:
     @property
     def frame(self) -> pd.DataFrame:
         with self._lock:
-            rows = list(self._rows)
+            batches = list(self._rows)
+        rows = [{"run_id": self.run_id, "iteration": it, "index": index, "layer": name, "type": type_,
+                 "start_ns": int(t0), "end_ns": int(t1), "ms": (t1 - t0) / 1e6, "stream": stream, "context": ctx,
+                 "batch_size": batch, "precision": precision, "clock": clock}
+                for it, ctx, batch, stream, clock, layers in batches
+                for index, name, type_, precision, t0, t1 in layers]
         return LAYER_TIMES.frame(rows, {"run_id": self.run_id})
 
     def clear(self) -> None:

@@ -52,6 +52,7 @@ class ExecutionContext:
             off += align(b * int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize)
         self._steps = [(s, get_op(s.type), {k: engine.weights[v] for k, v in s.weights.items()},
                         s.precision == "bf16") for s in plan.steps]
+        self._step_desc = [(s.name, s.type, s.precision) for s in plan.steps]
         inputs = set(plan.inputs)
         readers = [i for i, s in enumerate(plan.steps) if inputs & set(s.inputs)]
         self._last_input_reader = max(readers) if readers else -1

@@ -28,14 +28,13 @@ class CudaClock:
         self.host_ref_ns = time.perf_counter_ns()
         self.ref = ev
 
+        import cupy
+        self._elapsed = cupy.cuda.runtime.eventElapsedTime
+        self._ref_ptr = ev.raw.ptr
+
     def to_ns(self, event: Any) -> int:
         """Call only once ``event`` has completed."""
-        return self.host_ref_ns + int(self._elapsed(self.ref.raw, event.raw) * 1e6)
-
-    @property
-    def _elapsed(self):
-        import cupy
-        return cupy.cuda.get_elapsed_time
+        return self.host_ref_ns + int(self._elapsed(self._ref_ptr, event.raw.ptr) * 1e6)
 
 
 class _Resolver:
@@ -107,7 +106,7 @@ def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_cons
     def resolve() -> None:
         events[-1].synchronize()
         ts = [clock.to_ns(e) for e in events]
-        marks = [(i, s.name, s.type, s.precision, ts[i], ts[i + 1]) for i, (s, _, _, _) in enumerate(steps)]
+        marks = [(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(ctx._step_desc)]
         ctx._return_events(events)
         _report(prof, ctx, batch, sname, "cuda_event", marks)
     if sync:
