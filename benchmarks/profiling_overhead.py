@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--kernel-batches", default="32,256", help="batches for the CUPTI kernel-vs-event comparison")
     a = p.parse_args()
     dev = pk.get_device(a.device)
     net = pk.models.resnet_small()
@@ -56,10 +57,16 @@ def main() -> None:
     print(f"  corrected                {corrected:9.3f} ms   = {100 * corrected / e2e:.1f}% of end-to-end "
           f"(target within 10%: {abs(100 * corrected / e2e - 100):.1f}% off)")
     print(f"  gap                      {e2e - corrected:9.3f} ms   outside layers (copies, launch, sync, host)")
-    if dev.kind == "cuda":
-        with pk.profile(ctx, kernels=True, memory=False, gpu_metrics=True, baseline=False) as run:
+    for kb in ([int(b) for b in a.kernel_batches.split(",")] if dev.kind == "cuda" else []):
+        keng = eng if kb == a.batch else pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=kb,
+                                                                                    precision=a.precision))
+        kctx = keng.create_execution_context()
+        kx = {k: dev.to_device(v) for k, v in pk.models.sample_input(net, kb).items()}
+        time_inference(kctx, kx, warmup=5, min_time_s=0.3)
+        with pk.profile(kctx, kernels=True, memory=False, gpu_metrics=True, baseline=False) as run:
             for _ in range(20):
-                ctx.execute(x)
+                kctx.execute(kx)
+        print(f"-- CUPTI kernels vs layer events at batch {kb}")
         if run.kernels.empty:
             print("kernels: none recorded:", run.messages)
         else:

@@ -4,6 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 import perfkit as pk  # noqa: E402
 from perfkit.frames import FUSION_BENEFIT, SWEEP  # noqa: E402
@@ -42,3 +43,22 @@ def test_plot_fusion_benefit(tmp_path):
     assert len(ax.patches) == 4
     assert [t.get_text() for t in ax.get_yticklabels()] == ["(no rules)", "conv_sum", "conv_relu", "(all rules)"]
     assert _png_size(fig, tmp_path, "f.png") > 5000
+
+
+def test_layer_timeline_and_memory_plots(tmp_path):
+    from perfkit.plots import plot_layer_timeline, plot_memory
+    net = pk.models.lenet()
+    tracker = pk.TrackingAllocator(device="cpu")
+    eng = pk.Builder("cpu", allocator=tracker).build(net, pk.BuilderConfig(max_batch_size=4))
+    ctx = eng.create_execution_context()
+    with pk.profile(ctx) as run:
+        for _ in range(4):
+            ctx.execute(pk.models.sample_input(net, 4))
+    fig = plot_layer_timeline(run.layers)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3 * len(eng.plan.steps)           # the last three inferences
+    assert _png_size(fig, tmp_path, "t.png") > 5000
+    fig = plot_memory(tracker.events)
+    ax = fig.axes[0]
+    assert ax.lines and max(ax.lines[0].get_ydata()) * 2**20 == pytest.approx(tracker.peak_bytes)
+    assert _png_size(fig, tmp_path, "m.png") > 5000

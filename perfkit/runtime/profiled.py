@@ -27,7 +27,6 @@ class CudaClock:
         stream.synchronize()
         self.host_ref_ns = time.perf_counter_ns()
         self.ref = ev
-
         import cupy
         self._elapsed = cupy.cuda.runtime.eventElapsedTime
         self._ref_ptr = ev.raw.ptr
