@@ -9,11 +9,11 @@ that says how much was asked for, held and free.
 from __future__ import annotations
 
 import threading
-import time
 from threading import get_ident
 from time import perf_counter_ns
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .memory import DEFAULT_ALIGNMENT, current_layer, current_scope
@@ -26,6 +26,9 @@ class TrackingAllocator:
 
     ``events`` is the ``memory_events`` frame; ``in_use_bytes``/``peak_bytes`` the running figures;
     ``live()`` the blocks held now by tag and owner; ``mark()`` returns an event index to slice from.
+
+    Recording takes no lock: each event is one tuple appended to a list and one dict update, both
+    atomic in CPython, and the running totals of the frame are computed when the frame is built.
     """
 
     def __init__(self, base: Any = None, device: Any = None, max_events: int = 1_000_000):
@@ -34,13 +37,11 @@ class TrackingAllocator:
             base = get_device(device).allocator
         self.base = base
         self.max_events = int(max_events)
-        self._lock = threading.Lock()
-        self._live: dict = {}            # id(buffer) -> (ptr, size, tag, owner)
-        self._rows: list = []
-        self.dropped_events = 0
+        self._live: dict = {}            # id(buffer) or ("ext", ptr) -> (ptr, size, tag, owner)
+        self._rows: list = []            # (ts_ns, action, ptr, signed size, requested, tag, owner, layer, thread)
         self._thread_names: dict = {}
-        self.in_use_bytes = 0
-        self.peak_bytes = 0
+        self.dropped_events = 0
+        self._floor = (0, 0)             # (row index, in-use bytes) from which the peak is measured
 
     # the allocator protocol ----------------------------------------------------------------------
     def allocate(self, size: int, alignment: int = DEFAULT_ALIGNMENT, flags: int = 0) -> Any:
@@ -50,7 +51,7 @@ class TrackingAllocator:
             if buf is None:
                 raise MemoryError("the allocator returned None")
         except (MemoryError, AllocationError) as exc:
-            self._record("oom", 0, 0, size, scope.tag, scope.owner)
+            self._append("oom", 0, 0, size, scope.tag, scope.owner)
             free = self._free_device_bytes()
             raise AllocationError(
                 f"out of memory: {scope.owner or 'a user'} asked for {size} bytes of {scope.tag} memory with "
@@ -62,49 +63,62 @@ class TrackingAllocator:
         except AttributeError:           # a user allocator returning a bare array
             nbytes, ptr = int(getattr(buf, "nbytes", size)), 0
         tag, owner = scope.tag, scope.owner
-        with self._lock:
-            self._live[id(buf)] = (ptr, nbytes, tag, owner)
-            in_use = self.in_use_bytes = self.in_use_bytes + nbytes
-            if in_use > self.peak_bytes:
-                self.peak_bytes = in_use
-            self._append("alloc", ptr, nbytes, size, tag, owner)
+        self._live[id(buf)] = (ptr, nbytes, tag, owner)
+        rows = self._rows
+        if len(rows) < self.max_events:      # the hot path of _append, inlined
+            name = self._thread_names.get(get_ident()) or self._thread_name()
+            rows.append((perf_counter_ns(), "alloc", ptr, nbytes, size, tag, owner, current_layer(), name))
+        else:
+            self.dropped_events += 1
         return buf
 
     def free(self, buffer: Any) -> None:
-        with self._lock:
-            info = self._live.pop(id(buffer), None)
-            if info is not None:
-                ptr, nbytes, tag, owner = info
-                self.in_use_bytes -= nbytes
-                self._append("free", ptr, nbytes, nbytes, tag, owner)
+        info = self._live.pop(id(buffer), None)
+        if info is not None:
+            self._append("free", info[0], -info[1], info[1], info[2], info[3])
         self.base.free(buffer)
 
     # observing other allocations (CuPy's hook uses this) -------------------------------------------
     def record_external(self, action: str, ptr: int, size: int, tag: str = "user", owner: str = "") -> None:
-        with self._lock:
-            if action == "alloc":
-                self._live[("ext", ptr)] = (ptr, size, tag, owner)
-                self.in_use_bytes += size
-                self.peak_bytes = max(self.peak_bytes, self.in_use_bytes)
-            else:
-                info = self._live.pop(("ext", ptr), None)
-                if info is None:
-                    return
-                self.in_use_bytes -= info[1]
-                size, tag, owner = info[1], info[2], info[3]
-            self._append(action, ptr, size, size, tag, owner)
+        if action == "alloc":
+            self._live[("ext", ptr)] = (ptr, size, tag, owner)
+            self._append("alloc", ptr, size, size, tag, owner)
+        else:
+            info = self._live.pop(("ext", ptr), None)
+            if info is not None:
+                self._append("free", ptr, -info[1], info[1], info[2], info[3])
+
+    # figures ---------------------------------------------------------------------------------------
+    @property
+    def in_use_bytes(self) -> int:
+        return int(sum(v[1] for v in list(self._live.values())))
+
+    @property
+    def peak_bytes(self) -> int:
+        index, base = self._floor
+        sizes = [r[3] for r in self._rows]
+        running = np.cumsum(np.asarray(sizes, dtype=np.int64)) if sizes else np.zeros(0, np.int64)
+        after = running[index:] if index < len(running) else running[:0]
+        at_floor = int(running[index - 1]) if index else 0
+        return int(max(base, (after.max() - at_floor + base) if after.size else base, self.in_use_bytes))
+
+    def reset_peak(self) -> None:
+        self._floor = (len(self._rows), self.in_use_bytes)
 
     # views -----------------------------------------------------------------------------------------
     def mark(self) -> int:
-        with self._lock:
-            return len(self._rows)
+        return len(self._rows)
 
     def events_since(self, mark: int = 0) -> pd.DataFrame:
-        with self._lock:
-            rows = self._rows[mark:]
-        names = MEMORY_EVENTS.names
-        return MEMORY_EVENTS.frame([dict(zip(names, r)) for r in rows],
-                                   {"peak_bytes": self.peak_bytes, "dropped_events": self.dropped_events})
+        rows = list(self._rows)
+        sizes = np.asarray([r[3] for r in rows], dtype=np.int64)
+        in_use = np.cumsum(sizes) if len(rows) else sizes
+        peak = np.maximum.accumulate(in_use) if len(rows) else in_use
+        out = [{"ts_ns": r[0], "action": r[1], "ptr": r[2], "size_bytes": abs(r[3]), "requested_bytes": r[4],
+                "tag": r[5], "owner": r[6], "layer": r[7], "thread": r[8], "in_use_bytes": int(in_use[i]),
+                "peak_bytes": int(peak[i])} for i, r in enumerate(rows) if i >= mark]
+        return MEMORY_EVENTS.frame(out, {"peak_bytes": int(peak[-1]) if len(rows) else 0,
+                                         "dropped_events": self.dropped_events})
 
     @property
     def events(self) -> pd.DataFrame:
@@ -112,32 +126,22 @@ class TrackingAllocator:
 
     def live(self) -> pd.DataFrame:
         """Blocks held now: one row per (tag, owner) with their count and bytes."""
-        with self._lock:
-            rows = list(self._live.values())
+        rows = list(self._live.values())
         df = pd.DataFrame(rows, columns=["ptr", "size_bytes", "tag", "owner"])
         return (df.groupby(["tag", "owner"], as_index=False).agg(blocks=("ptr", "count"), bytes=("size_bytes", "sum"))
                 .sort_values("bytes", ascending=False).reset_index(drop=True))
 
-    def reset_peak(self) -> None:
-        with self._lock:
-            self.peak_bytes = self.in_use_bytes
-
     # internals -------------------------------------------------------------------------------------
-    def _append(self, action, ptr, size, requested, tag, owner) -> None:
+    def _append(self, action, ptr, signed_size, requested, tag, owner) -> None:
         if len(self._rows) >= self.max_events:
             self.dropped_events += 1
             return
-        # a tuple in MEMORY_EVENTS column order; the frame is built only when asked for
-        ident = get_ident()
-        name = self._thread_names.get(ident)
-        if name is None:
-            name = self._thread_names[ident] = threading.current_thread().name
-        self._rows.append((perf_counter_ns(), action, ptr, size, requested, tag, owner, current_layer(), name,
-                           self.in_use_bytes, self.peak_bytes))
+        name = self._thread_names.get(get_ident()) or self._thread_name()
+        self._rows.append((perf_counter_ns(), action, ptr, signed_size, requested, tag, owner, current_layer(), name))
 
-    def _record(self, action, ptr, size, requested, tag, owner) -> None:
-        with self._lock:
-            self._append(action, ptr, size, requested, tag, owner)
+    def _thread_name(self) -> str:
+        name = self._thread_names[get_ident()] = threading.current_thread().name
+        return name
 
     def _free_device_bytes(self):
         try:
