@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
-from .activation import ACTIVATIONS, apply_activation
+from .activation import ACTIVATIONS
+from .epilogue import apply_epilogue
 from .base import Cost, Op, TensorSpec, register_op
 
 MAX_STAGES = 31
@@ -80,12 +81,8 @@ class MLP(Op):
             env.matmul(h, w, dst)
             if f"b{i}" in weights:
                 xp.add(dst, weights[f"b{i}"], out=dst)
-            act = st.get("activation")
-            if act:
-                if act["kind"] == "relu":
-                    xp.maximum(dst, 0, out=dst)
-                else:
-                    dst[...] = apply_activation(xp, act["kind"], dst, act["alpha"], act["beta"])
+            if st.get("activation"):
+                apply_epilogue(env, dst, st)
             h = dst
 
     def cost(self, params, inputs, outputs, weights):

@@ -61,6 +61,13 @@ class View:
             return None, f"its output is read by {len(readers)} layers" if readers else None
         return readers[0], None
 
+    def follow(self, node: Node, first: str, second: str) -> Node | None:
+        """The layer after ``node`` when ``node`` is a ``first`` whose only reader is a ``second``."""
+        if node.type != first:
+            return None
+        nxt, _ = self.next(node)
+        return nxt if nxt is not None and nxt.type == second else None
+
     def is_constant(self, t: str) -> bool:
         return t in self.g.constants
 

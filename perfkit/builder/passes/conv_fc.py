@@ -16,10 +16,8 @@ def _epilogue_busy(node) -> str | None:
 
 def _relu(layer_type: str):
     def rule(g, node, view: View, cfg):
-        if node.type != layer_type:
-            return None
-        nxt, _ = view.next(node)
-        if nxt is None or nxt.type != "activation":
+        nxt = view.follow(node, layer_type, "activation")
+        if nxt is None:
             return None
         matched = [node.name, nxt.name]
         if nxt.params["activation"] != "relu":
@@ -43,10 +41,8 @@ fc_relu = _relu("fully_connected")
 
 def conv_scale(g, node, view: View, cfg):
     """Convolution + Scale (uniform or per-channel) -> convolution with folded weights and bias."""
-    if node.type != "convolution":
-        return None
-    nxt, _ = view.next(node)
-    if nxt is None or nxt.type != "scale":
+    nxt = view.follow(node, "convolution", "scale")
+    if nxt is None:
         return None
     matched = [node.name, nxt.name]
     p = nxt.params
@@ -75,10 +71,8 @@ def conv_scale(g, node, view: View, cfg):
 
 def conv_sum(g, node, view: View, cfg):
     """Convolution + ElementWise sum -> convolution that adds the other operand in its epilogue."""
-    if node.type != "convolution":
-        return None
-    nxt, _ = view.next(node)
-    if nxt is None or nxt.type != "elementwise" or nxt.params["op"] != "sum":
+    nxt = view.follow(node, "convolution", "elementwise")
+    if nxt is None or nxt.params["op"] != "sum":
         return None
     mine = node.outputs[0]
     others = [t for t in nxt.inputs if t != mine]

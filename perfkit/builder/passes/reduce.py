@@ -58,8 +58,8 @@ def sum_squares(g, node, view: View, cfg):
     """x * x (an element-wise product of a tensor with itself) + sum -> sum of squares."""
     if node.type != "elementwise" or node.params["op"] != "prod" or node.inputs[0] != node.inputs[1]:
         return None
-    nxt, _ = view.next(node)
-    if nxt is None or nxt.type != "reduce":
+    nxt = view.follow(node, "elementwise", "reduce")
+    if nxt is None:
         return None
     matched = [node.name, nxt.name]
     if nxt.params["op"] != "sum":

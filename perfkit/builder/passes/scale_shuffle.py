@@ -24,10 +24,8 @@ def erase_identity_scale(g, node, view: View, cfg):
 
 def scale_activation(g, node, view: View, cfg):
     """Scale + Activation -> one Activation that scales its input first."""
-    if node.type != "scale":
-        return None
-    nxt, _ = view.next(node)
-    if nxt is None or nxt.type != "activation":
+    nxt = view.follow(node, "scale", "activation")
+    if nxt is None:
         return None
     matched = [node.name, nxt.name]
     if nxt.weights:
@@ -55,10 +53,8 @@ def _is_identity(p):
 
 def shuffle_shuffle(g, node, view: View, cfg):
     """Shuffle + Shuffle -> one Shuffle, or nothing when the two cancel out."""
-    if node.type != "shuffle":
-        return None
-    nxt, _ = view.next(node)
-    if nxt is None or nxt.type != "shuffle":
+    nxt = view.follow(node, "shuffle", "shuffle")
+    if nxt is None:
         return None
     matched = [node.name, nxt.name]
     a, b = node.params, nxt.params
@@ -105,10 +101,8 @@ def shuffle_shuffle(g, node, view: View, cfg):
 
 def shuffle_reduce(g, node, view: View, cfg):
     """Shuffle (permutation only) + Reduce with keep-dims -> one Reduce over the permuted view."""
-    if node.type != "shuffle":
-        return None
-    nxt, _ = view.next(node)
-    if nxt is None or nxt.type != "reduce":
+    nxt = view.follow(node, "shuffle", "reduce")
+    if nxt is None:
         return None
     matched = [node.name, nxt.name]
     if node.params["reshape"] is not None:
