@@ -43,7 +43,7 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
     from ..profiling.nvml import NvmlSampler
     engine, dev = context.engine, context.device
     batch = int(batch_size or engine.max_batch_size)
-    host_inputs = inputs if inputs is not None else _inputs_for(engine, batch, sample_input)
+    host_inputs = inputs if inputs is not None else sample_input(engine, batch)
     contexts = [context] + [engine.create_execution_context() for _ in range(max(1, streams) - 1)]
     slots = [_Slot(c, dev, host_inputs, batch) for c in contexts]
     sampler = NvmlSampler(dev.index) if gpu_metrics and dev.kind == "cuda" else None
@@ -82,15 +82,6 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
             "include_transfers": include_transfers}
     queries.attrs.update(meta)
     return Measurement(queries, summary, _diagnose(queries, summary, gpu, include_transfers, dev.kind), gpu, meta)
-
-
-def _inputs_for(engine: Any, batch: int, sample_input: Any) -> dict:
-    class _Shim:        # sample_input needs only names, shapes and dtypes
-        pass
-    shim = _Shim()
-    shim.inputs = [type("T", (), {"name": n, "shape": engine.get_binding_shape(n),
-                                  "dtype": str(engine.get_binding_dtype(n))}) for n in engine.input_names]
-    return sample_input(shim, batch)
 
 
 class _Slot:

@@ -10,14 +10,19 @@ __all__ = ["mnist_mlp", "lenet", "resnet_small", "mlp", "transformer_encoder", "
 
 
 def sample_input(network, batch_size: int, seed: int = 0) -> dict:
-    """Deterministic random inputs for ``network`` at ``batch_size`` (float in [-1, 1), int32 in [0, 16))."""
+    """Deterministic random host inputs for a Network or an Engine at ``batch_size``
+    (floats uniform in [-1, 1), int32 in [0, 16))."""
     import numpy as np
     rng = np.random.default_rng(seed)
+    if hasattr(network, "input_names"):                     # an Engine: its bindings
+        specs = [(n, network.get_binding_shape(n), str(network.get_binding_dtype(n))) for n in network.input_names]
+    else:
+        specs = [(t.name, t.shape, t.dtype) for t in network.inputs]
     out = {}
-    for t in network.inputs:
-        shape = (batch_size,) + t.shape
-        if t.dtype == "int32":
-            out[t.name] = rng.integers(0, 16, size=shape, dtype=np.int32)
+    for name, shape, dtype in specs:
+        shape = (batch_size,) + tuple(shape)
+        if dtype == "int32":
+            out[name] = rng.integers(0, 16, size=shape, dtype=np.int32)
         else:
-            out[t.name] = rng.uniform(-1, 1, size=shape).astype(t.dtype)
+            out[name] = rng.uniform(-1, 1, size=shape).astype(dtype)
     return out

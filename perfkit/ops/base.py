@@ -152,8 +152,3 @@ def as_array(value: Any, what: str, dtype: Any = np.float32) -> np.ndarray:
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise NetworkDefinitionError(f"{what} contains NaN or infinity")
     return arr
-
-
-def acc_dtype(dtype: Any) -> Any:
-    """Accumulation dtype: float32 for every floating storage dtype."""
-    return np.float32 if np.dtype(dtype).kind == "f" else dtype
