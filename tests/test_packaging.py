@@ -71,3 +71,15 @@ def test_committed_sample_engine_loads():
     fresh = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=64))
     np.testing.assert_array_equal(eng.create_execution_context().execute(x)["prob"],
                                   fresh.create_execution_context().execute(x)["prob"])
+
+
+def test_recorded_h200_frames_match_their_schemas():
+    import glob
+    import pandas as pd
+    from perfkit.frames import SCHEMAS
+    files = glob.glob(os.path.join(ROOT, "data", "h200_demo_*", "*.parquet"))
+    assert files
+    for f in files:
+        frame = pd.read_parquet(f)
+        SCHEMAS[frame.attrs["schema"]].validate(frame)
+        assert len(frame)
