@@ -43,16 +43,19 @@ def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: S
     nets = [pkm.SAMPLES[m]() for m in models]
     engines: dict = {}
     frame = sweep(nets, batch_sizes, precisions, dev, min_time_s=min_time_s, on_row=show, engines=engines)
+    logs: list = []
+    layers: list = []
     frame.to_parquet(os.path.join(run_dir, "sweep.parquet"))
     top = max(batch_sizes)
-    logs, layers = [], []
     for net in nets:
         for precision in precisions:
             e = engines[(net.name, precision, top)]
             logs.append(e.build_log.assign(model=net.name, precision=precision))
             layers.append(e.layers.assign(model=net.name, precision=precision))
-    pd.concat(logs, ignore_index=True).to_parquet(os.path.join(run_dir, "build_log.parquet"))
-    pd.concat(layers, ignore_index=True).to_parquet(os.path.join(run_dir, "engine_layers.parquet"))
+    for name, parts in (("build_log", logs), ("engine_layers", layers)):
+        frame_all = pd.concat(parts, ignore_index=True)     # the schema's columns plus model and precision
+        frame_all.attrs.update({"schema": name, "device": dev.spec, "device_name": dev.name})
+        frame_all.to_parquet(os.path.join(run_dir, f"{name}.parquet"))
     fig = plot_sweep(frame, "throughput_per_s")
     png = os.path.join(run_dir, "throughput_vs_batch.png")
     fig.savefig(png, dpi=110)
