@@ -50,8 +50,8 @@ def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: S
     for net in nets:
         for precision in precisions:
             e = engines[(net.name, precision, top)]
-            logs.append(e.build_log.assign(model=net.name, precision=precision))
-            layers.append(e.layers.assign(model=net.name, precision=precision))
+            logs.append(e.build_log.assign(model=net.name, engine_precision=precision))
+            layers.append(e.layers.assign(model=net.name, engine_precision=precision))
     for name, parts in (("build_log", logs), ("engine_layers", layers)):
         frame_all = pd.concat(parts, ignore_index=True)     # the schema's columns plus model and precision
         frame_all.attrs.update({"schema": name, "device": dev.spec, "device_name": dev.name})

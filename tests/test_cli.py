@@ -25,7 +25,10 @@ def test_demo_writes_frames_and_chart(tmp_path, capsys):
     assert len(sweep) == 2 * 2 * 2
     assert set(SWEEP.names) <= set(sweep.columns)
     assert (sweep["throughput_per_s"] > 0).all()
-    assert set(BUILD_LOG.names) <= set(pd.read_parquet(run / "build_log.parquet").columns)
+    BUILD_LOG.validate(pd.read_parquet(run / "build_log.parquet"))
+    from perfkit.frames import ENGINE_LAYERS
+    layers = ENGINE_LAYERS.validate(pd.read_parquet(run / "engine_layers.parquet"))
+    assert {"model", "engine_precision"} <= set(layers.columns)
     assert (run / "throughput_vs_batch.png").stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "best throughput per model" in out and "mnist_mlp" in out
