@@ -105,6 +105,9 @@ class Convolution(Op):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (params[n] for n in ("kernel_size", "stride", "padding", "dilation"))
         wmat = weights["kernel"].reshape(g, kg, cg * kh * kw)
         direct, (hp, wp) = self._plan(params, (c, h, w), (k, oh, ow))
+        if env.device_kind == "cuda" and params["tactic"] == "im2col" and self._cuda_fused(env, ins, out, params, weights,
+                                                                                      direct, (oh, ow)):
+            return
         if not direct:
             if ph or pw:
                 padded = env.scratch((b, c, hp, wp), x.dtype)
@@ -133,6 +136,38 @@ class Convolution(Op):
         if "bias" in weights:
             xp.add(out, weights["bias"].reshape(k, 1, 1), out=out)
         apply_epilogue(env, out, params, ins[1] if len(ins) > 1 else None)
+
+    @staticmethod
+    def _cuda_fused(env, ins, out, params, weights, direct, size) -> bool:
+        """GPU path: one im2col kernel, one cuBLAS GEMM per group, one epilogue kernel."""
+        act = params.get("activation")
+        if act and act["kind"] != "relu":
+            return False
+        from .cuda_kernels import epilogue, im2col
+        xp = env.xp
+        x = xp.ascontiguousarray(ins[0])
+        b, c = x.shape[:2]
+        k = out.shape[1]
+        g = params["groups"]
+        kh, kw = params["kernel_size"]
+        r, p = (c // g) * kh * kw, size[0] * size[1]
+        if direct:
+            cols = x.reshape(b, g, r, p)
+        else:
+            cols = env.scratch((b, g, r, p), x.dtype)
+            im2col(x, cols, params["kernel_size"], params["stride"], params["padding"], params["dilation"], size)
+        wmat = weights["kernel"].reshape(g, k // g, r)
+        if g == 1:
+            env.shared_weight_matmul(wmat[0], cols.reshape(b, r, p), out.reshape(b, k, p))
+        else:
+            env.matmul(wmat, cols, out.reshape(b, g, k // g, p))
+        residual = ins[1] if len(ins) > 1 else None
+        if residual is not None and residual.dtype != out.dtype:
+            residual = residual.astype(out.dtype)
+        if "bias" in weights or params.get("power") is not None or residual is not None or act:
+            epilogue(out, weights.get("bias"), params.get("power"),
+                     None if residual is None else xp.ascontiguousarray(residual), bool(act))
+        return True
 
     @staticmethod
     def _taps(env, padded, out, kernel, params, size):

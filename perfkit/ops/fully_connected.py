@@ -55,6 +55,11 @@ class FullyConnected(Op):
         x, out = ins[0], outs[0]
         w = weights["kernel"]
         env.matmul(x.reshape(x.shape[0], -1), w if params["tactic"] == "nn" else w.T, out)
+        act = params.get("activation")
+        if env.device_kind == "cuda" and (act is None or act["kind"] == "relu") and ("bias" in weights or act):
+            from .cuda_kernels import epilogue
+            epilogue(out, weights.get("bias"), None, None, bool(act))       # bias and ReLU in one pass
+            return
         if "bias" in weights:
             env.xp.add(out, weights["bias"], out=out)
         apply_epilogue(env, out, params)

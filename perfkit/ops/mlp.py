@@ -79,10 +79,16 @@ class MLP(Op):
             w = weights[f"w{i}"].T if nt else weights[f"w{i}"]
             dst = final if i == n - 1 else env.scratch(h.shape[:-1] + (w.shape[1],), out.dtype)
             env.matmul(h, w, dst)
-            if f"b{i}" in weights:
-                xp.add(dst, weights[f"b{i}"], out=dst)
-            if st.get("activation"):
-                apply_epilogue(env, dst, st)
+            act = st.get("activation")
+            if env.device_kind == "cuda" and (act is None or act["kind"] == "relu") and (f"b{i}" in weights or act):
+                from .cuda_kernels import epilogue      # bias and ReLU in one pass over the stage's output
+                flat = dst.reshape(-1, dst.shape[-1])
+                epilogue(flat, weights.get(f"b{i}"), None, None, bool(act))
+            else:
+                if f"b{i}" in weights:
+                    xp.add(dst, weights[f"b{i}"], out=dst)
+                if act:
+                    apply_epilogue(env, dst, st)
             h = dst
 
     def cost(self, params, inputs, outputs, weights):
