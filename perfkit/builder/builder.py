@@ -21,7 +21,7 @@ from .graph import Graph, eliminate_dead_nodes, fold_constants
 from .memory_plan import lifetimes_of, plan_arena
 from .passes import run_fusions
 from .tactics import choose_tactics
-from .precision import assign_precision, convert_weight
+from .precision import assign_precision
 
 
 class Builder:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from ..errors import PluginError, PluginNotRegisteredError, ShapeError
 from .base import Cost, Op, TensorSpec, register_op

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import NetworkDefinitionError, ShapeError
+from ..errors import ShapeError
 from .base import Cost, Op, register_op, TensorSpec
 
 

@@ -1,6 +1,5 @@
 """Per-layer profiling, profiling runs, tracking allocator, exports (CPU; CUDA variants carry the gpu marker)."""
 import json
-import threading
 
 import numpy as np
 import pandas as pd
