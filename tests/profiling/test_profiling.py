@@ -272,3 +272,19 @@ def test_cuda_kernels_nvtx_and_gpu_metrics():
     assert kk["start_ns"].min() >= first["start_ns"].iloc[0] - 200_000        # same timeline, within 0.2 ms
     assert len(run.gpu) >= 1 and (run.gpu["sm_clock_mhz"] > 0).all()
     assert (run.memory["tag"] == "user").any()             # CuPy temporaries seen through the allocator hook
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
+def test_measure_on_cuda_with_transfers_and_streams():
+    net = pk.models.resnet_small()
+    eng = pk.Builder("cuda").build(net, pk.BuilderConfig(max_batch_size=8))
+    ctx = eng.create_execution_context()
+    m = pk.bench.measure(ctx, 8, iterations=20, duration_s=0.3, warmup_ms=50, streams=2)
+    q = m.queries
+    assert len(q) >= 20 and set(q["stream"]) == {0, 1}
+    assert (q["h2d_ms"] > 0).all() and (q["d2h_ms"] > 0).all() and (q["compute_ms"] > 0).all()
+    assert np.allclose(q["latency_ms"], q["h2d_ms"] + q["compute_ms"] + q["d2h_ms"])
+    assert len(m.gpu) >= 1
+    ref = ctx.execute(pk.models.sample_input(eng, 8))["prob"]
+    assert ref.shape == (8, 10)
