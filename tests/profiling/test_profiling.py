@@ -255,6 +255,8 @@ def test_diagnoses_from_known_figures():
 @pytest.mark.gpu
 @pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
 def test_cuda_kernels_nvtx_and_gpu_metrics():
+    pytest.importorskip("cupti", reason="kernel tracing needs cupti-python (the cuda extras)")
+    pytest.importorskip("nvtx", reason="NVTX ranges need the nvtx package (the cuda extras)")
     net = pk.models.lenet()
     eng = pk.Builder("cuda").build(net, pk.BuilderConfig(max_batch_size=8))
     ctx = eng.create_execution_context()
