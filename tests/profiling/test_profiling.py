@@ -290,3 +290,29 @@ def test_measure_on_cuda_with_transfers_and_streams():
     assert len(m.gpu) >= 1
     ref = ctx.execute(pk.models.sample_input(eng, 8))["prob"]
     assert ref.shape == (8, 10)
+
+
+def test_layer_times_with_a_mocked_clock(monkeypatch):
+    """With a clock that advances 1 ms per reading, each CPU layer lasts exactly 1 ms and starts 1 ms
+    after the previous one ended; the summary and the trtexec export follow exactly."""
+    import itertools
+
+    from perfkit.runtime import profiled
+    net = pk.models.lenet()
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2, tactics="default"))
+    ctx = eng.create_execution_context()
+    ticks = itertools.count(0, 1_000_000)
+    monkeypatch.setattr(profiled.time, "perf_counter_ns", lambda: next(ticks))
+    timer = pk.LayerTimer()
+    ctx.profiler = timer
+    for _ in range(3):
+        ctx.execute(pk.models.sample_input(net, 2))
+    f = timer.frame
+    n = len(eng.plan.steps)
+    assert (f["ms"] == 1.0).all() and len(f) == 3 * n
+    g = f[f["iteration"] == 1].sort_values("index")
+    assert list(np.diff(g["start_ns"])) == [2_000_000] * (n - 1)
+    s = layer_summary(f)
+    assert (s["count"] == 3).all() and (s["total_ms"] == 3.0).all() and s["pct"].sum() == pytest.approx(100)
+    prof = trtexec_profile(f)
+    assert prof[0] == {"count": 3} and all(p["averageMs"] == 1.0 for p in prof[1:])
