@@ -5,14 +5,12 @@ from typing import Any
 
 import pandas as pd
 
+from ._axes import figure_and_axes
+
 
 def plot_fusion_benefit(frame: pd.DataFrame, ax: Any = None) -> Any:
     """Horizontal bars: latency added when each rule is switched off (ms), with the layer count."""
-    if ax is None:
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(7, 0.45 * len(frame) + 1.2), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (7, 0.45 * len(frame) + 1.2))
     f = frame.iloc[::-1]
     colors = ["#999999" if r.startswith("(") else ("#2a7ab9" if d >= 0 else "#c0504d")
               for r, d in zip(f["rule"], f["latency_delta_ms"])]

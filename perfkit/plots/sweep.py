@@ -5,6 +5,8 @@ from typing import Any
 
 import pandas as pd
 
+from ._axes import figure_and_axes
+
 LABELS = {"throughput_per_s": "throughput (samples/s)", "latency_median_ms": "median latency (ms)",
           "latency_mean_ms": "mean latency (ms)", "latency_p90_ms": "p90 latency (ms)",
           "device_memory_bytes": "device memory (bytes)"}
@@ -13,11 +15,7 @@ LABELS = {"throughput_per_s": "throughput (samples/s)", "latency_median_ms": "me
 def plot_sweep(frame: pd.DataFrame, metric: str = "throughput_per_s", ax: Any = None, logy: bool = True) -> Any:
     """Draws ``metric`` against batch size (log-log), a line per (model, precision). Returns the figure."""
     import matplotlib
-    if ax is None:
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (7, 4.2))
     if metric not in frame.columns:
         raise KeyError(f"the sweep frame has no column {metric!r}; columns: {list(frame.columns)}")
     styles = {"fp32": "-", "fp16": "--", "bf16": ":"}

@@ -5,19 +5,17 @@ from typing import Any
 
 import pandas as pd
 
+from ._axes import figure_and_axes, say_empty
+
 
 def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: Any = None, label_min_pct: float = 4.0) -> Any:
     """One lane per (context, stream); each layer a bar from its start to its end, coloured by type.
     ``iterations``: an int, a list, or None for the last three profiled inferences."""
     import matplotlib
-    if ax is None:
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(10, 3.2), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (10, 3.2))
     df = layer_times
     if df.empty:
-        ax.text(0.5, 0.5, "no layer times", ha="center", va="center", transform=ax.transAxes)
+        say_empty(ax, "layer times")
         return fig
     its = sorted(df["iteration"].unique())
     if iterations is None:
@@ -52,14 +50,10 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
 def plot_memory(memory_events: pd.DataFrame, ax: Any = None, by_tag: bool = True) -> Any:
     """Device memory held through the tracking allocator over time (a step line), with the peak, and
     one line per tag when ``by_tag``."""
-    if ax is None:
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, (8, 3.2))
     ev = memory_events
     if ev.empty:
-        ax.text(0.5, 0.5, "no memory events", ha="center", va="center", transform=ax.transAxes)
+        say_empty(ax, "memory events")
         return fig
     t = (ev["ts_ns"] - ev["ts_ns"].min()) / 1e6
     ax.step(t, ev["in_use_bytes"] / 2**20, where="post", label="in use (all tags)", color="black")
