@@ -3,10 +3,14 @@
 1. sum of per-layer times vs end-to-end latency, after the overhead correction (target: within 10%);
 2. what profiling adds to end-to-end latency (target: at most 5%), profiled and unprofiled runs
    interleaved in rounds;
-3. per-layer CUPTI kernel time vs the layer's event time (target: within 10%; GPU only);
+3. per-layer CUPTI kernel time vs the layer's event time (target: within 10%; GPU only): kernel busy
+   time (sum of kernel durations) and kernel span (first kernel start to last kernel end);
 4. tracking-allocator cost per recorded event vs the untracked allocator (target: at most 1 us on GPU).
 
-Usage:  python3 benchmarks/profiling_overhead.py [--device cuda] [--batch 32] [--rounds 5]
+On CUDA, figures 1-3 are given for both launch modes: replayed CUDA graphs (a context's default) and
+eager launches (``cuda_graph=False``).
+
+Usage:  python3 benchmarks/profiling_overhead.py [--device cuda] [--batch 32] [--rounds 15] [--modes graph,eager]
 """
 from __future__ import annotations
 
@@ -26,21 +30,38 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--precision", default="fp32")
     p.add_argument("--kernel-batches", default="32,256", help="batches for the CUPTI kernel-vs-event comparison")
+    p.add_argument("--modes", default="graph,eager", help="CUDA launch modes to measure: graph (replayed CUDA "
+                   "graphs, the default of a context) and/or eager (every layer launched from Python)")
     a = p.parse_args()
     dev = pk.get_device(a.device)
     net = pk.models.resnet_small()
     eng = pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=a.batch, precision=a.precision))
-    ctx = eng.create_execution_context()
     x = pk.models.sample_input(net, a.batch)
     if dev.kind != "cpu":
         x = {k: dev.to_device(v) for k, v in x.items()}
     print(f"# profiling figures, resnet_small batch {a.batch} {a.precision} on {dev.spec} ({dev.name}), "
           f"{time.strftime('%Y-%m-%d')}")
+    modes = a.modes.split(",") if dev.kind == "cuda" else ["host"]
+    for mode in modes:
+        ctx = eng.create_execution_context(cuda_graph=mode == "graph")
+        print(f"== {mode}: {ctx.graph_status}" if dev.kind == "cuda" else "== CPU")
+        overhead_figures(dev, eng, ctx, x, a.rounds)
+        if dev.kind == "cuda":
+            print(f"   after the runs: {ctx.graph_status}")
+            for kb in [int(b) for b in a.kernel_batches.split(",")]:
+                keng = eng if kb == a.batch else pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=kb,
+                                                                                            precision=a.precision))
+                kernel_figures(dev, net, keng, kb, mode)
+        ctx.close()
+    allocator_figures(dev)
+
+
+def overhead_figures(dev, eng, ctx, x, rounds: int) -> None:
     time_inference(ctx, x, warmup=20, min_time_s=1.0)
     plain, prof = [], []
     timer = pk.LayerTimer()
     ratios = []
-    for r in range(a.rounds):        # back-to-back pairs, alternating which goes first; the overhead is the
+    for r in range(rounds):           # back-to-back pairs, alternating which goes first; the overhead is the
         order = (None, timer) if r % 2 == 0 else (timer, None)     # median of the per-pair ratios
         got = {}
         for p_ in order:
@@ -57,43 +78,57 @@ def main() -> None:
     cost_ns = pk.profiling.calibrate_event_cost(dev)
     n = len(eng.plan.steps)
     corrected = layer_sum - (cost_ns * (n + 1) / 1e6 if dev.kind == "cpu" else 0.0)
-    print(f"end-to-end unprofiled      {e2e:9.3f} ms (median of {a.rounds} round medians)")
-    print(f"end-to-end profiled        {e2e_p:9.3f} ms   overhead {overhead:+.2f}% (median of {a.rounds} paired "
+    print(f"end-to-end unprofiled      {e2e:9.3f} ms (median of {rounds} round medians)")
+    print(f"end-to-end profiled        {e2e_p:9.3f} ms   overhead {overhead:+.2f}% (median of {rounds} paired "
           f"ratios; spread {100 * (np.percentile(ratios, 25) - 1):+.1f}% .. {100 * (np.percentile(ratios, 75) - 1):+.1f}%)"
           "  (target <= 5%)")
-    print(f"sum of layer times         {layer_sum:9.3f} ms   ({n} layers, boundary cost {cost_ns:.0f} ns)")
+    print(f"sum of layer times         {layer_sum:9.3f} ms   ({n} layers, clock {'/'.join(lt['clock'].unique())}, "
+          f"boundary cost {cost_ns:.0f} ns)")
     print(f"  corrected                {corrected:9.3f} ms   = {100 * corrected / e2e:.1f}% of end-to-end "
           f"(target within 10%: {abs(100 * corrected / e2e - 100):.1f}% off)")
     print(f"  gap                      {e2e - corrected:9.3f} ms   outside layers (copies, launch, sync, host)")
-    for kb in ([int(b) for b in a.kernel_batches.split(",")] if dev.kind == "cuda" else []):
-        keng = eng if kb == a.batch else pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=kb,
-                                                                                    precision=a.precision))
-        kctx = keng.create_execution_context()
-        kx = {k: dev.to_device(v) for k, v in pk.models.sample_input(net, kb).items()}
-        time_inference(kctx, kx, warmup=5, min_time_s=0.3)
-        with pk.profile(kctx, kernels=True, memory=False, gpu_metrics=True, baseline=False) as run:
-            for _ in range(20):
-                kctx.execute(kx)
-        print(f"-- CUPTI kernels vs layer events at batch {kb}")
-        if run.kernels.empty:
-            print("kernels: none recorded:", run.messages)
-        else:
-            k = run.kernels[run.kernels["layer"] != ""]
-            per_k = k.groupby(["iteration", "layer"])["ms"].sum()
-            lay = run.layers.set_index(["iteration", "layer"])["ms"]
-            both = lay.to_frame("event_ms").join(per_k.rename("kernel_ms"), how="inner")
-            both["ratio"] = both["kernel_ms"] / both["event_ms"]
-            by_layer = both.groupby(level="layer")[["event_ms", "kernel_ms"]].median()
-            by_layer["kernel/event"] = by_layer["kernel_ms"] / by_layer["event_ms"]
-            print(f"kernels: {len(run.kernels)} recorded, {len(k)} mapped to layers; per-layer kernel/event time "
-                  f"median {both['ratio'].median():.3f}, within 10% for {100 * (abs(both['ratio'] - 1) <= 0.1).mean():.0f}% "
-                  "of layer executions")
-            print(by_layer.sort_values("event_ms", ascending=False).head(8).round(4).to_string())
-            g = run.gpu
-            if len(g):
-                print(f"gpu: {len(g)} samples, SM clock {g['sm_clock_mhz'].median():.0f} MHz, power "
-                      f"{g['power_w'].median():.0f} W, throttle reasons {set(g['throttle_reasons']) - {''} or 'none'}")
-    # allocator cost per event
+
+
+def kernel_figures(dev, net, keng, kb: int, mode: str) -> None:
+    kctx = keng.create_execution_context(cuda_graph=mode == "graph")
+    kx = {k: dev.to_device(v) for k, v in pk.models.sample_input(net, kb).items()}
+    time_inference(kctx, kx, warmup=5, min_time_s=0.3)
+    with pk.profile(kctx, kernels=True, memory=False, gpu_metrics=True, baseline=False) as run:
+        for _ in range(20):
+            kctx.execute(kx)
+    print(f"-- CUPTI kernels vs layer events at batch {kb} ({mode})")
+    if run.kernels.empty:
+        print("kernels: none recorded:", run.messages)
+        kctx.close()
+        return
+    k = run.kernels[run.kernels["layer"] != ""]
+    g = k.groupby(["iteration", "layer"])
+    per_k = g["ms"].sum().rename("kernel_ms")
+    span = ((g["end_ns"].max() - g["start_ns"].min()) / 1e6).rename("span_ms")
+    lay = run.layers[run.layers["iteration"] >= 1].set_index(["iteration", "layer"])["ms"]    # iteration 0 warms
+    both = lay.to_frame("event_ms").join(per_k, how="inner").join(span, how="inner")
+    both["busy"] = both["kernel_ms"] / both["event_ms"]
+    both["span"] = both["span_ms"] / both["event_ms"]
+    tot = both.groupby(level="iteration")[["event_ms", "kernel_ms", "span_ms"]].sum().median()
+    by_layer = both.groupby(level="layer")[["event_ms", "kernel_ms", "span_ms"]].median()
+    by_layer["busy"] = by_layer["kernel_ms"] / by_layer["event_ms"]
+    by_layer["span"] = by_layer["span_ms"] / by_layer["event_ms"]
+    print(f"kernels: {len(run.kernels)} recorded, {len(k)} mapped to layers, clock {'/'.join(run.layers['clock'].unique())}")
+    print(f"  per inference: kernel busy {tot['kernel_ms']:.4f} ms, kernel span {tot['span_ms']:.4f} ms, layer events "
+          f"{tot['event_ms']:.4f} ms -> busy/event {tot['kernel_ms'] / tot['event_ms']:.3f}, "
+          f"span/event {tot['span_ms'] / tot['event_ms']:.3f}")
+    print(f"  per layer execution: busy/event median {both['busy'].median():.3f} (within 10%: "
+          f"{100 * (abs(both['busy'] - 1) <= 0.1).mean():.0f}%), span/event median {both['span'].median():.3f} "
+          f"(within 10%: {100 * (abs(both['span'] - 1) <= 0.1).mean():.0f}%)")
+    print(by_layer.sort_values("event_ms", ascending=False).round(4).to_string())
+    gs = run.gpu
+    if len(gs):
+        print(f"gpu: {len(gs)} samples, SM clock {gs['sm_clock_mhz'].median():.0f} MHz, power "
+              f"{gs['power_w'].median():.0f} W, throttle reasons {set(gs['throttle_reasons']) - {''} or 'none'}")
+    kctx.close()
+
+
+def allocator_figures(dev) -> None:
     base = dev.allocator
     tracker = pk.TrackingAllocator(base)
     sizes = [1 << 20] * 2000

@@ -13,6 +13,7 @@ from ..device.memory import align
 from ..errors import BuildError, BuilderBusyError
 from ..ops import get_op
 from ..ops.base import TensorSpec
+from ..ops.cuda_gemm import BLAS_WORKSPACE_BYTES
 from ..runtime.engine import Engine
 from ..runtime.plan import EnginePlan, StepPlan, TensorPlan, WeightPlan
 from .build_log import BuildLog
@@ -22,6 +23,8 @@ from .memory_plan import lifetimes_of, plan_arena
 from .passes import run_fusions
 from .tactics import choose_tactics
 from .precision import assign_precision
+
+_GEMM_TYPES = {"convolution", "fully_connected", "matrix_multiply", "mlp", "plugin"}
 
 
 class Builder:
@@ -136,15 +139,19 @@ class Builder:
                 offset += align(w.nbytes)
             info["detail"] = f"{len(weights)} weight tensors, {offset} bytes"
         io_bytes = sum(align(batch * _nbytes(g.tensors[t])) for t in list(g.inputs) + list(g.outputs))
+        # on CUDA each context also gives its cuBLAS handle a workspace of its own (ops/cuda_gemm.py)
+        blas_ws = BLAS_WORKSPACE_BYTES if self.device.kind == "cuda" and any(
+            s.type in _GEMM_TYPES for s in steps) else 0
         memory = {"weights_bytes": int(offset), "activation_bytes": int(arena),
-                  "workspace_bytes": int(align(workspace)), "io_bytes": int(io_bytes)}
+                  "workspace_bytes": int(align(workspace)) + blas_ws, "io_bytes": int(io_bytes)}
         plan = EnginePlan(
             name=network.name, device_kind=self.device.kind, device_name=self.device.name,
             precision=config.precision, max_batch_size=batch, inputs=list(g.inputs), outputs=list(g.outputs),
             tensors=tensors, steps=steps, weights=weights, memory=memory, build_config=config.to_dict(),
             build_log=log.rows, build_time_ms=(time.perf_counter() - t_start) * 1e3, perfkit_version=__version__,
             extra={"fusions": n_fusions, "tactic_timing_ms": tstats["timed_ms"],
-                   "timing_cache_saved_ms": tstats["saved_ms"], "timing_cache_hits": tstats["hits"]})
+                   "timing_cache_saved_ms": tstats["saved_ms"], "timing_cache_hits": tstats["hits"],
+                   "blas_workspace_bytes": blas_ws})
         return Engine(plan, host_weights, self.device, self.allocator)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..device.memory import allocate
 from ..errors import PerfkitError
 from ..ops import Env, get_op
+from ..ops.cuda_gemm import BLAS_WORKSPACE_BYTES
 
 CACHE_VERSION = 1
 
@@ -147,7 +148,9 @@ def _time_candidates(g, node, op, names, device, allocator, batch, iterations) -
         ws_bytes = int(op.workspace(params, [g.tensors[t] for t in node.inputs], [g.tensors[t] for t in node.outputs],
                                     batch))
         ws = allocate(allocator, ws_bytes, "workspace", "builder", device.kind) if ws_bytes else None
-        env = Env(xp, device.kind, None if ws is None else ws.array)
+        blas_ws = allocate(allocator, BLAS_WORKSPACE_BYTES, "workspace", "builder", device.kind) \
+            if device.kind == "cuda" else None
+        env = Env(xp, device.kind, None if ws is None else ws.array, None if blas_ws is None else blas_ws.array)
         samples = []
         try:
             for i in range(iterations + 1):
@@ -159,7 +162,9 @@ def _time_candidates(g, node, op, names, device, allocator, batch, iterations) -
                 if i:
                     samples.append((time.perf_counter_ns() - t0) / 1e6)
         finally:
-            if ws is not None:
-                allocator.free(ws)
+            env.close()
+            for buf in (ws, blas_ws):
+                if buf is not None:
+                    allocator.free(buf)
         times[name] = float(np.median(samples))
     return times

@@ -157,7 +157,8 @@ LAYER_TIMES = _s(
     ("context", "string", "", "execution context name"),
     ("batch_size", "int64", "", "samples in the inference"),
     ("precision", "string", "", "layer precision"),
-    ("clock", "string", "", "host (perf_counter_ns when the stream reached the layer) or cuda_event"),
+    ("clock", "string", "", "host (perf_counter_ns when the stream reached the layer), cuda_event (events "
+                            "between eagerly launched layers) or cuda_graph (event nodes of a replayed CUDA graph)"),
 )
 
 MEMORY_EVENTS = _s(

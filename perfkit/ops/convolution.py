@@ -129,7 +129,7 @@ class Convolution(Op):
             cols[...] = win
             cols = cols.reshape(b, g, cg * kh * kw, oh * ow)
         if cols is not None and g == 1:
-            env.shared_weight_matmul(wmat[0], xp.ascontiguousarray(cols.reshape(b, cg * kh * kw, oh * ow)),
+            env.matmul(wmat[0], xp.ascontiguousarray(cols.reshape(b, cg * kh * kw, oh * ow)),
                                      out.reshape(b, kg, oh * ow))
         elif cols is not None:
             env.matmul(wmat, cols, out.reshape(b, g, kg, oh * ow))
@@ -158,7 +158,7 @@ class Convolution(Op):
             im2col(x, cols, params["kernel_size"], params["stride"], params["padding"], params["dilation"], size)
         wmat = weights["kernel"].reshape(g, k // g, r)
         if g == 1:
-            env.shared_weight_matmul(wmat[0], cols.reshape(b, r, p), out.reshape(b, k, p))
+            env.matmul(wmat[0], cols.reshape(b, r, p), out.reshape(b, k, p))
         else:
             env.matmul(wmat, cols, out.reshape(b, g, k // g, p))
         residual = ins[1] if len(ins) > 1 else None

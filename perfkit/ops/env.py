@@ -11,14 +11,30 @@ class Env:
     """Per-context execution environment handed to ``Op.compute``.
 
     ``scratch(shape, dtype)`` carves arrays out of the context's workspace (reset before each
-    layer); ``matmul(a, b, out)`` multiplies with float32 accumulation whatever the storage dtype.
+    layer); ``matmul(a, b, out)`` multiplies with float32 accumulation whatever the storage dtype
+    (on CUDA one cuBLAS call on the context's own handle, see ``cuda_gemm.py``).
     """
 
-    def __init__(self, xp: Any, device_kind: str, workspace: Any = None):
+    def __init__(self, xp: Any, device_kind: str, workspace: Any = None, blas_workspace: Any = None):
         self.xp = xp
         self.device_kind = device_kind
         self._ws = workspace          # 1-D uint8 array or None
         self._ws_offset = 0
+        self._blas_ws = blas_workspace
+        self._blas = None
+
+    @property
+    def blas(self) -> Any:
+        """This context's cuBLAS handle (CUDA only), created on first use."""
+        if self._blas is None:
+            from .cuda_gemm import Blas
+            self._blas = Blas(self._blas_ws)
+        return self._blas
+
+    def close(self) -> None:
+        if self._blas is not None:
+            self._blas.close()
+            self._blas = None
 
     def reset_scratch(self) -> None:
         self._ws_offset = 0
@@ -33,14 +49,6 @@ class Env:
         self._ws_offset = start + n
         return self._ws[start:start + n].view(dtype).reshape(shape)
 
-    def shared_weight_matmul(self, w: Any, x: Any, out: Any) -> Any:
-        """out[b] = w @ x[b] (w (K, R), x (B, R, P), out (B, K, P)): one weight matrix for the whole batch."""
-        if self.device_kind == "cuda" and out.dtype == w.dtype == x.dtype:
-            from .cuda_gemm import shared_weight_gemm
-            if shared_weight_gemm(w, x, out):
-                return out
-        return self.matmul(w, x, out)
-
     def matmul(self, a: Any, b: Any, out: Any) -> Any:
         xp = self.xp
         if self.device_kind == "cpu" and out.dtype == np.float16:
@@ -51,4 +59,6 @@ class Env:
             a = a.astype(out.dtype)
         if b.dtype != out.dtype:
             b = b.astype(out.dtype)
+        if self.device_kind == "cuda" and self.blas.gemm(a, b, out):
+            return out
         return xp.matmul(a, b, out=out)

@@ -1,8 +1,12 @@
 """KernelTracer: CUPTI activity tracing of GPU kernels, mapped back to perfkit layers (guide 1.5).
 
 Decoding kernel names back to layers is what the guide calls complicated; perfkit does not decode
-names: while a layer launches its kernels, an external correlation id naming (inference, layer)
-is pushed, and CUPTI ties every kernel launched under it to that id. Needs ``cupti-python``.
+names. Eager launches: while a layer launches its kernels, an external correlation id naming
+(inference, layer) is pushed, and CUPTI ties every kernel launched under it to that id. CUDA-graph
+replays: the id pushed around the graph launch names the inference, and each kernel record carries
+the graph node that ran it, which the context recorded per layer while capturing (when a node id is
+not known, the kernels of a replay are assigned in launch order using the per-layer kernel counts
+of the captured graph). Needs ``cupti-python``.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import pandas as pd
 from ..frames.schemas import KERNELS
 
 _LAYER_BITS = 4096          # external id = iteration * 4096 + layer index + 1
+_GRAPH = _LAYER_BITS - 1    # "layer index" of a whole-graph replay
 _state: dict = {"registered": False, "active": None, "lock": threading.Lock()}
 
 
@@ -35,6 +40,8 @@ class KernelTracer:
         self._records: list = []
         self._names: dict = {}
         self._iteration = -1
+        self._node_layer: dict = {}             # CUPTI graph node id -> layer index
+        self._replays: dict = {}                # iteration -> kernels per layer of the replayed graph
 
     def start(self) -> "KernelTracer":
         c = self._c
@@ -78,10 +85,13 @@ class KernelTracer:
                 ext[int(r.correlation_id)] = int(r.external_id)
             elif r.kind in (c.ActivityKind.CONCURRENT_KERNEL, c.ActivityKind.KERNEL):
                 kernels.append(r)
+        order = self._replay_order(kernels, ext)
         rows = []
         for k in kernels:
             eid = ext.get(int(k.correlation_id), 0)
             it, idx = (eid - 1) // _LAYER_BITS, (eid - 1) % _LAYER_BITS
+            if eid and idx == _GRAPH:
+                idx = self._node_layer.get(int(getattr(k, "graph_node_id", 0) or 0), order.get(id(k), -1))
             layer = self._names.get(idx, "") if eid else ""
             rows.append({"name": str(k.name), "start_ns": int(k.start) + self._offset, "end_ns": int(k.end) + self._offset,
                          "ms": (int(k.end) - int(k.start)) / 1e6, "stream": int(k.stream_id),
@@ -89,8 +99,30 @@ class KernelTracer:
         return KERNELS.frame(sorted(rows, key=lambda r: r["start_ns"]))
 
 
+    def _replay_order(self, kernels: list, ext: dict) -> dict:
+        """Layer of each replayed kernel by launch order, for kernels whose node id is not known."""
+        groups: dict = {}
+        for k in kernels:
+            eid = ext.get(int(k.correlation_id), 0)
+            if eid and (eid - 1) % _LAYER_BITS == _GRAPH and \
+                    int(getattr(k, "graph_node_id", 0) or 0) not in self._node_layer:
+                groups.setdefault(int(k.correlation_id), []).append(k)
+        out = {}
+        for corr, ks in groups.items():
+            counts = self._replays.get((ext[corr] - 1) // _LAYER_BITS)
+            if not counts or sum(counts) != len(ks):
+                continue
+            layers = [i for i, c in enumerate(counts) for _ in range(c)]
+            for k, i in zip(sorted(ks, key=lambda r: int(r.start)), layers):
+                out[id(k)] = i
+        return out
+
+
 class _CorrelationHook:
-    """Step hook: pushes (iteration, layer) as the external correlation id around each layer."""
+    """Step hook: pushes (iteration, layer) as the external correlation id around each layer, or
+    (iteration, whole graph) around a CUDA-graph replay."""
+
+    graph_aware = True
 
     def __init__(self, tracer: KernelTracer):
         self.t = tracer
@@ -105,4 +137,19 @@ class _CorrelationHook:
         self._push(self._kind, self.t._iteration * _LAYER_BITS + index + 1)
 
     def exit(self, index: int, step: Any) -> None:
+        self._pop(self._kind)
+
+    def graph_enter(self, ctx: Any, graph: Any) -> None:
+        t = self.t
+        t._iteration += 1
+        for i, d in enumerate(ctx._step_desc):
+            t._names[i] = d[0]
+        try:
+            t._node_layer.update(graph.cupti_node_layers(t._c))
+        except Exception:       # no node ids: launch order and kernel counts place the kernels
+            pass
+        t._replays[t._iteration] = graph.kernels_per_layer
+        self._push(self._kind, t._iteration * _LAYER_BITS + _GRAPH + 1)
+
+    def graph_exit(self, ctx: Any, graph: Any) -> None:
         self._pop(self._kind)

@@ -23,7 +23,7 @@ class ExecutionContext:
     A call rejected for bad input changes nothing: the next valid call runs normally.
     """
 
-    def __init__(self, engine: Any, name: str):
+    def __init__(self, engine: Any, name: str, cuda_graph: bool = True):
         plan = engine.plan
         self.engine = engine
         self.name = name
@@ -39,7 +39,6 @@ class ExecutionContext:
             if mem["workspace_bytes"] else None
         self._io = allocate(alloc, mem["io_bytes"], "io", self.owner, kind) if mem["io_bytes"] else None
         bufs = [x for x in (self._arena, self._workspace, self._io) if x is not None]
-        self._finalizer = weakref.finalize(self, _free_all, alloc, bufs)
 
         t = plan.tensors
         self._act = {n: self._arena.view(p.offset, (b,) + tuple(p.shape), p.dtype)
@@ -56,7 +55,16 @@ class ExecutionContext:
         inputs = set(plan.inputs)
         readers = [i for i, s in enumerate(plan.steps) if inputs & set(s.inputs)]
         self._last_input_reader = max(readers) if readers else -1
-        self._env = Env(self.device.xp, kind, None if self._workspace is None else self._workspace.array)
+        ws = None if self._workspace is None else self._workspace.array
+        blas_bytes = int(plan.extra.get("blas_workspace_bytes", 0)) if kind == "cuda" and ws is not None else 0
+        self._env = Env(self.device.xp, kind, ws[:ws.nbytes - blas_bytes] if blas_bytes else ws,
+                        ws[ws.nbytes - blas_bytes:] if blas_bytes else None)
+        self._graphs = None
+        if kind == "cuda":
+            from .cuda_graph import GraphRunner
+            self._graphs = GraphRunner(self)
+        self.cuda_graph = bool(cuda_graph)
+        self._finalizer = weakref.finalize(self, _release, alloc, bufs, self._env, self._graphs)
         # page-locked host staging for execute() with host arrays on CUDA (guide ch. 5: pinned memory)
         self._pinned = {} if kind == "cpu" else {
             n: self.device.pinned_empty((b,) + tuple(t[n].shape), t[n].dtype) for n in plan.inputs + plan.outputs}
@@ -154,6 +162,20 @@ class ExecutionContext:
                 ob.on_call("enqueue", self, batch, bindings, None, None)
             return {n: tensors[n] for n in self.engine.plan.outputs}
 
+    @property
+    def graph_status(self) -> str:
+        """Whether this context replays CUDA graphs, and why not when it does not."""
+        if self._graphs is None:
+            return "off: CUDA graphs exist only on CUDA devices"
+        if not self.cuda_graph:
+            return "off: disabled (cuda_graph=False)"
+        return self._graphs.status()
+
+    @property
+    def graph_memory_bytes(self) -> int:
+        """Device bytes held by this context's captured graphs (temporaries kept for replay)."""
+        return 0 if self._graphs is None else self._graphs.memory_bytes
+
     def wait_profiles(self) -> None:
         """Waits until every enqueued profiled inference has been reported to the profiler."""
         if self._resolver_obj is not None:
@@ -164,6 +186,7 @@ class ExecutionContext:
         self._wait_pending()
         self.wait_profiles()
         self._finalizer()
+        self._graphs = None
         self._arena = self._workspace = self._io = None
 
     # internals -----------------------------------------------------------------------------------
@@ -299,6 +322,9 @@ class ExecutionContext:
         with (stream if cuda else contextlib.nullcontext()):
             if self._last_input_reader < 0 and input_consumed is not None:
                 self._mark(input_consumed, stream)
+            if cuda and self.cuda_graph and self._graphs is not None and \
+                    self._graphs.run(batch, tensors, stream, input_consumed, sync):
+                return
             if self.profiler is not None or self.step_hooks:
                 from .profiled import launch_profiled
                 launch_profiled(self, batch, tensors, stream, input_consumed, sync)
@@ -358,6 +384,9 @@ class ExecutionContext:
         return f"<ExecutionContext {self.name!r} on {self.device.spec}, {self.device_memory_bytes} bytes>"
 
 
-def _free_all(allocator: Any, buffers: list) -> None:
+def _release(allocator: Any, buffers: list, env: Any, graphs: Any) -> None:
+    if graphs is not None:
+        graphs.close()
+    env.close()
     for b in buffers:
         allocator.free(b)

@@ -136,12 +136,15 @@ class Engine:
                                           "max_batch_size": self.max_batch_size})
 
     # use ---------------------------------------------------------------------------------------
-    def create_execution_context(self, name: str | None = None) -> Any:
+    def create_execution_context(self, name: str | None = None, cuda_graph: bool = True) -> Any:
+        """A new context (its own activations, workspace and I/O buffers). ``cuda_graph``: on CUDA,
+        replay the step loop as a captured CUDA graph once warm (see ``runtime/cuda_graph.py``);
+        ``False`` launches every layer from Python on every call. No effect on the CPU."""
         from .context import ExecutionContext
         with self._lock:
             self._contexts += 1
             index = self._contexts
-        return ExecutionContext(self, name or f"{self.name}#{self.instance}/ctx{index}")
+        return ExecutionContext(self, name or f"{self.name}#{self.instance}/ctx{index}", cuda_graph=cuda_graph)
 
     def save(self, path: Any) -> str:
         """Writes the engine to ``path`` (a safetensors file; plan in metadata). Returns the engine id."""

@@ -6,6 +6,8 @@ CUDA a pooled event is recorded between layers; the times are read once the stre
 them — at once for ``execute``, from a resolver thread for ``enqueue`` — and placed on the
 ``perf_counter_ns`` timeline through a reference event taken when profiling started.
 Step hooks (NVTX ranges, CUPTI correlation) get ``enter(index, step)`` / ``exit(index, step)``.
+A context in CUDA-graph mode (``runtime/cuda_graph.py``) replays a captured graph instead; its
+profiled graphs carry the same boundary events, read by ``report_graph_times``.
 """
 from __future__ import annotations
 
@@ -120,6 +122,28 @@ def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_cons
         ctx._deferred_report = resolve          # execute() reports right after it has synchronised
     else:
         ctx._resolver().submit(resolve)         # enqueue(): reported once the stream gets there
+
+
+def report_graph_times(ctx: Any, graph: Any, batch: int, stream: Any, sync: bool) -> None:
+    """Per-layer times of one replay of a profiled CUDA graph, from its event-record nodes."""
+    from cupy.cuda import runtime
+    prof = ctx.profiler
+    clock = ctx._cuda_clock(stream)
+    ptrs = [e.raw.ptr for e in graph.events]
+    sname = hex(stream.id)
+
+    def resolve() -> None:
+        try:
+            runtime.eventSynchronize(ptrs[-1])
+            ts = clock.to_ns_all(ptrs)
+        finally:
+            graph.free.set()                    # the slot may be replayed again: its events are read
+        marks = [(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(ctx._step_desc)]
+        _report(prof, ctx, batch, sname, "cuda_graph", marks)
+    if sync:
+        ctx._deferred_report = resolve
+    else:
+        ctx._resolver().submit(resolve)
 
 
 class NullProfiler:

@@ -1,0 +1,317 @@
+"""CUDA-graph replay of an execution context's step loop (trtexec's ``--useCudaGraph``, per context).
+
+Launching an engine layer by layer from Python costs microseconds of host time per kernel, so at
+small batches the GPU waits for the host between layers. In graph mode a context captures its whole
+step loop into a CUDA graph once per *key* — batch size, binding addresses, whether it is profiled,
+the ``input_consumed`` event — and afterwards replays it with a single launch.
+
+- The first call with a new key runs eagerly (kernels compile, cuBLAS warms up); the second
+  captures; later calls replay. At most ``MAX_GRAPHS`` keys are kept per context (least recently
+  used first out).
+- Memory CuPy allocates while a graph is captured (temporaries of some ops) comes from a pool private
+  to that graph, itself fed by the context's allocator (tagged ``workspace``), and stays with the
+  graph until it is dropped (``context.graph_memory_bytes``): the replayed kernels keep using those
+  addresses. Within one capture freed temporaries are reused, as the replay keeps their order.
+- A profiled graph has an event-record node between layers, so per-layer times come from the same
+  CUDA events as in eager mode; a profiled ``enqueue`` rotates among up to ``TIMED_SLOTS`` copies so
+  that a replay never overwrites events not read yet.
+- The nodes each layer added are recorded while capturing; CUPTI kernel records carry the graph node
+  that ran them, which maps every replayed kernel back to its layer.
+- Capture needs nvmath-python (cuBLAS calls CUDA accepts under capture) and cuda-bindings. When
+  they are missing, or an op cannot be captured, the context says why (``context.graph_status``)
+  and runs eagerly.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+from ..device.memory import allocate, set_current_layer
+
+MAX_GRAPHS = 8
+TIMED_SLOTS = 4
+_EVENT_RECORD_EXTERNAL = 1
+
+
+def graph_support() -> str:
+    """'' when CUDA graphs can be captured in this process, else the reason they cannot."""
+    try:
+        from cuda.bindings import driver  # noqa: F401
+    except Exception:
+        return "cuda-bindings is not installed (pip install cuda-bindings)"
+    from ..ops.cuda_gemm import _nvmath_cublas
+    if _nvmath_cublas() is None:
+        return ("nvmath-python is not installed: CuPy's cuBLAS wrapper refuses stream capture "
+                "(pip install nvmath-python)")
+    return ""
+
+
+class CaptureError(Exception):
+    """An op could not be captured (it synchronises, copies from pageable memory, ...)."""
+
+
+class _Keeper:
+    """Base allocator of a graph's private CuPy pool: every block comes from the context's allocator
+    (tagged ``workspace``, owner ``<context>/graph``) and is kept until the graph is dropped."""
+
+    def __init__(self, allocator: Any, owner: str) -> None:
+        self.allocator = allocator
+        self.owner = owner
+        self.buffers: list = []
+        self.pool: Any = None
+
+    def __call__(self, size: int) -> Any:
+        buf = allocate(self.allocator, max(int(size), 1), "workspace", self.owner, "cuda")
+        self.buffers.append(buf)
+        return buf.array.data
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self.buffers)
+
+    def release(self) -> None:
+        if self.pool is not None:
+            self.pool.free_all_blocks()
+            self.pool = None
+        for b in self.buffers:
+            self.allocator.free(b)
+        self.buffers = []
+
+
+class CapturedGraph:
+    """One instantiated graph, its per-layer nodes, its events (profiled graphs) and kept memory."""
+
+    def __init__(self, key: tuple, exec_ptr: int, graph_ptr: int, layer_nodes: list, events: list,
+                 keeper: _Keeper, capture_ms: float) -> None:
+        self.key = key
+        self.exec_ptr = exec_ptr
+        self.graph_ptr = graph_ptr
+        self.layer_nodes = layer_nodes          # per step: [(node handle, is_kernel)]
+        self.events = events                    # n_steps + 1 CudaEvents, or [] when not profiled
+        self.keeper = keeper
+        self.capture_ms = capture_ms
+        self.launches = 0
+        self.free = threading.Event()
+        self.free.set()
+        self._cupti_ids: dict | None = None
+
+    @property
+    def kernels_per_layer(self) -> list:
+        return [sum(1 for _, k in nodes if k) for nodes in self.layer_nodes]
+
+    def cupti_node_layers(self, cupti: Any) -> dict:
+        """CUPTI graph-node id -> step index, for every kernel node."""
+        if self._cupti_ids is None:
+            ids = {}
+            for i, nodes in enumerate(self.layer_nodes):
+                for node, is_kernel in nodes:
+                    if is_kernel:
+                        ids[int(cupti.get_graph_node_id(node))] = i
+            self._cupti_ids = ids
+        return self._cupti_ids
+
+    def launch(self, stream_ptr: int) -> None:
+        import cupy
+        cupy.cuda.runtime.graphLaunch(self.exec_ptr, stream_ptr)
+        self.launches += 1
+
+    def close(self) -> None:
+        import cupy
+        rt = cupy.cuda.runtime
+        if self.exec_ptr:
+            rt.graphExecDestroy(self.exec_ptr)
+        if self.graph_ptr:
+            rt.graphDestroy(self.graph_ptr)
+        self.exec_ptr = self.graph_ptr = 0
+        self.keeper.release()
+
+
+class GraphRunner:
+    """A context's graphs: decides per call whether to replay, capture or run eagerly."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = weakref.ref(ctx)            # the context's finalizer holds this runner
+        self.graphs: OrderedDict = OrderedDict()      # key -> [CapturedGraph, ...] (slots)
+        self.seen: set = set()
+        self.captures = 0
+        self.replays = 0
+        self.capture_ms = 0.0
+        self.failure = ""
+        self._support = graph_support()
+
+    @property
+    def ctx(self) -> Any:
+        return self._ctx()
+
+    @property
+    def available(self) -> bool:
+        return not self._support and not self.failure
+
+    def status(self) -> str:
+        if self._support:
+            return f"off: {self._support}"
+        if self.failure:
+            return f"off: {self.failure}"
+        return (f"on: {sum(len(v) for v in self.graphs.values())} graph(s) held, {self.captures} captured "
+                f"({self.capture_ms:.1f} ms), {self.replays} replays")
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(g.keeper.nbytes for slots in self.graphs.values() for g in slots)
+
+    def run(self, batch: int, tensors: dict, stream: Any, input_consumed: Any, sync: bool) -> bool:
+        """Replays (capturing first if needed) and returns True, or returns False: run eagerly."""
+        ctx = self.ctx
+        if not self.available or any(not getattr(h, "graph_aware", False) for h in ctx.step_hooks):
+            return False
+        timed = ctx.profiler is not None
+        plan = ctx.engine.plan
+        key = (batch, tuple(tensors[n].data.ptr for n in plan.inputs + plan.outputs), timed,
+               0 if input_consumed is None else input_consumed.raw.ptr)
+        slots = self.graphs.get(key)
+        if slots is None:
+            warm = key[:2]                      # the same batch and buffers ran before, profiled or not
+            if warm not in self.seen:
+                self.seen.add(warm)
+                return False                    # first sight: warm up eagerly (kernels compile, cuBLAS loads)
+            slots = []
+        graph = self._slot(slots, timed and not sync)
+        if graph is None:
+            try:
+                graph = self._capture(key, batch, tensors, stream, input_consumed, timed)
+            except CaptureError as exc:
+                self.failure = str(exc)
+                self.close()
+                return False
+            slots.append(graph)
+        self.graphs[key] = slots
+        self.graphs.move_to_end(key)
+        self._evict()
+        if timed:
+            graph.free.clear()
+        self._launch(graph, stream)
+        if timed:
+            from .profiled import report_graph_times
+            report_graph_times(ctx, graph, batch, stream, sync)
+        self.replays += 1
+        return True
+
+    def _launch(self, graph: CapturedGraph, stream: Any) -> None:
+        hooks = self.ctx.step_hooks
+        for h in hooks:
+            h.graph_enter(self.ctx, graph)
+        graph.launch(stream.raw.ptr)
+        for h in reversed(hooks):
+            h.graph_exit(self.ctx, graph)
+
+    def _slot(self, slots: list, rotate: bool) -> CapturedGraph | None:
+        for g in slots:
+            if g.free.is_set():
+                return g
+        if not slots or (rotate and len(slots) < TIMED_SLOTS):
+            return None
+        oldest = min(slots, key=lambda g: g.launches)
+        oldest.free.wait()                      # its events are read by the resolver thread first
+        return oldest
+
+    def _evict(self) -> None:
+        while len(self.graphs) > MAX_GRAPHS:
+            _, slots = self.graphs.popitem(last=False)
+            self.ctx._wait_pending()
+            for g in slots:
+                g.free.wait()
+                g.close()
+
+    def close(self) -> None:
+        for slots in self.graphs.values():
+            for g in slots:
+                g.free.wait()
+                g.close()
+        self.graphs.clear()
+        self.seen.clear()
+
+    def _capture(self, key: tuple, batch: int, tensors: dict, stream: Any, input_consumed: Any,
+                 timed: bool) -> CapturedGraph:
+        import cupy
+        from cuda.bindings import driver as cu
+        ctx = self.ctx
+        rt = cupy.cuda.runtime
+        s = stream.raw
+        t0 = time.perf_counter()
+        events = [ctx.device.create_event() for _ in range(len(ctx._steps) + 1)] if timed else []
+        keeper = _Keeper(ctx.engine.allocator, f"{ctx.owner}/graph")
+        # a private pool: temporaries freed during the capture are reused later in the same capture
+        # (the replay keeps that order), and nothing outside this graph ever gets its blocks
+        pool = cupy.cuda.MemoryPool(keeper)
+        layer_nodes: list = []
+        seen: set = set()
+        stream.synchronize()                    # nothing of ours may be in flight on the capturing stream
+        failure = None
+        s.begin_capture()
+        try:
+            with cupy.cuda.using_allocator(pool.malloc):
+                if input_consumed is not None and ctx._last_input_reader < 0:
+                    _record(cu, input_consumed.raw.ptr, s.ptr)
+                if timed:
+                    _record(cu, events[0].raw.ptr, s.ptr)
+                _new_nodes(cu, s.ptr, seen)
+                for i, (st, op, weights, bf16) in enumerate(ctx._steps):
+                    ctx._run_step(i, st, op, weights, bf16, batch, tensors, stream, None)
+                    if input_consumed is not None and i == ctx._last_input_reader:
+                        _record(cu, input_consumed.raw.ptr, s.ptr)
+                    if timed:
+                        _record(cu, events[i + 1].raw.ptr, s.ptr)
+                    layer_nodes.append(_new_nodes(cu, s.ptr, seen))
+        except Exception as exc:
+            failure = f"layer {getattr(ctx._steps[len(layer_nodes)][0], 'name', '?')!r} cannot be captured " \
+                      f"into a CUDA graph ({type(exc).__name__}: {str(exc)[:200]})" \
+                if len(layer_nodes) < len(ctx._steps) else f"capture failed ({type(exc).__name__}: {exc})"
+        finally:
+            set_current_layer("")
+            try:
+                graph_ptr = rt.streamEndCapture(s.ptr)
+            except Exception as exc:
+                graph_ptr = 0
+                failure = failure or f"capture failed ({type(exc).__name__}: {exc})"
+        if failure is not None:
+            if graph_ptr:
+                rt.graphDestroy(graph_ptr)
+            pool.free_all_blocks()
+            keeper.release()
+            raise CaptureError(failure)
+        exec_ptr = rt.graphInstantiate(graph_ptr)
+        ms = (time.perf_counter() - t0) * 1e3
+        self.captures += 1
+        self.capture_ms += ms
+        keeper.pool = pool
+        return CapturedGraph(key, exec_ptr, graph_ptr, layer_nodes, events, keeper, ms)
+
+
+def _record(cu: Any, event_ptr: int, stream_ptr: int) -> None:
+    """An event record that stays an event record when replayed (not a capture-internal dependency)."""
+    (err,) = cu.cuEventRecordWithFlags(cu.CUevent(event_ptr), cu.CUstream(stream_ptr), _EVENT_RECORD_EXTERNAL)
+    if int(err):
+        raise RuntimeError(f"cuEventRecordWithFlags failed: {err}")
+
+
+def _new_nodes(cu: Any, stream_ptr: int, seen: set) -> list:
+    """Nodes added to the graph under capture since the last call: [(node handle, is_kernel)]."""
+    info = cu.cuStreamGetCaptureInfo(cu.CUstream(stream_ptr))
+    graph = next((x for x in info[1:] if isinstance(x, cu.CUgraph)), None)
+    if graph is None:
+        return []
+    err, _, count = cu.cuGraphGetNodes(graph, 0)
+    err, nodes, count = cu.cuGraphGetNodes(graph, count)
+    out = []
+    kernel = cu.CUgraphNodeType.CU_GRAPH_NODE_TYPE_KERNEL
+    for nd in nodes[:count]:
+        h = int(nd)
+        if h in seen:
+            continue
+        seen.add(h)
+        _, t = cu.cuGraphNodeGetType(nd)
+        out.append((h, t == kernel))
+    return out
