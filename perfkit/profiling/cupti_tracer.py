@@ -104,7 +104,7 @@ class KernelTracer:
         groups: dict = {}
         for k in kernels:
             eid = ext.get(int(k.correlation_id), 0)
-            if eid and (eid - 1) % _LAYER_BITS == _GRAPH and \
+            if eid and (eid - 1) % _LAYER_BITS == _GRAPH and str(k.name) != "perfkit_stamp" and \
                     int(getattr(k, "graph_node_id", 0) or 0) not in self._node_layer:
                 groups.setdefault(int(k.correlation_id), []).append(k)
         out = {}

@@ -98,17 +98,20 @@ class ExecutionContext:
             batch, arrays, host = self._check(inputs, batch_size, for_enqueue=False)
             self._wait_pending()
             stream = self._stream_for_execute()
+            bound = {}
             for n, a in arrays.items():
-                dst = self._io_views[n][:batch]
+                dst = bound[n] = self._io_views[n][:batch]
                 if host[n] and self._pinned:
                     staged = self._pinned[n][:batch]
                     np.copyto(staged, a[:batch], casting="unsafe")
                     self.device.to_device(staged, stream=stream, out=dst)
                 elif host[n]:
                     self.device.to_device(a[:batch], stream=stream, out=dst)
+                elif a.dtype == dst.dtype and a.flags.c_contiguous:
+                    bound[n] = a[:batch]        # a device array of the right layout is read where it is
                 else:
                     dst[...] = a[:batch]
-            tensors = self._bind(batch, {n: self._io_views[n][:batch] for n in arrays}, {})
+            tensors = self._bind(batch, bound, {})
             self._launch(batch, tensors, stream, None, sync=True)
             stream.synchronize()
             if self._deferred_report is not None:

@@ -12,9 +12,12 @@ the ``input_consumed`` event — and afterwards replays it with a single launch.
   to that graph, itself fed by the context's allocator (tagged ``workspace``), and stays with the
   graph until it is dropped (``context.graph_memory_bytes``): the replayed kernels keep using those
   addresses. Within one capture freed temporaries are reused, as the replay keeps their order.
-- A profiled graph has an event-record node between layers, so per-layer times come from the same
-  CUDA events as in eager mode; a profiled ``enqueue`` rotates among up to ``TIMED_SLOTS`` copies so
-  that a replay never overwrites events not read yet.
+- A profiled graph has a one-thread *stamp* kernel between layers that writes the GPU's globaltimer
+  (32 ns steps on an H200) into page-locked host memory; per-layer times are the differences, placed
+  on the ``perf_counter_ns`` timeline by one measured offset. A stamp costs about 1 us of GPU time,
+  an event-record node about 3.5 us (measured, benchmarks/RESULTS.md), hence stamps. A profiled
+  ``enqueue`` rotates among up to ``TIMED_SLOTS`` copies so that a replay never overwrites stamps not
+  read yet.
 - The nodes each layer added are recorded while capturing; CUPTI kernel records carry the graph node
   that ran them, which maps every replayed kernel back to its layer.
 - Capture needs nvmath-python (cuBLAS calls CUDA accepts under capture) and cuda-bindings. When
@@ -29,11 +32,58 @@ import weakref
 from collections import OrderedDict
 from typing import Any
 
+import numpy as np
+
 from ..device.memory import allocate, set_current_layer
 
 MAX_GRAPHS = 8
 TIMED_SLOTS = 4
 _EVENT_RECORD_EXTERNAL = 1
+_STAMP_SRC = r"""
+extern "C" __global__ void perfkit_stamp(unsigned long long* out, int i) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    out[i] = t;
+}
+"""
+_kernels: dict = {}
+
+
+def _stamp_kernel() -> Any:
+    k = _kernels.get("stamp")
+    if k is None:
+        import cupy
+        k = cupy.RawKernel(_STAMP_SRC, "perfkit_stamp")
+        k.compile()                             # before any capture: no module loading while capturing
+        _kernels["stamp"] = k
+    return k
+
+
+def _stamper(buf: Any) -> Any:
+    """mark(i): a one-thread kernel on the current stream writes the GPU's globaltimer (ns) into
+    buf[i], a page-locked host array the GPU writes directly."""
+    kernel, ptr = _stamp_kernel(), np.uint64(buf.ctypes.data)
+
+    def mark(i: int) -> None:
+        kernel((1,), (1,), (ptr, np.int32(i)))
+    return mark
+
+
+def globaltimer_offset(device: Any, trials: int = 20) -> int:
+    """perf_counter_ns - globaltimer, from the tightest of ``trials`` host-bracketed stamps."""
+    buf = device.pinned_empty((1,), np.uint64)
+    mark = _stamper(buf)
+    stream = device.create_stream()
+    best = None
+    for _ in range(trials):
+        with stream:
+            h0 = time.perf_counter_ns()
+            mark(0)
+            stream.synchronize()
+            h1 = time.perf_counter_ns()
+        if best is None or h1 - h0 < best[0]:
+            best = (h1 - h0, (h0 + h1) // 2 - int(buf[0]))
+    return best[1]
 
 
 def graph_support() -> str:
@@ -82,30 +132,32 @@ class _Keeper:
 
 
 class CapturedGraph:
-    """One instantiated graph, its per-layer nodes, its events (profiled graphs) and kept memory."""
+    """One instantiated graph, its per-layer nodes, its stamps (profiled graphs) and kept memory."""
 
-    def __init__(self, key: tuple, exec_ptr: int, graph_ptr: int, layer_nodes: list, events: list,
-                 keeper: _Keeper, capture_ms: float) -> None:
+    def __init__(self, key: tuple, exec_ptr: int, graph_ptr: int, layer_nodes: list, keeper: _Keeper,
+                 capture_ms: float, stamps: Any = None, done: Any = None) -> None:
         self.key = key
         self.exec_ptr = exec_ptr
         self.graph_ptr = graph_ptr
         self.layer_nodes = layer_nodes          # per step: [(node handle, is_kernel)]
-        self.events = events                    # n_steps + 1 CudaEvents, or [] when not profiled
+        self.stamps = stamps                    # profiled graphs: n_steps + 1 globaltimer values (pinned memory)
+        self.done = done                        # profiled graphs: event recorded after each launch
         self.keeper = keeper
         self.capture_ms = capture_ms
         self.launches = 0
         self.free = threading.Event()
         self.free.set()
         self._cupti_ids: dict | None = None
+        self.marker_nodes: list = []            # nodes profiling added (stamp kernels, event records)
 
     @property
     def kernels_per_layer(self) -> list:
         return [sum(1 for _, k in nodes if k) for nodes in self.layer_nodes]
 
     def cupti_node_layers(self, cupti: Any) -> dict:
-        """CUPTI graph-node id -> step index, for every kernel node."""
+        """CUPTI graph-node id -> step index for every kernel node (-1 for profiling's own nodes)."""
         if self._cupti_ids is None:
-            ids = {}
+            ids = {int(cupti.get_graph_node_id(node)): -1 for node in self.marker_nodes}
             for i, nodes in enumerate(self.layer_nodes):
                 for node, is_kernel in nodes:
                     if is_kernel:
@@ -175,6 +227,8 @@ class GraphRunner:
         if slots is None:
             warm = key[:2]                      # the same batch and buffers ran before, profiled or not
             if warm not in self.seen:
+                if len(self.seen) > 64 * MAX_GRAPHS:   # callers that never reuse buffers: forget old ones
+                    self.seen.clear()
                 self.seen.add(warm)
                 return False                    # first sight: warm up eagerly (kernels compile, cuBLAS loads)
             slots = []
@@ -214,7 +268,7 @@ class GraphRunner:
         if not slots or (rotate and len(slots) < TIMED_SLOTS):
             return None
         oldest = min(slots, key=lambda g: g.launches)
-        oldest.free.wait()                      # its events are read by the resolver thread first
+        oldest.free.wait()                      # its stamps are read by the resolver thread first
         return oldest
 
     def _evict(self) -> None:
@@ -241,7 +295,14 @@ class GraphRunner:
         rt = cupy.cuda.runtime
         s = stream.raw
         t0 = time.perf_counter()
-        events = [ctx.device.create_event() for _ in range(len(ctx._steps) + 1)] if timed else []
+        n = len(ctx._steps)
+        stamps = ctx.device.pinned_empty((n + 1,), np.uint64) if timed else None
+        if stamps is not None:
+            stamps[...] = 0
+            mark = _stamper(stamps)
+        else:
+            def mark(i: int) -> None:
+                return None
         keeper = _Keeper(ctx.engine.allocator, f"{ctx.owner}/graph")
         # a private pool: temporaries freed during the capture are reused later in the same capture
         # (the replay keeps that order), and nothing outside this graph ever gets its blocks
@@ -255,16 +316,15 @@ class GraphRunner:
             with cupy.cuda.using_allocator(pool.malloc):
                 if input_consumed is not None and ctx._last_input_reader < 0:
                     _record(cu, input_consumed.raw.ptr, s.ptr)
-                if timed:
-                    _record(cu, events[0].raw.ptr, s.ptr)
-                _new_nodes(cu, s.ptr, seen)
+                mark(0)
+                markers = _new_nodes(cu, s.ptr, seen)
                 for i, (st, op, weights, bf16) in enumerate(ctx._steps):
                     ctx._run_step(i, st, op, weights, bf16, batch, tensors, stream, None)
+                    layer_nodes.append(_new_nodes(cu, s.ptr, seen))
                     if input_consumed is not None and i == ctx._last_input_reader:
                         _record(cu, input_consumed.raw.ptr, s.ptr)
-                    if timed:
-                        _record(cu, events[i + 1].raw.ptr, s.ptr)
-                    layer_nodes.append(_new_nodes(cu, s.ptr, seen))
+                    mark(i + 1)
+                    markers += _new_nodes(cu, s.ptr, seen)      # profiling's own nodes belong to no layer
         except Exception as exc:
             failure = f"layer {getattr(ctx._steps[len(layer_nodes)][0], 'name', '?')!r} cannot be captured " \
                       f"into a CUDA graph ({type(exc).__name__}: {str(exc)[:200]})" \
@@ -287,7 +347,10 @@ class GraphRunner:
         self.captures += 1
         self.capture_ms += ms
         keeper.pool = pool
-        return CapturedGraph(key, exec_ptr, graph_ptr, layer_nodes, events, keeper, ms)
+        graph = CapturedGraph(key, exec_ptr, graph_ptr, layer_nodes, keeper, ms, stamps,
+                              ctx.device.create_event() if timed else None)
+        graph.marker_nodes = [h for h, _ in markers]
+        return graph
 
 
 def _record(cu: Any, event_ptr: int, stream_ptr: int) -> None:

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
+
 from ..device.memory import set_current_layer
 
 
@@ -32,10 +34,18 @@ class CudaClock:
         import cupy
         self._elapsed = cupy.cuda.runtime.eventElapsedTime
         self._ref_ptr = ev.raw.ptr
+        self._gt_offset: int | None = None
 
     def to_ns(self, event: Any) -> int:
         """Call only once ``event`` has completed."""
         return self.host_ref_ns + int(self._elapsed(self._ref_ptr, event.raw.ptr) * 1e6)
+
+    def globaltimer_offset(self) -> int:
+        """perf_counter_ns - GPU globaltimer (the clock of profiled CUDA graphs), measured once."""
+        if self._gt_offset is None:
+            from .cuda_graph import globaltimer_offset
+            self._gt_offset = globaltimer_offset(self.device)
+        return self._gt_offset
 
     def to_ns_all(self, ptrs: list) -> list:
         el, ref, base = self._elapsed, self._ref_ptr, self.host_ref_ns
@@ -125,25 +135,46 @@ def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_cons
 
 
 def report_graph_times(ctx: Any, graph: Any, batch: int, stream: Any, sync: bool) -> None:
-    """Per-layer times of one replay of a profiled CUDA graph, from its event-record nodes."""
+    """Per-layer times of one replay of a profiled CUDA graph, from the globaltimer stamps its marker
+    kernels wrote between layers."""
     from cupy.cuda import runtime
     prof = ctx.profiler
     clock = ctx._cuda_clock(stream)
-    ptrs = [e.raw.ptr for e in graph.events]
     sname = hex(stream.id)
+    graph.done.record(stream)
+    done, stamps, off = graph.done.raw.ptr, graph.stamps, clock.globaltimer_offset()
+
+    def read() -> Any:
+        runtime.eventSynchronize(done)
+        return stamps.astype(np.int64) + off            # a copy: the slot may be replayed at once
 
     def resolve() -> None:
         try:
-            runtime.eventSynchronize(ptrs[-1])
-            ts = clock.to_ns_all(ptrs)
+            ts = read()
         finally:
-            graph.free.set()                    # the slot may be replayed again: its events are read
-        marks = [(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(ctx._step_desc)]
-        _report(prof, ctx, batch, sname, "cuda_graph", marks)
+            graph.free.set()                    # the slot may be replayed again: its marks are read
+        _report(prof, ctx, batch, sname, "cuda_graph", Marks(ctx._step_desc, ts))
     if sync:
         ctx._deferred_report = resolve
     else:
         ctx._resolver().submit(resolve)
+
+
+class Marks:
+    """(index, name, type, precision, start_ns, end_ns) per layer, built only when iterated: a
+    profiled replay hands its raw boundary times over without a Python loop on the inference's path."""
+
+    __slots__ = ("desc", "ts")
+
+    def __init__(self, desc: list, ts: Any) -> None:
+        self.desc, self.ts = desc, ts
+
+    def __len__(self) -> int:
+        return len(self.desc)
+
+    def __iter__(self):
+        ts = self.ts.tolist()
+        return iter([(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(self.desc)])
 
 
 class NullProfiler:

@@ -109,7 +109,7 @@ def test_profiled_replay_reports_every_layer_from_graph_events():
         it = it.sort_values("index")
         assert list(it["layer"]) == [s.name for s in eng.plan.steps]
         assert (it["ms"] > 0).all()
-        assert (it["start_ns"].to_numpy()[1:] == it["end_ns"].to_numpy()[:-1]).all()   # one event per boundary
+        assert (it["start_ns"].to_numpy()[1:] == it["end_ns"].to_numpy()[:-1]).all()   # one mark per boundary
 
 
 @pytest.mark.gpu
@@ -157,6 +157,10 @@ def test_kernels_of_replays_map_to_layers_through_graph_nodes():
         for _ in range(5):
             ctx.execute(x)
     k = run.kernels
+    k = k[k["iteration"] >= 0]                  # not the copy of the input binding, which is outside the layers
+    stamps = k["name"] == "perfkit_stamp"       # the profiler's own boundary kernels belong to no layer
+    assert stamps.sum() == 5 * (len(eng.plan.steps) + 1) and (k.loc[stamps, "layer"] == "").all()
+    k = k[~stamps]
     assert (k["layer"] != "").all(), k[k["layer"] == ""]
     graph = next(iter(ctx._graphs.graphs.values()))[0]
     expect = {s.name: c for s, c in zip(eng.plan.steps, graph.kernels_per_layer)}
@@ -202,6 +206,6 @@ def test_an_op_that_cannot_be_captured_falls_back_to_eager_with_a_reason():
     ctx = pk.Builder("cuda").build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
     data = np.arange(12, dtype=np.float32).reshape(2, 6) + 1
     for _ in range(4):
-        out = ctx.execute(data)["scaled"]
+        out = ctx.execute({"x": data})["scaled"]
         np.testing.assert_allclose(out, data / data.max(), rtol=1e-6)
     assert ctx.graph_status.startswith("off: layer 'scaled' cannot be captured"), ctx.graph_status
