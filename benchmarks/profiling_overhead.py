@@ -87,6 +87,15 @@ def overhead_figures(dev, eng, ctx, x, rounds: int) -> None:
     print(f"  corrected                {corrected:9.3f} ms   = {100 * corrected / e2e:.1f}% of end-to-end "
           f"(target within 10%: {abs(100 * corrected / e2e - 100):.1f}% off)")
     print(f"  gap                      {e2e - corrected:9.3f} ms   outside layers (copies, launch, sync, host)")
+    if dev.kind == "cuda":
+        batch = next(iter(x.values())).shape[0]
+        m = pk.bench.measure(ctx, batch, include_transfers=False, warmup_ms=100, iterations=50, duration_s=1.0)
+        gpu = m.value("compute_median_ms")
+        print(f"GPU compute per inference  {gpu:9.3f} ms   (bench.measure, CUDA events around enqueue: trtexec's "
+              f"'GPU Compute Time')")
+        print(f"  layer sum vs GPU compute {100 * corrected / gpu:8.1f}%   (target within 10%: "
+              f"{abs(100 * corrected / gpu - 100):.1f}% off); host e2e - GPU compute = {e2e - gpu:.3f} ms of "
+              "Python, launch and synchronisation")
 
 
 def kernel_figures(dev, net, keng, kb: int, mode: str) -> None:

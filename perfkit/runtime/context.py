@@ -59,6 +59,7 @@ class ExecutionContext:
         blas_bytes = int(plan.extra.get("blas_workspace_bytes", 0)) if kind == "cuda" and ws is not None else 0
         self._env = Env(self.device.xp, kind, ws[:ws.nbytes - blas_bytes] if blas_bytes else ws,
                         ws[ws.nbytes - blas_bytes:] if blas_bytes else None)
+        self._fixed: dict = {}                  # batch -> activation views and constants
         self._graphs = None
         if kind == "cuda":
             from .cuda_graph import GraphRunner
@@ -111,8 +112,7 @@ class ExecutionContext:
                     bound[n] = a[:batch]        # a device array of the right layout is read where it is
                 else:
                     dst[...] = a[:batch]
-            tensors = self._bind(batch, bound, {})
-            self._launch(batch, tensors, stream, None, sync=True)
+            self._launch(batch, self._bindings(batch, bound, {}), stream, None, sync=True)
             stream.synchronize()
             if self._deferred_report is not None:
                 report, self._deferred_report = self._deferred_report, None
@@ -150,20 +150,20 @@ class ExecutionContext:
             outputs = {n: a[:batch] for n, a in arrays.items() if n in self.engine.plan.outputs}
             if self._done_stream is not None and self._done_stream is not stream and not self._done_event.query():
                 stream.wait_event(self._done_event)       # earlier work on another stream still uses our buffers
-            tensors = self._bind(batch, inputs, outputs)
+            bindings = self._bindings(batch, inputs, outputs)
             if self.device.kind == "cpu":
                 if input_consumed is not None:
                     input_consumed._arm()
-                stream.submit(lambda: self._launch(batch, tensors, stream, input_consumed, sync=False))
+                stream.submit(lambda: self._launch(batch, bindings, stream, input_consumed, sync=False))
             else:
-                self._launch(batch, tensors, stream, input_consumed, sync=False)
+                self._launch(batch, bindings, stream, input_consumed, sync=False)
             if self._done_event is None:
                 self._done_event = self.device.create_event()
             self._done_event.record(stream)
             self._done_stream = stream
             for ob in self.observers:
                 ob.on_call("enqueue", self, batch, bindings, None, None)
-            return {n: tensors[n] for n in self.engine.plan.outputs}
+            return {n: bindings[n] for n in self.engine.plan.outputs}
 
     @property
     def graph_status(self) -> str:
@@ -311,23 +311,35 @@ class ExecutionContext:
                            + ("" if exact else " (any float dtype is converted for float inputs, any integer "
                                                "dtype for int32 inputs)"))
 
-    def _bind(self, batch: int, inputs: dict, outputs: dict) -> dict:
-        tensors = {n: v[:batch] for n, v in self._act.items()}
-        tensors.update(self._const)
-        tensors.update(inputs)
+    def _bindings(self, batch: int, inputs: dict, outputs: dict) -> dict:
+        """name -> array for every input and output of one inference (the context's own output
+        buffers where the caller gave none)."""
+        b = dict(inputs)
         for n in self.engine.plan.outputs:
-            tensors[n] = outputs[n] if n in outputs else self._io_views[n][:batch]
+            b[n] = outputs[n] if n in outputs else self._io_views[n][:batch]
+        return b
+
+    def _bind(self, batch: int, bindings: dict) -> dict:
+        """Every tensor the step loop reads or writes: activations (views cached per batch size),
+        constants and the bindings."""
+        fixed = self._fixed.get(batch)
+        if fixed is None:
+            fixed = self._fixed[batch] = {n: v[:batch] for n, v in self._act.items()}
+            fixed.update(self._const)
+        tensors = dict(fixed)
+        tensors.update(bindings)
         return tensors
 
-    def _launch(self, batch: int, tensors: dict, stream: Any, input_consumed: Any, sync: bool = True) -> None:
+    def _launch(self, batch: int, bindings: dict, stream: Any, input_consumed: Any, sync: bool = True) -> None:
         """Runs (CPU) or launches (CUDA, on ``stream``) every step for ``batch`` samples."""
         cuda = self.device.kind != "cpu"
+        if cuda and self.cuda_graph and self._graphs is not None and \
+                self._graphs.run(batch, bindings, stream, input_consumed, sync):
+            return                              # replayed: no step loop, no per-call tensor views
+        tensors = self._bind(batch, bindings)
         with (stream if cuda else contextlib.nullcontext()):
             if self._last_input_reader < 0 and input_consumed is not None:
                 self._mark(input_consumed, stream)
-            if cuda and self.cuda_graph and self._graphs is not None and \
-                    self._graphs.run(batch, tensors, stream, input_consumed, sync):
-                return
             if self.profiler is not None or self.step_hooks:
                 from .profiled import launch_profiled
                 launch_profiled(self, batch, tensors, stream, input_consumed, sync)

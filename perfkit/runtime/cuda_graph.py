@@ -214,14 +214,14 @@ class GraphRunner:
     def memory_bytes(self) -> int:
         return sum(g.keeper.nbytes for slots in self.graphs.values() for g in slots)
 
-    def run(self, batch: int, tensors: dict, stream: Any, input_consumed: Any, sync: bool) -> bool:
+    def run(self, batch: int, bindings: dict, stream: Any, input_consumed: Any, sync: bool) -> bool:
         """Replays (capturing first if needed) and returns True, or returns False: run eagerly."""
         ctx = self.ctx
         if not self.available or any(not getattr(h, "graph_aware", False) for h in ctx.step_hooks):
             return False
         timed = ctx.profiler is not None
         plan = ctx.engine.plan
-        key = (batch, tuple(tensors[n].data.ptr for n in plan.inputs + plan.outputs), timed,
+        key = (batch, tuple(bindings[n].data.ptr for n in plan.inputs + plan.outputs), timed,
                0 if input_consumed is None else input_consumed.raw.ptr)
         slots = self.graphs.get(key)
         if slots is None:
@@ -235,7 +235,7 @@ class GraphRunner:
         graph = self._slot(slots, timed and not sync)
         if graph is None:
             try:
-                graph = self._capture(key, batch, tensors, stream, input_consumed, timed)
+                graph = self._capture(key, batch, ctx._bind(batch, bindings), stream, input_consumed, timed)
             except CaptureError as exc:
                 self.failure = str(exc)
                 self.close()
@@ -313,7 +313,7 @@ class GraphRunner:
         failure = None
         s.begin_capture()
         try:
-            with cupy.cuda.using_allocator(pool.malloc):
+            with stream, cupy.cuda.using_allocator(pool.malloc):
                 if input_consumed is not None and ctx._last_input_reader < 0:
                     _record(cu, input_consumed.raw.ptr, s.ptr)
                 mark(0)
