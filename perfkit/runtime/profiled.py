@@ -136,28 +136,33 @@ def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_cons
 
 def report_graph_times(ctx: Any, graph: Any, batch: int, stream: Any, sync: bool) -> None:
     """Per-layer times of one replay of a profiled CUDA graph, from the globaltimer stamps its marker
-    kernels wrote between layers."""
-    from cupy.cuda import runtime
+    kernels wrote between layers. ``execute`` reads them right after it has synchronised; for
+    ``enqueue`` an event after the replay tells the resolver thread when they are there."""
     prof = ctx.profiler
-    clock = ctx._cuda_clock(stream)
-    sname = hex(stream.id)
-    graph.done.record(stream)
-    done, stamps, off = graph.done.raw.ptr, graph.stamps, clock.globaltimer_offset()
-
-    def read() -> Any:
-        runtime.eventSynchronize(done)
-        return stamps.astype(np.int64) + off            # a copy: the slot may be replayed at once
+    off = ctx._cuda_clock(stream).globaltimer_offset()
+    stamps, desc, sname = graph.stamps, ctx._step_desc, hex(stream.id)
 
     def resolve() -> None:
         try:
-            ts = read()
+            ts = stamps.astype(np.int64) + off          # a copy: the slot may be replayed at once
         finally:
-            graph.free.set()                    # the slot may be replayed again: its marks are read
-        _report(prof, ctx, batch, sname, "cuda_graph", Marks(ctx._step_desc, ts))
+            graph.free.set()
+        _report(prof, ctx, batch, sname, "cuda_graph", Marks(desc, ts))
     if sync:
         ctx._deferred_report = resolve
-    else:
-        ctx._resolver().submit(resolve)
+        return
+    from cupy.cuda import runtime
+    graph.done.record(stream)
+    done = graph.done.raw.ptr
+
+    def wait_and_resolve() -> None:
+        try:
+            runtime.eventSynchronize(done)
+        except Exception:
+            graph.free.set()                            # a failed inference has no times to report
+            raise
+        resolve()
+    ctx._resolver().submit(wait_and_resolve)
 
 
 class Marks:
