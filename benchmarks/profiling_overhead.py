@@ -122,7 +122,9 @@ def kernel_figures(dev, net, keng, kb: int, mode: str) -> None:
     by_layer = both.groupby(level="layer")[["event_ms", "kernel_ms", "span_ms"]].median()
     by_layer["busy"] = by_layer["kernel_ms"] / by_layer["event_ms"]
     by_layer["span"] = by_layer["span_ms"] / by_layer["event_ms"]
-    print(f"kernels: {len(run.kernels)} recorded, {len(k)} mapped to layers, clock {'/'.join(run.layers['clock'].unique())}")
+    kinds = ", ".join(f"{n} {kd}" for kd, n in run.kernels["kind"].value_counts().items())
+    print(f"GPU work: {len(run.kernels)} records ({kinds}), {len(k)} mapped to layers, clock "
+          f"{'/'.join(run.layers['clock'].unique())}; 'kernel' below = kernels + memsets + copies of the layer")
     print(f"  per inference: kernel busy {tot['kernel_ms']:.4f} ms, kernel span {tot['span_ms']:.4f} ms, layer events "
           f"{tot['event_ms']:.4f} ms -> busy/event {tot['kernel_ms'] / tot['event_ms']:.3f}, "
           f"span/event {tot['span_ms'] / tot['event_ms']:.3f}")

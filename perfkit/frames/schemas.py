@@ -209,8 +209,10 @@ GPU_SAMPLES = _s(
 )
 
 KERNELS = _s(
-    "kernels", "GPU kernels recorded by CUPTI activity tracing, mapped back to engine layers.",
-    ("name", "string", "", "kernel name"),
+    "kernels", "GPU work recorded by CUPTI activity tracing (kernels, memsets, copies), mapped back to "
+    "engine layers.",
+    ("name", "string", "", "kernel name ('[memset N B]' / '[memcpy KIND N B]' for other work)"),
+    ("kind", "string", "", "kernel, memset or memcpy"),
     ("start_ns", "int64", "ns", "kernel start on the perf_counter_ns timeline"),
     ("end_ns", "int64", "ns", "kernel end"),
     ("ms", "float64", "ms", "kernel duration"),

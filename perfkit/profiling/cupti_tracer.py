@@ -71,7 +71,7 @@ class KernelTracer:
     def _kinds(self) -> list:
         # external correlation records are emitted for API calls, so the driver/runtime API kinds are on too
         k = self._c.ActivityKind
-        return [k.CONCURRENT_KERNEL, k.EXTERNAL_CORRELATION, k.DRIVER, k.RUNTIME]
+        return [k.CONCURRENT_KERNEL, k.MEMSET, k.MEMCPY, k.EXTERNAL_CORRELATION, k.DRIVER, k.RUNTIME]
 
     def hook(self) -> "_CorrelationHook":
         return _CorrelationHook(self)
@@ -79,25 +79,31 @@ class KernelTracer:
     def frame(self, layer_times: pd.DataFrame | None = None) -> pd.DataFrame:
         c = self._c
         ext = {}
-        kernels = []
+        kernels, work = [], []
         for r in self._records:
             if r.kind == c.ActivityKind.EXTERNAL_CORRELATION:
                 ext[int(r.correlation_id)] = int(r.external_id)
             elif r.kind in (c.ActivityKind.CONCURRENT_KERNEL, c.ActivityKind.KERNEL):
                 kernels.append(r)
+                work.append((r, "kernel", str(r.name)))
+            elif r.kind == c.ActivityKind.MEMSET:
+                work.append((r, "memset", f"[memset {int(r.bytes)} B]"))
+            elif r.kind == c.ActivityKind.MEMCPY:
+                kind = getattr(c.ActivityMemcpyKind(int(r.copy_kind)), "name", str(r.copy_kind))
+                work.append((r, "memcpy", f"[memcpy {kind} {int(r.bytes)} B]"))
         order = self._replay_order(kernels, ext)
         rows = []
-        for k in kernels:
+        for k, what, name in work:
             eid = ext.get(int(k.correlation_id), 0)
             it, idx = (eid - 1) // _LAYER_BITS, (eid - 1) % _LAYER_BITS
             if eid and idx == _GRAPH:
                 idx = self._node_layer.get(int(getattr(k, "graph_node_id", 0) or 0), order.get(id(k), -1))
             layer = self._names.get(idx, "") if eid else ""
-            rows.append({"name": str(k.name), "start_ns": int(k.start) + self._offset, "end_ns": int(k.end) + self._offset,
+            rows.append({"name": name, "kind": what, "start_ns": int(k.start) + self._offset,
+                         "end_ns": int(k.end) + self._offset,
                          "ms": (int(k.end) - int(k.start)) / 1e6, "stream": int(k.stream_id),
                          "correlation_id": int(k.correlation_id), "layer": layer, "iteration": int(it) if eid else -1})
         return KERNELS.frame(sorted(rows, key=lambda r: r["start_ns"]))
-
 
     def _replay_order(self, kernels: list, ext: dict) -> dict:
         """Layer of each replayed kernel by launch order, for kernels whose node id is not known."""

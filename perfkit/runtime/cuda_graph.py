@@ -12,12 +12,14 @@ the ``input_consumed`` event — and afterwards replays it with a single launch.
   to that graph, itself fed by the context's allocator (tagged ``workspace``), and stays with the
   graph until it is dropped (``context.graph_memory_bytes``): the replayed kernels keep using those
   addresses. Within one capture freed temporaries are reused, as the replay keeps their order.
-- A profiled graph has a one-thread *stamp* kernel between layers that writes the GPU's globaltimer
-  (32 ns steps on an H200) into page-locked host memory; per-layer times are the differences, placed
-  on the ``perf_counter_ns`` timeline by one measured offset. A stamp costs about 1 us of GPU time,
-  an event-record node about 3.5 us (measured, benchmarks/RESULTS.md), hence stamps. A profiled
-  ``enqueue`` rotates among up to ``TIMED_SLOTS`` copies so that a replay never overwrites stamps not
-  read yet.
+- A profiled graph has a one-thread *stamp* kernel at every layer boundary that writes the GPU's
+  globaltimer (32 ns steps on an H200) into page-locked host memory; per-layer times are the
+  differences, placed on the ``perf_counter_ns`` timeline by one measured offset. The stamps sit on
+  a side branch of the graph: stamp i waits for the last node of layer i, and layer i + 1 does not
+  wait for stamp i (only the first stamp is in line: a root node on a branch starts before the
+  graph's main chain does). In line, a stamp cost each boundary about 1.1 us and an event-record node about
+  3.5 us (benchmarks/RESULTS.md). A profiled ``enqueue`` rotates among up to ``TIMED_SLOTS`` copies
+  so that a replay never overwrites stamps not read yet.
 - The nodes each layer added are recorded while capturing; CUPTI kernel records carry the graph node
   that ran them, which maps every replayed kernel back to its layer.
 - Capture needs nvmath-python (cuBLAS calls CUDA accepts under capture) and cuda-bindings. When
@@ -39,6 +41,8 @@ from ..device.memory import allocate, set_current_layer
 MAX_GRAPHS = 8
 TIMED_SLOTS = 4
 _EVENT_RECORD_EXTERNAL = 1
+_USE_NODE_PRIORITY = 8      # CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY
+_GPU_WORK = ("kernel", "memset", "memcpy")
 _STAMP_SRC = r"""
 extern "C" __global__ void perfkit_stamp(unsigned long long* out, int i) {
     unsigned long long t;
@@ -145,7 +149,7 @@ class CapturedGraph:
         self.key = key
         self.exec_ptr = exec_ptr
         self.graph_ptr = graph_ptr
-        self.layer_nodes = layer_nodes          # per step: [(node handle, is_kernel)]
+        self.layer_nodes = layer_nodes          # per step: [(node handle, kind)], kind "kernel", "memset", ...
         self.stamps = stamps                    # profiled graphs: n_steps + 1 globaltimer values (pinned memory)
         self.done = done                        # profiled graphs: event recorded after each launch
         self.keeper = keeper
@@ -158,15 +162,26 @@ class CapturedGraph:
 
     @property
     def kernels_per_layer(self) -> list:
-        return [sum(1 for _, k in nodes if k) for nodes in self.layer_nodes]
+        return [sum(1 for _, k in nodes if k == "kernel") for nodes in self.layer_nodes]
+
+    def nodes_per_layer(self) -> list:
+        """Per step: {node kind: count}, e.g. {"kernel": 3, "memset": 1}."""
+        out = []
+        for nodes in self.layer_nodes:
+            d: dict = {}
+            for _, k in nodes:
+                d[k] = d.get(k, 0) + 1
+            out.append(d)
+        return out
 
     def cupti_node_layers(self, cupti: Any) -> dict:
-        """CUPTI graph-node id -> step index for every kernel node (-1 for profiling's own nodes)."""
+        """CUPTI graph-node id -> step index for every node that runs on the GPU (kernels, memsets,
+        copies); -1 for profiling's own nodes."""
         if self._cupti_ids is None:
             ids = {int(cupti.get_graph_node_id(node)): -1 for node in self.marker_nodes}
             for i, nodes in enumerate(self.layer_nodes):
-                for node, is_kernel in nodes:
-                    if is_kernel:
+                for node, kind in nodes:
+                    if kind in _GPU_WORK:
                         ids[int(cupti.get_graph_node_id(node))] = i
             self._cupti_ids = ids
         return self._cupti_ids
@@ -302,9 +317,26 @@ class GraphRunner:
         t0 = time.perf_counter()
         n = len(ctx._steps)
         stamps = ctx.device.pinned_empty((n + 1,), np.uint64) if timed else None
+        side = fork = None
         if stamps is not None:
+            # stamps go on a side branch of the graph: each depends on the last node of the layer
+            # before it, but the next layer does not wait for it, so they cost the layers nothing
             stamps[...] = 0
-            mark = _stamper(stamps.ctypes.data)
+            stamp = _stamper(stamps.ctypes.data)
+            # highest priority: a stamp's single block is dispatched before blocks of the next layer
+            # that are still waiting (the priority is captured into the node; see _instantiate)
+            top = int(cu.cuCtxGetStreamPriorityRange()[2])
+            side = cupy.cuda.Stream(non_blocking=True, priority=top)
+            fork = cupy.cuda.Event(disable_timing=True)
+
+            def mark(i: int) -> None:
+                if i == 0:                      # in line: the first layer starts right after it
+                    stamp(0)
+                    return
+                fork.record(s)                  # a dependency inside the capture, not an event node
+                side.wait_event(fork)
+                with side:
+                    stamp(i)
         else:
             def mark(i: int) -> None:
                 return None
@@ -330,6 +362,9 @@ class GraphRunner:
                         _record(cu, input_consumed.raw.ptr, s.ptr)
                     mark(i + 1)
                     markers += _new_nodes(cu, s.ptr, seen)      # profiling's own nodes belong to no layer
+                if side is not None:                            # join the branch before the capture ends
+                    fork.record(side)
+                    s.wait_event(fork)
         except Exception as exc:
             failure = f"layer {getattr(ctx._steps[len(layer_nodes)][0], 'name', '?')!r} cannot be captured " \
                       f"into a CUDA graph ({type(exc).__name__}: {str(exc)[:200]})" \
@@ -347,7 +382,12 @@ class GraphRunner:
             pool.free_all_blocks()
             keeper.release()
             raise CaptureError(failure)
-        exec_ptr = rt.graphInstantiate(graph_ptr)
+        try:
+            exec_ptr = _instantiate(cu, graph_ptr)
+        except Exception as exc:
+            rt.graphDestroy(graph_ptr)
+            keeper.release()
+            raise CaptureError(f"the captured graph could not be instantiated ({exc})") from None
         ms = (time.perf_counter() - t0) * 1e3
         self.captures += 1
         self.capture_ms += ms
@@ -358,6 +398,14 @@ class GraphRunner:
         return graph
 
 
+def _instantiate(cu: Any, graph_ptr: int) -> int:
+    """An executable graph that honours the priority captured into each kernel node."""
+    err, exe = cu.cuGraphInstantiate(cu.CUgraph(graph_ptr), _USE_NODE_PRIORITY)
+    if int(err):
+        raise RuntimeError(f"cuGraphInstantiate failed: {err}")
+    return int(exe)
+
+
 def _record(cu: Any, event_ptr: int, stream_ptr: int) -> None:
     """An event record that stays an event record when replayed (not a capture-internal dependency)."""
     (err,) = cu.cuEventRecordWithFlags(cu.CUevent(event_ptr), cu.CUstream(stream_ptr), _EVENT_RECORD_EXTERNAL)
@@ -366,7 +414,7 @@ def _record(cu: Any, event_ptr: int, stream_ptr: int) -> None:
 
 
 def _new_nodes(cu: Any, stream_ptr: int, seen: set) -> list:
-    """Nodes added to the graph under capture since the last call: [(node handle, is_kernel)]."""
+    """Nodes added to the graph under capture since the last call: [(node handle, kind)]."""
     info = cu.cuStreamGetCaptureInfo(cu.CUstream(stream_ptr))
     graph = next((x for x in info[1:] if isinstance(x, cu.CUgraph)), None)
     if graph is None:
@@ -374,12 +422,11 @@ def _new_nodes(cu: Any, stream_ptr: int, seen: set) -> list:
     err, _, count = cu.cuGraphGetNodes(graph, 0)
     err, nodes, count = cu.cuGraphGetNodes(graph, count)
     out = []
-    kernel = cu.CUgraphNodeType.CU_GRAPH_NODE_TYPE_KERNEL
     for nd in nodes[:count]:
         h = int(nd)
         if h in seen:
             continue
         seen.add(h)
         _, t = cu.cuGraphNodeGetType(nd)
-        out.append((h, t == kernel))
+        out.append((h, getattr(t, "name", str(t)).replace("CU_GRAPH_NODE_TYPE_", "").lower()))
     return out

@@ -164,8 +164,12 @@ def test_kernels_of_replays_map_to_layers_through_graph_nodes():
     assert (k["layer"] != "").all(), k[k["layer"] == ""]
     graph = next(iter(ctx._graphs.graphs.values()))[0]
     expect = {s.name: c for s, c in zip(eng.plan.steps, graph.kernels_per_layer)}
-    for it, ki in k[k["iteration"] >= 1].groupby("iteration"):
+    for it, ki in k[(k["iteration"] >= 1) & (k["kind"] == "kernel")].groupby("iteration"):
         assert ki.groupby("layer").size().to_dict() == {n: c for n, c in expect.items() if c}
+    nodes = graph.nodes_per_layer()
+    memsets = {s.name: d.get("memset", 0) for s, d in zip(eng.plan.steps, nodes)}
+    got = k[(k["iteration"] == 1) & (k["kind"] == "memset")].groupby("layer").size().to_dict()
+    assert got == {n: c for n, c in memsets.items() if c}
     # each layer's kernels lie inside its event interval (one timeline)
     lay = run.layers.set_index(["iteration", "layer"])
     inside = [lay.loc[(r.iteration, r.layer), "start_ns"] - 50_000 <= r.start_ns <= lay.loc[(r.iteration, r.layer), "end_ns"] + 50_000
