@@ -162,14 +162,15 @@ def test_kernels_of_replays_map_to_layers_through_graph_nodes():
     assert stamps.sum() == 5 * (len(eng.plan.steps) + 1) and (k.loc[stamps, "layer"] == "").all()
     k = k[~stamps]
     assert (k["layer"] != "").all(), k[k["layer"] == ""]
-    graph = next(iter(ctx._graphs.graphs.values()))[0]
+    graph = next(g for key, slots in ctx._graphs.graphs.items() if key[2] for g in slots)     # the profiled one
     expect = {s.name: c for s, c in zip(eng.plan.steps, graph.kernels_per_layer)}
     for it, ki in k[(k["iteration"] >= 1) & (k["kind"] == "kernel")].groupby("iteration"):
         assert ki.groupby("layer").size().to_dict() == {n: c for n, c in expect.items() if c}
     nodes = graph.nodes_per_layer()
-    memsets = {s.name: d.get("memset", 0) for s, d in zip(eng.plan.steps, nodes)}
-    got = k[(k["iteration"] == 1) & (k["kind"] == "memset")].groupby("layer").size().to_dict()
-    assert got == {n: c for n, c in memsets.items() if c}
+    for kind in ("memset", "memcpy"):           # copies and memsets of a layer are attributed to it too
+        want = {s.name: d.get(kind, 0) for s, d in zip(eng.plan.steps, nodes)}
+        got = k[(k["iteration"] == 1) & (k["kind"] == kind)].groupby("layer").size().to_dict()
+        assert got == {n: c for n, c in want.items() if c}, kind
     # each layer's kernels lie inside its event interval (one timeline)
     lay = run.layers.set_index(["iteration", "layer"])
     inside = [lay.loc[(r.iteration, r.layer), "start_ns"] - 50_000 <= r.start_ns <= lay.loc[(r.iteration, r.layer), "end_ns"] + 50_000
