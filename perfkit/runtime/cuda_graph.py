@@ -183,6 +183,13 @@ class CapturedGraph:
                 for node, kind in nodes:
                     if kind in _GPU_WORK:
                         ids[int(cupti.get_graph_node_id(node))] = i
+            # CUPTI's node ids are (graph id << 32 | node index); kernel records name the captured
+            # graph's nodes, copy and memset records the executable graph's, whose indices are the same
+            try:
+                exec_id = int(cupti.get_graph_exec_id(self.exec_ptr))
+                ids.update({(exec_id << 32) | (nid & 0xFFFFFFFF): i for nid, i in list(ids.items())})
+            except Exception:
+                pass
             self._cupti_ids = ids
         return self._cupti_ids
 
