@@ -16,12 +16,13 @@ the ``input_consumed`` event — and afterwards replays it with a single launch.
   globaltimer (32 ns steps on an H200) into page-locked host memory; per-layer times are the
   differences, placed on the ``perf_counter_ns`` timeline by one measured offset. The stamps sit on
   a side branch of the graph: stamp i waits for the last node of layer i, and layer i + 1 does not
-  wait for stamp i (only the first stamp is in line: a root node on a branch starts before the
-  graph's main chain does). In line, a stamp cost each boundary about 1.1 us and an event-record node about
-  3.5 us (benchmarks/RESULTS.md). A profiled ``enqueue`` rotates among up to ``TIMED_SLOTS`` copies
-  so that a replay never overwrites stamps not read yet.
-- The nodes each layer added are recorded while capturing; CUPTI kernel records carry the graph node
-  that ran them, which maps every replayed kernel back to its layer.
+  wait for stamp i; the branch runs at the highest stream priority, so a stamp's one block is
+  dispatched ahead of the next layer's waiting blocks. Only the first stamp is in line (a root node
+  on a branch starts before the graph's main chain does). In line, a stamp cost each boundary about
+  1.1 us and an event-record node about 3.5 us (benchmarks/RESULTS.md). A profiled ``enqueue``
+  rotates among up to ``TIMED_SLOTS`` copies so that a replay never overwrites unread stamps.
+- The nodes each layer added are recorded while capturing; CUPTI records of kernels, copies and
+  memsets carry the graph node that ran them, which maps all replayed GPU work back to its layer.
 - Capture needs nvmath-python (cuBLAS calls CUDA accepts under capture) and cuda-bindings. When
   they are missing, or an op cannot be captured, the context says why (``context.graph_status``)
   and runs eagerly.
