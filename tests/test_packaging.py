@@ -68,8 +68,9 @@ def test_committed_sample_engine_loads():
     net = pk.models.mnist_mlp()
     x = pk.models.sample_input(net, 4)
     fresh = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=64))
-    np.testing.assert_array_equal(eng.create_execution_context().execute(x)["prob"],
-                                  fresh.create_execution_context().execute(x)["prob"])
+    # the builder times tactics (MLP nn/nt), so a fresh build may sum in another order: equal to fp32 rounding
+    np.testing.assert_allclose(eng.create_execution_context().execute(x)["prob"],
+                               fresh.create_execution_context().execute(x)["prob"], rtol=1e-5, atol=1e-7)
 
 
 def test_recorded_h200_frames_match_their_schemas():

@@ -38,59 +38,13 @@ from typing import Any
 import numpy as np
 
 from ..device.memory import allocate, set_current_layer
+from .stamps import stamper
 
 MAX_GRAPHS = 8
 TIMED_SLOTS = 4
 _EVENT_RECORD_EXTERNAL = 1
 _USE_NODE_PRIORITY = 8      # CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY
 _GPU_WORK = ("kernel", "memset", "memcpy")
-_STAMP_SRC = r"""
-extern "C" __global__ void perfkit_stamp(unsigned long long* out, int i) {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    out[i] = t;
-}
-"""
-_kernels: dict = {}
-
-
-def _stamp_kernel() -> Any:
-    k = _kernels.get("stamp")
-    if k is None:
-        import cupy
-        k = cupy.RawKernel(_STAMP_SRC, "perfkit_stamp")
-        k.compile()                             # before any capture: no module loading while capturing
-        _kernels["stamp"] = k
-    return k
-
-
-def _stamper(ptr: int) -> Any:
-    """mark(i): a one-thread kernel on the current stream writes the GPU's globaltimer (ns) into
-    slot i of the uint64 array at ``ptr`` (device memory, or page-locked host memory)."""
-    kernel, ptr = _stamp_kernel(), np.uint64(ptr)
-
-    def mark(i: int) -> None:
-        kernel((1,), (1,), (ptr, np.int32(i)))
-    return mark
-
-
-def globaltimer_offset(device: Any, trials: int = 20) -> int:
-    """perf_counter_ns - globaltimer, from the tightest of ``trials`` host-bracketed stamps."""
-    buf = device.pinned_empty((1,), np.uint64)
-    mark = _stamper(buf.ctypes.data)
-    stream = device.create_stream()
-    best = None
-    for _ in range(trials):
-        with stream:
-            h0 = time.perf_counter_ns()
-            mark(0)
-            stream.synchronize()
-            h1 = time.perf_counter_ns()
-        if best is None or h1 - h0 < best[0]:
-            best = (h1 - h0, (h0 + h1) // 2 - int(buf[0]))
-    return best[1]
-
-
 def report_graph_times(*args: Any) -> None:
     from .profiled import report_graph_times as impl        # profiled imports this module
     globals()["report_graph_times"] = impl
@@ -330,7 +284,7 @@ class GraphRunner:
             # stamps go on a side branch of the graph: each depends on the last node of the layer
             # before it, but the next layer does not wait for it, so they cost the layers nothing
             stamps[...] = 0
-            stamp = _stamper(stamps.ctypes.data)
+            stamp = stamper(stamps.ctypes.data)
             # highest priority: a stamp's single block is dispatched before blocks of the next layer
             # that are still waiting (the priority is captured into the node; see _instantiate)
             top = int(cu.cuCtxGetStreamPriorityRange()[2])

@@ -43,7 +43,7 @@ class CudaClock:
     def globaltimer_offset(self) -> int:
         """perf_counter_ns - GPU globaltimer (the clock of profiled CUDA graphs), measured once."""
         if self._gt_offset is None:
-            from .cuda_graph import globaltimer_offset
+            from .stamps import globaltimer_offset
             self._gt_offset = globaltimer_offset(self.device)
         return self._gt_offset
 
