@@ -103,8 +103,10 @@ def info() -> None:
     for k, v in get_device("cpu").info().items():
         print(f"  cpu {k}: {v}")
     if cuda_available():
+        from .runtime.cuda_graph import graph_support
         for k, v in get_device("cuda").info().items():
             print(f"  cuda {k}: {v}")
+        print(f"  cuda graphs: {'on (contexts replay once warm)' if not graph_support() else 'off: ' + graph_support()}")
     else:
         print("  cuda: not available (no CuPy or no GPU)")
 
