@@ -45,6 +45,8 @@ class RunData:
             per_it = self.layers.groupby("iteration")["ms"].sum()
             v["layer_sum_ms"] = float(per_it.median())
             v["layers_per_inference"] = int(self.layers.groupby("iteration").size().median())
+            v["graph_replays_pct"] = 100.0 * float((self.layers.groupby("iteration")["clock"].first()
+                                                    == "cuda_graph").mean())
         for k in ("e2e_profiled_ms", "e2e_unprofiled_ms", "event_cost_ns", "predicted_device_memory_bytes",
                   "measured_device_memory_bytes"):
             if k in m:
@@ -72,7 +74,10 @@ class RunData:
             "gap_ms": ("ms", "end-to-end (unprofiled) minus the layer sum: input/output copies, launching the first "
                              "layer, synchronisation and host work between layers"),
             "layer_sum_pct_of_e2e": ("%", "share of the end-to-end latency spent inside layers"),
-            "event_cost_ns": ("ns", "calibrated host cost of one layer boundary (timestamp or CUDA event record)"),
+            "event_cost_ns": ("ns", "calibrated host cost of one layer boundary (timestamp or CUDA event record; "
+                                    "a replayed CUDA graph's boundaries are GPU timestamps on a side branch)"),
+            "graph_replays_pct": ("%", "profiled inferences that were CUDA-graph replays (the rest launched every "
+                                       "layer from Python, whose gaps count inside the layer times)"),
             "predicted_device_memory_bytes": ("B", "engine.device_memory_bytes: predicted by the builder"),
             "measured_device_memory_bytes": ("B", "bytes the engine and this context held through the tracking "
                                                   "allocator (peak during the run)"),
