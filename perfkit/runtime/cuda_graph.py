@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..device.memory import allocate, set_current_layer
+from .profiled import report_graph_times
 from .stamps import stamper
 
 MAX_GRAPHS = 8
@@ -45,12 +46,6 @@ TIMED_SLOTS = 4
 _EVENT_RECORD_EXTERNAL = 1
 _USE_NODE_PRIORITY = 8      # CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY
 _GPU_WORK = ("kernel", "memset", "memcpy")
-def report_graph_times(*args: Any) -> None:
-    from .profiled import report_graph_times as impl        # profiled imports this module
-    globals()["report_graph_times"] = impl
-    impl(*args)
-
-
 def graph_support() -> str:
     """'' when CUDA graphs can be captured in this process, else the reason they cannot."""
     try:
