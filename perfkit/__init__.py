@@ -3,7 +3,7 @@
 A small inference engine shaped like TensorRT (Network -> Builder -> Engine -> ExecutionContext),
 on the CPU with NumPy or on NVIDIA GPUs with CuPy, whose measurements land in pandas DataFrames.
 """
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from .errors import *  # noqa: E402,F401,F403
 from .errors import PerfkitError  # noqa: E402

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..device import get_device
 from ..device.memory import align
 from ..errors import BuildError, BuilderBusyError

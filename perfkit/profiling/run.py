@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .._version import __version__
 from ..frames.schemas import KERNELS, LAYER_TIMES, MEMORY_EVENTS, QUERIES
 from .data import RunData
 from .nvml import NvmlSampler

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import (DeviceError, EngineChecksumError, EngineDeviceError, EngineFileError, EngineVersionError,
                       PerfkitError)
 from .plan import FORMAT_VERSION, EnginePlan
