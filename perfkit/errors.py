@@ -11,6 +11,19 @@ class PerfkitError(Exception):
     """Base class of every error perfkit raises on purpose."""
 
 
+class ArgumentError(PerfkitError, ValueError, TypeError):
+    """A function was called with an argument of the wrong type or value (a negative batch size, a
+    float where an int belongs, an unknown name). Derives from both ``ValueError`` and ``TypeError``,
+    the two built-ins Python raises for bad arguments."""
+
+
+class UnknownNameError(ArgumentError, KeyError):
+    """A name (a metric, a column, a model) that is not one of those offered was asked for."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class DeviceError(PerfkitError, RuntimeError):
     """A device was asked for that this machine cannot provide (no GPU, no CuPy, bad index)."""
 

@@ -13,11 +13,21 @@ def sample_input(network, batch_size: int, seed: int = 0) -> dict:
     """Deterministic random host inputs for a Network or an Engine at ``batch_size``
     (floats uniform in [-1, 1), int32 in [0, 16))."""
     import numpy as np
+
+    from ..arguments import fits_in_host_memory, integer, positive_int
+    from ..errors import ArgumentError
+    from ..network import Network
+    batch_size = positive_int(batch_size, "sample_input: batch_size")
+    seed = integer(seed, "sample_input: seed", minimum=0)
     rng = np.random.default_rng(seed)
-    if hasattr(network, "input_names"):                     # an Engine: its bindings
+    if isinstance(network, Network):
+        specs = [(t.name, t.shape, t.dtype) for t in network.inputs]
+    elif hasattr(network, "input_names") and hasattr(network, "get_binding_shape"):     # an Engine: its bindings
         specs = [(n, network.get_binding_shape(n), str(network.get_binding_dtype(n))) for n in network.input_names]
     else:
-        specs = [(t.name, t.shape, t.dtype) for t in network.inputs]
+        raise ArgumentError(f"sample_input needs a perfkit Network or Engine, not {type(network).__name__}")
+    per_sample = sum(int(np.prod(shape)) * 8 for _, shape, _ in specs)    # float64 draws before the cast
+    fits_in_host_memory(batch_size * per_sample, f"sample_input at batch {batch_size}", "use a smaller batch_size")
     out = {}
     for name, shape, dtype in specs:
         shape = (batch_size,) + tuple(shape)

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arguments import integer, positive_int
+from ..errors import NetworkDefinitionError
 from ..network import Network
-from ._init import he, small
+from ._init import check_weight_memory, he, seeded, small
+
+MAX_BLOCKS = 1000   # a sample network; more blocks than this is a mistake, not a benchmark
 
 
 def lenet(seed: int = 0) -> Network:
     """LeNet as in the Caffe MNIST sample: conv1 (20 5x5) -> pool1 -> conv2 (50 5x5) -> pool2 ->
     ip1 (500) -> relu1 -> ip2 (10) -> prob."""
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed, "lenet")
     net = Network("lenet")
     x = net.add_input("data", (1, 28, 28))
     x = net.add_convolution(x, 20, 5, he(rng, (20, 1, 5, 5), 25), small(rng, (20,)), name="conv1").output
@@ -39,7 +43,22 @@ def resnet_small(seed: int = 0, width: int = 16, blocks: tuple = (2, 2, 2), num_
     """A CIFAR-style ResNet: a 3x3 stem, then stages of basic blocks (conv-bn-relu-conv-bn plus a
     shortcut, summed, then relu), doubling channels and halving resolution per stage, global
     average pooling, a fully connected classifier and softmax."""
-    rng = np.random.default_rng(seed)
+    width = positive_int(width, "resnet_small: width")
+    num_classes = positive_int(num_classes, "resnet_small: num_classes")
+    image = positive_int(image, "resnet_small: image")
+    if isinstance(blocks, (str, bytes)) or not isinstance(blocks, (tuple, list)) or not blocks:
+        raise NetworkDefinitionError(f"resnet_small: blocks must be a non-empty tuple of ints (blocks per stage), "
+                                     f"not {blocks!r}")
+    blocks = tuple(integer(b, "resnet_small: blocks per stage", 1, MAX_BLOCKS) for b in blocks)
+    if sum(blocks) > MAX_BLOCKS:
+        raise NetworkDefinitionError(f"resnet_small: {sum(blocks)} blocks in all; at most {MAX_BLOCKS}")
+    if image < 2 ** (len(blocks) - 1):
+        raise NetworkDefinitionError(f"resnet_small: image {image} is too small for {len(blocks)} stages that "
+                                     f"each halve it; use image >= {2 ** (len(blocks) - 1)}")
+    widest = width * 2 ** (len(blocks) - 1)
+    check_weight_memory(sum(n * 3 * 9 * (width * 2 ** s) ** 2 for s, n in enumerate(blocks))
+                        + widest * num_classes, "resnet_small")
+    rng = seeded(seed, "resnet_small")
     net = Network("resnet_small")
     x = net.add_input("data", (3, image, image))
 

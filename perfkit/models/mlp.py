@@ -3,17 +3,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
+from ..arguments import positive_int
 from ..errors import NetworkDefinitionError
 from ..network import Network
-from ._init import he, small
+from ._init import check_weight_memory, he, seeded, small
 
 
 def mnist_mlp(seed: int = 0) -> Network:
     """The guide's MNIST example: ``data`` (1x28x28 = 784 values) -> ``ip1`` fully connected 784->500
     -> ``relu1`` -> ``ip2`` fully connected 500->10 -> ``prob`` softmax."""
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed, "mnist_mlp")
     net = Network("mnist_mlp")
     data = net.add_input("data", (1, 28, 28))
     ip1 = net.add_fully_connected(data, 500, he(rng, (500, 784), 784), small(rng, (500,)), name="ip1")
@@ -28,10 +27,15 @@ def mlp(widths: Sequence[int] = (784, 1024, 1024, 10), activation: str = "relu",
         name: str | None = None) -> Network:
     """Fully connected layers ``fc1..fcN`` between ``widths[0]`` inputs and ``widths[-1]`` outputs,
     with an activation after each hidden layer."""
-    widths = [int(w) for w in widths]
-    if len(widths) < 2 or any(w <= 0 for w in widths):
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
+        raise NetworkDefinitionError(f"mlp widths must be a sequence of at least two positive ints, not {widths!r}")
+    widths = [positive_int(w, "mlp: each width") for w in widths]
+    if len(widths) < 2:
         raise NetworkDefinitionError(f"mlp widths must be at least two positive ints, got {widths}")
-    rng = np.random.default_rng(seed)
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise NetworkDefinitionError(f"mlp: name must be a non-empty string or None, not {name!r}")
+    check_weight_memory(sum(a * b for a, b in zip(widths[:-1], widths[1:])), "mlp")
+    rng = seeded(seed, "mlp")
     net = Network(name or "mlp_" + "x".join(map(str, widths)))
     x = net.add_input("data", (widths[0],))
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]), start=1):

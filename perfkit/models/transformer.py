@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
+from ..arguments import positive_int
 from ..errors import NetworkDefinitionError
 from ..network import Network
-from ._init import small
+from ._init import check_weight_memory, seeded, small
 
 
 def _linear(net, x, w, b, name):
@@ -35,9 +36,12 @@ def transformer_encoder(seq_len: int = 64, d_model: int = 128, heads: int = 4, d
                         seed: int = 0) -> Network:
     """Post-norm encoder block: multi-head self-attention + residual + layer norm, then a GELU
     feed-forward network + residual + layer norm. Input ``x`` is (seq_len, d_model) per sample."""
+    seq_len, d_model, heads, d_ff = (positive_int(v, f"transformer_encoder: {n}") for n, v in
+                                     (("seq_len", seq_len), ("d_model", d_model), ("heads", heads), ("d_ff", d_ff)))
     if d_model % heads:
         raise NetworkDefinitionError(f"d_model={d_model} must be divisible by heads={heads}")
-    rng = np.random.default_rng(seed)
+    check_weight_memory(4 * d_model * d_model + 2 * d_model * d_ff, "transformer_encoder")
+    rng = seeded(seed, "transformer_encoder")
     dh = d_model // heads
     net = Network("transformer_encoder")
     x = net.add_input("x", (seq_len, d_model))

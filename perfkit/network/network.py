@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import numbers
 import re
 from typing import Any, Iterable, Sequence
 
@@ -17,6 +18,23 @@ from .tensor import Layer, Tensor
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
+def per_sample_shape(shape: Any, where: str) -> tuple:
+    """``shape`` as a tuple of positive Python ints; floats (even 2.0), bools and strings are refused,
+    so that ``(2.5,)`` or ``(True, 3)`` never become ``(2,)`` or ``(1, 3)`` silently."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Iterable):
+        raise ShapeError(f"{where}: shape must be a sequence of ints such as (3, 28, 28), not {shape!r}")
+    dims = tuple(shape)
+    bad = [d for d in dims if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral)]
+    if bad:
+        raise ShapeError(f"{where}: shape {dims!r} has non-integer dimension(s) {bad!r}; every dimension must "
+                         "be an int")
+    dims = tuple(int(d) for d in dims)
+    if not dims or any(d <= 0 for d in dims):
+        raise ShapeError(f"{where}: per-sample shape {dims} must be non-empty with positive "
+                         "dimensions (the batch dimension is implicit; do not include it)")
+    return dims
+
+
 class Network(LayerAdders):
     """A network definition, as in TensorRT: tensors declared per sample, layers in order.
 
@@ -27,7 +45,9 @@ class Network(LayerAdders):
     """
 
     def __init__(self, name: str = "network"):
-        self.name = str(name)
+        if not isinstance(name, str) or not name.strip():
+            raise NetworkDefinitionError(f"a network's name must be a non-empty string, not {name!r}")
+        self.name = name
         self.layers: list[Layer] = []
         self.inputs: list[Tensor] = []
         self.outputs: list[Tensor] = []
@@ -38,16 +58,16 @@ class Network(LayerAdders):
     def add_input(self, name: str, shape: Sequence[int], dtype: str = "float32") -> Tensor:
         """Declares a network input with a per-sample ``shape`` (no batch dimension)."""
         self._check_new_tensor_name(name)
-        dtype = str(np.dtype(dtype)) if dtype not in DTYPES else dtype
+        given = dtype
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            try:
+                dtype = str(np.dtype(dtype)) if dtype is not None else None
+            except (TypeError, ValueError):
+                dtype = None
         if dtype not in DTYPES:
-            raise NetworkDefinitionError(f"input {name!r}: dtype must be one of {DTYPES}, not {dtype!r}")
-        try:
-            shape = tuple(int(d) for d in shape)
-        except (TypeError, ValueError):
-            raise ShapeError(f"input {name!r}: shape must be a sequence of ints, not {shape!r}") from None
-        if not shape or any(d <= 0 for d in shape):
-            raise ShapeError(f"input {name!r}: per-sample shape {shape} must be non-empty with positive "
-                             "dimensions (the batch dimension is implicit; do not include it)")
+            raise NetworkDefinitionError(f"input {name!r}: dtype must be one of {', '.join(DTYPES)} "
+                                         f"(or the NumPy dtype of one), not {given!r}")
+        shape = per_sample_shape(shape, f"input {name!r}")
         t = Tensor(name, shape, dtype, self)
         self._tensors[name] = t
         self.inputs.append(t)

@@ -145,6 +145,8 @@ def broadcast_shapes(a: tuple, b: tuple, where: str) -> tuple:
 
 
 def as_array(value: Any, what: str, dtype: Any = np.float32) -> np.ndarray:
+    if value is None:
+        raise NetworkDefinitionError(f"{what} is missing (None): pass an array of numbers")
     try:
         arr = np.array(value, dtype=dtype)
     except (TypeError, ValueError) as exc:
