@@ -1,36 +1,12 @@
-"""Precision: storage dtypes, bfloat16 rounding, and the reformat layers between precisions."""
+"""The builder's precision pass: each layer's storage dtype and the reformat layers between precisions.
+
+Storage dtypes, tolerances and weight conversion live in :mod:`perfkit.precision`.
+"""
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
 from ..ops.base import TensorSpec
+from ..precision import STORAGE, convert_weight
 from .graph import Graph, Node
-
-STORAGE = {"fp32": "float32", "fp16": "float16", "bf16": "float32"}
-TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 6e-2}   # relative tolerance used by the tests and docs
-
-
-def round_bf16(xp: Any, a: Any) -> Any:
-    """Rounds a float32 array in place to the nearest bfloat16 value (ties to even)."""
-    if a.dtype != np.float32 or a.size == 0:
-        return a
-    u = a.view(np.uint32)
-    bias = ((u >> 16) & 1) + np.uint32(0x7FFF)
-    finite = (u & np.uint32(0x7F800000)) != np.uint32(0x7F800000)
-    rounded = (u + bias) & np.uint32(0xFFFF0000)
-    u[...] = xp.where(finite, rounded, u)
-    return a
-
-
-def convert_weight(w: np.ndarray, precision: str) -> np.ndarray:
-    if w.dtype.kind != "f":
-        return w
-    out = np.ascontiguousarray(w, dtype=STORAGE[precision])
-    if precision == "bf16":
-        out = round_bf16(np, out.copy())
-    return out
 
 
 def assign_precision(g: Graph, default: str) -> list:

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..builder.precision import round_bf16
+from ..precision import round_bf16
 from ..device.memory import align, allocate, set_current_layer
 from ..errors import BatchSizeError, BindingError, ContextBusyError, ExecutionError, PerfkitError
 from ..ops import Env, get_op

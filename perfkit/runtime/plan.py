@@ -105,7 +105,7 @@ def _check_types(p: EnginePlan) -> None:
     need(isinstance(p.inputs, list) and isinstance(p.outputs, list), "inputs/outputs")
     for t in p.tensors.values():
         need(isinstance(t.shape, list) and all(isinstance(d, int) and d > 0 for d in t.shape), f"tensor {t.name} shape")
-        need(t.dtype in ("float32", "float16", "int32"), f"tensor {t.name} dtype")
+        need(t.dtype in ("float32", "float16", "bfloat16", "int32"), f"tensor {t.name} dtype")
         need(t.kind in ("input", "output", "activation", "constant"), f"tensor {t.name} kind")
         need(isinstance(t.offset, int) and t.offset >= 0, f"tensor {t.name} offset")
     for n in p.inputs + p.outputs:
