@@ -7,9 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..arguments import number, optional_positive_int, positive_int
 from ..bench.latency import time_inference
 from ..builder import Builder, BuilderConfig
 from ..builder.passes import RULE_NAMES
+from ..errors import ArgumentError
 from ..frames.schemas import FUSION_BENEFIT
 from ..models import sample_input
 
@@ -21,6 +23,14 @@ def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size
     timed in ``rounds`` interleaved rounds and the median is kept, so slow drift of the machine
     affects every row alike. Rows are sorted by the latency a rule saves, largest first.
     """
+    from ..network import Network
+    if not isinstance(network, Network):
+        raise ArgumentError(f"fusion_benefit needs a perfkit Network, not {type(network).__name__}")
+    if config is not None and not isinstance(config, BuilderConfig):
+        raise ArgumentError(f"fusion_benefit: config must be a BuilderConfig or None, not {type(config).__name__}")
+    optional_positive_int(batch_size, "fusion_benefit: batch_size")
+    number(min_time_s, "fusion_benefit: min_time_s", minimum=0)
+    positive_int(rounds, "fusion_benefit: rounds")
     base = dataclasses.replace(config or BuilderConfig(), fusions="all")
     batch = int(batch_size or base.max_batch_size)
     base = dataclasses.replace(base, max_batch_size=max(batch, base.max_batch_size))

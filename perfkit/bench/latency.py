@@ -6,6 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from ..arguments import positive_int
+from ._args import check_time_inference, latency_samples
+
 
 def time_inference(context: Any, inputs: dict, batch_size: int | None = None, warmup: int = 2,
                    min_iterations: int = 5, min_time_s: float = 0.2, max_iterations: int = 10_000) -> np.ndarray:
@@ -15,6 +18,7 @@ def time_inference(context: Any, inputs: dict, batch_size: int | None = None, wa
     of timed work has passed (at most ``max_iterations``). ``execute`` waits for the device, so
     each sample is a complete inference.
     """
+    check_time_inference(context, inputs, batch_size, warmup, min_iterations, min_time_s, max_iterations)
     for _ in range(warmup):
         context.execute(inputs, batch_size)
     samples = []
@@ -28,7 +32,8 @@ def time_inference(context: Any, inputs: dict, batch_size: int | None = None, wa
 
 
 def latency_stats(ms: np.ndarray, batch_size: int) -> dict:
-    ms = np.asarray(ms, dtype=np.float64)
+    ms = latency_samples(ms, "latency_stats")
+    batch_size = positive_int(batch_size, "latency_stats: batch_size")
     median = float(np.median(ms))
     return {"iterations": int(ms.size), "latency_mean_ms": float(ms.mean()), "latency_median_ms": median,
             "latency_p90_ms": float(np.percentile(ms, 90)), "latency_min_ms": float(ms.min()),

@@ -11,7 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..arguments import one_of
 from ..frames.schemas import DIAGNOSES, QUERIES
+from ._args import check_measure
 
 
 @dataclass
@@ -23,7 +25,9 @@ class Measurement:
     meta: dict = field(default_factory=dict)
 
     def value(self, metric: str) -> float:
-        return float(self.summary.set_index("metric").loc[metric, "value"])
+        """The summary's value of ``metric`` (one of ``summary["metric"]``)."""
+        s = self.summary.set_index("metric")["value"]
+        return float(s[one_of(metric, s.index, "Measurement.value: metric")])
 
     def __repr__(self) -> str:
         s = self.summary.set_index("metric")["value"]
@@ -39,6 +43,8 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
     inferences and for at least ``duration_s``, keeping up to ``streams`` in flight (one execution
     context and one stream each, guide 2.2). With ``include_transfers`` each query copies its inputs
     from page-locked host memory and its outputs back (H2D and D2H), as in production."""
+    check_measure(context, batch_size, inputs, warmup_ms, iterations, duration_s, percentiles, include_transfers,
+                  streams, gpu_metrics)
     from ..models import sample_input
     from ..profiling.nvml import NvmlSampler
     engine, dev = context.engine, context.device

@@ -11,6 +11,7 @@ from ..builder import Builder, BuilderConfig
 from ..device import get_device
 from ..frames.schemas import SWEEP
 from ..models import sample_input
+from ._args import check_sweep
 from .latency import latency_stats, time_inference
 
 
@@ -24,7 +25,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     "from input already on the GPU"). ``engines``, if given, collects the engines built, keyed by
     (network name, precision, batch size). ``on_row`` is called with each row as it is measured.
     """
-    nets = [networks] if not isinstance(networks, (list, tuple)) else list(networks)
+    nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines)
     dev = get_device(device)
     builder = Builder(dev)
     run_id = uuid.uuid4().hex[:8]

@@ -3,6 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ArgumentError
+
+
+def check_ax(ax: Any, what: str) -> None:
+    """``ax`` must be None (a new figure) or a matplotlib Axes."""
+    if ax is None:
+        return
+    from matplotlib.axes import Axes
+    if not isinstance(ax, Axes):
+        raise ArgumentError(f"{what}: ax must be a matplotlib Axes or None (a new figure), not {type(ax).__name__}")
+
 
 def figure_and_axes(ax: Any, figsize: tuple) -> tuple:
     if ax is not None:

@@ -5,11 +5,14 @@ from typing import Any
 
 import pandas as pd
 
-from ._axes import figure_and_axes
+from ..arguments import frame as check_frame
+from ._axes import check_ax, figure_and_axes
 
 
 def plot_fusion_benefit(frame: pd.DataFrame, ax: Any = None) -> Any:
     """Horizontal bars: latency added when each rule is switched off (ms), with the layer count."""
+    check_frame(frame, "plot_fusion_benefit: frame", ("rule", "latency_ms", "latency_delta_ms", "layers"))
+    check_ax(ax, "plot_fusion_benefit")
     fig, ax = figure_and_axes(ax, (7, 0.45 * len(frame) + 1.2))
     f = frame.iloc[::-1]
     colors = ["#999999" if r.startswith("(") else ("#2a7ab9" if d >= 0 else "#c0504d")

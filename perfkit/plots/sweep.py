@@ -5,7 +5,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._axes import figure_and_axes
+from ..arguments import flag, frame as check_frame, one_of
+from ._axes import check_ax, figure_and_axes
 
 LABELS = {"throughput_per_s": "throughput (samples/s)", "latency_median_ms": "median latency (ms)",
           "latency_mean_ms": "mean latency (ms)", "latency_p90_ms": "p90 latency (ms)",
@@ -15,9 +16,12 @@ LABELS = {"throughput_per_s": "throughput (samples/s)", "latency_median_ms": "me
 def plot_sweep(frame: pd.DataFrame, metric: str = "throughput_per_s", ax: Any = None, logy: bool = True) -> Any:
     """Draws ``metric`` against batch size (log-log), a line per (model, precision). Returns the figure."""
     import matplotlib
+    check_frame(frame, "plot_sweep: frame", ("model", "precision", "batch_size"))
+    numeric = [c for c in frame.columns if c != "batch_size" and pd.api.types.is_numeric_dtype(frame[c])]
+    one_of(metric, numeric, "plot_sweep: metric (a numeric column of the sweep frame)")
+    flag(logy, "plot_sweep: logy")
+    check_ax(ax, "plot_sweep")
     fig, ax = figure_and_axes(ax, (7, 4.2))
-    if metric not in frame.columns:
-        raise KeyError(f"the sweep frame has no column {metric!r}; columns: {list(frame.columns)}")
     styles = {"fp32": "-", "fp16": "--", "bf16": ":"}
     colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (model, g) in enumerate(frame.groupby("model", sort=False)):

@@ -5,23 +5,34 @@ from typing import Any
 
 import pandas as pd
 
-from ._axes import figure_and_axes, say_empty
+from ..arguments import flag, frame as check_frame, integer, number
+from ..errors import ArgumentError
+from ._axes import check_ax, figure_and_axes, say_empty
 
 
 def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: Any = None, label_min_pct: float = 4.0) -> Any:
     """One lane per (context, stream); each layer a bar from its start to its end, coloured by type.
     ``iterations``: an int, a list, or None for the last three profiled inferences."""
     import matplotlib
+    df = check_frame(layer_times, "plot_layer_timeline: layer_times",
+                     ("iteration", "start_ns", "end_ns", "context", "stream", "type", "layer"))
+    number(label_min_pct, "plot_layer_timeline: label_min_pct", 0, 100)
+    its = sorted(df["iteration"].unique())
+    if iterations is not None:
+        wanted = [iterations] if not isinstance(iterations, (list, tuple, range)) else list(iterations)
+        wanted = [integer(i, "plot_layer_timeline: iterations (an int, a list of ints or None)") for i in wanted]
+        missing = sorted(set(wanted) - set(its))
+        if missing or not wanted:
+            raise ArgumentError(f"plot_layer_timeline: iterations {missing or wanted} are not in the frame; "
+                                f"it holds iterations {its[0] if its else '-'}..{its[-1] if its else '-'}")
+        iterations = wanted
+    check_ax(ax, "plot_layer_timeline")
     fig, ax = figure_and_axes(ax, (10, 3.2))
-    df = layer_times
     if df.empty:
         say_empty(ax, "layer times")
         return fig
-    its = sorted(df["iteration"].unique())
     if iterations is None:
         iterations = its[-3:]
-    elif isinstance(iterations, int):
-        iterations = [iterations]
     df = df[df["iteration"].isin(iterations)]
     t0 = int(df["start_ns"].min())
     lanes = {k: i for i, k in enumerate(sorted(set(zip(df["context"], df["stream"]))))}
@@ -50,8 +61,11 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
 def plot_memory(memory_events: pd.DataFrame, ax: Any = None, by_tag: bool = True) -> Any:
     """Device memory held through the tracking allocator over time (a step line), with the peak, and
     one line per tag when ``by_tag``."""
+    ev = check_frame(memory_events, "plot_memory: memory_events",
+                     ("ts_ns", "in_use_bytes", "peak_bytes", "action", "size_bytes", "tag"))
+    flag(by_tag, "plot_memory: by_tag")
+    check_ax(ax, "plot_memory")
     fig, ax = figure_and_axes(ax, (8, 3.2))
-    ev = memory_events
     if ev.empty:
         say_empty(ax, "memory events")
         return fig

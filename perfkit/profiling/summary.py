@@ -4,13 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..arguments import frame as check_frame, one_of
 from ..frames.schemas import LAYER_SUMMARY
 
 
 def layer_summary(layer_times: pd.DataFrame, by: str = "layer", sort: str = "total_ms") -> pd.DataFrame:
     """count, total, mean, median, p90, min, max (ms) and percent of the total, per layer or per type."""
-    if by not in ("layer", "type"):
-        raise ValueError(f"by must be 'layer' or 'type', not {by!r}")
+    check_frame(layer_times, "layer_summary: layer_times (a run's layer_times frame)", ("layer", "type", "ms", "index"))
+    one_of(by, ("layer", "type"), "layer_summary: by")
+    if sort:
+        one_of(sort, LAYER_SUMMARY.names, "layer_summary: sort (a column of the summary, or None)")
     if layer_times.empty:
         return LAYER_SUMMARY.frame([])
     keys = ["layer", "type"] if by == "layer" else ["type"]

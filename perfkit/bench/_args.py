@@ -1,0 +1,104 @@
+"""Argument checks of the timing functions, done before anything is built or run, so that a bad
+argument costs nothing and leaves nothing behind."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..arguments import flag, integer, number, one_of, optional_positive_int, positive_int
+from ..errors import ArgumentError, BatchSizeError
+
+MAX_STREAMS = 64     # one execution context each; more than this is a typo, not a measurement
+
+
+def context_arg(context: Any, what: str) -> Any:
+    """An execution context (anything with ``execute``, as ``EngineSet`` contexts have)."""
+    if not callable(getattr(context, "execute", None)):
+        raise ArgumentError(f"{what}: context must be an execution context (engine.create_execution_context()), "
+                            f"not {type(context).__name__}")
+    return context
+
+
+def inputs_arg(inputs: Any, what: str) -> dict:
+    if not isinstance(inputs, dict) or not inputs:
+        raise ArgumentError(f"{what}: inputs must be a non-empty dict of input name -> array "
+                            f"(perfkit.models.sample_input makes one), not {type(inputs).__name__}")
+    return inputs
+
+
+def check_time_inference(context: Any, inputs: Any, batch_size: Any, warmup: Any, min_iterations: Any,
+                         min_time_s: Any, max_iterations: Any) -> None:
+    context_arg(context, "time_inference")
+    inputs_arg(inputs, "time_inference")
+    optional_positive_int(batch_size, "time_inference: batch_size")
+    integer(warmup, "time_inference: warmup", minimum=0)
+    positive_int(min_iterations, "time_inference: min_iterations")
+    number(min_time_s, "time_inference: min_time_s", minimum=0)
+    positive_int(max_iterations, "time_inference: max_iterations")
+
+
+def latency_samples(ms: Any, what: str) -> np.ndarray:
+    """Latencies in ms: a non-empty 1-D array of finite, non-negative numbers."""
+    try:
+        arr = np.asarray(ms, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{what}: latencies must be an array of numbers (ms), not {type(ms).__name__}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ArgumentError(f"{what}: latencies must be a non-empty 1-D array (ms), got shape {arr.shape}")
+    if not np.isfinite(arr).all() or (arr < 0).any():
+        raise ArgumentError(f"{what}: latencies must be finite and non-negative (ms); time more inferences")
+    return arr
+
+
+def check_measure(context: Any, batch_size: Any, inputs: Any, warmup_ms: Any, iterations: Any, duration_s: Any,
+                  percentiles: Any, include_transfers: Any, streams: Any, gpu_metrics: Any) -> None:
+    if not hasattr(context, "engine") or not callable(getattr(context, "enqueue", None)):
+        raise ArgumentError("measure: context must be an ExecutionContext (engine.create_execution_context()), "
+                            f"not {type(context).__name__}")
+    batch = optional_positive_int(batch_size, "measure: batch_size")
+    if batch is not None and batch > context.engine.max_batch_size:
+        raise BatchSizeError(f"measure: batch_size {batch} is larger than the engine's max_batch_size "
+                             f"{context.engine.max_batch_size}; build the engine for a larger batch")
+    if inputs is not None:
+        inputs_arg(inputs, "measure")
+    number(warmup_ms, "measure: warmup_ms", minimum=0)
+    positive_int(iterations, "measure: iterations")
+    number(duration_s, "measure: duration_s", minimum=0)
+    percentile_list(percentiles, "measure: percentiles")
+    flag(include_transfers, "measure: include_transfers")
+    positive_int(streams, "measure: streams", maximum=MAX_STREAMS)
+    flag(gpu_metrics, "measure: gpu_metrics")
+
+
+def percentile_list(percentiles: Any, what: str) -> list:
+    if isinstance(percentiles, (str, bytes)) or not isinstance(percentiles, Sequence):
+        raise ArgumentError(f"{what} must be a sequence of numbers between 0 and 100, such as (90, 99), "
+                            f"not {percentiles!r}")
+    return [number(p, what, 0, 100) for p in percentiles]
+
+
+def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: Any, min_iterations: Any,
+                on_row: Any, engines: Any) -> list:
+    """The networks as a list, after every argument of ``sweep`` was checked."""
+    from ..network import PRECISIONS, Network
+    nets = [networks] if not isinstance(networks, (list, tuple)) else list(networks)
+    if not nets or not all(isinstance(n, Network) for n in nets):
+        raise ArgumentError("sweep: networks must be a perfkit Network or a non-empty list of them "
+                            "(perfkit.models has samples)")
+    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
+        raise ArgumentError(f"sweep: batch_sizes must be a non-empty sequence of positive ints, not {batch_sizes!r}")
+    for b in batch_sizes:
+        positive_int(b, "sweep: each batch size")
+    if isinstance(precisions, (str, bytes)) or not isinstance(precisions, Sequence) or not precisions:
+        raise ArgumentError(f"sweep: precisions must be a non-empty sequence such as ('fp32', 'fp16'), "
+                            f"not {precisions!r}")
+    for p in precisions:
+        one_of(p, PRECISIONS, "sweep: each precision")
+    number(min_time_s, "sweep: min_time_s", minimum=0)
+    positive_int(min_iterations, "sweep: min_iterations")
+    if on_row is not None and not callable(on_row):
+        raise ArgumentError(f"sweep: on_row must be a function of one row (a dict) or None, not {on_row!r}")
+    if engines is not None and not isinstance(engines, dict):
+        raise ArgumentError(f"sweep: engines must be a dict to collect the engines in, or None, not {engines!r}")
+    return nets
