@@ -10,8 +10,8 @@ from .errors import PerfkitError  # noqa: E402
 from .device import Buffer, CountingAllocator, Device, cuda_available, get_device  # noqa: E402
 from .network import Layer, Network, Tensor  # noqa: E402
 from .ops import register_plugin, registered_ops, registered_plugins, unregister_plugin  # noqa: E402
-from .builder import Builder, BuilderConfig  # noqa: E402
-from .runtime import Engine, EngineSet, ExecutionContext, load_engine  # noqa: E402
+from .builder import Builder, BuilderConfig, EngineSet  # noqa: E402
+from .runtime import Engine, ExecutionContext, load_engine  # noqa: E402
 from .builder.tactics import TimingCache  # noqa: E402
 from .device.tracking import TrackingAllocator  # noqa: E402
 from .profiling import LayerTimer, NvmlSampler, load_run, profile  # noqa: E402

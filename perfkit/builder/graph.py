@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ class Graph:
         nodes, tensors, constants = [], {}, {}
         for t in network.tensors:
             tensors[t.name] = t.spec
-        for layer in network.layers:
+        for layer in topological_order(network):
             if layer.type == "constant":
                 constants[layer.outputs[0].name] = np.asarray(layer.weights["values"])
                 continue
@@ -59,6 +60,84 @@ class Graph:
             for t in n.inputs:
                 use.setdefault(t, []).append(i)
         return use
+
+
+def topological_order(network: Any) -> list:
+    """The network's layers in an order where every tensor is produced before it is read.
+
+    ``Network.add_*`` appends layers in such an order, but ``Layer.inputs`` can be edited
+    afterwards: a layer may then read a later layer's output (reordered here) or, through a cycle,
+    its own (refused with the layers of the cycle named). Each layer's shapes are inferred again
+    from its current inputs, so an edit that changes them is refused instead of building garbage.
+    """
+    layers = list(network.layers)
+    producer = {}
+    for layer in layers:
+        for t in layer.outputs:
+            producer[t.name] = layer
+    known = {t.name for t in network.inputs} | set(producer)
+    for layer in layers:
+        if not isinstance(layer.inputs, (list, tuple)):
+            raise BuildError(f"layer {layer.name!r}: inputs must be a list of tensors, not {layer.inputs!r}")
+        for t in layer.inputs:
+            if getattr(t, "name", None) not in known or network._tensors.get(t.name) is not t:
+                raise BuildError(f"layer {layer.name!r} reads {t!r}, which is neither a network input nor the "
+                                 f"output of a layer of network {network.name!r}; connect it to a tensor of this "
+                                 "network")
+    deps = {layer.name: {producer[t.name].name for t in layer.inputs if t.name in producer} for layer in layers}
+    index = {layer.name: i for i, layer in enumerate(layers)}
+    users: dict = {}
+    for name, d in deps.items():
+        for p in d:
+            users.setdefault(p, []).append(name)
+    waiting = {name: len(d) for name, d in deps.items()}
+    ready = [index[n] for n, w in waiting.items() if w == 0]
+    heapq.heapify(ready)                    # Kahn's algorithm, keeping the given order where it is valid
+    order = []
+    while ready:
+        layer = layers[heapq.heappop(ready)]
+        order.append(layer)
+        for u in users.get(layer.name, ()):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, index[u])
+    if len(order) < len(layers):
+        placed = {layer.name for layer in order}
+        cycle = _find_cycle({n: d - placed for n, d in deps.items() if n not in placed})
+        raise BuildError(f"network {network.name!r} has a cycle: {' -> '.join(cycle)}; layers' inputs were "
+                         "edited so that a layer depends on its own output. Make every layer read only "
+                         "network inputs or outputs of layers before it")
+    for layer in order:
+        _check_inferred_shapes(layer)
+    return order
+
+
+def _find_cycle(deps: dict) -> list:
+    """A cycle among ``deps`` (name -> names it depends on), as names with the first repeated last."""
+    start = next(n for n, d in deps.items() if d)
+    path, seen = [start], {start: 0}
+    while True:
+        nxt = sorted(d for d in deps[path[-1]] if d in deps)[0]
+        if nxt in seen:
+            cycle = path[seen[nxt]:] + [nxt]
+            return cycle[::-1]       # in data-flow order: producer -> consumer
+        seen[nxt] = len(path)
+        path.append(nxt)
+
+
+def _check_inferred_shapes(layer: Any) -> None:
+    op = get_op(layer.type)
+    try:
+        specs = op.infer(layer.params, [t.spec for t in layer.inputs], layer.weights)
+    except Exception as exc:  # noqa: BLE001 - any failure means the edited inputs do not fit the layer
+        raise BuildError(f"layer {layer.name!r} ({layer.type}) does not accept its current inputs "
+                         f"({', '.join(f'{t.name}{t.shape}' for t in layer.inputs)}): {exc}; re-add the layer "
+                         "with add_* instead of editing its inputs") from None
+    got = [(tuple(s.shape), s.dtype) for s in specs]
+    want = [(tuple(t.shape), t.dtype) for t in layer.outputs]
+    if got != want:
+        raise BuildError(f"layer {layer.name!r} ({layer.type}) now produces {got} from its current inputs, but its "
+                         f"outputs were declared {want}; re-add the layer with add_* instead of editing its inputs")
 
 
 def eliminate_dead_nodes(g: Graph) -> list:

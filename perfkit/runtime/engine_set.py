@@ -1,41 +1,39 @@
-"""EngineSet (guide 2.1): engines built for several maximum batch sizes; each batch runs on the
-smallest engine that fits it, so a batch of 3 does not pay for an engine tuned for 256."""
+"""Dispatch over engines built for several maximum batch sizes (guide 2.1): each batch runs on the
+smallest engine that fits it, so a batch of 3 does not pay for an engine tuned for 256.
+
+The runtime holds only the choice among engines that exist; building them from a network is the
+builder's part (:class:`perfkit.builder.EngineSet`, exported as ``perfkit.EngineSet``).
+"""
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from typing import Any, Iterable
 
 import pandas as pd
 
-from ..errors import BatchSizeError, BindingError, BuildError
+from ..arguments import optional_positive_int, positive_int
+from ..errors import ArgumentError, BatchSizeError, BindingError
 from ..frames.schemas import ENGINE_DISPATCH
+from .engine import Engine
 
 
-class EngineSet:
-    """``EngineSet(network, batch_sizes=[1, 8, 64], config=None, device=None)``.
+class EngineDispatch:
+    """Engines of one network, one per maximum batch size; ``engines`` maps each max batch size to
+    its engine, smallest first."""
 
-    ``config`` is a :class:`BuilderConfig` whose ``max_batch_size`` is replaced per engine; all
-    engines share its timing cache. ``engines`` maps each max batch size to its engine.
-    """
-
-    def __init__(self, network: Any, batch_sizes: Iterable[int], config: Any = None, device: Any = None,
-                 allocator: Any = None):
-        from ..builder import Builder, BuilderConfig
-        from ..builder.tactics import TimingCache, as_cache
-        sizes = sorted({int(b) for b in batch_sizes})
-        if not sizes or sizes[0] < 1:
-            raise BuildError(f"EngineSet needs positive batch sizes, got {list(batch_sizes)}")
-        base = config or BuilderConfig()
-        cache = as_cache(base.timing_cache) or TimingCache()
-        builder = Builder(device, allocator)
-        self.network_name = network.name
-        self.engines = {}
-        for b in sizes:
-            cfg = dataclasses.replace(base, max_batch_size=b, timing_cache=cache)
-            self.engines[b] = builder.build(network, cfg)
-        self.device = builder.device
+    def __init__(self, engines: Iterable[Engine]):
+        engines = list(engines) if not isinstance(engines, (str, bytes)) and isinstance(engines, Iterable) else None
+        if not engines or not all(isinstance(e, Engine) for e in engines):
+            raise ArgumentError("an engine set needs a non-empty list of Engines")
+        sizes = [e.max_batch_size for e in engines]
+        if len(set(sizes)) != len(sizes):
+            raise ArgumentError(f"the engines of a set need distinct max batch sizes, got {sorted(sizes)}")
+        if len({e.name for e in engines}) != 1 or len({e.device.spec for e in engines}) != 1:
+            raise ArgumentError("the engines of a set must be built from one network for one device")
+        self.engines = {e.max_batch_size: e for e in sorted(engines, key=lambda e: e.max_batch_size)}
+        self.network_name = engines[0].name
+        self.device = engines[0].device
 
     @property
     def batch_sizes(self) -> list:
@@ -46,7 +44,8 @@ class EngineSet:
         return max(self.engines)
 
     def engine_for(self, batch: int) -> Any:
-        """The engine built for the smallest maximum batch size that holds ``batch``."""
+        """The engine built for the smallest maximum batch size that holds ``batch`` (a positive int)."""
+        batch = positive_int(batch, "engine_for: batch")
         for b, e in self.engines.items():
             if batch <= b:
                 return e
@@ -61,13 +60,14 @@ class EngineSet:
         return EngineSetContext(self)
 
     def __repr__(self) -> str:
-        return f"<EngineSet {self.network_name!r}: max batch sizes {self.batch_sizes} on {self.device.spec}>"
+        return (f"<{type(self).__name__} {self.network_name!r}: max batch sizes {self.batch_sizes} "
+                f"on {self.device.spec}>")
 
 
 class EngineSetContext:
     """Runs each call on the best-fitting engine of its set; ``dispatch`` says which engine ran."""
 
-    def __init__(self, engine_set: EngineSet):
+    def __init__(self, engine_set: EngineDispatch):
         self.engine_set = engine_set
         self._contexts: dict = {}
         self._rows: list = []
@@ -83,7 +83,12 @@ class EngineSetContext:
     def execute(self, inputs: dict, batch_size: int | None = None) -> dict:
         if not isinstance(inputs, dict) or not inputs:
             raise BindingError("inputs must be a non-empty dict of name -> array")
-        batch = batch_size if batch_size is not None else int(next(iter(inputs.values())).shape[0])
+        batch = optional_positive_int(batch_size, "execute: batch_size")
+        if batch is None:
+            shape = getattr(next(iter(inputs.values())), "shape", ())
+            if not shape:
+                raise BindingError("inputs must be arrays with a leading batch dimension (or pass batch_size)")
+            batch = int(shape[0])
         engine = self.engine_set.engine_for(batch)
         t0 = time.perf_counter_ns()
         out = self._context(engine).execute(inputs, batch_size)
