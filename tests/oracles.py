@@ -177,13 +177,28 @@ def layer_forward(layer, ins, const_flags):
     raise NotImplementedError(t)
 
 
-def reference_forward(network, inputs):
-    """Runs the unfused network layer by layer with the oracles, in float64."""
+#: layer types whose output is a sum of products of inputs and weights: for them the oracle run on
+#: absolute values gives, per output element, the sum of |terms| that rounding errors scale with
+LINEAR = {"fully_connected", "matrix_multiply", "convolution", "constant", "identity", "shuffle", "concatenation",
+          "padding", "gather"}
+
+
+def reference_forward(network, inputs, absolute=False):
+    """Runs the unfused network layer by layer with the oracles, in float64.
+
+    ``absolute=True`` runs it on the absolute values of inputs and weights instead, which for a
+    network of :data:`LINEAR` layers, elementwise sums and differences, sum/avg reductions and avg
+    pooling gives each output's sum of |terms| (a difference becomes a sum): the magnitude that
+    rounding errors of a dot product are bounded by. Other layers raise ``NotImplementedError``.
+    """
     vals, const = {}, {}
     for t in network.inputs:
-        vals[t.name] = np.asarray(inputs[t.name], np.float64 if t.dtype != "int32" else np.int64)
+        v = np.asarray(inputs[t.name], np.float64 if t.dtype != "int32" else np.int64)
+        vals[t.name] = np.abs(v) if absolute and t.dtype != "int32" else v
         const[t.name] = False
     for layer in network.layers:
+        if absolute:
+            layer = _absolute_layer(layer)
         if layer.type == "constant":
             v = np.asarray(layer.weights["values"])
             vals[layer.outputs[0].name] = v.astype(np.float64) if v.dtype.kind == "f" else v
@@ -201,12 +216,97 @@ def reference_forward(network, inputs):
     return {t.name: vals[t.name] for t in network.outputs}
 
 
-def assert_close(actual, expected, precision, what=""):
-    """Compares with a tolerance per precision, scaled by the magnitude of the expected values."""
-    tol = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 6e-2}[precision]
+class _AbsLayer:
+    """A layer's stand-in with absolute weights, for ``reference_forward(..., absolute=True)``."""
+
+    def __init__(self, layer, params):
+        self.name, self.type, self.inputs, self.outputs = layer.name, layer.type, layer.inputs, layer.outputs
+        self.params = params
+        self.weights = {k: (np.abs(np.asarray(v, np.float64)) if np.asarray(v).dtype.kind == "f" else v)
+                        for k, v in layer.weights.items() if v is not None}
+
+
+def _absolute_layer(layer):
+    p = layer.params
+    if layer.type in LINEAR or (layer.type == "reduce" and p["op"] in ("sum", "avg")) or \
+            (layer.type == "pooling" and p["pool"] == "avg") or (layer.type == "scale" and layer.weights.get("power") is None):
+        return _AbsLayer(layer, p)
+    if layer.type == "elementwise" and p["op"] in ("sum", "sub"):
+        return _AbsLayer(layer, {**p, "op": "sum"})
+    raise NotImplementedError(f"no sum of |terms| for layer {layer.name!r} ({layer.type})")
+
+
+# --- tolerances ------------------------------------------------------------------------------------
+#
+# u is the unit roundoff of a storage format (half the gap between 1 and the next value): storing a
+# value changes it by at most u relative. fp32 2**-24, fp16 2**-11, bf16 2**-8. Arithmetic
+# accumulates in float32 (u32 = 2**-24) in every precision. A layer's output reaches the test
+# through: inputs and weights rounded to storage (u each), float32 arithmetic, the result rounded to
+# storage (u), widened back to float32 by the output reformat (exact). Hence, per element:
+#
+# - relative part, 8u + 16 u32: a function of condition number k turns the input's rounding into
+#   k*u of relative error; the op tests keep to domains where k <= 6 (acosh at 1.1: 5.4, exp at 4:
+#   4, tan at 1.2: 3.6), and the weight and output roundings add 2u: (k + 2)u <= 8u. NumPy's float32
+#   exp/erf/tanh add a few u32 (16 u32 covers them; it matters only for fp32).
+# - absolute part, 4u + 256 u32 per unit of ``scale``: a sum whose terms cancel errs by the rounding
+#   of its terms, not of its result, so near 0 a relative bound means nothing. A dot product of K
+#   terms with rounded inputs and weights, accumulated in float32, errs by at most
+#   (2u + K u32) * sum|terms|: ``scale`` is that sum of |terms| per element (pass
+#   ``reference_forward(..., absolute=True)``), 1 for values of order one by default, where a
+#   difference errs by 2 * 2u at most. 256 u32 covers float32 accumulation over K <= 256 terms.
+#
+# Measured (tests/ops/test_ops.py, every op at fp32/fp16/bf16 on the CPU): the worst element used
+# 0.82u of the absolute part (a convolution) and 2.3u of the relative part (a 60-element product
+# in bf16), so the bounds hold with a margin of 3 to 5, while zeroing a probability above 0.002 fails
+# in fp16 (0.016 in bf16). The former check, max error <= tol * max|expected|, let an fp16 softmax
+# zero every probability below 0.02.
+#
+# A network compounds the errors of its layers: ``depth`` (the longest chain of layers, see
+# :func:`depth`) widens both parts by sqrt(depth), the growth of independent rounding errors. The
+# sample networks used at most 1.05 of the one-layer tolerance (transformer_encoder, fp16; depth 35).
+UNIT_ROUNDOFF = {"fp32": 2.0 ** -24, "fp16": 2.0 ** -11, "bf16": 2.0 ** -8}
+ACCUMULATION_ROUNDOFF = 2.0 ** -24
+
+
+def tolerance(precision, depth=1):
+    """(rtol, atol per unit of scale) of a result ``depth`` layers deep; see the comment above."""
+    u, u32 = UNIT_ROUNDOFF[precision], ACCUMULATION_ROUNDOFF
+    widen = math.sqrt(depth)
+    return widen * (8 * u + 16 * u32), widen * (4 * u + 256 * u32)
+
+
+def depth(network):
+    """The longest chain of (non-constant) layers from a network input to an output."""
+    d = {t.name: 0 for t in network.inputs}
+    for layer in network.layers:
+        n = 1 + max((d[t.name] for t in layer.inputs), default=-1) if layer.type != "constant" else 0
+        for t in layer.outputs:
+            d[t.name] = n
+    return max(d[t.name] for t in network.outputs)
+
+
+def assert_close(actual, expected, precision, what="", *, scale=1.0, depth=1, show=5):
+    """Elementwise ``|actual - expected| <= atol * scale + rtol * |expected|`` with the tolerances of
+    ``precision`` (see :func:`tolerance`). ``scale``: each element's sum of |terms| (a scalar or an
+    array broadcast against ``expected``); ``depth``: the chain of layers the values went through.
+    NaN must meet NaN and infinities equal infinities. A failure lists the ``show`` worst elements:
+    index, got, expected and allowed error."""
     actual = np.asarray(actual, np.float64)
     expected = np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
-    err = float(np.abs(actual - expected).max()) if expected.size else 0.0
-    assert err <= tol * scale, f"{what}: max abs error {err:.3g} > {tol} x {scale:.3g} ({precision})"
+    rtol, atol = tolerance(precision, depth)
+    allowed = atol * np.broadcast_to(np.asarray(scale, np.float64), expected.shape) + rtol * np.abs(expected)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(actual - expected)
+        same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))
+        bad = ~same & ~(err <= allowed)                 # NaN errors are bad
+    if not bad.any():
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bad, np.nan_to_num(err / allowed, nan=np.inf, posinf=np.inf), -1.0)
+    worst = np.argsort(ratio, axis=None, kind="stable")[::-1][:min(show, int(bad.sum()))]
+    lines = [f"  at {tuple(int(i) for i in np.unravel_index(k, expected.shape))}: got {actual.flat[k]:.6g}, "
+             f"expected {expected.flat[k]:.6g}, error {err.flat[k]:.3g} > allowed {allowed.flat[k]:.3g}"
+             for k in worst]
+    raise AssertionError(f"{what}: {int(bad.sum())} of {expected.size} elements differ beyond {precision} "
+                         f"tolerance (rtol {rtol:.3g}, atol {atol:.3g} x scale); worst:\n" + "\n".join(lines))

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 import perfkit as pk
-from conftest import to_host
-from oracles import assert_close, reference_forward
+from conftest import STRICT, to_host
+from oracles import assert_close, depth, reference_forward
 
 
 def build(net, device="cpu", fusions="all", batch=3, precision="fp32", **kw):
+    strict = STRICT if precision != "fp32" else {}     # fp16/bf16 fusions run in that precision
     return pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=batch, fusions=fusions, precision=precision,
-                                                          **kw))
+                                                          **strict, **kw))
 
 
 def rows(eng, rule, outcome):
@@ -27,7 +28,7 @@ def assert_fused(net, rule, device="cpu", expect_layers=None, precision="fp32", 
     ref = reference_forward(net, x)
     got = eng.create_execution_context().execute(x)
     for k in ref:
-        assert_close(to_host(got[k]), ref[k], precision, f"{rule}/{k}")
+        assert_close(to_host(got[k]), ref[k], precision, f"{rule}/{k}", depth=depth(net))
     unfused = build(net, device, fusions="none", precision=precision)
     assert len(eng.layers) < len(unfused.layers) or rule == "reduce_to_pooling"
     return eng

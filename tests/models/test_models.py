@@ -4,7 +4,7 @@ import pytest
 
 import perfkit as pk
 from conftest import to_host
-from oracles import assert_close, reference_forward
+from oracles import assert_close, depth, reference_forward
 
 
 def test_mnist_is_the_guides_network():
@@ -41,7 +41,7 @@ def test_engine_matches_reference(device, model, precision):
     eng = pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=4, precision=precision))
     got = eng.create_execution_context().execute(x)
     for name, r in ref.items():
-        assert_close(to_host(got[name]), r, precision, f"{model}/{name}")
+        assert_close(to_host(got[name]), r, precision, f"{model}/{name}", depth=depth(net))
 
 
 def test_mlp_validation():

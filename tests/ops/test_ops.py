@@ -1,25 +1,55 @@
-"""Every op against its independent NumPy oracle (tests/oracles.py), on each device and precision."""
+"""Every op against its independent float64 NumPy oracle (tests/oracles.py), on each device, in every
+precision with that precision's elementwise tolerance; engines are built with the precision forced
+(strict types), and each test checks the layers really ran in it."""
 import numpy as np
 import pytest
 
 import perfkit as pk
-from conftest import to_host
+from conftest import STRICT, to_host
 from oracles import assert_close, reference_forward
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def build(net, device, precision, batch):
+    eng = pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=batch, precision=precision, **STRICT))
+    layers = eng.layers[~eng.layers["layer"].str.startswith("reformat ")]
+    assert (layers["precision"] == precision).all(), layers[["layer", "precision"]]
+    return eng
 
 
 def run(net, inputs, device, precision="fp32", batch=None):
     b = batch or next(iter(inputs.values())).shape[0]
-    eng = pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=b, precision=precision))
-    out = eng.create_execution_context().execute(inputs)
+    out = build(net, device, precision, b).create_execution_context().execute(inputs)
     return {k: to_host(v) for k, v in out.items()}
 
 
-def check(net, inputs, device, precisions=("fp32", "fp16")):
+def stored_in(values, precision):
+    """True when every value is exactly representable in ``precision``'s storage format: outputs of
+    a layer stored in fp16/bf16 are, whatever reformat widened them afterwards."""
+    import ml_dtypes
+    dtype = {"fp32": np.float32, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}[precision]
+    v = np.asarray(values, np.float32)
+    return bool(np.array_equal(v.astype(dtype).astype(np.float32), v, equal_nan=True))
+
+
+def term_scale(net, inputs):
+    """Each output element's sum of |terms| for a network of summing layers, else 1 (see oracles)."""
+    try:
+        return reference_forward(net, inputs, absolute=True)
+    except NotImplementedError:
+        return {t.name: 1.0 for t in net.outputs}
+
+
+def check(net, inputs, device, precisions=PRECISIONS):
     ref = reference_forward(net, inputs)
+    scale = term_scale(net, inputs)
     for precision in precisions:
         got = run(net, inputs, device, precision)
         for name in ref:
-            assert_close(got[name], ref[name], precision, f"{net.name}/{name}")
+            assert_close(got[name], ref[name], precision, f"{net.name}/{name}", scale=scale[name])
+            if got[name].dtype.kind == "f":
+                assert stored_in(got[name], precision), f"{net.name}/{name}: not stored in {precision}"
 
 
 def single(rng, shape, batch=3, low=-1.0, high=1.0):
@@ -203,12 +233,14 @@ def test_topk(device, rng, op, axis, k):
     net.mark_output(layer.get_output(1))
     vals = rng.permutation(2 * 5 * 8).reshape(2, 5, 8).astype(np.float32) / 7.0   # distinct: no ties
     ref = reference_forward(net, {"x": vals})
-    for precision in ("fp32", "fp16"):
+    values, indices = layer.get_output(0).name, layer.get_output(1).name
+    for precision in PRECISIONS:
         got = run(net, {"x": vals}, device, precision)
-        assert_close(got[layer.get_output(0).name], ref[layer.get_output(0).name], precision)
-        if precision == "fp32":
-            np.testing.assert_array_equal(got[layer.get_output(1).name], ref[layer.get_output(1).name])
-        assert got[layer.get_output(1).name].dtype == np.int32
+        assert_close(got[values], ref[values], precision, f"topk/{precision}")
+        assert stored_in(got[values], precision)
+        # k/7 for k < 80 stays distinct when rounded to bf16 (spacing 1/16 below 16), so the order holds
+        np.testing.assert_array_equal(got[indices], ref[indices])
+        assert got[indices].dtype == np.int32
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])
