@@ -1,51 +1,80 @@
-"""Plots are checked by drawing them: each must render axes, data and labels from a frame."""
+"""Plots are checked through their artists: every line, bar and label must carry the frame's values."""
 import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
 
 import perfkit as pk  # noqa: E402
 from perfkit.frames import FUSION_BENEFIT, SWEEP  # noqa: E402
 from perfkit.plots import plot_fusion_benefit, plot_sweep  # noqa: E402
 
 
-def _png_size(fig, tmp_path, name):
-    p = tmp_path / name
-    fig.savefig(p)
-    return p.stat().st_size
+def _legend(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
-def test_plot_sweep_draws_one_line_per_model_and_precision(tmp_path):
+def _sweep():
     rows = []
-    for model in ("a", "b"):
-        for prec in ("fp32", "fp16"):
-            for b in (1, 8, 32):
+    for m, model in enumerate(("a", "b")):
+        for p, prec in enumerate(("fp32", "fp16")):
+            for b in (32, 1, 8):                        # unsorted: the plot sorts by batch size
+                k = 1 + m + 2 * p                       # every (model, precision) has its own values
                 rows.append({"run_id": "r", "model": model, "device": "cpu", "precision": prec, "batch_size": b,
-                             "iterations": 5, "latency_mean_ms": 1.0 * b, "latency_median_ms": 1.0 * b,
-                             "latency_p90_ms": 1.1 * b, "latency_min_ms": 0.9 * b, "latency_max_ms": 1.2 * b,
-                             "throughput_per_s": 1000.0 + b, "device_memory_bytes": 10, "weights_bytes": 5,
+                             "iterations": 5, "latency_mean_ms": k * b, "latency_median_ms": k * b + 0.5,
+                             "latency_p90_ms": 1.1 * k * b, "latency_min_ms": 0.9 * b, "latency_max_ms": 1.2 * b,
+                             "throughput_per_s": 1000.0 * k + b, "device_memory_bytes": 10, "weights_bytes": 5,
                              "activation_bytes": 5, "build_time_ms": 1.0})
-    fig = plot_sweep(SWEEP.frame(rows, {"device_name": "test cpu"}))
-    ax = fig.axes[0]
-    assert len(ax.lines) == 4 and "batch size" in ax.get_xlabel() and "test cpu" in ax.get_title()
-    assert list(ax.lines[0].get_xdata()) == [1, 8, 32]
-    assert _png_size(fig, tmp_path, "s.png") > 5000
+    return SWEEP.frame(rows, {"device_name": "test cpu"})
 
 
-def test_plot_fusion_benefit(tmp_path):
-    rows = [{"rule": r, "fusions": 1, "layers": 3, "latency_ms": 1.0 + d, "latency_delta_ms": d,
+def test_plot_sweep_draws_each_model_and_precision_from_the_frame():
+    frame = _sweep()
+    ax = plot_sweep(frame).axes[0]
+    assert ax.get_xlabel() == "batch size" and ax.get_ylabel() == "throughput (samples/s)"
+    assert ax.get_title() == "throughput (samples/s) vs batch size — test cpu"
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert _legend(ax) == ["a fp32", "a fp16", "b fp32", "b fp16"]
+    assert len(ax.lines) == 4
+    for line, (model, prec) in zip(ax.lines, [("a", "fp32"), ("a", "fp16"), ("b", "fp32"), ("b", "fp16")]):
+        want = frame[(frame["model"] == model) & (frame["precision"] == prec)].sort_values("batch_size")
+        assert list(line.get_xdata()) == [1, 8, 32] == list(want["batch_size"])
+        assert list(line.get_ydata()) == list(want["throughput_per_s"])
+        assert line.get_linestyle() == {"fp32": "-", "fp16": "--"}[prec]
+    colors = [line.get_color() for line in ax.lines]
+    assert colors[0] == colors[1] != colors[2] == colors[3]        # a colour per model
+
+
+def test_plot_sweep_other_metric_on_a_linear_axis():
+    frame = _sweep()
+    ax = plot_sweep(frame, "latency_median_ms", logy=False).axes[0]
+    assert ax.get_ylabel() == "median latency (ms)" and ax.get_yscale() == "linear"
+    want = frame[(frame["model"] == "b") & (frame["precision"] == "fp16")].sort_values("batch_size")
+    assert list(ax.lines[3].get_ydata()) == list(want["latency_median_ms"])
+
+
+def test_plot_fusion_benefit():
+    rows = [{"rule": r, "fusions": 1, "layers": n, "latency_ms": 1.0 + d, "latency_delta_ms": d,
              "latency_delta_pct": d * 100, "device_memory_bytes": 10, "memory_delta_bytes": 0}
-            for r, d in (("(all rules)", 0.0), ("conv_relu", 0.2), ("conv_sum", -0.05), ("(no rules)", 0.5))]
+            for r, d, n in (("(all rules)", 0.0, 3), ("conv_relu", 0.2, 4), ("conv_sum", -0.05, 5),
+                            ("(no rules)", 0.5, 9))]
     fig = plot_fusion_benefit(FUSION_BENEFIT.frame(rows, {"network": "net", "batch_size": 4, "device": "cpu"}))
     ax = fig.axes[0]
-    assert len(ax.patches) == 4
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["(no rules)", "conv_sum", "conv_relu", "(all rules)"]
-    assert _png_size(fig, tmp_path, "f.png") > 5000
+    order = ["(no rules)", "conv_sum", "conv_relu", "(all rules)"]     # bottom to top: the frame reversed
+    assert [t.get_text() for t in ax.get_yticklabels()] == order
+    assert [p.get_width() for p in ax.patches] == [0.5, -0.05, 0.2, 0.0]
+    gray, gain, loss = "#999999", "#2a7ab9", "#c0504d"
+    assert [to_hex(p.get_facecolor()) for p in ax.patches] == [gray, loss, gain, gray]
+    assert [t.get_text() for t in ax.texts] == ["+0.500 ms, 9 layers", "-0.050 ms, 5 layers", "+0.200 ms, 4 layers",
+                                                "+0.000 ms, 3 layers"]
+    assert ax.get_xlabel() == "latency added with the rule switched off (ms); all rules on: 1.000 ms"
+    assert ax.get_title() == "fusion benefit — net, batch 4, cpu"
 
 
-def test_layer_timeline_and_memory_plots(tmp_path):
-    from perfkit.plots import plot_layer_timeline, plot_memory
+@pytest.fixture(scope="module")
+def profiled_lenet():
     net = pk.models.lenet()
     tracker = pk.TrackingAllocator(device="cpu")
     eng = pk.Builder("cpu", allocator=tracker).build(net, pk.BuilderConfig(max_batch_size=4))
@@ -53,11 +82,60 @@ def test_layer_timeline_and_memory_plots(tmp_path):
     with pk.profile(ctx) as run:
         for _ in range(4):
             ctx.execute(pk.models.sample_input(net, 4))
-    fig = plot_layer_timeline(run.layers)
-    ax = fig.axes[0]
-    assert len(ax.patches) == 3 * len(eng.plan.steps)           # the last three inferences
-    assert _png_size(fig, tmp_path, "t.png") > 5000
-    fig = plot_memory(tracker.events)
-    ax = fig.axes[0]
-    assert ax.lines and max(ax.lines[0].get_ydata()) * 2**20 == pytest.approx(tracker.peak_bytes)
-    assert _png_size(fig, tmp_path, "m.png") > 5000
+    return eng, run, tracker
+
+
+def test_layer_timeline_bars_are_the_last_three_inferences(profiled_lenet):
+    from perfkit.plots import plot_layer_timeline
+    eng, run, _ = profiled_lenet
+    layers = run.layers
+    ax = plot_layer_timeline(layers).axes[0]
+    last = sorted(layers["iteration"].unique())[-3:]
+    shown = layers[layers["iteration"].isin(last)]
+    assert ax.get_title() == f"layer timeline — inferences {', '.join(map(str, last))}"
+    assert ax.get_xlabel() == "time since the first layer shown (ms)"
+    assert len(ax.patches) == 3 * len(eng.plan.steps) == len(shown)
+    t0 = shown["start_ns"].min()
+    span = (shown["end_ns"].max() - t0) / 1e6
+    want = sorted(zip((shown["start_ns"] - t0) / 1e6, np.maximum((shown["end_ns"] - shown["start_ns"]) / 1e6,
+                                                                  span * 1e-4)))
+    got = sorted((p.get_x(), p.get_width()) for p in ax.patches)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert _legend(ax) == sorted(shown["type"].unique())
+    lanes = sorted(set(zip(shown["context"], shown["stream"])))
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{c}\n{s}" for c, s in lanes]
+    one = plot_layer_timeline(layers, iterations=last[0]).axes[0]
+    assert len(one.patches) == len(eng.plan.steps) and one.get_title().endswith(f"inferences {last[0]}")
+
+
+def test_memory_plot_lines_are_the_allocator_events(profiled_lenet):
+    from perfkit.plots import plot_memory
+    _, _, tracker = profiled_lenet
+    ev = tracker.events
+    ax = plot_memory(ev).axes[0]
+    assert ax.get_xlabel() == "time (ms)" and ax.get_ylabel() == "MiB"
+    assert ax.get_title() == "device memory over time (tracking allocator)"
+    tags = sorted(ev["tag"].unique())
+    assert _legend(ax) == ["in use (all tags)", "peak", *tags]
+    total, peak, *per_tag = ax.lines
+    t = (ev["ts_ns"] - ev["ts_ns"].min()) / 1e6
+    np.testing.assert_array_equal(total.get_xdata(), t)
+    np.testing.assert_array_equal(total.get_ydata(), ev["in_use_bytes"] / 2**20)
+    assert total.get_drawstyle() == "steps-post"
+    assert list(peak.get_ydata()) == [tracker.peak_bytes / 2**20] * 2
+    sign = ev["action"].map({"alloc": 1, "free": -1, "oom": 0})
+    for line, tag in zip(per_tag, tags):
+        g = ev[ev["tag"] == tag]
+        np.testing.assert_array_equal(line.get_ydata(), (g["size_bytes"] * sign[g.index]).cumsum() / 2**20)
+    live = tracker.live().groupby("tag")["bytes"].sum()
+    assert [line.get_ydata()[-1] * 2**20 for line in per_tag] == [live.get(tag, 0) for tag in tags]
+    assert len(plot_memory(ev, by_tag=False).axes[0].lines) == 2
+
+
+def test_empty_frames_say_so():
+    from perfkit.frames import LAYER_TIMES, MEMORY_EVENTS
+    from perfkit.plots import plot_layer_timeline, plot_memory
+    for fig, what in ((plot_layer_timeline(LAYER_TIMES.frame([])), "no layer times"),
+                      (plot_memory(MEMORY_EVENTS.frame([])), "no memory events")):
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.texts] == [what] and not ax.patches and not ax.lines
