@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..errors import NetworkDefinitionError
 from .base import Cost, Op, register_op, TensorSpec
+from .env import scratch_size
 
 # name -> (default alpha, default beta, flops per element)
 ACTIVATIONS = {
@@ -15,47 +18,127 @@ ACTIVATIONS = {
 }
 
 
-def erf(xp, x):
-    """Error function (Abramowitz & Stegun 7.1.26, absolute error < 1.5e-7), on NumPy or CuPy."""
-    x = x.astype("float32", copy=False)
-    s = xp.sign(x)
-    a = xp.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-               + 0.254829592) * t * xp.exp(-a * a)
-    return s * y
+# float32 scratch arrays (each the size of the input) an activation needs besides its values
+TEMPS = {"leaky_relu": 1, "elu": 1, "selu": 1, "gelu": 2, "gelu_tanh": 1, "softsign": 1}
+
+_ERF = (0.3275911, 1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 
 
-def apply_activation(xp, kind: str, x, alpha: float, beta: float):
-    """Returns activation(x) as a new float32 array (used by the op and by fused layers)."""
-    x = x.astype("float32", copy=False)
+def _erf_abs(xp, y, t, r) -> None:
+    """r = erf(|y|) for float32 ``y`` (Abramowitz & Stegun 7.1.26, absolute error < 1.5e-7), using
+    ``t`` as scratch; ``y`` is unchanged."""
+    p, c5, c4, c3, c2, c1 = _ERF
+    xp.abs(y, out=t)
+    t *= p
+    t += 1.0
+    xp.reciprocal(t, out=t)
+    xp.multiply(t, c5, out=r)           # Horner: ((((c5 t + c4) t + c3) t + c2) t + c1) t
+    for c in (c4, c3, c2, c1):
+        r += c
+        r *= t
+    xp.multiply(y, y, out=t)
+    xp.negative(t, out=t)
+    xp.exp(t, out=t)
+    r *= t
+    xp.subtract(1.0, r, out=r)
+
+
+def erf_inplace(xp, y, t, r) -> None:
+    """y = erf(y) in place (float32), with two scratch arrays of y's shape."""
+    _erf_abs(xp, y, t, r)
+    xp.sign(y, out=y)
+    y *= r
+
+
+def activate_inplace(xp, kind: str, y, alpha: float, beta: float, temps: list) -> None:
+    """y = activation(y) in place for a float32 array ``y``; ``temps``: ``TEMPS.get(kind, 0)``
+    float32 arrays of y's shape."""
     if kind == "relu":
-        return xp.maximum(x, 0)
-    if kind == "sigmoid":
-        return 1.0 / (1.0 + xp.exp(-x))
-    if kind == "tanh":
-        return xp.tanh(x)
-    if kind == "leaky_relu":
-        return xp.where(x >= 0, x, x * alpha)
-    if kind == "elu":
-        return xp.where(x >= 0, x, alpha * (xp.exp(xp.minimum(x, 0)) - 1))
-    if kind == "selu":
-        return beta * xp.where(x >= 0, x, alpha * (xp.exp(xp.minimum(x, 0)) - 1))
-    if kind == "gelu":
-        return 0.5 * x * (1.0 + erf(xp, x / math.sqrt(2.0)))
-    if kind == "gelu_tanh":
-        return 0.5 * x * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
-    if kind == "clip":
-        return xp.clip(x, alpha, beta)
-    if kind == "softplus":
-        return alpha * xp.logaddexp(0, beta * x)
-    if kind == "softsign":
-        return x / (1.0 + xp.abs(x))
-    if kind == "hard_sigmoid":
-        return xp.clip(alpha * x + beta, 0, 1)
-    if kind == "scaled_tanh":
-        return alpha * xp.tanh(beta * x)
-    raise NetworkDefinitionError(f"unknown activation {kind!r}")
+        xp.maximum(y, 0, out=y)
+    elif kind == "sigmoid":
+        xp.negative(y, out=y)
+        xp.exp(y, out=y)
+        y += 1.0
+        xp.reciprocal(y, out=y)
+    elif kind == "tanh":
+        xp.tanh(y, out=y)
+    elif kind == "leaky_relu":            # max(x, 0) + alpha * min(x, 0)
+        t = temps[0]
+        xp.minimum(y, 0, out=t)
+        t *= alpha
+        xp.maximum(y, 0, out=y)
+        y += t
+    elif kind in ("elu", "selu"):         # max(x, 0) + alpha * (exp(min(x, 0)) - 1)
+        t = temps[0]
+        xp.minimum(y, 0, out=t)
+        xp.exp(t, out=t)
+        t -= 1.0
+        t *= alpha
+        xp.maximum(y, 0, out=y)
+        y += t
+        if kind == "selu":
+            y *= beta
+    elif kind == "gelu":                  # x/2 (1 + erf(x/sqrt2)) = (x + |x| erf(|x|/sqrt2)) / 2
+        t, r = temps
+        y *= 1.0 / math.sqrt(2.0)
+        _erf_abs(xp, y, t, r)
+        y *= math.sqrt(2.0)
+        xp.abs(y, out=t)
+        t *= r
+        y += t
+        y *= 0.5
+    elif kind == "gelu_tanh":             # x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        t = temps[0]
+        xp.multiply(y, y, out=t)
+        t *= y
+        t *= 0.044715
+        t += y
+        t *= math.sqrt(2.0 / math.pi)
+        xp.tanh(t, out=t)
+        t += 1.0
+        y *= t
+        y *= 0.5
+    elif kind == "clip":
+        xp.clip(y, alpha, beta, out=y)
+    elif kind == "softplus":
+        y *= beta
+        xp.logaddexp(0, y, out=y)
+        y *= alpha
+    elif kind == "softsign":
+        t = temps[0]
+        xp.abs(y, out=t)
+        t += 1.0
+        y /= t
+    elif kind == "hard_sigmoid":
+        y *= alpha
+        y += beta
+        xp.clip(y, 0, 1, out=y)
+    elif kind == "scaled_tanh":
+        y *= beta
+        xp.tanh(y, out=y)
+        y *= alpha
+    else:
+        raise NetworkDefinitionError(f"unknown activation {kind!r}")
+
+
+def activation_scratch(kind: str, count: int, dtype) -> list:
+    """Bytes of the scratch arrays :func:`activate` carves for ``count`` values stored in ``dtype``."""
+    own = [] if np.dtype(dtype) == np.float32 else [4 * count]
+    return own + [4 * count] * TEMPS.get(kind, 0)
+
+
+def activate(env, kind: str, x, out, alpha: float, beta: float) -> None:
+    """out = activation(x), computed in float32: in ``out`` itself when it is float32 (``x`` may be
+    ``out``), else in workspace scratch (see :func:`activation_scratch`)."""
+    xp = env.xp
+    mark = env.mark()
+    y = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
+    if y is not x:
+        xp.copyto(y, x, casting="unsafe")
+    activate_inplace(xp, kind, y, alpha, beta, [env.scratch(y.shape, np.float32) for _ in range(TEMPS.get(kind, 0))])
+    if y is not out:
+        xp.copyto(out, y, casting="unsafe")
+    env.release(mark)
 
 
 @register_op
@@ -81,29 +164,40 @@ class Activation(Op):
         x = inputs[0]
         return [TensorSpec(x.shape, x.dtype)]
 
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        x = inputs[0]
+        count = batch * x.size
+        pre = [4 * x.size] * 3 if params.get("pre_mode") and x.dtype != "float32" else []   # float32 pre-scale weights
+        return scratch_size(*pre, *activation_scratch(params["activation"], count, x.dtype))
+
     def compute(self, env, ins, outs, params, weights):
+        xp = env.xp
         x, out = ins[0], outs[0]
         kind = params["activation"]
-        if weights:
-            x = self._pre_scale(env.xp, x, params, weights)
-        if kind == "relu":
-            env.xp.maximum(x, 0, out=out)
+        if not weights:
+            if kind == "relu" and x.dtype == out.dtype:
+                xp.maximum(x, 0, out=out)
+            else:
+                activate(env, kind, x, out, params["alpha"], params["beta"])
             return
-        out[...] = apply_activation(env.xp, kind, x, params["alpha"], params["beta"])
-
-    @staticmethod
-    def _pre_scale(xp, x, params, weights):
+        # a fused Scale + Activation: (x * scale + shift) ** power, then the activation, in float32
         from .scale import Scale
         p = {"mode": params.get("pre_mode", "uniform"), "channel_axis": params.get("pre_channel_axis", 0)}
         rank = x.ndim - 1
-        y = x.astype("float32")
-        if "pre_scale" in weights:
-            y = y * Scale.broadcastable(p, weights["pre_scale"], rank)
-        if "pre_shift" in weights:
-            y = y + Scale.broadcastable(p, weights["pre_shift"], rank)
-        if "pre_power" in weights:
-            y = xp.power(y, Scale.broadcastable(p, weights["pre_power"], rank))
-        return y
+        mark = env.mark()
+        w = {k: Scale.broadcastable(p, env.float32(weights[k]), rank) for k in self.weight_names if k in weights}
+        y = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
+        xp.copyto(y, x, casting="unsafe")
+        if "pre_scale" in w:
+            y *= w["pre_scale"]
+        if "pre_shift" in w:
+            y += w["pre_shift"]
+        if "pre_power" in w:
+            xp.power(y, w["pre_power"], out=y)
+        activate(env, kind, y, y, params["alpha"], params["beta"])
+        if y is not out:
+            xp.copyto(out, y, casting="unsafe")
+        env.release(mark)
 
     def cost(self, params, inputs, outputs, weights):
         n = outputs[0].size

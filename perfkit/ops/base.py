@@ -5,7 +5,11 @@ An op knows, for its layer type:
 - ``infer(params, inputs, weights)``: per-sample output shapes and dtypes (raises ShapeError);
 - ``compute(env, ins, outs, params, weights)``: writes the outputs, written against ``env.xp``
   (NumPy or CuPy), with a leading batch dimension on every non-constant array;
-- ``cost(...)``: flops and bytes moved per sample; ``workspace(...)``: scratch bytes at a batch.
+- ``cost(...)``: flops and bytes moved per sample;
+- ``workspace(...)``: scratch bytes at a batch on a device: the op's own temporaries
+  (``scratch_bytes``) plus the float32 copies ``env.matmul`` makes of operands the device cannot
+  multiply in their storage dtype (``gemms`` lists the products). Every temporary an op's
+  ``compute`` uses comes from this workspace (``env.scratch``) or is written with ``out=``.
 """
 from __future__ import annotations
 
@@ -79,8 +83,24 @@ class Op:
         return Cost(flops=float(sum(t.size for t in outputs)), bytes=float(moved))
 
     def workspace(self, params: dict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
-                  batch: int) -> int:
+                  batch: int, device_kind: str | None = None) -> int:
+        """Workspace bytes one run of this layer at ``batch`` takes on ``device_kind`` (``None``:
+        the most any device needs). Override ``scratch_bytes`` and ``gemms``, not this."""
+        from .env import gemm_conversion_bytes
+        return int(self.scratch_bytes(params, inputs, outputs, batch)) + gemm_conversion_bytes(
+            self.gemms(params, inputs, outputs, batch), device_kind)
+
+    def scratch_bytes(self, params: dict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+                      batch: int) -> int:
+        """Bytes of the scratch arrays ``compute`` carves with ``env.scratch`` at ``batch`` (use
+        ``env.scratch_size`` to count each array's alignment), excluding ``env.matmul``'s copies."""
         return 0
+
+    def gemms(self, params: dict, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+              batch: int) -> list:
+        """The products ``compute`` runs through ``env.matmul``: ``(a_shape, b_shape, out_shape,
+        storage dtype)`` each, with the batch dimension on operands that have one."""
+        return []
 
 
 _REGISTRY: dict[str, Op] = {}

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
 from .base import Cost, Op, TensorSpec, as_array, pair, register_op
-from .epilogue import apply_epilogue, check_epilogue, epilogue_flops
+from .env import scratch_size
+from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
 
 
 def conv_out_size(n: int, k: int, s: int, p: int, d: int) -> int:
@@ -83,17 +84,31 @@ class Convolution(Op):
         direct = (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)
         return direct, (h + 2 * ph, w + 2 * pw)
 
-    def workspace(self, params, inputs, outputs, batch):
+    def scratch_bytes(self, params, inputs, outputs, batch):
         x, o = inputs[0], outputs[0]
         direct, (hp, wp) = self._plan(params, x.shape, o.shape)
-        if direct:
-            return 0
-        if params.get("tactic") == "taps":
-            return batch * x.shape[0] * hp * wp * x.itemsize + 256 if params["padding"] != (0, 0) else 0
+        c, (k, oh, ow) = x.shape[0], o.shape
         kh, kw = params["kernel_size"]
-        padded = batch * x.shape[0] * hp * wp * x.itemsize if params["padding"] != (0, 0) else 0
-        cols = batch * x.shape[0] * kh * kw * o.shape[1] * o.shape[2] * x.itemsize
-        return padded + cols + 512
+        g = params["groups"]
+        epilogue = epilogue_scratch(params, batch * o.size, o.dtype)
+        if direct:
+            return scratch_size(*epilogue)
+        padded = batch * c * hp * wp * x.itemsize if params["padding"] != (0, 0) else 0
+        if params.get("tactic") == "taps":      # float32: one tap of the input and the kernel, a product, a sum
+            acc = 0 if o.dtype == "float32" else 4 * batch * o.size
+            return scratch_size(padded, 4 * k * (c // g), 4 * batch * c * oh * ow, 4 * batch * o.size, acc, *epilogue)
+        return scratch_size(padded, batch * c * kh * kw * oh * ow * x.itemsize, *epilogue)
+
+    def gemms(self, params, inputs, outputs, batch):
+        if params.get("tactic") == "taps" and not self._plan(params, inputs[0].shape, None)[0]:
+            return []                           # the taps multiply float32 copies they make themselves
+        c, (k, oh, ow) = inputs[0].shape[0], outputs[0].shape
+        g = params["groups"]
+        kh, kw = params["kernel_size"]
+        r, p = c // g * kh * kw, oh * ow
+        if g == 1:
+            return [((k, r), (batch, r, p), (batch, k, p), outputs[0].dtype)]
+        return [((g, k // g, r), (batch, g, r, p), (batch, g, k // g, p), outputs[0].dtype)]
 
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
@@ -129,8 +144,7 @@ class Convolution(Op):
             cols[...] = win
             cols = cols.reshape(b, g, cg * kh * kw, oh * ow)
         if cols is not None and g == 1:
-            env.matmul(wmat[0], xp.ascontiguousarray(cols.reshape(b, cg * kh * kw, oh * ow)),
-                                     out.reshape(b, kg, oh * ow))
+            env.matmul(wmat[0], cols.reshape(b, cg * kh * kw, oh * ow), out.reshape(b, kg, oh * ow))
         elif cols is not None:
             env.matmul(wmat, cols, out.reshape(b, g, kg, oh * ow))
         if "bias" in weights:
@@ -171,7 +185,8 @@ class Convolution(Op):
 
     @staticmethod
     def _taps(env, padded, out, kernel, params, size):
-        """Sum over kernel taps of (K/g, C/g) @ a strided view of the input: no column matrix."""
+        """Sum over kernel taps of (K/g, C/g) @ a strided view of the input: no column matrix. Each
+        tap's input and weights are copied to float32 scratch, so the products run in float32."""
         xp = env.xp
         b, c = padded.shape[:2]
         k = out.shape[1]
@@ -179,14 +194,23 @@ class Convolution(Op):
         cg, kg = c // g, k // g
         (kh, kw), (sh, sw), (dh, dw) = params["kernel_size"], params["stride"], params["dilation"]
         oh, ow = size
-        acc = xp.zeros((b, g, kg, oh, ow), np.float32)
-        wk = kernel.astype(np.float32).reshape(g, kg, cg, kh, kw)
+        wtap = env.scratch((g, kg, cg), np.float32)
+        tap = env.scratch((b, g, cg, oh, ow), np.float32)
+        prod = env.scratch((b, g, kg, oh * ow), np.float32)
+        acc = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
+        acc = acc.reshape(b, g, kg, oh * ow)
+        first = True
         for a in range(kh):
             for t in range(kw):
-                tap = padded[:, :, a * dh:a * dh + sh * (oh - 1) + 1:sh, t * dw:t * dw + sw * (ow - 1) + 1:sw]
-                tap = tap.reshape(b, g, cg, oh, ow).astype(np.float32)
-                acc += xp.einsum("gkc,bgchw->bgkhw", wk[:, :, :, a, t], tap)
-        out[...] = acc.reshape(out.shape)
+                view = padded[:, :, a * dh:a * dh + sh * (oh - 1) + 1:sh, t * dw:t * dw + sw * (ow - 1) + 1:sw]
+                xp.copyto(tap, view.reshape(b, g, cg, oh, ow), casting="unsafe")
+                xp.copyto(wtap, kernel[:, :, a, t].reshape(g, kg, cg), casting="unsafe")
+                env.matmul(wtap, tap.reshape(b, g, cg, oh * ow), acc if first else prod)
+                if not first:
+                    acc += prod
+                first = False
+        if out.dtype != np.float32:
+            xp.copyto(out, acc.reshape(out.shape), casting="unsafe")
 
     def cost(self, params, inputs, outputs, weights):
         kh, kw = params["kernel_size"]

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError
 from .base import Cost, Op, broadcast_shapes, register_op, TensorSpec
+from .env import scratch_size
 
 OPS = {"sum": "add", "prod": "multiply", "sub": "subtract", "div": "divide", "max": "maximum",
        "min": "minimum", "pow": "power"}
@@ -29,14 +30,33 @@ class ElementWise(Op):
             dtype = "int32" if a.dtype == b.dtype == "int32" else "float32"
         return [TensorSpec(shape, dtype)]
 
+    @staticmethod
+    def _native(params, a: str, b: str, out: str) -> bool:
+        """Whether one ufunc call in the output's dtype computes the layer: NumPy's float16 and
+        bfloat16 loops compute each value in float32 and round once, as a float32 pass would."""
+        return a == b == out and not (params["op"] == "pow" and "float" not in out)
+
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        a, b = inputs
+        o = outputs[0]
+        if self._native(params, a.dtype, b.dtype, o.dtype):
+            return 0
+        sizes = [4 * t.size * (1 if t.constant else batch) for t in (a, b) if t.dtype != "float32"]
+        return scratch_size(*sizes, 0 if o.dtype == "float32" else 4 * batch * o.size)
+
     def compute(self, env, ins, outs, params, weights):
+        xp = env.xp
         a, b = ins
-        fn = getattr(env.xp, OPS[params["op"]])
+        fn = getattr(xp, OPS[params["op"]])
         out = outs[0]
-        if params["op"] == "pow" or a.dtype != out.dtype or b.dtype != out.dtype:
-            out[...] = fn(a.astype(np.float32), b.astype(np.float32))
-        else:
+        if self._native(params, a.dtype.name, b.dtype.name, out.dtype.name):
             fn(a, b, out=out)
+            return
+        # mixed dtypes or an integer power: computed in float32 (operands copied to scratch)
+        r = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
+        fn(env.float32(a), env.float32(b), out=r)
+        if r is not out:
+            xp.copyto(out, r, casting="unsafe")
 
     def cost(self, params, inputs, outputs, weights):
         return Cost(flops=float(outputs[0].size * (10 if params["op"] == "pow" else 1)),

@@ -6,10 +6,8 @@ without another layer, another buffer or another read of its inputs.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import NetworkDefinitionError
-from .activation import ACTIVATIONS, apply_activation
+from .activation import ACTIVATIONS, activate, activation_scratch
 
 
 def check_epilogue(params: dict) -> dict:
@@ -27,10 +25,17 @@ def check_epilogue(params: dict) -> dict:
     return params
 
 
+def epilogue_scratch(params: dict, count: int, dtype) -> list:
+    """Bytes of the scratch arrays :func:`apply_epilogue` carves for an output of ``count`` values."""
+    act = params.get("activation")
+    return [] if not act or act["kind"] == "relu" else activation_scratch(act["kind"], count, dtype)
+
+
 def apply_epilogue(env, out, params: dict, residual=None) -> None:
     xp = env.xp
     if params.get("power") is not None:
-        out[...] = xp.power(out.astype(np.float32), params["power"])
+        # one operation: NumPy's float16/bfloat16 loops compute each value in float32 and round once
+        xp.power(out, params["power"], out=out)
     if residual is not None:
         xp.add(out, residual, out=out)
     act = params.get("activation")
@@ -38,7 +43,7 @@ def apply_epilogue(env, out, params: dict, residual=None) -> None:
         if act["kind"] == "relu":
             xp.maximum(out, 0, out=out)
         else:
-            out[...] = apply_activation(xp, act["kind"], out, act["alpha"], act["beta"])
+            activate(env, act["kind"], out, out, act["alpha"], act["beta"])
 
 
 def epilogue_flops(params: dict, n: int) -> float:

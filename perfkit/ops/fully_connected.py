@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
 from .base import Cost, Op, TensorSpec, as_array, register_op
-from .epilogue import apply_epilogue, check_epilogue, epilogue_flops
+from .env import scratch_size
+from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
 
 
 @register_op
@@ -50,6 +51,13 @@ class FullyConnected(Op):
         if tactic == "nn":
             weights = {**weights, "kernel": np.ascontiguousarray(weights["kernel"].T)}
         return params, weights
+
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        return scratch_size(*epilogue_scratch(params, batch * outputs[0].size, outputs[0].dtype))
+
+    def gemms(self, params, inputs, outputs, batch):
+        n, k = inputs[0].size, outputs[0].size
+        return [((batch, n), (n, k), (batch, k), outputs[0].dtype)]
 
     def compute(self, env, ins, outs, params, weights):
         x, out = ins[0], outs[0]

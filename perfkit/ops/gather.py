@@ -5,7 +5,9 @@ every sample; a constant ``data`` table looked up with per-sample indices is an 
 """
 from __future__ import annotations
 
-from ..errors import ShapeError
+import numpy as np
+
+from ..errors import ExecutionError, ShapeError
 from .base import Cost, Op, TensorSpec, norm_axis, register_op
 
 
@@ -36,15 +38,33 @@ class Gather(Op):
         out = outs[0]
         axis = params["axis"]
         if params["indices_constant"] and not params["data_constant"]:
-            out[...] = xp.take(data, idx, axis=axis + 1)
+            _take(xp, data, idx, axis + 1, out)
         elif params["data_constant"] and not params["indices_constant"]:
-            r = xp.take(data, idx, axis=axis)          # data.shape[:axis] + (b,) + idx + rest
-            out[...] = xp.moveaxis(r, axis, 0) if axis else r
+            if axis == 0:                              # (b,) + indices + rest: the output's layout
+                _take(xp, data, idx, 0, out)
+            else:
+                for i in range(out.shape[0]):
+                    _take(xp, data, idx[i], axis, out[i])
         elif params["data_constant"]:
             out[...] = xp.take(data, idx, axis=axis)   # constant folding path (batch added by caller)
         else:
             for i in range(out.shape[0]):
-                out[i] = xp.take(data[i], idx[i], axis=axis)
+                _take(xp, data[i], idx[i], axis, out[i])
 
     def cost(self, params, inputs, outputs, weights):
         return Cost(flops=0.0, bytes=float(2 * outputs[0].nbytes + inputs[1].nbytes))
+
+
+def _take(xp, data, idx, axis: int, out) -> None:
+    """out = take(data, idx, axis), written straight into ``out``. Indices count from the end when
+    negative, as in Python; out of range they raise (NumPy); CuPy wraps them."""
+    if xp is np:
+        n = data.shape[axis]
+        if idx.size:
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < -n or hi >= n:
+                raise ExecutionError(f"gather indices run from {lo} to {hi}; axis {axis} of the data has "
+                                     f"{n} entries, so indices must lie in [{-n}, {n})")
+        np.take(data, idx, axis=axis, out=out, mode="wrap")   # in range, "wrap" is Python's indexing
+    else:
+        xp.take(data, idx, axis=axis, out=out)

@@ -42,6 +42,10 @@ class MatrixMultiply(Op):
         dtype = a.dtype if not a.constant else b.dtype
         return [TensorSpec(tuple(lead) + (m, n), dtype)]
 
+    def gemms(self, params, inputs, outputs, batch):
+        a, b = ((tuple(t.shape) if t.constant else (batch,) + tuple(t.shape)) for t in inputs)
+        return [(a, b, (batch,) + tuple(outputs[0].shape), outputs[0].dtype)]
+
     def compute(self, env, ins, outs, params, weights):
         a, b = ins
         if params["transpose_a"]:

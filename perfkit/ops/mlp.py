@@ -11,8 +11,9 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
 from .activation import ACTIVATIONS
-from .epilogue import apply_epilogue
 from .base import Cost, Op, TensorSpec, register_op
+from .env import scratch_size
+from .epilogue import apply_epilogue, epilogue_scratch
 
 MAX_STAGES = 31
 
@@ -60,12 +61,23 @@ class MLP(Op):
         shape = (width,) if params["flatten"] else tuple(x.shape[:-1]) + (width,)
         return [TensorSpec(shape, x.dtype)]
 
-    def workspace(self, params, inputs, outputs, batch):
+    def _rows(self, params, x: TensorSpec, batch: int) -> int:
+        return batch * (1 if params["flatten"] else int(np.prod(x.shape[:-1])))
+
+    def scratch_bytes(self, params, inputs, outputs, batch):
         x = inputs[0]
-        rows = batch * (1 if params["flatten"] else int(np.prod(x.shape[:-1])))
-        inner = [int(w) for w in params.get("widths", [])[1:-1]] or [0]
+        rows = self._rows(params, x, batch)
+        widths = [int(w) for w in params["widths"]]
+        inner = widths[1:-1] or [0]
         buffers = min(2, len(params["stages"]) - 1)     # ping-pong between stages; one suffices for two stages
-        return buffers * (rows * max(inner) * x.itemsize + 256)
+        epilogue = max((scratch_size(*epilogue_scratch(st, rows * widths[i + 1], x.dtype))
+                        for i, st in enumerate(params["stages"])), default=0)
+        return scratch_size(*[rows * max(inner) * x.itemsize] * buffers) + epilogue
+
+    def gemms(self, params, inputs, outputs, batch):
+        rows = self._rows(params, inputs[0], batch)
+        w = [int(v) for v in params["widths"]]
+        return [((rows, w[i]), (w[i], w[i + 1]), (rows, w[i + 1]), outputs[0].dtype) for i in range(len(w) - 1)]
 
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
@@ -75,9 +87,13 @@ class MLP(Op):
         final = out.reshape(h.shape[:-1] + (out.shape[-1],))
         n = len(params["stages"])
         nt = params.get("tactic") == "nt"
+        inner = max([int(w) for w in params["widths"][1:-1]] or [0])
+        count = int(np.prod(h.shape[:-1]))
+        pingpong = [env.scratch((count * inner,), out.dtype) for _ in range(min(2, n - 1))]
         for i, st in enumerate(params["stages"]):
             w = weights[f"w{i}"].T if nt else weights[f"w{i}"]
-            dst = final if i == n - 1 else env.scratch(h.shape[:-1] + (w.shape[1],), out.dtype)
+            shape = h.shape[:-1] + (w.shape[1],)
+            dst = final if i == n - 1 else pingpong[i % 2][:count * w.shape[1]].reshape(shape)
             env.matmul(h, w, dst)
             act = st.get("activation")
             if env.device_kind == "cuda" and (act is None or act["kind"] == "relu") and (f"b{i}" in weights or act):
@@ -88,7 +104,9 @@ class MLP(Op):
                 if f"b{i}" in weights:
                     xp.add(dst, weights[f"b{i}"], out=dst)
                 if act:
+                    mark = env.mark()
                     apply_epilogue(env, dst, st)
+                    env.release(mark)
             h = dst
 
     def cost(self, params, inputs, outputs, weights):

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
 from .base import Cost, Op, pair, register_op, TensorSpec
+from .env import scratch_size
 
 
 @register_op
@@ -39,12 +40,15 @@ class Pooling(Op):
             raise ShapeError(f"a {kh}x{kw} window does not fit an input of {h}x{w} with padding {ph}x{pw}")
         return [TensorSpec((c, oh, ow), x.dtype)]
 
-    def workspace(self, params, inputs, outputs, batch):
-        if params["padding"] == (0, 0):
-            return 0
-        c, h, w = inputs[0].shape
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        (c, h, w), (oh, ow) = inputs[0].shape, outputs[0].shape[1:]
         ph, pw = params["padding"]
-        return batch * c * (h + 2 * ph) * (w + 2 * pw) * inputs[0].itemsize + 256
+        padded = batch * c * (h + 2 * ph) * (w + 2 * pw) * inputs[0].itemsize if ph or pw else 0
+        if params["pool"] == "max":
+            return scratch_size(padded)
+        total = 0 if outputs[0].dtype == "float32" else 4 * batch * c * oh * ow     # float32 sums
+        counts = 4 * oh * ow if params["exclude_padding"] and (ph or pw) else 0
+        return scratch_size(padded, total, counts)
 
     @staticmethod
     def _counts(xp, n, k, s, p, o):
@@ -63,33 +67,52 @@ class Pooling(Op):
             padded[:, :, ph:ph + h, pw:pw + w] = x
         else:
             padded = xp.ascontiguousarray(x)
-        if params["tactic"] == "taps":
-            total = None
-            for a in range(kh):
-                for t in range(kw):
-                    tap = padded[:, :, a:a + sh * (oh - 1) + 1:sh, t:t + sw * (ow - 1) + 1:sw]
-                    if params["pool"] == "max":
+        if params["pool"] == "max":
+            if params["tactic"] == "taps":
+                for a in range(kh):
+                    for t in range(kw):
+                        tap = padded[:, :, a:a + sh * (oh - 1) + 1:sh, t:t + sw * (ow - 1) + 1:sw]
                         if a == 0 and t == 0:
                             out[...] = tap
                         else:
                             xp.maximum(out, tap, out=out)
+            else:
+                xp.max(self._windows(xp, padded, (oh, ow), params), axis=(4, 5), out=out)
+            return
+        total = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
+        if params["tactic"] == "taps":
+            for a in range(kh):
+                for t in range(kw):
+                    tap = padded[:, :, a:a + sh * (oh - 1) + 1:sh, t:t + sw * (ow - 1) + 1:sw]
+                    if a == 0 and t == 0:
+                        xp.copyto(total, tap, casting="unsafe")
+                    elif tap.dtype == np.float32:
+                        total += tap
                     else:
-                        total = tap.astype(np.float32) if total is None else total + tap
-            if params["pool"] == "max":
-                return
+                        xp.add(total, tap, out=total, dtype=np.float32)
         else:
-            s = padded.strides
-            win = xp.lib.stride_tricks.as_strided(padded, shape=(b, c, oh, ow, kh, kw),
-                                                  strides=(s[0], s[1], sh * s[2], sw * s[3], s[2], s[3]))
-            if params["pool"] == "max":
-                out[...] = win.max(axis=(4, 5))
-                return
-            total = win.sum(axis=(4, 5), dtype=np.float32)
+            xp.sum(self._windows(xp, padded, (oh, ow), params), axis=(4, 5), dtype=np.float32, out=total)
         if params["exclude_padding"] and (ph or pw):
             counts = np.outer(self._counts(xp, h, kh, sh, ph, oh), self._counts(xp, w, kw, sw, pw, ow))
-            out[...] = total / xp.asarray(counts.astype(np.float32))
+            if xp is np:
+                divisor = env.scratch((oh, ow), np.float32)
+                np.copyto(divisor, counts, casting="unsafe")
+            else:
+                divisor = xp.asarray(counts.astype(np.float32))
+            xp.divide(total, divisor, out=total)
         else:
-            out[...] = total / float(kh * kw)
+            xp.divide(total, float(kh * kw), out=total)
+        if total is not out:
+            xp.copyto(out, total, casting="unsafe")
+
+    @staticmethod
+    def _windows(xp, padded, size, params):
+        """A (B, C, OH, OW, kh, kw) view of every pooling window (no copy)."""
+        (kh, kw), (sh, sw) = params["window"], params["stride"]
+        oh, ow = size
+        s = padded.strides
+        return xp.lib.stride_tricks.as_strided(padded, shape=padded.shape[:2] + (oh, ow, kh, kw),
+                                               strides=(s[0], s[1], sh * s[2], sw * s[3], s[2], s[3]))
 
     def cost(self, params, inputs, outputs, weights):
         kh, kw = params["window"]

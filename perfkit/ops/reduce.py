@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError
 from .base import Cost, Op, norm_axis, register_op, TensorSpec
+from .env import scratch_size
 
 REDUCTIONS = {"sum": "sum", "prod": "prod", "max": "max", "min": "min", "avg": "mean"}
 FUSED = ("l1_norm", "sum_squares", "l2_norm", "log_sum", "log_sum_exp")
@@ -48,6 +49,16 @@ class Reduce(Op):
             shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
         return [TensorSpec(shape, x.dtype)]
 
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        x, o = inputs[0], outputs[0]
+        out32 = 0 if o.dtype == "float32" else 4 * batch * o.size
+        if params["op"] in FUSED:          # the input in float32, the result, and for log_sum_exp the max
+            kept = 4 * batch * o.size if params["op"] == "log_sum_exp" else 0
+            return scratch_size(4 * batch * x.size, 4 * batch * o.size, kept)
+        if "float" not in x.dtype:         # integer averages: float64 means
+            return scratch_size(8 * batch * o.size) if params["op"] == "avg" else 0
+        return scratch_size(out32) if params["op"] in ("sum", "avg", "prod") else 0
+
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
         x, out = ins[0], outs[0]
@@ -55,29 +66,49 @@ class Reduce(Op):
             x = x.transpose([0] + [p + 1 for p in params["first_transpose"]])
         axes = tuple(a + 1 for a in params["axes"])
         keep = params["keep_dims"]
+        kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))     # the result with keep_dims
         op = params["op"]
         if op in FUSED:
-            y = x.astype(np.float32)
+            y = env.scratch(x.shape, np.float32)
+            xp.copyto(y, x, casting="unsafe")
+            r = env.scratch(kept, np.float32)
             if op == "l1_norm":
-                r = xp.abs(y).sum(axis=axes, keepdims=keep)
+                xp.abs(y, out=y)
+                xp.sum(y, axis=axes, keepdims=True, out=r)
             elif op in ("sum_squares", "l2_norm"):
-                r = (y * y).sum(axis=axes, keepdims=keep)
-                r = xp.sqrt(r) if op == "l2_norm" else r
+                xp.multiply(y, y, out=y)
+                xp.sum(y, axis=axes, keepdims=True, out=r)
+                if op == "l2_norm":
+                    xp.sqrt(r, out=r)
             elif op == "log_sum":
-                r = xp.log(y.sum(axis=axes, keepdims=keep))
-            else:
-                m = y.max(axis=axes, keepdims=True)
-                r = xp.log(xp.exp(y - m).sum(axis=axes, keepdims=True)) + m
-                if not keep:
-                    r = r.reshape(out.shape)
-            out[...] = r.reshape(out.shape)
+                xp.sum(y, axis=axes, keepdims=True, out=r)
+                xp.log(r, out=r)
+            else:                            # log(sum(exp(x - max))) + max
+                m = env.scratch(kept, np.float32)
+                xp.max(y, axis=axes, keepdims=True, out=m)
+                y -= m
+                xp.exp(y, out=y)
+                xp.sum(y, axis=axes, keepdims=True, out=r)
+                xp.log(r, out=r)
+                r += m
+            xp.copyto(out, r.reshape(out.shape), casting="unsafe")
             return
         fn = getattr(xp, REDUCTIONS[op])
-        if op in ("sum", "avg", "prod") and x.dtype.kind == "f":
-            r = fn(x, axis=axes, keepdims=params["keep_dims"], dtype=np.float32)
-        else:
-            r = fn(x, axis=axes, keepdims=params["keep_dims"])
-        out[...] = r.reshape(out.shape)
+        dest = out.reshape(kept)
+        if op in ("max", "min"):
+            fn(x, axis=axes, keepdims=True, out=dest)
+        elif x.dtype.kind in "iu":
+            if op == "avg":
+                r = env.scratch(kept, np.float64)
+                fn(x, axis=axes, keepdims=True, dtype=np.float64, out=r)
+                xp.copyto(dest, r, casting="unsafe")
+            else:
+                fn(x, axis=axes, keepdims=True, dtype=out.dtype, out=dest)
+        else:                                 # float sums, means and products accumulate in float32
+            r = dest if out.dtype == np.float32 else env.scratch(kept, np.float32)
+            fn(x, axis=axes, keepdims=True, dtype=np.float32, out=r)
+            if r is not dest:
+                xp.copyto(dest, r, casting="unsafe")
 
     def cost(self, params, inputs, outputs, weights):
         per = {"l1_norm": 2, "sum_squares": 2, "l2_norm": 2, "log_sum": 1, "log_sum_exp": 4}.get(params["op"], 1)

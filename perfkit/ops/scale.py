@@ -1,10 +1,13 @@
 """Scale: ``(x * scale + shift) ** power`` with one value, one per channel, or one per element."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
 from .base import Cost, Op, as_array, norm_axis, register_op, TensorSpec
+from .env import scratch_size
 
 MODES = ("uniform", "channel", "elementwise")
 
@@ -55,6 +58,15 @@ class Scale(Op):
         axis = params["channel_axis"] % rank
         return w.reshape((-1,) + (1,) * (rank - 1 - axis))
 
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        x, o = inputs[0], outputs[0]
+        if x.dtype == "float32":
+            return 0
+        # with a power, in float32: the values and float32 copies of the (at most three) weights;
+        # whether the layer has a power is not known here, so this is declared for every such Scale
+        per_weight = 4 * math.prod(self._expected(params, x.shape))
+        return scratch_size(0 if o.dtype == "float32" else 4 * batch * o.size, *[per_weight] * 3)
+
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
         x, out = ins[0], outs[0]
@@ -71,14 +83,17 @@ class Scale(Op):
             elif src is x:
                 out[...] = x
             return
-        y = x.astype(np.float32)
+        # with a power: (x * scale + shift) ** power in float32
+        y = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
+        xp.copyto(y, x, casting="unsafe")
         if scale is not None:
-            y = y * self.broadcastable(params, scale, rank)
+            y *= self.broadcastable(params, env.float32(scale), rank)
         if shift is not None:
-            y = y + self.broadcastable(params, shift, rank)
+            y += self.broadcastable(params, env.float32(shift), rank)
         if power is not None:
-            y = xp.power(y, self.broadcastable(params, power, rank))
-        out[...] = y
+            xp.power(y, self.broadcastable(params, env.float32(power), rank), out=y)
+        if y is not out:
+            xp.copyto(out, y, casting="unsafe")
 
     def cost(self, params, inputs, outputs, weights):
         n = outputs[0].size

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Cost, Op, norm_axis, register_op, TensorSpec
+from .env import scratch_size
 
 
 @register_op
@@ -20,15 +21,25 @@ class SoftMax(Op):
         params["axis"] = norm_axis(params["axis"], len(x.shape), "softmax axis")
         return [TensorSpec(x.shape, x.dtype)]
 
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        x = inputs[0]
+        per_row = 4 * batch * x.size // x.shape[params["axis"]]          # one max and one sum per row
+        return scratch_size(0 if outputs[0].dtype == "float32" else 4 * batch * x.size, per_row)
+
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
         x, out = ins[0], outs[0]
         axis = params["axis"] + 1
-        y = x.astype(np.float32)
-        y = y - y.max(axis=axis, keepdims=True)
+        y = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
+        xp.copyto(y, x, casting="unsafe")
+        m = env.scratch(tuple(1 if i == axis else d for i, d in enumerate(y.shape)), np.float32)
+        xp.max(y, axis=axis, keepdims=True, out=m)
+        y -= m
         xp.exp(y, out=y)
-        y /= y.sum(axis=axis, keepdims=True)
-        out[...] = y
+        xp.sum(y, axis=axis, keepdims=True, out=m)
+        y /= m
+        if y is not out:
+            xp.copyto(out, y, casting="unsafe")
 
     def cost(self, params, inputs, outputs, weights):
         return Cost(flops=float(outputs[0].size * 5), bytes=float(inputs[0].nbytes + outputs[0].nbytes))

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkDefinitionError
-from .activation import erf
+from .activation import erf_inplace
 from .base import Cost, Op, register_op, TensorSpec
+from .env import scratch_size
 
 # name -> array-module function name (None: special-cased below)
 UNARY = {"exp": "exp", "log": "log", "sqrt": "sqrt", "recip": "reciprocal", "abs": "abs",
@@ -29,15 +30,25 @@ class Unary(Op):
         x = inputs[0]
         return [TensorSpec(x.shape, x.dtype)]
 
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        if params["op"] != "erf":
+            return 0
+        count = batch * inputs[0].size
+        return scratch_size(*([4 * count] * (2 if outputs[0].dtype == "float32" else 3)))
+
     def compute(self, env, ins, outs, params, weights):
+        xp = env.xp
         x, out = ins[0], outs[0]
         name = UNARY[params["op"]]
-        if name is None:
-            out[...] = erf(env.xp, x)
-        elif x.dtype == np.float16 and params["op"] in ("exp", "log", "sqrt", "recip", "sinh", "cosh"):
-            out[...] = getattr(env.xp, name)(x.astype(np.float32))
-        else:
-            getattr(env.xp, name)(x, out=out)
+        if name is not None:
+            # one operation: NumPy's float16/bfloat16 loops compute each value in float32 and round once
+            getattr(xp, name)(x, out=out)
+            return
+        y = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
+        xp.copyto(y, x, casting="unsafe")
+        erf_inplace(xp, y, env.scratch(y.shape, np.float32), env.scratch(y.shape, np.float32))
+        if y is not out:
+            xp.copyto(out, y, casting="unsafe")
 
     def cost(self, params, inputs, outputs, weights):
         cheap = params["op"] in ("abs", "neg", "ceil", "floor", "round", "sign")
