@@ -30,7 +30,12 @@ def test_file_is_standard_safetensors(tmp_path):
     tensors = load_file(str(tmp_path / "m.engine"))
     np.testing.assert_array_equal(tensors["ip1/kernel"], eng._host_weights["ip1/kernel"])
     raw = (tmp_path / "m.engine").read_bytes()
-    assert b"pickle" not in raw
+    n = struct.unpack("<Q", raw[:8])[0]                 # nothing but the JSON header and the raw tensors:
+    header = json.loads(raw[8:8 + n])                   # each tensor's bytes, back to back, fill the rest
+    spans = sorted(tuple(v["data_offsets"]) for k, v in header.items() if k != "__metadata__")
+    assert spans[0][0] == 0 and spans[-1][1] == len(raw) - 8 - n
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert set(header) - {"__metadata__"} == set(tensors)
 
 
 
