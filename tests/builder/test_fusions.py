@@ -298,14 +298,16 @@ def _matmul_chain(rng, n, width=8, act=True, seq=4):
 
 def test_matmul_mlp_absorbs_bias_activation_and_gemms(device, rng):
     eng = assert_fused(_matmul_chain(rng, 3), "mlp_create", device, ["3-layer MLP"])
-    assert len(rows(eng, "mlp_absorb", "fused")) >= 4
+    absorbed = rows(eng, "mlp_absorb", "fused")                  # each activation and each following GEMM
+    assert list(absorbed["produced"]) == ["1-layer MLP", "2-layer MLP", "2-layer MLP", "3-layer MLP", "3-layer MLP"]
+    assert eng.layers.loc[0, "origin"] == "mm0, bias0, act0, mm1, bias1, act1, mm2, bias2, act2"
 
 
 def test_mlp_layer_limit(rng):
     net = _matmul_chain(rng, 33, act=False)
     eng = build(net)
     assert any(r for r in rows(eng, "mlp_absorb", "not fused")["detail"] if "limit is 31" in r)
-    assert eng.layers["layer"].str.contains("31-layer MLP").any()
+    assert list(eng.layers["layer"]) == ["31-layer MLP", "2-layer MLP"]       # 33 GEMMs: 31, then the other 2
 
 
 def test_mlp_width_limit(rng):
