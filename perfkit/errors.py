@@ -91,5 +91,10 @@ class ContextBusyError(ExecutionError):
     """One execution context was used by two threads at once; create one context per thread."""
 
 
+class ProfilerError(PerfkitError, RuntimeError):
+    """A profiler given to a context raised while layer times were reported to it; the original
+    exception is the ``__cause__``. Raised by the context's next call or at the end of ``profile``."""
+
+
 class AllocationError(PerfkitError, MemoryError):
     """An allocator could not provide the memory asked for."""

@@ -1,12 +1,18 @@
 """The CPU device: NumPy arrays, and streams that are ordered asynchronous work queues.
 
-A :class:`CpuStream` runs the work submitted to it in order on its own worker thread; the caller
-does not wait. A :class:`CpuEvent` records the ``perf_counter_ns`` time at which its stream reached
-it. This gives the CPU the same asynchronous semantics the guide describes for CUDA streams
-(enqueue, events, several streams in flight, synchronise to wait).
+A :class:`CpuStream` runs the work submitted to it in order, off the caller's thread; the caller
+does not wait. Streams own no thread: a stream with work borrows a worker from a small shared pool
+(:class:`_WorkerPool`) until its queue is empty, and workers that stay idle end after
+``WORKER_IDLE_S`` seconds, so creating and dropping many streams leaves no threads behind.
+A :class:`CpuEvent` records the ``perf_counter_ns`` time at which its stream reached it. As with
+CUDA, every ``record`` starts a new *generation* of the event, and ``stream.wait_event(event)``
+waits for the generation current when the wait was queued: recording the event again later never
+makes an earlier wait block on the later mark. This gives the CPU the same asynchronous semantics
+the guide describes for CUDA streams (enqueue, events, several streams in flight, synchronise to wait).
 """
 from __future__ import annotations
 
+import collections
 import platform
 import queue
 import threading
@@ -20,49 +26,151 @@ from ..errors import ExecutionError
 from .base import Device
 from .memory import DEFAULT_ALIGNMENT, Buffer
 
+WORKER_IDLE_S = 0.5
+
 
 class CpuEvent:
-    """Records when a stream reached it (``ts_ns``, a ``time.perf_counter_ns`` value)."""
+    """Records when a stream reached it (``ts_ns``, a ``time.perf_counter_ns`` value).
+
+    ``record(stream)`` starts generation ``generation + 1``, reached when the stream gets there.
+    ``query()`` and ``synchronize()`` concern the latest generation, like ``cudaEventQuery`` and
+    ``cudaEventSynchronize``; ``wait(generation)`` and ``when_reached(generation, fn)`` a given one.
+    An event that was never recorded counts as reached (as on CUDA).
+    """
 
     def __init__(self) -> None:
-        self._done = threading.Event()
-        self.ts_ns: int | None = None
+        self._cv = threading.Condition()
+        self._generation = 0                # generations handed out by record()/arm()
+        self._pending: set = set()          # generations not yet reached
+        self._callbacks: dict = {}          # generation -> [fn] run once it is reached
+        self.ts_ns: int | None = None       # when the latest generation was reached
+
+    @property
+    def generation(self) -> int:
+        """The latest generation (0 before the first record)."""
+        return self._generation
+
+    def arm(self) -> Callable[[], None]:
+        """Starts a new generation, not reached yet, and returns the function that reaches it (calling
+        it again does nothing). ``record(stream)`` is ``stream.submit(event.arm())``."""
+        with self._cv:
+            self._generation += 1
+            g = self._generation
+            self._pending.add(g)
+            self.ts_ns = None
+        return lambda: self._reach(g)
 
     def record(self, stream: "CpuStream | None" = None) -> None:
-        self._done.clear()
-        self.ts_ns = None
+        reach = self.arm()
         if stream is None or stream.inline:
-            self._mark()
+            reach()
         else:
-            stream.submit(self._mark)
+            stream.submit(reach)
 
-    def _arm(self) -> None:
-        """Marks the event as not reached; the work that reaches it will call ``_mark``."""
-        self._done.clear()
-        self.ts_ns = None
+    def _reach(self, generation: int) -> None:
+        t = time.perf_counter_ns()
+        with self._cv:
+            if generation not in self._pending:
+                return
+            self._pending.discard(generation)
+            if generation == self._generation:
+                self.ts_ns = t
+            callbacks = self._callbacks.pop(generation, ())
+            self._cv.notify_all()
+        for fn in callbacks:
+            fn()
 
-    def _mark(self) -> None:
-        self.ts_ns = time.perf_counter_ns()
-        self._done.set()
+    def reached(self, generation: int | None = None) -> bool:
+        with self._cv:
+            return (self._generation if generation is None else generation) not in self._pending
 
     def query(self) -> bool:
-        return self._done.is_set()
+        return self.reached()
+
+    def wait(self, generation: int, timeout: float | None = None) -> bool:
+        """Blocks until ``generation`` has been reached; False if ``timeout`` seconds passed first."""
+        with self._cv:
+            return self._cv.wait_for(lambda: generation not in self._pending, timeout)
+
+    def when_reached(self, generation: int, fn: Callable[[], None]) -> None:
+        """Calls ``fn`` once ``generation`` has been reached: now if it has, else on the thread that reaches it."""
+        with self._cv:
+            if generation in self._pending:
+                self._callbacks.setdefault(generation, []).append(fn)
+                return
+        fn()
 
     def synchronize(self, timeout: float | None = None) -> None:
-        if not self._done.wait(timeout):
-            raise ExecutionError("timed out waiting for a CPU event; was it recorded on a stream?")
+        if not self.wait(self._generation, timeout):
+            raise ExecutionError(f"timed out after {timeout} s waiting for a CPU event; was its stream "
+                                 "blocked, or its work never submitted?")
 
     def elapsed_ms_since(self, start: "CpuEvent") -> float:
         start.synchronize()
         self.synchronize()
+        if start.ts_ns is None or self.ts_ns is None:
+            raise ExecutionError("elapsed time between CPU events that were never recorded; call "
+                                 "event.record(stream) on both first")
         return (self.ts_ns - start.ts_ns) / 1e6
 
 
+class _Wait:
+    """A queued ``wait_event``: the stream goes on once ``event`` reached ``generation``."""
+
+    __slots__ = ("event", "generation")
+
+    def __init__(self, event: CpuEvent, generation: int) -> None:
+        self.event, self.generation = event, generation
+
+
+class _WorkerPool:
+    """Threads shared by every CPU stream. ``run(task)`` hands the task to an idle worker or starts a
+    new one (so a task that blocks never starves another stream); a worker idle for ``idle_s``
+    seconds ends."""
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self._lock = threading.Lock()
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = 0              # waiting workers no queued task has been promised to
+
+    def run(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1     # promised to one of the idle workers
+        self._tasks.put(task)
+        if spawn:
+            threading.Thread(target=self._work, name="perfkit-cpu-worker", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                task = self._tasks.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:      # an unpromised waiter may leave: this one
+                        self._idle -= 1
+                        return
+                continue                    # every waiter has a task on its way: take one
+            try:
+                task()
+            finally:
+                with self._lock:
+                    self._idle += 1
+
+
+_POOL = _WorkerPool(WORKER_IDLE_S)
+
+
 class CpuStream:
-    """An in-order queue of work run by one worker thread.
+    """An in-order queue of work, run off the caller's thread by a worker of the shared pool.
 
     ``submit(fn)`` returns at once; ``synchronize()`` waits until everything submitted has run
     and re-raises the first error a piece of work raised since the last synchronisation.
+    ``wait_event(e)`` makes later work wait for the generation of ``e`` recorded last before the call.
+    ``close()`` waits for the queued work and refuses further submissions (contexts close the streams
+    they created; a stream holds no thread while it has no work, so an unclosed one costs nothing).
     ``inline=True`` gives a stream that runs work on the caller's thread (used by ``execute``).
     """
 
@@ -71,54 +179,74 @@ class CpuStream:
         self.name = name
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self._pending = 0
         self._idle = threading.Condition(self._lock)
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._work: collections.deque = collections.deque()
+        self._pending = 0           # submitted and not finished
+        self._active = False        # a worker drains the queue, or the queue waits on an event
+        self._closed = False
 
     @property
     def id(self) -> int:
         return id(self)
 
-    def _ensure_worker(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"perfkit-cpu-stream-{self.name or id(self)}",
-                                            daemon=True)
-            self._thread.start()
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def submit(self, fn: Callable[[], Any]) -> None:
+        if self._closed:
+            raise ExecutionError(f"stream {self.name or hex(id(self))} was closed; create a new one with "
+                                 "device.create_stream()")
         if self.inline:
-            fn()
+            if type(fn) is _Wait:
+                fn.event.wait(fn.generation)
+            else:
+                fn()
             return
         with self._lock:
+            self._work.append(fn)
             self._pending += 1
-            self._ensure_worker()
-        self._queue.put(fn)
+            start = not self._active
+            self._active = True
+        if start:
+            _POOL.run(self._drain)
 
-    def _run(self) -> None:
+    def _drain(self) -> None:
         while True:
-            try:
-                fn = self._queue.get(timeout=2.0)
-            except queue.Empty:          # idle: let the thread end; submit() starts a new one
-                with self._lock:
-                    if self._pending == 0:
-                        self._thread = None
-                        return
+            with self._lock:
+                if not self._work:
+                    self._active = False
+                    return
+                fn = self._work.popleft()
+            if type(fn) is _Wait:
+                if not fn.event.reached(fn.generation):
+                    # give the worker back; the event's reaching thread resumes this stream
+                    fn.event.when_reached(fn.generation, self._resume)
+                    return
+                self._done_one()
                 continue
             try:
                 fn()
-            except BaseException as exc:  # the first is kept for synchronize(); the worker survives
+            except BaseException as exc:  # the first is kept for synchronize(); the stream goes on
                 if self._error is None:
                     self._error = exc
             finally:
-                with self._lock:
-                    self._pending -= 1
-                    if self._pending == 0:
-                        self._idle.notify_all()
+                self._done_one()
+
+    def _resume(self) -> None:
+        self._done_one()                # the wait itself
+        _POOL.run(self._drain)
+
+    def _done_one(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.notify_all()
 
     def wait_event(self, event: CpuEvent) -> None:
-        """Work submitted after this call starts only once ``event`` has been reached."""
-        self.submit(event.synchronize)
+        """Work submitted after this call starts only once ``event`` has reached the generation it
+        had when this call was made (a later ``record`` of the event does not move the wait)."""
+        self.submit(_Wait(event, event.generation))
 
     def query(self) -> bool:
         with self._lock:
@@ -132,6 +260,13 @@ class CpuStream:
         if error is not None:
             raise error
 
+    def close(self) -> None:
+        """Waits for the queued work, then refuses new work. Errors the work raised are re-raised."""
+        if self._closed:
+            return
+        self._closed = True
+        self.synchronize()
+
     def __enter__(self) -> "CpuStream":
         return self
 
@@ -139,7 +274,7 @@ class CpuStream:
         return None
 
     def __repr__(self) -> str:
-        return f"<CpuStream {self.name or hex(id(self))}>"
+        return f"<CpuStream {self.name or hex(id(self))}{' (closed)' if self._closed else ''}>"
 
 
 class CpuAllocator:

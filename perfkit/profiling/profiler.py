@@ -1,11 +1,15 @@
 """Per-layer profiling (guide 1.4): the IProfiler protocol and the built-in LayerTimer.
 
 A profiler is any object with ``report_layer_time(layer_name: str, ms: float)``; set it with
-``context.profiler = p``. The context calls it once per engine layer per inference, in execution
-order, in ``execute`` and in ``enqueue`` alike (for asynchronous CUDA work, once the stream has
-reached the end of the inference, from a resolver thread). :class:`LayerTimer` implements the
-protocol and also receives each layer's start and end on the ``perf_counter_ns`` timeline, the
-stream, batch size, precision and iteration: its ``frame`` is the ``layer_times`` frame.
+``context.profiler = p``; a call uses the profiler that was set when it was submitted. The context
+calls it once per engine layer per inference, in execution order, in ``execute`` and in ``enqueue``
+alike (for asynchronous work, once the stream has reached the end of the inference, from the
+stream's worker or a resolver thread). If the profiler raises, the context raises
+:class:`~perfkit.errors.ProfilerError` on its next call (and ``profile`` at its exit).
+A profiler may instead offer ``record_inference(context, batch, stream, clock, layers, query=...)``,
+perfkit's richer callback: :class:`LayerTimer` does, and so receives each layer's start and end on
+the ``perf_counter_ns`` timeline, the stream, batch size, precision, and the context's query id of
+the call: its ``frame`` is the ``layer_times`` frame.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ class LayerTimer:
         self._lock = threading.Lock()
         self._rows: list = []
         self._iteration = 0
+        self._queries: list = []
         self.plain_reports: list = []       # (layer, ms) reported through the bare protocol by others
 
     # the IProfiler protocol ----------------------------------------------------------------------
@@ -41,12 +46,21 @@ class LayerTimer:
             self.plain_reports.append((layer_name, float(ms)))
 
     # perfkit's richer callback -------------------------------------------------------------------
-    def record_inference(self, context: Any, batch: int, stream: str, clock: str, layers: list) -> None:
-        """``layers``: (index, name, type, precision, start_ns, end_ns) per engine layer, in order.
-        Kept as given (cheap on the inference's path); rows are built when the frame is asked for."""
+    def record_inference(self, context: Any, batch: int, stream: str, clock: str, layers: Any,
+                         query: int | None = None) -> None:
+        """``layers``: (index, name, type, precision, start_ns, end_ns) per engine layer, in order;
+        ``query``: the context's id of the call. Kept as given (cheap on the inference's path); rows
+        are built when the frame is asked for."""
         with self._lock:
             self._rows.append((self._iteration, context.name, int(batch), stream, clock, layers))
+            self._queries.append((self._iteration, id(context), query))
             self._iteration += 1
+
+    def queries(self) -> list:
+        """(iteration, id of the context, the context's query id) per recorded inference, in the
+        order they were reported: what joins ``frame['iteration']`` to the calls that ran."""
+        with self._lock:
+            return list(self._queries)
 
     @property
     def iterations(self) -> int:
@@ -66,6 +80,7 @@ class LayerTimer:
     def clear(self) -> None:
         with self._lock:
             self._rows.clear()
+            self._queries.clear()
             self._iteration = 0
             self.plain_reports.clear()
 

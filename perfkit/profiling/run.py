@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..errors import PerfkitError
 from ..frames.schemas import KERNELS, LAYER_TIMES, MEMORY_EVENTS, QUERIES
 from .data import RunData
 from .nvml import NvmlSampler
@@ -27,14 +28,17 @@ from .profiler import LayerTimer, calibrate_event_cost
 
 
 class _CallObserver:
+    """Every call the context accepted during the run, in submission order (``execute`` and
+    ``enqueue`` alike), with the context's query id that its layer times carry."""
+
     def __init__(self) -> None:
         self.calls: list = []
         self.last_inputs = None
 
-    def on_call(self, kind: str, ctx: Any, batch: int, inputs: Any, t0: Any, t1: Any) -> None:
-        self.calls.append((kind, batch, t0, t1))
-        if kind == "execute":
-            self.last_inputs = (inputs, batch)
+    def on_call(self, call: Any, inputs: Any) -> None:
+        self.calls.append((call.query, call.kind, call.batch, id(call.stream), call.t0_ns, call.t1_ns))
+        if call.kind == "execute":
+            self.last_inputs = (inputs, call.batch)
 
 
 class Run(RunData):
@@ -99,12 +103,19 @@ class Run(RunData):
         ctx.observers.append(self._observer)
         return self
 
-    def stop(self) -> None:
+    def stop(self, baseline: bool = True) -> None:
+        """Waits for the context's work, stops every recorder and builds the frames; then, if asked
+        and nothing failed, times the unprofiled baseline. A profiler error raised during the run is
+        raised here (as :class:`~perfkit.errors.ProfilerError`) once the context is restored."""
         ctx = self.context
-        ctx._wait_pending()
-        ctx.wait_profiles()
-        ctx.profiler, ctx.step_hooks = self._prev
-        ctx.observers.remove(self._observer)
+        failure = None
+        try:
+            ctx.wait_profiles()
+        except PerfkitError as exc:
+            failure = exc
+        finally:
+            ctx.profiler, ctx.step_hooks = self._prev
+            ctx.observers.remove(self._observer)
         self.meta["stopped_ns"] = time.perf_counter_ns()
         if self._tracer is not None:
             self._tracer.stop()
@@ -113,13 +124,18 @@ class Run(RunData):
         if self._sampler is not None:
             self._sampler.stop()
         self._collect()
-        if self.options["baseline"]:
+        if failure is not None:
+            self.messages.append(f"overhead: no unprofiled baseline was timed: {failure}")
+            raise failure
+        if self.options["baseline"] and baseline:
             self._measure_baseline()
+        elif self.options["baseline"]:
+            self.messages.append("overhead: no unprofiled baseline was timed: the profiled block raised.")
 
     # results -----------------------------------------------------------------------------------------
     def _collect(self) -> None:
         f = self.frames
-        f["layers"] = self._timer.frame if self._timer is not None else LAYER_TIMES.frame([])
+        f["layers"] = self._layers()
         if self._tracker is not None and self.options["memory"]:
             f["memory"] = self._tracker.events_since(self._mark)
             self._memory_meta()
@@ -143,16 +159,34 @@ class Run(RunData):
         user = ev[ev["tag"] == "user"]
         self.meta["user_alloc_events"] = int((user["action"] == "alloc").sum())
 
+    def _layers(self) -> pd.DataFrame:
+        """The timer's layer rows, with ``iteration`` set to the run's query number of the call each
+        inference belongs to (calls are numbered from 0 in submission order, execute and enqueue alike)."""
+        if self._timer is None:
+            return LAYER_TIMES.frame([])
+        layers = self._timer.frame
+        number = {c[0]: q for q, c in enumerate(self._observer.calls)}
+        ctx_id = id(self.context)
+        iteration = {it: number.get(query, -1) for it, cid, query in self._timer.queries() if cid == ctx_id}
+        if len(layers):
+            layers["iteration"] = layers["iteration"].map(lambda it: iteration.get(it, -1)).astype("int64")
+            layers = layers[layers["iteration"] >= 0].reset_index(drop=True)
+        return layers
+
     def _queries(self) -> pd.DataFrame:
+        """One row per call of the run; compute time is the span of the call's own layers (by query
+        number), and an enqueued call ends when its last layer did."""
         layers = self.frames["layers"]
         spans = layers.groupby("iteration").agg(s=("start_ns", "min"), e=("end_ns", "max")) if len(layers) else None
-        rows = []
-        for q, (kind, batch, t0, t1) in enumerate(c for c in self._observer.calls if c[0] == "execute"):
-            compute = (spans.loc[q, "e"] - spans.loc[q, "s"]) / 1e6 if spans is not None and q in spans.index else np.nan
-            rows.append({"run_id": self.meta["run_id"], "query": q, "stream": 0, "batch_size": batch,
-                         "enqueue_start_ns": t0, "enqueue_end_ns": t1, "end_ns": t1, "enqueue_ms": (t1 - t0) / 1e6,
-                         "h2d_ms": 0.0, "compute_ms": float(compute), "d2h_ms": 0.0, "latency_ms": float(compute),
-                         "host_latency_ms": (t1 - t0) / 1e6})
+        rows, streams = [], {}
+        for q, (_, kind, batch, stream, t0, t1) in enumerate(self._observer.calls):
+            has = spans is not None and q in spans.index
+            compute = (spans.loc[q, "e"] - spans.loc[q, "s"]) / 1e6 if has else np.nan
+            end = t1 if kind == "execute" or not has else int(spans.loc[q, "e"])
+            rows.append({"run_id": self.meta["run_id"], "query": q, "stream": streams.setdefault(stream, len(streams)),
+                         "batch_size": batch, "enqueue_start_ns": t0, "enqueue_end_ns": t1, "end_ns": end,
+                         "enqueue_ms": (t1 - t0) / 1e6, "h2d_ms": 0.0, "compute_ms": float(compute), "d2h_ms": 0.0,
+                         "latency_ms": float(compute), "host_latency_ms": (end - t0) / 1e6})
         return QUERIES.frame(rows)
 
     def _measure_baseline(self) -> None:
@@ -172,7 +206,8 @@ class Run(RunData):
             if len(samples) >= 10_000:
                 break
         self.meta["e2e_unprofiled_ms"] = float(np.median(samples))
-        self.meta["e2e_profiled_ms"] = float(np.median(q["host_latency_ms"]))
+        executed = [i for i, c in enumerate(self._observer.calls) if c[1] == "execute"]
+        self.meta["e2e_profiled_ms"] = float(np.median(q["host_latency_ms"].to_numpy()[executed]))
 
     def _start_kernels(self) -> None:
         dev = self.context.device
@@ -201,5 +236,10 @@ def profile(context: Any, layers: bool = True, memory: bool = True, gpu_metrics:
     run = Run(context, layers, memory, gpu_metrics, kernels, nvtx, baseline, interval_ms).start()
     try:
         yield run
-    finally:
-        run.stop()
+    except BaseException as exc:
+        try:
+            run.stop(baseline=False)        # no baseline after a failure; the user's exception wins
+        except Exception as stop_exc:
+            exc.add_note(f"perfkit.profile could not finish the run: {type(stop_exc).__name__}: {stop_exc}")
+        raise
+    run.stop()

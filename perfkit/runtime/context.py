@@ -15,11 +15,32 @@ from ..errors import BatchSizeError, BindingError, ContextBusyError, ExecutionEr
 from ..ops import Env, get_op
 
 
+class Call:
+    """One query of a context: its id (counted per context from 0), kind ("execute" or "enqueue"),
+    batch, stream, host times of submission, and the profiler and step hooks it was submitted with.
+    The id travels through the (profiled) step loop, so every layer time names the query it belongs to."""
+
+    __slots__ = ("query", "kind", "batch", "stream", "t0_ns", "t1_ns", "profiler", "hooks")
+
+    def __init__(self, query: int, kind: str, profiler: Any, hooks: list) -> None:
+        self.query, self.kind, self.profiler, self.hooks = query, kind, profiler, hooks
+        self.batch, self.stream, self.t0_ns, self.t1_ns = 0, None, time.perf_counter_ns(), 0
+
+    @property
+    def profiled(self) -> bool:
+        return self.profiler is not None or bool(self.hooks)
+
+
 class ExecutionContext:
     """One set of activation, workspace and I/O buffers for an engine.
 
-    Several contexts of one engine run concurrently (one per thread or stream); one context runs
-    one inference at a time: a second thread calling it at once gets :class:`ContextBusyError`.
+    Several contexts of one engine run concurrently (one per thread or stream). One context is used
+    by one thread at a time (the guide: a context is not thread-safe), and perfkit checks it: a call
+    raises :class:`ContextBusyError`, changing nothing, when another thread is inside a call of this
+    context, or when work another thread queued with ``enqueue`` has not finished yet. The thread that
+    queued the work may go on calling: an ``enqueue`` on any stream is ordered after the context's
+    earlier work (its stream waits for it, as ``cudaStreamWaitEvent`` would), and ``execute`` waits
+    for it. Once the context's work has finished, any thread may take it over.
     A call rejected for bad input changes nothing: the next valid call runs normally.
     """
 
@@ -70,6 +91,8 @@ class ExecutionContext:
         self._pinned = {} if kind == "cpu" else {
             n: self.device.pinned_empty((b,) + tuple(t[n].shape), t[n].dtype) for n in plan.inputs + plan.outputs}
         self._busy_lock = threading.Lock()
+        self._owner: int | None = None          # thread id of the last caller
+        self._queries = 0                       # the next query id
         self._sync_stream = None
         self._default_stream = None
         self._done_event = None
@@ -83,6 +106,8 @@ class ExecutionContext:
         self._clock = None
         self._resolver_obj = None
         self._deferred_report = None
+        self._profile_error: BaseException | None = None
+        self._closed = False
 
     # public API ----------------------------------------------------------------------------------
     @property
@@ -94,9 +119,9 @@ class ExecutionContext:
         """Runs one inference and waits for it. ``inputs``: name -> array with a leading batch
         dimension (host NumPy or, on CUDA, device CuPy arrays). Returns name -> array: NumPy when
         any input was a host array, else device arrays (fresh copies either way)."""
-        with self._busy():
-            t_call = time.perf_counter_ns()
+        with self._busy("execute") as call:
             batch, arrays, host = self._check(inputs, batch_size, for_enqueue=False)
+            call.batch = batch
             self._wait_pending()
             stream = self._stream_for_execute()
             bound = {}
@@ -112,14 +137,16 @@ class ExecutionContext:
                     bound[n] = a[:batch]        # a device array of the right layout is read where it is
                 else:
                     dst[...] = a[:batch]
-            self._launch(batch, self._bindings(batch, bound, {}), stream, None, sync=True)
+            call.stream = stream
+            self._launch(call, batch, self._bindings(batch, bound, {}), stream, None, sync=True)
             stream.synchronize()
             if self._deferred_report is not None:
                 report, self._deferred_report = self._deferred_report, None
                 report()
             outs = {n: self._io_views[n][:batch] for n in self.engine.plan.outputs}
+            call.t1_ns = time.perf_counter_ns()
             for ob in self.observers:
-                ob.on_call("execute", self, batch, inputs, t_call, time.perf_counter_ns())
+                ob.on_call(call, inputs)
             if any(host.values()) and self._pinned:
                 result = {}
                 for n, v in outs.items():
@@ -141,28 +168,38 @@ class ExecutionContext:
         name -> output array, valid once the stream has reached this work. ``input_consumed``
         (an event of the device) fires as soon as the inputs may be refilled (guide 1.3).
         """
-        with self._busy():
+        with self._busy("enqueue") as call:
             if stream is None:
                 stream = self._get_default_stream()
             self._check_stream(stream, input_consumed)
             batch, arrays, _ = self._check(bindings, batch_size, for_enqueue=True)
+            call.batch, call.stream = batch, stream
             inputs = {n: a[:batch] for n, a in arrays.items() if n in self.engine.plan.inputs}
             outputs = {n: a[:batch] for n, a in arrays.items() if n in self.engine.plan.outputs}
-            if self._done_stream is not None and self._done_stream is not stream and not self._done_event.query():
-                stream.wait_event(self._done_event)       # earlier work on another stream still uses our buffers
-            bindings = self._bindings(batch, inputs, outputs)
-            if self.device.kind == "cpu":
-                if input_consumed is not None:
-                    input_consumed._arm()
-                stream.submit(lambda: self._launch(batch, bindings, stream, input_consumed, sync=False))
-            else:
-                self._launch(batch, bindings, stream, input_consumed, sync=False)
             if self._done_event is None:
                 self._done_event = self.device.create_event()
+            elif self._done_stream is not stream and not self._done_event.query():
+                # earlier work on another stream still uses our buffers: wait for it (bound to the
+                # event's current record; the record below starts a new one)
+                stream.wait_event(self._done_event)
+            bindings = self._bindings(batch, inputs, outputs)
+            if self.device.kind == "cpu":
+                consumed = None if input_consumed is None else input_consumed.arm()
+
+                def work() -> None:
+                    try:
+                        self._launch(call, batch, bindings, stream, consumed, sync=False)
+                    finally:
+                        if consumed is not None:
+                            consumed()          # a failed inference no longer reads its inputs either
+                stream.submit(work)
+            else:
+                self._launch(call, batch, bindings, stream, input_consumed, sync=False)
             self._done_event.record(stream)
             self._done_stream = stream
+            call.t1_ns = time.perf_counter_ns()
             for ob in self.observers:
-                ob.on_call("enqueue", self, batch, bindings, None, None)
+                ob.on_call(call, bindings)
             return {n: bindings[n] for n in self.engine.plan.outputs}
 
     @property
@@ -180,35 +217,76 @@ class ExecutionContext:
         return 0 if self._graphs is None else self._graphs.memory_bytes
 
     def wait_profiles(self) -> None:
-        """Waits until every enqueued profiled inference has been reported to the profiler."""
+        """Waits until every enqueued inference has finished and been reported to the profiler; raises
+        :class:`ProfilerError` if a profiler or step hook raised since the last call."""
+        self._wait_pending()
         if self._resolver_obj is not None:
             self._resolver_obj.drain()
+        self._raise_profile_error()
 
     def close(self) -> None:
-        """Returns this context's buffers to the allocator."""
-        self._wait_pending()
-        self.wait_profiles()
-        self._finalizer()
-        self._graphs = None
-        self._arena = self._workspace = self._io = None
+        """Waits for this context's work, closes the streams it created and returns its buffers to
+        the allocator. A profiler error not yet reported is dropped. Closing twice does nothing."""
+        if self._closed:
+            return
+        with self._busy("close"):
+            self._wait_pending()
+            if self._resolver_obj is not None:
+                self._resolver_obj.drain()
+            for s in (self._default_stream, self._sync_stream):
+                if s is not None and hasattr(s, "close"):
+                    s.close()
+            self._default_stream = self._sync_stream = None
+            self._finalizer()
+            self._graphs = None
+            self._arena = self._workspace = self._io = None
+            self._closed = True
 
     # internals -----------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _busy(self) -> Iterator[None]:
+    def _busy(self, kind: str) -> Iterator[Call]:
+        me = threading.get_ident()
         if not self._busy_lock.acquire(blocking=False):
-            raise ContextBusyError(f"context {self.name!r} is already running an inference on another thread; "
-                                   "create one execution context per thread (engine.create_execution_context())")
+            raise ContextBusyError(f"context {self.name!r} is inside a call on another thread; a context runs "
+                                   "one inference at a time: create one execution context per thread "
+                                   "(engine.create_execution_context())")
         try:
-            if self._io is None and self.engine.plan.memory["io_bytes"]:
-                raise ExecutionError(f"context {self.name!r} was closed; create a new one")
-            yield
+            if self._owner is not None and self._owner != me and self._in_flight():
+                raise ContextBusyError(f"context {self.name!r} still runs work that another thread queued with "
+                                       "enqueue(); a context belongs to one thread at a time: create one "
+                                       "execution context per thread (engine.create_execution_context()), or "
+                                       "synchronise the other thread's stream before handing the context over")
+            if self._closed:
+                raise ExecutionError(f"context {self.name!r} was closed; create a new one with "
+                                     "engine.create_execution_context()")
+            if kind != "close":
+                self._raise_profile_error()
+            self._owner = me
+            call = Call(self._queries, kind, self.profiler, list(self.step_hooks))
+            self._queries += 1
+            yield call
         finally:
             self._busy_lock.release()
 
+    def _in_flight(self) -> bool:
+        return self._done_event is not None and not self._done_event.query()
+
     def _wait_pending(self) -> None:
+        """Waits for the work this context queued (on every stream); errors stay with the streams."""
         if self._done_stream is not None:
-            self._done_stream.synchronize()
+            self._done_event.synchronize()
             self._done_stream = None
+
+    def _raise_profile_error(self) -> None:
+        err, self._profile_error = self._profile_error, None
+        if err is not None:
+            raise err
+
+    def report_profile_error(self, error: BaseException) -> None:
+        """Keeps the first error a profiler or step hook raised off the caller's thread (a stream worker,
+        the resolver thread); the context's next call or ``wait_profiles`` raises it."""
+        if self._profile_error is None:
+            self._profile_error = error
 
     def _stream_for_execute(self) -> Any:
         if self._sync_stream is None:
@@ -330,19 +408,21 @@ class ExecutionContext:
         tensors.update(bindings)
         return tensors
 
-    def _launch(self, batch: int, bindings: dict, stream: Any, input_consumed: Any, sync: bool = True) -> None:
-        """Runs (CPU) or launches (CUDA, on ``stream``) every step for ``batch`` samples."""
+    def _launch(self, call: Call, batch: int, bindings: dict, stream: Any, input_consumed: Any,
+                sync: bool = True) -> None:
+        """Runs (CPU) or launches (CUDA, on ``stream``) every step for ``batch`` samples. On the CPU
+        ``input_consumed`` is the function that reaches the event (``CpuEvent.arm``)."""
         cuda = self.device.kind != "cpu"
         if cuda and self.cuda_graph and self._graphs is not None and \
-                self._graphs.run(batch, bindings, stream, input_consumed, sync):
+                self._graphs.run(call, batch, bindings, stream, input_consumed, sync):
             return                              # replayed: no step loop, no per-call tensor views
         tensors = self._bind(batch, bindings)
         with (stream if cuda else contextlib.nullcontext()):
             if self._last_input_reader < 0 and input_consumed is not None:
                 self._mark(input_consumed, stream)
-            if self.profiler is not None or self.step_hooks:
+            if call.profiled:
                 from .profiled import launch_profiled
-                launch_profiled(self, batch, tensors, stream, input_consumed, sync)
+                launch_profiled(self, call, batch, tensors, stream, input_consumed, sync)
                 return
             for i, (s, op, weights, bf16) in enumerate(self._steps):
                 self._run_step(i, s, op, weights, bf16, batch, tensors, stream, input_consumed)
@@ -386,12 +466,12 @@ class ExecutionContext:
     def _resolver(self) -> Any:
         if self._resolver_obj is None:
             from .profiled import _Resolver
-            self._resolver_obj = _Resolver()
+            self._resolver_obj = _Resolver(self.report_profile_error)
         return self._resolver_obj
 
     def _mark(self, event: Any, stream: Any) -> None:
         if self.device.kind == "cpu":
-            event._mark()
+            event()
         else:
             event.record(stream)
 

@@ -192,12 +192,13 @@ class GraphRunner:
     def memory_bytes(self) -> int:
         return sum(g.keeper.nbytes for slots in self.graphs.values() for g in slots)
 
-    def run(self, batch: int, bindings: dict, stream: Any, input_consumed: Any, sync: bool) -> bool:
-        """Replays (capturing first if needed) and returns True, or returns False: run eagerly."""
+    def run(self, call: Any, batch: int, bindings: dict, stream: Any, input_consumed: Any, sync: bool) -> bool:
+        """Replays (capturing first if needed) and returns True, or returns False: run eagerly.
+        ``call`` carries the query id and the profiler and step hooks the call was submitted with."""
         ctx = self.ctx
-        if not self.available or any(not getattr(h, "graph_aware", False) for h in ctx.step_hooks):
+        if not self.available or any(not getattr(h, "graph_aware", False) for h in call.hooks):
             return False
-        timed = ctx.profiler is not None
+        timed = call.profiler is not None
         plan = ctx.engine.plan
         key = (batch, tuple(bindings[n].data.ptr for n in plan.inputs + plan.outputs), timed,
                0 if input_consumed is None else input_consumed.raw.ptr)
@@ -224,14 +225,13 @@ class GraphRunner:
         self._evict()
         if timed:
             graph.free.clear()
-        self._launch(graph, stream)
+        self._launch(graph, stream, call.hooks)
         if timed:
-            report_graph_times(ctx, graph, batch, stream, sync)
+            report_graph_times(ctx, call, graph, batch, stream, sync)
         self.replays += 1
         return True
 
-    def _launch(self, graph: CapturedGraph, stream: Any) -> None:
-        hooks = self.ctx.step_hooks
+    def _launch(self, graph: CapturedGraph, stream: Any, hooks: list) -> None:
         for h in hooks:
             h.graph_enter(self.ctx, graph)
         graph.launch(stream.raw.ptr)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..device.memory import set_current_layer
+from ..errors import ExecutionError, PerfkitError, ProfilerError
 
 
 class CudaClock:
@@ -53,12 +54,14 @@ class CudaClock:
 
 
 class _Resolver:
-    """One daemon thread per context that waits for enqueued profiled work and reports it."""
+    """One daemon thread per context that waits for enqueued profiled work and reports it. An
+    exception is never dropped: it goes to ``on_error`` (the context raises it on its next call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: Any) -> None:
         self.q: queue.Queue = queue.Queue()
         self.pending = 0
         self.cv = threading.Condition()
+        self.on_error = on_error
         threading.Thread(target=self._run, name="perfkit-profile-resolver", daemon=True).start()
 
     def submit(self, fn) -> None:
@@ -71,8 +74,10 @@ class _Resolver:
             fn = self.q.get()
             try:
                 fn()
-            except Exception:       # a failed inference has no times to report
-                pass
+            except Exception as exc:
+                self.on_error(exc if isinstance(exc, PerfkitError) else ExecutionError(
+                    f"reading the layer times of an enqueued inference failed ({type(exc).__name__}: {exc}); "
+                    "the inference itself reports its failure at stream.synchronize()"))
             finally:
                 with self.cv:
                     self.pending -= 1
@@ -84,10 +89,11 @@ class _Resolver:
                 self.cv.wait()
 
 
-def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_consumed: Any, sync: bool) -> None:
-    """Runs (CPU) or launches (CUDA) every step with timing; reports to ``ctx.profiler``."""
-    prof = ctx.profiler if ctx.profiler is not None else NullProfiler()
-    hooks = ctx.step_hooks
+def launch_profiled(ctx: Any, call: Any, batch: int, tensors: dict, stream: Any, input_consumed: Any,
+                    sync: bool) -> None:
+    """Runs (CPU) or launches (CUDA) every step with timing; reports to the profiler the call was
+    submitted with (``call.profiler``), under the call's query id."""
+    hooks = call.hooks
     steps = ctx._steps
     cuda = ctx.device.kind != "cpu"
     if not cuda:
@@ -103,7 +109,7 @@ def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_cons
             marks.append((i, s.name, s.type, s.precision, t0, t1))
         set_current_layer("")
         name = getattr(stream, "name", "") or ("execute" if sync else "stream")
-        _report(prof, ctx, batch, name, "host", marks)
+        _report(ctx, call, name, "host", marks)
         return
     events = ctx._take_events(len(steps) + 1)
     # raw pointers and the runtime call itself: the boundary costs one cudaEventRecord, nothing more
@@ -127,18 +133,17 @@ def launch_profiled(ctx: Any, batch: int, tensors: dict, stream: Any, input_cons
         ts = clock.to_ns_all(ptrs)
         marks = [(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(ctx._step_desc)]
         ctx._return_events(events)
-        _report(prof, ctx, batch, sname, "cuda_event", marks)
+        _report(ctx, call, sname, "cuda_event", marks)
     if sync:
         ctx._deferred_report = resolve          # execute() reports right after it has synchronised
     else:
         ctx._resolver().submit(resolve)         # enqueue(): reported once the stream gets there
 
 
-def report_graph_times(ctx: Any, graph: Any, batch: int, stream: Any, sync: bool) -> None:
+def report_graph_times(ctx: Any, call: Any, graph: Any, batch: int, stream: Any, sync: bool) -> None:
     """Per-layer times of one replay of a profiled CUDA graph, from the globaltimer stamps its marker
     kernels wrote between layers. ``execute`` reads them right after it has synchronised; for
     ``enqueue`` an event after the replay tells the resolver thread when they are there."""
-    prof = ctx.profiler
     off = ctx._cuda_clock(stream).globaltimer_offset()
     stamps, desc, sname = graph.stamps, ctx._step_desc, hex(stream.id)
 
@@ -147,7 +152,7 @@ def report_graph_times(ctx: Any, graph: Any, batch: int, stream: Any, sync: bool
             ts = stamps.astype(np.int64) + off          # a copy: the slot may be replayed at once
         finally:
             graph.free.set()
-        _report(prof, ctx, batch, sname, "cuda_graph", Marks(desc, ts))
+        _report(ctx, call, sname, "cuda_graph", Marks(desc, ts))
     if sync:
         ctx._deferred_report = resolve
         return
@@ -182,16 +187,24 @@ class Marks:
         return iter([(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(self.desc)])
 
 
-class NullProfiler:
-    """Stands in when only step hooks (e.g. NVTX ranges) are wanted."""
-
-    def report_layer_time(self, layer_name: str, ms: float) -> None:
-        return None
-
-
-def _report(prof: Any, ctx: Any, batch: int, stream: str, clock: str, marks: list) -> None:
-    if hasattr(prof, "record_inference"):
-        prof.record_inference(ctx, batch, stream, clock, marks)
-    else:
-        for _, name, _, _, t0, t1 in marks:
-            prof.report_layer_time(name, (t1 - t0) / 1e6)
+def _report(ctx: Any, call: Any, stream: str, clock: str, marks: Any) -> None:
+    """Hands one inference's layer times to its profiler (``record_inference`` when it has one, else
+    ``report_layer_time`` per layer). Whatever the profiler raises becomes a :class:`ProfilerError`
+    that the context raises on its next call: it never stops the inference or a worker thread."""
+    prof = call.profiler
+    if prof is None:                    # only step hooks (e.g. NVTX ranges) were wanted
+        return
+    rich = hasattr(prof, "record_inference")
+    try:
+        if rich:
+            prof.record_inference(ctx, call.batch, stream, clock, marks, query=call.query)
+        else:
+            for _, name, _, _, t0, t1 in marks:
+                prof.report_layer_time(name, (t1 - t0) / 1e6)
+    except Exception as exc:
+        method = "record_inference" if rich else "report_layer_time"
+        err = ProfilerError(f"profiler {type(prof).__name__} raised {type(exc).__name__} in {method} for query "
+                            f"{call.query} of context {ctx.name!r}: {exc}; fix the profiler or set "
+                            "context.profiler = None")
+        err.__cause__ = exc
+        ctx.report_profile_error(err)

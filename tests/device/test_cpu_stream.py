@@ -2,6 +2,7 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import perfkit as pk
@@ -65,3 +66,40 @@ def test_get_device():
         with pytest.raises(pk.DeviceError):
             pk.get_device("cuda")
         assert pk.get_device("auto").kind == "cpu"
+
+
+def test_close_waits_for_the_work_and_refuses_more():
+    s = pk.get_device("cpu").create_stream()
+    seen = []
+    s.submit(lambda: (time.sleep(0.02), seen.append(1)))
+    s.close()
+    assert seen == [1] and s.closed
+    with pytest.raises(pk.ExecutionError, match="was closed; create a new one"):
+        s.submit(lambda: seen.append(2))
+    s.synchronize()                 # still answers
+    assert seen == [1]
+
+
+def test_a_context_closes_the_streams_it_created():
+    eng = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=2))
+    ctx = eng.create_execution_context()
+    x = pk.models.sample_input(pk.models.mnist_mlp(), 2, seed=0)["data"]
+    out = ctx.enqueue({"data": x})                  # on the context's default stream
+    default = ctx._default_stream
+    ctx.close()
+    assert default.closed and out["prob"].shape == (2, 10)
+    np.testing.assert_allclose(out["prob"].sum(axis=1), 1, rtol=1e-5)   # the work ran before the close
+    ctx.close()                                     # closing twice does nothing
+    with pytest.raises(pk.ExecutionError, match="was closed"):
+        ctx.execute({"data": x})
+
+
+def test_streams_share_a_few_worker_threads():
+    """Streams hold no thread of their own: 300 streams with work in turn use the shared pool."""
+    dev = pk.get_device("cpu")
+    before = threading.active_count()
+    for _ in range(300):
+        s = dev.create_stream()
+        s.submit(lambda: None)
+        s.synchronize()
+    assert threading.active_count() - before < 5
