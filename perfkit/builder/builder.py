@@ -21,8 +21,9 @@ from .config import BuilderConfig
 from .graph import Graph, eliminate_dead_nodes, fold_constants
 from .memory_plan import lifetimes_of, plan_arena
 from .passes import run_fusions
-from .tactics import choose_tactics
 from .precision import assign_precision
+from .precision_choice import NOISE, choose_precisions
+from .tactics import as_cache, choose_tactics
 
 _GEMM_TYPES = {"convolution", "fully_connected", "matrix_multiply", "mlp", "plugin"}
 
@@ -78,15 +79,15 @@ class Builder:
             info["matched"] = ", ".join(folded)
             info["detail"] = f"{len(folded)} layer(s) folded" if folded else "nothing to fold"
         n_fusions = run_fusions(g, config.enabled_fusions, log, config)
+        cache = as_cache(config.timing_cache)
+        # one "precision" row per layer (chosen by timing, forced, or kept in fp32, and why)
+        timed, pstats = choose_precisions(g, self.device, self.allocator, config, log, cache)
         with log.timed("precision", config.precision, count) as info:
             reformats = assign_precision(g, config.precision)
-            overrides = sorted({n.name for n in g.nodes if n.precision != config.precision and n.origin})
-            info["detail"] = (f"storage {config.precision}, float32 accumulation; "
-                              f"{len(reformats)} reformat layer(s)"
-                              + (f"; per-layer overrides: {', '.join(overrides)}" if overrides else ""))
+            info["detail"] = _precision_summary(g, config, pstats, len(reformats))
         for rule, matched, produced, detail in reformats:
             log.add("reformat", rule, matched, produced, len(g.nodes), len(g.nodes), 0.0, detail)
-        tstats = choose_tactics(g, self.device, self.allocator, config, log)
+        tstats = choose_tactics(g, self.device, self.allocator, config, log, cache, timed)
         if tstats["hits"] or tstats["misses"]:
             log.add("tactic", "timing_cache" if config.timing_cache is not None else "timing", "", "", len(g.nodes),
                     len(g.nodes), tstats["timed_ms"],
@@ -153,6 +154,18 @@ class Builder:
                    "timing_cache_saved_ms": tstats["saved_ms"], "timing_cache_hits": tstats["hits"],
                    "blas_workspace_bytes": blas_ws})
         return Engine(plan, host_weights, self.device, self.allocator)
+
+
+def _precision_summary(g: Graph, config: BuilderConfig, pstats: dict, n_reformats: int) -> str:
+    layers = [n for n in g.nodes if n.origin]            # reformat layers have no origin
+    counts = {p: sum(n.precision == p for n in layers) for p in ("fp32", "fp16", "bf16")}
+    share = ", ".join(f"{k} in {p}" for p, k in counts.items() if k)
+    if config.precision == "fp32" or config.strict_types:
+        how = f"{config.precision} {'strict' if config.strict_types else 'requested'}"
+    else:
+        how = (f"{config.precision} allowed: {pstats['timed_layers']} layer(s) timed in both precisions "
+               f"({pstats['timed_ms']:.1f} ms), fp32 kept where more than {NOISE:.0%} faster")
+    return f"{how}; {len(layers)} layer(s): {share}; float32 accumulation; {n_reformats} reformat layer(s)"
 
 
 def _nbytes(spec: TensorSpec) -> int:

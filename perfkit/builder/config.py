@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import BuildError
-from ..network import PRECISIONS
+from ..precision import PRECISIONS
 
 
 @dataclass
@@ -13,11 +13,16 @@ class BuilderConfig:
     """Build settings. ``None`` means the default everywhere.
 
     - ``max_batch_size``: the engine runs any batch from 1 to this; buffers are sized for it.
-    - ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"`` storage for weights and activations
-      (accumulation stays float32). ``bf16`` is emulated on every device: values are rounded to
-      bfloat16 and stored in float32.
-    - ``layer_precisions``: per-layer overrides by network layer name, e.g. ``{"prob": "fp32"}``
-      (the same as setting ``layer.precision``).
+    - ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"``: the storage precision *allowed* for
+      weights and activations (accumulation stays float32). As in TensorRT, ``fp16``/``bf16`` allow
+      the reduced precision without imposing it: the builder times each layer in fp32 and in the
+      reduced precision (with its tactics and the reformats a switch needs) and keeps the faster
+      one; the build log has a ``precision`` row per layer saying what was chosen and why.
+      ``bf16`` is stored as real two-byte bfloat16 (``ml_dtypes`` on the CPU).
+    - ``strict_types``: ``True`` forces the requested precision on every layer (no timing between
+      precisions); weights outside its range are then refused instead of keeping their layer in fp32.
+    - ``layer_precisions``: per-layer precisions by network layer name, e.g. ``{"prob": "fp32"}``
+      (the same as setting ``layer.precision``); these are always forced.
     - ``max_workspace_bytes``: refuse to build when a layer needs more scratch memory than this.
     - ``fusions``: ``"all"``, ``"none"`` or a set of rule names (``perfkit.builder.passes.RULE_NAMES``).
     - ``mlp_max_width_product``: the largest K x N of one MLP stage's weights (stands for the shared
@@ -36,6 +41,7 @@ class BuilderConfig:
     tactics: str = "time"
     timing_cache: Any = None
     tactic_iterations: int = 5
+    strict_types: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -45,9 +51,14 @@ class BuilderConfig:
             raise BuildError(f"max_batch_size must be a positive int, not {self.max_batch_size!r}")
         if self.precision not in PRECISIONS:
             raise BuildError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
-        bad = {k: v for k, v in (self.layer_precisions or {}).items() if v not in PRECISIONS}
+        if not isinstance(self.strict_types, bool):
+            raise BuildError(f"strict_types must be True or False, not {self.strict_types!r}")
+        if not isinstance(self.layer_precisions or {}, dict):
+            raise BuildError(f"layer_precisions must be a dict of layer name -> precision, "
+                             f"not {type(self.layer_precisions).__name__}")
+        bad = {k: v for k, v in (self.layer_precisions or {}).items() if not isinstance(v, str) or v not in PRECISIONS}
         if bad:
-            raise BuildError(f"layer_precisions values must be one of {PRECISIONS}: {bad}")
+            raise BuildError(f"layer_precisions values must be one of {PRECISIONS}: {bad}; fix or remove those entries")
         if self.max_workspace_bytes is not None and self.max_workspace_bytes < 0:
             raise BuildError("max_workspace_bytes must be >= 0 or None")
         from .passes import resolve_fusions

@@ -2,9 +2,13 @@
 
 A layer type lists its implementations (``Op.tactic_names``). For every layer with more than one
 applicable candidate the builder runs each at the engine's maximum batch size on random inputs of
-the right shapes — a warm-up, then ``tactic_iterations`` timed runs, median — and keeps the fastest.
-A :class:`TimingCache` remembers the choice per (device, precision, layer signature), so a rebuild
-skips the timing entirely.
+the right shapes and of the engine's own storage dtypes — a warm-up, then ``tactic_iterations``
+timed runs, median — and keeps the fastest. The same timing serves the choice between precisions
+(``precision_choice.py``). A :class:`TimingCache` remembers the choice per (device, precision,
+layer signature), so a rebuild skips the timing entirely.
+
+Every measurement goes through :func:`measure`, one replaceable function: tests substitute it to
+make a build's choices deterministic.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import json
 import os
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -76,17 +81,113 @@ def as_cache(obj: Any) -> TimingCache | None:
     return TimingCache(obj)
 
 
-def signature(device: Any, precision: str, node: Any, g: Any, batch: int) -> str:
-    params = {k: v for k, v in node.params.items() if k != "tactic"}
-    sig = {"device": device.name, "kind": device.kind, "precision": precision, "type": node.type, "params": params,
-           "inputs": [[list(g.tensors[t].shape), g.tensors[t].dtype, t in g.constants] for t in node.inputs],
-           "weights": {k: [list(w.shape), str(w.dtype)] for k, w in sorted(node.weights.items())}, "batch": batch}
+def signature_of(device: Any, precision: str, op_type: str, params: dict, in_specs: list, constant: list,
+                 weights: dict, batch: int) -> str:
+    """The timing-cache key of one layer in one precision: device, op, parameters, input shapes and
+    dtypes, weight shapes and dtypes, batch."""
+    params = {k: v for k, v in params.items() if k != "tactic"}
+    sig = {"device": device.name, "kind": device.kind, "precision": precision, "type": op_type, "params": params,
+           "inputs": [[list(s.shape), s.dtype, bool(c)] for s, c in zip(in_specs, constant)],
+           "weights": {k: [list(w.shape), str(w.dtype)] for k, w in sorted(weights.items())}, "batch": batch}
     return hashlib.sha256(json.dumps(sig, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any) -> dict:
-    """Sets ``params['tactic']`` on every node with candidates; returns timing totals for the log."""
-    cache = as_cache(config.timing_cache)
+def signature(device: Any, precision: str, node: Any, g: Any, batch: int) -> str:
+    return signature_of(device, precision, node.type, node.params, [g.tensors[t] for t in node.inputs],
+                        [t in g.constants for t in node.inputs], node.weights, batch)
+
+
+@dataclass
+class Target:
+    """What one measurement times: a layer (or a reformat) in one precision with one tactic
+    (``""`` for a layer type without tactics), reading ``inputs`` and writing ``outputs``, which are
+    device arrays of the engine's storage dtypes at its maximum batch size."""
+    layer: str
+    type: str
+    precision: str
+    tactic: str
+    inputs: list
+    outputs: list
+
+
+def measure(target: Target, run: Callable[[], None], device: Any, iterations: int) -> float:
+    """Milliseconds of ``run()`` on ``device``: one warm-up, then the median of ``iterations`` runs,
+    each between two device synchronisations."""
+    samples = []
+    for i in range(iterations + 1):
+        device.synchronize()
+        t0 = time.perf_counter_ns()
+        run()
+        device.synchronize()
+        if i:
+            samples.append((time.perf_counter_ns() - t0) / 1e6)
+    return float(np.median(samples))
+
+
+RANDOM_CHUNK = 1 << 20      # elements drawn at a time: host memory is the array plus 4 MiB
+
+
+def random_input(shape: tuple, dtype: Any, rng: np.random.Generator) -> np.ndarray:
+    """Standard-normal values straight into a host array of ``dtype`` (zeros for integers), drawn
+    in float32 chunks, so that drawing takes the array's own size plus one chunk, never a float64
+    copy of it."""
+    out = np.zeros(shape, dtype)
+    if np.dtype(dtype).kind in "iub":
+        return out
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, RANDOM_CHUNK):
+        n = min(RANDOM_CHUNK, flat.size - start)
+        flat[start:start + n] = rng.standard_normal(n, dtype=np.float32)
+    return out
+
+
+def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list, out_specs: list,
+               constants: list, names: tuple, precision: str, device: Any, allocator: Any, batch: int,
+               iterations: int) -> dict:
+    """Times ``op`` with each tactic in ``names`` (``("",)``: the op has none) at ``batch``.
+
+    ``in_specs``/``out_specs`` carry the storage dtypes; ``constants[i]`` is the (converted) value
+    of input ``i`` when it is a constant, else ``None``; ``weights`` are already in storage dtypes.
+    Returns ``{tactic: milliseconds}``.
+    """
+    xp = device.xp
+    rng = np.random.default_rng(0)
+    ins = [xp.asarray(c) if c is not None else xp.asarray(random_input((batch,) + tuple(s.shape), s.dtype, rng))
+           for s, c in zip(in_specs, constants)]
+    outs = [xp.empty((batch,) + tuple(s.shape), s.dtype) for s in out_specs]
+    times = {}
+    for name in names:
+        params_t, weights_t = op.prepare_tactic(name, params, weights) if name else (params, weights)
+        dev_w = {k: xp.asarray(v) for k, v in weights_t.items()}
+        ws_bytes = int(op.workspace(params_t, in_specs, out_specs, batch))
+        ws = allocate(allocator, ws_bytes, "workspace", "builder", device.kind) if ws_bytes else None
+        blas_ws = allocate(allocator, BLAS_WORKSPACE_BYTES, "workspace", "builder", device.kind) \
+            if device.kind == "cuda" else None
+        env = Env(xp, device.kind, None if ws is None else ws.array, None if blas_ws is None else blas_ws.array)
+
+        def run(env=env, params_t=params_t, dev_w=dev_w) -> None:
+            env.reset_scratch()
+            with np.errstate(all="ignore"):      # random inputs: sqrt/log of negatives are expected
+                op.compute(env, ins, outs, params_t, dev_w)
+        try:
+            times[name] = measure(Target(layer, op.type, precision, name, ins, outs), run, device, iterations)
+        finally:
+            env.close()
+            for buf in (ws, blas_ws):
+                if buf is not None:
+                    allocator.free(buf)
+    return times
+
+
+def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, cache: Any = None,
+                   timed: dict | None = None) -> dict:
+    """Sets ``params['tactic']`` on every node with candidates; returns timing totals for the log.
+
+    ``timed``: entries the precision choice already measured, by :func:`signature` key (the same
+    layer, precision and dtypes are not timed twice).
+    """
+    cache = as_cache(config.timing_cache) if cache is None else cache
+    timed = timed or {}
     batch = config.max_batch_size
     stats = {"timed_ms": 0.0, "saved_ms": 0.0, "hits": 0, "misses": 0}
     for node in g.nodes:
@@ -99,8 +200,11 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any) -
             node.params, node.weights = op.prepare_tactic(names[0], node.params, node.weights)
             continue
         key = signature(device, node.precision, node, g, batch)
-        entry = cache.get(key) if cache is not None else None
-        if entry is not None and entry.get("tactic") in names:
+        entry = timed.get(key)
+        fresh = entry is not None and entry.get("tactic") in names
+        if not fresh:
+            entry = cache.get(key) if cache is not None else None
+        if entry is not None and entry.get("tactic") in names and not fresh:
             stats["hits"] += 1
             stats["saved_ms"] += float(entry.get("timing_ms", 0.0))
             node.params, node.weights = op.prepare_tactic(entry["tactic"], node.params, node.weights)
@@ -108,9 +212,14 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any) -
                     "from the timing cache: " + ", ".join(f"{k} {v:.3f} ms" for k, v in entry["times_ms"].items()),
                     "cached")
             continue
-        t0 = time.perf_counter()
-        times = _time_candidates(g, node, op, names, device, allocator, batch, config.tactic_iterations)
-        spent = (time.perf_counter() - t0) * 1e3
+        if fresh:
+            times, spent = dict(entry["times_ms"]), float(entry.get("timing_ms", 0.0))
+        else:
+            t0 = time.perf_counter()
+            times = time_layer(node.name, op, node.params, node.weights, specs, [g.tensors[t] for t in node.outputs],
+                               [g.constants.get(t) for t in node.inputs], names, node.precision, device, allocator,
+                               batch, config.tactic_iterations)
+            spent = (time.perf_counter() - t0) * 1e3
         stats["timed_ms"] += spent
         stats["misses"] += 1
         best = min(times, key=times.get)
@@ -120,51 +229,8 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any) -
                     ("" if name == best else f"; {ms / times[best]:.2f}x the time of {best}"),
                     "chosen" if name == best else "rejected")
         node.params, node.weights = op.prepare_tactic(best, node.params, node.weights)
-        if cache is not None:
+        if cache is not None and not fresh:
             cache.put(key, {"tactic": best, "times_ms": times, "timing_ms": spent, "layer": node.name})
     if cache is not None and stats["misses"]:
         cache.save()
     return stats
-
-
-def _time_candidates(g, node, op, names, device, allocator, batch, iterations) -> dict:
-    xp = device.xp
-    rng = np.random.default_rng(0)
-    ins = []
-    for t in node.inputs:
-        spec = g.tensors[t]
-        if t in g.constants:
-            host = g.constants[t]
-        elif spec.dtype == "int32":
-            host = np.zeros((batch,) + tuple(spec.shape), np.int32)
-        else:
-            host = rng.standard_normal((batch,) + tuple(spec.shape)).astype(spec.dtype)
-        ins.append(xp.asarray(host))
-    outs = [xp.empty((batch,) + tuple(g.tensors[t].shape), g.tensors[t].dtype) for t in node.outputs]
-    times = {}
-    for name in names:
-        params, weights = op.prepare_tactic(name, node.params, node.weights)
-        dev_w = {k: xp.asarray(v) for k, v in weights.items()}
-        ws_bytes = int(op.workspace(params, [g.tensors[t] for t in node.inputs], [g.tensors[t] for t in node.outputs],
-                                    batch))
-        ws = allocate(allocator, ws_bytes, "workspace", "builder", device.kind) if ws_bytes else None
-        blas_ws = allocate(allocator, BLAS_WORKSPACE_BYTES, "workspace", "builder", device.kind) \
-            if device.kind == "cuda" else None
-        env = Env(xp, device.kind, None if ws is None else ws.array, None if blas_ws is None else blas_ws.array)
-        samples = []
-        try:
-            for i in range(iterations + 1):
-                env.reset_scratch()
-                device.synchronize()
-                t0 = time.perf_counter_ns()
-                op.compute(env, ins, outs, params, dev_w)
-                device.synchronize()
-                if i:
-                    samples.append((time.perf_counter_ns() - t0) / 1e6)
-        finally:
-            env.close()
-            for buf in (ws, blas_ws):
-                if buf is not None:
-                    allocator.free(buf)
-        times[name] = float(np.median(samples))
-    return times

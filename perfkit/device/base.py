@@ -11,6 +11,18 @@ class Device:
 
     kind: str = "?"
     index: int = 0
+    #: whether arithmetic in this storage precision is faster than float32 on this device (the CPU's
+    #: NumPy has no fast float16/bfloat16 arithmetic: it converts element by element). The builder
+    #: still times both when allowed to pick (``BuilderConfig(tactics="time")``); without timing,
+    #: these decide whether a layer takes the reduced precision.
+    fast_fp16: bool = False
+    fast_bf16: bool = False
+
+    @property
+    def stores_bf16(self) -> bool:
+        """Whether this device's array library holds real two-byte bfloat16 arrays (NumPy does,
+        through ``ml_dtypes``)."""
+        return True
 
     @property
     def xp(self) -> Any:  # the array module: numpy or cupy

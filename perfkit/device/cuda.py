@@ -127,6 +127,27 @@ class CudaDevice(Device):
         self._name = name.decode() if isinstance(name, bytes) else str(name)
         self._props = props
         self._lock = threading.Lock()
+        cc = (int(props.get("major", 0)), int(props.get("minor", 0)))
+        # tensor cores run float16 from sm_70 and bfloat16 from sm_80
+        self.fast_fp16 = cc >= (7, 0)
+        self.fast_bf16 = cc >= (8, 0)
+        self._stores_bf16: bool | None = None
+
+    @property
+    def stores_bf16(self) -> bool:
+        """Whether CuPy holds ``ml_dtypes.bfloat16`` arrays (CuPy 14 and later); without it the
+        builder keeps bf16 layers in fp32 (or refuses under ``strict_types``) rather than store
+        bf16 values in float32 and report memory it does not use."""
+        if self._stores_bf16 is None:
+            try:
+                from ..precision import bfloat16
+                with self.activate():
+                    probe = self._cp.zeros(2, dtype=bfloat16)
+                    ok = float((probe + probe).astype(self._cp.float32).get()[0]) == 0.0
+            except Exception:  # CuPy without bfloat16 support raises TypeError/ValueError
+                ok = False
+            self._stores_bf16 = ok
+        return self._stores_bf16
 
     @property
     def xp(self) -> Any:
@@ -189,4 +210,5 @@ class CudaDevice(Device):
                 "total_memory_bytes": int(self._props.get("totalGlobalMem", 0)),
                 "sm_count": int(self._props.get("multiProcessorCount", 0)),
                 "compute_capability": f"{self._props.get('major', 0)}.{self._props.get('minor', 0)}",
+                "fast_fp16": self.fast_fp16, "fast_bf16": self.fast_bf16,
                 "cupy": cp.__version__}

@@ -12,10 +12,9 @@ import pandas as pd
 from ..errors import NetworkDefinitionError, PerfkitError, ShapeError
 from ..ops import get_op
 from ..ops.base import DTYPES
+from ..precision import PRECISIONS
 from .layer_adders import LayerAdders
 from .tensor import Layer, Tensor
-
-PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def per_sample_shape(shape: Any, where: str) -> tuple:

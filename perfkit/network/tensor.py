@@ -44,7 +44,7 @@ class Layer:
     precision for this layer alone (``None``: follow the builder config).
     """
 
-    __slots__ = ("name", "type", "params", "weights", "inputs", "outputs", "precision", "_network")
+    __slots__ = ("name", "type", "params", "weights", "inputs", "outputs", "_precision", "_network")
 
     def __init__(self, name: str, type: str, params: dict, weights: dict, inputs: list, outputs: list,
                  network: Any):
@@ -64,6 +64,19 @@ class Layer:
             from ..errors import NetworkDefinitionError
             raise NetworkDefinitionError(f"layer {self.name!r} has {len(self.outputs)} outputs; use get_output(i)")
         return self.outputs[0]
+
+    @property
+    def precision(self) -> str | None:
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str | None) -> None:
+        from ..precision import PRECISIONS
+        if value is not None and (not isinstance(value, str) or value not in PRECISIONS):
+            from ..errors import NetworkDefinitionError
+            raise NetworkDefinitionError(f"layer {self.name!r}: precision must be one of {PRECISIONS} or None "
+                                         f"(follow the builder config), not {value!r}")
+        self._precision = value
 
     def get_output(self, index: int = 0) -> Tensor:
         return self.outputs[index]

@@ -4,6 +4,9 @@ from __future__ import annotations
 from ..errors import NetworkDefinitionError
 from .base import DTYPES, Op, TensorSpec, register_op
 
+# a reformat converts to any storage dtype, bfloat16 (perfkit.precision) included
+REFORMAT_DTYPES = DTYPES + ("bfloat16",)
+
 
 @register_op
 class Identity(Op):
@@ -12,8 +15,8 @@ class Identity(Op):
 
     def check(self, params, weights):
         dt = params.get("dtype")
-        if dt is not None and dt not in DTYPES:
-            raise NetworkDefinitionError(f"identity dtype must be one of {DTYPES}, not {dt!r}")
+        if dt is not None and dt not in REFORMAT_DTYPES:
+            raise NetworkDefinitionError(f"identity dtype must be one of {REFORMAT_DTYPES}, not {dt!r}")
         return params
 
     def infer(self, params, inputs, weights):

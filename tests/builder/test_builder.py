@@ -32,7 +32,7 @@ def test_dead_layers_removed_and_logged():
 
 def test_fp16_reformats_and_override():
     net = pk.models.mnist_mlp()
-    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2, precision="fp16",
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2, precision="fp16", strict_types=True,
                                                         layer_precisions={"prob": "fp32"}))
     layers = eng.layers.set_index("layer")
     assert layers.loc["2-layer MLP", "precision"] == "fp16" and layers.loc["prob", "precision"] == "fp32"

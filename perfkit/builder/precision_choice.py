@@ -1,0 +1,243 @@
+"""Which precision each layer runs in: a reduced precision is allowed, not imposed (guide 2.4).
+
+With ``BuilderConfig(precision="fp16")`` (or ``"bf16"``) each layer may run in fp32 or in the
+reduced precision. Layer by layer, in execution order:
+
+1. Forced: a precision set on the layer (``layer.precision`` / ``layer_precisions``), or the
+   requested one on every layer under ``strict_types=True``. Weights that the precision cannot
+   hold are then an error (:class:`BuildError` naming the layer, the weight and the fixes).
+2. fp32 kept without timing: weights beyond the reduced precision's range (they would be stored
+   as infinity), a device that cannot store the type (bf16 on a CuPy without bfloat16), or no
+   timing at all (``tactics="default"``) on a device that does not declare the precision fast
+   (``device.fast_fp16`` / ``fast_bf16``).
+3. Timed: the layer runs in each precision with each of its tactics (``tactics.time_layer``: the
+   engine's own storage dtypes at the maximum batch). A precision's cost is its fastest tactic
+   plus the reformat layers it brings: inputs whose storage dtype (as chosen for their producers)
+   differs and that no earlier consumer converts already, and network outputs whose declared dtype
+   differs. The requested precision is kept unless fp32 costs less by more than ``NOISE``.
+
+The choice is greedy: a layer takes the earlier layers' choices as given and does not look ahead
+at reformats its consumers may need (TensorRT searches formats more widely).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..errors import BuildError, PerfkitError
+from ..ops import get_op
+from ..ops.base import TensorSpec
+from ..precision import FINITE_MAX, STORAGE, convert_weight, is_float, overflow
+from . import tactics
+
+NOISE = 0.10        # fp32 replaces the requested precision only when it is more than 10 % cheaper
+ROUNDS = 2          # each precision is timed twice, alternately, and its faster round counts: a burst
+                    # of load on a shared machine then slows one round of each, not one precision
+
+
+def choose_precisions(g: Any, device: Any, allocator: Any, config: Any, log: Any, cache: Any) -> tuple[dict, dict]:
+    """Sets ``node.precision`` on every node of ``g`` and adds one ``precision`` log row per layer
+    (when a choice was possible or forced). Returns the tactic timings made on the way (by
+    timing-cache key, for ``choose_tactics``) and totals: ``timed_ms``, ``timed_layers``."""
+    chooser = _Chooser(g, device, allocator, config, cache)
+    for n in g.nodes:
+        t0 = time.perf_counter()
+        precision, outcome, detail = chooser.decide(n)
+        spent = (time.perf_counter() - t0) * 1e3
+        n.precision = precision
+        chooser.record(n)
+        if detail:
+            log.add("precision", precision, n.name, n.name, len(g.nodes), len(g.nodes), spent, detail, outcome)
+    return chooser.timed, chooser.stats
+
+
+class _Chooser:
+    def __init__(self, g: Any, device: Any, allocator: Any, config: Any, cache: Any) -> None:
+        self.g, self.device, self.allocator, self.config, self.cache = g, device, allocator, config, cache
+        self.requested = config.precision
+        self.timed: dict = {}
+        self.stats = {"timed_ms": 0.0, "timed_layers": 0}
+        # storage dtype of every tensor so far (declared for inputs; constants are converted at build)
+        self.current = {t: g.tensors[t].dtype for t in g.inputs}
+        self.converted: set = set()          # (tensor, dtype) pairs a reformat already provides
+        self._reformat_ms: dict = {}
+        self._from_cache: set = set()
+
+    # -- the decision ---------------------------------------------------------------------------
+    def decide(self, n: Any) -> tuple[str, str, str]:
+        req, cfg, dev = self.requested, self.config, self.device
+        if n.precision is not None:
+            self._refuse_overflow(n, n.precision, "it is set for this layer")
+            self._refuse_unstorable(n, n.precision)
+            return n.precision, "forced", (f"{n.precision} set for this layer" if n.precision != req or req != "fp32"
+                                           else "")
+        if req == "fp32":
+            return "fp32", "done", ""
+        if cfg.strict_types:
+            self._refuse_overflow(n, req, "strict_types=True")
+            self._refuse_unstorable(n, req)
+            return req, "forced", f"{req} strict (strict_types=True)"
+        if not self._has_float(n):
+            return req, "done", f"{req} allowed; no floating-point data in this layer"
+        over = self._overflow(n, req)
+        if over:
+            what, count, big = over
+            return "fp32", "kept", (f"{req} allowed; fp32 kept: {what} has {count} value(s) beyond the {req} range "
+                                    f"(largest magnitude {big:.4g} > {FINITE_MAX[req]:.4g})")
+        if req == "bf16" and not dev.stores_bf16:
+            return "fp32", "kept", (f"bf16 allowed; fp32 kept: {dev.spec} cannot hold bfloat16 arrays "
+                                    "(CuPy 14 or later with ml_dtypes can)")
+        if cfg.tactics == "default":
+            if getattr(dev, f"fast_{req}", False):
+                return req, "kept", f"{req} allowed; {req} kept without timing (tactics='default'): " \
+                                    f"{dev.spec} declares fast {req}"
+            return "fp32", "kept", (f"{req} allowed; fp32 kept without timing (tactics='default'): "
+                                    f"{dev.spec} declares no fast {req}")
+        return self._timed_choice(n)
+
+    def _timed_choice(self, n: Any) -> tuple[str, str, str]:
+        req = self.requested
+        self.stats["timed_layers"] += 1
+        cost, layer_ms, ref_ms = {}, {}, {}
+        for _ in range(ROUNDS):
+            for p in ("fp32", req):
+                try:
+                    ms = self._time(n, p)
+                except PerfkitError:
+                    raise
+                except Exception as exc:   # the reduced precision cannot run here: fp32 it is, and say why
+                    if p == "fp32":
+                        raise
+                    return "fp32", "chosen", (f"{req} allowed; fp32 chosen: {req} failed on {self.device.spec} "
+                                              f"({type(exc).__name__}: {exc})")
+                if ms is None:             # known from the timing cache: no second round
+                    continue
+                layer_ms[p] = min(ms, layer_ms.get(p, ms))
+        for p in ("fp32", req):
+            ref_ms[p] = self._reformats_ms(n, p)
+            cost[p] = layer_ms[p] + ref_ms[p]
+        c32, creq = cost["fp32"], cost[req]
+        parts = []
+        for p in ("fp32", req):
+            parts.append(f"{p} {cost[p]:.3f} ms" + (f" incl. {ref_ms[p]:.3f} ms of reformats" if ref_ms[p] else ""))
+        figures = " (" + ", ".join(parts) + ")"
+        if creq <= c32 * (1 + NOISE):
+            why = (f"{c32 / creq:.1f}x faster on this device" if creq < c32 / (1 + NOISE)
+                   else f"fp32 is not more than {NOISE:.0%} faster")
+            return req, "chosen", f"{req} allowed; {req} chosen: {why}{figures}"
+        return "fp32", "chosen", f"{req} allowed; fp32 chosen: {creq / c32:.1f}x faster on this device{figures}"
+
+    def record(self, n: Any) -> None:
+        """Notes the storage dtypes that ``n``'s choice gives its outputs and inputs."""
+        dtype = STORAGE[n.precision]
+        for t in n.inputs:
+            if t in self.current and is_float(self.current[t]) and self.current[t] != dtype:
+                self.converted.add((t, dtype))
+        for t in n.outputs:
+            self.current[t] = dtype if is_float(self.g.tensors[t].dtype) else self.g.tensors[t].dtype
+
+    # -- timing ---------------------------------------------------------------------------------
+    def _specs(self, n: Any, p: str) -> tuple[list, list, list, dict]:
+        g, dtype = self.g, STORAGE[p]
+        ins, consts = [], []
+        for t in n.inputs:
+            spec = g.tensors[t]
+            float_ = is_float(spec.dtype)
+            ins.append(TensorSpec(spec.shape, dtype if float_ else spec.dtype, spec.constant))
+            consts.append(None if t not in g.constants else
+                          convert_weight(g.constants[t], p) if float_ else g.constants[t])
+        outs = [TensorSpec(g.tensors[t].shape, dtype if is_float(g.tensors[t].dtype) else g.tensors[t].dtype)
+                for t in n.outputs]
+        weights = {k: convert_weight(v, p) for k, v in n.weights.items()}
+        return ins, outs, consts, weights
+
+    def _time(self, n: Any, p: str) -> float | None:
+        """The fastest tactic's milliseconds for ``n`` in precision ``p``: from the timing cache if it
+        knows them (then ``None`` on later rounds), else measured; the tactic times kept for
+        ``choose_tactics`` are each tactic's best over the rounds."""
+        op = get_op(n.type)
+        ins, outs, consts, weights = self._specs(n, p)
+        names = tuple(op.applicable_tactics(n.params, ins)) if op.tactic_names else ()
+        names = names or ("",)
+        batch = self.config.max_batch_size
+        key = tactics.signature_of(self.device, p, n.type, n.params, ins, [c is not None for c in consts], weights,
+                                   batch)
+        earlier = self.timed.get(key)
+        if earlier is None:
+            entry = self.cache.get(key) if self.cache is not None else None
+            if entry is not None and entry.get("tactic") in names:
+                if key in self._from_cache:
+                    return None
+                self._from_cache.add(key)
+                return min(float(v) for v in entry["times_ms"].values())
+        t0 = time.perf_counter()
+        times = tactics.time_layer(n.name, op, n.params, weights, ins, outs, consts, names, p, self.device,
+                                   self.allocator, batch, self.config.tactic_iterations)
+        spent = (time.perf_counter() - t0) * 1e3
+        self.stats["timed_ms"] += spent
+        if earlier is not None:
+            times = {k: min(v, earlier["times_ms"].get(k, v)) for k, v in times.items()}
+            spent += earlier["timing_ms"]
+        best = min(times, key=times.get)
+        entry = {"tactic": best, "times_ms": times, "timing_ms": spent, "layer": n.name}
+        self.timed[key] = entry
+        if self.cache is not None:
+            self.cache.put(key, entry)
+        return times[best]
+
+    def _reformats_ms(self, n: Any, p: str) -> float:
+        g, dtype, total = self.g, STORAGE[p], 0.0
+        for t in n.inputs:
+            cur = self.current.get(t)     # None for constants: converted once at build time
+            if cur is not None and is_float(cur) and cur != dtype and (t, dtype) not in self.converted:
+                total += self._reformat(g.tensors[t].shape, cur, dtype)
+        for t in n.outputs:
+            declared = g.tensors[t].dtype
+            if t in g.outputs and is_float(declared) and declared != dtype:
+                total += self._reformat(g.tensors[t].shape, dtype, declared)
+        return total
+
+    def _reformat(self, shape: tuple, src: str, dst: str) -> float:
+        key = (tuple(shape), src, dst)
+        if key not in self._reformat_ms:
+            t0 = time.perf_counter()
+            times = tactics.time_layer(f"reformat {src} -> {dst}", get_op("identity"), {"dtype": dst}, {},
+                                       [TensorSpec(shape, src)], [TensorSpec(shape, dst)], [None], ("",),
+                                       {v: k for k, v in STORAGE.items()}.get(dst, "fp32"), self.device,
+                                       self.allocator, self.config.max_batch_size, self.config.tactic_iterations)
+            self.stats["timed_ms"] += (time.perf_counter() - t0) * 1e3
+            self._reformat_ms[key] = times[""]
+        return self._reformat_ms[key]
+
+    # -- what a precision can hold ----------------------------------------------------------------
+    def _has_float(self, n: Any) -> bool:
+        g = self.g
+        return (any(is_float(g.tensors[t].dtype) for t in list(n.inputs) + list(n.outputs))
+                or any(is_float(w.dtype) for w in n.weights.values()))
+
+    def _overflow(self, n: Any, p: str) -> tuple[str, int, float] | None:
+        """The first weight (or constant input) of ``n`` with values ``p`` cannot hold."""
+        items = [(f"weight {k!r}", w) for k, w in n.weights.items()]
+        items += [(f"constant input {t!r}", self.g.constants[t]) for t in n.inputs if t in self.g.constants]
+        for what, w in items:
+            count, big = overflow(w, p)
+            if count:
+                return what, count, big
+        return None
+
+    def _refuse_overflow(self, n: Any, p: str, because: str) -> None:
+        over = self._overflow(n, p)
+        if over is None:
+            return
+        what, count, big = over
+        raise BuildError(
+            f"layer {n.name!r}: {what} has {count} value(s) beyond the {p} range (largest magnitude {big:.4g}; {p} "
+            f"holds up to {FINITE_MAX[p]:.4g}) and would be stored as infinity, and {p} is forced ({because}). "
+            f"Rescale the weights or run this layer in fp32 (layer_precisions={{{n.name!r}: 'fp32'}})"
+            + ("; or build without strict_types to let the builder keep it in fp32" if "strict" in because else ""))
+
+    def _refuse_unstorable(self, n: Any, p: str) -> None:
+        if p == "bf16" and not self.device.stores_bf16:
+            raise BuildError(f"layer {n.name!r}: bf16 is forced but {self.device.spec} cannot hold bfloat16 arrays; "
+                             "install CuPy 14 or later with ml_dtypes, use precision='fp16', or build without "
+                             "strict_types to keep such layers in fp32")
