@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 
 import pytest
 
@@ -9,8 +10,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS
+def test_notebooks_are_numbered_and_the_readme_names_each():
+    names = [os.path.basename(p) for p in NOTEBOOKS]
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert names and names == sorted(set(re.findall(r"\b(\d\d_\w+\.ipynb)", readme)))
+    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(1, len(names) + 1)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
@@ -31,6 +35,8 @@ def test_notebook_executes(path, tmp_path):
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if "image/png" in o.get("data", {})]
-    assert images, "the notebook should draw at least one chart"
+    # every call of a perfkit plot function shows its chart once, and nothing else draws one
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    calls = [len(re.findall(r"\bplot_\w+\(", c.source)) for c in code]
+    images = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in code]
+    assert sum(calls) > 0 and images == calls, list(zip(calls, images))
