@@ -1,4 +1,5 @@
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -6,13 +7,18 @@ import pytest
 import perfkit as pk
 from perfkit.builder.memory_plan import plan_arena
 
+from oracles import assert_close, depth, reference_forward
+
 
 def test_build_log_and_layers_frames():
+    t0 = time.perf_counter_ns()
     eng = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=4, fusions="none"))
+    wall_ms = (time.perf_counter_ns() - t0) / 1e6
     log = eng.build_log
     assert list(log["phase"])[:2] == ["validate", "dead_layers"]
     assert {"memory_plan", "weights", "precision"} <= set(log["phase"])
-    assert log.attrs["schema"] == "build_log" and (log["time_ms"] >= 0).all()
+    assert log.attrs["schema"] == "build_log" and (log["time_ms"] > 0).all()
+    assert log.groupby("phase")["time_ms"].max().sum() <= wall_ms        # ms, phases one after another
     layers = eng.layers
     assert list(layers["layer"]) == ["ip1", "relu1", "ip2", "prob"]
     assert layers.loc[0, "flops"] == 2 * 784 * 500 + 500
@@ -74,7 +80,9 @@ def test_builder_refuses_two_threads():
         assert errors and "one Builder per thread" in str(errors[0].value)
     finally:
         b._lock.release()
-    assert b.build(net) is not None
+    x = pk.models.sample_input(net, 1)                  # the builder still builds correct engines
+    got = b.build(net).create_execution_context().execute(x)["prob"]
+    assert_close(got, reference_forward(net, x)["prob"], "fp32", depth=depth(net))
 
 
 def test_memory_plan_reuses_and_never_overlaps_live_tensors():
