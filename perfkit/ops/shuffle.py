@@ -5,6 +5,7 @@ import math
 
 from ..errors import ShapeError
 from .base import Cost, Op, register_op, TensorSpec
+from .env import scratch_size
 
 
 def _check_perm(perm, rank, what):
@@ -64,11 +65,25 @@ class Shuffle(Op):
             shape = [shape[p] for p in p2]
         return [TensorSpec(tuple(shape), x.dtype)]
 
+    def scratch_bytes(self, params, inputs, outputs, batch):
+        # a transposed input is staged contiguously before a reshape that a second transpose reads
+        staged = params["first_transpose"] and params["reshape"] is not None and params["second_transpose"]
+        return scratch_size(batch * inputs[0].nbytes) if staged else 0
+
     def compute(self, env, ins, outs, params, weights):
         x, out = ins[0], outs[0]
         if params["first_transpose"]:
             x = x.transpose([0] + [p + 1 for p in params["first_transpose"]])
         if params["reshape"] is not None:
+            if not params["second_transpose"] and out.flags.c_contiguous:
+                # the reshape of a transposed view would be a copy: write the values straight into
+                # the output, whose C order is the reshape's
+                out.reshape(x.shape)[...] = x
+                return
+            if params["first_transpose"]:
+                staged = env.scratch(x.shape, x.dtype)
+                staged[...] = x
+                x = staged
             x = x.reshape((x.shape[0],) + tuple(params["resolved_reshape"]))
         if params["second_transpose"]:
             x = x.transpose([0] + [p + 1 for p in params["second_transpose"]])

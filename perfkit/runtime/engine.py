@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..device.memory import allocate
+from ..device.memory import Buffer, allocate
 from ..frames.schemas import BUILD_LOG, ENGINE_LAYERS
 from ..ops import get_op
 from .plan import EnginePlan
@@ -22,43 +22,63 @@ class Engine:
     """Built by :class:`perfkit.Builder` or loaded by :func:`perfkit.load_engine`.
 
     Holds the plan and the weights on its device (taken from its allocator, tagged ``weights``).
+    Once they are there it keeps no host copy: :meth:`host_weights` reads them back when asked
+    (saving an engine does), unless the engine was made with ``keep_host_weights=True``.
     Create one :meth:`create_execution_context` per concurrent stream or thread.
     """
 
-    def __init__(self, plan: EnginePlan, host_weights: dict, device: Any, allocator: Any):
+    def __init__(self, plan: EnginePlan, host_weights: dict, device: Any, allocator: Any,
+                 keep_host_weights: bool = False):
         self.plan = plan
         self.device = device
         self.allocator = allocator
-        self._host_weights = host_weights
         self._contexts = 0
         self._lock = threading.Lock()
         self.instance = next(_instances)
         self.owner = f"engine:{plan.name}#{self.instance}"
         self._weights_buffer = None
         self.weights: dict = {}
-        self._upload_weights()
+        self._upload_weights(host_weights)
+        self._host_weights = host_weights if keep_host_weights else None
         for s in plan.steps:      # fail now, not at the first inference, if an op or plugin is missing
             op = get_op(s.type)
             if s.type == "plugin":
                 op.check(dict(s.params), {})
 
-    def _upload_weights(self) -> None:
+    def _upload_weights(self, host_weights: dict) -> None:
         nbytes = self.plan.memory["weights_bytes"]
         if nbytes == 0:
             return
         buf = allocate(self.allocator, nbytes, "weights", self.owner, self.device.kind)
         self._weights_buffer = buf
         self._finalizer = weakref.finalize(self, self.allocator.free, buf)
-        staging = np.zeros(nbytes, np.uint8)
-        for key, w in self.plan.weights.items():
-            arr = np.ascontiguousarray(self._host_weights[key])
-            staging[w.offset:w.offset + arr.nbytes] = arr.view(np.uint8).reshape(-1)
         if self.device.kind == "cpu":
-            buf.array[...] = staging
+            target = buf.array                  # host memory already: written in place, no staging copy
         else:
-            self.device.to_device(staging, out=buf.array)
+            target = np.empty(nbytes, np.uint8)
+        target[...] = 0
+        for key, w in self.plan.weights.items():
+            arr = np.ascontiguousarray(host_weights[key])
+            target[w.offset:w.offset + arr.nbytes] = arr.reshape(-1).view(np.uint8)
+        if self.device.kind != "cpu":
+            self.device.to_device(target, out=buf.array)
             self.device.synchronize()
         self.weights = {key: buf.view(w.offset, tuple(w.shape), w.dtype) for key, w in self.plan.weights.items()}
+
+    def host_weights(self) -> dict:
+        """Host (NumPy) copies of every weight tensor by key, read back from the device buffer
+        (or the copies kept with ``keep_host_weights=True``). The engine's memory is unchanged."""
+        from ..errors import ExecutionError
+        if self._host_weights is not None:
+            return {k: np.array(v, copy=True) for k, v in self._host_weights.items()}
+        if not self.plan.weights:
+            return {}
+        if self._weights_buffer is None:
+            raise ExecutionError(f"engine {self.name!r} was closed; its weights are gone (save it before closing)")
+        blob = self.device.to_host(self._weights_buffer.array) if self.device.kind != "cpu" \
+            else np.array(self._weights_buffer.array, copy=True)
+        host = Buffer(blob, "cpu")
+        return {key: host.view(w.offset, tuple(w.shape), w.dtype) for key, w in self.plan.weights.items()}
 
     # description -------------------------------------------------------------------------------
     @property

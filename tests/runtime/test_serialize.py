@@ -28,7 +28,7 @@ def test_file_is_standard_safetensors(tmp_path):
     eng = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(fusions="none"))
     eng.save(tmp_path / "m.engine")
     tensors = load_file(str(tmp_path / "m.engine"))
-    np.testing.assert_array_equal(tensors["ip1/kernel"], eng._host_weights["ip1/kernel"])
+    np.testing.assert_array_equal(tensors["ip1/kernel"], eng.host_weights()["ip1/kernel"])
     raw = (tmp_path / "m.engine").read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]                 # nothing but the JSON header and the raw tensors:
     header = json.loads(raw[8:8 + n])                   # each tensor's bytes, back to back, fill the rest
@@ -151,3 +151,68 @@ def test_plugin_must_be_registered_to_load(tmp_path):
             pk.load_engine(tmp_path / "p.engine")
     finally:
         pk.register_plugin("twice", lambda shapes, p: shapes[0], impl=lambda xp, ins, p: ins[0] * p["k"], replace=True)
+
+
+# crafted plans with recomputed checksums: each names the field it breaks ------------------------------
+
+def _craft_cases(plan, tensors):
+    """(what, edit of plan/tensors in place, text the error must contain)."""
+    first_w = next(k for k in sorted(plan["weights"]) if len(plan["weights"][k]["shape"]) > 1)
+    act = next(k for k, t in plan["tensors"].items() if t["kind"] == "activation")
+    return [
+        ("wrong stored shape", lambda p, t: t.__setitem__(first_w, t[first_w].reshape(-1)), first_w),
+        ("plan and stored shape both changed",
+         lambda p, t: (t.__setitem__(first_w, t[first_w].reshape(-1)),
+                       p["weights"][first_w].__setitem__("shape", [int(t[first_w].size)])), "steps"),
+        ("unknown op", lambda p, t: p["steps"][0].__setitem__("type", "nope"), "'nope'"),
+        ("negative dim", lambda p, t: p["tensors"][act]["shape"].__setitem__(0, -4), "shape"),
+        ("huge dim", lambda p, t: p["tensors"][act]["shape"].__setitem__(0, 2**40), "shape"),
+        ("bool dim", lambda p, t: p["tensors"][act]["shape"].__setitem__(0, True), "shape"),
+        ("missing weight", lambda p, t: t.pop(first_w), first_w),
+        ("extra weight", lambda p, t: t.__setitem__("extra", np.ones(3, np.float32)), "extra"),
+        ("dtype mismatch", lambda p, t: p["tensors"][act].__setitem__("dtype", "float16"), act),
+        ("weights_bytes 6 GiB", lambda p, t: p["memory"].__setitem__("weights_bytes", 6 << 30), "weights_bytes"),
+        ("activation_bytes grown", lambda p, t: p["memory"].__setitem__("activation_bytes",
+                                                                        p["memory"]["activation_bytes"] + 256),
+         "activation_bytes"),
+        ("io_bytes", lambda p, t: p["memory"].__setitem__("io_bytes", 0), "io_bytes"),
+        ("no steps", lambda p, t: p.__setitem__("steps", []), "steps"),
+        ("steps reversed", lambda p, t: p["steps"].reverse(), "before any step writes it"),
+        ("input also output", lambda p, t: p.__setitem__("outputs", p["inputs"]), "both an input and an output"),
+        ("no outputs", lambda p, t: p.__setitem__("outputs", []), "outputs"),
+        ("weights overlap", lambda p, t: [w.__setitem__("offset", 0) for w in p["weights"].values()], "overlaps"),
+        ("precision int8", lambda p, t: p["steps"][0].__setitem__("precision", "int8"), "int8"),
+        ("string batch", lambda p, t: p.__setitem__("max_batch_size", "2"), "max_batch_size"),
+        ("step name not a string", lambda p, t: p["steps"][0].__setitem__("name", 3), "name"),
+        ("build log row", lambda p, t: p["build_log"][0].__setitem__("time_ms", "fast"), "build_log"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def lenet_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lenet") / "o.engine"
+    pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=2, fusions="none")).save(path)
+    return path
+
+
+@pytest.mark.parametrize("case", range(21))
+def test_crafted_plan_field_is_named(lenet_file, tmp_path, case):
+    import engine_craft as craft
+    from perfkit.device.memory import CountingAllocator
+    meta, plan, tensors = craft.read(lenet_file)
+    what, edit, needle = _craft_cases(plan, tensors)[case]
+    edit(plan, tensors)
+    craft.write(tmp_path / "c.engine", meta, plan, tensors)
+    counting = CountingAllocator(pk.get_device("cpu").allocator)
+    with pytest.raises(pk.EngineFileError) as info:
+        pk.load_engine(tmp_path / "c.engine", device="cpu", allocator=counting)
+    assert needle in str(info.value) and "rebuild" in str(info.value).lower(), (what, str(info.value))
+    assert counting.peak_bytes == 0, f"{what}: {counting.peak_bytes} bytes allocated before refusing"
+
+
+def test_save_into_missing_directory(tmp_path):
+    eng = pk.Builder("cpu").build(pk.models.mnist_mlp())
+    target = tmp_path / "nope" / "m.engine"
+    with pytest.raises(pk.EngineFileError, match=r"directory .*nope.* does not exist.*makedirs"):
+        eng.save(target)
+    assert not (tmp_path / "nope").exists() and list(tmp_path.iterdir()) == []
