@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..device.memory import allocate
-from ..errors import PerfkitError
+from ..errors import BuildError, PerfkitError
 from ..ops import Env, get_op
 from ..ops.cuda_gemm import BLAS_WORKSPACE_BYTES
 
@@ -159,7 +159,7 @@ def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list,
     for name in names:
         params_t, weights_t = op.prepare_tactic(name, params, weights) if name else (params, weights)
         dev_w = {k: xp.asarray(v) for k, v in weights_t.items()}
-        ws_bytes = int(op.workspace(params_t, in_specs, out_specs, batch))
+        ws_bytes = int(op.workspace(params_t, in_specs, out_specs, batch, device.kind))
         ws = allocate(allocator, ws_bytes, "workspace", "builder", device.kind) if ws_bytes else None
         blas_ws = allocate(allocator, BLAS_WORKSPACE_BYTES, "workspace", "builder", device.kind) \
             if device.kind == "cuda" else None
@@ -216,9 +216,14 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, c
             times, spent = dict(entry["times_ms"]), float(entry.get("timing_ms", 0.0))
         else:
             t0 = time.perf_counter()
-            times = time_layer(node.name, op, node.params, node.weights, specs, [g.tensors[t] for t in node.outputs],
-                               [g.constants.get(t) for t in node.inputs], names, node.precision, device, allocator,
-                               batch, config.tactic_iterations)
+            try:
+                times = time_layer(node.name, op, node.params, node.weights, specs,
+                                   [g.tensors[t] for t in node.outputs], [g.constants.get(t) for t in node.inputs],
+                                   names, node.precision, device, allocator, batch, config.tactic_iterations)
+            except PerfkitError:
+                raise
+            except Exception as exc:
+                raise BuildError(_cannot_run(node, device, exc)) from exc
             spent = (time.perf_counter() - t0) * 1e3
         stats["timed_ms"] += spent
         stats["misses"] += 1
@@ -234,3 +239,11 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, c
     if cache is not None and stats["misses"]:
         cache.save()
     return stats
+
+
+def _cannot_run(node: Any, device: Any, exc: Exception) -> str:
+    why = f"layer {node.name!r} ({node.type}) cannot run in {node.precision} on {device.spec}: {type(exc).__name__}: {exc}"
+    if node.precision == "fp32":
+        return why
+    return (f"{why}; build it in fp32 (layer_precisions={{{node.name!r}: 'fp32'}}) or without strict_types, "
+            f"which keeps layers in fp32 where {node.precision} cannot run")

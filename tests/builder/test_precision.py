@@ -102,6 +102,14 @@ def test_a_precision_that_fails_falls_back_to_fp32(monkeypatch):
     assert "fp32 chosen: fp16 failed on cpu (TypeError: no fp16 kernel)" in precision_rows(eng).loc["fc", "detail"]
 
 
+def test_a_forced_precision_that_fails_is_a_build_error(monkeypatch):
+    fake_timer(monkeypatch, {"fp32": 1.0, "fp16": 0.5}, fail="fp16")
+    with pytest.raises(pk.BuildError, match=r"layer 'conv1.*' \(convolution\) cannot run in fp16 on cpu: "
+                                            r"TypeError: no fp16 kernel; .*without strict_types"):
+        pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(precision="fp16", strict_types=True,
+                                                                    fusions="none"))
+
+
 def test_without_timing_the_device_declaration_decides(monkeypatch):
     dev = pk.get_device("cpu")
     assert dev.fast_fp16 is False and dev.fast_bf16 is False
