@@ -98,7 +98,8 @@ def test_fc_relu_and_fc_with_other_activation_becomes_mlp(device, rng):
     y = net2.add_fully_connected(x, 5, rng.standard_normal((5, 12)), name="fc").output
     net2.mark_output(net2.add_activation(y, "sigmoid", name="sig").output)
     eng = assert_fused(net2, "mlp_create", device, ["1-layer MLP"])
-    assert len(rows(eng, "fc_relu", "not fused"))
+    assert list(rows(eng, "fc_relu", "not fused")["detail"]) == ["the activation is sigmoid; only ReLU fuses into "
+                                                                 "a fully_connected"]
 
 
 def test_conv_scale_folds_batch_norm(device, rng):
