@@ -227,9 +227,10 @@ class _AbsLayer:
 
 
 def _absolute_layer(layer):
-    p = layer.params
-    if layer.type in LINEAR or (layer.type == "reduce" and p["op"] in ("sum", "avg")) or \
-            (layer.type == "pooling" and p["pool"] == "avg") or (layer.type == "scale" and layer.weights.get("power") is None):
+    p, t = layer.params, layer.type
+    summing = (t == "reduce" and p["op"] in ("sum", "avg")) or (t == "pooling" and p["pool"] == "avg") or \
+        (t == "scale" and layer.weights.get("power") is None)
+    if t in LINEAR or summing:
         return _AbsLayer(layer, p)
     if layer.type == "elementwise" and p["op"] in ("sum", "sub"):
         return _AbsLayer(layer, {**p, "op": "sum"})
