@@ -148,8 +148,8 @@ class _CorrelationHook:
     def graph_enter(self, ctx: Any, graph: Any) -> None:
         t = self.t
         t._iteration += 1
-        for i, d in enumerate(ctx._step_desc):
-            t._names[i] = d[0]
+        for i, s in enumerate(ctx.engine.plan.steps):
+            t._names[i] = s.name
         try:
             t._node_layer.update(graph.cupti_node_layers(t._c))
         except Exception:       # no node ids: launch order and kernel counts place the kernels

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -160,10 +159,17 @@ class CapturedGraph:
 
 
 class GraphRunner:
-    """A context's graphs: decides per call whether to replay, capture or run eagerly."""
+    """A context's graphs: decides per call whether to replay, capture or run eagerly.
 
-    def __init__(self, ctx: Any) -> None:
-        self._ctx = weakref.ref(ctx)            # the context's finalizer holds this runner
+    It sees the context only through its parts (``runtime/launch.py``, ``buffers.py``,
+    ``profiled.py``): the step loop it captures, the buffers that give the tensors, the profiling
+    state that reads the stamps, and ``wait_pending`` (waits for the context's queued work)."""
+
+    def __init__(self, device: Any, allocator: Any, owner: str, plan: Any, loop: Any, buffers: Any,
+                 profiling: Any, wait_pending: Any) -> None:
+        self.device, self.allocator, self.owner = device, allocator, owner
+        self.names = list(plan.inputs) + list(plan.outputs)
+        self.loop, self.buffers, self.profiling, self.wait_pending = loop, buffers, profiling, wait_pending
         self.graphs: OrderedDict = OrderedDict()      # key -> [CapturedGraph, ...] (slots)
         self.seen: set = set()
         self.captures = 0
@@ -171,10 +177,6 @@ class GraphRunner:
         self.capture_ms = 0.0
         self.failure = ""
         self._support = graph_support()
-
-    @property
-    def ctx(self) -> Any:
-        return self._ctx()
 
     @property
     def available(self) -> bool:
@@ -195,12 +197,10 @@ class GraphRunner:
     def run(self, call: Any, batch: int, bindings: dict, stream: Any, input_consumed: Any, sync: bool) -> bool:
         """Replays (capturing first if needed) and returns True, or returns False: run eagerly.
         ``call`` carries the query id and the profiler and step hooks the call was submitted with."""
-        ctx = self.ctx
         if not self.available or any(not getattr(h, "graph_aware", False) for h in call.hooks):
             return False
         timed = call.profiler is not None
-        plan = ctx.engine.plan
-        key = (batch, tuple(bindings[n].data.ptr for n in plan.inputs + plan.outputs), timed,
+        key = (batch, tuple(bindings[n].data.ptr for n in self.names), timed,
                0 if input_consumed is None else input_consumed.raw.ptr)
         slots = self.graphs.get(key)
         if slots is None:
@@ -214,7 +214,8 @@ class GraphRunner:
         graph = self._slot(slots, timed and not sync)
         if graph is None:
             try:
-                graph = self._capture(key, batch, ctx._bind(batch, bindings), stream, input_consumed, timed)
+                graph = self._capture(key, batch, self.buffers.tensors(batch, bindings), stream, input_consumed,
+                                      timed)
             except CaptureError as exc:
                 self.failure = str(exc)
                 self.close()
@@ -225,18 +226,19 @@ class GraphRunner:
         self._evict()
         if timed:
             graph.free.clear()
-        self._launch(graph, stream, call.hooks)
+        self._launch(graph, stream, call)
         if timed:
-            report_graph_times(ctx, call, graph, batch, stream, sync)
+            report_graph_times(self.profiling, self.loop.desc, call, graph, stream, sync)
         self.replays += 1
         return True
 
-    def _launch(self, graph: CapturedGraph, stream: Any, hooks: list) -> None:
+    def _launch(self, graph: CapturedGraph, stream: Any, call: Any) -> None:
+        hooks = call.hooks
         for h in hooks:
-            h.graph_enter(self.ctx, graph)
+            h.graph_enter(call.context, graph)
         graph.launch(stream.raw.ptr)
         for h in reversed(hooks):
-            h.graph_exit(self.ctx, graph)
+            h.graph_exit(call.context, graph)
 
     def _slot(self, slots: list, rotate: bool) -> CapturedGraph | None:
         for g in slots:
@@ -251,7 +253,7 @@ class GraphRunner:
     def _evict(self) -> None:
         while len(self.graphs) > MAX_GRAPHS:
             _, slots = self.graphs.popitem(last=False)
-            self.ctx._wait_pending()
+            self.wait_pending()
             for g in slots:
                 g.free.wait()
                 g.close()
@@ -268,12 +270,12 @@ class GraphRunner:
                  timed: bool) -> CapturedGraph:
         import cupy
         from cuda.bindings import driver as cu
-        ctx = self.ctx
+        loop = self.loop
         rt = cupy.cuda.runtime
         s = stream.raw
         t0 = time.perf_counter()
-        n = len(ctx._steps)
-        stamps = ctx.device.pinned_empty((n + 1,), np.uint64) if timed else None
+        n = len(loop)
+        stamps = self.device.pinned_empty((n + 1,), np.uint64) if timed else None
         side = fork = None
         if stamps is not None:
             # stamps go on a side branch of the graph: each depends on the last node of the layer
@@ -297,7 +299,7 @@ class GraphRunner:
         else:
             def mark(i: int) -> None:
                 return None
-        keeper = _Keeper(ctx.engine.allocator, f"{ctx.owner}/graph")
+        keeper = _Keeper(self.allocator, f"{self.owner}/graph")
         # a private pool: temporaries freed during the capture are reused later in the same capture
         # (the replay keeps that order), and nothing outside this graph ever gets its blocks
         pool = cupy.cuda.MemoryPool(keeper)
@@ -308,14 +310,14 @@ class GraphRunner:
         s.begin_capture()
         try:
             with stream, cupy.cuda.using_allocator(pool.malloc):
-                if input_consumed is not None and ctx._last_input_reader < 0:
+                if input_consumed is not None and loop.last_input_reader < 0:
                     _record(cu, input_consumed.raw.ptr, s.ptr)
                 mark(0)
                 markers = _new_nodes(cu, s.ptr, seen)
-                for i, (st, op, weights, bf16) in enumerate(ctx._steps):
-                    ctx._run_step(i, st, op, weights, bf16, batch, tensors, stream, None)
+                for i in range(n):
+                    loop.run_step(i, batch, tensors, None)
                     layer_nodes.append(_new_nodes(cu, s.ptr, seen))
-                    if input_consumed is not None and i == ctx._last_input_reader:
+                    if input_consumed is not None and i == loop.last_input_reader:
                         _record(cu, input_consumed.raw.ptr, s.ptr)
                     mark(i + 1)
                     markers += _new_nodes(cu, s.ptr, seen)      # profiling's own nodes belong to no layer
@@ -323,9 +325,9 @@ class GraphRunner:
                     fork.record(side)
                     s.wait_event(fork)
         except Exception as exc:
-            failure = f"layer {getattr(ctx._steps[len(layer_nodes)][0], 'name', '?')!r} cannot be captured " \
+            failure = f"layer {getattr(loop.steps[len(layer_nodes)], 'name', '?')!r} cannot be captured " \
                       f"into a CUDA graph ({type(exc).__name__}: {str(exc)[:200]})" \
-                if len(layer_nodes) < len(ctx._steps) else f"capture failed ({type(exc).__name__}: {exc})"
+                if len(layer_nodes) < n else f"capture failed ({type(exc).__name__}: {exc})"
         finally:
             set_current_layer("")
             try:
@@ -350,7 +352,7 @@ class GraphRunner:
         self.capture_ms += ms
         keeper.pool = pool
         graph = CapturedGraph(key, exec_ptr, graph_ptr, layer_nodes, keeper, ms, stamps,
-                              ctx.device.create_event() if timed else None)
+                              self.device.create_event() if timed else None)
         graph.marker_nodes = [h for h, _ in markers]
         return graph
 

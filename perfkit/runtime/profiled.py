@@ -1,13 +1,16 @@
 """The profiled step loop of an execution context: per-layer timestamps and step hooks.
 
 On the CPU each layer is bracketed by ``perf_counter_ns`` on the thread that runs it (the caller
-for ``execute``, the stream's worker for ``enqueue``): the time the stream reached the layer. On
+for ``execute``, a stream worker for ``enqueue``): the time the stream reached the layer. On
 CUDA a pooled event is recorded between layers; the times are read once the stream has passed
 them — at once for ``execute``, from a resolver thread for ``enqueue`` — and placed on the
 ``perf_counter_ns`` timeline through a reference event taken when profiling started.
 Step hooks (NVTX ranges, CUPTI correlation) get ``enter(index, step)`` / ``exit(index, step)``.
 A context in CUDA-graph mode (``runtime/cuda_graph.py``) replays a captured graph instead; its
-profiled graphs carry the same boundary events, read by ``report_graph_times``.
+profiled graphs carry globaltimer stamps between layers, read by ``report_graph_times``.
+Times are reported under the call's query id (``launch.Call``) to the profiler the call was
+submitted with; whatever a profiler raises is kept by the context's :class:`Profiling` and raised
+as :class:`~perfkit.errors.ProfilerError` by the context's next call.
 """
 from __future__ import annotations
 
@@ -89,72 +92,136 @@ class _Resolver:
                 self.cv.wait()
 
 
-def launch_profiled(ctx: Any, call: Any, batch: int, tensors: dict, stream: Any, input_consumed: Any,
+class Profiling:
+    """The profiling plumbing of one context: pooled CUDA events, the clock, the resolver thread, the
+    report ``execute`` makes once it has synchronised, and the first error a profiler raised."""
+
+    def __init__(self, device: Any) -> None:
+        self.device = device
+        self._events: list = []
+        self._lock = threading.Lock()
+        self._clock: CudaClock | None = None
+        self._resolver: _Resolver | None = None
+        self._deferred: Any = None
+        self._error: BaseException | None = None
+
+    def take_events(self, n: int) -> list:
+        with self._lock:
+            if self._events and len(self._events[-1]) >= n:
+                return self._events.pop()
+        return [self.device.create_event() for _ in range(n)]
+
+    def return_events(self, events: list) -> None:
+        with self._lock:
+            self._events.append(events)
+
+    def clock(self, stream: Any) -> CudaClock:
+        if self._clock is None:
+            self._clock = CudaClock(self.device, stream)
+        return self._clock
+
+    def later(self, fn: Any) -> None:
+        """Runs ``fn`` on the resolver thread (``enqueue``: once the stream has got there)."""
+        if self._resolver is None:
+            self._resolver = _Resolver(self.fail)
+        self._resolver.submit(fn)
+
+    def defer(self, fn: Any) -> None:
+        """``execute`` runs ``fn`` right after it has synchronised (``run_deferred``)."""
+        self._deferred = fn
+
+    def run_deferred(self) -> None:
+        fn, self._deferred = self._deferred, None
+        if fn is not None:
+            fn()
+
+    def drain(self) -> None:
+        """Waits until the resolver thread has reported everything handed to it."""
+        if self._resolver is not None:
+            self._resolver.drain()
+
+    def fail(self, error: BaseException) -> None:
+        """Keeps the first error; ``raise_error`` raises it (once)."""
+        with self._lock:
+            if self._error is None:
+                self._error = error
+
+    def raise_error(self) -> None:
+        with self._lock:
+            err, self._error = self._error, None
+        if err is not None:
+            raise err
+
+
+def launch_profiled(loop: Any, state: Profiling, call: Any, tensors: dict, stream: Any, consumed: Any,
                     sync: bool) -> None:
-    """Runs (CPU) or launches (CUDA) every step with timing; reports to the profiler the call was
-    submitted with (``call.profiler``), under the call's query id."""
-    hooks = call.hooks
-    steps = ctx._steps
-    cuda = ctx.device.kind != "cpu"
-    if not cuda:
+    """Runs (CPU) or launches (CUDA) every step of ``loop`` with timing, and reports the times to the
+    profiler the call was submitted with (``call.profiler``), under the call's query id."""
+    hooks, steps, batch = call.hooks, loop.steps, call.batch
+    if state.device.kind == "cpu":
         marks = []
-        for i, (s, op, weights, bf16) in enumerate(steps):
+        if loop.last_input_reader < 0 and consumed is not None:
+            consumed()
+        for i, s in enumerate(steps):
             for h in hooks:
                 h.enter(i, s)
             t0 = time.perf_counter_ns()
-            ctx._run_step(i, s, op, weights, bf16, batch, tensors, stream, input_consumed)
+            loop.run_step(i, batch, tensors, consumed)
             t1 = time.perf_counter_ns()
             for h in hooks:
                 h.exit(i, s)
             marks.append((i, s.name, s.type, s.precision, t0, t1))
         set_current_layer("")
         name = getattr(stream, "name", "") or ("execute" if sync else "stream")
-        _report(ctx, call, name, "host", marks)
+        _report(state, call, name, "host", marks)
         return
-    events = ctx._take_events(len(steps) + 1)
+    events = state.take_events(len(steps) + 1)
     # raw pointers and the runtime call itself: the boundary costs one cudaEventRecord, nothing more
     from cupy.cuda import runtime
     record, sp = runtime.eventRecord, stream.raw.ptr
     ptrs = [e.raw.ptr for e in events]
+    if loop.last_input_reader < 0 and consumed is not None:
+        consumed()
     record(ptrs[0], sp)
-    for i, (s, op, weights, bf16) in enumerate(steps):
+    for i, s in enumerate(steps):
         for h in hooks:
             h.enter(i, s)
-        ctx._run_step(i, s, op, weights, bf16, batch, tensors, stream, input_consumed)
+        loop.run_step(i, batch, tensors, consumed)
         record(ptrs[i + 1], sp)
         for h in hooks:
             h.exit(i, s)
     set_current_layer("")
-    clock = ctx._cuda_clock(stream)
-    sname = hex(stream.id)
+    clock = state.clock(stream)
+    sname, desc = hex(stream.id), loop.desc
 
     def resolve() -> None:
         runtime.eventSynchronize(ptrs[-1])
         ts = clock.to_ns_all(ptrs)
-        marks = [(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(ctx._step_desc)]
-        ctx._return_events(events)
-        _report(ctx, call, sname, "cuda_event", marks)
+        marks = [(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(desc)]
+        state.return_events(events)
+        _report(state, call, sname, "cuda_event", marks)
     if sync:
-        ctx._deferred_report = resolve          # execute() reports right after it has synchronised
+        state.defer(resolve)                    # execute() reports right after it has synchronised
     else:
-        ctx._resolver().submit(resolve)         # enqueue(): reported once the stream gets there
+        state.later(resolve)                    # enqueue(): reported once the stream gets there
 
 
-def report_graph_times(ctx: Any, call: Any, graph: Any, batch: int, stream: Any, sync: bool) -> None:
+def report_graph_times(state: Profiling, desc: list, call: Any, graph: Any, stream: Any, sync: bool) -> None:
     """Per-layer times of one replay of a profiled CUDA graph, from the globaltimer stamps its marker
-    kernels wrote between layers. ``execute`` reads them right after it has synchronised; for
-    ``enqueue`` an event after the replay tells the resolver thread when they are there."""
-    off = ctx._cuda_clock(stream).globaltimer_offset()
-    stamps, desc, sname = graph.stamps, ctx._step_desc, hex(stream.id)
+    kernels wrote between layers (``desc``: (name, type, precision) per step). ``execute`` reads them
+    right after it has synchronised; for ``enqueue`` an event after the replay tells the resolver
+    thread when they are there."""
+    off = state.clock(stream).globaltimer_offset()
+    stamps, sname = graph.stamps, hex(stream.id)
 
     def resolve() -> None:
         try:
             ts = stamps.astype(np.int64) + off          # a copy: the slot may be replayed at once
         finally:
             graph.free.set()
-        _report(ctx, call, sname, "cuda_graph", Marks(desc, ts))
+        _report(state, call, sname, "cuda_graph", Marks(desc, ts))
     if sync:
-        ctx._deferred_report = resolve
+        state.defer(resolve)
         return
     from cupy.cuda import runtime
     graph.done.record(stream)
@@ -167,7 +234,7 @@ def report_graph_times(ctx: Any, call: Any, graph: Any, batch: int, stream: Any,
             graph.free.set()                            # a failed inference has no times to report
             raise
         resolve()
-    ctx._resolver().submit(wait_and_resolve)
+    state.later(wait_and_resolve)
 
 
 class Marks:
@@ -187,7 +254,7 @@ class Marks:
         return iter([(i, d[0], d[1], d[2], ts[i], ts[i + 1]) for i, d in enumerate(self.desc)])
 
 
-def _report(ctx: Any, call: Any, stream: str, clock: str, marks: Any) -> None:
+def _report(state: Profiling, call: Any, stream: str, clock: str, marks: Any) -> None:
     """Hands one inference's layer times to its profiler (``record_inference`` when it has one, else
     ``report_layer_time`` per layer). Whatever the profiler raises becomes a :class:`ProfilerError`
     that the context raises on its next call: it never stops the inference or a worker thread."""
@@ -197,14 +264,14 @@ def _report(ctx: Any, call: Any, stream: str, clock: str, marks: Any) -> None:
     rich = hasattr(prof, "record_inference")
     try:
         if rich:
-            prof.record_inference(ctx, call.batch, stream, clock, marks, query=call.query)
+            prof.record_inference(call.context, call.batch, stream, clock, marks, query=call.query)
         else:
             for _, name, _, _, t0, t1 in marks:
                 prof.report_layer_time(name, (t1 - t0) / 1e6)
     except Exception as exc:
         method = "record_inference" if rich else "report_layer_time"
         err = ProfilerError(f"profiler {type(prof).__name__} raised {type(exc).__name__} in {method} for query "
-                            f"{call.query} of context {ctx.name!r}: {exc}; fix the profiler or set "
+                            f"{call.query} of context {call.context.name!r}: {exc}; fix the profiler or set "
                             "context.profiler = None")
         err.__cause__ = exc
-        ctx.report_profile_error(err)
+        state.fail(err)

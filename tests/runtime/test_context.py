@@ -149,3 +149,22 @@ def test_integer_inputs_checked_for_range():
         ctx.execute({"ids": np.array([[0, 1, 9]], np.int32)})       # index out of range: named layer error
     np.testing.assert_array_equal(ctx.execute({"ids": np.array([[3, 2, 1]], np.int32)})[ctx.engine.output_names[0]],
                                   [[[6, 7], [4, 5], [2, 3]]])              # still usable after the errors
+
+
+def test_launch_paths_use_the_context_interface_not_its_private_attributes():
+    """profiled.py, cuda_graph.py and the profiling package work through the parts the context hands
+    them (launch.Call, StepLoop, ContextBuffers, Profiling), never through its private attributes."""
+    import ast
+    import pathlib
+    root = pathlib.Path(pk.__file__).parent
+    files = [root / "runtime" / "profiled.py", root / "runtime" / "cuda_graph.py",
+             *sorted((root / "profiling").glob("*.py"))]
+    found = []
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                base = node.value
+                name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+                if name in ("ctx", "context"):
+                    found.append(f"{f.name}:{node.lineno} {name}.{node.attr}")
+    assert found == []

@@ -1,0 +1,94 @@
+"""The memory of one execution context, carved into the views its step loop reads and writes.
+
+One allocation each for activations (the builder's liveness-planned arena), workspace and I/O,
+taken from the engine's allocator under the context's owner tag; tensors are views at the offsets
+the plan gives, sized for ``max_batch_size`` and sliced to each call's batch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..device.memory import align, allocate
+from ..ops import Env
+
+
+class ContextBuffers:
+    """Activation arena, workspace and I/O buffers of one context, and the views into them.
+
+    ``io(name, batch)`` is the context's own buffer of an input or output; ``bindings`` completes a
+    call's bindings with the context's output buffers; ``tensors`` gives every tensor the step loop
+    touches (activation views cached per batch size, constants, bindings). ``env`` is the ops'
+    compute environment over the workspace; ``pinned`` the page-locked staging of ``execute`` on CUDA.
+    """
+
+    def __init__(self, engine: Any, owner: str) -> None:
+        plan, device = engine.plan, engine.device
+        kind, alloc = device.kind, engine.allocator
+        b, mem, t = plan.max_batch_size, plan.memory, plan.tensors
+        self.allocator = alloc
+        self.outputs = list(plan.outputs)
+        self.arena = allocate(alloc, mem["activation_bytes"], "activations", owner, kind) \
+            if mem["activation_bytes"] else None
+        self.workspace = allocate(alloc, mem["workspace_bytes"], "workspace", owner, kind) \
+            if mem["workspace_bytes"] else None
+        self.io_buffer = allocate(alloc, mem["io_bytes"], "io", owner, kind) if mem["io_bytes"] else None
+        self._act = {n: self.arena.view(p.offset, (b,) + tuple(p.shape), p.dtype)
+                     for n, p in t.items() if p.kind == "activation"}
+        self._const = {n: engine.weights[f"constant/{n}"] for n, p in t.items() if p.kind == "constant"}
+        self._io, off = {}, 0
+        for n in plan.inputs + plan.outputs:
+            p = t[n]
+            self._io[n] = self.io_buffer.view(off, (b,) + tuple(p.shape), p.dtype)
+            off += align(b * int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize)
+        ws = None if self.workspace is None else self.workspace.array
+        blas_bytes = int(plan.extra.get("blas_workspace_bytes", 0)) if kind == "cuda" and ws is not None else 0
+        self.env = Env(device.xp, kind, ws[:ws.nbytes - blas_bytes] if blas_bytes else ws,
+                       ws[ws.nbytes - blas_bytes:] if blas_bytes else None)
+        self._fixed: dict = {}                  # batch -> activation views and constants
+        self._released = False
+        # page-locked host staging for execute() with host arrays on CUDA (guide ch. 5: pinned memory)
+        self.pinned = {} if kind == "cpu" else {
+            n: device.pinned_empty((b,) + tuple(t[n].shape), t[n].dtype) for n in plan.inputs + plan.outputs}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.nbytes for x in self._owned() if x is not None)
+
+    def _owned(self) -> tuple:
+        return (self.arena, self.workspace, self.io_buffer)
+
+    def io(self, name: str, batch: int) -> Any:
+        return self._io[name][:batch]
+
+    def bindings(self, batch: int, inputs: dict, outputs: dict) -> dict:
+        """name -> array for every input and output of one inference (the context's own output
+        buffers where the caller gave none)."""
+        b = dict(inputs)
+        for n in self.outputs:
+            b[n] = outputs[n] if n in outputs else self._io[n][:batch]
+        return b
+
+    def tensors(self, batch: int, bindings: dict) -> dict:
+        """Every tensor the step loop reads or writes: activations (views cached per batch size),
+        constants and the bindings."""
+        fixed = self._fixed.get(batch)
+        if fixed is None:
+            fixed = self._fixed[batch] = {n: v[:batch] for n, v in self._act.items()}
+            fixed.update(self._const)
+        tensors = dict(fixed)
+        tensors.update(bindings)
+        return tensors
+
+    def release(self) -> None:
+        """Closes the compute environment and returns the buffers to the allocator (once)."""
+        if self._released:
+            return
+        self._released = True
+        owned = [x for x in self._owned() if x is not None]
+        self.arena = self.workspace = self.io_buffer = None
+        self._act, self._io, self._fixed = {}, {}, {}
+        self.env.close()
+        for b in owned:
+            self.allocator.free(b)
