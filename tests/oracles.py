@@ -256,11 +256,11 @@ def _absolute_layer(layer):
 #   ``reference_forward(..., absolute=True)``), 1 for values of order one by default, where a
 #   difference errs by 2 * 2u at most. 256 u32 covers float32 accumulation over K <= 256 terms.
 #
-# Measured (tests/ops/test_ops.py, every op at fp32/fp16/bf16 on the CPU): the worst element used
-# 0.82u of the absolute part (a convolution) and 2.3u of the relative part (a 60-element product
-# in bf16), so the bounds hold with a margin of 3 to 5, while zeroing a probability above 0.002 fails
-# in fp16 (0.016 in bf16). The former check, max error <= tol * max|expected|, let an fp16 softmax
-# zero every probability below 0.02.
+# Measured (tests/ops/test_ops.py, every op at fp32/fp16/bf16 with strict types on the CPU): the
+# worst element used 0.82u of the absolute part (a convolution) and 3.4u of the relative part (a
+# 60-element product in bf16), a margin of 2.4 or more, while zeroing a probability above 0.002
+# fails in fp16 (0.016 in bf16). The former check, max error <= tol * max|expected|, let a softmax
+# zero every probability below 0.02 in fp16 and bf16.
 #
 # A network compounds the errors of its layers: ``depth`` (the longest chain of layers, see
 # :func:`depth`) widens both parts by sqrt(depth), the growth of independent rounding errors. The
