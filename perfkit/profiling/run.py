@@ -229,6 +229,11 @@ def profile(context: Any, layers: bool = True, memory: bool = True, gpu_metrics:
             nvtx: bool = False, baseline: bool = True, interval_ms: float = 10.0) -> Iterator[Run]:
     """Profiles every inference run on ``context`` inside the ``with`` block; see :class:`Run`.
 
+    ``execute`` and ``enqueue`` calls alike become rows of ``run.queries``, numbered in submission
+    order; ``run.layers["iteration"]`` is the query number of the call each layer time belongs to.
+    A profiler error during the block is raised at its exit as :class:`~perfkit.errors.ProfilerError`.
+    When the block raises, its exception propagates unchanged and no unprofiled baseline is timed.
+
     ``memory=True`` records the engine's and contexts' allocations (their TrackingAllocator);
     ``memory="all"`` on CUDA also routes every CuPy allocation in the process through it (tagged
     ``user``: library temporaries, user arrays), at a cost of a few microseconds per allocation.

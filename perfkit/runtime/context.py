@@ -194,13 +194,13 @@ class ExecutionContext:
         with self._busy("close"):
             self._pending.wait()
             self._profiling.drain()
-            for s in (self._default_stream, self._sync_stream):
-                if s is not None and hasattr(s, "close"):
-                    s.close()
-            self._default_stream = self._sync_stream = None
+            streams, self._default_stream, self._sync_stream = (self._default_stream, self._sync_stream), None, None
             self._finalizer()
             self._graphs = self._launcher.graphs = None
             self._closed = True
+            for s in streams:                   # last: an error left on one is raised once all is closed
+                if s is not None and hasattr(s, "close"):
+                    s.close()
 
     # internals -----------------------------------------------------------------------------------
     @contextlib.contextmanager
