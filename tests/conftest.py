@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# an op asking for more scratch than its workspace() declared fails the test instead of allocating
+# outside the engine's memory plan (perfkit/ops/env.py)
+os.environ.setdefault("PERFKIT_STRICT_WORKSPACE", "1")
 
 import perfkit  # noqa: E402
 
