@@ -183,10 +183,11 @@ class Run(RunData):
             has = spans is not None and q in spans.index
             compute = (spans.loc[q, "e"] - spans.loc[q, "s"]) / 1e6 if has else np.nan
             end = t1 if kind == "execute" or not has else int(spans.loc[q, "e"])
+            seen = kind == "execute" or has         # without layer times an enqueued call's end is unknown
             rows.append({"run_id": self.meta["run_id"], "query": q, "stream": streams.setdefault(stream, len(streams)),
                          "batch_size": batch, "enqueue_start_ns": t0, "enqueue_end_ns": t1, "end_ns": end,
                          "enqueue_ms": (t1 - t0) / 1e6, "h2d_ms": 0.0, "compute_ms": float(compute), "d2h_ms": 0.0,
-                         "latency_ms": float(compute), "host_latency_ms": (end - t0) / 1e6})
+                         "latency_ms": float(compute), "host_latency_ms": (end - t0) / 1e6 if seen else np.nan})
         return QUERIES.frame(rows)
 
     def _measure_baseline(self) -> None:
