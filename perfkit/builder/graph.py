@@ -157,7 +157,6 @@ def eliminate_dead_nodes(g: Graph) -> list:
 def fold_constants(g: Graph) -> list:
     """Computes, at build time, every node whose inputs are all constants; returns their names."""
     folded = []
-    env = Env(np, "cpu")
     remaining = []
     for n in g.nodes:
         if n.inputs and all(t in g.constants for t in n.inputs):
@@ -168,7 +167,10 @@ def fold_constants(g: Graph) -> list:
                     params[flag] = False
             ins = [g.constants[t][None] for t in n.inputs]
             outs = [np.empty((1,) + g.tensors[t].shape, g.tensors[t].dtype) for t in n.outputs]
-            op.compute(env, ins, outs, params, n.weights)
+            # the op's scratch, as a context would give it (build-time host memory, not the engine's)
+            ws = op.workspace(params, [TensorSpec(g.tensors[t].shape, g.tensors[t].dtype) for t in n.inputs],
+                              [TensorSpec(g.tensors[t].shape, g.tensors[t].dtype) for t in n.outputs], 1, "cpu")
+            op.compute(Env(np, "cpu", np.empty(ws, np.uint8) if ws else None), ins, outs, params, n.weights)
             for t, v in zip(n.outputs, outs):
                 g.constants[t] = v[0]
                 g.tensors[t] = TensorSpec(g.tensors[t].shape, g.tensors[t].dtype, True)

@@ -282,3 +282,17 @@ def test_memory_estimate_is_a_lower_bound_of_the_plan(model, precision, monkeypa
             assert need[part] == eng.memory[part], part
     available, total = memory_check.device_memory(pk.get_device("cpu"))
     assert 0 < available <= total
+
+
+def test_constant_folding_runs_ops_in_their_declared_workspace(strict_workspace):
+    """Layers of constants computed at build time get the scratch their ops declare (strict: an op
+    left without it would raise) and the engine computes with the folded values."""
+    net = pk.Network("folded")
+    x = net.add_input("x", (4,))
+    table = net.add_constant(np.array([1.0, 2.0, 3.0, 4.0], np.float32))
+    net.mark_output(net.add_elementwise(x, net.add_softmax(table.output, axis=0).output, "sum").output)
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig())
+    assert "1 layer(s) folded" in set(eng.build_log["detail"])
+    e = np.exp(np.arange(1.0, 5.0))
+    out = eng.create_execution_context().execute({"x": np.ones((1, 4), np.float32)})
+    np.testing.assert_allclose(next(iter(out.values()))[0], 1 + e / e.sum(), rtol=1e-6)
