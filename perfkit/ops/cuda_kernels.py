@@ -73,3 +73,22 @@ def epilogue(out: Any, bias: Any, power: float | None, residual: Any, relu: bool
     res = residual if has_r else dummy
     _kernel(key, build)(bias if has_b else dummy, res, np.float32(power or 1.0), spatial, k,
                         int(res.size) if has_r else 1, out)
+
+
+def pool_counts(out: Any, size, window, stride, padding) -> None:
+    """out (OH, OW) float32: how many input values each pooling window covers (padding excluded),
+    computed on the device (no host array, no copy: capturable in a CUDA graph)."""
+    import cupy
+
+    def build():
+        return cupy.ElementwiseKernel(
+            "int64 h, int64 w, int64 kh, int64 kw, int64 sh, int64 sw, int64 ph, int64 pw, int64 ow", "T count",
+            """
+            long long oy = i / ow, ox = i % ow;
+            long long y0 = oy * sh - ph, x0 = ox * sw - pw;
+            long long y1 = y0 + kh < h ? y0 + kh : h, x1 = x0 + kw < w ? x0 + kw : w;
+            long long ch = y1 - (y0 > 0 ? y0 : 0), cw = x1 - (x0 > 0 ? x0 : 0);
+            count = (T)(ch * cw);
+            """, "perfkit_pool_counts")
+    (h, w), (kh, kw), (sh, sw), (ph, pw) = size, window, stride, padding
+    _kernel("pool_counts", build)(h, w, kh, kw, sh, sw, ph, pw, out.shape[1], out)

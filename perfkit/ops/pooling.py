@@ -93,12 +93,12 @@ class Pooling(Op):
         else:
             xp.sum(self._windows(xp, padded, (oh, ow), params), axis=(4, 5), dtype=np.float32, out=total)
         if params["exclude_padding"] and (ph or pw):
-            counts = np.outer(self._counts(xp, h, kh, sh, ph, oh), self._counts(xp, w, kw, sw, pw, ow))
+            divisor = env.scratch((oh, ow), np.float32)
             if xp is np:
-                divisor = env.scratch((oh, ow), np.float32)
-                np.copyto(divisor, counts, casting="unsafe")
+                np.outer(self._counts(xp, h, kh, sh, ph, oh), self._counts(xp, w, kw, sw, pw, ow), out=divisor)
             else:
-                divisor = xp.asarray(counts.astype(np.float32))
+                from .cuda_kernels import pool_counts
+                pool_counts(divisor, (h, w), (kh, kw), (sh, sw), (ph, pw))
             xp.divide(total, divisor, out=total)
         else:
             xp.divide(total, float(kh * kw), out=total)
