@@ -1,18 +1,20 @@
 """Engine files: safetensors (weights as tensors) with the plan as JSON metadata.
 
-The layout is standard safetensors, so any safetensors reader can list the weights. perfkit
-reads it with its own strict parser: nothing in a file is executed (no pickle), and every way a
-file can be wrong — truncated, a flipped byte anywhere, an edited header, another format
-version, another device kind, a plugin not registered here — ends in a :class:`PerfkitError`.
+The file is written and parsed by the ``safetensors`` library, whose parser is built for untrusted
+input: nothing in a file is executed (no pickle). What the library accepts is then checked by
+perfkit: the format and its version, a SHA-256 checksum over the whole file, and the plan itself,
+validated as the builder would have produced it (:mod:`perfkit.runtime.plan_check`). Every way a
+file can be wrong — truncated, a flipped byte anywhere, an edited header, a crafted plan with a
+recomputed checksum, another device kind, a plugin not registered here — ends in a
+:class:`PerfkitError` before any device memory is taken.
 
-A SHA-256 checksum covers the whole file: it is computed with the checksum field set to zeros
-and then written into that field, which keeps the same length.
+The checksum is computed with the checksum field set to zeros and then written into that field,
+which keeps the same length.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import struct
 from typing import Any
@@ -20,76 +22,111 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import (DeviceError, EngineChecksumError, EngineDeviceError, EngineFileError, EngineVersionError,
-                      PerfkitError)
+from ..errors import DeviceError, EngineChecksumError, EngineDeviceError, EngineFileError, EngineVersionError
 from .plan import FORMAT_VERSION, EnginePlan
 
 MAGIC = "perfkit-engine"
-_DTYPES = {"float32": "F32", "float16": "F16", "int32": "I32"}
-_FROM_ST = {v: k for k, v in _DTYPES.items()}
 _PLACEHOLDER = "0" * 64
-MAX_HEADER = 256 * 2**20
+_FIELD = b'"checksum":"'
+_CODES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "I32": "int32"}
+
+
+def storage_dtype(name: str) -> np.dtype:
+    """The NumPy dtype of a stored dtype name (``bfloat16`` comes from ml_dtypes, imported when needed)."""
+    if name == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
 
 
 def save_engine(engine: Any, path: Any) -> str:
-    plan = engine.plan
-    weights = engine._host_weights
-    tensors, offset, chunks = {}, 0, []
-    for key in sorted(weights):
-        arr = np.ascontiguousarray(weights[key])
-        tensors[key] = {"dtype": _DTYPES[str(arr.dtype)], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + arr.nbytes]}
-        chunks.append(arr.tobytes())
-        offset += arr.nbytes
-    plan_json = json.dumps(plan.to_json(), sort_keys=True, separators=(",", ":"))
+    """Writes ``engine`` to ``path`` atomically (a temporary file in the same directory, then a rename)."""
+    from safetensors.numpy import save
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise EngineFileError(f"cannot save engine to {target!r}: the directory {folder!r} does not exist; "
+                              "create it first (os.makedirs) or choose another path")
+    tensors = {key: np.ascontiguousarray(arr) for key, arr in _weights_of(engine).items()}
+    for key, arr in tensors.items():
+        if arr.dtype.name not in _CODES.values():
+            raise EngineFileError(f"weight {key!r} has dtype {arr.dtype}, which engine files do not store")
+    plan_json = json.dumps(engine.plan.to_json(), sort_keys=True, separators=(",", ":"), allow_nan=False)
     meta = {"format": MAGIC, "format_version": str(FORMAT_VERSION), "perfkit_version": __version__,
             "checksum": _PLACEHOLDER, "plan": plan_json}
-    header = dict(tensors)
-    header["__metadata__"] = meta
-    hbytes = json.dumps(header, separators=(",", ":")).encode()
-    hbytes += b" " * (-len(hbytes) % 8)
-    blob = bytearray(struct.pack("<Q", len(hbytes)) + hbytes + b"".join(chunks))
+    blob = bytearray(save(tensors, metadata=meta))
+    (n,) = struct.unpack("<Q", blob[:8])
+    start = _checksum_position(blob, n, _PLACEHOLDER)
     digest = hashlib.sha256(blob).hexdigest()
-    start = blob.index(f'"checksum":"{_PLACEHOLDER}"'.encode()) + len('"checksum":"')
     blob[start:start + 64] = digest.encode()
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(blob)
-    os.replace(tmp, path)
+    tmp = f"{target}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise EngineFileError(f"cannot save engine to {target!r}: {exc.strerror or exc}; check that the "
+                              "directory is writable and has space") from None
     engine.plan.extra["engine_id"] = digest[:12]
     return digest[:12]
 
 
+def _weights_of(engine: Any) -> dict:
+    """Host copies of the engine's weights: the engine's own when it kept them, else read back."""
+    getter = getattr(engine, "host_weights", None)
+    if callable(getter):
+        return getter()
+    return engine._host_weights
+
+
+def _checksum_position(blob: bytes, n: int, value: str) -> int:
+    """Offset of the checksum's 64 characters in the header (the field appears exactly once)."""
+    head = bytes(blob[8:8 + n])
+    needle = _FIELD + value.encode() + b'"'
+    if head.count(needle) != 1:
+        raise EngineChecksumError("the checksum field is damaged; the file is corrupted")
+    return 8 + head.index(needle) + len(_FIELD)
+
+
 def read_engine_file(path: Any) -> tuple[EnginePlan, dict, str]:
-    """Parses and verifies an engine file; returns (plan, host weights, checksum)."""
+    """Parses and verifies an engine file; returns (plan, host weights, checksum).
+
+    Raises :class:`EngineFileError` (or a subclass) for every fault of the file.
+    """
+    where = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        with open(where, "rb") as f:
             blob = f.read()
     except OSError as exc:
-        raise EngineFileError(f"cannot read engine file {os.fspath(path)!r}: {exc.strerror or exc}") from None
+        raise EngineFileError(f"cannot read engine file {where!r}: {exc.strerror or exc}") from None
     try:
-        return _parse(blob, os.fspath(path))
-    except PerfkitError:
-        raise
-    except Exception as exc:  # the safety net: never leak another exception type
-        raise EngineFileError(f"{os.fspath(path)!r} is not a valid perfkit engine ({type(exc).__name__}: {exc})") from None
+        return _parse(blob, where)
+    except EngineFileError as exc:
+        if where in str(exc):
+            raise
+        raise type(exc)(f"{where!r}: {exc}") from None
 
 
 def _parse(blob: bytes, where: str) -> tuple[EnginePlan, dict, str]:
+    from safetensors import deserialize
     bad = lambda why: EngineFileError(f"{where!r} is not a valid perfkit engine file: {why}")  # noqa: E731
     if len(blob) < 8:
         raise bad(f"only {len(blob)} bytes; the file is truncated or empty")
+    try:
+        entries = deserialize(blob)      # the library's strict parser: header, offsets, sizes
+    except Exception as exc:             # SafetensorError and whatever else the parser raises
+        raise bad(f"safetensors refused it ({type(exc).__name__}: {exc}); the file is truncated, corrupted, "
+                  "or not an engine file") from None
     (n,) = struct.unpack("<Q", blob[:8])
-    if n > min(len(blob) - 8, MAX_HEADER):
-        raise bad(f"its header claims {n} bytes but the file has {len(blob) - 8} after the length; "
-                  "the file is truncated or corrupted")
     try:
         header = json.loads(blob[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise bad(f"the header is not valid JSON ({exc}); the file is corrupted") from None
-    if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise bad(f"the header is not valid JSON ({type(exc).__name__}); the file is corrupted") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict):
         raise bad("it has no safetensors metadata; was it written by perfkit's Engine.save()?")
-    meta = header.pop("__metadata__")
     if meta.get("format") != MAGIC:
         raise bad(f"its metadata names format {meta.get('format')!r}, not {MAGIC!r}")
     version = meta.get("format_version")
@@ -98,14 +135,10 @@ def _parse(blob: bytes, where: str) -> tuple[EnginePlan, dict, str]:
                                  f"({__version__}) reads version {FORMAT_VERSION}. Rebuild the engine from its "
                                  "network with this version")
     checksum = meta.get("checksum")
-    if not isinstance(checksum, str) or len(checksum) != 64:
+    if not isinstance(checksum, str) or len(checksum) != 64 or any(c not in "0123456789abcdef" for c in checksum):
         raise EngineChecksumError(f"{where!r} has no valid checksum; the file is corrupted")
-    needle = f'"checksum":"{checksum}"'.encode()
-    head = blob[:8 + n]
-    if head.count(needle) != 1:
-        raise EngineChecksumError(f"{where!r}: the checksum field is damaged; the file is corrupted")
     zeroed = bytearray(blob)
-    pos = head.index(needle) + len('"checksum":"')
+    pos = _checksum_position(blob, n, checksum)
     zeroed[pos:pos + 64] = _PLACEHOLDER.encode()
     actual = hashlib.sha256(zeroed).hexdigest()
     if actual != checksum:
@@ -113,22 +146,20 @@ def _parse(blob: bytes, where: str) -> tuple[EnginePlan, dict, str]:
                                   f"{actual[:12]}…): the file was corrupted or edited. Rebuild or re-copy it")
     if not isinstance(meta.get("plan"), str):
         raise bad("the metadata holds no plan")
-    plan = EnginePlan.from_json(json.loads(meta["plan"]))
-    data = memoryview(blob)[8 + n:]
+    try:
+        plan_doc = json.loads(meta["plan"])
+    except (ValueError, RecursionError) as exc:
+        raise bad(f"the plan is not valid JSON ({type(exc).__name__})") from None
+    plan = EnginePlan.from_json(plan_doc)
     weights = {}
-    for key, info in header.items():
-        if not isinstance(info, dict) or info.get("dtype") not in _FROM_ST:
-            raise bad(f"tensor {key!r} has an unsupported description {info!r}")
-        shape, (lo, hi) = info["shape"], info["data_offsets"]
-        if not all(isinstance(d, int) and d >= 0 for d in shape) or not (0 <= lo <= hi <= len(data)):
-            raise bad(f"tensor {key!r} has an invalid shape or offsets")
-        dtype = np.dtype(_FROM_ST[info["dtype"]])
-        if (hi - lo) != math.prod(shape) * dtype.itemsize:
-            raise bad(f"tensor {key!r}: {hi - lo} bytes do not hold shape {shape} of {dtype}")
-        weights[key] = np.frombuffer(data[lo:hi], dtype=dtype).reshape(shape).copy()
-    for key, w in plan.weights.items():
-        if key not in weights or list(weights[key].shape) != list(w.shape) or str(weights[key].dtype) != w.dtype:
-            raise bad(f"weight {key!r} of the plan is missing or differs from the stored tensor")
+    for key, info in entries:
+        code = info.get("dtype")
+        if code not in _CODES:
+            raise bad(f"tensor {key!r} has dtype {code!r}; engine files hold {', '.join(sorted(_CODES))}")
+        dtype = storage_dtype(_CODES[code])
+        weights[key] = np.frombuffer(bytes(info["data"]), dtype=dtype).reshape(info["shape"])
+    from .plan_check import check_plan
+    check_plan(plan, weights)
     plan.extra["engine_id"] = checksum[:12]
     return plan, weights, checksum
 
@@ -136,7 +167,8 @@ def _parse(blob: bytes, where: str) -> tuple[EnginePlan, dict, str]:
 def load_engine(path: Any, device: Any = None, allocator: Any = None) -> Any:
     """Loads an engine saved with :meth:`Engine.save` onto ``device`` (default: the kind it was built for).
 
-    Loading is cheap next to building: no optimisation or timing runs again (guide 2.4).
+    Loading is cheap next to building: no optimisation or timing runs again (guide 2.4). The plan
+    is validated before any memory is taken (see :func:`read_engine_file`).
     """
     from ..device import get_device
     from .engine import Engine
