@@ -17,7 +17,9 @@ reduced precision. Layer by layer, in execution order:
    differs. The requested precision is kept unless fp32 costs less by more than ``NOISE``.
 
 The choice is greedy: a layer takes the earlier layers' choices as given and does not look ahead
-at reformats its consumers may need (TensorRT searches formats more widely).
+at reformats its consumers may need. One second look (``reconsider``) compares the result with all
+timed layers in the requested precision, which catches chains of layers that are each slightly
+faster in it but lose to the reformats around any one of them. TensorRT searches formats more widely.
 """
 from __future__ import annotations
 
@@ -40,14 +42,17 @@ def choose_precisions(g: Any, device: Any, allocator: Any, config: Any, log: Any
     (when a choice was possible or forced). Returns the tactic timings made on the way (by
     timing-cache key, for ``choose_tactics``) and totals: ``timed_ms``, ``timed_layers``."""
     chooser = _Chooser(g, device, allocator, config, cache)
+    rows = []
     for n in g.nodes:
         t0 = time.perf_counter()
         precision, outcome, detail = chooser.decide(n)
-        spent = (time.perf_counter() - t0) * 1e3
         n.precision = precision
         chooser.record(n)
+        rows.append([n, outcome, detail, (time.perf_counter() - t0) * 1e3])
+    chooser.reconsider(rows)
+    for n, outcome, detail, spent in rows:
         if detail:
-            log.add("precision", precision, n.name, n.name, len(g.nodes), len(g.nodes), spent, detail, outcome)
+            log.add("precision", n.precision, n.name, n.name, len(g.nodes), len(g.nodes), spent, detail, outcome)
     return chooser.timed, chooser.stats
 
 
@@ -62,6 +67,49 @@ class _Chooser:
         self.converted: set = set()          # (tensor, dtype) pairs a reformat already provides
         self._reformat_ms: dict = {}
         self._from_cache: set = set()
+        self.layer_ms: dict = {}             # layer -> {precision: ms} for the layers timed in both
+        self.figures: dict = {}
+
+    def reconsider(self, rows: list) -> None:
+        """A second look at the timed layers as a whole: one by one, a layer between fp32 layers pays
+        the reformats around it, so a chain of layers that are each a little faster in the reduced
+        precision may all stay fp32. If the timed layers all in the requested precision cost no more
+        (within ``NOISE``, the reformats at the chain's ends included) than the layer-by-layer choice,
+        they all take it. ``rows``: ``[node, outcome, detail, ms]`` per layer, updated in place."""
+        req = self.requested
+        switch = [r for r in rows if r[0].name in self.layer_ms and r[0].precision != req]
+        if not switch:
+            return
+        chosen = {n.name: n.precision for n, *_ in rows}
+        together = {**chosen, **{name: req for name in self.layer_ms}}
+        c_chosen, c_together = self._network_ms(chosen), self._network_ms(together)
+        if c_together > c_chosen * (1 + NOISE):
+            return
+        for r in switch:
+            r[0].precision = req
+            r[2] = (f"{req} allowed; {req} chosen: the timed layers all in {req} take {c_together:.3f} ms, "
+                    f"chosen one by one {c_chosen:.3f} ms; this layer alone{self.figures[r[0].name]}")
+
+    def _network_ms(self, assignment: dict) -> float:
+        """Timed layers' milliseconds plus every reformat that ``assignment`` (layer -> precision) needs."""
+        g, total = self.g, 0.0
+        current = {t: g.tensors[t].dtype for t in g.inputs}
+        converted: set = set()
+        for n in g.nodes:
+            p = assignment[n.name]
+            dtype = STORAGE[p]
+            total += self.layer_ms.get(n.name, {}).get(p, 0.0)
+            for t in n.inputs:
+                cur = current.get(t)
+                if cur is not None and is_float(cur) and cur != dtype and (t, dtype) not in converted:
+                    total += self._reformat(g.tensors[t].shape, cur, dtype)
+                    converted.add((t, dtype))
+            for t in n.outputs:
+                declared = g.tensors[t].dtype
+                current[t] = dtype if is_float(declared) else declared
+                if t in g.outputs and is_float(declared) and declared != dtype:
+                    total += self._reformat(g.tensors[t].shape, dtype, declared)
+        return total
 
     # -- the decision ---------------------------------------------------------------------------
     def decide(self, n: Any) -> tuple[str, str, str]:
@@ -113,6 +161,7 @@ class _Chooser:
                 if ms is None:             # known from the timing cache: no second round
                     continue
                 layer_ms[p] = min(ms, layer_ms.get(p, ms))
+        self.layer_ms[n.name] = dict(layer_ms)
         for p in ("fp32", req):
             ref_ms[p] = self._reformats_ms(n, p)
             cost[p] = layer_ms[p] + ref_ms[p]
@@ -120,7 +169,7 @@ class _Chooser:
         parts = []
         for p in ("fp32", req):
             parts.append(f"{p} {cost[p]:.3f} ms" + (f" incl. {ref_ms[p]:.3f} ms of reformats" if ref_ms[p] else ""))
-        figures = " (" + ", ".join(parts) + ")"
+        figures = self.figures[n.name] = " (" + ", ".join(parts) + ")"
         if creq <= c32 * (1 + NOISE):
             why = (f"{c32 / creq:.1f}x faster on this device" if creq < c32 / (1 + NOISE)
                    else f"fp32 is not more than {NOISE:.0%} faster")

@@ -83,6 +83,19 @@ def test_reformat_cost_decides(monkeypatch):
     assert "(fp32 1.000 ms, fp16 1.800 ms incl. 1.000 ms of reformats)" in rows.loc["relu", "detail"]
 
 
+def test_a_chain_of_slightly_faster_layers_takes_fp16_together(monkeypatch):
+    # alone, each layer loses to the reformat it needs (0.7 + 0.5 > 1.0); as a chain of six, all in
+    # fp16 cost 6 x 0.7 + 2 x 0.5 = 5.2 ms against 6.0 ms in fp32
+    fake_timer(monkeypatch, {"fp32": 1.0, "fp16": 0.7}, reformat_ms=0.5)
+    eng = pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(precision="fp16"))
+    rows = precision_rows(eng)
+    assert len(rows) == 6 and set(rows["rule"]) == {"fp16"}
+    first = rows.iloc[0]["detail"]
+    assert first.startswith("fp16 allowed; fp16 chosen: the timed layers all in fp16 take 5.200 ms, chosen one by "
+                            "one 6.000 ms; this layer alone (fp32 1.000 ms, fp16 1.200 ms incl. 0.500 ms"), first
+    assert len(eng.build_log.query("phase == 'reformat'")) == 2
+
+
 def test_strict_types_force_the_requested_precision(monkeypatch):
     seen = fake_timer(monkeypatch, {"fp32": 1.0, "fp16": 4.1})
     eng = pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=2, precision="fp16",
