@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..arguments import positive_int
+from ..frames.stats import latency_stats as summarise
 from ._args import check_time_inference, latency_samples
 
 
@@ -34,7 +35,8 @@ def time_inference(context: Any, inputs: dict, batch_size: int | None = None, wa
 def latency_stats(ms: np.ndarray, batch_size: int) -> dict:
     ms = latency_samples(ms, "latency_stats")
     batch_size = positive_int(batch_size, "latency_stats: batch_size")
-    median = float(np.median(ms))
-    return {"iterations": int(ms.size), "latency_mean_ms": float(ms.mean()), "latency_median_ms": median,
-            "latency_p90_ms": float(np.percentile(ms, 90)), "latency_min_ms": float(ms.min()),
-            "latency_max_ms": float(ms.max()), "throughput_per_s": batch_size / median * 1e3 if median > 0 else 0.0}
+    s = summarise(ms, percentiles=(90,))
+    median = s["median"]
+    return {"iterations": s["count"], "latency_mean_ms": s["mean"], "latency_median_ms": median,
+            "latency_p90_ms": s["p90"], "latency_min_ms": s["min"],
+            "latency_max_ms": s["max"], "throughput_per_s": batch_size / median * 1e3 if median > 0 else 0.0}

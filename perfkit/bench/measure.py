@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..arguments import one_of
 from ..frames.schemas import DIAGNOSES, QUERIES
+from ..frames.stats import latency_stats
 from ._args import check_measure
 
 
@@ -152,16 +153,19 @@ def _pinned_copy(dev: Any, a: Any) -> Any:
 
 
 def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[float]) -> pd.DataFrame:
-    lat = q["latency_ms"].to_numpy()
+    st = latency_stats(q["latency_ms"], percentiles)
     rows = [("queries", len(q), "", "timed inferences"),
             ("throughput_per_s", len(q) * batch / (wall_ms / 1e3), "1/s", "samples per second over the wall time"),
             ("throughput_qps", len(q) / (wall_ms / 1e3), "1/s", "inferences per second"),
-            ("latency_min_ms", lat.min(), "ms", "device-timed latency (H2D + compute + D2H): fastest"),
-            ("latency_max_ms", lat.max(), "ms", "slowest"), ("latency_mean_ms", lat.mean(), "ms", "mean"),
-            ("latency_median_ms", np.median(lat), "ms", "median")]
-    rows += [(f"latency_p{p:g}_ms", np.percentile(lat, p), "ms", f"{p:g}th percentile") for p in percentiles]
-    cov = 100.0 * lat.std() / lat.mean() if lat.mean() > 0 else 0.0
-    rows += [("latency_cov_pct", cov, "%", "coefficient of variation of the latency"),
+            ("latency_min_ms", st["min"], "ms", "device-timed latency (H2D + compute + D2H): fastest"),
+            ("latency_max_ms", st["max"], "ms", "slowest"), ("latency_mean_ms", st["mean"], "ms", "mean"),
+            ("latency_median_ms", st["median"], "ms", "median"),
+            ("latency_median_ci_low_ms", st["median_ci_low"], "ms", "95% confidence interval of the median: low"),
+            ("latency_median_ci_high_ms", st["median_ci_high"], "ms", "95% confidence interval of the median: high")]
+    rows += [(f"latency_p{p:g}_ms", st[f"p{p:g}"], "ms", f"{p:g}th percentile") for p in percentiles]
+    cov = 100.0 * st["std"] / st["mean"] if st["mean"] > 0 else 0.0
+    rows += [("latency_std_ms", st["std"], "ms", "standard deviation of the latency"),
+             ("latency_cov_pct", cov, "%", "coefficient of variation of the latency"),
              ("host_latency_median_ms", q["host_latency_ms"].median(), "ms", "host wall clock per inference"),
              ("enqueue_median_ms", q["enqueue_ms"].median(), "ms", "host time to submit one inference"),
              ("h2d_median_ms", q["h2d_ms"].median(), "ms", "input copy"),

@@ -233,6 +233,9 @@ LAYER_SUMMARY = _s(
     ("p90_ms", "float64", "ms", "90th percentile"),
     ("min_ms", "float64", "ms", "shortest"),
     ("max_ms", "float64", "ms", "longest"),
+    ("std_ms", "float64", "ms", "standard deviation of the durations"),
+    ("median_ci_low_ms", "float64", "ms", "95 % confidence interval of the median, lower end (order statistics)"),
+    ("median_ci_high_ms", "float64", "ms", "95 % confidence interval of the median, upper end"),
     ("pct", "float64", "%", "share of the total of all layers"),
 )
 

@@ -103,8 +103,9 @@ class RunData:
     # exports -------------------------------------------------------------------------------------
     def export_chrome_trace(self, path: Any) -> str:
         from ..frames.exporters import chrome_trace
-        with open(path, "w") as f:
-            json.dump(chrome_trace(self), f)
+        text = json.dumps(chrome_trace(self), separators=(",", ":"), check_circular=False)
+        with open(path, "w") as f:      # one write: json.dump encodes in small chunks, three times slower
+            f.write(text)
         return os.fspath(path)
 
     def export_profile(self, path: Any) -> str:
