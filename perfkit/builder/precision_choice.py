@@ -87,8 +87,9 @@ class _Chooser:
             return
         for r in switch:
             r[0].precision = req
+            close = "" if c_together <= c_chosen else f" (within {NOISE:.0%}: {req} is preferred)"
             r[2] = (f"{req} allowed; {req} chosen: the timed layers all in {req} take {c_together:.3f} ms, "
-                    f"chosen one by one {c_chosen:.3f} ms; this layer alone{self.figures[r[0].name]}")
+                    f"chosen one by one {c_chosen:.3f} ms{close}; this layer alone{self.figures[r[0].name]}")
 
     def _network_ms(self, assignment: dict) -> float:
         """Timed layers' milliseconds plus every reformat that ``assignment`` (layer -> precision) needs."""
