@@ -65,6 +65,14 @@ def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: S
         fl = e.build_log.query("phase == 'fusion'")
         print(f"  {net.name:<22}{len(net.layers):>4} layers -> {len(e.plan.steps):<4} "
               f"{(fl['outcome'] == 'fused').sum()} fusions, {(fl['outcome'] == 'not fused').sum()} candidates not fused")
+    reduced = [p for p in precisions if p != "fp32"]
+    if reduced:   # a reduced precision is allowed, not imposed: say where the builder took it
+        print(f"\nlayers in fp16/bf16 (largest batch; the builder keeps a layer in fp32 where that is faster on "
+              f"{dev.spec}, fast fp16: {dev.fast_fp16}, fast bf16: {dev.fast_bf16}):")
+        for net in nets:
+            for p in reduced:
+                steps = engines[(net.name, p, top)].layers.query("type != 'identity'")
+                print(f"  {net.name:<22}{p:<6}{int((steps['precision'] == p).sum())} of {len(steps)} layers in {p}")
     print(f"\nper-layer profiles (batch {top}, {precisions[0]}): top layers, memory predicted vs measured, overhead")
     from .profiling import profile
     for net in nets:
