@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from ..errors import PerfkitError
@@ -23,6 +24,7 @@ class Column:
     dtype: str          # pandas dtype: int64, float64, string, bool
     unit: str           # "" when dimensionless
     meaning: str
+    nullable: bool = False  # may hold missing values (NaN / <NA>); every other column is always filled
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,36 @@ class Schema:
         df.attrs["schema"] = self.name
         return df
 
-    def validate(self, df: pd.DataFrame) -> pd.DataFrame:
+    def validate(self, df: Any, strict: bool = False) -> pd.DataFrame:
+        """Checks that ``df`` has every declared column with its dtype and no missing values where
+        the column is not ``nullable``; ``strict`` also refuses undeclared columns and
+        infinite floats (for frames read back from files). Returns ``df``."""
+        if not isinstance(df, pd.DataFrame):
+            raise SchemaError(f"frame {self.name!r} must be a pandas DataFrame, not {type(df).__name__}")
         missing = [c for c in self.names if c not in df.columns]
         if missing:
             raise SchemaError(f"frame {self.name!r} lacks columns {missing}")
+        if strict:
+            extra = [c for c in df.columns if c not in self.names]
+            if extra:
+                raise SchemaError(f"frame {self.name!r} has undeclared columns {extra}")
         for c in self.columns:
-            if str(df[c.name].dtype) != c.dtype:
-                raise SchemaError(f"frame {self.name!r}: column {c.name!r} has dtype {df[c.name].dtype}, "
-                                  f"declared {c.dtype}")
+            col = df[c.name]
+            if not isinstance(col, pd.Series) or str(col.dtype) != c.dtype:
+                raise SchemaError(f"frame {self.name!r}: column {c.name!r} has dtype "
+                                  f"{getattr(col, 'dtype', type(col).__name__)}, declared {c.dtype}")
+            if not c.nullable:
+                n = int(col.isna().sum())
+                if n:
+                    raise SchemaError(f"frame {self.name!r}: column {c.name!r} has {n} missing value(s); it is "
+                                      "always filled (declared not nullable)")
+            if strict and c.dtype == "float64" and bool(np.isinf(col.to_numpy(dtype=np.float64)).any()):
+                raise SchemaError(f"frame {self.name!r}: column {c.name!r} holds infinite values")
         return df
 
     def describe(self) -> pd.DataFrame:
-        return pd.DataFrame([{"column": c.name, "dtype": c.dtype, "unit": c.unit, "meaning": c.meaning}
-                             for c in self.columns])
+        return pd.DataFrame([{"column": c.name, "dtype": c.dtype, "unit": c.unit, "meaning": c.meaning,
+                              "nullable": c.nullable} for c in self.columns])
 
 
 def _s(name: str, doc: str, *cols: tuple) -> Schema:
@@ -187,10 +206,12 @@ QUERIES = _s(
     ("end_ns", "int64", "ns", "host time when the host saw the inference complete"),
     ("enqueue_ms", "float64", "ms", "host time spent submitting"),
     ("h2d_ms", "float64", "ms", "host-to-device input copy (device timer; 0 on the CPU)"),
-    ("compute_ms", "float64", "ms", "network execution (device timer)"),
+    ("compute_ms", "float64", "ms", "network execution (device timer; NaN when no layer of the call was timed)",
+     True),
     ("d2h_ms", "float64", "ms", "device-to-host output copy (device timer; 0 on the CPU)"),
-    ("latency_ms", "float64", "ms", "h2d + compute + d2h on the device timer"),
-    ("host_latency_ms", "float64", "ms", "host wall clock from submission to observed completion"),
+    ("latency_ms", "float64", "ms", "h2d + compute + d2h on the device timer (NaN when compute is)", True),
+    ("host_latency_ms", "float64", "ms", "host wall clock from submission to observed completion (NaN when an "
+                                         "enqueued call's end was not observed)", True),
 )
 
 GPU_SAMPLES = _s(

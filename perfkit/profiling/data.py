@@ -5,19 +5,12 @@ import json
 import os
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ..errors import PerfkitError
-from ..frames.schemas import SCHEMAS
+from .run_files import FRAMES, RunLoadError, load_run_files, save_run
 from .summary import layer_summary
 
-FRAMES = {"layers": "layer_times", "memory": "memory_events", "queries": "queries", "gpu": "gpu_samples",
-          "kernels": "kernels"}
-
-
-class RunLoadError(PerfkitError, ValueError):
-    """A saved run could not be loaded."""
+__all__ = ["RunData", "RunLoadError", "load_run", "FRAMES"]
 
 
 class RunData:
@@ -53,7 +46,7 @@ class RunData:
                 v[k] = m[k]
         if "e2e_profiled_ms" in v and "e2e_unprofiled_ms" in v and v["e2e_unprofiled_ms"] > 0:
             v["overhead_pct"] = 100.0 * (v["e2e_profiled_ms"] - v["e2e_unprofiled_ms"]) / v["e2e_unprofiled_ms"]
-        if "layer_sum_ms" in v and "e2e_unprofiled_ms" in v:
+        if "layer_sum_ms" in v and v.get("e2e_unprofiled_ms", 0) > 0:
             corr = v.get("event_cost_ns", 0.0) * (v.get("layers_per_inference", 0) + 1) / 1e6
             v["layer_sum_corrected_ms"] = v["layer_sum_ms"] - (corr if self.layers["clock"].iloc[0] == "host" else 0.0)
             v["gap_ms"] = v["e2e_unprofiled_ms"] - v["layer_sum_corrected_ms"]
@@ -90,15 +83,9 @@ class RunData:
 
     # storage -------------------------------------------------------------------------------------
     def save(self, directory: Any) -> str:
-        """Writes each frame as parquet and the metadata as run.json under ``directory``."""
-        d = os.fspath(directory)
-        os.makedirs(d, exist_ok=True)
-        for name, frame in self.frames.items():
-            frame.to_parquet(os.path.join(d, f"{name}.parquet"))
-        with open(os.path.join(d, "run.json"), "w") as f:
-            json.dump({"format": "perfkit-run", "version": 1, "meta": _jsonable(self.meta),
-                       "messages": self.messages}, f, indent=1)
-        return d
+        """Writes each frame as parquet and the metadata as run.json under ``directory``, with a
+        SHA-256 checksum per file (see :mod:`perfkit.profiling.run_files`). Returns the directory."""
+        return save_run(self.frames, self.meta, self.messages, directory)
 
     # exports -------------------------------------------------------------------------------------
     def export_chrome_trace(self, path: Any) -> str:
@@ -126,31 +113,8 @@ class RunData:
                 f"inference(s) of {self.meta.get('engine')}>")
 
 
-def _jsonable(d: dict) -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, (np.integer,)):
-            v = int(v)
-        elif isinstance(v, (np.floating,)):
-            v = float(v)
-        out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
-    return out
-
-
 def load_run(directory: Any) -> RunData:
-    """Loads a run written by ``run.save(directory)``; frames are checked against their schemas."""
-    d = os.fspath(directory)
-    try:
-        with open(os.path.join(d, "run.json")) as f:
-            info = json.load(f)
-        if info.get("format") != "perfkit-run" or info.get("version") != 1:
-            raise ValueError(f"format {info.get('format')!r} version {info.get('version')!r}")
-        frames = {}
-        for name, schema in FRAMES.items():
-            frame = pd.read_parquet(os.path.join(d, f"{name}.parquet"))
-            frames[name] = SCHEMAS[schema].validate(frame)
-    except PerfkitError:
-        raise
-    except Exception as exc:
-        raise RunLoadError(f"{d!r} is not a saved perfkit run ({type(exc).__name__}: {exc})") from None
-    return RunData(frames, info.get("meta", {}), list(info.get("messages", [])))
+    """Loads a run written by ``run.save(directory)``: checksums verified, every frame validated
+    against its schema (nullability included); raises RunLoadError or SchemaError otherwise."""
+    frames, meta, messages = load_run_files(directory)
+    return RunData(frames, meta, messages)
