@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 DEMO_MODELS = ("mnist_mlp", "lenet", "resnet_small", "transformer_encoder")
 
@@ -18,20 +20,71 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.2f} GiB"
 
 
+def _unique(values: Sequence) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _new_run_dir(out: str) -> str:
+    """A new folder under ``out`` named by the time; a second run within the same second gets a suffix."""
+    from .errors import ArgumentError
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ArgumentError(f"--out {out!r} is a file, not a directory; choose a directory for the run's files")
+    base = os.path.join(out, time.strftime("%Y%m%d-%H%M%S"))
+    run_dir, n = base, 1
+    while True:
+        try:
+            os.makedirs(run_dir)
+            return run_dir
+        except FileExistsError:
+            n += 1
+            run_dir = f"{base}-{n}"
+        except OSError as exc:
+            raise ArgumentError(f"cannot create the run folder {run_dir!r}: {exc.strerror or exc}; choose another "
+                                "--out") from None
+
+
 def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: Sequence[str],
          models: Sequence[str], min_time_s: float) -> str:
+    """Runs the demo into a new folder under ``out`` and returns its path; every argument is checked
+    first, so a bad one leaves no folder behind."""
+    from . import models as pkm
+    from .arguments import number, one_of, positive_int
+    from .device import get_device
+    from .errors import ArgumentError
+    from .network import PRECISIONS
+
+    for what, values in (("batch_sizes", batch_sizes), ("precisions", precisions), ("models", models)):
+        if not isinstance(values, (list, tuple)):
+            raise ArgumentError(f"demo: {what} must be a list, not {type(values).__name__}")
+    batch_sizes, precisions, models = _unique(batch_sizes), _unique(precisions), _unique(models)
+    for b in batch_sizes:
+        positive_int(b, "demo: each batch size")
+    for p in precisions:
+        one_of(p, PRECISIONS, "demo: each precision")
+    for m in models:
+        one_of(m, pkm.SAMPLES, "demo: each model")
+    if not (batch_sizes and precisions and models):
+        raise ArgumentError("demo needs at least one batch size, one precision and one model")
+    min_time_s = number(min_time_s, "demo: min_time_s", minimum=0)
+    dev = get_device(device)                   # every argument is checked before the run folder is made
+    run_dir = _new_run_dir(out)
+    try:
+        _run_demo(dev, run_dir, batch_sizes, precisions, models, min_time_s)
+    except BaseException:
+        if not os.listdir(run_dir):           # nothing written yet: leave no empty run folder behind
+            os.rmdir(run_dir)
+        raise
+    return run_dir
+
+
+def _run_demo(dev: Any, run_dir: str, batch_sizes: list, precisions: list, models: list, min_time_s: float) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import pandas as pd
 
     from . import models as pkm
     from .bench import sweep
-    from .device import get_device
     from .plots import plot_sweep
-
-    dev = get_device(device)
-    run_dir = os.path.join(out, time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(run_dir, exist_ok=True)
     print(f"perfkit demo on {dev.spec} ({dev.name}); writing to {run_dir}")
     print(f"{'model':<22}{'prec':<6}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'samples/s':>12}{'device mem':>13}")
 
@@ -101,7 +154,6 @@ def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: S
         print(f"  {r['model']:<22}{r['throughput_per_s']:>12.1f} samples/s  ({r['precision']}, batch {r['batch_size']}, "
               f"{r['latency_median_ms']:.3f} ms, {_fmt_bytes(r['device_memory_bytes'])} device memory)")
     print(f"\nwrote {', '.join(sorted(os.listdir(run_dir)))} in {run_dir}")
-    return run_dir
 
 
 def info() -> None:
@@ -119,28 +171,87 @@ def info() -> None:
         print("  cuda: not available (no CuPy or no GPU)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="perfkit", description="Measure and understand inference performance.")
-    sub = p.add_subparsers(dest="command", required=True)
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and a return code, not an exit with usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog.split()[0]} --help)")
+
+
+def _comma_list(kind: type, choices: Sequence[str] | None = None, what: str = "value"):
+    def parse(text: str) -> list:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"give at least one {what}")
+        out = []
+        for t in items:
+            if kind is int:
+                if not t.isdigit() or int(t) < 1:
+                    raise argparse.ArgumentTypeError(f"{t!r} is not a positive integer {what}")
+                out.append(int(t))
+            elif choices is not None and t not in choices:
+                raise argparse.ArgumentTypeError(f"unknown {what} {t!r}; choose from {', '.join(choices)}")
+            else:
+                out.append(t)
+        return list(dict.fromkeys(out))
+    parse.__name__ = what            # argparse names the type in its messages
+    return parse
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"(auto|cpu|cuda(:\d+)?)", text.strip().lower()):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda, cuda:N or auto")
+    return text.strip().lower()
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite, non-negative number of seconds")
+    return v
+
+
+def parser() -> argparse.ArgumentParser:
+    from .models import SAMPLES
+    from .network import PRECISIONS
+    p = _Parser(prog="perfkit", description="Measure and understand inference performance.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("demo", help="build the sample networks, time them, write frames and a chart")
-    d.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    d.add_argument("--device", type=_device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
     d.add_argument("--out", default="runs", help="directory for the run's files (default: runs)")
-    d.add_argument("--batch-sizes", default="1,8,32,64", help="comma-separated (default: 1,8,32,64)")
-    d.add_argument("--precisions", default="fp32,fp16", help="comma-separated (default: fp32,fp16)")
-    d.add_argument("--models", default=",".join(DEMO_MODELS), help=f"comma-separated from {', '.join(DEMO_MODELS)}, mlp")
-    d.add_argument("--min-time", type=float, default=0.15, help="seconds of timing per configuration")
+    d.add_argument("--batch-sizes", type=_comma_list(int, what="batch size"), default=[1, 8, 32, 64],
+                   help="comma-separated positive ints (default: 1,8,32,64)")
+    d.add_argument("--precisions", type=_comma_list(str, PRECISIONS, "precision"), default=["fp32", "fp16"],
+                   help=f"comma-separated from {', '.join(PRECISIONS)} (default: fp32,fp16)")
+    d.add_argument("--models", type=_comma_list(str, tuple(SAMPLES), "model"), default=list(DEMO_MODELS),
+                   help=f"comma-separated from {', '.join(SAMPLES)} (default: {','.join(DEMO_MODELS)})")
+    d.add_argument("--min-time", type=_seconds, default=0.15, help="seconds of timing per configuration")
     sub.add_parser("info", help="show perfkit's version and the devices it can use")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (2 and one line on stderr for a user error)."""
     from .errors import PerfkitError
     try:
+        args = parser().parse_args(argv)
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
         if args.command == "demo":
-            demo(args.device, args.out, [int(b) for b in args.batch_sizes.split(",")],
-                 [s.strip() for s in args.precisions.split(",")], [s.strip() for s in args.models.split(",")],
-                 args.min_time)
+            demo(args.device, args.out, args.batch_sizes, args.precisions, args.models, args.min_time)
         else:
             info()
     except PerfkitError as exc:
-        print(f"perfkit: error: {exc}", file=sys.stderr)
+        print(f"perfkit: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0
 

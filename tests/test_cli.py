@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import perfkit as pk
 from perfkit.frames import SWEEP, BUILD_LOG
@@ -57,3 +58,61 @@ def test_cli_reports_errors_cleanly(capsys):
 def test_module_entry_point_info():
     r = subprocess.run([sys.executable, "-m", "perfkit", "info"], capture_output=True, text=True)
     assert r.returncode == 0 and f"perfkit {pk.__version__}" in r.stdout
+
+
+BAD_ARGV = {
+    "unknown model": ["demo", "--models", "nope"],
+    "one unknown model among good ones": ["demo", "--models", "mnist_mlp,nope"],
+    "letters as batch sizes": ["demo", "--batch-sizes", "a,b"],
+    "zero batch size": ["demo", "--batch-sizes", "0"],
+    "negative batch size": ["demo", "--batch-sizes", "-4"],
+    "fractional batch size": ["demo", "--batch-sizes", "2.5"],
+    "empty batch sizes": ["demo", "--batch-sizes", ","],
+    "unknown precision": ["demo", "--precisions", "int8"],
+    "empty precisions": ["demo", "--precisions", ""],
+    "NaN min time": ["demo", "--min-time", "nan"],
+    "negative min time": ["demo", "--min-time", "-1"],
+    "word min time": ["demo", "--min-time", "long"],
+    "unknown device": ["demo", "--device", "tpu"],
+    "unknown option": ["demo", "--bogus"],
+    "unknown command": ["nope"],
+    "no command": [],
+    "demo option on info": ["info", "--models", "lenet"],
+}
+
+
+@pytest.mark.parametrize("argv", list(BAD_ARGV.values()), ids=list(BAD_ARGV))
+def test_bad_arguments_exit_2_with_one_line_and_leave_no_folder(argv, tmp_path, capsys):
+    from perfkit.cli import main
+    out = tmp_path / "runs"
+    rc = main(argv + ["--out", str(out)] if argv and argv[0] == "demo" else argv)
+    captured = capsys.readouterr()
+    assert rc == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("perfkit") and "error:" in lines[0], captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
+    from perfkit.cli import main
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    assert main(["demo", "--out", str(f), "--models", "mlp", "--batch-sizes", "1", "--min-time", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file" in err[0]
+
+
+def test_module_entry_point_reports_bad_arguments_without_traceback(tmp_path):
+    for argv in (["demo", "--models", "nope"], ["demo", "--batch-sizes", "a,b"]):
+        r = subprocess.run([sys.executable, "-m", "perfkit", *argv, "--out", str(tmp_path / "runs")],
+                           capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 2
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / "runs").exists()
+
+
+def test_two_runs_in_one_second_get_separate_folders(tmp_path):
+    from perfkit.cli import _new_run_dir
+    a, b = _new_run_dir(str(tmp_path)), _new_run_dir(str(tmp_path))
+    assert a != b and os.path.isdir(a) and os.path.isdir(b)
