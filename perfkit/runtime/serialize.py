@@ -47,7 +47,8 @@ def save_engine(engine: Any, path: Any) -> str:
     if not os.path.isdir(folder):
         raise EngineFileError(f"cannot save engine to {target!r}: the directory {folder!r} does not exist; "
                               "create it first (os.makedirs) or choose another path")
-    tensors = {key: np.ascontiguousarray(arr) for key, arr in _weights_of(engine).items()}
+    # host copies of the weights (read back from the device unless the engine kept its own)
+    tensors = {key: np.ascontiguousarray(arr) for key, arr in engine.host_weights().items()}
     for key, arr in tensors.items():
         if arr.dtype.name not in _CODES.values():
             raise EngineFileError(f"weight {key!r} has dtype {arr.dtype}, which engine files do not store")
@@ -71,14 +72,6 @@ def save_engine(engine: Any, path: Any) -> str:
                               "directory is writable and has space") from None
     engine.plan.extra["engine_id"] = digest[:12]
     return digest[:12]
-
-
-def _weights_of(engine: Any) -> dict:
-    """Host copies of the engine's weights: the engine's own when it kept them, else read back."""
-    getter = getattr(engine, "host_weights", None)
-    if callable(getter):
-        return getter()
-    return engine._host_weights
 
 
 def _checksum_position(blob: bytes, n: int, value: str) -> int:
