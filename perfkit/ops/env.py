@@ -39,10 +39,37 @@ def scratch_size(*nbytes: int) -> int:
     return sum(aligned(n) for n in nbytes if n)
 
 
+#: float32 bytes of one block of the operand :meth:`Env.matmul` converts piecewise (and of the
+#: matching block of the product): a weight matrix is never copied whole
+BLOCK_BYTES = 1 << 18
+
+
+def conversion_plan(a_shape: tuple, b_shape: tuple, out_shape: tuple) -> tuple:
+    """How :meth:`Env.matmul` multiplies operands it must copy to float32: ``(kind, block, bytes)``.
+
+    ``"b"``: a 2-D ``b`` at least as large as ``a`` is converted ``block`` columns at a time (the
+    product too); ``"a"``: a 2-D ``a`` larger than ``b``, ``block`` rows at a time; ``"full"``: both
+    operands and the product whole. ``bytes``: the workspace taken, alignment included."""
+    na, nb, no = (math.prod(s) for s in (a_shape, b_shape, out_shape))
+    if len(b_shape) == 2 and nb >= na and b_shape[1] > 1:
+        k, n = b_shape
+        rows = no // n
+        cols = min(max(1, BLOCK_BYTES // (4 * (k + rows))), n)
+        if cols < n:
+            return "b", cols, scratch_size(4 * na, 4 * k * cols, 4 * rows * cols)
+    elif len(a_shape) == 2 and na > nb and a_shape[0] > 1:
+        m, k = a_shape
+        per_row = no // m
+        rows = min(max(1, BLOCK_BYTES // (4 * (k + per_row))), m)
+        if rows < m:
+            return "a", rows, scratch_size(4 * nb, 4 * k * rows, 4 * per_row * rows)
+    return "full", 0, scratch_size(4 * na, 4 * nb, 4 * no)
+
+
 def gemm_conversion_bytes(gemms: Iterable, device_kind: str | None) -> int:
     """Workspace :meth:`Env.matmul` takes for the float32 copies of operands the device cannot
     multiply in their storage dtype: ``gemms`` is ``(a_shape, b_shape, out_shape, dtype)`` per
-    product (full shapes, batch included where the operand has one); the largest product counts,
+    product, each shape exactly as the op passes it to ``matmul``; the largest product counts,
     since each one's copies are given back when it returns. ``device_kind`` None: the most any
     device needs (the CPU's)."""
     native = NATIVE_GEMM.get(device_kind or "cpu", NATIVE_GEMM["cpu"])
@@ -50,7 +77,7 @@ def gemm_conversion_bytes(gemms: Iterable, device_kind: str | None) -> int:
     for a, b, out, dtype in gemms:
         if np.dtype(dtype).name in native:
             continue
-        need = max(need, scratch_size(*(4 * math.prod(s) for s in (a, b, out))))
+        need = max(need, conversion_plan(tuple(a), tuple(b), tuple(out))[2])
     return need
 
 
@@ -137,14 +164,10 @@ class Env:
             if a.dtype == b.dtype == out.dtype == np.float32:
                 return xp.matmul(a, b, out=out)
             # NumPy has no BLAS path for float16 or bfloat16: multiply float32 copies (in declared
-            # scratch, see gemm_conversion_bytes), store in the storage dtype
+            # scratch, see conversion_plan), store in the storage dtype
             mark = self.mark()
             try:
-                a32, b32 = self.float32(a), self.float32(b)
-                o32 = out if out.dtype == np.float32 else self.scratch(out.shape, np.float32)
-                xp.matmul(a32, b32, out=o32)
-                if o32 is not out:
-                    xp.copyto(out, o32, casting="unsafe")
+                self._matmul_converted(a, b, out)
             finally:
                 self.release(mark)
             return out
@@ -155,3 +178,36 @@ class Env:
         if self.device_kind == "cuda" and self.blas.gemm(a, b, out):
             return out
         return xp.matmul(a, b, out=out)
+
+    def _matmul_converted(self, a: Any, b: Any, out: Any) -> None:
+        xp = self.xp
+        kind, block, _ = conversion_plan(tuple(a.shape), tuple(b.shape), tuple(out.shape))
+        if kind == "full":
+            a32, b32 = self.float32(a), self.float32(b)
+            o32 = out if out.dtype == np.float32 else self.scratch(out.shape, np.float32)
+            xp.matmul(a32, b32, out=o32)
+            if o32 is not out:
+                xp.copyto(out, o32, casting="unsafe")
+        elif kind == "b":                       # b (K, N) and the product, a block of columns at a time
+            k, n = b.shape
+            a32 = self.float32(a)
+            bs = self.scratch((k * block,), np.float32)
+            os_ = self.scratch((out.size // n * block,), np.float32)
+            for j in range(0, n, block):
+                w = min(block, n - j)
+                bj, oj = bs[:k * w].reshape(k, w), os_[:out.size // n * w].reshape(out.shape[:-1] + (w,))
+                xp.copyto(bj, b[:, j:j + w], casting="unsafe")
+                xp.matmul(a32, bj, out=oj)
+                xp.copyto(out[..., j:j + w], oj, casting="unsafe")
+        else:                                   # a (M, K) and the product, a block of rows at a time
+            m, k = a.shape
+            per_row = out.size // m
+            b32 = self.float32(b)
+            as_ = self.scratch((k * block,), np.float32)
+            os_ = self.scratch((per_row * block,), np.float32)
+            for i in range(0, m, block):
+                h = min(block, m - i)
+                ai, oi = as_[:k * h].reshape(h, k), os_[:per_row * h].reshape(out.shape[:-2] + (h, out.shape[-1]))
+                xp.copyto(ai, a[i:i + h], casting="unsafe")
+                xp.matmul(ai, b32, out=oi)
+                xp.copyto(out[..., i:i + h, :], oi, casting="unsafe")

@@ -43,8 +43,11 @@ class MatrixMultiply(Op):
         return [TensorSpec(tuple(lead) + (m, n), dtype)]
 
     def gemms(self, params, inputs, outputs, batch):
-        a, b = ((tuple(t.shape) if t.constant else (batch,) + tuple(t.shape)) for t in inputs)
-        return [(a, b, (batch,) + tuple(outputs[0].shape), outputs[0].dtype)]
+        shapes = []
+        for t, transpose in zip(inputs, (params["transpose_a"], params["transpose_b"])):
+            shape = tuple(t.shape) if t.constant else (batch,) + tuple(t.shape)
+            shapes.append(shape[:-2] + shape[:-3:-1] if transpose else shape)      # as compute passes them
+        return [(shapes[0], shapes[1], (batch,) + tuple(outputs[0].shape), outputs[0].dtype)]
 
     def compute(self, env, ins, outs, params, weights):
         a, b = ins

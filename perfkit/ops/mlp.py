@@ -75,9 +75,10 @@ class MLP(Op):
         return scratch_size(*[rows * max(inner) * x.itemsize] * buffers) + epilogue
 
     def gemms(self, params, inputs, outputs, batch):
-        rows = self._rows(params, inputs[0], batch)
+        x = inputs[0]
+        lead = (batch,) if params["flatten"] else (batch,) + tuple(x.shape[:-1])     # as compute shapes them
         w = [int(v) for v in params["widths"]]
-        return [((rows, w[i]), (w[i], w[i + 1]), (rows, w[i + 1]), outputs[0].dtype) for i in range(len(w) - 1)]
+        return [(lead + (w[i],), (w[i], w[i + 1]), lead + (w[i + 1],), outputs[0].dtype) for i in range(len(w) - 1)]
 
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp

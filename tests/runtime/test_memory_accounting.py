@@ -297,3 +297,29 @@ def test_constant_folding_runs_ops_in_their_declared_workspace(strict_workspace)
     e = np.exp(np.arange(1.0, 5.0))
     out = eng.create_execution_context().execute({"x": np.ones((1, 4), np.float32)})
     np.testing.assert_allclose(next(iter(out.values()))[0], 1 + e / e.sum(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("a_shape,b_shape", [((8, 784), (784, 500)),          # weights b, a column block at a time
+                                             ((3, 700, 300), (300, 9)),       # product wider than the weights: whole
+                                             ((900, 300), (4, 300, 7)),       # weights a, a row block at a time
+                                             ((2, 3, 40), (2, 40, 5))])       # batched operands: whole
+def test_reduced_precision_gemm_converts_in_declared_blocks(a_shape, b_shape, dtype, strict_workspace):
+    """CPU GEMMs of float16/bfloat16 storage multiply float32 copies made in the workspace, a block
+    at a time for a large 2-D operand (a weight matrix is never copied whole), within exactly the
+    bytes declared for them, and agree with a float64 product."""
+    rng = np.random.default_rng(3)
+    dt = np.dtype(dtype)
+    a, b = rng.uniform(-1, 1, a_shape).astype(dt), rng.uniform(-1, 1, b_shape).astype(dt)
+    out = np.empty(np.broadcast_shapes(a_shape[:-2], b_shape[:-2]) + (a_shape[-2], b_shape[-1]), dt)
+    declared = env_mod.gemm_conversion_bytes([(a_shape, b_shape, out.shape, dtype)], "cpu")
+    kind = env_mod.conversion_plan(a_shape, b_shape, out.shape)[0]
+    assert declared < 4 * (a.size + b.size + out.size) or kind == "full"
+    env = env_mod.Env(np, "cpu", np.zeros(declared, np.uint8))
+    _, extra = _host_peak(lambda: env.matmul(a, b, out))
+    assert extra <= NOISE
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    np.testing.assert_allclose(out.astype(np.float64), want, rtol=2e-2 if dtype == "float16" else 1e-2, atol=0.25)
+    assert env.mark() == 0                                 # the copies were given back
+    assert env_mod.gemm_conversion_bytes([(a_shape, b_shape, out.shape, dtype)], "cuda") == \
+        (declared if dtype == "bfloat16" else 0)          # cuBLAS multiplies float16 as stored
