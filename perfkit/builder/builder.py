@@ -19,6 +19,7 @@ from ..runtime.plan import EnginePlan, StepPlan, TensorPlan, WeightPlan
 from .build_log import BuildLog
 from .config import BuilderConfig
 from .graph import Graph, eliminate_dead_nodes, fold_constants
+from .memory_check import check_memory
 from .memory_plan import lifetimes_of, plan_arena
 from .passes import run_fusions
 from .precision import assign_precision
@@ -79,6 +80,7 @@ class Builder:
             info["matched"] = ", ".join(folded)
             info["detail"] = f"{len(folded)} layer(s) folded" if folded else "nothing to fold"
         n_fusions = run_fusions(g, config.enabled_fusions, log, config)
+        check_memory(g, self.device, config)     # refuse a plan the device cannot hold, before timing anything
         cache = as_cache(config.timing_cache)
         # one "precision" row per layer (chosen by timing, forced, or kept in fp32, and why)
         timed, pstats = choose_precisions(g, self.device, self.allocator, config, log, cache)
@@ -102,7 +104,7 @@ class Builder:
                 ins = [g.tensors[t] for t in n.inputs]
                 outs = [g.tensors[t] for t in n.outputs]
                 cost = op.cost(n.params, ins, outs, n.weights)
-                ws = int(op.workspace(n.params, ins, outs, batch))
+                ws = int(op.workspace(n.params, ins, outs, batch, self.device.kind))
                 if config.max_workspace_bytes is not None and ws > config.max_workspace_bytes:
                     raise BuildError(f"layer {n.name!r} needs {ws} bytes of workspace at batch {batch}, more than "
                                      f"max_workspace_bytes={config.max_workspace_bytes}; raise the limit or "
