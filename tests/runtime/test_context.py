@@ -168,3 +168,22 @@ def test_launch_paths_use_the_context_interface_not_its_private_attributes():
                 if name in ("ctx", "context"):
                     found.append(f"{f.name}:{node.lineno} {name}.{node.attr}")
     assert found == []
+
+
+def test_input_consumed_fires_even_when_the_inference_fails():
+    """A CPU inference that fails before its last input reader still releases its inputs: whoever
+    waits on input_consumed is not left waiting forever; the failure surfaces at synchronize."""
+    def impl(xp, ins, params):
+        raise ValueError("this plugin always fails")
+    pk.register_plugin("always_fails", lambda shapes, params: shapes[0], impl=impl, replace=True)
+    net = pk.Network("f")
+    x = net.add_input("x", (3,))
+    net.mark_output(net.add_plugin("always_fails", [x]).output)
+    dev = pk.get_device("cpu")
+    ctx = pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
+    s, consumed = dev.create_stream(), dev.create_event()
+    ctx.enqueue({"x": np.ones((2, 3), np.float32)}, s, input_consumed=consumed)
+    consumed.synchronize(timeout=10)
+    assert consumed.query()
+    with pytest.raises(pk.ExecutionError, match="always_fails.*always fails"):
+        s.synchronize()
