@@ -90,3 +90,13 @@ def fits_in_host_memory(nbytes: int, what: str, fix: str) -> None:
     if total and nbytes > total:
         raise AllocationError(f"{what} needs {nbytes / 2**30:.1f} GiB of host memory, more than this machine's "
                               f"{total / 2**30:.1f} GiB: {fix}")
+
+
+def path(value: Any, what: str) -> str:
+    """A file system path (str or os.PathLike). Ints are refused: ``open(3)`` would use file descriptor 3."""
+    import os
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        p = os.fspath(value)
+        if p:
+            return p
+    raise ArgumentError(f"{what} must be a path (a non-empty str or pathlib.Path), not {type(value).__name__} {value!r}")

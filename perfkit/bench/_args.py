@@ -102,3 +102,19 @@ def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: An
     if engines is not None and not isinstance(engines, dict):
         raise ArgumentError(f"sweep: engines must be a dict to collect the engines in, or None, not {engines!r}")
     return nets
+
+
+def check_host_inputs(engine: Any, inputs: dict, batch: int) -> None:
+    """``inputs`` for ``measure``: one host array per engine input, holding at least ``batch`` samples."""
+    names = list(engine.input_names)
+    if sorted(inputs) != sorted(names):
+        raise ArgumentError(f"measure: inputs must be given for exactly the engine's inputs {names}, got {sorted(inputs)}")
+    for n in names:
+        a = inputs[n]
+        want = (batch,) + tuple(engine.get_binding_shape(n))
+        shape = tuple(getattr(a, "shape", ()))
+        if len(shape) != len(want) or shape[0] < batch or shape[1:] != want[1:]:
+            raise ArgumentError(f"measure: input {n!r} must be an array of shape {want} (at least {batch} samples), "
+                                f"got {shape or type(a).__name__}")
+        if np.dtype(getattr(a, "dtype", None)) != np.dtype(engine.get_binding_dtype(n)):
+            raise ArgumentError(f"measure: input {n!r} must be {engine.get_binding_dtype(n)}, not {a.dtype}")

@@ -14,7 +14,7 @@ import pandas as pd
 from ..arguments import one_of
 from ..frames.schemas import DIAGNOSES, QUERIES
 from ..frames.stats import latency_stats
-from ._args import check_measure
+from ._args import check_host_inputs, check_measure
 
 
 @dataclass
@@ -51,6 +51,7 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
     engine, dev = context.engine, context.device
     batch = int(batch_size or engine.max_batch_size)
     host_inputs = inputs if inputs is not None else sample_input(engine, batch)
+    check_host_inputs(engine, host_inputs, batch)
     contexts = [context] + [engine.create_execution_context() for _ in range(max(1, streams) - 1)]
     slots = [_Slot(c, dev, host_inputs, batch) for c in contexts]
     sampler = NvmlSampler(dev.index) if gpu_metrics and dev.kind == "cuda" else None

@@ -41,6 +41,10 @@ class Builder:
 
     def __init__(self, device: Any = None, allocator: Any = None):
         self.device = get_device(device)
+        if allocator is not None and not (callable(getattr(allocator, "allocate", None))
+                                          and callable(getattr(allocator, "free", None))):
+            raise BuildError(f"allocator must have allocate(size, alignment, flags) and free(buffer) methods, "
+                             f"not {type(allocator).__name__}; pass None for the device's tracking allocator")
         self.allocator = allocator if allocator is not None else self.device.tracking_allocator
         self._lock = threading.Lock()
 
@@ -48,6 +52,8 @@ class Builder:
         from ..network import Network
         if not isinstance(network, Network):
             raise BuildError(f"Builder.build needs a perfkit.Network, got {type(network).__name__}")
+        if config is not None and not isinstance(config, BuilderConfig):
+            raise BuildError(f"Builder.build needs a BuilderConfig (or None), not {type(config).__name__}")
         config = (config or BuilderConfig()).validate()
         if not self._lock.acquire(blocking=False):
             raise BuilderBusyError("this builder is already building on another thread; a builder may be used "

@@ -274,6 +274,8 @@ SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP, ENGINE_DISPATCH,
 
 
 def get_schema(name: str) -> Schema:
+    if not isinstance(name, str):
+        raise SchemaError(f"a schema name is a string such as 'sweep', not {name!r}; declared: {', '.join(SCHEMAS)}")
     try:
         return SCHEMAS[name]
     except KeyError:

@@ -3,6 +3,26 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ..arguments import integer
+from ..errors import NetworkDefinitionError
+
+
+def _ints(value: Any, what: str, minimum: int | None = None, allow_none: bool = False) -> Any:
+    """An int, or a tuple or list of ints; bools, floats (even 2.0) and strings are refused, so
+    ``stride=True`` or ``window=2.5`` never become 1 or 2 silently. Values are returned unchanged."""
+    if value is None and allow_none:
+        return value
+    items = value if isinstance(value, (tuple, list)) else [value]
+    for v in items:
+        integer(v, what, minimum)
+    return value
+
+
+def _tensor_list(inputs: Any, what: str) -> list:
+    if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+        raise NetworkDefinitionError(f"{what}: inputs must be a list of tensors, not {inputs!r}")
+    return list(inputs)
+
 
 class LayerAdders:
     """Mixed into :class:`~perfkit.network.Network`; each method returns the new layer."""
@@ -14,6 +34,7 @@ class LayerAdders:
     def add_fully_connected(self, input: Any, num_outputs: int, kernel: Any, bias: Any = None,
                             name: str | None = None) -> Any:
         """``y = kernel @ flatten(x) + bias``; ``kernel`` is (num_outputs, inputs per sample)."""
+        _ints(num_outputs, "add_fully_connected: num_outputs", 1)
         return self.add_layer("fully_connected", [input], {"num_outputs": num_outputs},
                               {"kernel": kernel, "bias": bias}, name)
 
@@ -27,6 +48,12 @@ class LayerAdders:
                         stride: Any = 1, padding: Any = 0, dilation: Any = 1, groups: int = 1,
                         name: str | None = None) -> Any:
         """2-D convolution of a (C, H, W) input; ``kernel`` is (K, C/groups, kh, kw)."""
+        _ints(num_output_maps, "add_convolution: num_output_maps", 1)
+        _ints(kernel_size, "add_convolution: kernel_size", 1)
+        _ints(stride, "add_convolution: stride", 1)
+        _ints(padding, "add_convolution: padding", 0)
+        _ints(dilation, "add_convolution: dilation", 1)
+        _ints(groups, "add_convolution: groups", 1)
         return self.add_layer("convolution", [input],
                               {"num_output_maps": num_output_maps, "kernel_size": kernel_size, "stride": stride,
                                "padding": padding, "dilation": dilation, "groups": groups},
@@ -42,6 +69,7 @@ class LayerAdders:
     def add_scale(self, input: Any, mode: str = "uniform", shift: Any = None, scale: Any = None,
                   power: Any = None, channel_axis: int = 0, name: str | None = None) -> Any:
         """``(x * scale + shift) ** power``; mode ``uniform``, ``channel`` or ``elementwise``."""
+        _ints(channel_axis, "add_scale: channel_axis")
         return self.add_layer("scale", [input], {"mode": mode, "channel_axis": channel_axis},
                               {"shift": shift, "scale": scale, "power": power}, name)
 
@@ -56,11 +84,15 @@ class LayerAdders:
 
     def add_reduce(self, input: Any, op: str, axes: Any, keep_dims: bool = False, name: str | None = None) -> Any:
         """sum, prod, max, min or avg over per-sample ``axes`` (negative axes count from the end)."""
+        _ints(axes, "add_reduce: axes")
         return self.add_layer("reduce", [input], {"op": op, "axes": axes, "keep_dims": keep_dims}, None, name)
 
     def add_pooling(self, input: Any, pool: str, window: Any, stride: Any = None, padding: Any = 0,
                     exclude_padding: bool = True, name: str | None = None) -> Any:
         """max or avg pooling of a (C, H, W) input; ``stride`` defaults to the window."""
+        _ints(window, "add_pooling: window", 1)
+        _ints(stride, "add_pooling: stride", 1, allow_none=True)
+        _ints(padding, "add_pooling: padding", 0)
         return self.add_layer("pooling", [input], {"pool": pool, "window": window, "stride": stride,
                                                    "padding": padding, "exclude_padding": exclude_padding},
                               None, name)
@@ -69,11 +101,17 @@ class LayerAdders:
                     reshape: Sequence[int] | None = None, second_transpose: Sequence[int] | None = None,
                     name: str | None = None) -> Any:
         """Transpose, reshape (0 copies a dim, -1 infers one), transpose; per-sample axes."""
+        for what, v in (("first_transpose", first_transpose), ("reshape", reshape),
+                        ("second_transpose", second_transpose)):
+            if v is not None and not isinstance(v, (tuple, list)):
+                raise NetworkDefinitionError(f"add_shuffle: {what} must be a tuple of ints or None, not {v!r}")
+            _ints(v, f"add_shuffle: {what}", -1 if what == "reshape" else 0, allow_none=True)
         return self.add_layer("shuffle", [input], {"first_transpose": first_transpose, "reshape": reshape,
                                                    "second_transpose": second_transpose}, None, name)
 
     def add_concatenation(self, inputs: Sequence[Any], axis: int = 0, name: str | None = None) -> Any:
-        return self.add_layer("concatenation", list(inputs), {"axis": axis}, None, name)
+        """Joins tensors of equal per-sample shape except along ``axis``."""
+        return self.add_layer("concatenation", _tensor_list(inputs, "add_concatenation"), {"axis": axis}, None, name)
 
     def add_gather(self, data: Any, indices: Any, axis: int = 0, name: str | None = None) -> Any:
         """Entries of ``data`` picked along ``axis`` by int32 ``indices``."""
@@ -81,6 +119,7 @@ class LayerAdders:
 
     def add_topk(self, input: Any, op: str, k: int, axis: int = -1, name: str | None = None) -> Any:
         """The ``k`` largest (op='max') or smallest values along ``axis``; outputs values and int32 indices."""
+        _ints(k, "add_topk: k", 1)
         return self.add_layer("topk", [input], {"op": op, "k": k, "axis": axis}, None, name)
 
     def add_softmax(self, input: Any, axis: int = 0, name: str | None = None) -> Any:
@@ -89,10 +128,14 @@ class LayerAdders:
 
     def add_lrn(self, input: Any, window: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,
                 name: str | None = None) -> Any:
+        """Local response normalisation across channels over an odd ``window``."""
+        _ints(window, "add_lrn: window", 1)
         return self.add_layer("lrn", [input], {"window": window, "alpha": alpha, "beta": beta, "k": k}, None, name)
 
     def add_padding(self, input: Any, pre_padding: Any, post_padding: Any, name: str | None = None) -> Any:
         """Zero padding of the last two per-sample dims; negative amounts crop."""
+        _ints(pre_padding, "add_padding: pre_padding")
+        _ints(post_padding, "add_padding: post_padding")
         return self.add_layer("padding", [input], {"pre_padding": pre_padding, "post_padding": post_padding},
                               None, name)
 
@@ -106,4 +149,5 @@ class LayerAdders:
     def add_plugin(self, plugin: str, inputs: Sequence[Any], params: dict | None = None,
                    name: str | None = None) -> Any:
         """A layer computed by a plugin registered with :func:`perfkit.register_plugin`."""
-        return self.add_layer("plugin", list(inputs), {"plugin": plugin, "params": params or {}}, None, name)
+        return self.add_layer("plugin", _tensor_list(inputs, "add_plugin"), {"plugin": plugin, "params": params or {}},
+                              None, name)

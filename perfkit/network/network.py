@@ -34,6 +34,18 @@ def per_sample_shape(shape: Any, where: str) -> tuple:
     return dims
 
 
+def _check_finite(value: Any, where: str) -> None:
+    """Refuses NaN and infinity anywhere in a layer's parameters (nested lists and dicts included)."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_finite(v, where)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, where)
+    elif isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        raise NetworkDefinitionError(f"{where} must be finite numbers, not {value}")
+
+
 class Network(LayerAdders):
     """A network definition, as in TensorRT: tensors declared per sample, layers in order.
 
@@ -93,6 +105,8 @@ class Network(LayerAdders):
         return t
 
     def get_tensor(self, name: str) -> Tensor:
+        if not isinstance(name, str):
+            raise NetworkDefinitionError(f"tensor names are strings, not {type(name).__name__} {name!r}")
         try:
             return self._tensors[name]
         except KeyError:
@@ -100,6 +114,8 @@ class Network(LayerAdders):
                                          f"tensors: {', '.join(self._tensors)}") from None
 
     def get_layer(self, name: str) -> Layer:
+        if not isinstance(name, str):
+            raise NetworkDefinitionError(f"layer names are strings, not {type(name).__name__} {name!r}")
         for layer in self.layers:
             if layer.name == name:
                 return layer
@@ -113,7 +129,16 @@ class Network(LayerAdders):
     def add_layer(self, op_type: str, inputs: Iterable[Any], params: dict | None = None,
                   weights: dict | None = None, name: str | None = None) -> Layer:
         """Adds a layer of a registered type; the ``add_*`` methods are thin wrappers over this."""
+        if not isinstance(op_type, str):
+            raise NetworkDefinitionError(f"op_type must be the name of a layer type (see perfkit.registered_ops()), "
+                                         f"not {op_type!r}")
         op = get_op(op_type)
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
+            raise NetworkDefinitionError(f"a {op_type} layer's inputs must be a list of tensors, not {inputs!r}")
+        for what, value in (("params", params), ("weights", weights)):
+            if value is not None and not isinstance(value, dict):
+                raise NetworkDefinitionError(f"a {op_type} layer's {what} must be a dict or None, not {value!r}")
+        _check_finite(params or {}, f"a {op_type} layer's parameters")
         ins = [self._tensor(t, op_type) for t in inputs]
         n = len(ins)
         if n < op.min_inputs or (op.max_inputs is not None and n > op.max_inputs):
@@ -129,7 +154,7 @@ class Network(LayerAdders):
         except PerfkitError as exc:
             shapes = ", ".join(f"{t.name}{t.shape}" for t in ins)
             raise type(exc)(f"layer {name!r} ({op_type}; inputs {shapes or 'none'}): {exc}") from None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, ZeroDivisionError) as exc:
             raise NetworkDefinitionError(f"layer {name!r} ({op_type}): invalid parameters or weights: {exc!r}") from None
         constant = op_type == "constant" or (bool(ins) and all(t.is_constant for t in ins))
         suffixes = op.output_names or tuple(str(i) for i in range(len(specs)))

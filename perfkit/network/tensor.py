@@ -79,6 +79,13 @@ class Layer:
         self._precision = value
 
     def get_output(self, index: int = 0) -> Tensor:
+        """Output ``index`` (0 <= index < number of outputs)."""
+        from ..arguments import integer
+        from ..errors import NetworkDefinitionError
+        index = integer(index, f"layer {self.name!r}: get_output index")
+        if not 0 <= index < len(self.outputs):
+            raise NetworkDefinitionError(f"layer {self.name!r} has {len(self.outputs)} output(s); index must be in "
+                                         f"0..{len(self.outputs) - 1}, not {index}")
         return self.outputs[index]
 
     def __repr__(self) -> str:

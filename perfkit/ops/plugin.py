@@ -39,6 +39,8 @@ def register_plugin(name: str, shape_fn: Callable, impls: dict | None = None, *,
         raise PluginError("a plugin needs a non-empty string name")
     if not callable(shape_fn):
         raise PluginError(f"plugin {name!r}: shape_fn must be callable")
+    if impls is not None and not isinstance(impls, dict):
+        raise PluginError(f"plugin {name!r}: impls must be a dict such as {{'cpu': f}}, not {type(impls).__name__}")
     table = dict(impls or {})
     if impl is not None:
         table.setdefault("any", impl)
@@ -56,6 +58,8 @@ def register_plugin(name: str, shape_fn: Callable, impls: dict | None = None, *,
 
 
 def unregister_plugin(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"unregister_plugin needs a plugin's name (a non-empty string), not {name!r}")
     with _lock:
         _PLUGINS.pop(name, None)
 

@@ -85,25 +85,27 @@ class RunData:
     def save(self, directory: Any) -> str:
         """Writes each frame as parquet and the metadata as run.json under ``directory``, with a
         SHA-256 checksum per file (see :mod:`perfkit.profiling.run_files`). Returns the directory."""
-        return save_run(self.frames, self.meta, self.messages, directory)
+        from ..arguments import path
+        return save_run(self.frames, self.meta, self.messages, path(directory, "RunData.save: directory"))
 
     # exports -------------------------------------------------------------------------------------
     def export_chrome_trace(self, path: Any) -> str:
         from ..frames.exporters import chrome_trace
         text = json.dumps(chrome_trace(self), separators=(",", ":"), check_circular=False)
-        with open(path, "w") as f:      # one write: json.dump encodes in small chunks, three times slower
+        # one write: json.dump encodes in small chunks, three times slower
+        with _open_for_writing(path, "export_chrome_trace") as f:
             f.write(text)
         return os.fspath(path)
 
     def export_profile(self, path: Any) -> str:
         from ..frames.exporters import trtexec_profile
-        with open(path, "w") as f:
+        with _open_for_writing(path, "export_profile") as f:
             json.dump(trtexec_profile(self.layers), f, indent=1)
         return os.fspath(path)
 
     def export_times(self, path: Any) -> str:
         from ..frames.exporters import trtexec_times
-        with open(path, "w") as f:
+        with _open_for_writing(path, "export_times") as f:
             json.dump(trtexec_times(self.queries), f, indent=1)
         return os.fspath(path)
 
@@ -113,8 +115,20 @@ class RunData:
                 f"inference(s) of {self.meta.get('engine')}>")
 
 
+def _open_for_writing(where: Any, what: str) -> Any:
+    """``open(where, "w")`` for an export; a bad path is a PerfkitError that names it."""
+    from ..arguments import path
+    from ..errors import ArgumentError
+    where = path(where, f"{what}: path")
+    try:
+        return open(where, "w")
+    except OSError as exc:
+        raise ArgumentError(f"{what}: cannot write {where!r}: {exc.strerror or exc}; choose a writable file path") from None
+
+
 def load_run(directory: Any) -> RunData:
     """Loads a run written by ``run.save(directory)``: checksums verified, every frame validated
     against its schema (nullability included); raises RunLoadError or SchemaError otherwise."""
-    frames, meta, messages = load_run_files(directory)
+    from ..arguments import path
+    frames, meta, messages = load_run_files(path(directory, "load_run: directory"))
     return RunData(frames, meta, messages)

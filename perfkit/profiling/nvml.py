@@ -24,8 +24,9 @@ class NvmlSampler:
     """``with NvmlSampler(index=0, interval_ms=10) as s: ...`` then ``s.frame``."""
 
     def __init__(self, index: int = 0, interval_ms: float = 10.0):
-        self.index = int(index)
-        self.interval_s = max(float(interval_ms), 1.0) / 1e3
+        from ..arguments import integer, number
+        self.index = integer(index, "NvmlSampler: index (a GPU number)", minimum=0)
+        self.interval_s = max(number(interval_ms, "NvmlSampler: interval_ms", 0, exclusive_minimum=True), 1.0) / 1e3
         self.message = ""
         self._rows: list = []
         self._stop = threading.Event()
@@ -47,6 +48,9 @@ class NvmlSampler:
             return False
 
     def sample(self) -> dict:
+        if self._nvml is None and not self._init():
+            from ..errors import DeviceError
+            raise DeviceError(self.message)
         n, h = self._nvml, self._handle
         t0 = time.perf_counter_ns()
         util = n.nvmlDeviceGetUtilizationRates(h)

@@ -88,6 +88,10 @@ class LayerTimer:
 def calibrate_event_cost(device: Any, samples: int = 200) -> float:
     """Host nanoseconds one layer boundary costs the profiler (a timestamp on the CPU, an event
     record on CUDA), measured now on this device: the median of ``samples``."""
+    from ..arguments import positive_int
+    from ..device import get_device
+    device = get_device(device)
+    samples = positive_int(samples, "calibrate_event_cost: samples", maximum=1_000_000)
     if device.kind == "cpu":
         t = np.empty(samples)
         for i in range(samples):

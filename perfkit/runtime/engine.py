@@ -168,8 +168,9 @@ class Engine:
 
     def save(self, path: Any) -> str:
         """Writes the engine to ``path`` (a safetensors file; plan in metadata). Returns the engine id."""
+        from ..arguments import path as as_path
         from .serialize import save_engine
-        return save_engine(self, path)
+        return save_engine(self, as_path(path, "Engine.save: path"))
 
     def close(self) -> None:
         """Returns the weights to the allocator. The engine cannot run afterwards."""

@@ -68,6 +68,9 @@ class EngineSetContext:
     """Runs each call on the best-fitting engine of its set; ``dispatch`` says which engine ran."""
 
     def __init__(self, engine_set: EngineDispatch):
+        if not isinstance(engine_set, EngineDispatch):
+            raise ArgumentError(f"EngineSetContext needs an EngineSet (use engine_set.create_execution_context()), "
+                                f"not {type(engine_set).__name__}")
         self.engine_set = engine_set
         self._contexts: dict = {}
         self._rows: list = []
