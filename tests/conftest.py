@@ -1,6 +1,5 @@
 import os
 import sys
-from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -15,9 +14,8 @@ import perfkit  # noqa: E402
 HAS_CUDA = perfkit.cuda_available()
 
 # A precision flag only allows a precision: the builder may keep a layer in fp32 where that is faster,
-# unless types are strict. Tests of what fp16/bf16 compute force the precision with this (once the
-# builder has strict types; before that every flag forced it).
-STRICT = {"strict_types": True} if "strict_types" in {f.name for f in fields(perfkit.BuilderConfig)} else {}
+# unless types are strict. Tests of what fp16/bf16 compute force the precision with this.
+STRICT = {"strict_types": True}
 
 DEVICES = [pytest.param("cpu", id="cpu"),
            pytest.param("cuda", id="cuda", marks=[pytest.mark.gpu,
