@@ -24,8 +24,8 @@ ALIGN = 256
 #: storage dtypes each device multiplies without converting to float32 first
 NATIVE_GEMM = {"cpu": frozenset({"float32"}), "cuda": frozenset({"float32", "float16"})}
 
-#: (layer, bytes asked for, bytes left) of every under-declared scratch request in this process
-OVERFLOWS: list = []
+#: layer -> (requests, most bytes asked for, most bytes missing) of under-declared scratch in this process
+OVERFLOWS: dict = {}
 _overflow_lock = threading.Lock()
 
 
@@ -149,7 +149,8 @@ class Env:
         from ..device.memory import current_layer
         layer = current_layer() or "?"
         with _overflow_lock:
-            OVERFLOWS.append((layer, asked, short))
+            calls, most, worst = OVERFLOWS.get(layer, (0, 0, 0))
+            OVERFLOWS[layer] = (calls + 1, max(most, asked), max(worst, short))
         msg = (f"layer {layer!r} asked for {asked} bytes of scratch, {short} bytes more than its op declared "
                "in workspace(); the array was allocated outside the engine's memory plan (a bug in perfkit "
                "or in the op's workspace declaration, please report it)")
