@@ -245,7 +245,8 @@ class Limited:
         self.used -= b.nbytes
 
 
-LEAK = "a context whose creation runs out of memory keeps the buffers it already allocated (runtime/context.py)"
+LEAK = ("a context whose creation runs out of memory keeps the buffers it already allocated "
+        "(runtime/buffers.py ContextBuffers allocates arena, workspace, io with no clean-up on failure)")
 
 
 @pytest.mark.parametrize("fails_at", ["activations",
