@@ -1,6 +1,7 @@
 """BuilderConfig: what the builder optimises for."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -59,15 +60,22 @@ class BuilderConfig:
         bad = {k: v for k, v in (self.layer_precisions or {}).items() if not isinstance(v, str) or v not in PRECISIONS}
         if bad:
             raise BuildError(f"layer_precisions values must be one of {PRECISIONS}: {bad}; fix or remove those entries")
-        if self.max_workspace_bytes is not None and self.max_workspace_bytes < 0:
-            raise BuildError("max_workspace_bytes must be >= 0 or None")
+        if self.max_workspace_bytes is not None and (not isinstance(self.max_workspace_bytes, int) or
+                                                     isinstance(self.max_workspace_bytes, bool) or
+                                                     self.max_workspace_bytes < 0):
+            raise BuildError(f"max_workspace_bytes must be an int >= 0 or None, not {self.max_workspace_bytes!r}")
+        from .tactics import TimingCache
+        if self.timing_cache is not None and not isinstance(self.timing_cache, (str, os.PathLike, TimingCache)):
+            raise BuildError(f"timing_cache must be a path, a TimingCache or None, not {self.timing_cache!r}")
         from .passes import resolve_fusions
         self.enabled_fusions = resolve_fusions(self.fusions)
         if self.tactics not in ("time", "default"):
             raise BuildError(f"tactics must be 'time' or 'default', not {self.tactics!r}")
-        if not isinstance(self.tactic_iterations, int) or self.tactic_iterations < 1:
+        if not isinstance(self.tactic_iterations, int) or isinstance(self.tactic_iterations, bool) or \
+                self.tactic_iterations < 1:
             raise BuildError("tactic_iterations must be a positive int")
-        if not isinstance(self.mlp_max_width_product, int) or self.mlp_max_width_product < 1:
+        if not isinstance(self.mlp_max_width_product, int) or isinstance(self.mlp_max_width_product, bool) or \
+                self.mlp_max_width_product < 1:
             raise BuildError("mlp_max_width_product must be a positive int")
         return self
 

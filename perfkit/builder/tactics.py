@@ -42,7 +42,10 @@ class TimingCache:
     """
 
     def __init__(self, path: Any = None):
-        self.path = None if path is None else os.fspath(path)
+        if path is not None:
+            from ..arguments import path as as_path
+            path = as_path(path, "TimingCache: path")
+        self.path = path
         self.entries: dict = {}
         self._lock = threading.Lock()
         if self.path and os.path.exists(self.path):
@@ -56,10 +59,14 @@ class TimingCache:
                 raise TimingCacheError(f"timing cache {self.path!r} cannot be used ({exc}); delete it and rebuild") from None
 
     def get(self, key: str) -> dict | None:
+        _check_key(key)
         with self._lock:
             return self.entries.get(key)
 
     def put(self, key: str, entry: dict) -> None:
+        _check_key(key)
+        if not isinstance(entry, dict):
+            raise TimingCacheError(f"a timing-cache entry is a dict, not {type(entry).__name__}")
         with self._lock:
             self.entries[key] = entry
 
@@ -73,6 +80,11 @@ class TimingCache:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, str):
+        raise TimingCacheError(f"timing-cache keys are strings (signature_of makes them), not {key!r}")
 
 
 def as_cache(obj: Any) -> TimingCache | None:

@@ -86,7 +86,13 @@ class RunData:
         """Writes each frame as parquet and the metadata as run.json under ``directory``, with a
         SHA-256 checksum per file (see :mod:`perfkit.profiling.run_files`). Returns the directory."""
         from ..arguments import path
-        return save_run(self.frames, self.meta, self.messages, path(directory, "RunData.save: directory"))
+        from ..errors import ArgumentError
+        directory = path(directory, "RunData.save: directory")
+        try:
+            return save_run(self.frames, self.meta, self.messages, directory)
+        except OSError as exc:
+            raise ArgumentError(f"RunData.save: cannot write the run into {directory!r}: {exc.strerror or exc}; "
+                                "choose a directory that can be created and written") from None
 
     # exports -------------------------------------------------------------------------------------
     def export_chrome_trace(self, path: Any) -> str:

@@ -41,11 +41,24 @@ class _CallObserver:
             self.last_inputs = (inputs, call.batch)
 
 
+def _check_run_arguments(context: Any, memory: Any, interval_ms: Any) -> None:
+    from ..arguments import number
+    from ..errors import ArgumentError
+    from ..runtime import ExecutionContext
+    if not isinstance(context, ExecutionContext):
+        raise ArgumentError(f"profile needs an ExecutionContext (engine.create_execution_context()), "
+                            f"not {type(context).__name__}")
+    if memory not in (True, False, "all", None, 0, 1):
+        raise ArgumentError(f"profile: memory must be True, False or 'all', not {memory!r}")
+    number(interval_ms, "profile: interval_ms", 0, exclusive_minimum=True)
+
+
 class Run(RunData):
     """A live profiling run on one execution context (see :func:`profile`)."""
 
     def __init__(self, context: Any, layers: bool = True, memory: bool = True, gpu_metrics: bool = True,
                  kernels: bool = False, nvtx: bool = False, baseline: bool = True, interval_ms: float = 10.0):
+        _check_run_arguments(context, memory, interval_ms)
         self.context = context
         self.options = dict(layers=layers, memory=memory, gpu_metrics=gpu_metrics, kernels=kernels, nvtx=nvtx,
                             baseline=baseline)

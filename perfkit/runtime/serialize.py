@@ -163,8 +163,14 @@ def load_engine(path: Any, device: Any = None, allocator: Any = None) -> Any:
     Loading is cheap next to building: no optimisation or timing runs again (guide 2.4). The plan
     is validated before any memory is taken (see :func:`read_engine_file`).
     """
+    from ..arguments import path as as_path
     from ..device import get_device
     from .engine import Engine
+    path = as_path(path, "load_engine: path")
+    if allocator is not None and not (callable(getattr(allocator, "allocate", None))
+                                      and callable(getattr(allocator, "free", None))):
+        raise EngineFileError(f"load_engine: allocator must have allocate() and free() methods, not "
+                              f"{type(allocator).__name__}; pass None for the device's tracking allocator")
     plan, weights, _ = read_engine_file(path)
     if device is None:
         try:

@@ -44,6 +44,9 @@ def resolve_fusions(spec) -> set:
         return set()
     if isinstance(spec, str):
         spec = [spec]
+    if not isinstance(spec, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in spec):
+        raise BuildError(f"fusions must be 'all', 'none' or a set of rule names, not {spec!r}; "
+                         f"rules: {', '.join(RULE_NAMES)}")
     names = set(spec)
     unknown = sorted(names - set(RULE_NAMES))
     if unknown:
