@@ -29,11 +29,18 @@ class ContextBuffers:
         b, mem, t = plan.max_batch_size, plan.memory, plan.tensors
         self.allocator = alloc
         self.outputs = list(plan.outputs)
-        self.arena = allocate(alloc, mem["activation_bytes"], "activations", owner, kind) \
-            if mem["activation_bytes"] else None
-        self.workspace = allocate(alloc, mem["workspace_bytes"], "workspace", owner, kind) \
-            if mem["workspace_bytes"] else None
-        self.io_buffer = allocate(alloc, mem["io_bytes"], "io", owner, kind) if mem["io_bytes"] else None
+        taken: list = []
+        try:                                    # all three or none: a failure returns what was taken
+            for attr, key, tag in (("arena", "activation_bytes", "activations"),
+                                   ("workspace", "workspace_bytes", "workspace"), ("io_buffer", "io_bytes", "io")):
+                buf = allocate(alloc, mem[key], tag, owner, kind) if mem[key] else None
+                setattr(self, attr, buf)
+                if buf is not None:
+                    taken.append(buf)
+        except BaseException:
+            for buf in taken:
+                alloc.free(buf)
+            raise
         self._act = {n: self.arena.view(p.offset, (b,) + tuple(p.shape), p.dtype)
                      for n, p in t.items() if p.kind == "activation"}
         self._const = {n: engine.weights[f"constant/{n}"] for n, p in t.items() if p.kind == "constant"}

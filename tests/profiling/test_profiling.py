@@ -245,13 +245,7 @@ class Limited:
         self.used -= b.nbytes
 
 
-LEAK = ("a context whose creation runs out of memory keeps the buffers it already allocated "
-        "(runtime/buffers.py ContextBuffers allocates arena, workspace, io with no clean-up on failure)")
-
-
-@pytest.mark.parametrize("fails_at", ["activations",
-                                      pytest.param("workspace", marks=pytest.mark.xfail(strict=True, reason=LEAK)),
-                                      pytest.param("io", marks=pytest.mark.xfail(strict=True, reason=LEAK))])
+@pytest.mark.parametrize("fails_at", ["activations", "workspace", "io"])
 def test_oom_is_recorded_leaves_nothing_behind_and_the_engine_stays_usable(fails_at):
     """A second context does not fit; its creation fails at its first, second or third buffer (in the
     order activations, workspace, io) and must give back whatever it took."""
