@@ -59,6 +59,12 @@ class Reduce(Op):
             return scratch_size(8 * batch * o.size) if params["op"] == "avg" else 0
         return scratch_size(out32) if params["op"] in ("sum", "avg", "prod") else 0
 
+    def workspace(self, params, inputs, outputs, batch, device_kind=None):
+        ws = super().workspace(params, inputs, outputs, batch, device_kind)
+        if params["op"] == "min" and "float" in inputs[0].dtype and device_kind in (None, "cuda"):
+            ws += scratch_size(batch * inputs[0].nbytes)       # CUDA's min runs as -max(-x), see compute
+        return ws
+
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
         x, out = ins[0], outs[0]
@@ -95,7 +101,14 @@ class Reduce(Op):
             return
         fn = getattr(xp, REDUCTIONS[op])
         dest = out.reshape(kept)
-        if op in ("max", "min"):
+        if op == "min" and env.device_kind == "cuda" and x.dtype.kind == "f":
+            # CuPy 14.2's CUB path fails for amin with out= (a TypeError inside cub_reduction); -max(-x)
+            # is exact for floats and keeps the result in the output buffer
+            y = env.scratch(x.shape, x.dtype)
+            xp.negative(x, out=y)
+            xp.amax(y, axis=axes, keepdims=True, out=dest)
+            xp.negative(dest, out=dest)
+        elif op in ("max", "min"):
             fn(x, axis=axes, keepdims=True, out=dest)
         elif x.dtype.kind in "iu":
             if op == "avg":
