@@ -133,9 +133,8 @@ class _Chooser:
             what, count, big = over
             return "fp32", "kept", (f"{req} allowed; fp32 kept: {what} has {count} value(s) beyond the {req} range "
                                     f"(largest magnitude {big:.4g} > {FINITE_MAX[req]:.4g})")
-        if req == "bf16" and not dev.stores_bf16:
-            return "fp32", "kept", (f"bf16 allowed; fp32 kept: {dev.spec} cannot hold bfloat16 arrays "
-                                    "(CuPy 14 or later with ml_dtypes can)")
+        if req == "bf16" and not dev.runs_bf16:
+            return "fp32", "kept", f"bf16 allowed; fp32 kept: {dev.spec} cannot run bf16 layers ({dev.bf16_limitation})"
         if cfg.tactics == "default":
             if getattr(dev, f"fast_{req}", False):
                 return req, "kept", f"{req} allowed; {req} kept without timing (tactics='default'): " \
@@ -287,7 +286,7 @@ class _Chooser:
             + ("; or build without strict_types to let the builder keep it in fp32" if "strict" in because else ""))
 
     def _refuse_unstorable(self, n: Any, p: str) -> None:
-        if p == "bf16" and not self.device.stores_bf16:
-            raise BuildError(f"layer {n.name!r}: bf16 is forced but {self.device.spec} cannot hold bfloat16 arrays; "
-                             "install CuPy 14 or later with ml_dtypes, use precision='fp16', or build without "
+        if p == "bf16" and not self.device.runs_bf16:
+            raise BuildError(f"layer {n.name!r}: bf16 is forced but {self.device.spec} cannot run bf16 layers "
+                             f"({self.device.bf16_limitation}); use precision='fp16', or build without "
                              "strict_types to keep such layers in fp32")

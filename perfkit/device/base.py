@@ -18,11 +18,14 @@ class Device:
     fast_fp16: bool = False
     fast_bf16: bool = False
 
+    #: why this device cannot run layers stored in bfloat16, or None when it can (the CPU can: NumPy
+    #: holds real two-byte bfloat16 arrays through ``ml_dtypes``)
+    bf16_limitation: str | None = None
+
     @property
-    def stores_bf16(self) -> bool:
-        """Whether this device's array library holds real two-byte bfloat16 arrays (NumPy does,
-        through ``ml_dtypes``)."""
-        return True
+    def runs_bf16(self) -> bool:
+        """Whether layers stored in real two-byte bfloat16 run on this device."""
+        return self.bf16_limitation is None
 
     @property
     def xp(self) -> Any:  # the array module: numpy or cupy

@@ -131,23 +131,14 @@ class CudaDevice(Device):
         # tensor cores run float16 from sm_70 and bfloat16 from sm_80
         self.fast_fp16 = cc >= (7, 0)
         self.fast_bf16 = cc >= (8, 0)
-        self._stores_bf16: bool | None = None
 
-    @property
-    def stores_bf16(self) -> bool:
-        """Whether CuPy holds ``ml_dtypes.bfloat16`` arrays (CuPy 14 and later); without it the
-        builder keeps bf16 layers in fp32 (or refuses under ``strict_types``) rather than store
-        bf16 values in float32 and report memory it does not use."""
-        if self._stores_bf16 is None:
-            try:
-                from ..precision import bfloat16
-                with self.activate():
-                    probe = self._cp.zeros(2, dtype=bfloat16)
-                    ok = float((probe + probe).astype(self._cp.float32).get()[0]) == 0.0
-            except Exception:  # CuPy without bfloat16 support raises TypeError/ValueError
-                ok = False
-            self._stores_bf16 = ok
-        return self._stores_bf16
+    #: CuPy 14 holds bfloat16 arrays, but its matmul ("data type 'E' not understood") and its sort
+    #: refuse them, and perfkit's own CUDA kernels (im2col, epilogues, pooling counts) are written for
+    #: float32 and float16: rather than store bf16 in float32 and report memory it does not use, the
+    #: builder keeps bf16 layers in fp32 on CUDA (and refuses under strict_types)
+    bf16_limitation = ("perfkit's CUDA kernels run float32 and float16 only (CuPy 14's matmul and sort refuse "
+                       "bfloat16)")
+
 
     @property
     def xp(self) -> Any:
