@@ -18,6 +18,9 @@ class SchemaError(PerfkitError, ValueError):
     """A frame does not match its declared schema."""
 
 
+DTYPES = ("int64", "float64", "string", "bool")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -26,6 +29,16 @@ class Column:
     meaning: str
     nullable: bool = False  # may hold missing values (NaN / <NA>); every other column is always filled
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise SchemaError(f"a column needs a non-empty string name, not {self.name!r}")
+        if self.dtype not in DTYPES:
+            raise SchemaError(f"column {self.name!r}: dtype must be one of {DTYPES}, not {self.dtype!r}")
+        if not isinstance(self.unit, str) or not isinstance(self.meaning, str):
+            raise SchemaError(f"column {self.name!r}: unit and meaning are strings ('' when none)")
+        if not isinstance(self.nullable, bool):
+            raise SchemaError(f"column {self.name!r}: nullable must be True or False, not {self.nullable!r}")
+
 
 @dataclass(frozen=True)
 class Schema:
@@ -33,12 +46,32 @@ class Schema:
     columns: tuple
     doc: str = ""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise SchemaError(f"a schema needs a non-empty string name, not {self.name!r}")
+        if not isinstance(self.columns, (tuple, list)) or not self.columns or \
+                not all(isinstance(c, Column) for c in self.columns):
+            raise SchemaError(f"schema {self.name!r}: columns must be a non-empty tuple of Column, "
+                              f"not {self.columns!r}")
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise SchemaError(f"schema {self.name!r} declares a column twice: {names}")
+        if not isinstance(self.doc, str):
+            raise SchemaError(f"schema {self.name!r}: doc must be a string")
+
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
     def frame(self, rows: Iterable[Mapping[str, Any]] = (), attrs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        if rows is None or isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+            raise SchemaError(f"rows for frame {self.name!r} must be an iterable of mappings (one per row), "
+                              f"not {type(rows).__name__}")
         rows = list(rows)
+        if not all(isinstance(r, Mapping) for r in rows):
+            raise SchemaError(f"rows for frame {self.name!r} must be mappings of column name to value")
+        if attrs is not None and not isinstance(attrs, Mapping):
+            raise SchemaError(f"attrs for frame {self.name!r} must be a mapping or None, not {type(attrs).__name__}")
         missing = [c for c in self.names if rows and any(c not in r for r in rows)]
         if missing:
             raise SchemaError(f"rows for frame {self.name!r} lack columns {missing}")

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import ArgumentError
+from ..frames.schemas import SCHEMAS
 from .run_files import FRAMES, RunLoadError, load_run_files, save_run
 from .summary import layer_summary
 
@@ -15,6 +17,8 @@ __all__ = ["RunData", "RunLoadError", "load_run", "FRAMES"]
 
 class RunData:
     def __init__(self, frames: dict, meta: dict, messages: list):
+        if type(self) is RunData:       # a live Run (a subclass) starts empty and fills its frames as it records
+            _check_parts(frames, meta, messages)
         self.frames = frames
         self.meta = meta
         self.messages = messages
@@ -138,3 +142,15 @@ def load_run(directory: Any) -> RunData:
     from ..arguments import path
     frames, meta, messages = load_run_files(path(directory, "load_run: directory"))
     return RunData(frames, meta, messages)
+
+
+def _check_parts(frames: Any, meta: Any, messages: Any) -> None:
+    if not isinstance(frames, dict) or sorted(frames) != sorted(FRAMES):
+        raise ArgumentError(f"RunData: frames must be a dict with the frames {sorted(FRAMES)}, not "
+                            f"{type(frames).__name__} {sorted(frames) if isinstance(frames, dict) else ''}")
+    for name, schema in FRAMES.items():
+        SCHEMAS[schema].validate(frames[name])
+    if not isinstance(meta, dict):
+        raise ArgumentError(f"RunData: meta must be a dict, not {type(meta).__name__}")
+    if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
+        raise ArgumentError("RunData: messages must be a list of strings")

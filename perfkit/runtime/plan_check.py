@@ -48,7 +48,10 @@ _FIX = "the file was edited or corrupted; rebuild the engine from its network"
 
 
 def _show(v: Any) -> str:
-    s = repr(v)
+    try:
+        s = repr(v)
+    except RecursionError:
+        return "a deeply nested value"
     return s if len(s) <= 80 else s[:77] + "..."
 
 
