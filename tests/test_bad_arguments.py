@@ -95,9 +95,10 @@ def test_every_parameter_has_bad_values_or_a_reason():
     assert not gaps, gaps
 
 
-# Rows that still let a raw exception (or a silent acceptance) through, by callable or "callable:param",
-# with the module and the helper who owns it. They run as non-strict xfails so the table stays whole;
-# delete an entry once its callable checks its arguments.
+# Callables that still let a raw exception (or a silent acceptance) through, with the module and the
+# helper who owns it. Their rows run together in test_known_gaps, a non-strict xfail per callable, so
+# the table stays whole; delete an entry once its callable checks its arguments (its rows then run one
+# by one in test_bad_argument_raises_only_perfkit_errors).
 KNOWN = {
     "Buffer": "device/memory.py (helper M): Buffer does not check its array or device kind",
     "Buffer.view": "device/memory.py (helper M): view does not check offset, shape or dtype",
@@ -116,10 +117,6 @@ KNOWN = {
     "Device.to_device": "device/cpu.py (helper A): host/stream/out go to NumPy unchecked",
     "Device.to_host": "device/cpu.py (helper A): stream/out go to NumPy unchecked",
     "Device.elapsed_ms": "device/cpu.py (helper A): non-events are not refused",
-    "Column": "frames/schemas.py (helper D): a column's name and dtype are not checked",
-    "Schema": "frames/schemas.py (helper D): a schema's name and columns are not checked",
-    "Schema.frame": "frames/schemas.py (helper D): rows that are not mappings, and attrs, are not checked",
-    "RunData": "profiling/data.py (helper D): the constructor does not check frames/meta/messages",
     "LayerTimer.record_inference": "profiling/profiler.py: the context calls it per inference and it keeps what it "
                                    "is given, for speed; a user calling it directly is not checked",
     "LayerTimer.report_layer_time": "profiling/profiler.py: the IProfiler callback, called per layer; unchecked "
@@ -127,17 +124,12 @@ KNOWN = {
 }
 
 
-def _row(name: str, param: str, label: str):
-    reason = KNOWN.get(f"{name}:{param}") or KNOWN.get(name)
-    marks = [pytest.mark.xfail(strict=False, reason=f"known: {reason}")] if reason else []
-    return pytest.param(name, param, label, id=f"{name}-{param}-{label}", marks=marks)
-
-
-ROWS = [_row(name, param, label) for name, c in CASES.items() for param, values in c.bad.items() for label in values]
+ROWS = [pytest.param(name, param, label, id=f"{name}-{param}-{label}")
+        for name, c in CASES.items() if name not in KNOWN for param, values in c.bad.items() for label in values]
 
 
 def test_known_gaps_name_rows_of_the_table():
-    stale = [k for k in KNOWN if k.split(":")[0] not in CASES]
+    stale = [k for k in KNOWN if k not in CASES]
     assert not stale, stale
 
 
@@ -273,8 +265,7 @@ def test_good_arguments_are_accepted(world, name):
     _call(world, name)
 
 
-@pytest.mark.parametrize("name, param, label", ROWS)
-def test_bad_argument_raises_only_perfkit_errors(world, name, param, label):
+def _check_row(world, name, param, label):
     c = CASES[name]
     may_accept = {f"{param}:{label}", f"{param}:*", f"*:{label}"} & c.accept
     try:
@@ -283,3 +274,21 @@ def test_bad_argument_raises_only_perfkit_errors(world, name, param, label):
         assert str(exc).strip(), f"{type(exc).__name__} with an empty message"
         return
     assert may_accept, f"{name}({param}={label}) was accepted; it must raise a PerfkitError naming the problem"
+
+
+@pytest.mark.parametrize("name, param, label", ROWS)
+def test_bad_argument_raises_only_perfkit_errors(world, name, param, label):
+    _check_row(world, name, param, label)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=f"known: {r}"))
+                                  for n, r in KNOWN.items()])
+def test_known_gaps(world, name):
+    failures = []
+    for param, values in CASES[name].bad.items():
+        for label in values:
+            try:
+                _check_row(world, name, param, label)
+            except Exception as exc:  # noqa: BLE001 - collected, reported together
+                failures.append(f"{param}={label}: {type(exc).__name__}: {str(exc)[:80]}")
+    assert not failures, "\n".join(failures)
