@@ -147,3 +147,12 @@ def test_engine_dispatch_runs_each_batch_on_the_smallest_engine_from_engines_giv
         pk.runtime.EngineDispatch(engines + [engines[0]])
     with pytest.raises(pk.ArgumentError, match="non-empty list of Engines"):
         pk.runtime.EngineDispatch([])
+
+
+@pytest.mark.parametrize("params", [{"stride": 2.5}, {"stride": True}, {"window": (2, 2.0)}, {"padding": (True, 0)}])
+def test_add_layer_refuses_non_integer_window_stride_and_padding(params):
+    net = pk.Network()
+    x = net.add_input("x", (2, 6, 6))
+    with pytest.raises(pk.NetworkDefinitionError, match="must be an int or a pair of ints"):
+        net.add_layer("pooling", [x], {"pool": "max", "window": 2, **params})
+    assert net.layers == []

@@ -142,8 +142,10 @@ def norm_axis(axis: int, rank: int, what: str = "axis") -> int:
 
 def pair(value: Any, what: str, minimum: int = 0) -> tuple:
     if isinstance(value, (int, np.integer)):
-        value = (int(value), int(value))
+        value = (value, value)
     try:
+        if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in value):
+            raise TypeError("not ints")           # 2.5 or True must not become 2 or 1 silently
         a, b = (int(v) for v in value)
     except (TypeError, ValueError):
         raise NetworkDefinitionError(f"{what} must be an int or a pair of ints, not {value!r}") from None
