@@ -11,7 +11,8 @@ from .stats import aggregations
 
 def _t0(run: Any) -> int:
     starts = [int(f[c].min()) for f, c in ((run.layers, "start_ns"), (run.kernels, "start_ns"),
-                                           (run.memory, "ts_ns"), (run.queries, "enqueue_start_ns"))
+                                           (run.memory, "ts_ns"), (run.queries, "enqueue_start_ns"),
+                                           (run.gpu, "ts_ns"))
               if len(f)]
     return min(starts) if starts else 0
 

@@ -210,7 +210,8 @@ LAYER_TIMES = _s(
     ("batch_size", "int64", "", "samples in the inference"),
     ("precision", "string", "", "layer precision"),
     ("clock", "string", "", "host (perf_counter_ns when the stream reached the layer), cuda_event (events "
-                            "between eagerly launched layers) or cuda_graph (event nodes of a replayed CUDA graph)"),
+                            "between eagerly launched layers) or cuda_graph (globaltimer stamps written "
+                            "between the layers of a replayed CUDA graph)"),
 )
 
 MEMORY_EVENTS = _s(
