@@ -22,9 +22,19 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ExecutionError
+from ..errors import AllocationError, ArgumentError, ExecutionError
 from .base import Device
-from .memory import DEFAULT_ALIGNMENT, Buffer
+from .memory import DEFAULT_ALIGNMENT, Buffer, host_array_spec, numeric_host_array
+
+_host_bytes = None
+
+
+def _host_memory_bytes() -> int:
+    global _host_bytes
+    if _host_bytes is None:
+        from ..arguments import host_memory_bytes
+        _host_bytes = host_memory_bytes() or 1 << 62
+    return _host_bytes
 
 WORKER_IDLE_S = 0.5
 
@@ -281,6 +291,9 @@ class CpuAllocator:
     """Aligned host memory from NumPy; ``free`` drops the reference."""
 
     def allocate(self, size: int, alignment: int = DEFAULT_ALIGNMENT, flags: int = 0) -> Buffer:
+        if size + alignment > _host_memory_bytes():
+            raise AllocationError(f"{size} bytes asked of the CPU allocator, more than this machine's "
+                                  f"{_host_memory_bytes()} bytes of memory; ask for less (a smaller max_batch_size)")
         raw = np.empty(int(size) + alignment, dtype=np.uint8)
         start = (-raw.__array_interface__["data"][0]) % alignment
         return Buffer(raw[start:start + int(size)], "cpu")
@@ -326,11 +339,27 @@ class CpuDevice(Device):
     def is_device_array(self, a: Any) -> bool:
         return isinstance(a, np.ndarray)
 
+    @staticmethod
+    def elapsed_ms(start: Any, end: Any) -> float:
+        """Milliseconds between two recorded CPU events (both must have been reached)."""
+        for what, e in (("start", start), ("end", end)):
+            if not isinstance(e, CpuEvent):
+                raise ArgumentError(f"elapsed_ms: {what} must be an event of this device, not {type(e).__name__} "
+                                    f"{e!r:.40}; make one with device.create_event() and record it on a stream")
+        return end.elapsed_ms_since(start)
+
+    def pinned_empty(self, shape: tuple, dtype: Any = np.float32) -> np.ndarray:
+        """A host array for asynchronous copies (on the CPU, ordinary memory)."""
+        shape, dtype = host_array_spec(shape, dtype, "pinned_empty")
+        return np.empty(shape, dtype)
+
     def to_device(self, host: Any, stream: Any = None, out: Any = None) -> np.ndarray:
         """Copies into ``out`` (a new array if None); on an asynchronous stream the copy is queued there."""
-        host = np.asarray(host)
+        host = numeric_host_array(host, "to_device: host")
+        _check_stream(stream, "to_device")
         if out is None:
             return host.copy()
+        _check_out(out, host, "to_device")
         if stream is not None and not stream.inline:
             stream.submit(lambda: np.copyto(out, host, casting="same_kind"))
         else:
@@ -338,17 +367,35 @@ class CpuDevice(Device):
         return out
 
     def to_host(self, a: Any, stream: Any = None, out: Any = None) -> np.ndarray:
+        a = numeric_host_array(a, "to_host: a")
+        _check_stream(stream, "to_host")
         if out is None:
             if stream is not None and not stream.inline:
                 stream.synchronize()
             return np.array(a, copy=True)
+        _check_out(out, a, "to_host")
         if stream is not None and not stream.inline:
-            stream.submit(lambda: np.copyto(out, a))
+            stream.submit(lambda: np.copyto(out, a, casting="same_kind"))
         else:
-            np.copyto(out, a)
+            np.copyto(out, a, casting="same_kind")
         return out
 
     def info(self) -> dict:
         import os
         return {"device": "cpu", "device_name": self.name, "cpu_count": os.cpu_count() or 1,
                 "numpy": np.__version__}
+
+
+def _check_stream(stream: Any, who: str) -> None:
+    if stream is not None and not isinstance(stream, CpuStream):
+        raise ArgumentError(f"{who}: stream must be a stream of the CPU device or None, not "
+                            f"{type(stream).__name__} {stream!r:.40}; make one with device.create_stream()")
+
+
+def _check_out(out: Any, src: np.ndarray, who: str) -> None:
+    if not isinstance(out, np.ndarray):
+        raise ArgumentError(f"{who}: out must be a NumPy array or None, not {type(out).__name__} {out!r:.40}")
+    if out.shape != src.shape or not np.can_cast(src.dtype, out.dtype, "same_kind") or not out.flags.writeable:
+        raise ArgumentError(f"{who}: out is {out.shape} {out.dtype}{'' if out.flags.writeable else ' (read-only)'} "
+                            f"but the data is {src.shape} {src.dtype}; pass a writable out of the same shape and a "
+                            "compatible dtype, or out=None for a new array")

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DeviceError
+from ..errors import ArgumentError, DeviceError
 from .base import Device
-from .memory import DEFAULT_ALIGNMENT, Buffer
+from .memory import DEFAULT_ALIGNMENT, Buffer, host_array_spec, numeric_host_array
 
 
 def import_cupy() -> Any:
@@ -170,10 +170,30 @@ class CudaDevice(Device):
     def is_device_array(self, a: Any) -> bool:
         return isinstance(a, self._cp.ndarray)
 
+    @staticmethod
+    def elapsed_ms(start: Any, end: Any) -> float:
+        """Milliseconds between two recorded CUDA events (both must have been reached)."""
+        for what, e in (("start", start), ("end", end)):
+            if not isinstance(e, CudaEvent):
+                raise ArgumentError(f"elapsed_ms: {what} must be an event of this device, not {type(e).__name__} "
+                                    f"{e!r:.40}; make one with device.create_event() and record it on a stream")
+        return end.elapsed_ms_since(start)
+
+    def _check_stream(self, stream: Any, who: str) -> Any:
+        if stream is None:
+            return None
+        if not isinstance(stream, CudaStream):
+            raise ArgumentError(f"{who}: stream must be a stream of this CUDA device or None, not "
+                                f"{type(stream).__name__} {stream!r:.40}; make one with device.create_stream()")
+        return stream.raw
+
     def to_device(self, host: Any, stream: Any = None, out: Any = None) -> Any:
         cp = self._cp
-        raw = None if stream is None else stream.raw
-        host = np.ascontiguousarray(host)
+        raw = self._check_stream(stream, "to_device")
+        host = np.ascontiguousarray(numeric_host_array(host, "to_device: host"))
+        if out is not None and (not isinstance(out, cp.ndarray) or out.shape != host.shape):
+            raise ArgumentError(f"to_device: out must be a CuPy array of the data's shape {host.shape} or None, not "
+                                f"{type(out).__name__} {getattr(out, 'shape', '')}; pass out=None for a new array")
         with self.activate():
             if out is None:
                 out = cp.empty(host.shape, host.dtype)
@@ -183,14 +203,23 @@ class CudaDevice(Device):
         return out
 
     def to_host(self, a: Any, stream: Any = None, out: Any = None) -> np.ndarray:
-        raw = None if stream is None else stream.raw
+        if not isinstance(a, self._cp.ndarray):
+            raise ArgumentError(f"to_host: a must be a CuPy array of this device, not {type(a).__name__}; "
+                                "copy host data with numpy.array(a) instead")
+        raw = self._check_stream(stream, "to_host")
+        if out is not None and (not isinstance(out, np.ndarray) or out.shape != a.shape or out.dtype != a.dtype
+                                or not out.flags.writeable):
+            raise ArgumentError(f"to_host: out must be a writable NumPy array of {a.shape} {a.dtype} or None, not "
+                                f"{type(out).__name__} {getattr(out, 'shape', '')} {getattr(out, 'dtype', '')}")
         with self.activate():
             if not a.flags.c_contiguous:
                 a = self._cp.ascontiguousarray(a)
             return a.get(stream=raw, out=out)
 
     def pinned_empty(self, shape: tuple, dtype: Any = np.float32) -> np.ndarray:
+        """A page-locked host array (fast asynchronous copies)."""
         import cupyx
+        shape, dtype = host_array_spec(shape, dtype, "pinned_empty")
         return cupyx.empty_pinned(shape, dtype)
 
     def info(self) -> dict:

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .memory import DEFAULT_ALIGNMENT, current_layer, current_scope
-from ..errors import AllocationError
+from .memory import (DEFAULT_ALIGNMENT, check_allocator, check_request, current_layer, current_scope, handle,
+                     not_ours)
+from ..errors import AllocationError, ArgumentError
 from ..frames.schemas import MEMORY_EVENTS
 
 
@@ -32,12 +33,16 @@ class TrackingAllocator:
     """
 
     def __init__(self, base: Any = None, device: Any = None, max_events: int = 1_000_000):
+        from ..arguments import positive_int
+        self.max_events = positive_int(max_events, "TrackingAllocator: max_events")
         if base is None:
             from . import get_device
             base = get_device(device).allocator
-        self.base = base
-        self.max_events = int(max_events)
-        self._live: dict = {}            # id(buffer) or ("ext", ptr) -> (ptr, size, tag, owner)
+        elif device is not None:
+            raise ArgumentError("TrackingAllocator: give base or device, not both; the device's allocator is "
+                                "device.allocator")
+        self.base = check_allocator(base, "TrackingAllocator")
+        self._live: dict = {}            # id(buffer) -> (ptr, size, tag, owner, handle), ("ext", ptr) -> 4 of them
         self._rows: list = []            # (ts_ns, action, ptr, signed size, requested, tag, owner, layer, thread)
         self._thread_names: dict = {}
         self.dropped_events = 0
@@ -45,6 +50,7 @@ class TrackingAllocator:
 
     # the allocator protocol ----------------------------------------------------------------------
     def allocate(self, size: int, alignment: int = DEFAULT_ALIGNMENT, flags: int = 0) -> Any:
+        check_request(size, alignment, flags, "TrackingAllocator.allocate")
         scope = current_scope()
         try:
             buf = self.base.allocate(size, alignment, flags)
@@ -63,7 +69,7 @@ class TrackingAllocator:
         except AttributeError:           # a user allocator returning a bare array
             nbytes, ptr = int(getattr(buf, "nbytes", size)), 0
         tag, owner = scope.tag, scope.owner
-        self._live[id(buf)] = (ptr, nbytes, tag, owner)
+        self._live[id(buf)] = (ptr, nbytes, tag, owner, handle(buf))
         rows = self._rows
         if len(rows) < self.max_events:      # the hot path of _append, inlined
             name = self._thread_names.get(get_ident()) or self._thread_name()
@@ -74,12 +80,20 @@ class TrackingAllocator:
 
     def free(self, buffer: Any) -> None:
         info = self._live.pop(id(buffer), None)
-        if info is not None:
-            self._append("free", info[0], -info[1], info[1], info[2], info[3])
+        if info is None or info[4]() is not buffer:
+            if info is not None:        # another object that took the id of a block dropped unfreed
+                self._live[id(buffer)] = info
+            raise not_ours(buffer, "TrackingAllocator.free")
+        self._append("free", info[0], -info[1], info[1], info[2], info[3])
         self.base.free(buffer)
 
     # observing other allocations (CuPy's hook uses this) -------------------------------------------
     def record_external(self, action: str, ptr: int, size: int, tag: str = "user", owner: str = "") -> None:
+        """Records memory taken (``action="alloc"``) or given back (``"free"``) outside this allocator:
+        ``ptr`` its address, ``size`` its bytes (a free takes the size recorded at its alloc)."""
+        if type(ptr) is not int or type(size) is not int or size < 0 or type(tag) is not str \
+                or type(owner) is not str or action not in ("alloc", "free"):
+            self._refuse_external(action, ptr, size, tag, owner)
         if action == "alloc":
             self._live[("ext", ptr)] = (ptr, size, tag, owner)
             self._append("alloc", ptr, size, size, tag, owner)
@@ -110,6 +124,9 @@ class TrackingAllocator:
         return len(self._rows)
 
     def events_since(self, mark: int = 0) -> pd.DataFrame:
+        """The events recorded since ``mark`` (a value :meth:`mark` returned; 0 for all of them)."""
+        from ..arguments import integer
+        mark = integer(mark, "TrackingAllocator.events_since: mark (a value of mark())", minimum=0)
         rows = list(self._rows)
         sizes = np.asarray([r[3] for r in rows], dtype=np.int64)
         in_use = np.cumsum(sizes) if len(rows) else sizes
@@ -126,12 +143,23 @@ class TrackingAllocator:
 
     def live(self) -> pd.DataFrame:
         """Blocks held now: one row per (tag, owner) with their count and bytes."""
-        rows = list(self._live.values())
+        rows = [v[:4] for v in list(self._live.values())]
         df = pd.DataFrame(rows, columns=["ptr", "size_bytes", "tag", "owner"])
         return (df.groupby(["tag", "owner"], as_index=False).agg(blocks=("ptr", "count"), bytes=("size_bytes", "sum"))
                 .sort_values("bytes", ascending=False).reset_index(drop=True))
 
     # internals -------------------------------------------------------------------------------------
+    @staticmethod
+    def _refuse_external(action, ptr, size, tag, owner) -> None:
+        from ..arguments import integer, one_of
+        one_of(action, ("alloc", "free"), "TrackingAllocator.record_external: action")
+        integer(ptr, "TrackingAllocator.record_external: ptr (the block's address)")
+        integer(size, "TrackingAllocator.record_external: size (bytes)", minimum=0)
+        for what, value in (("tag", tag), ("owner", owner)):
+            if not isinstance(value, str):
+                raise ArgumentError(f"TrackingAllocator.record_external: {what} must be a str, not "
+                                    f"{type(value).__name__} {value!r}")
+
     def _append(self, action, ptr, signed_size, requested, tag, owner) -> None:
         if len(self._rows) >= self.max_events:
             self.dropped_events += 1

@@ -41,6 +41,14 @@ class ExecutionContext:
     """
 
     def __init__(self, engine: Any, name: str, cuda_graph: bool = True):
+        from ..errors import ArgumentError
+        from .engine import Engine
+        if not isinstance(engine, Engine):
+            raise ArgumentError(f"ExecutionContext: engine must be a perfkit Engine, not {type(engine).__name__}; "
+                                "build one with perfkit.Builder(...).build(network, config) and call "
+                                "engine.create_execution_context()")
+        if not isinstance(name, str):
+            raise ArgumentError(f"ExecutionContext: name must be a str, not {type(name).__name__} {name!r:.40}")
         self.engine = engine
         self.name = name
         self.device = engine.device

@@ -18,6 +18,36 @@ from .plan import EnginePlan
 _instances = itertools.count(1)
 
 
+def _check_arguments(plan: Any, host_weights: Any, device: Any, allocator: Any, keep_host_weights: Any) -> None:
+    """Refuses, before anything is allocated, what the builder or the loader would never pass."""
+    from ..arguments import flag
+    from ..device.base import Device
+    from ..device.memory import check_allocator
+    from ..errors import ArgumentError
+    if not isinstance(plan, EnginePlan):
+        raise ArgumentError(f"Engine: plan must be an EnginePlan, not {type(plan).__name__}; engines are made by "
+                            "perfkit.Builder(...).build(network, config) or perfkit.load_engine(path)")
+    if not isinstance(device, Device):
+        raise ArgumentError(f"Engine: device must be a perfkit Device, not {type(device).__name__} {device!r:.40}; "
+                            "pass perfkit.get_device('cpu') or get_device('cuda:0')")
+    check_allocator(allocator, "Engine (allocator)")
+    flag(keep_host_weights, "Engine: keep_host_weights")
+    if not isinstance(host_weights, dict):
+        raise ArgumentError(f"Engine: host_weights must be a dict of weight key -> array, not "
+                            f"{type(host_weights).__name__}; pass the weights the plan names ({len(plan.weights)})")
+    missing = [k for k in plan.weights if k not in host_weights]
+    if missing:
+        raise ArgumentError(f"Engine: host_weights lacks {len(missing)} weight(s) the plan needs, such as "
+                            f"{missing[:3]}; pass every weight of plan.weights")
+    for key, w in plan.weights.items():
+        arr = host_weights[key]
+        want = np.dtype(w.dtype)
+        if getattr(arr, "shape", None) != tuple(w.shape) or getattr(arr, "dtype", None) != want:
+            raise ArgumentError(f"Engine: weight {key!r} is {type(arr).__name__} "
+                                f"{getattr(arr, 'shape', '')} {getattr(arr, 'dtype', '')}, the plan says "
+                                f"{tuple(w.shape)} {want}; pass the weights that were built with this plan")
+
+
 class Engine:
     """Built by :class:`perfkit.Builder` or loaded by :func:`perfkit.load_engine`.
 
@@ -29,6 +59,7 @@ class Engine:
 
     def __init__(self, plan: EnginePlan, host_weights: dict, device: Any, allocator: Any,
                  keep_host_weights: bool = False):
+        _check_arguments(plan, host_weights, device, allocator, keep_host_weights)
         self.plan = plan
         self.device = device
         self.allocator = allocator
@@ -63,7 +94,7 @@ class Engine:
         if self.device.kind != "cpu":
             self.device.to_device(target, out=buf.array)
             self.device.synchronize()
-        self.weights = {key: buf.view(w.offset, tuple(w.shape), w.dtype) for key, w in self.plan.weights.items()}
+        self.weights = {key: buf._view(w.offset, tuple(w.shape), w.dtype) for key, w in self.plan.weights.items()}
 
     def host_weights(self) -> dict:
         """Host (NumPy) copies of every weight tensor by key, read back from the device buffer
@@ -78,7 +109,7 @@ class Engine:
         blob = self.device.to_host(self._weights_buffer.array) if self.device.kind != "cpu" \
             else np.array(self._weights_buffer.array, copy=True)
         host = Buffer(blob, "cpu")
-        return {key: host.view(w.offset, tuple(w.shape), w.dtype) for key, w in self.plan.weights.items()}
+        return {key: host._view(w.offset, tuple(w.shape), w.dtype) for key, w in self.plan.weights.items()}
 
     # description -------------------------------------------------------------------------------
     @property
