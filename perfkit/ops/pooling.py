@@ -6,6 +6,7 @@ import numpy as np
 from ..errors import NetworkDefinitionError, ShapeError
 from .base import Cost, Op, pair, register_op, TensorSpec
 from .env import scratch_size
+from .reductions import reduce_into
 
 
 @register_op
@@ -77,7 +78,7 @@ class Pooling(Op):
                         else:
                             xp.maximum(out, tap, out=out)
             else:
-                xp.max(self._windows(xp, padded, (oh, ow), params), axis=(4, 5), out=out)
+                reduce_into(xp, "max", self._windows(xp, padded, (oh, ow), params), (4, 5), out[..., None, None])
             return
         total = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
         if params["tactic"] == "taps":
@@ -91,7 +92,7 @@ class Pooling(Op):
                     else:
                         xp.add(total, tap, out=total, dtype=np.float32)
         else:
-            xp.sum(self._windows(xp, padded, (oh, ow), params), axis=(4, 5), dtype=np.float32, out=total)
+            reduce_into(xp, "sum", self._windows(xp, padded, (oh, ow), params), (4, 5), total[..., None, None])
         if params["exclude_padding"] and (ph or pw):
             divisor = env.scratch((oh, ow), np.float32)
             if xp is np:

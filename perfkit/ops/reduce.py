@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import NetworkDefinitionError
 from .base import Cost, Op, norm_axis, register_op, TensorSpec
 from .env import scratch_size
+from .reductions import reduce_into
 
 REDUCTIONS = {"sum": "sum", "prod": "prod", "max": "max", "min": "min", "avg": "mean"}
 FUSED = ("l1_norm", "sum_squares", "l2_norm", "log_sum", "log_sum_exp")
@@ -59,12 +60,6 @@ class Reduce(Op):
             return scratch_size(8 * batch * o.size) if params["op"] == "avg" else 0
         return scratch_size(out32) if params["op"] in ("sum", "avg", "prod") else 0
 
-    def workspace(self, params, inputs, outputs, batch, device_kind=None):
-        ws = super().workspace(params, inputs, outputs, batch, device_kind)
-        if params["op"] == "min" and "float" in inputs[0].dtype and device_kind in (None, "cuda"):
-            ws += scratch_size(batch * inputs[0].nbytes)       # CUDA's min runs as -max(-x), see compute
-        return ws
-
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
         x, out = ins[0], outs[0]
@@ -80,36 +75,29 @@ class Reduce(Op):
             r = env.scratch(kept, np.float32)
             if op == "l1_norm":
                 xp.abs(y, out=y)
-                xp.sum(y, axis=axes, keepdims=True, out=r)
+                reduce_into(xp, "sum", y, axes, r)
             elif op in ("sum_squares", "l2_norm"):
                 xp.multiply(y, y, out=y)
-                xp.sum(y, axis=axes, keepdims=True, out=r)
+                reduce_into(xp, "sum", y, axes, r)
                 if op == "l2_norm":
                     xp.sqrt(r, out=r)
             elif op == "log_sum":
-                xp.sum(y, axis=axes, keepdims=True, out=r)
+                reduce_into(xp, "sum", y, axes, r)
                 xp.log(r, out=r)
             else:                            # log(sum(exp(x - max))) + max
                 m = env.scratch(kept, np.float32)
-                xp.max(y, axis=axes, keepdims=True, out=m)
+                reduce_into(xp, "max", y, axes, m)
                 y -= m
                 xp.exp(y, out=y)
-                xp.sum(y, axis=axes, keepdims=True, out=r)
+                reduce_into(xp, "sum", y, axes, r)
                 xp.log(r, out=r)
                 r += m
             xp.copyto(out, r.reshape(out.shape), casting="unsafe")
             return
         fn = getattr(xp, REDUCTIONS[op])
         dest = out.reshape(kept)
-        if op == "min" and env.device_kind == "cuda" and x.dtype.kind == "f":
-            # CuPy 14.2's CUB path fails for amin with out= (a TypeError inside cub_reduction); -max(-x)
-            # is exact for floats and keeps the result in the output buffer
-            y = env.scratch(x.shape, x.dtype)
-            xp.negative(x, out=y)
-            xp.amax(y, axis=axes, keepdims=True, out=dest)
-            xp.negative(dest, out=dest)
-        elif op in ("max", "min"):
-            fn(x, axis=axes, keepdims=True, out=dest)
+        if op in ("max", "min"):
+            reduce_into(xp, op, x, axes, dest)
         elif x.dtype.kind in "iu":
             if op == "avg":
                 r = env.scratch(kept, np.float64)
@@ -119,7 +107,9 @@ class Reduce(Op):
                 fn(x, axis=axes, keepdims=True, dtype=out.dtype, out=dest)
         else:                                 # float sums, means and products accumulate in float32
             r = dest if out.dtype == np.float32 else env.scratch(kept, np.float32)
-            fn(x, axis=axes, keepdims=True, dtype=np.float32, out=r)
+            reduce_into(xp, "prod" if op == "prod" else "sum", x, axes, r)
+            if op == "avg":
+                r /= np.float32(x.size // r.size if r.size else 1)
             if r is not dest:
                 xp.copyto(dest, r, casting="unsafe")
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from .base import Cost, Op, norm_axis, register_op, TensorSpec
 from .env import scratch_size
+from .reductions import reduce_into
 
 
 @register_op
@@ -33,10 +34,10 @@ class SoftMax(Op):
         y = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
         xp.copyto(y, x, casting="unsafe")
         m = env.scratch(tuple(1 if i == axis else d for i, d in enumerate(y.shape)), np.float32)
-        xp.max(y, axis=axis, keepdims=True, out=m)
+        reduce_into(xp, "max", y, axis, m)
         y -= m
         xp.exp(y, out=y)
-        xp.sum(y, axis=axis, keepdims=True, out=m)
+        reduce_into(xp, "sum", y, axis, m)
         y /= m
         if y is not out:
             xp.copyto(out, y, casting="unsafe")
