@@ -71,9 +71,19 @@ def test_new_binding_addresses_are_captured_anew_and_old_graphs_evicted():
 @pytest.mark.gpu
 @pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
 def test_graph_memory_is_attributed_and_returned():
+    """perfkit's own layers take no temporaries (tests/runtime/test_memory_accounting.py); a plugin whose
+    implementation allocates does, and during capture those come from the graph's private pool,
+    which the context's allocator feeds and tags."""
     _needs_graphs()
+
+    def impl(xp, ins, params):                          # temporaries on every call: astype, square, sum
+        x = ins[0]
+        return [(x / (xp.sqrt((x.astype(np.float32) ** 2).sum(axis=-1, keepdims=True)) + 1e-6)).astype(x.dtype)]
+    pk.register_plugin("allocating_normalize", lambda shapes, params: [shapes[0]], impl=impl, replace=True)
+    net = pk.Network("plugin_temporaries")
+    x_in = net.add_input("x", (64, 256))
+    net.mark_output(net.add_plugin("allocating_normalize", [x_in], name="norm").output)
     tracker = pk.TrackingAllocator(pk.get_device("cuda").allocator)
-    net = pk.models.transformer_encoder()
     eng = pk.Builder("cuda", allocator=tracker).build(net, pk.BuilderConfig(max_batch_size=2))
     before = tracker.in_use_bytes
     ctx = eng.create_execution_context()
