@@ -99,29 +99,7 @@ def test_every_parameter_has_bad_values_or_a_reason():
 # helper who owns it. Their rows run together in test_known_gaps, a non-strict xfail per callable, so
 # the table stays whole; delete an entry once its callable checks its arguments (its rows then run one
 # by one in test_bad_argument_raises_only_perfkit_errors).
-KNOWN = {
-    "Buffer": "device/memory.py (helper M): Buffer does not check its array or device kind",
-    "Buffer.view": "device/memory.py (helper M): view does not check offset, shape or dtype",
-    "CountingAllocator": "device/memory.py (helper M): the base allocator is not checked",
-    "CountingAllocator.allocate": "device/memory.py (helper M): size/alignment/flags are not checked",
-    "CountingAllocator.free": "device/memory.py (helper M): foreign or non-buffers are not refused",
-    "TrackingAllocator": "device/tracking.py (helper M): base/device/max_events are not checked",
-    "TrackingAllocator.allocate": "device/tracking.py (helper M): size/alignment/flags are not checked",
-    "TrackingAllocator.free": "device/tracking.py (helper M): foreign or non-buffers are not refused",
-    "TrackingAllocator.record_external": "device/tracking.py (helper M): action/ptr/size/tag are not checked",
-    "TrackingAllocator.events_since": "device/tracking.py (helper M): the mark is not checked",
-    "Engine": "runtime/engine.py (helper M): the constructor (normally called by the builder) checks nothing",
-    "ExecutionContext": "runtime/context.py (helper A): the constructor (normally engine.create_execution_context) "
-                        "does not check its engine",
-    "Device.pinned_empty": "device/cpu.py (helper A): shape and dtype go to NumPy unchecked",
-    "Device.to_device": "device/cpu.py (helper A): host/stream/out go to NumPy unchecked",
-    "Device.to_host": "device/cpu.py (helper A): stream/out go to NumPy unchecked",
-    "Device.elapsed_ms": "device/cpu.py (helper A): non-events are not refused",
-    "LayerTimer.record_inference": "profiling/profiler.py: the context calls it per inference and it keeps what it "
-                                   "is given, for speed; a user calling it directly is not checked",
-    "LayerTimer.report_layer_time": "profiling/profiler.py: the IProfiler callback, called per layer; unchecked "
-                                    "for speed",
-}
+KNOWN: dict = {}      # every callable of the table checks its arguments now
 
 
 ROWS = [pytest.param(name, param, label, id=f"{name}-{param}-{label}")
