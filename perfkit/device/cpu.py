@@ -74,8 +74,12 @@ class CpuEvent:
         reach = self.arm()
         if stream is None or stream.inline:
             reach()
-        else:
+            return
+        try:
             stream.submit(reach)
+        except BaseException:
+            reach()                             # nothing will reach it: never leave a waiter hanging
+            raise
 
     def _reach(self, generation: int) -> None:
         t = time.perf_counter_ns()

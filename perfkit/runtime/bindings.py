@@ -99,6 +99,8 @@ def check_stream(device: Any, stream: Any, event: Any) -> None:
     if cpu != isinstance(stream, CpuStream) or not hasattr(stream, "synchronize"):
         raise BindingError(f"stream {stream!r} does not belong to the {device.spec} device; "
                            f"create it with engine.device.create_stream()")
+    if getattr(stream, "closed", False) is True:
+        raise BindingError(f"stream {stream!r} was closed; create a new one with engine.device.create_stream()")
     if event is not None and cpu != isinstance(event, CpuEvent):
         raise BindingError(f"input_consumed {event!r} is not an event of the {device.spec} device; "
                            "create it with engine.device.create_event()")

@@ -64,7 +64,7 @@ class ExecutionContext:
                                        self._buffers, self._profiling, self._pending.wait)
         self._launcher = Launcher(self.device, self._loop, self._buffers, self._profiling, self._graphs)
         self.cuda_graph = cuda_graph
-        self._finalizer = weakref.finalize(self, _release, self._buffers, self._graphs)
+        self._finalizer = weakref.finalize(self, _release, self._buffers, self._graphs, self._profiling)
         self._busy_lock = threading.Lock()
         self._owner: int | None = None          # thread id of the last caller
         self._queries = 0                       # the next query id
@@ -98,6 +98,7 @@ class ExecutionContext:
         with self._busy("execute") as call:
             batch, arrays, host = check_bindings(self.engine.plan, self.device, inputs, batch_size, False)
             call.batch = batch
+            self._accept(call)
             self._pending.wait()
             stream = call.stream = self._stream_for_execute()
             bufs, dev = self._buffers, self.device
@@ -150,6 +151,7 @@ class ExecutionContext:
             check_stream(self.device, stream, input_consumed)
             batch, arrays, _ = check_bindings(plan, self.device, bindings, batch_size, True)
             call.batch, call.stream = batch, stream
+            self._accept(call)
             inputs = {n: a[:batch] for n, a in arrays.items() if n in plan.inputs}
             outputs = {n: a[:batch] for n, a in arrays.items() if n in plan.outputs}
             self._pending.order(stream)         # our buffers may still be in use on another stream
@@ -164,7 +166,12 @@ class ExecutionContext:
                     finally:
                         if consumed is not None:
                             consumed()          # a failed inference no longer reads its inputs either
-                stream.submit(work)
+                try:
+                    stream.submit(work)
+                except BaseException:
+                    if consumed is not None:
+                        consumed()              # the work will not run: nothing may wait for it
+                    raise
             else:
                 launch(call, bindings, stream, input_consumed, sync=False)
             self._pending.queued(stream)
@@ -230,11 +237,15 @@ class ExecutionContext:
             if kind != "close":
                 self._profiling.raise_error()
             self._owner = me
-            call = Call(self, self._queries, kind, self.profiler, list(self.step_hooks))
-            self._queries += 1
+            call = Call(self, -1, kind, self.profiler, list(self.step_hooks))
             yield call
         finally:
             self._busy_lock.release()
+
+    def _accept(self, call: Call) -> None:
+        """Gives a call whose arguments passed validation its query id: a rejected call takes none."""
+        call.query = self._queries
+        self._queries += 1
 
     def _stream_for_execute(self) -> Any:
         if self._sync_stream is None:
@@ -254,7 +265,8 @@ class ExecutionContext:
         return f"<ExecutionContext {self.name!r} on {self.device.spec}, {self.device_memory_bytes} bytes>"
 
 
-def _release(buffers: ContextBuffers, graphs: Any) -> None:
+def _release(buffers: ContextBuffers, graphs: Any, profiling: Any) -> None:
     if graphs is not None:
         graphs.close()
     buffers.release()
+    profiling.close()

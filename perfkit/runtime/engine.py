@@ -64,6 +64,8 @@ class Engine:
         self.device = device
         self.allocator = allocator
         self._contexts = 0
+        self._open_contexts: weakref.WeakSet = weakref.WeakSet()
+        self._closed = False
         self._lock = threading.Lock()
         self.instance = next(_instances)
         self.owner = f"engine:{plan.name}#{self.instance}"
@@ -192,10 +194,18 @@ class Engine:
         replay the step loop as a captured CUDA graph once warm (see ``runtime/cuda_graph.py``);
         ``False`` launches every layer from Python on every call. No effect on the CPU."""
         from .context import ExecutionContext
+        self._check_open("create an execution context")
         with self._lock:
             self._contexts += 1
             index = self._contexts
-        return ExecutionContext(self, name or f"{self.name}#{self.instance}/ctx{index}", cuda_graph=cuda_graph)
+        ctx = ExecutionContext(self, name or f"{self.name}#{self.instance}/ctx{index}", cuda_graph=cuda_graph)
+        self._open_contexts.add(ctx)
+        return ctx
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            from ..errors import ExecutionError
+            raise ExecutionError(f"engine {self.name!r} was closed and cannot {what}; build or load it again")
 
     def save(self, path: Any) -> str:
         """Writes the engine to ``path`` (a safetensors file; plan in metadata). Returns the engine id."""
@@ -204,7 +214,15 @@ class Engine:
         return save_engine(self, as_path(path, "Engine.save: path"))
 
     def close(self) -> None:
-        """Returns the weights to the allocator. The engine cannot run afterwards."""
+        """Returns the weights to the allocator. The engine cannot run afterwards; close its contexts
+        first (their layers read these weights). Closing twice does nothing."""
+        open_ = [c for c in list(self._open_contexts) if not getattr(c, "_closed", True)]
+        if open_:
+            from ..errors import ExecutionError
+            raise ExecutionError(f"engine {self.name!r} still has {len(open_)} open execution context(s) "
+                                 f"({', '.join(c.name for c in open_[:3])}{', ...' if len(open_) > 3 else ''}) that "
+                                 "read its weights; call close() on them first")
+        self._closed = True
         if self._weights_buffer is not None:
             self._weights_buffer = None
             self.weights = {}

@@ -8,12 +8,17 @@ written, with an :class:`EngineFileError` that names the field and its value:
 - bindings: inputs and outputs non-empty, distinct, each a tensor of the matching kind;
 - steps: a registered op (plugins by registered name), parameters that pass the op's ``check``
   (tactic layouts included), outputs equal to the op's shape inference, float tensors stored in the
-  dtype of the step's precision (reformat layers, ``identity`` with a ``dtype``, convert), every
+  dtype of the step's precision (reformat layers are ``identity`` steps with a ``dtype``), every
   tensor produced once and before it is read, workspace, flops and bytes as the op computes them;
 - weights: exactly the stored tensors (shape and dtype), inside ``weights_bytes``, not overlapping;
 - memory: ``weights_bytes``, ``activation_bytes``, ``workspace_bytes`` and ``io_bytes`` equal to
   what the plan implies; activation offsets inside the arena, and no two tensors alive at the same
   step sharing bytes (liveness recomputed).
+
+What this cannot prove: that a plan the builder *could* have written is the one it did. An edit
+that stays consistent — another activation kind, a reformat to another dtype the API allows, other
+weight values — loads and computes something else. Integrity against such edits needs a signature
+from whoever built the engine, which perfkit files do not carry: load engines from sources you trust.
 """
 from __future__ import annotations
 

@@ -65,16 +65,23 @@ class _Resolver:
         self.pending = 0
         self.cv = threading.Condition()
         self.on_error = on_error
-        threading.Thread(target=self._run, name="perfkit-profile-resolver", daemon=True).start()
+        self.thread = threading.Thread(target=self._run, name="perfkit-profile-resolver", daemon=True)
+        self.thread.start()
 
     def submit(self, fn) -> None:
         with self.cv:
             self.pending += 1
         self.q.put(fn)
 
+    def close(self) -> None:
+        """Ends the thread once everything handed to it has run (the context is closing)."""
+        self.q.put(None)
+
     def _run(self) -> None:
         while True:
             fn = self.q.get()
+            if fn is None:
+                return
             try:
                 fn()
             except Exception as exc:
@@ -140,6 +147,12 @@ class Profiling:
         if self._resolver is not None:
             self._resolver.drain()
 
+    def close(self) -> None:
+        """Stops the resolver thread (after what it holds); a later ``later`` starts a new one."""
+        resolver, self._resolver = self._resolver, None
+        if resolver is not None:
+            resolver.close()
+
     def fail(self, error: BaseException) -> None:
         """Keeps the first error; ``raise_error`` raises it (once)."""
         with self._lock:
@@ -153,6 +166,14 @@ class Profiling:
             raise err
 
 
+def _hook_error(exc: BaseException, hooks: list) -> ProfilerError:
+    """A step's own failure is already a PerfkitError naming the layer; anything else came from a step
+    hook (``enter``/``exit``), which is named."""
+    names = ", ".join(type(h).__name__ for h in hooks) or "none"
+    return ProfilerError(f"a step hook raised {type(exc).__name__}: {exc} (hooks: {names}); fix the hook or "
+                         "remove it from context.step_hooks")
+
+
 def launch_profiled(loop: Any, state: Profiling, call: Any, tensors: dict, stream: Any, consumed: Any,
                     sync: bool) -> None:
     """Runs (CPU) or launches (CUDA) every step of ``loop`` with timing, and reports the times to the
@@ -162,16 +183,22 @@ def launch_profiled(loop: Any, state: Profiling, call: Any, tensors: dict, strea
         marks = []
         if loop.last_input_reader < 0 and consumed is not None:
             consumed()
-        for i, s in enumerate(steps):
-            for h in hooks:
-                h.enter(i, s)
-            t0 = time.perf_counter_ns()
-            loop.run_step(i, batch, tensors, consumed)
-            t1 = time.perf_counter_ns()
-            for h in hooks:
-                h.exit(i, s)
-            marks.append((i, s.name, s.type, s.precision, t0, t1))
-        set_current_layer("")
+        try:
+            for i, s in enumerate(steps):
+                for h in hooks:
+                    h.enter(i, s)
+                t0 = time.perf_counter_ns()
+                loop.run_step(i, batch, tensors, consumed)
+                t1 = time.perf_counter_ns()
+                for h in hooks:
+                    h.exit(i, s)
+                marks.append((i, s.name, s.type, s.precision, t0, t1))
+        except PerfkitError:
+            raise
+        except Exception as exc:
+            raise _hook_error(exc, hooks) from exc
+        finally:
+            set_current_layer("")
         name = getattr(stream, "name", "") or ("execute" if sync else "stream")
         _report(state, call, name, "host", marks)
         return
@@ -183,14 +210,21 @@ def launch_profiled(loop: Any, state: Profiling, call: Any, tensors: dict, strea
     if loop.last_input_reader < 0 and consumed is not None:
         consumed()
     record(ptrs[0], sp)
-    for i, s in enumerate(steps):
-        for h in hooks:
-            h.enter(i, s)
-        loop.run_step(i, batch, tensors, consumed)
-        record(ptrs[i + 1], sp)
-        for h in hooks:
-            h.exit(i, s)
-    set_current_layer("")
+    try:
+        for i, s in enumerate(steps):
+            for h in hooks:
+                h.enter(i, s)
+            loop.run_step(i, batch, tensors, consumed)
+            record(ptrs[i + 1], sp)
+            for h in hooks:
+                h.exit(i, s)
+    except Exception as exc:
+        state.return_events(events)
+        if isinstance(exc, PerfkitError):
+            raise
+        raise _hook_error(exc, hooks) from exc
+    finally:
+        set_current_layer("")
     clock = state.clock(stream)
     sname, desc = hex(stream.id), loop.desc
 

@@ -5,8 +5,10 @@ input: nothing in a file is executed (no pickle). What the library accepts is th
 perfkit: the format and its version, a SHA-256 checksum over the whole file, and the plan itself,
 validated as the builder would have produced it (:mod:`perfkit.runtime.plan_check`). Every way a
 file can be wrong — truncated, a flipped byte anywhere, an edited header, a crafted plan with a
-recomputed checksum, another device kind, a plugin not registered here — ends in a
-:class:`PerfkitError` before any device memory is taken.
+recomputed checksum that the builder could not have written, another device kind, a plugin not
+registered here — ends in a :class:`PerfkitError` before any device memory is taken. A consistent
+edit (one the builder could have written, such as other weights or another activation) is not
+detectable without a signature, which engine files do not carry (see ``plan_check``).
 
 The checksum is computed with the checksum field set to zeros and then written into that field,
 which keeps the same length.
