@@ -95,20 +95,8 @@ def test_every_parameter_has_bad_values_or_a_reason():
     assert not gaps, gaps
 
 
-# Callables that still let a raw exception (or a silent acceptance) through, with the module and the
-# helper who owns it. Their rows run together in test_known_gaps, a non-strict xfail per callable, so
-# the table stays whole; delete an entry once its callable checks its arguments (its rows then run one
-# by one in test_bad_argument_raises_only_perfkit_errors).
-KNOWN: dict = {}      # every callable of the table checks its arguments now
-
-
 ROWS = [pytest.param(name, param, label, id=f"{name}-{param}-{label}")
-        for name, c in CASES.items() if name not in KNOWN for param, values in c.bad.items() for label in values]
-
-
-def test_known_gaps_name_rows_of_the_table():
-    stale = [k for k in KNOWN if k not in CASES]
-    assert not stale, stale
+        for name, c in CASES.items() for param, values in c.bad.items() for label in values]
 
 
 class World:
@@ -259,14 +247,3 @@ def test_bad_argument_raises_only_perfkit_errors(world, name, param, label):
     _check_row(world, name, param, label)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=f"known: {r}"))
-                                  for n, r in KNOWN.items()])
-def test_known_gaps(world, name):
-    failures = []
-    for param, values in CASES[name].bad.items():
-        for label in values:
-            try:
-                _check_row(world, name, param, label)
-            except Exception as exc:  # noqa: BLE001 - collected, reported together
-                failures.append(f"{param}={label}: {type(exc).__name__}: {str(exc)[:80]}")
-    assert not failures, "\n".join(failures)
