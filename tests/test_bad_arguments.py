@@ -245,5 +245,3 @@ def _check_row(world, name, param, label):
 @pytest.mark.parametrize("name, param, label", ROWS)
 def test_bad_argument_raises_only_perfkit_errors(world, name, param, label):
     _check_row(world, name, param, label)
-
-
