@@ -308,7 +308,7 @@ case("layer_summary", lambda w, kw: pk.profiling.layer_summary(**kw),
 case("Column", lambda w, kw: pk.frames.Schema("s", (pk.frames.Column(**kw),)).frame([]),
      {"name": "c", "dtype": "int64", "unit": "", "meaning": "m"},
      {"name": NAME, "dtype": CHOICE, "unit": family(none=None, number=3), "meaning": family(none=None, number=3),
-      "nullable": FLAG}, accept=("unit:*", "meaning:*") + FLAGS_ANY)
+      "nullable": FLAG, "optional": FLAG}, accept=("unit:*", "meaning:*") + FLAGS_ANY)
 case("Schema", lambda w, kw: pk.frames.Schema(**kw).frame([]),
      {"name": "s", "columns": (pk.frames.Column("c", "int64", "", "m"),), "doc": ""},
      {"name": NAME, "columns": family(none=None, text="c", number=3, not_columns=("c",),
@@ -333,13 +333,19 @@ case("latency_stats", lambda w, kw: pk.bench.latency_stats(**kw), {"ms": [1.0, 2
       "batch_size": COUNT})
 case("sweep", lambda w, kw: pk.bench.sweep(**kw),
      {"networks": Lazy(lambda w: w.net), "batch_sizes": (1,), "precisions": ("fp32",), "device": "cpu",
-      "min_time_s": 0.0, "min_iterations": 1, "on_row": None, "engines": None},
+      "min_time_s": 0.0, "min_iterations": 1, "on_row": None, "engines": None, "rounds": 2, "max_cv_pct": 10.0,
+      "seed": 0, "out": None, "resume": False},
      {"networks": {**NETWORK, "empty": [], "list_with_junk": Lazy(lambda w: [w.net, 3])},
       "batch_sizes": family(empty=(), negative=(-1,), float=(2.5,), bool=(True,), none=None, text="1", number=1,
                             huge=(10 ** 12,)),
       "precisions": family(empty=(), unknown=("int8",), none=None, text="fp32", number=3),
       "device": DEVICE, "min_time_s": SECONDS, "min_iterations": COUNT, "on_row": family(text="f", number=3),
-      "engines": family(text="e", list=[])})
+      "engines": family(text="e", list=[]), "rounds": {**COUNT, **HUGE}, "max_cv_pct": SECONDS, "seed": COUNT0,
+      "out": {**{k: v for k, v in WRITE_PATH.items() if k != "none"}, "folder": Lazy(lambda w: w.tmp),
+              "not_parquet": Lazy(lambda w: w.new_path("sweep.csv"))},
+      "resume": FLAG},
+     # a batch too large for memory is a configuration that fails: a row with its error, not an exception
+     accept=("batch_sizes:huge",))
 case("measure", lambda w, kw: pk.bench.measure(**kw),
      {"context": Lazy(lambda w: w.ctx), "batch_size": None, "inputs": None, "warmup_ms": 0.0, "iterations": 2,
       "duration_s": 0.0, "percentiles": (90,), "include_transfers": True, "streams": 1, "gpu_metrics": False},

@@ -6,10 +6,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..arguments import flag, integer, number, one_of, optional_positive_int, positive_int
+from ..arguments import flag, integer, number, one_of, optional_positive_int, path, positive_int
 from ..errors import ArgumentError, BatchSizeError
 
 MAX_STREAMS = 64     # one execution context each; more than this is a typo, not a measurement
+MAX_ROUNDS = 1000    # rounds of a sweep: each is a slice of min_time_s, so more is a typo
 
 
 def context_arg(context: Any, what: str) -> Any:
@@ -79,7 +80,8 @@ def percentile_list(percentiles: Any, what: str) -> list:
 
 
 def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: Any, min_iterations: Any,
-                on_row: Any, engines: Any) -> list:
+                on_row: Any, engines: Any, rounds: Any = 5, max_cv_pct: Any = 10.0, seed: Any = 0, out: Any = None,
+                resume: Any = False) -> list:
     """The networks as a list, after every argument of ``sweep`` was checked."""
     from ..network import PRECISIONS, Network
     nets = [networks] if not isinstance(networks, (list, tuple)) else list(networks)
@@ -101,7 +103,49 @@ def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: An
         raise ArgumentError(f"sweep: on_row must be a function of one row (a dict) or None, not {on_row!r}")
     if engines is not None and not isinstance(engines, dict):
         raise ArgumentError(f"sweep: engines must be a dict to collect the engines in, or None, not {engines!r}")
+    positive_int(rounds, "sweep: rounds", maximum=MAX_ROUNDS)
+    number(max_cv_pct, "sweep: max_cv_pct (the spread of round medians, in %, above which a row is unstable)",
+           minimum=0)
+    integer(seed, "sweep: seed (of the bootstrap intervals)", minimum=0)
+    resume = flag(resume, "sweep: resume")
+    if out is None:
+        if resume:
+            raise ArgumentError("sweep: resume=True needs out=, the .parquet file of the sweep to continue")
+        return nets
+    import os
+    target = path(out, "sweep: out")
+    if not target.endswith(".parquet"):
+        raise ArgumentError(f"sweep: out must be a file name ending in .parquet, not {target!r}")
+    parent = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(parent):
+        raise ArgumentError(f"sweep: the folder of out ({parent}) does not exist; create it first")
+    if os.path.isdir(target):
+        raise ArgumentError(f"sweep: out {target!r} is a folder; give a .parquet file name")
+    if os.path.exists(target) and not resume:
+        raise ArgumentError(f"sweep: out {target!r} exists; pass resume=True to continue that sweep, "
+                            "or choose another file")
     return nets
+
+
+def read_previous_sweep(out: Any) -> Any:
+    """The rows already in ``out`` (None when the file does not exist yet), checked against the schema."""
+    import os
+
+    import pandas as pd
+    from ..frames.schemas import SWEEP, SchemaError
+    target = os.fspath(out)
+    if not os.path.exists(target):
+        return None
+    try:
+        frame = pd.read_parquet(target)
+    except Exception as exc:  # pyarrow's errors for a file that is not parquet
+        raise ArgumentError(f"sweep: out {target!r} cannot be read as parquet ({type(exc).__name__}: {exc}); "
+                            "resume only a file an earlier sweep wrote, or choose another file") from None
+    try:
+        return SWEEP.validate(frame)
+    except SchemaError as exc:
+        raise ArgumentError(f"sweep: out {target!r} is not a sweep frame ({exc}); "
+                            "resume only a file an earlier sweep wrote, or choose another file") from None
 
 
 def check_host_inputs(engine: Any, inputs: dict, batch: int) -> None:

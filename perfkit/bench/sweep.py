@@ -1,56 +1,174 @@
-"""Sweeps: one engine per (network, precision, max batch size), timed, into the ``sweep`` frame."""
+"""Sweeps: one engine per (network, precision, max batch size), timed in interleaved rounds, into the
+``sweep`` frame, each row with its confidence interval, spread, host load, and error if it failed."""
 from __future__ import annotations
 
+import math
+import os
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..builder import Builder, BuilderConfig
 from ..device import get_device
+from ..errors import PerfkitError
 from ..frames.schemas import SWEEP
 from ..models import sample_input
-from ._args import check_sweep
-from .latency import latency_stats, time_inference
+from . import rounds as _rounds
+from ._args import check_sweep, read_previous_sweep
+from .latency import latency_stats
+
+
+@dataclass
+class _Slot:
+    net: Any
+    precision: str
+    batch: int
+    engine: Any = None
+    context: Any = None
+    inputs: Any = None
+    samples: list = field(default_factory=list)
+    error: str | None = None
+    remeasured: bool = False
 
 
 def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Sequence[str] = ("fp32",),
           device: Any = None, min_time_s: float = 0.2, min_iterations: int = 5,
-          on_row: Callable[[dict], None] | None = None, engines: dict | None = None) -> pd.DataFrame:
+          on_row: Callable[[dict], None] | None = None, engines: dict | None = None, rounds: int = 5,
+          max_cv_pct: float = 10.0, seed: int = 0, out: Any = None, resume: bool = False) -> pd.DataFrame:
     """Builds each network for each precision and batch size, times it, returns the ``sweep`` frame.
 
     Each batch size gets its own engine built for exactly that batch (guide 2.1). On CUDA the inputs
     are copied to the device first, so the figures are those of the network itself (the guide's
-    "from input already on the GPU"). ``engines``, if given, collects the engines built, keyed by
-    (network name, precision, batch size). ``on_row`` is called with each row as it is measured.
+    "from input already on the GPU").
+
+    The configurations of one network are built first (one context each), then timed in ``rounds``
+    interleaved rounds, each giving every configuration a slice of ``min_time_s / rounds`` seconds
+    (and at least ``min_iterations / rounds`` inferences): ``min_time_s`` stays the timing of one
+    configuration in all. A row's median is the median of its round medians, with a seeded
+    bootstrap 95% interval (``latency_ci_low_ms``/``_high_ms``) and the coefficient of variation of
+    the round medians (``latency_cv_pct``); a configuration whose round medians vary by more than
+    ``max_cv_pct`` is timed once more (``remeasured``) and stays ``unstable`` if it still does. The
+    host's load average is recorded per row beside the cores it has.
+
+    A configuration that fails (a build error, out of memory, a device that cannot run it) becomes a
+    row whose ``error`` says why, and the sweep goes on. ``out`` (a ``.parquet`` path) receives the
+    rows as each network's configurations finish; with ``resume=True`` an existing ``out`` is read
+    and its configurations (including failed ones: delete a row to retry it) are not measured again;
+    the frame returned holds the old rows and the new. ``engines``, if given, collects the engines
+    built, keyed by (network name, precision, batch size). ``on_row`` is called with each new row.
     """
-    nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines)
+    nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
+                       rounds, max_cv_pct, seed, out, resume)
     dev = get_device(device)
+    previous = read_previous_sweep(out) if resume else None
+    done = set() if previous is None else set(zip(previous["model"], previous["device"], previous["precision"],
+                                                   previous["batch_size"].astype(int)))
     builder = Builder(dev)
     run_id = uuid.uuid4().hex[:8]
-    rows = []
+    attrs = {"run_id": run_id, "device": dev.spec, "device_name": dev.name,
+             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    rows: list = []
+
+    def finish(row: dict) -> None:
+        rows.append(row)
+        if out is not None:
+            _write(os.fspath(out), _combined(previous, rows, attrs))
+        if on_row:
+            on_row(row)
+
     for net in nets:
-        for precision in precisions:
-            for b in batch_sizes:
-                engine = builder.build(net, BuilderConfig(max_batch_size=int(b), precision=precision))
-                ctx = engine.create_execution_context()
-                inputs = sample_input(net, int(b))
-                if dev.kind != "cpu":
-                    inputs = {k: dev.to_device(v) for k, v in inputs.items()}
-                ms = time_inference(ctx, inputs, min_time_s=min_time_s, min_iterations=min_iterations)
-                mem = engine.memory
-                row = {"run_id": run_id, "model": net.name, "device": dev.spec, "precision": precision,
-                       "batch_size": int(b), **latency_stats(ms, int(b)),
-                       "device_memory_bytes": engine.device_memory_bytes, "weights_bytes": mem["weights"],
-                       "activation_bytes": mem["activations"], "build_time_ms": engine.build_time_ms}
-                rows.append(row)
-                if engines is not None:
-                    engines[(net.name, precision, int(b))] = engine
-                if on_row:
-                    on_row(row)
-                ctx.close()
-    return SWEEP.frame(rows, {"run_id": run_id, "device": dev.spec, "device_name": dev.name,
-                              "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        slots = [_Slot(net, p, int(b)) for p in precisions for b in batch_sizes
+                 if (net.name, dev.spec, p, int(b)) not in done]
+        try:
+            for s in slots:
+                _build(builder, dev, s, engines)
+            live = [s for s in slots if s.error is None]
+            _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail)
+            again = [s for s in live if s.error is None and _summary(s, seed)["latency_cv_pct"] > max_cv_pct]
+            for s in again:
+                s.samples, s.remeasured = [], True
+            _rounds.run_rounds(again, rounds, min_time_s, min_iterations, _fail)
+            for s in slots:
+                finish(_row(s, run_id, dev, seed, max_cv_pct))
+        finally:
+            for s in slots:
+                _release(s, engines)
+    return _combined(previous, rows, attrs)
 
 
+def _fail(slot: _Slot, exc: BaseException) -> None:
+    slot.error = f"{type(exc).__name__}: {exc}"
+
+
+def _build(builder: Builder, dev: Any, s: _Slot, engines: dict | None) -> None:
+    try:
+        s.engine = builder.build(s.net, BuilderConfig(max_batch_size=s.batch, precision=s.precision))
+        if engines is not None:
+            engines[(s.net.name, s.precision, s.batch)] = s.engine
+        s.context = s.engine.create_execution_context()
+        inputs = sample_input(s.net, s.batch)
+        s.inputs = {k: dev.to_device(v) for k, v in inputs.items()} if dev.kind != "cpu" else inputs
+        s.context.execute(s.inputs, s.batch)     # first run (lazy set-up) outside every round
+    except (PerfkitError, MemoryError) as exc:
+        _fail(s, exc)
+
+
+def _release(s: _Slot, engines: dict | None) -> None:
+    if s.context is not None:
+        s.context.close()
+        s.context = None
+    if s.engine is not None and engines is None:
+        s.engine.close()                          # frees its device memory now, not at garbage collection
+    s.engine = s.inputs = None
+
+
+def _summary(s: _Slot, seed: int) -> dict:
+    return _rounds.round_summary([float(np.median(a)) for a in s.samples], seed)
+
+
+def _row(s: _Slot, run_id: str, dev: Any, seed: int, max_cv_pct: float) -> dict:
+    mem = s.engine.memory if s.engine is not None else {"weights": 0, "activations": 0}
+    row = {"run_id": run_id, "model": s.net.name, "device": dev.spec, "precision": s.precision,
+           "batch_size": s.batch, "device_memory_bytes": s.engine.device_memory_bytes if s.engine is not None else 0,
+           "weights_bytes": mem["weights"], "activation_bytes": mem["activations"],
+           "build_time_ms": s.engine.build_time_ms if s.engine is not None else math.nan,
+           "remeasured": s.remeasured, **_rounds.host_load()}
+    if s.error is not None:
+        nan = math.nan
+        row.update({"iterations": 0, "latency_mean_ms": nan, "latency_median_ms": nan, "latency_p90_ms": nan,
+                    "latency_min_ms": nan, "latency_max_ms": nan, "throughput_per_s": nan, "rounds": 0,
+                    "latency_ci_low_ms": nan, "latency_ci_high_ms": nan, "latency_cv_pct": nan,
+                    "unstable": False, "error": s.error})
+        return row
+    pooled = latency_stats(np.concatenate(s.samples), s.batch)
+    summary = _summary(s, seed)
+    median = summary["latency_median_ms"]
+    row.update(pooled)
+    row.update(summary)
+    row.update({"throughput_per_s": s.batch / median * 1e3 if median > 0 else 0.0,
+                "unstable": summary["latency_cv_pct"] > max_cv_pct, "error": ""})
+    return row
+
+
+def _combined(previous: pd.DataFrame | None, rows: list, attrs: dict) -> pd.DataFrame:
+    frame = SWEEP.frame(rows, attrs)
+    if previous is not None and len(previous):
+        frame = pd.concat([previous, frame] if len(frame) else [previous], ignore_index=True)
+        frame.attrs.update(attrs)
+        frame.attrs["schema"] = SWEEP.name
+    return frame
+
+
+def _write(path: str, frame: pd.DataFrame) -> None:
+    """The whole frame to ``path`` through a temporary file: an interrupted write leaves the old file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        frame.to_parquet(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

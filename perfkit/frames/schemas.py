@@ -28,6 +28,7 @@ class Column:
     unit: str           # "" when dimensionless
     meaning: str
     nullable: bool = False  # may hold missing values (NaN / <NA>); every other column is always filled
+    optional: bool = False  # added after frames were recorded: absent from those (and from rows that lack it)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -38,6 +39,8 @@ class Column:
             raise SchemaError(f"column {self.name!r}: unit and meaning are strings ('' when none)")
         if not isinstance(self.nullable, bool):
             raise SchemaError(f"column {self.name!r}: nullable must be True or False, not {self.nullable!r}")
+        if not isinstance(self.optional, bool):
+            raise SchemaError(f"column {self.name!r}: optional must be True or False, not {self.optional!r}")
 
 
 @dataclass(frozen=True)
@@ -72,27 +75,29 @@ class Schema:
             raise SchemaError(f"rows for frame {self.name!r} must be mappings of column name to value")
         if attrs is not None and not isinstance(attrs, Mapping):
             raise SchemaError(f"attrs for frame {self.name!r} must be a mapping or None, not {type(attrs).__name__}")
-        missing = [c for c in self.names if rows and any(c not in r for r in rows)]
+        # an optional column is left out when no row has it (rows made before it was declared)
+        cols = [c for c in self.columns if not (rows and c.optional and not any(c.name in r for r in rows))]
+        missing = [c.name for c in cols if rows and any(c.name not in r for r in rows)]
         if missing:
             raise SchemaError(f"rows for frame {self.name!r} lack columns {missing}")
         extra = sorted({k for r in rows for k in r} - set(self.names))
         if extra:
             raise SchemaError(f"rows for frame {self.name!r} have undeclared columns {extra}; "
                               f"declare them in perfkit/frames/schemas.py")
-        df = pd.DataFrame(rows, columns=self.names)
-        for c in self.columns:
+        df = pd.DataFrame(rows, columns=[c.name for c in cols])
+        for c in cols:
             df[c.name] = df[c.name].astype(c.dtype)
         df.attrs.update(dict(attrs or {}))
         df.attrs["schema"] = self.name
         return df
 
     def validate(self, df: Any, strict: bool = False) -> pd.DataFrame:
-        """Checks that ``df`` has every declared column with its dtype and no missing values where
-        the column is not ``nullable``; ``strict`` also refuses undeclared columns and
+        """Checks that ``df`` has every declared column (``optional`` ones may be absent) with its dtype
+        and no missing values where the column is not ``nullable``; ``strict`` also refuses undeclared columns and
         infinite floats (for frames read back from files). Returns ``df``."""
         if not isinstance(df, pd.DataFrame):
             raise SchemaError(f"frame {self.name!r} must be a pandas DataFrame, not {type(df).__name__}")
-        missing = [c for c in self.names if c not in df.columns]
+        missing = [c.name for c in self.columns if c.name not in df.columns and not c.optional]
         if missing:
             raise SchemaError(f"frame {self.name!r} lacks columns {missing}")
         if strict:
@@ -100,6 +105,8 @@ class Schema:
             if extra:
                 raise SchemaError(f"frame {self.name!r} has undeclared columns {extra}")
         for c in self.columns:
+            if c.optional and c.name not in df.columns:
+                continue
             col = df[c.name]
             if not isinstance(col, pd.Series) or str(col.dtype) != c.dtype:
                 raise SchemaError(f"frame {self.name!r}: column {c.name!r} has dtype "
@@ -161,17 +168,32 @@ SWEEP = _s(
     ("device", "string", "", "device spec, e.g. cpu or cuda:0"),
     ("precision", "string", "", "fp32, fp16 or bf16"),
     ("batch_size", "int64", "", "samples per inference"),
-    ("iterations", "int64", "", "timed inferences"),
-    ("latency_mean_ms", "float64", "ms", "mean host-timed latency of a synchronous inference"),
-    ("latency_median_ms", "float64", "ms", "median latency"),
-    ("latency_p90_ms", "float64", "ms", "90th percentile latency"),
-    ("latency_min_ms", "float64", "ms", "fastest inference"),
-    ("latency_max_ms", "float64", "ms", "slowest inference"),
-    ("throughput_per_s", "float64", "1/s", "samples per second: batch_size / median latency"),
-    ("device_memory_bytes", "int64", "B", "engine plus one context: weights, activations, workspace, I/O"),
+    ("iterations", "int64", "", "timed inferences (0 when the configuration failed)"),
+    ("latency_mean_ms", "float64", "ms", "mean host-timed latency of a synchronous inference", True),
+    ("latency_median_ms", "float64", "ms", "median latency (in sweeps with rounds: the median of the round medians)",
+     True),
+    ("latency_p90_ms", "float64", "ms", "90th percentile latency", True),
+    ("latency_min_ms", "float64", "ms", "fastest inference", True),
+    ("latency_max_ms", "float64", "ms", "slowest inference", True),
+    ("throughput_per_s", "float64", "1/s", "samples per second: batch_size / median latency", True),
+    ("device_memory_bytes", "int64", "B", "engine plus one context: weights, activations, workspace, I/O "
+                                          "(0 when the build failed)"),
     ("weights_bytes", "int64", "B", "weights on the device"),
     ("activation_bytes", "int64", "B", "activation arena of one context (after liveness reuse)"),
-    ("build_time_ms", "float64", "ms", "time to build the engine"),
+    ("build_time_ms", "float64", "ms", "time to build the engine", True),
+    # added with interleaved rounds (optional: frames recorded before lack them; NaN where a configuration failed)
+    ("rounds", "int64", "", "interleaved timing rounds the row's numbers come from", False, True),
+    ("latency_ci_low_ms", "float64", "ms", "95% bootstrap confidence interval of the median over round medians: low",
+     True, True),
+    ("latency_ci_high_ms", "float64", "ms", "that interval's high end", True, True),
+    ("latency_cv_pct", "float64", "%", "coefficient of variation of the round medians", True, True),
+    ("unstable", "bool", "", "the round medians spread wider than the sweep's max_cv_pct (after re-measuring)",
+     False, True),
+    ("remeasured", "bool", "", "the first measurement was unstable, so the configuration was timed again", False, True),
+    ("host_load_1m", "float64", "", "host 1-minute load average after the row was timed (NaN where unknown)",
+     True, True),
+    ("host_cpus", "int64", "", "CPU cores this process may run on: compare host_load_1m with it", False, True),
+    ("error", "string", "", "why the configuration failed ('' when it was measured)", False, True),
 )
 
 ENGINE_DISPATCH = _s(

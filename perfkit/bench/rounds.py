@@ -1,0 +1,85 @@
+"""Interleaved timing rounds for sweeps, and the numbers that say how far to trust them.
+
+Each configuration is timed in ``rounds`` short slices; one round times every configuration once
+(starting at a different one each round), so a burst of host load spreads over all of them instead
+of landing on one. A row's median is the median of its round medians, its interval a seeded
+bootstrap of that median, its spread the coefficient of variation of the round medians.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .latency import time_inference
+
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+
+
+def time_slice(context: Any, inputs: dict, min_time_s: float, min_iterations: int) -> np.ndarray:
+    """One round's slice of one configuration: latencies in ms (one untimed warm-up inference first,
+    since the other configurations ran in between). Tests replace this function to inject timings."""
+    return time_inference(context, inputs, warmup=1, min_iterations=min_iterations, min_time_s=min_time_s)
+
+
+def bootstrap_median_ci(values: Sequence[float], seed: int = 0, confidence: float = CONFIDENCE,
+                        resamples: int = RESAMPLES) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median of ``values`` (deterministic for a given seed)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return (math.nan, math.nan)
+    if v.size == 1:
+        return (float(v[0]), float(v[0]))
+    rng = np.random.default_rng(seed)
+    medians = np.median(v[rng.integers(0, v.size, size=(resamples, v.size))], axis=1)
+    alpha = (1.0 - confidence) / 2
+    return (float(np.quantile(medians, alpha)), float(np.quantile(medians, 1.0 - alpha)))
+
+
+def round_summary(round_medians: Sequence[float], seed: int) -> dict:
+    """Median of the round medians, its bootstrap interval and their coefficient of variation (%)."""
+    m = np.asarray(round_medians, dtype=np.float64)
+    median = float(np.median(m))
+    lo, hi = bootstrap_median_ci(m, seed)
+    mean = float(m.mean())
+    cv = float(m.std(ddof=1) / mean * 100.0) if m.size > 1 and mean > 0 else 0.0
+    return {"latency_median_ms": median, "latency_ci_low_ms": lo, "latency_ci_high_ms": hi,
+            "latency_cv_pct": cv, "rounds": int(m.size)}
+
+
+def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
+               on_error: Callable[[Any, BaseException], None]) -> None:
+    """Times every slot (an object with ``context``, ``inputs`` and a ``samples`` list, one array
+    appended per round) in ``rounds`` interleaved rounds. A slot whose timing raises a perfkit error
+    or runs out of memory is handed to ``on_error`` and leaves the rounds."""
+    from ..errors import PerfkitError
+    per_time = min_time_s / rounds
+    per_iter = max(1, math.ceil(min_iterations / rounds))
+    live = list(slots)
+    for r in range(rounds):
+        if not live:
+            return
+        k = r % len(live)
+        for slot in live[k:] + live[:k]:
+            try:
+                slot.samples.append(np.asarray(time_slice(slot.context, slot.inputs, per_time, per_iter),
+                                               dtype=np.float64))
+            except (PerfkitError, MemoryError) as exc:
+                on_error(slot, exc)
+        live = [s for s in live if s.error is None]
+
+
+def host_load() -> dict:
+    """The 1-minute load average (NaN where the OS has none) and the CPU cores this process may use."""
+    try:
+        load = float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        load = math.nan
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return {"host_load_1m": load, "host_cpus": int(cpus)}

@@ -1,0 +1,173 @@
+"""The trust machinery of pk.sweep, with injected timings: interleaved rounds, bootstrap intervals,
+unstable rows re-measured, resumable output, failed configurations as rows."""
+import collections
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import perfkit as pk
+from perfkit.bench import rounds as rounds_mod
+from perfkit.errors import ExecutionError
+
+
+def _net():
+    net = pk.Network("tiny")
+    x = net.add_input("x", (4,))
+    net.mark_output(net.add_activation(x, "relu", name="r").output)
+    return net
+
+
+class FakeTimer:
+    """Replaces rounds.time_slice: ``plan(key, n)`` gives the latency (ms) of the n-th slice (0-based) of
+    configuration ``key`` = (precision, batch size); every call is recorded."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.calls = []
+
+    def __call__(self, context, inputs, min_time_s, min_iterations):
+        key = (context.engine.precision, context.engine.max_batch_size)
+        n = sum(1 for k in self.calls if k == key)
+        self.calls.append(key)
+        value = self.plan(key, n)
+        return np.array([value, value * 1.001, value * 0.999])
+
+    def count(self):
+        return collections.Counter(self.calls)
+
+
+def _sweep(monkeypatch, plan, **kw):
+    timer = FakeTimer(plan)
+    monkeypatch.setattr(rounds_mod, "time_slice", timer)
+    kw.setdefault("batch_sizes", (1, 2))
+    frame = pk.sweep(_net(), device="cpu", min_time_s=0.0, min_iterations=1, **kw)
+    return frame, timer
+
+
+def _row(frame, batch, precision="fp32"):
+    (row,) = frame[(frame["batch_size"] == batch) & (frame["precision"] == precision)].to_dict("records")
+    return row
+
+
+def test_rounds_are_interleaved_and_a_planted_outlier_round_is_flagged_and_remeasured(monkeypatch):
+    def plan(key, n):
+        b = key[1]
+        if b == 2 and n == 2:             # one slow round in the first measurement only
+            return 5.0
+        if b == 4 and n % 5 == 3:         # a slow round in every measurement
+            return 6.0
+        return float(b)
+    frame, timer = _sweep(monkeypatch, plan, batch_sizes=(1, 2, 4), rounds=5, max_cv_pct=10.0)
+    # round r times every configuration once before round r + 1 starts
+    first = timer.calls[:15]
+    for r in range(5):
+        assert sorted(first[3 * r:3 * r + 3]) == [("fp32", 1), ("fp32", 2), ("fp32", 4)]
+    assert timer.count() == {("fp32", 1): 5, ("fp32", 2): 10, ("fp32", 4): 10}
+    steady, transient, noisy = _row(frame, 1), _row(frame, 2), _row(frame, 4)
+    assert (steady["unstable"], steady["remeasured"]) == (False, False)
+    assert (transient["unstable"], transient["remeasured"]) == (False, True)      # the second timing was clean
+    assert (noisy["unstable"], noisy["remeasured"]) == (True, True)
+    assert noisy["latency_cv_pct"] > 10.0 > transient["latency_cv_pct"]
+    assert transient["latency_median_ms"] == pytest.approx(2.0) and transient["rounds"] == 5
+    assert noisy["latency_median_ms"] == pytest.approx(4.0)                    # the median ignores the outlier
+    assert noisy["latency_ci_high_ms"] > noisy["latency_ci_low_ms"]
+    assert frame["throughput_per_s"].tolist() == pytest.approx((frame["batch_size"] / frame["latency_median_ms"] * 1e3)
+                                                               .tolist())
+    pk.frames.SWEEP.validate(frame, strict=True)
+
+
+def test_equal_configurations_overlap_and_a_slower_one_does_not(monkeypatch):
+    rng = np.random.default_rng(7)
+    noise = 1.0 + rng.normal(0, 0.02, size=8)
+
+    def plan(key, n):                     # fp32 and fp16 get the same round timings; batch 2 is 30% slower
+        return float(noise[n] * (1.3 if key[1] == 2 else 1.0))
+    frame, _ = _sweep(monkeypatch, plan, precisions=("fp32", "fp16"), rounds=8, seed=3)
+    a, b, slow = _row(frame, 1, "fp32"), _row(frame, 1, "fp16"), _row(frame, 2, "fp32")
+    assert a["latency_ci_low_ms"] <= a["latency_median_ms"] <= a["latency_ci_high_ms"]
+    assert (a["latency_ci_low_ms"], a["latency_ci_high_ms"]) == (b["latency_ci_low_ms"], b["latency_ci_high_ms"])
+    assert a["latency_ci_low_ms"] < a["latency_ci_high_ms"]
+    assert slow["latency_ci_low_ms"] > a["latency_ci_high_ms"]
+    again, _ = _sweep(monkeypatch, plan, precisions=("fp32", "fp16"), rounds=8, seed=3)
+    cols = ["latency_ci_low_ms", "latency_ci_high_ms", "latency_cv_pct"]
+    pd.testing.assert_frame_equal(frame[cols], again[cols])                     # seeded: the same intervals
+
+
+def test_a_sweep_killed_midway_resumes_without_repeating_finished_rows(monkeypatch, tmp_path):
+    out = tmp_path / "sweep.parquet"
+    seen = []
+
+    def killer(row):
+        seen.append(row)
+        if len(seen) == 2:
+            raise KeyboardInterrupt("stopped after two rows")
+    with pytest.raises(KeyboardInterrupt):
+        _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1, 2, 3, 4), rounds=3, out=out, on_row=killer)
+    kept = pd.read_parquet(out)
+    assert sorted(kept["batch_size"]) == [1, 2]
+    with pytest.raises(pk.ArgumentError, match="resume=True"):
+        _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1, 2, 3, 4), out=out)
+    assert len(pd.read_parquet(out)) == 2                                      # a refused call changed nothing
+    frame, timer = _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1, 2, 3, 4), rounds=3, out=out, resume=True)
+    assert timer.count() == {("fp32", 3): 3, ("fp32", 4): 3}                  # only the unfinished ones are timed
+    assert sorted(frame["batch_size"]) == [1, 2, 3, 4]
+    assert frame["run_id"].nunique() == 2 and set(kept["run_id"]) < set(frame["run_id"])
+    pd.testing.assert_frame_equal(pd.read_parquet(out), frame, check_like=False)
+    done, _ = _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1, 2, 3, 4), out=out, resume=True)
+    assert len(done) == 4 and _.calls == []
+
+
+def test_failing_configurations_become_rows_with_their_error(monkeypatch):
+    def plan(key, n):
+        if key[1] == 2 and n == 1:
+            raise ExecutionError("the device lost the context")
+        return 1.0
+    frame, timer = _sweep(monkeypatch, plan, batch_sizes=(1, 2, 10 ** 12), rounds=4)
+    ok, broken, huge = _row(frame, 1), _row(frame, 2), _row(frame, 10 ** 12)
+    assert ok["error"] == "" and ok["latency_median_ms"] == 1.0
+    assert broken["error"] == "ExecutionError: the device lost the context" and broken["iterations"] == 0
+    assert huge["error"].startswith("BuildError:") and "max_batch_size" in huge["error"]
+    assert np.isnan(huge["latency_median_ms"]) and huge["device_memory_bytes"] == 0
+    assert timer.count() == {("fp32", 1): 4, ("fp32", 2): 2}                  # the failed one left the rounds
+    pk.frames.SWEEP.validate(frame, strict=True)
+
+
+def test_each_row_records_the_host_load_and_cores(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 2.0, 1.0))
+    frame, _ = _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1,))
+    assert frame["host_load_1m"].tolist() == [3.5]
+    assert frame["host_cpus"].tolist() == [len(os.sched_getaffinity(0))]
+
+
+def test_bad_sweep_output_arguments_are_refused(tmp_path):
+    net = _net()
+    with pytest.raises(pk.ArgumentError, match="needs out="):
+        pk.sweep(net, (1,), device="cpu", resume=True)
+    with pytest.raises(pk.ArgumentError, match=r"\.parquet"):
+        pk.sweep(net, (1,), device="cpu", out=tmp_path / "s.csv")
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("not parquet")
+    with pytest.raises(pk.ArgumentError, match="cannot be read as parquet"):
+        pk.sweep(net, (1,), device="cpu", out=junk, resume=True)
+    assert junk.read_text() == "not parquet"
+
+
+def test_frames_recorded_before_the_new_columns_still_validate_and_others_are_still_checked():
+    sweep = pk.frames.SWEEP
+    old = [c.name for c in sweep.columns if not c.optional]
+    assert {"latency_ci_low_ms", "unstable", "error", "host_load_1m", "rounds"} <= set(sweep.names) - set(old)
+    row = {"run_id": "r", "model": "m", "device": "cpu", "precision": "fp32", "batch_size": 1, "iterations": 3,
+           "latency_mean_ms": 1.0, "latency_median_ms": 1.0, "latency_p90_ms": 1.0, "latency_min_ms": 1.0,
+           "latency_max_ms": 1.0, "throughput_per_s": 1e3, "device_memory_bytes": 1, "weights_bytes": 1,
+           "activation_bytes": 1, "build_time_ms": 1.0}
+    frame = sweep.frame([row])                     # rows made before the optional columns existed
+    assert list(frame.columns) == old
+    sweep.validate(frame, strict=True)
+    with pytest.raises(pk.frames.SchemaError, match="lacks columns \\['iterations'\\]"):
+        sweep.validate(frame.drop(columns="iterations"))
+    with pytest.raises(pk.frames.SchemaError, match="'unstable' has dtype"):
+        sweep.validate(frame.assign(unstable="no"))
+    with pytest.raises(pk.frames.SchemaError, match="lack columns \\['rounds'\\]"):
+        sweep.frame([row, {**row, "rounds": 2}])   # once one row has an optional column, every row needs it
