@@ -375,10 +375,15 @@ case("plot_fusion_benefit", lambda w, kw: w.closing(pk.plots.plot_fusion_benefit
      {"frame": Lazy(lambda w: w.fusion_frame), "ax": None},
      {"frame": {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame)}, "ax": AX})
 case("plot_layer_timeline", lambda w, kw: w.closing(pk.plots.plot_layer_timeline(**kw)),
-     {"layer_times": Lazy(lambda w: w.run.layers), "iterations": None, "ax": None, "label_min_pct": 4.0},
+     {"layer_times": Lazy(lambda w: w.run.layers), "iterations": None, "ax": None, "label_min_pct": 4.0,
+      "kernels": None, "memory_events": None, "top": 10},
      {"layer_times": {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame)},
       "iterations": family(missing=10 ** 6, text="1", float=0.5, empty=[], list_with_junk=[0, "x"]), "ax": AX,
-      "label_min_pct": SECONDS})
+      "label_min_pct": SECONDS,
+      "kernels": {**{k: v for k, v in FRAME.items() if k != "none"}, "other_frame": Lazy(lambda w: w.run.layers)},
+      "memory_events": {**{k: v for k, v in FRAME.items() if k != "none"},
+                        "other_frame": Lazy(lambda w: w.sweep_frame)},
+      "top": COUNT})
 case("plot_memory", lambda w, kw: w.closing(pk.plots.plot_memory(**kw)),
      {"memory_events": Lazy(lambda w: w.run.memory), "ax": None, "by_tag": True},
      {"memory_events": {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame)}, "ax": AX, "by_tag": FLAG})

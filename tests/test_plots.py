@@ -89,23 +89,33 @@ def test_layer_timeline_bars_are_the_last_three_inferences(profiled_lenet):
     from perfkit.plots import plot_layer_timeline
     eng, run, _ = profiled_lenet
     layers = run.layers
-    ax = plot_layer_timeline(layers).axes[0]
+    fig = plot_layer_timeline(layers)
+    ax = fig.axes[0]
     last = sorted(layers["iteration"].unique())[-3:]
     shown = layers[layers["iteration"].isin(last)]
-    assert ax.get_title() == f"layer timeline — inferences {', '.join(map(str, last))}"
-    assert ax.get_xlabel() == "time since the first layer shown (ms)"
-    assert len(ax.patches) == 3 * len(eng.plan.steps) == len(shown)
+    ctx = shown["context"].iloc[0]
+    assert ax.get_title() == f"layer timeline — {ctx} · fp32 · batch 4 — inferences {', '.join(map(str, last))}"
     t0 = shown["start_ns"].min()
-    span = (shown["end_ns"].max() - t0) / 1e6
-    want = sorted(zip((shown["start_ns"] - t0) / 1e6, np.maximum((shown["end_ns"] - shown["start_ns"]) / 1e6,
-                                                                  span * 1e-4)))
-    got = sorted((p.get_x(), p.get_width()) for p in ax.patches)
+    span_ns = shown["end_ns"].max() - t0
+    unit, per = ("µs", 1e3) if span_ns < 2e6 else ("ms", 1e6)
+    assert ax.get_xlabel() == f"time since the first layer shown ({unit})"
+    bars = [p for p in ax.patches if p.get_gid() == "layer"]
+    assert len(bars) == 3 * len(eng.plan.steps) == len(shown)
+    want = sorted(zip((shown["start_ns"] - t0) / per, np.maximum((shown["end_ns"] - shown["start_ns"]) / per,
+                                                                  span_ns / per * 1e-4)))
+    got = sorted((p.get_x(), p.get_width()) for p in bars)
     np.testing.assert_allclose(got, want, rtol=1e-12)
-    assert _legend(ax) == sorted(shown["type"].unique())
+    assert [line.get_gid() for line in ax.lines] == ["separator"] * 2
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    slowest = (shown["end_ns"] - shown["start_ns"]).groupby(shown["layer"]).sum().sort_values(ascending=False)
+    assert [t.split("  ")[0] for t in legend[:len(slowest)]] == [n.split(" + ")[0] + ("+" if " + " in n else "")
+                                                                 for n in slowest.index]
+    assert legend[len(slowest):] == ["layer type (hatch):", *sorted(shown["type"].unique())]
     lanes = sorted(set(zip(shown["context"], shown["stream"])))
-    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{c}\n{s}" for c, s in lanes]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{c}\n{s.removeprefix(c + '/')}" for c, s in lanes]
     one = plot_layer_timeline(layers, iterations=last[0]).axes[0]
-    assert len(one.patches) == len(eng.plan.steps) and one.get_title().endswith(f"inferences {last[0]}")
+    assert len([p for p in one.patches if p.get_gid() == "layer"]) == len(eng.plan.steps)
+    assert one.get_title().endswith(f"inference {last[0]}")
 
 
 def test_memory_plot_lines_are_the_allocator_events(profiled_lenet):

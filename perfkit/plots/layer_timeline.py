@@ -1,0 +1,278 @@
+"""The layer timeline: every layer execution as a bar on its (context, stream) lane, coloured per layer
+(the same colour in every inference), hatched by type, with the kernels it launched on a lane beneath
+and the device memory in use on a panel below, all on one time axis."""
+from __future__ import annotations
+
+import colorsys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..arguments import frame as check_frame, integer, number, positive_int
+from ..errors import ArgumentError
+from ._axes import check_ax, say_empty
+
+HATCHES = ("", "////", "....", "xxxx", "\\\\\\\\", "++++", "oooo", "----", "****", "||||")
+LAYER_COLUMNS = ("iteration", "start_ns", "end_ns", "context", "stream", "type", "layer")
+KERNEL_COLUMNS = ("kind", "start_ns", "end_ns", "layer", "iteration", "stream")
+MEMORY_COLUMNS = ("ts_ns", "in_use_bytes")
+WHAT = "plot_layer_timeline"
+
+
+def layer_colors(layers: Any) -> dict:
+    """One colour per layer name, in the order given: hues a golden angle apart with alternating
+    lightness, so that neighbours differ and no two layers share a colour, however many there are."""
+    out = {}
+    for i, name in enumerate(layers):
+        h = (0.07 + i * 0.6180339887) % 1.0
+        light, sat = ((0.62, 0.70), (0.45, 0.75), (0.55, 0.45))[i % 3]
+        out[name] = colorsys.hls_to_rgb(h, light, sat)
+    return out
+
+
+def time_unit(span_ns: float) -> tuple:
+    """(name, nanoseconds per unit) for an axis spanning ``span_ns``: µs below 2 ms, ms above."""
+    return ("µs", 1e3) if span_ns < 2e6 else ("ms", 1e6)
+
+
+def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: Any = None, label_min_pct: float = 0.0,
+                        kernels: Any = None, memory_events: Any = None, top: int = 10) -> Any:
+    """One lane per (context, stream); each layer execution a bar from its start to its end.
+
+    A layer keeps its colour in every inference (its type is the hatch); a bar is labelled only
+    where its name fits inside it (and it spans at least ``label_min_pct`` % of the window); the
+    ``top`` slowest layers by total time shown are listed, with their share, in a legend outside
+    the axes. Thin dashed lines separate inferences. ``iterations``: an int, a list, or None for the
+    last three profiled inferences. ``kernels`` (the run's kernels frame) adds a lane of the kernels
+    each stream's layers launched under it; ``memory_events`` adds a panel of the bytes in use (MiB)
+    on the same time axis (it needs a new figure: ``ax=None``)."""
+    df = check_frame(layer_times, f"{WHAT}: layer_times", LAYER_COLUMNS)
+    number(label_min_pct, f"{WHAT}: label_min_pct", 0, 100)
+    top = positive_int(top, f"{WHAT}: top (how many of the slowest layers the legend lists)")
+    if kernels is not None:
+        check_frame(kernels, f"{WHAT}: kernels (the run's kernels frame, or None)", KERNEL_COLUMNS)
+    if memory_events is not None:
+        check_frame(memory_events, f"{WHAT}: memory_events (the run's memory frame, or None)", MEMORY_COLUMNS)
+    its = sorted(df["iteration"].unique())
+    if iterations is not None:
+        wanted = [iterations] if not isinstance(iterations, (list, tuple, range)) else list(iterations)
+        wanted = [integer(i, f"{WHAT}: iterations (an int, a list of ints or None)") for i in wanted]
+        missing = sorted(set(wanted) - set(its))
+        if missing or not wanted:
+            raise ArgumentError(f"{WHAT}: iterations {missing or wanted} are not in the frame; "
+                                f"it holds iterations {its[0] if its else '-'}..{its[-1] if its else '-'}")
+        iterations = sorted(set(wanted))
+    check_ax(ax, WHAT)
+    own_figure = ax is None
+    with_memory = memory_events is not None and len(memory_events) > 0
+    if ax is not None and with_memory:
+        raise ArgumentError(f"{WHAT}: the memory panel needs a figure of its own; pass ax=None with "
+                            "memory_events, or leave memory_events out to draw on your axes")
+    if df.empty:
+        fig, ax = _figure(ax, 1, False)
+        say_empty(ax, "layer times")
+        return fig
+    if iterations is None:
+        iterations = its[-3:]
+    colors = layer_colors(df.sort_values(["iteration", "index"] if "index" in df else ["iteration"])["layer"].unique())
+    types = sorted(df["type"].unique())
+    hatch = {t: HATCHES[i % len(HATCHES)] for i, t in enumerate(types)}
+    df = df[df["iteration"].isin(iterations)]
+    t0, t1 = int(df["start_ns"].min()), int(df["end_ns"].max())
+    unit, per = time_unit(t1 - t0)
+    span = (t1 - t0) / per or 1.0
+    kern = _kernels_by_lane(kernels, df, iterations, t0, t1)
+    lanes = _lanes(df, kern)
+    n_layers = df["layer"].nunique()
+    legend_rows = min(top, n_layers) + (n_layers > top) + (len(types) + 1 if len(types) > 1 else 0)
+    fig, ax = _figure(ax, len(lanes), with_memory, legend_rows)
+    mem_ax = fig.axes[1] if with_memory else None
+
+    x = (df["start_ns"].to_numpy() - t0) / per
+    w = np.maximum((df["end_ns"].to_numpy() - df["start_ns"].to_numpy()) / per, span * 1e-4)
+    y = [lanes[(c, s, False)] for c, s in zip(df["context"], df["stream"])]
+    bars = ax.barh(y, w, left=x, height=0.7, color=[colors[n] for n in df["layer"]], edgecolor="white", linewidth=0.3)
+    for bar, t in zip(bars, df["type"]):
+        bar.set_hatch(hatch[t])
+        bar.set_gid("layer")
+    if kern is not None and len(kern):
+        kx = (kern["start_ns"].to_numpy() - t0) / per
+        kw = np.maximum((kern["end_ns"].to_numpy() - kern["start_ns"].to_numpy()) / per, span * 1e-4)
+        ky = [lanes[k] for k in kern["lane"]]
+        kc = [colors.get(n, (0.6, 0.6, 0.6)) for n in kern["layer"]]
+        for bar in ax.barh(ky, kw, left=kx, height=0.45, color=kc, edgecolor="none"):
+            bar.set_gid("kernel")
+    starts = df.groupby("iteration")["start_ns"].min().sort_index()
+    for it, s in list(starts.items())[1:]:
+        for a in (ax, mem_ax) if mem_ax is not None else (ax,):
+            a.axvline((s - t0) / per, color="0.35", lw=0.7, ls=(0, (3, 2)), gid="separator")
+    for it, s in list(starts.items())[::max(1, len(starts) // 12)]:          # at most about 12 names on top
+        ax.annotate(f"inference {it}", ((s - t0) / per, 1.0), xycoords=("data", "axes fraction"), xytext=(2, 2),
+                    textcoords="offset points", fontsize=7, color="0.3", va="bottom", gid="iteration")
+
+    names = [f"{c}\n{s.removeprefix(c + '/')}" if not k else ("kernels" if c else f"kernels\n{s}") for c, s, k in lanes]
+    ax.set_yticks(list(lanes.values()), names, fontsize=7)
+    ax.set_ylim(len(lanes) - 0.5, -0.5)
+    ax.set_xlim(0, span * 1.005)
+    ax.set_title(_title(layer_times, df, iterations), fontsize=9, pad=14)
+    _slow_legend(fig, ax, own_figure, df, colors, hatch, types, top)
+    if mem_ax is not None:
+        _memory_lane(mem_ax, memory_events, t0, t1, per)
+        mem_ax.set_xlabel(f"time since the first layer shown ({unit})")
+        ax.tick_params(labelbottom=False)
+    else:
+        ax.set_xlabel(f"time since the first layer shown ({unit})")
+    _labels(fig, ax, df, x, w, y, span, label_min_pct)
+    return fig
+
+
+def _figure(ax: Any, n_lanes: int, with_memory: bool, legend_rows: int = 0) -> tuple:
+    """A new figure tall enough for its lanes and for the legend beside them (about 0.16 in a row)."""
+    if ax is not None:
+        return ax.figure, ax
+    import matplotlib.pyplot as plt
+    top_h = 0.5 * max(n_lanes, 2) + 0.9
+    legend_h = 0.16 * (legend_rows + 1) + 0.3
+    if with_memory:
+        fig, (ax, mem) = plt.subplots(2, 1, sharex=True, layout="constrained",
+                                      figsize=(14, max(top_h + 1.6, legend_h)),
+                                      gridspec_kw={"height_ratios": [top_h, 1.1]})
+        return fig, ax
+    fig, ax = plt.subplots(figsize=(14, max(top_h + 0.6, legend_h)), layout="constrained")
+    return fig, ax
+
+
+def _kernels_by_lane(kernels: Any, df: pd.DataFrame, iterations: list, t0: int, t1: int) -> Any:
+    """The kernels of the shown inferences, each with the lane of the layer that launched it (the
+    (context, stream) that layer ran on), or a lane of its CUDA stream when its layer is unknown."""
+    if kernels is None or not len(kernels):
+        return None
+    k = kernels[kernels["iteration"].isin(iterations) | ((kernels["start_ns"] >= t0) & (kernels["end_ns"] <= t1))]
+    k = k.reset_index(drop=True)
+    # a layer name may run in one inference on several lanes (two contexts, or streams): a kernel goes
+    # to the execution of its layer that contains it (on the device's clock), else the nearest
+    m = k[["iteration", "layer", "start_ns", "end_ns"]].reset_index().merge(
+        df[["iteration", "layer", "start_ns", "end_ns", "context", "stream"]], on=["iteration", "layer"],
+        suffixes=("", "_layer"))
+    mid = (m["start_ns"] + m["end_ns"]) // 2
+    m["miss"] = np.maximum(m["start_ns_layer"] - mid, 0) + np.maximum(mid - m["end_ns_layer"], 0)
+    m["lag"] = (m["start_ns"] - m["start_ns_layer"]).abs()         # then the execution that began nearest
+    best = m.sort_values(["index", "miss", "lag"], kind="stable").drop_duplicates("index").set_index("index")
+    k = k.join(best[["context", "stream"]].rename(columns={"context": "lane_context", "stream": "lane_stream"}))
+    known = k["lane_context"].notna()
+    lane = [(c, s, True) if ok else ("", f"CUDA stream {cs}", True)
+            for ok, c, s, cs in zip(known, k["lane_context"], k["lane_stream"], k["stream"])]
+    return k.assign(lane=lane)
+
+
+def _lanes(df: pd.DataFrame, kern: Any) -> dict:
+    streams = sorted(set(zip(df["context"], df["stream"])))
+    with_k = set(kern["lane"]) if kern is not None else set()
+    order = []
+    for c, s in streams:
+        order.append((c, s, False))
+        if (c, s, True) in with_k:
+            order.append((c, s, True))
+    order += sorted(k for k in with_k if k[0] == "")
+    return {k: i for i, k in enumerate(order)}
+
+
+def _title(frame: pd.DataFrame, df: pd.DataFrame, iterations: list) -> str:
+    a = frame.attrs
+    parts = [str(a[k]) for k in ("model", "network", "engine") if a.get(k)][:1]
+    ctx = sorted(df["context"].unique())
+    parts.append(ctx[0] if len(ctx) == 1 else f"{len(ctx)} contexts")
+    parts += [str(a[k]) for k in ("device_name", "device") if a.get(k)][:1]
+    if "precision" in df:
+        parts.append("/".join(sorted(df["precision"].unique())))
+    if "batch_size" in df:
+        parts.append("batch " + "/".join(map(str, sorted(df["batch_size"].unique()))))
+    shown = ", ".join(map(str, iterations))
+    return f"layer timeline — {' · '.join(parts)} — inference{'s' if len(iterations) > 1 else ''} {shown}"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:#.3g}"
+
+
+def short_name(name: str, limit: int = 28) -> str:
+    """A fused layer's first member with a '+' (its name lists them all); long names cut with '…'."""
+    first = name.split(" + ")[0] + ("+" if " + " in name else "")
+    return first if len(first) <= limit else first[:limit - 1] + "…"
+
+
+def _slow_legend(fig: Any, ax: Any, own_figure: bool, df: pd.DataFrame, colors: dict, hatch: dict, types: list,
+                 top: int) -> Any:
+    """The ``top`` slowest layers, slowest first, with their total and share; then the type hatches."""
+    from matplotlib.patches import Patch
+    t = (df["end_ns"] - df["start_ns"]).groupby(df["layer"]).sum().sort_values(ascending=False, kind="stable")
+    type_of = df.drop_duplicates("layer").set_index("layer")["type"]
+    total = float(t.sum()) or 1.0
+    unit, per = time_unit(float(t.iloc[0]))
+    rows = t.head(top)
+    handles = [Patch(facecolor=colors[n], hatch=hatch[type_of[n]], edgecolor="white",
+                     label=f"{short_name(n, 32)}  {_fmt(v / per)} {unit} · {100 * v / total:.1f}%")
+               for n, v in rows.items()]
+    rest = len(t) - len(rows)
+    title = f"slowest layers: total over {df['iteration'].nunique()} inference(s) · share"
+    if rest > 0:
+        rest_pct = 100 * float(t.iloc[top:].sum()) / total
+        handles.append(Patch(visible=False, label=f"{rest} more layers · {rest_pct:.1f}%"))
+    if len(types) > 1:
+        handles.append(Patch(visible=False, label="layer type (hatch):"))
+        handles += [Patch(facecolor="0.85", edgecolor="0.3", hatch=hatch[k], label=k) for k in types]
+    kw = dict(handles=handles, title=title, fontsize=7, title_fontsize=7, alignment="left")
+    if own_figure:
+        return fig.legend(loc="outside right upper", **kw)
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, **kw)
+
+
+def _memory_lane(ax: Any, ev: pd.DataFrame, t0: int, t1: int, per: float) -> None:
+    """Bytes in use as a step line over the shown window, starting at the level before it."""
+    ev = ev.sort_values("ts_ns", kind="stable")
+    before = ev[ev["ts_ns"] < t0]
+    inside = ev[(ev["ts_ns"] >= t0) & (ev["ts_ns"] <= t1)]
+    xs = list((inside["ts_ns"].to_numpy() - t0) / per)
+    ys = list(inside["in_use_bytes"].to_numpy() / 2**20)
+    if len(before):
+        xs, ys = [0.0, *xs], [before["in_use_bytes"].iloc[-1] / 2**20, *ys]
+    if xs and not len(inside):
+        ax.text(0.5, 0.5, f"no allocation or free in this window: {ys[0]:.3g} MiB held throughout",
+                ha="center", va="bottom", transform=ax.transAxes, fontsize=7, color="0.35")
+    if xs:
+        xs.append((t1 - t0) / per)
+        ys.append(ys[-1])
+        ax.step(xs, ys, where="post", color="black", lw=1, gid="memory")
+        ax.set_ylim(0, max(ys) * 1.15 or 1.0)
+    else:
+        say_empty(ax, "memory events in this window")
+    ax.set_ylabel("in use (MiB)", fontsize=8)
+    ax.grid(axis="y", lw=0.3)
+
+
+def _labels(fig: Any, ax: Any, df: pd.DataFrame, x: Any, w: Any, y: list, span: float, min_pct: float) -> None:
+    """Names the bars whose name fits inside them, measured in display coordinates after layout:
+    along the bar where it fits, else across it (rotated) where the lane is tall enough."""
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else fig._get_renderer()
+    x_px = abs(ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0])
+    lane_px = 0.7 * abs(ax.transData.transform((0, 1))[1] - ax.transData.transform((0, 0))[1])
+    from matplotlib.font_manager import FontProperties
+    prop = FontProperties(size=6.5)
+    sizes: dict = {}
+    for name, xi, wi, yi in zip(df["layer"], x, w, y):
+        if 100 * wi / span < min_pct:
+            continue
+        text = short_name(name, 24)
+        if text not in sizes:
+            sizes[text] = renderer.get_text_width_height_descent(text, prop, ismath=False)[:2]
+        tw, th = sizes[text]
+        if tw + 4 <= wi * x_px and th + 2 <= lane_px:
+            rotation = 0
+        elif th + 2 <= wi * x_px and tw + 4 <= lane_px:
+            rotation = 90
+        else:
+            continue
+        ax.text(xi + wi / 2, yi, text, ha="center", va="center", rotation=rotation, fontproperties=prop,
+                clip_on=True, gid="label")
