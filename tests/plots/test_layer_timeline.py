@@ -194,3 +194,13 @@ def test_readable_for_many_layers():
 def _top_share(df, n):
     t = (df["end_ns"] - df["start_ns"]).groupby(df["layer"]).sum().sort_values(ascending=False)
     return t.head(n).sum() / t.sum()
+
+
+def test_draws_on_the_callers_axes_with_the_legend_beside_them():
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(12, 3), layout="constrained")
+    assert plot_layer_timeline(_frame(iterations=2), ax=ax, top=1) is fig and not fig.legends
+    assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "big_conv_layer  800 µs · 64.4%"
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1            # outside the data
+    plt.close(fig)
