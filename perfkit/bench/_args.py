@@ -142,10 +142,15 @@ def read_previous_sweep(out: Any) -> Any:
         raise ArgumentError(f"sweep: out {target!r} cannot be read as parquet ({type(exc).__name__}: {exc}); "
                             "resume only a file an earlier sweep wrote, or choose another file") from None
     try:
-        return SWEEP.validate(frame)
+        SWEEP.validate(frame)
     except SchemaError as exc:
         raise ArgumentError(f"sweep: out {target!r} is not a sweep frame ({exc}); "
                             "resume only a file an earlier sweep wrote, or choose another file") from None
+    lacking = [c for c in SWEEP.names if c not in frame.columns]
+    if lacking:
+        raise ArgumentError(f"sweep: out {target!r} was written before sweeps recorded {lacking}; its rows cannot "
+                            "be continued with those columns: choose another file")
+    return frame
 
 
 def check_host_inputs(engine: Any, inputs: dict, batch: int) -> None:

@@ -51,10 +51,11 @@ def round_summary(round_medians: Sequence[float], seed: int) -> dict:
 
 
 def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
-               on_error: Callable[[Any, BaseException], None]) -> None:
+               on_error: Callable[[Any, BaseException], None], probe: Callable[[], dict] | None = None) -> None:
     """Times every slot (an object with ``context``, ``inputs`` and a ``samples`` list, one array
     appended per round) in ``rounds`` interleaved rounds. A slot whose timing raises a perfkit error
-    or runs out of memory is handed to ``on_error`` and leaves the rounds."""
+    or runs out of memory is handed to ``on_error`` and leaves the rounds. ``probe``, if given, is
+    read after each slice into the slot's ``gpu`` list (GPU clocks and throttling)."""
     from ..errors import PerfkitError
     per_time = min_time_s / rounds
     per_iter = max(1, math.ceil(min_iterations / rounds))
@@ -69,6 +70,12 @@ def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
                                                dtype=np.float64))
             except (PerfkitError, MemoryError) as exc:
                 on_error(slot, exc)
+                continue
+            if probe is not None:
+                try:
+                    slot.gpu.append(probe())
+                except Exception:  # NVML went away mid-sweep: the row says what it has, the timing stands
+                    pass
         live = [s for s in live if s.error is None]
 
 
@@ -83,3 +90,26 @@ def host_load() -> dict:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return {"host_load_1m": load, "host_cpus": int(cpus)}
+
+
+def gpu_probe(device: Any) -> Callable[[], dict] | None:
+    """A function reading the GPU's clocks and throttle reasons through NVML (a few microseconds a
+    call), or None off CUDA or where NVML cannot be used."""
+    if getattr(device, "kind", None) != "cuda":
+        return None
+    from ..profiling.nvml import NvmlSampler
+    sampler = NvmlSampler(device.index)
+    try:
+        sampler.sample()
+    except Exception:  # no driver, no nvidia-ml-py: the rows leave the GPU columns empty
+        return None
+    return sampler.sample
+
+
+def gpu_columns(samples: Sequence[dict]) -> dict:
+    """The lowest SM clock seen during a row's slices and every throttle reason met (``gpu_idle``
+    left out: the GPU idles between slices by design); missing values without samples."""
+    clocks = [float(s["sm_clock_mhz"]) for s in samples if "sm_clock_mhz" in s]
+    reasons = {r for s in samples for r in str(s.get("throttle_reasons", "")).split("|") if r and r != "gpu_idle"}
+    return {"gpu_sm_clock_mhz": min(clocks) if clocks else math.nan,
+            "gpu_throttle": "|".join(sorted(reasons)) if samples else None}

@@ -33,6 +33,7 @@ class _Slot:
     samples: list = field(default_factory=list)
     error: str | None = None
     remeasured: bool = False
+    gpu: list = field(default_factory=list)
 
 
 def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Sequence[str] = ("fp32",),
@@ -52,7 +53,8 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     bootstrap 95% interval (``latency_ci_low_ms``/``_high_ms``) and the coefficient of variation of
     the round medians (``latency_cv_pct``); a configuration whose round medians vary by more than
     ``max_cv_pct`` is timed once more (``remeasured``) and stays ``unstable`` if it still does. The
-    host's load average is recorded per row beside the cores it has.
+    host's load average is recorded per row beside the cores it has; on CUDA with NVML, also the
+    lowest SM clock seen while the row was timed and the throttle reasons met.
 
     A configuration that fails (a build error, out of memory, a device that cannot run it) becomes a
     row whose ``error`` says why, and the sweep goes on. ``out`` (a ``.parquet`` path) receives the
@@ -68,6 +70,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     done = set() if previous is None else set(zip(previous["model"], previous["device"], previous["precision"],
                                                    previous["batch_size"].astype(int)))
     builder = Builder(dev)
+    probe = _rounds.gpu_probe(dev)
     run_id = uuid.uuid4().hex[:8]
     attrs = {"run_id": run_id, "device": dev.spec, "device_name": dev.name,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -87,11 +90,11 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
             for s in slots:
                 _build(builder, dev, s, engines)
             live = [s for s in slots if s.error is None]
-            _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail)
+            _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail, probe)
             again = [s for s in live if s.error is None and _summary(s, seed)["latency_cv_pct"] > max_cv_pct]
             for s in again:
-                s.samples, s.remeasured = [], True
-            _rounds.run_rounds(again, rounds, min_time_s, min_iterations, _fail)
+                s.samples, s.gpu, s.remeasured = [], [], True
+            _rounds.run_rounds(again, rounds, min_time_s, min_iterations, _fail, probe)
             for s in slots:
                 finish(_row(s, run_id, dev, seed, max_cv_pct))
         finally:
@@ -136,7 +139,7 @@ def _row(s: _Slot, run_id: str, dev: Any, seed: int, max_cv_pct: float) -> dict:
            "batch_size": s.batch, "device_memory_bytes": s.engine.device_memory_bytes if s.engine is not None else 0,
            "weights_bytes": mem["weights"], "activation_bytes": mem["activations"],
            "build_time_ms": s.engine.build_time_ms if s.engine is not None else math.nan,
-           "remeasured": s.remeasured, **_rounds.host_load()}
+           "remeasured": s.remeasured, **_rounds.host_load(), **_rounds.gpu_columns(s.gpu)}
     if s.error is not None:
         nan = math.nan
         row.update({"iterations": 0, "latency_mean_ms": nan, "latency_median_ms": nan, "latency_p90_ms": nan,

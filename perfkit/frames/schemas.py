@@ -193,6 +193,10 @@ SWEEP = _s(
     ("host_load_1m", "float64", "", "host 1-minute load average after the row was timed (NaN where unknown)",
      True, True),
     ("host_cpus", "int64", "", "CPU cores this process may run on: compare host_load_1m with it", False, True),
+    ("gpu_sm_clock_mhz", "float64", "MHz", "lowest GPU SM clock read (NVML) after the row's slices (NaN off CUDA)",
+     True, True),
+    ("gpu_throttle", "string", "", "throttle reasons NVML reported during the row's slices, joined by '|' "
+                                   "('' none, missing off CUDA)", True, True),
     ("error", "string", "", "why the configuration failed ('' when it was measured)", False, True),
 )
 

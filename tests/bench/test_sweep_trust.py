@@ -171,3 +171,30 @@ def test_frames_recorded_before_the_new_columns_still_validate_and_others_are_st
         sweep.validate(frame.assign(unstable="no"))
     with pytest.raises(pk.frames.SchemaError, match="lack columns \\['rounds'\\]"):
         sweep.frame([row, {**row, "rounds": 2}])   # once one row has an optional column, every row needs it
+
+
+def test_gpu_clocks_and_throttling_seen_during_a_row_are_recorded(monkeypatch):
+    readings = iter([{"sm_clock_mhz": 1980.0, "throttle_reasons": "gpu_idle"},
+                     {"sm_clock_mhz": 1410.0, "throttle_reasons": "sw_thermal|sw_power_cap"},
+                     {"sm_clock_mhz": 1700.0, "throttle_reasons": ""}] + [{"sm_clock_mhz": 1980.0}] * 3)
+    monkeypatch.setattr(rounds_mod, "gpu_probe", lambda device: lambda: next(readings))
+    frame, _ = _sweep(monkeypatch, lambda key, n: float(key[1]), batch_sizes=(1, 2), rounds=3)
+    # slices run b1, b2 | b2, b1 | b1, b2 (each round starts one further): b1 reads 0, 3, 4 and b2 reads 1, 2, 5
+    assert _row(frame, 1)["gpu_sm_clock_mhz"] == 1980.0 and _row(frame, 1)["gpu_throttle"] == ""   # idle is no throttle
+    assert _row(frame, 2)["gpu_sm_clock_mhz"] == 1410.0 and _row(frame, 2)["gpu_throttle"] == "sw_power_cap|sw_thermal"
+    pk.frames.SWEEP.validate(frame, strict=True)
+
+
+def test_without_nvml_the_gpu_columns_are_missing_not_made_up(monkeypatch):
+    frame, _ = _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1,))
+    assert np.isnan(frame["gpu_sm_clock_mhz"].iloc[0]) and pd.isna(frame["gpu_throttle"].iloc[0])
+
+
+def test_a_file_from_before_the_trust_columns_is_not_resumed(monkeypatch, tmp_path):
+    old = pd.read_parquet(os.path.join(os.path.dirname(__file__), "..", "..", "data", "h200_demo_2026-11-28",
+                                       "sweep.parquet"))
+    out = tmp_path / "old.parquet"
+    old.to_parquet(out)
+    with pytest.raises(pk.ArgumentError, match="written before sweeps recorded"):
+        _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1,), out=out, resume=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), old)
