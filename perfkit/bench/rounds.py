@@ -13,30 +13,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..frames.stats import bootstrap_median_ci
 from .latency import time_inference
 
-CONFIDENCE = 0.95
-RESAMPLES = 2000
 
 
 def time_slice(context: Any, inputs: dict, min_time_s: float, min_iterations: int) -> np.ndarray:
     """One round's slice of one configuration: latencies in ms (one untimed warm-up inference first,
     since the other configurations ran in between). Tests replace this function to inject timings."""
     return time_inference(context, inputs, warmup=1, min_iterations=min_iterations, min_time_s=min_time_s)
-
-
-def bootstrap_median_ci(values: Sequence[float], seed: int = 0, confidence: float = CONFIDENCE,
-                        resamples: int = RESAMPLES) -> tuple[float, float]:
-    """Percentile bootstrap interval of the median of ``values`` (deterministic for a given seed)."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return (math.nan, math.nan)
-    if v.size == 1:
-        return (float(v[0]), float(v[0]))
-    rng = np.random.default_rng(seed)
-    medians = np.median(v[rng.integers(0, v.size, size=(resamples, v.size))], axis=1)
-    alpha = (1.0 - confidence) / 2
-    return (float(np.quantile(medians, alpha)), float(np.quantile(medians, 1.0 - alpha)))
 
 
 def round_summary(round_medians: Sequence[float], seed: int) -> dict:

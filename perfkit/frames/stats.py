@@ -65,6 +65,22 @@ def median_ci(samples: Any, confidence: float = CONFIDENCE) -> tuple[float, floa
     return (float(v[lo]), float(v[hi]))
 
 
+def bootstrap_median_ci(values: Sequence[float], seed: int = 0, confidence: float = CONFIDENCE,
+                        resamples: int = 2000) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median of ``values`` (deterministic for a given seed): for
+    few values whose distribution is unknown, such as the round medians of a sweep (``median_ci`` is the
+    order-statistic interval for many raw samples)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return (math.nan, math.nan)
+    if v.size == 1:
+        return (float(v[0]), float(v[0]))
+    rng = np.random.default_rng(seed)
+    medians = np.median(v[rng.integers(0, v.size, size=(resamples, v.size))], axis=1)
+    alpha = (1.0 - confidence) / 2
+    return (float(np.quantile(medians, alpha)), float(np.quantile(medians, 1.0 - alpha)))
+
+
 def _ci_low(samples: Any) -> float:
     return median_ci(samples)[0]
 
