@@ -13,7 +13,6 @@ from typing import Any, Callable
 from ..device.memory import set_current_layer
 from ..errors import ExecutionError, PerfkitError
 from ..ops import get_op
-from ..precision import round_bf16
 
 
 class Call:
@@ -47,8 +46,7 @@ class StepLoop:
         self.env = env
         self.steps = list(plan.steps)
         self.desc = [(s.name, s.type, s.precision) for s in plan.steps]
-        self._bound = [(get_op(s.type), {k: engine.weights[v] for k, v in s.weights.items()},
-                        s.precision == "bf16") for s in plan.steps]
+        self._bound = [(get_op(s.type), {k: engine.weights[v] for k, v in s.weights.items()}) for s in plan.steps]
         inputs = set(plan.inputs)
         readers = [i for i, s in enumerate(plan.steps) if inputs & set(s.inputs)]
         self.last_input_reader = max(readers) if readers else -1
@@ -60,7 +58,7 @@ class StepLoop:
         """Runs (CPU) or launches (CUDA, on the current stream) step ``i``; calls ``consumed`` after the
         last step that reads an input."""
         s = self.steps[i]
-        op, weights, bf16 = self._bound[i]
+        op, weights = self._bound[i]
         env = self.env
         env.reset_scratch()
         set_current_layer(s.name)
@@ -72,9 +70,6 @@ class StepLoop:
             kind = s.type if s.type != "plugin" else f"plugin {s.params.get('plugin')!r}"
             why = str(exc) if isinstance(exc, PerfkitError) else f"{type(exc).__name__}: {exc}"
             raise ExecutionError(f"layer {s.name!r} ({kind}) failed at batch {batch}: {why}") from exc
-        if bf16:
-            for o in outs:
-                round_bf16(self.xp, o)
         if i == self.last_input_reader and consumed is not None:
             consumed()
 
