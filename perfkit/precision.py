@@ -92,17 +92,3 @@ def convert_weight(w: np.ndarray, precision: str) -> np.ndarray:
         return np.ascontiguousarray(w)
     with np.errstate(over="ignore"):
         return np.ascontiguousarray(np.asarray(w).astype(dtype))
-
-
-def round_bf16(xp: Any, a: Any) -> Any:
-    """Rounds a float32 array in place to the nearest bfloat16 value (ties to even); other dtypes,
-    real bfloat16 arrays included, are returned unchanged. For devices whose array library has no
-    bfloat16 type: the values are then those of bf16, the storage is not."""
-    if a.dtype != np.float32 or a.size == 0:
-        return a
-    u = a.view(np.uint32)
-    bias = ((u >> 16) & 1) + np.uint32(0x7FFF)
-    finite = (u & np.uint32(0x7F800000)) != np.uint32(0x7F800000)
-    rounded = (u + bias) & np.uint32(0xFFFF0000)
-    u[...] = xp.where(finite, rounded, u)
-    return a
