@@ -55,6 +55,24 @@ def test_plot_sweep_other_metric_on_a_linear_axis():
     assert list(ax.lines[3].get_ydata()) == list(want["latency_median_ms"])
 
 
+def test_plot_sweep_draws_the_interval_of_each_line_as_a_band():
+    frame = _sweep()
+    assert not [c for c in plot_sweep(frame).axes[0].collections if c.get_gid() == "interval"]   # none recorded
+    frame["latency_ci_low_ms"] = frame["latency_median_ms"] * 0.9
+    frame["latency_ci_high_ms"] = frame["latency_median_ms"] * 1.2
+    for metric in ("latency_median_ms", "throughput_per_s"):
+        ax = plot_sweep(frame, metric).axes[0]
+        bands = [c for c in ax.collections if c.get_gid() == "interval"]
+        assert len(bands) == 4                                   # one per (model, precision) line
+        rows = frame[(frame["model"] == "b") & (frame["precision"] == "fp16")].sort_values("batch_size")
+        ys = bands[3].get_paths()[0].vertices[:, 1]
+        b, lo, hi = rows["batch_size"], rows["latency_ci_low_ms"], rows["latency_ci_high_ms"]
+        want = (lo, hi) if metric == "latency_median_ms" else (b / hi * 1e3, b / lo * 1e3)
+        assert np.isclose(ys.min(), min(want[0])) and np.isclose(ys.max(), max(want[1]))
+        assert bands[3].get_facecolor()[0][:3] == pytest.approx(matplotlib.colors.to_rgb(ax.lines[3].get_color()))
+        assert any("95% interval" in t.get_text() for t in ax.texts)
+
+
 def test_plot_fusion_benefit():
     rows = [{"rule": r, "fusions": 1, "layers": n, "latency_ms": 1.0 + d, "latency_delta_ms": d,
              "latency_delta_pct": d * 100, "device_memory_bytes": 10, "memory_delta_bytes": 0}
