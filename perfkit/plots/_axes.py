@@ -15,11 +15,13 @@ def check_ax(ax: Any, what: str) -> None:
         raise ArgumentError(f"{what}: ax must be a matplotlib Axes or None (a new figure), not {type(ax).__name__}")
 
 
-def figure_and_axes(ax: Any, figsize: tuple) -> tuple:
+def figure_and_axes(ax: Any, figsize: tuple, **subplots: Any) -> tuple:
+    """``(ax.figure, ax)``, or a new constrained-layout figure of ``figsize`` (``subplots``: more
+    arguments of ``pyplot.subplots``, such as ``nrows``, ``sharex``, ``gridspec_kw``)."""
     if ax is not None:
         return ax.figure, ax
     import matplotlib.pyplot as plt
-    return plt.subplots(figsize=figsize, layout="constrained")
+    return plt.subplots(figsize=figsize, layout="constrained", **subplots)
 
 
 def say_empty(ax: Any, what: str) -> None:

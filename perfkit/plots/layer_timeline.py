@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..arguments import frame as check_frame, integer, number, positive_int
 from ..errors import ArgumentError
-from ._axes import check_ax, say_empty
+from ._axes import check_ax, figure_and_axes, say_empty
 
 HATCHES = ("", "////", "....", "xxxx", "\\\\\\\\", "++++", "oooo", "----", "****", "||||")
 LAYER_COLUMNS = ("iteration", "start_ns", "end_ns", "context", "stream", "type", "layer")
@@ -131,16 +131,13 @@ def _figure(ax: Any, n_lanes: int, with_memory: bool, legend_rows: int = 0) -> t
     """A new figure tall enough for its lanes and for the legend beside them (about 0.16 in a row)."""
     if ax is not None:
         return ax.figure, ax
-    import matplotlib.pyplot as plt
     top_h = 0.5 * max(n_lanes, 2) + 0.9
     legend_h = 0.16 * (legend_rows + 1) + 0.3
     if with_memory:
-        fig, (ax, mem) = plt.subplots(2, 1, sharex=True, layout="constrained",
-                                      figsize=(14, max(top_h + 1.6, legend_h)),
-                                      gridspec_kw={"height_ratios": [top_h, 1.1]})
+        fig, (ax, _) = figure_and_axes(None, (14, max(top_h + 1.6, legend_h)), nrows=2, sharex=True,
+                                       gridspec_kw={"height_ratios": [top_h, 1.1]})
         return fig, ax
-    fig, ax = plt.subplots(figsize=(14, max(top_h + 0.6, legend_h)), layout="constrained")
-    return fig, ax
+    return figure_and_axes(None, (14, max(top_h + 0.6, legend_h)))
 
 
 def _kernels_by_lane(kernels: Any, df: pd.DataFrame, iterations: list, t0: int, t1: int) -> Any:
