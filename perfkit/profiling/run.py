@@ -157,8 +157,8 @@ class Run(RunData):
         f["gpu"] = self._sampler.frame if self._sampler is not None else NvmlSampler().frame
         f["kernels"] = self._tracer.frame(f["layers"]) if self._tracer is not None else KERNELS.frame([])
         f["queries"] = self._queries()
-        for name, frame in f.items():
-            frame.attrs["run_id"] = self.meta["run_id"]
+        for name, frame in f.items():       # what plots name in their titles: the run, engine and device
+            frame.attrs.update({k: self.meta[k] for k in ("run_id", "engine", "device_name") if self.meta.get(k)})
 
     def _memory_meta(self) -> None:
         live = self._live_at_start
