@@ -112,7 +112,8 @@ def test_layer_timeline_bars_are_the_last_three_inferences(profiled_lenet):
     last = sorted(layers["iteration"].unique())[-3:]
     shown = layers[layers["iteration"].isin(last)]
     ctx = shown["context"].iloc[0]
-    assert ax.get_title() == f"layer timeline — {ctx} · fp32 · batch 4 — inferences {', '.join(map(str, last))}"
+    assert ax.get_title() == (f"layer timeline — {eng.name} · {ctx} · {eng.device.name} · fp32 · batch 4 — "
+                              f"inferences {', '.join(map(str, last))}")        # the run's attrs name engine, device
     t0 = shown["start_ns"].min()
     span_ns = shown["end_ns"].max() - t0
     unit, per = ("µs", 1e3) if span_ns < 2e6 else ("ms", 1e6)
