@@ -435,3 +435,8 @@ case("Device.to_host", lambda w, kw: w.device.to_host(**kw), {"a": np.ones(3), "
 case("Device.pinned_empty", lambda w, kw: w.device.pinned_empty(**kw), {"shape": (3,), "dtype": "float32"},
      {"shape": {**SHAPE, "huge": (10 ** 12,)}, "dtype": {k: v for k, v in CHOICE.items() if k != "none"}},
      accept=("shape:empty", "shape:zero"))
+
+
+# rows kept in files of their own, one per area, so that work on one area does not edit this file
+import bad_argument_rows_plots  # noqa: E402,F401
+import bad_argument_rows_widgets  # noqa: E402,F401

@@ -9,6 +9,7 @@ entry, with its reason, in ``EXCLUDED``. The command line has its own table in t
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import os
 
@@ -20,6 +21,9 @@ from bad_argument_table import CASES
 from bad_argument_values import resolve
 
 MODULES = (pk, pk.bench, pk.analysis, pk.plots, pk.models, pk.profiling, pk.frames)
+if importlib.util.find_spec("ipywidgets") and importlib.util.find_spec("perfkit.widgets"):
+    import perfkit.widgets      # the explorers need ipywidgets (the notebook and test extras)
+    MODULES += (perfkit.widgets,)
 # public classes reached through a method rather than an export
 REACHABLE = (pk.runtime.EngineSetContext,)
 

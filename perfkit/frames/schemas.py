@@ -198,6 +198,28 @@ SWEEP = _s(
     ("gpu_throttle", "string", "", "throttle reasons NVML reported during the row's slices, joined by '|' "
                                    "('' none, missing off CUDA)", True, True),
     ("error", "string", "", "why the configuration failed ('' when it was measured)", False, True),
+    ("threads", "int64", "", "BLAS threads the CPU device timed the row with (0 on CUDA)", False, True),
+)
+
+SWEEP_LAYERS = _s(
+    "sweep_layers", "Per-layer times of each sweep configuration (sweep(..., layers=True)): one row per engine "
+    "layer per (model, precision, batch size), from a profiled pass after the configuration was timed.",
+    ("run_id", "string", "", "identifier of the sweep that produced the row"),
+    ("model", "string", "", "network name"),
+    ("device", "string", "", "device spec, e.g. cpu or cuda:0"),
+    ("precision", "string", "", "precision the engine was built for (fp32, fp16, bf16)"),
+    ("batch_size", "int64", "", "samples per inference"),
+    ("index", "int64", "", "layer position in execution order"),
+    ("layer", "string", "", "engine layer name (fused layers join original names with ' + ')"),
+    ("type", "string", "", "layer type"),
+    ("layer_precision", "string", "", "precision the builder chose for this layer"),
+    ("count", "int64", "", "profiled executions of the layer"),
+    ("median_ms", "float64", "ms", "median duration of the layer"),
+    ("ci_low_ms", "float64", "ms", "95% confidence interval of that median, low end"),
+    ("ci_high_ms", "float64", "ms", "that interval's high end"),
+    ("pct", "float64", "%", "share of the sum of the layers' medians"),
+    ("flops", "float64", "flop", "floating-point operations per sample"),
+    ("bytes", "float64", "B", "bytes read and written per sample"),
 )
 
 ENGINE_DISPATCH = _s(
@@ -329,7 +351,7 @@ DIAGNOSES = _s(
     ("explanation", "string", "", "what it means and what to do"),
 )
 
-SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP, ENGINE_DISPATCH, FUSION_BENEFIT, LAYER_TIMES,
+SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP, SWEEP_LAYERS, ENGINE_DISPATCH, FUSION_BENEFIT, LAYER_TIMES,
                                MEMORY_EVENTS, QUERIES, GPU_SAMPLES, KERNELS, LAYER_SUMMARY, DIAGNOSES)}
 
 
