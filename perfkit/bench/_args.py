@@ -81,7 +81,7 @@ def percentile_list(percentiles: Any, what: str) -> list:
 
 def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: Any, min_iterations: Any,
                 on_row: Any, engines: Any, rounds: Any = 5, max_cv_pct: Any = 10.0, seed: Any = 0, out: Any = None,
-                resume: Any = False) -> list:
+                resume: Any = False, layers: Any = False) -> list:
     """The networks as a list, after every argument of ``sweep`` was checked."""
     from ..network import PRECISIONS, Network
     nets = [networks] if not isinstance(networks, (list, tuple)) else list(networks)
@@ -108,6 +108,7 @@ def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: An
            minimum=0)
     integer(seed, "sweep: seed (of the bootstrap intervals)", minimum=0)
     resume = flag(resume, "sweep: resume")
+    flag(layers, "sweep: layers (True also profiles each configuration's layers)")
     if out is None:
         if resume:
             raise ArgumentError("sweep: resume=True needs out=, the .parquet file of the sweep to continue")

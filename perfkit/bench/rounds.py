@@ -8,11 +8,11 @@ bootstrap of that median, its spread the coefficient of variation of the round m
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..device import host_load  # noqa: F401  (re-exported: rows record it)
 from ..frames.stats import bootstrap_median_ci
 from .latency import time_inference
 
@@ -36,11 +36,14 @@ def round_summary(round_medians: Sequence[float], seed: int) -> dict:
 
 
 def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
-               on_error: Callable[[Any, BaseException], None], probe: Callable[[], dict] | None = None) -> None:
+               on_error: Callable[[Any, BaseException], None], probe: Callable[[], dict] | None = None,
+               on_slice: Callable[[Any], None] | None = None) -> None:
     """Times every slot (an object with ``context``, ``inputs`` and a ``samples`` list, one array
     appended per round) in ``rounds`` interleaved rounds. A slot whose timing raises a perfkit error
     or runs out of memory is handed to ``on_error`` and leaves the rounds. ``probe``, if given, is
-    read after each slice into the slot's ``gpu`` list (GPU clocks and throttling)."""
+    read after each slice into the slot's ``gpu`` list (GPU clocks and throttling); ``on_slice``, if
+    given, is called with the slot after each of its slices (progress), and for each round a failed
+    slot no longer takes."""
     from ..errors import PerfkitError
     per_time = min_time_s / rounds
     per_iter = max(1, math.ceil(min_iterations / rounds))
@@ -55,26 +58,18 @@ def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
                                                dtype=np.float64))
             except (PerfkitError, MemoryError) as exc:
                 on_error(slot, exc)
+                if on_slice is not None:
+                    for _ in range(rounds - r):
+                        on_slice(slot)
                 continue
             if probe is not None:
                 try:
                     slot.gpu.append(probe())
                 except Exception:  # NVML went away mid-sweep: the row says what it has, the timing stands
                     pass
+            if on_slice is not None:
+                on_slice(slot)
         live = [s for s in live if s.error is None]
-
-
-def host_load() -> dict:
-    """The 1-minute load average (NaN where the OS has none) and the CPU cores this process may use."""
-    try:
-        load = float(os.getloadavg()[0])
-    except (AttributeError, OSError):
-        load = math.nan
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return {"host_load_1m": load, "host_cpus": int(cpus)}
 
 
 def gpu_probe(device: Any) -> Callable[[], dict] | None:

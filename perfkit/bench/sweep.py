@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 
 from ..builder import Builder, BuilderConfig
+from ..builder.tactics_progress import progress_bar, progress_wanted
 from ..device import get_device
 from ..errors import PerfkitError
-from ..frames.schemas import SWEEP
+from ..frames.schemas import SWEEP, SWEEP_LAYERS
 from ..models import sample_input
 from . import rounds as _rounds
+from . import sweep_layers as _layers
 from ._args import check_sweep, read_previous_sweep
 from .latency import latency_stats
 
@@ -39,7 +41,8 @@ class _Slot:
 def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Sequence[str] = ("fp32",),
           device: Any = None, min_time_s: float = 0.2, min_iterations: int = 5,
           on_row: Callable[[dict], None] | None = None, engines: dict | None = None, rounds: int = 5,
-          max_cv_pct: float = 10.0, seed: int = 0, out: Any = None, resume: bool = False) -> pd.DataFrame:
+          max_cv_pct: float = 10.0, seed: int = 0, out: Any = None, resume: bool = False, layers: bool = False,
+          progress: bool | None = None) -> Any:
     """Builds each network for each precision and batch size, times it, returns the ``sweep`` frame.
 
     Each batch size gets its own engine built for exactly that batch (guide 2.1). On CUDA the inputs
@@ -62,45 +65,97 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     and its configurations (including failed ones: delete a row to retry it) are not measured again;
     the frame returned holds the old rows and the new. ``engines``, if given, collects the engines
     built, keyed by (network name, precision, batch size). ``on_row`` is called with each new row.
+
+    ``layers=True`` also profiles each configuration after it was timed (a few inferences, layer
+    times only) and returns ``(sweep_frame, layers_frame)``: the second a ``sweep_layers`` frame with
+    each layer's median time and its 95% interval, its share of the sum of the layer medians, its
+    precision and its flops and bytes per sample. With ``out``, those rows go to
+    ``<out stem>_layers.parquet`` beside it (resumed alike); an ``on_row`` with an ``add_layers``
+    attribute (such as a ``SweepExplorer``) gets each configuration's layer frame before its row.
+    ``progress``: a ``tqdm`` bar per timing slice (None: on in notebooks and terminals, off when
+    output is not a terminal and under pytest).
     """
     nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
-                       rounds, max_cv_pct, seed, out, resume)
+                       rounds, max_cv_pct, seed, out, resume, layers)
+    show = progress_wanted(progress, "sweep")
     dev = get_device(device)
+    if dev.kind == "cpu":
+        dev.apply_threads()
     previous = read_previous_sweep(out) if resume else None
     done = set() if previous is None else set(zip(previous["model"], previous["device"], previous["precision"],
                                                    previous["batch_size"].astype(int)))
+    prev_layers = _layers.read_previous_layers(out, done) if layers and resume else None
     builder = Builder(dev)
     probe = _rounds.gpu_probe(dev)
     run_id = uuid.uuid4().hex[:8]
     attrs = {"run_id": run_id, "device": dev.spec, "device_name": dev.name,
              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     rows: list = []
+    layer_rows: list = []
+    add_layers = getattr(on_row, "add_layers", None) if layers else None
 
-    def finish(row: dict) -> None:
+    def finish(s: _Slot) -> None:
+        row = _row(s, run_id, dev, seed, max_cv_pct)
+        mine = _profiled_layers(s, row) if layers else []
+        layer_rows.extend(mine)
         rows.append(row)
         if out is not None:
-            _write(os.fspath(out), _combined(previous, rows, attrs))
+            if layers:      # the layers first: a configuration in the sweep file always has its layers
+                _write(_layers.sweep_layers_path(out), _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs))
+            _write(os.fspath(out), _combined(SWEEP, previous, rows, attrs))
+        if add_layers is not None:
+            add_layers(SWEEP_LAYERS.frame(mine, attrs))
         if on_row:
             on_row(row)
 
-    for net in nets:
-        slots = [_Slot(net, p, int(b)) for p in precisions for b in batch_sizes
-                 if (net.name, dev.spec, p, int(b)) not in done]
-        try:
-            for s in slots:
-                _build(builder, dev, s, engines)
-            live = [s for s in slots if s.error is None]
-            _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail, probe)
-            again = [s for s in live if s.error is None and _summary(s, seed)["latency_cv_pct"] > max_cv_pct]
-            for s in again:
-                s.samples, s.gpu, s.remeasured = [], [], True
-            _rounds.run_rounds(again, rounds, min_time_s, min_iterations, _fail, probe)
-            for s in slots:
-                finish(_row(s, run_id, dev, seed, max_cv_pct))
-        finally:
-            for s in slots:
-                _release(s, engines)
-    return _combined(previous, rows, attrs)
+    todo = [[_Slot(net, p, int(b)) for p in precisions for b in batch_sizes
+             if (net.name, dev.spec, p, int(b)) not in done] for net in nets]
+    with progress_bar(sum(map(len, todo)) * rounds, "sweep", show) as bar:
+        for slots in todo:
+            try:
+                for s in slots:
+                    bar.set_postfix_str(f"building {s.net.name} {s.precision} batch {s.batch}")
+                    _build(builder, dev, s, engines)
+                live = [s for s in slots if s.error is None]
+                bar.update(rounds * (len(slots) - len(live)))
+                _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail, probe, _ticker(bar))
+                again = [s for s in live if s.error is None and _summary(s, seed)["latency_cv_pct"] > max_cv_pct]
+                for s in again:
+                    s.samples, s.gpu, s.remeasured = [], [], True
+                if again:
+                    bar.total += rounds * len(again)
+                    bar.set_postfix_str(f"re-measuring {len(again)} unstable configuration(s)")
+                _rounds.run_rounds(again, rounds, min_time_s, min_iterations, _fail, probe, _ticker(bar))
+                for s in slots:
+                    finish(s)
+            finally:
+                for s in slots:
+                    _release(s, engines)
+    frame = _combined(SWEEP, previous, rows, attrs)
+    if layers:
+        return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)
+    return frame
+
+
+def _ticker(bar: Any) -> Callable[[Any], None]:
+    def tick(slot: Any) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{slot.net.name} {slot.precision} batch {slot.batch}")
+    return tick
+
+
+def _profiled_layers(s: _Slot, row: dict) -> list:
+    """The configuration's ``sweep_layers`` rows (none when it failed; a profiling failure becomes the
+    row's error, since the numbers of a configuration that cannot run profiled are in doubt)."""
+    if s.error is not None:
+        return []
+    key = {k: row[k] for k in ("run_id", "model", "device", "precision", "batch_size")}
+    try:
+        times = _layers.profile_layers(s.context, s.inputs, s.batch)
+    except (PerfkitError, MemoryError) as exc:
+        row["error"] = f"profiling the layers: {type(exc).__name__}: {exc}"
+        return []
+    return _layers.layer_rows(times, s.engine.layers, key)
 
 
 def _fail(slot: _Slot, exc: BaseException) -> None:
@@ -139,7 +194,8 @@ def _row(s: _Slot, run_id: str, dev: Any, seed: int, max_cv_pct: float) -> dict:
            "batch_size": s.batch, "device_memory_bytes": s.engine.device_memory_bytes if s.engine is not None else 0,
            "weights_bytes": mem["weights"], "activation_bytes": mem["activations"],
            "build_time_ms": s.engine.build_time_ms if s.engine is not None else math.nan,
-           "remeasured": s.remeasured, **_rounds.host_load(), **_rounds.gpu_columns(s.gpu)}
+           "remeasured": s.remeasured, "threads": dev.threads if dev.kind == "cpu" else 0,
+           **_rounds.host_load(), **_rounds.gpu_columns(s.gpu)}
     if s.error is not None:
         nan = math.nan
         row.update({"iterations": 0, "latency_mean_ms": nan, "latency_median_ms": nan, "latency_p90_ms": nan,
@@ -157,12 +213,13 @@ def _row(s: _Slot, run_id: str, dev: Any, seed: int, max_cv_pct: float) -> dict:
     return row
 
 
-def _combined(previous: pd.DataFrame | None, rows: list, attrs: dict) -> pd.DataFrame:
-    frame = SWEEP.frame(rows, attrs)
+def _combined(schema: Any, previous: pd.DataFrame | None, rows: list, attrs: dict) -> pd.DataFrame:
+    """The rows of this call after those of an earlier one (``resume``), as a ``schema`` frame."""
+    frame = schema.frame(rows, attrs)
     if previous is not None and len(previous):
         frame = pd.concat([previous, frame] if len(frame) else [previous], ignore_index=True)
         frame.attrs.update(attrs)
-        frame.attrs["schema"] = SWEEP.name
+        frame.attrs["schema"] = schema.name
     return frame
 
 

@@ -7,13 +7,13 @@ from typing import Any
 
 from ..errors import DeviceError
 from .base import Device
-from .cpu import CpuDevice, CpuEvent, CpuStream
+from .cpu import CpuDevice, CpuEvent, CpuStream, available_cores, host_load
 from .memory import (Allocator, Buffer, CountingAllocator, allocation_scope, current_scope)
 from .tracking import CupyAllocationHook, TrackingAllocator
 
 __all__ = ["Device", "get_device", "cuda_available", "Buffer", "Allocator", "CountingAllocator",
            "CpuDevice", "CpuStream", "CpuEvent", "allocation_scope", "current_scope", "TrackingAllocator",
-           "CupyAllocationHook"]
+           "CupyAllocationHook", "host_load", "available_cores"]
 
 _cache: dict[str, Device] = {}
 _lock = threading.Lock()
@@ -24,13 +24,27 @@ def cuda_available() -> bool:
     return cuda_device_count() > 0
 
 
-def get_device(spec: Any = None) -> Device:
+def get_device(spec: Any = None, threads: int | None = None) -> Device:
     """Returns the device named by ``spec``.
 
     ``"cpu"``, ``"cuda"`` (GPU 0), ``"cuda:N"``, or ``None``/``"auto"``: CUDA when CuPy finds a
     GPU, else the CPU, silently. A :class:`Device` is returned unchanged. Devices are shared:
     asking twice for the same spec gives the same object.
+
+    ``threads`` (CPU only): the BLAS threads the CPU device computes with, from now on (the device is
+    shared and BLAS pools are process-wide); None keeps its setting, by default one per core this
+    process may run on. Streams running at once share them (``device.blas_threads(streams)``).
     """
+    dev = _get_device(spec)
+    if threads is not None:
+        if dev.kind != "cpu":
+            raise DeviceError(f"get_device: threads= sets the CPU's BLAS threads; {dev.spec} has none. "
+                              "Leave threads=None for a GPU")
+        dev.threads = threads
+    return dev
+
+
+def _get_device(spec: Any) -> Device:
     if isinstance(spec, Device):
         return spec
     if spec is None:

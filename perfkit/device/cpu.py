@@ -306,14 +306,99 @@ class CpuAllocator:
         return None
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    import os
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def host_load() -> dict:
+    """The 1-minute load average (NaN where the OS has none) and the CPU cores this process may use."""
+    import math
+    import os
+    try:
+        load = float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        load = math.nan
+    return {"host_load_1m": load, "host_cpus": available_cores()}
+
+
+class _Blas:
+    """The process's BLAS thread pools (OpenBLAS, MKL, BLIS, found once through threadpoolctl). Their
+    thread count is process-wide; :meth:`apply` reads it (about 1 µs a library) and sets it only when
+    it differs, so calling it before every measurement costs nothing measurable. (A
+    ``threadpool_limits`` block around each inference would cost about 250 µs, half of a small MLP's
+    inference; see /tmp/coord/results_H3.md.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._libs: Any = None
+
+    def libs(self) -> list:
+        with self._lock:
+            if self._libs is None:
+                from threadpoolctl import ThreadpoolController
+                self._libs = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+            return self._libs
+
+    def apply(self, threads: int) -> None:
+        for lib in self.libs():
+            if lib.get_num_threads() != threads:
+                lib.set_num_threads(threads)
+
+    def current(self) -> int | None:
+        """The BLAS threads in force now (the first BLAS library's), None without one."""
+        libs = self.libs()
+        return int(libs[0].get_num_threads()) if libs else None
+
+
+_BLAS = _Blas()
+
+
 class CpuDevice(Device):
+    """NumPy on the host. ``threads``: the BLAS threads its computations use (default: every core
+    this process may run on). BLAS pools are process-wide, so the setting is applied to the process
+    when set, and re-applied by :meth:`apply_threads` (the timing functions call it before timing)."""
+
     kind = "cpu"
     index = 0
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self._allocator = CpuAllocator()
         self._streams = weakref.WeakSet()
         self._count = 0
+        self._threads: int | None = None
+        self.threads = threads
+
+    @property
+    def threads(self) -> int:
+        """BLAS threads of this device's computations (set it to change them; None restores the default)."""
+        return self._threads if self._threads is not None else available_cores()
+
+    @threads.setter
+    def threads(self, value: int | None) -> None:
+        if value is not None:
+            from ..arguments import positive_int
+            value = positive_int(value, "CpuDevice.threads (BLAS threads; None for one per available core)",
+                                 maximum=4096)
+        self._threads = value
+        self.apply_threads()
+
+    def blas_threads(self, streams: int = 1) -> int:
+        """BLAS threads per stream when ``streams`` run at once, so that streams x BLAS threads stay
+        within :attr:`threads` (at least one each)."""
+        from ..arguments import positive_int
+        return max(1, self.threads // positive_int(streams, "blas_threads: streams", maximum=4096))
+
+    def apply_threads(self, streams: int = 1) -> int:
+        """Sets the process's BLAS threads to :meth:`blas_threads` of ``streams`` (a no-op when already
+        so) and returns that count: what the next computations run with."""
+        n = self.blas_threads(streams)
+        _BLAS.apply(n)
+        return n
 
     @property
     def xp(self) -> Any:
@@ -387,7 +472,7 @@ class CpuDevice(Device):
     def info(self) -> dict:
         import os
         return {"device": "cpu", "device_name": self.name, "cpu_count": os.cpu_count() or 1,
-                "numpy": np.__version__}
+                "threads": self.threads, "numpy": np.__version__}
 
 
 def _check_stream(stream: Any, who: str) -> None:
