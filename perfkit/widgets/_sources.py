@@ -1,0 +1,29 @@
+"""What an explorer may be given instead of frames: a run (live or loaded) or a saved run directory."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..arguments import path as check_path
+from ..errors import ArgumentError
+from ..profiling.data import RunData, load_run
+
+
+def as_run(run: Any, what: str) -> RunData:
+    """``run`` if it is a run (``pk.profile``'s Run, or ``load_run``'s RunData), else the run saved in
+    the directory ``run`` names."""
+    if isinstance(run, RunData):
+        if not run.frames:
+            raise ArgumentError(f"{what}: the run has no frames yet; explore it after its `with pk.profile(...)` "
+                                "block has ended")
+        return run
+    if isinstance(run, (str, os.PathLike)) and not isinstance(run, bytes):
+        return load_run(check_path(run, what))
+    raise ArgumentError(f"{what} must be a run (pk.profile's Run, pk.load_run's result) or the directory of a saved "
+                        f"run, not {type(run).__name__}")
+
+
+def engine_of(run: RunData) -> Any:
+    """The engine a live run profiled (None for a loaded run)."""
+    ctx = getattr(run, "context", None)
+    return getattr(ctx, "engine", None)

@@ -1,0 +1,125 @@
+"""Where an explorer's figure is shown: an ipympl canvas (zoom, pan, hover) when ipympl is installed and
+the kernel is Jupyter's, a static PNG in an ``ipywidgets.Image`` otherwise. The choice is made here
+alone, and can be forced (``interactive=True/False``), so it is testable outside Jupyter."""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+from typing import Any, Callable, Iterator
+
+from ..arguments import flag
+
+MODES = ("interactive", "static")
+
+
+def in_jupyter_kernel() -> bool:
+    """True inside a Jupyter kernel (an IPython shell with a kernel), False in a terminal or a script."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def choose_mode(interactive: Any = None) -> str:
+    """'interactive' or 'static': ``None`` picks interactive when ipympl is importable and this is a
+    Jupyter kernel; ``True`` insists on ipympl (static, with no error, when it is not installed)."""
+    if interactive is not None:
+        flag(interactive, "interactive (True: ipympl canvas, False: static PNG, None: choose)")
+    has_ipympl = importlib.util.find_spec("ipympl") is not None
+    if interactive is None:
+        interactive = has_ipympl and in_jupyter_kernel()
+    return "interactive" if interactive and has_ipympl else "static"
+
+
+@contextlib.contextmanager
+def quiet_pyplot() -> Iterator[None]:
+    """pyplot's interactive mode off while a plot function makes its figure, so no backend shows it
+    on its own (it would appear twice: once by itself, once in the explorer)."""
+    import matplotlib.pyplot as plt
+    with plt.ioff():
+        yield
+
+
+def make_figure(plot: Callable[[], Any]) -> Any:
+    """Calls ``plot()`` (a perfkit.plots function returning a Figure) with pyplot quiet, then takes the
+    figure out of pyplot's registry: the explorer owns it, and closing it is the explorer's job."""
+    import matplotlib.pyplot as plt
+    with quiet_pyplot():
+        fig = plot()
+    plt.close(fig)
+    return fig
+
+
+def png_bytes(fig: Any, dpi: int = 100) -> bytes:
+    """The figure rendered as PNG (Agg), whatever canvas it has."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+class FigureView:
+    """The figure area of an explorer: ``widget`` (an ipywidgets.Box, CSS class ``perfkit-figure``)
+    showing the last figure given to :meth:`show`, as an ipympl canvas or as a PNG."""
+
+    def __init__(self, interactive: Any = None):
+        import ipywidgets as w
+        self.mode = choose_mode(interactive)
+        self.widget = w.Box(layout=w.Layout(width="100%", overflow="auto"))
+        self.widget.add_class("perfkit-figure")
+        self.figure = None
+        self.canvas = None            # the ipympl Canvas in interactive mode
+        self._image = None
+        self._listeners: list = []
+
+    def on(self, event: str, handler: Callable) -> None:
+        """Connects ``handler`` to the matplotlib ``event`` of every figure shown from now on
+        (interactive mode only: a PNG has no events)."""
+        self._listeners.append((event, handler))
+        if self.canvas is not None:
+            self.canvas.mpl_connect(event, handler)
+
+    def show(self, fig: Any) -> None:
+        """Shows ``fig`` in place of the previous figure (which is closed)."""
+        old, old_canvas = self.figure, self.canvas
+        self.figure = fig
+        if self.mode == "interactive":
+            self._show_canvas(fig)
+            if old_canvas is not None:
+                old_canvas.close()
+        else:
+            self._show_png(fig)
+        if old is not None and old is not fig:
+            import matplotlib.pyplot as plt
+            plt.close(old)
+
+    def refresh(self) -> None:
+        """Shows the current figure again after its artists were changed in place (a highlight)."""
+        if self.figure is None:
+            return
+        if self.mode == "interactive":
+            self.canvas.draw_idle()
+        else:
+            self._show_png(self.figure)
+
+    def _show_png(self, fig: Any) -> None:
+        import ipywidgets as w
+        data = png_bytes(fig)
+        if self._image is None:
+            self._image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+            self.widget.children = (self._image,)
+        self._image.value = data
+
+    def _show_canvas(self, fig: Any) -> None:
+        from ipympl.backend_nbagg import Canvas, FigureManager
+        canvas = Canvas(fig)                      # sets fig.canvas
+        FigureManager(canvas, 0)
+        canvas.header_visible = False
+        canvas.toolbar_position = "top"
+        for event, handler in self._listeners:
+            canvas.mpl_connect(event, handler)
+        self.canvas = canvas
+        self.widget.children = (canvas,)
+        canvas.draw_idle()

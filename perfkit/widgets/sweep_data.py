@@ -1,0 +1,164 @@
+"""The data behind SweepExplorer: sweep frames read from what a user has (a frame, a pair, a file, a
+folder), the metrics they offer, and the points one view shows (value and interval per configuration)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..arguments import path as check_path
+from ..errors import ArgumentError
+from ..frames.schemas import SWEEP, SWEEP_LAYERS
+
+#: metric -> (label, kind); kind: "ms" (a duration), "bytes", "rate" (samples/s)
+METRICS = {
+    "latency_median_ms": ("median latency", "ms"),
+    "latency_p90_ms": ("p90 latency", "ms"),
+    "latency_p99_ms": ("p99 latency", "ms"),
+    "throughput_per_s": ("throughput", "rate"),
+    "time_per_sample_ms": ("time per sample", "ms"),
+    "device_memory_bytes": ("device memory, predicted", "bytes"),
+    "measured_device_memory_bytes": ("device memory, measured", "bytes"),
+    "build_time_ms": ("build time", "ms"),
+    "layer_time_ms": ("per-layer time (median)", "ms"),
+}
+ALWAYS = ("latency_median_ms", "latency_p90_ms", "throughput_per_s", "time_per_sample_ms", "device_memory_bytes",
+          "build_time_ms")
+KEYS = ("model", "device", "precision", "batch_size")
+X_AXES = {"batch_size": "batch size", "precision": "precision", "streams": "streams"}
+GROUPS = ("model", "precision", "device")
+PRECISION_ORDER = ("fp32", "tf32", "fp16", "bf16", "int8")
+WHAT = "SweepExplorer: sweep"
+
+
+def read_sweep(source: Any) -> tuple:
+    """(sweep frame, sweep_layers frame or None) from a SWEEP frame, a (sweep, sweep_layers) pair, a
+    ``.parquet`` file (its layers beside it as ``<name>_layers.parquet``), a folder holding
+    ``sweep.parquet`` (and ``sweep_layers.parquet``), or None (an empty sweep, to be filled live)."""
+    if source is None:
+        return SWEEP.frame([]), None
+    if isinstance(source, pd.DataFrame):
+        return _checked(source, SWEEP, WHAT), None
+    if isinstance(source, (tuple, list)):
+        if len(source) != 2:
+            raise ArgumentError(f"{WHAT}: a pair is (sweep frame, sweep_layers frame or None), not {len(source)} items")
+        frame = _checked(source[0], SWEEP, f"{WHAT}[0]")
+        layers = None if source[1] is None else _checked(source[1], SWEEP_LAYERS, f"{WHAT}[1] (sweep_layers)")
+        return frame, layers
+    p = check_path(source, f"{WHAT} (a frame, a (sweep, layers) pair, a .parquet file or a folder with sweep.parquet)")
+    file = os.path.join(p, "sweep.parquet") if os.path.isdir(p) else p
+    if not os.path.isfile(file):
+        raise ArgumentError(f"{WHAT}: {file!r} does not exist; pass a sweep's .parquet file (pk.sweep(..., out=...)) "
+                            "or a folder that holds sweep.parquet")
+    frame = _checked(_read(file), SWEEP, f"{WHAT} ({file})")
+    beside = file[:-len(".parquet")] + "_layers.parquet" if file.endswith(".parquet") else None
+    layers = _checked(_read(beside), SWEEP_LAYERS, f"{WHAT} ({beside})") if beside and os.path.isfile(beside) else None
+    return frame, layers
+
+
+def _read(file: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(file)
+    except Exception as exc:          # pyarrow raises many types for a file that is not parquet
+        raise ArgumentError(f"{WHAT}: cannot read {file!r} as parquet ({type(exc).__name__}: {exc}); pass the "
+                            "file a sweep wrote (pk.sweep(..., out=...))") from None
+
+
+def _checked(frame: Any, schema: Any, what: str) -> pd.DataFrame:
+    if not isinstance(frame, pd.DataFrame):
+        raise ArgumentError(f"{what} must be a pandas DataFrame of the {schema.name!r} schema, not {type(frame).__name__}")
+    missing = [c.name for c in schema.columns if not c.optional and c.name not in frame.columns]
+    if missing:
+        raise ArgumentError(f"{what} is not a {schema.name!r} frame: it lacks {missing}; pass what pk.sweep "
+                            f"returned{' with layers=True' if schema is SWEEP_LAYERS else ''}")
+    return frame
+
+
+def metrics_of(frame: pd.DataFrame, layers: Any) -> list:
+    """The metrics a sweep offers: the standard ones, p99 and measured memory when recorded, per-layer
+    time when per-layer rows exist."""
+    out = [m for m in METRICS if m in ALWAYS or m in frame.columns]
+    if layers is not None and len(layers):
+        out.append("layer_time_ms")
+    return out
+
+
+def x_axes_of(frame: pd.DataFrame) -> list:
+    return [x for x in X_AXES if x != "streams" or "streams" in frame.columns]
+
+
+def precisions_of(*frames: Any) -> list:
+    found = {p for f in frames if f is not None and len(f) for p in f["precision"].dropna().unique()}
+    return sorted(found, key=lambda p: (PRECISION_ORDER.index(p) if p in PRECISION_ORDER else 99, p))
+
+
+def layer_names(layers: Any) -> list:
+    """Layer names of the per-layer rows, in execution order (the first index each was seen at)."""
+    if layers is None or not len(layers):
+        return []
+    return layers.groupby("layer", sort=False)["index"].min().sort_values(kind="stable").index.tolist()
+
+
+def points(frame: pd.DataFrame, layers: Any, metric: str, layer: Any, precisions: Any) -> pd.DataFrame:
+    """One row per measured configuration shown: the keys, ``value`` of ``metric`` with its interval
+    (``low``/``high``, NaN where none is known), and the trust columns (spread, unstable, host load)."""
+    if metric == "layer_time_ms":
+        src = layers[layers["layer"] == layer] if layers is not None else SWEEP_LAYERS.frame([])
+        out = src[list(KEYS)].copy()
+        out["value"], out["low"], out["high"] = src["median_ms"], src["ci_low_ms"], src["ci_high_ms"]
+        trust = _trust(frame)
+        out = out.merge(trust, on=list(KEYS), how="left") if len(trust) else out.assign(**{c: np.nan for c in _TRUST})
+    else:
+        ok = frame["error"].fillna("") == "" if "error" in frame.columns else pd.Series(True, index=frame.index)
+        src = frame[ok & frame["iterations"].gt(0)]
+        out = src[[k for k in (*KEYS, "streams") if k in src.columns]].copy()
+        out["value"] = _metric_values(src, metric)
+        out["low"], out["high"] = _interval(src, metric)
+        out = out.join(_trust(src).drop(columns=list(KEYS)))
+    if precisions is not None:
+        out = out[out["precision"].isin(list(precisions))]
+    return out.dropna(subset=["value"]).reset_index(drop=True)
+
+
+_TRUST = ("latency_cv_pct", "unstable", "remeasured", "host_load_1m", "host_cpus")
+
+
+def _trust(frame: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in _TRUST if c in frame.columns]
+    out = frame[list(KEYS) + cols].copy()
+    for c in _TRUST:
+        if c not in out.columns:
+            out[c] = np.nan
+    return out.drop_duplicates(list(KEYS), keep="last")
+
+
+def _metric_values(frame: pd.DataFrame, metric: str) -> pd.Series:
+    if metric == "time_per_sample_ms":
+        return frame["latency_median_ms"].astype(float) / frame["batch_size"].astype(float)
+    return frame[metric].astype(float)
+
+
+def _interval(frame: pd.DataFrame, metric: str) -> tuple:
+    """(low, high) of ``metric`` from the interval of the median latency, where the metric follows from it."""
+    nan = pd.Series(np.nan, index=frame.index)
+    if not {"latency_ci_low_ms", "latency_ci_high_ms"} <= set(frame.columns):
+        return nan, nan
+    lo, hi = frame["latency_ci_low_ms"].astype(float), frame["latency_ci_high_ms"].astype(float)
+    b = frame["batch_size"].astype(float)
+    if metric == "latency_median_ms":
+        return lo, hi
+    if metric == "time_per_sample_ms":
+        return lo / b, hi / b
+    if metric == "throughput_per_s":                # samples/s = batch / latency: the bounds swap
+        return b / hi * 1e3, b / lo * 1e3
+    return nan, nan
+
+
+def loaded(points_frame: pd.DataFrame) -> pd.DataFrame:
+    """The points measured while the host's 1-minute load exceeded its cores."""
+    if "host_load_1m" not in points_frame or "host_cpus" not in points_frame:
+        return points_frame.iloc[:0]
+    load, cpus = points_frame["host_load_1m"].astype(float), points_frame["host_cpus"].astype(float)
+    return points_frame[load > cpus]

@@ -1,0 +1,138 @@
+"""The SweepExplorer's figure: one metric of the shown configurations against batch size, precision or
+streams, a line per configuration key, coloured by one key, one panel per value of another, with the
+95% interval as a band and unstable points ringed. A function of the points frame (sweep_data.points)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..plots._axes import bytes_unit, figure_and_axes, ms_unit, say_empty
+from .sweep_data import KEYS, METRICS, PRECISION_ORDER, X_AXES
+
+STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def unit_of(kind: str, values: Any) -> tuple:
+    """(unit name, divisor) for the values of a metric of ``kind``: µs/ms, KiB/MiB/GiB, samples/s."""
+    top = float(np.nanmax(np.abs(values))) if len(values) else 0.0
+    if kind == "ms":
+        name, per = ms_unit(top)
+        return name, per
+    if kind == "bytes":
+        return bytes_unit(top)
+    return "samples/s", 1.0
+
+
+def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", color: str = "model",
+                      facet: str = "none", bands: bool = True, logx: bool = True, logy: bool = False,
+                      layer: str = "") -> Any:
+    """The figure of ``pts`` (see the module doc). Returns it."""
+    label, kind = METRICS[metric]
+    facets = sorted(pts[facet].unique(), key=str) if facet != "none" and len(pts) else [None]
+    ncols = min(3, len(facets))
+    nrows = math.ceil(len(facets) / ncols)
+    fig, axes = figure_and_axes(None, (4.2 * ncols + 3.4, 3.3 * nrows + 0.8), nrows=nrows, ncols=ncols,
+                                sharey=True, squeeze=False)
+    unit, per = unit_of(kind, pts["value"].to_numpy() if len(pts) else [])
+    keys = [k for k in KEYS if k not in (x, facet)]
+    cby = color if color in keys else keys[0]
+    colors = _palette(sorted(pts[cby].unique(), key=str) if len(pts) else [])
+    order = _x_order(pts, x)
+    varying = [k for k in keys if pts[k].nunique() > 1]        # the others are named in the title
+    handles: dict = {}
+    for ax, fv in zip(axes.flat, facets):
+        sub = pts if fv is None else pts[pts[facet] == fv]
+        if not len(sub):
+            say_empty(ax, "measured points")
+        for i, (vals, g) in enumerate(sub.groupby(keys, sort=True)):
+            vals = dict(zip(keys, vals if isinstance(vals, tuple) else (vals,)))
+            g = g.assign(_x=g[x].map(order) if order else g[x]).sort_values("_x")
+            style = _style_index(vals, keys, cby, pts)
+            name = " · ".join(_fmt_key(k, vals[k]) for k in varying) or _fmt_key(keys[0], vals[keys[0]])
+            c = colors[vals[cby]]
+            line, = ax.plot(g["_x"], g["value"] / per, STYLES[style % len(STYLES)], marker=MARKERS[style % len(MARKERS)],
+                            ms=4, color=c, label=name, gid="line")
+            handles.setdefault(name, line)
+            if bands and g["low"].notna().any():
+                ax.fill_between(g["_x"], g["low"] / per, g["high"] / per, color=c, alpha=0.18, lw=0, gid="band")
+            bad = g[g["unstable"].fillna(False).astype(bool)] if "unstable" in g else g.iloc[:0]
+            if len(bad):
+                ring = ax.scatter(bad["_x"], bad["value"] / per, s=90, facecolors="none", edgecolors="red", lw=1.2,
+                                  zorder=5, gid="unstable", label="unstable (spread above the sweep's limit)")
+                handles.setdefault("unstable", ring)
+        _axes_style(ax, x, order, logx, logy, fv, facet, sorted(pts[x].unique()) if not order and len(pts) else [])
+    for ax in axes.flat[len(facets):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{label}{' — ' + layer if metric == 'layer_time_ms' and layer else ''} ({unit})")
+    fig.suptitle(_title(pts, label, x, layer if metric == "layer_time_ms" else ""), fontsize=10, x=0.01, ha="left")
+    if handles:
+        fig.legend(handles=list(handles.values()), labels=[h.get_label() for h in handles.values()],
+                   loc="outside right upper", fontsize=7, title=" · ".join(varying), title_fontsize=7)
+    if bands and any(c.get_gid() == "band" for ax in axes.flat for c in ax.collections):
+        fig.text(0.995, 0.003, "bands: 95% interval of the median", ha="right", va="bottom", fontsize=7, color="0.35")
+    return fig
+
+
+def _palette(values: list) -> dict:
+    import matplotlib
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {v: cycle[i % len(cycle)] for i, v in enumerate(values)}
+
+
+def _style_index(vals: dict, keys: list, cby: str, pts: pd.DataFrame) -> int:
+    """Lines of one colour differ in style: the position of their other keys among those of the frame."""
+    others = [k for k in keys if k != cby]
+    if not others:
+        return 0
+    def order(t: tuple) -> tuple:
+        return tuple((0, float(v), "") if isinstance(v, (int, float, np.integer)) else (1, 0.0, str(v)) for v in t)
+    combos = sorted({tuple(r) for r in pts[others].to_numpy().tolist()}, key=order)
+    return combos.index(tuple(vals[k] for k in others))
+
+
+def _fmt_key(key: str, value: Any) -> str:
+    return f"batch {value}" if key == "batch_size" else str(value)
+
+
+def _x_order(pts: pd.DataFrame, x: str) -> dict:
+    """Positions of a categorical x axis (precision); {} for a numeric one."""
+    if x != "precision":
+        return {}
+    vals = sorted(pts["precision"].unique(), key=lambda p: (PRECISION_ORDER.index(p) if p in PRECISION_ORDER else 99, p))
+    return {v: i for i, v in enumerate(vals)}
+
+
+def _axes_style(ax: Any, x: str, order: dict, logx: bool, logy: bool, fv: Any, facet: str, ticks: list) -> None:
+    if order:
+        ax.set_xticks(list(order.values()), list(order.keys()))
+        ax.set_xlim(-0.4, max(order.values(), default=0) + 0.4)
+    else:
+        if logx:
+            ax.set_xscale("log", base=2)
+        if ticks and len(ticks) <= 12:                # the values measured, as integers
+            ax.set_xticks([float(t) for t in ticks], [str(int(t)) for t in ticks])
+            ax.minorticks_off()
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(X_AXES[x])
+    ax.grid(True, which="both", alpha=0.3)
+    if fv is not None:
+        ax.set_title(_fmt_key(facet, fv), fontsize=9)
+
+
+def _title(pts: pd.DataFrame, label: str, x: str, layer: str) -> str:
+    """Metric against x, then what the lines share: one model, device or precision is named, several counted."""
+    parts = []
+    for key, word in (("model", "models"), ("device", "devices"), ("precision", "precisions")):
+        vals = sorted(pts[key].astype(str).unique()) if len(pts) else []
+        if len(vals) == 1:
+            parts.append(pts.attrs.get("device_name") or vals[0] if key == "device" else vals[0])
+        elif vals:
+            parts.append(f"{len(vals)} {word}" if len(vals) > 3 else "/".join(vals))
+    what = f"{label} of {layer}" if layer else label
+    return f"{what} vs {X_AXES[x]}" + (f" — {' · '.join(parts)}" if parts else "")

@@ -1,0 +1,178 @@
+"""SweepExplorer on synthetic sweeps with known values: every control changes the figure or the table,
+live rows appear, and untrustworthy points are said to be so."""
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import layer_rows, layers_frame, sweep_frame, sweep_row
+
+import perfkit as pk
+from perfkit.frames.schemas import SWEEP_LAYERS
+from perfkit.widgets import SweepExplorer
+
+
+def _lines(fig, gid="line"):
+    return [l for ax in fig.axes for l in ax.get_lines() if l.get_gid() == gid]
+
+
+def _collections(fig, gid):
+    return [c for ax in fig.axes for c in ax.collections if c.get_gid() == gid]
+
+
+def test_default_view_is_median_latency_against_batch_size_with_bands():
+    e = SweepExplorer(sweep_frame(), interactive=False)
+    ax = e.figure.axes[0]
+    assert ax.get_ylabel() == "median latency (ms)" and ax.get_xlabel() == "batch size"
+    assert len(_lines(e.figure)) == 4                             # 2 models x 2 precisions
+    mlp32 = next(l for l in _lines(e.figure) if l.get_label() == "mlp · fp32")
+    np.testing.assert_allclose(mlp32.get_ydata(), [1.125, 1.5, 3.0])
+    assert len(_collections(e.figure, "band")) == 4
+    assert "test cpu" in e.figure._suptitle.get_text()
+    assert len(e.table_frame) == 12 and "95% interval" in e.table_frame
+    assert "<table" in e.table.value and e.note.value == ""
+    assert "perfkit-sweep-explorer" in e.widget._dom_classes
+
+
+def test_metric_changes_label_and_data():
+    e = SweepExplorer(sweep_frame(), interactive=False)
+    before = e.figure
+    e.metric.value = "throughput_per_s"
+    assert e.figure is not before
+    assert e.figure.axes[0].get_ylabel() == "throughput (samples/s)"
+    mlp32 = next(l for l in _lines(e.figure) if l.get_label() == "mlp · fp32")
+    np.testing.assert_allclose(mlp32.get_ydata(), [1 / 1.125 * 1e3, 4 / 1.5 * 1e3, 16 / 3.0 * 1e3])
+    e.metric.value = "time_per_sample_ms"
+    mlp32 = next(l for l in _lines(e.figure) if l.get_label() == "mlp · fp32")
+    np.testing.assert_allclose(mlp32.get_ydata(), [1.125, 1.5 / 4, 3.0 / 16])
+    e.metric.value = "device_memory_bytes"
+    assert e.figure.axes[0].get_ylabel() == "device memory, predicted (KiB)"
+    assert not _collections(e.figure, "band")                    # no interval for memory
+    e.metric.value = "latency_p90_ms"
+    assert e.figure.axes[0].get_ylabel() == "p90 latency (ms)"
+
+
+def test_durations_below_a_millisecond_are_in_microseconds():
+    e = SweepExplorer(sweep_frame([sweep_row(batch=b, ms=0.05 * b) for b in (1, 2)]), interactive=False)
+    assert e.figure.axes[0].get_ylabel() == "median latency (µs)"
+    np.testing.assert_allclose(_lines(e.figure)[0].get_ydata(), [50, 100])
+
+
+def test_precision_filter_x_axis_colour_facet_logs_and_bands():
+    e = SweepExplorer(sweep_frame(), interactive=False)
+    e.precision.value = ("fp16",)
+    assert {l.get_label() for l in _lines(e.figure)} == {"mlp", "cnn"}
+    assert set(e.table_frame["precision"]) == {"fp16"}
+    e.precision.value = ("fp32", "fp16")
+    e.x.value = "precision"
+    ax = e.figure.axes[0]
+    assert ax.get_xlabel() == "precision" and [t.get_text() for t in ax.get_xticklabels()] == ["fp32", "fp16"]
+    assert len(_lines(e.figure)) == 6                            # 2 models x 3 batch sizes
+    e.x.value = "batch_size"
+    e.facet.value = "model"
+    visible = [a for a in e.figure.axes if a.get_visible()]
+    assert sorted(a.get_title() for a in visible) == ["cnn", "mlp"]
+    e.color.value = "precision"
+    colors = {l.get_label(): l.get_color() for l in _lines(e.figure)}
+    assert colors["fp32"] != colors["fp16"]
+    e.facet.value = "none"
+    assert e.figure.axes[0].get_xscale() == "log"
+    e.logx.value = False
+    assert e.figure.axes[0].get_xscale() == "linear"
+    e.logy.value = True
+    assert e.figure.axes[0].get_yscale() == "log"
+    e.bands.value = False
+    assert not _collections(e.figure, "band")
+
+
+def test_unstable_and_loaded_points_are_ringed_and_said():
+    rows = [sweep_row(batch=1, ms=1.0), sweep_row(batch=4, ms=2.0, unstable=True),
+            sweep_row(batch=16, ms=3.0, load=5.5, cpus=2), sweep_row(batch=64, error="BuildError: out of memory")]
+    e = SweepExplorer(sweep_frame(rows), interactive=False)
+    assert len(_collections(e.figure, "unstable")) == 1
+    assert "1 of the 3 points shown are unstable" in e.note.value
+    assert "load average up to 5.5 on 2 cores" in e.note.value
+    assert "1 configuration(s) failed" in e.note.value
+    assert list(e.table_frame["unstable"]) == ["", "UNSTABLE", ""]
+    assert list(e.table_frame["batch_size"]) == [1, 4, 16]       # the failed one is not a point
+
+
+def test_per_layer_time_with_layer_picker():
+    e = SweepExplorer((sweep_frame(), layers_frame()), interactive=False)
+    assert "layer_time_ms" in [v for _, v in e.metric.options]
+    assert e.layer.disabled
+    e.metric.value = "layer_time_ms"
+    assert not e.layer.disabled and list(e.layer.options) == ["fc1", "fc2"]
+    assert "fc1" in e.figure.axes[0].get_ylabel()
+    fc1 = next(l for l in _lines(e.figure) if "fp32" in l.get_label())
+    np.testing.assert_allclose(fc1.get_ydata(), [0.4, 1.6, 6.4])
+    e.layer.value = "fc2"
+    fc2 = next(l for l in _lines(e.figure) if "fp32" in l.get_label())
+    np.testing.assert_allclose(fc2.get_ydata(), [0.6, 2.4, 9.6])
+    assert len(_collections(e.figure, "band")) == 2
+
+
+def test_live_rows_and_layers_from_an_empty_explorer():
+    e = SweepExplorer(interactive=False, redraw_interval_s=0)
+    assert not _lines(e.figure) and e.table_frame.empty
+    e(sweep_row(batch=1, ms=1.0))
+    assert len(e.table_frame) == 1 and e.precision.value == ("fp32",)
+    e(sweep_row(batch=8, ms=2.0, precision="fp16"))
+    assert e.precision.value == ("fp32", "fp16") and len(e.table_frame) == 2
+    e.add_layers(SWEEP_LAYERS.frame(layer_rows(batch=1)))
+    assert "layer_time_ms" in [v for _, v in e.metric.options]
+    e.metric.value = "layer_time_ms"
+    assert len(_lines(e.figure)) == 1
+
+
+def test_live_redraws_are_throttled_and_the_last_rows_drawn_after():
+    e = SweepExplorer(interactive=False, redraw_interval_s=30)
+    first = e.figure
+    for b in (1, 2, 4):
+        e(sweep_row(batch=b))
+    assert e.figure is first and len(e.frame) == 3              # no redraw inside the interval
+    assert e._timer is not None                                  # ... but one is scheduled
+    e.finish()
+    assert e.figure is not first and len(e.table_frame) == 3 and e._timer is None
+
+
+def test_as_a_real_sweeps_row_sink():
+    e = SweepExplorer(interactive=False, redraw_interval_s=0)
+    frame = pk.sweep(pk.models.mnist_mlp(), (1, 2), device="cpu", min_time_s=0.01, rounds=2, on_row=e)
+    assert len(e.frame) == len(frame) == 2
+    assert sorted(e.table_frame["batch_size"]) == [1, 2]
+
+
+def test_reads_a_parquet_file_and_a_folder_with_its_layers(tmp_path):
+    sweep_frame().to_parquet(tmp_path / "sweep.parquet")
+    layers_frame().to_parquet(tmp_path / "sweep_layers.parquet")
+    for source in (tmp_path, tmp_path / "sweep.parquet", str(tmp_path / "sweep.parquet")):
+        e = SweepExplorer(source, interactive=False)
+        assert len(e.frame) == 12 and len(e.layers_frame) == 12
+
+
+@pytest.mark.parametrize("bad", [pd.DataFrame({"x": [1]}), "/no/such/sweep.parquet", 3, (sweep_frame(),)])
+def test_bad_sources_are_refused(bad):
+    with pytest.raises(pk.PerfkitError):
+        SweepExplorer(bad, interactive=False)
+
+
+def test_recorded_h200_data_explores(tmp_path):
+    data = os.path.join(os.path.dirname(__file__), "..", "..", "data", "h200_demo_2026-11-28")
+    e = SweepExplorer(data, interactive=False)
+    assert len(_lines(e.figure)) == 8 and "NVIDIA H200" in e.figure._suptitle.get_text()
+
+
+def test_interactive_mode_uses_the_canvas_widget():
+    pytest.importorskip("ipympl")
+    e = SweepExplorer(sweep_frame(), interactive=True)
+    assert e.mode == "interactive" and e.view.widget.children == (e.figure.canvas,)
+    e.metric.value = "throughput_per_s"
+    assert e.view.widget.children == (e.figure.canvas,)
+
+
+def test_a_bare_explorer_displays_its_widget():
+    e = SweepExplorer(sweep_frame(), interactive=False)
+    bundle = e._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == e.widget.model_id
