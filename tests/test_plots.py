@@ -137,34 +137,26 @@ def test_layer_timeline_bars_are_the_last_three_inferences(profiled_lenet):
     assert one.get_title().endswith(f"inference {last[0]}")
 
 
-def test_memory_plot_lines_are_the_allocator_events(profiled_lenet):
+def test_memory_plot_of_a_real_build_stacks_the_context_and_meets_the_prediction(profiled_lenet):
     from perfkit.plots import plot_memory
-    _, _, tracker = profiled_lenet
+    eng, run, tracker = profiled_lenet
     ev = tracker.events
-    ax = plot_memory(ev).axes[0]
-    assert ax.get_xlabel() == "time (ms)" and ax.get_ylabel() == "MiB"
-    assert ax.get_title() == "device memory over time (tracking allocator)"
-    tags = sorted(ev["tag"].unique())
-    assert _legend(ax) == ["in use (all tags)", "peak", *tags]
-    total, peak, *per_tag = ax.lines
-    t = (ev["ts_ns"] - ev["ts_ns"].min()) / 1e6
-    np.testing.assert_array_equal(total.get_xdata(), t)
-    np.testing.assert_array_equal(total.get_ydata(), ev["in_use_bytes"] / 2**20)
-    assert total.get_drawstyle() == "steps-post"
-    assert list(peak.get_ydata()) == [tracker.peak_bytes / 2**20] * 2
-    sign = ev["action"].map({"alloc": 1, "free": -1, "oom": 0})
-    for line, tag in zip(per_tag, tags):
-        g = ev[ev["tag"] == tag]
-        np.testing.assert_array_equal(line.get_ydata(), (g["size_bytes"] * sign[g.index]).cumsum() / 2**20)
+    ax = plot_memory(ev, predicted_bytes=eng.device_memory_bytes).axes[0]
     live = tracker.live().groupby("tag")["bytes"].sum()
-    assert [line.get_ydata()[-1] * 2**20 for line in per_tag] == [live.get(tag, 0) for tag in tags]
-    assert len(plot_memory(ev, by_tag=False).axes[0].lines) == 2
+    areas = {c.get_gid(): c for c in ax.collections if (c.get_gid() or "").startswith("tag:")}
+    assert sorted(areas) == sorted(f"tag:{t}" for t in live.index)      # the build's workspace churn is left out
+    total = [line for line in ax.lines if line.get_gid() == "total"][0].get_ydata()
+    assert total[-1] * 2**20 == pytest.approx(tracker.in_use_bytes) == pytest.approx(live.sum())
+    peak = [line for line in ax.lines if line.get_gid() == "peak"][0]
+    assert peak.get_ydata()[0] * 2**20 == pytest.approx(eng.device_memory_bytes)   # on the CPU the plan is exact
+    assert ax.get_ylabel() == "held (MiB)"
 
 
 def test_empty_frames_say_so():
     from perfkit.frames import LAYER_TIMES, MEMORY_EVENTS
     from perfkit.plots import plot_layer_timeline, plot_memory
     for fig, what in ((plot_layer_timeline(LAYER_TIMES.frame([])), "no layer times"),
-                      (plot_memory(MEMORY_EVENTS.frame([])), "no memory events")):
+                      (plot_memory(MEMORY_EVENTS.frame([])),
+                       "no memory events (nothing was allocated or freed in this frame)")):
         ax = fig.axes[0]
         assert [t.get_text() for t in ax.texts] == [what] and not ax.patches and not ax.lines

@@ -1,6 +1,8 @@
-"""matplotlib figures drawn from frames (never from live engines)."""
+"""matplotlib figures drawn from frames (never from live engines); each function returns a Figure."""
 from .fusion import plot_fusion_benefit
+from .layer_timeline import plot_layer_timeline
+from .memory import memory_phases, memory_time_range, plot_memory, top_allocations
 from .sweep import plot_sweep
-from .timeline import plot_layer_timeline, plot_memory
 
-__all__ = ["plot_sweep", "plot_fusion_benefit", "plot_layer_timeline", "plot_memory"]
+__all__ = ["plot_sweep", "plot_fusion_benefit", "plot_layer_timeline", "plot_memory", "memory_phases",
+           "memory_time_range", "top_allocations"]

@@ -1,0 +1,183 @@
+"""Memory over time, checked through its artists on synthetic allocator events whose levels are known."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from perfkit.errors import PerfkitError  # noqa: E402
+from perfkit.frames.schemas import LAYER_TIMES, MEMORY_EVENTS  # noqa: E402
+from perfkit.plots import memory_phases, memory_time_range, plot_memory, top_allocations  # noqa: E402
+
+MiB, KiB = 2**20, 2**10
+# (ms, action, ptr, MiB, tag, owner, layer): a build's workspace, context creation, then two inferences' temporaries
+EVENTS = [(0.0, "alloc", 1, 8, "workspace", "builder", ""), (1.0, "free", 1, 8, "workspace", "builder", ""),
+          (10.0, "alloc", 2, 4, "weights", "engine:net#1", ""),
+          (11.0, "alloc", 3, 2, "activations", "context:net#1/ctx1", ""),
+          (12.0, "alloc", 4, 1, "workspace", "context:net#1/ctx1", ""),
+          (20.0, "alloc", 5, 0.5, "user", "", "conv1"), (21.0, "free", 5, 0.5, "user", "", "conv1"),
+          (22.0, "alloc", 5, 3, "user", "", "fc"), (23.0, "free", 5, 3, "user", "", "fc")]
+T0 = 5_000_000_000
+
+
+def _frame(events=EVENTS, start_in_use=0, attrs=None):
+    rows, in_use, peak = [], start_in_use, start_in_use
+    for ms, action, ptr, mib, tag, owner, layer in events:
+        size = int(mib * MiB)
+        in_use += size if action == "alloc" else -size
+        peak = max(peak, in_use)
+        rows.append({"ts_ns": T0 + int(ms * 1e6), "action": action, "ptr": ptr, "size_bytes": size,
+                     "requested_bytes": size, "tag": tag, "owner": owner, "layer": layer, "thread": "MainThread",
+                     "in_use_bytes": in_use, "peak_bytes": peak})
+    return MEMORY_EVENTS.frame(rows, attrs or {})
+
+
+def _areas(ax):
+    return {c.get_gid(): c for c in ax.collections if (c.get_gid() or "").startswith("tag:")}
+
+
+def _ys(coll):
+    return coll.get_paths()[0].vertices[:, 1]
+
+
+def _gid(ax, gid, kind="lines"):
+    return [a for a in getattr(ax, kind) if a.get_gid() == gid]
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_phases_are_build_context_creation_and_inference():
+    ev = _frame()
+    assert list(memory_phases(ev)) == ["build"] * 2 + ["context creation"] * 3 + ["inference"] * 4
+    # layer times that begin before the first event with a layer move the start of inference
+    lt = LAYER_TIMES.frame([{"run_id": "r", "iteration": 0, "index": 0, "layer": "conv1", "type": "convolution",
+                             "start_ns": T0 + int(11.5e6), "end_ns": T0 + int(24e6), "ms": 12.5, "stream": "s",
+                             "context": "c", "batch_size": 1, "precision": "fp32", "clock": "host"}])
+    assert list(memory_phases(ev, lt))[4] == "inference"
+    assert memory_time_range(ev) == (0.0, 13.0)                           # from weights at 10 ms to the last free
+    assert memory_time_range(ev, ["build"]) == (0.0, 1.0)
+    assert memory_time_range(ev, ["inference"], t0_ns=T0) == (20.0, 23.0)
+
+
+def test_default_view_stacks_each_tag_without_the_build():
+    ev = _frame()
+    fig = plot_memory(ev, predicted_bytes=7 * MiB)
+    ax = fig.axes[0]
+    areas = _areas(ax)
+    assert list(areas) == ["tag:weights", "tag:activations", "tag:workspace", "tag:user"]   # bottom to top
+    top = {g: _ys(c).max() for g, c in areas.items()}
+    assert top == {"tag:weights": 4, "tag:activations": 6, "tag:workspace": 7, "tag:user": 10}
+    assert _ys(areas["tag:activations"]).min() == 0                      # the stack grows as the context is made
+    assert ax.get_ylabel() == "held (MiB)"
+    assert ax.get_xlabel() == "time (ms) since the start of the phases shown"
+    assert ax.get_title() == "device memory over time — context creation + inference"
+    (peak,) = _gid(ax, "peak")
+    assert list(peak.get_xdata()) == [12.0] and list(peak.get_ydata()) == [10.0]      # fc's 3 MiB at 22 ms
+    (label,) = [t for t in ax.texts if t.get_gid() == "peak_label"]
+    assert label.get_text() == "peak 10.0 MiB at 12.0 ms\nduring fc"
+    (pred,) = _gid(ax, "predicted")
+    assert list(pred.get_ydata()) == [7.0, 7.0]
+    assert "builder's prediction 7.00 MiB" in [t.get_text() for t in ax.get_legend().get_texts()]
+    (bands,) = [c for c in ax.collections if c.get_gid() == "layer_bands"]
+    xs = sorted(p.vertices[:, 0].min() for p in bands.get_paths())
+    assert np.allclose(xs, [10.0, 12.0]) and all(p.vertices[:, 1].max() < 0 for p in bands.get_paths())
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "phase_label"] == ["context creation", "inference"]
+    assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1      # beside the data
+
+
+def test_build_phase_counts_the_builders_blocks():
+    ax = plot_memory(_frame(), phases=("build",)).axes[0]
+    assert {g: _ys(c).max() for g, c in _areas(ax).items()} == {"tag:workspace": 8}
+    (peak,) = _gid(ax, "peak")
+    assert list(peak.get_ydata()) == [8.0]
+    every = plot_memory(_frame(), phases=["build", "context creation", "inference"]).axes[0]
+    assert _ys(_areas(every)["tag:workspace"]).max() == 8                   # the builder's 8 MiB, then 1 MiB
+
+
+def test_window_carries_the_levels_held_before_it_and_tags_filter():
+    ev = _frame()
+    ax = plot_memory(ev, window_ms=(20.5, 30.0), phases=["inference"], t0_ns=T0).axes[0]
+    assert ax.get_xlim()[0] == pytest.approx(20.5)
+    total = _gid(ax, "total")[0].get_ydata()
+    assert list(total[:3]) == [7.5, 7.0, 10.0]          # conv1's 0.5 MiB held when the window opens, then freed
+    areas = _areas(ax)
+    assert _ys(areas["tag:weights"]).max() == 4 and _ys(areas["tag:workspace"]).min() == 6
+    assert plot_memory(ev, window_ms=(0.0, 5.0), phases=["inference"], t0_ns=T0).axes[0].texts[0].get_text() == \
+        "no memory events in inference within 0-5 ms"
+    only = plot_memory(ev, tags=["weights", "user"]).axes[0]
+    assert {g: _ys(c).max() for g, c in _areas(only).items()} == {"tag:weights": 4, "tag:user": 7}
+    one = plot_memory(ev, by_tag=False).axes[0]
+    assert {g: _ys(c).max() for g, c in _areas(one).items()} == {"tag:all tags": 10}
+
+
+def test_frame_that_starts_while_blocks_are_live_gets_a_band_for_them():
+    # a run's frame: 5 MiB held before it began (its blocks never appear), then a temporary and a free of one of those
+    ev = _frame([(0.0, "alloc", 9, 1, "user", "", "fc"), (1.0, "free", 9, 1, "user", "", "fc"),
+                 (2.0, "free", 2, 2, "weights", "engine:net#1", "")], start_in_use=5 * MiB)
+    ax = plot_memory(ev).axes[0]
+    areas = _areas(ax)
+    assert list(areas)[0] == "tag:held before the frame"
+    total = _gid(ax, "total")[0].get_ydata()
+    assert total.max() == 6.0 and total[-1] == 3.0                      # the allocator's in_use_bytes
+    assert _ys(areas["tag:weights"]).max() - _ys(areas["tag:held before the frame"]).max() == 2
+
+
+def test_small_frames_in_kib_and_empty_frames_say_so():
+    ev = _frame([(0.0, "alloc", 1, 0.25, "io", "context:c", ""), (1.0, "alloc", 2, 0.5, "io", "context:c", "")])
+    ax = plot_memory(ev).axes[0]
+    assert ax.get_ylabel() == "held (KiB)" and _ys(_areas(ax)["tag:io"]).max() == 768
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "quiet_phase"] == ["no allocation or free in inference"]
+    empty = plot_memory(MEMORY_EVENTS.frame([])).axes[0]
+    assert [t.get_text() for t in empty.texts] == ["no memory events (nothing was allocated or freed in this frame)"]
+    assert not empty.collections
+    none_here = plot_memory(_frame(), tags=["io"]).axes[0]
+    assert "no memory events in context creation + inference for tags io" in [t.get_text() for t in none_here.texts]
+
+
+def test_title_names_the_run():
+    ev = _frame(attrs={"engine": "lenet", "device_name": "NVIDIA H200"})
+    assert plot_memory(ev).axes[0].get_title() == "device memory over time — lenet · NVIDIA H200 — " \
+                                                  "context creation + inference"
+
+
+def test_many_events_are_downsampled_keeping_the_peak():
+    n = 200_000
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 100, n // 2) * KiB
+    sizes[12_345] = 50 * MiB
+    events = [(0.0, "alloc", 1, 1, "weights", "engine:e", "")]
+    events += [(1 + i * 0.001 + d * 0.0005, a, 10 + i, s / MiB, "user", "", f"l{i % 7}")
+               for i, s in enumerate(sizes) for d, a in ((0, "alloc"), (1, "free"))]
+    ax = plot_memory(_frame(events)).axes[0]
+    total = _gid(ax, "total")[0]
+    assert total.get_ydata().max() == pytest.approx(51.0)
+    assert len(total.get_ydata()) < n / 10
+    (bands,) = [c for c in ax.collections if c.get_gid() == "layer_bands"]
+    assert len(bands.get_paths()) <= 2000
+
+
+def test_top_allocations_of_a_window():
+    ev = _frame()
+    top = top_allocations(ev, n=3)
+    assert list(top["size_bytes"]) == [8 * MiB, 4 * MiB, 3 * MiB]
+    assert list(top["size"]) == ["8.00 MiB", "4.00 MiB", "3.00 MiB"]
+    assert list(top["phase"]) == ["build", "context creation", "inference"]
+    assert top.loc[2, "free_ms"] - top.loc[2, "alloc_ms"] == pytest.approx(1.0) and top.loc[2, "layer"] == "fc"
+    assert np.isnan(top.loc[1, "free_ms"])                                 # the weights are never freed
+    win = top_allocations(ev, window_ms=(20.2, 21.5), t0_ns=T0)            # ptr 5 is reused: pair each free right
+    assert list(win["size_bytes"]) == [4 * MiB, 2 * MiB, 1 * MiB, MiB // 2]
+    assert list(top_allocations(ev, phases=["inference"])["layer"]) == ["fc", "conv1"]
+
+
+@pytest.mark.parametrize("kw", [dict(phases=["boot"]), dict(phases=[]), dict(window_ms=(5, 1)), dict(window_ms=3),
+                                dict(tags="x" and [3]), dict(predicted_bytes=-1), dict(by_tag=1),
+                                dict(layer_times="x"), dict(t0_ns=1.5), dict(ax="x")])
+def test_bad_arguments_are_refused(kw):
+    with pytest.raises(PerfkitError):
+        plot_memory(_frame(), **kw)
