@@ -12,9 +12,16 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import one_of
+from ..device import host_load
 from ..frames.schemas import DIAGNOSES, QUERIES
 from ..frames.stats import latency_stats
+from ..profiling.summary import disturbances
 from ._args import check_host_inputs, check_measure
+
+
+#: the latency's coefficient of variation (%) above which a measurement is called unstable (TREx's 3%
+#: noise rule, a little tighter since measure() times many inferences)
+UNSTABLE_CV_PCT = 2.5
 
 
 @dataclass
@@ -55,6 +62,27 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
     contexts = [context] + [engine.create_execution_context() for _ in range(max(1, streams) - 1)]
     slots = [_Slot(c, dev, host_inputs, batch) for c in contexts]
     sampler = NvmlSampler(dev.index) if gpu_metrics and dev.kind == "cuda" else None
+    # streams x BLAS threads within the device's threads (CPU): each stream's worker gets its share
+    threads = dev.apply_threads(len(slots)) if dev.kind == "cpu" else 0
+    run_id = uuid.uuid4().hex[:8]
+    try:
+        queries, gpu, wall_ms = _timed(slots, sampler, warmup_ms, iterations, duration_s, include_transfers, run_id)
+    finally:
+        if dev.kind == "cpu":
+            dev.apply_threads()
+    host = host_load()
+    summary = _summary(queries, batch, wall_ms, percentiles, threads, host)
+    meta = {"run_id": run_id, "engine": engine.name, "engine_id": engine.id, "device": dev.spec,
+            "device_name": dev.name, "precision": engine.precision, "batch_size": batch, "streams": len(slots),
+            "include_transfers": include_transfers, "threads": threads, **host}
+    queries.attrs.update(meta)
+    return Measurement(queries, summary, _diagnose(queries, summary, gpu, include_transfers, dev.kind), gpu, meta)
+
+
+def _timed(slots: list, sampler: Any, warmup_ms: float, iterations: int, duration_s: float,
+           include_transfers: bool, run_id: str) -> tuple:
+    """The warm-up, then the timed queries: (queries frame, GPU samples, wall time of the timed phase in ms)."""
+    from ..profiling.nvml import NvmlSampler
     deadline = time.perf_counter() + warmup_ms / 1e3
     while time.perf_counter() < deadline:                  # warm-up: same path, results dropped
         for sl in slots:
@@ -78,18 +106,12 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
     wall1 = time.perf_counter_ns()
     if sampler:
         sampler.stop()
-    run_id = uuid.uuid4().hex[:8]
     for r in rows:
         r["run_id"] = run_id
     queries = QUERIES.frame(sorted(rows, key=lambda r: r["enqueue_start_ns"]))
     queries["query"] = np.arange(len(queries), dtype=np.int64)
     gpu = sampler.frame if sampler else NvmlSampler().frame
-    summary = _summary(queries, batch, (wall1 - wall0) / 1e6, percentiles)
-    meta = {"run_id": run_id, "engine": engine.name, "engine_id": engine.id, "device": dev.spec,
-            "device_name": dev.name, "precision": engine.precision, "batch_size": batch, "streams": len(slots),
-            "include_transfers": include_transfers}
-    queries.attrs.update(meta)
-    return Measurement(queries, summary, _diagnose(queries, summary, gpu, include_transfers, dev.kind), gpu, meta)
+    return queries, gpu, (wall1 - wall0) / 1e6
 
 
 class _Slot:
@@ -153,7 +175,8 @@ def _pinned_copy(dev: Any, a: Any) -> Any:
     return p
 
 
-def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[float]) -> pd.DataFrame:
+def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[float], threads: int = 0,
+             host: dict | None = None) -> pd.DataFrame:
     st = latency_stats(q["latency_ms"], percentiles)
     rows = [("queries", len(q), "", "timed inferences"),
             ("throughput_per_s", len(q) * batch / (wall_ms / 1e3), "1/s", "samples per second over the wall time"),
@@ -175,7 +198,11 @@ def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[
              ("total_host_wall_ms", wall_ms, "ms", "wall time of the timed phase"),
              ("total_compute_ms", q["compute_ms"].sum(), "ms", "sum of network execution times"),
              ("compute_share_pct", 100.0 * q["compute_ms"].sum() / wall_ms, "%",
-              "total compute / total wall time (above 100% with overlapping streams)")]
+              "total compute / total wall time (above 100% with overlapping streams)"),
+             ("threads", threads, "", "BLAS threads per stream on the CPU device (0 on a GPU)")]
+    host = host or {}
+    rows += [("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average after timing"),
+             ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use")]
     return pd.DataFrame([{"metric": m, "value": float(v), "unit": u, "meaning": d} for m, v, u, d in rows])
 
 
@@ -196,17 +223,13 @@ def _diagnose(q: pd.DataFrame, summary: pd.DataFrame, gpu: pd.DataFrame, transfe
                             f"copying the {what} ({s[col]:.3f} ms) takes longer than computing ({comp:.3f} ms): keep "
                             "data on the device, use page-locked host memory, or overlap copies with compute on "
                             "several streams."))
-    if s["latency_cov_pct"] > 2.5:
-        out.append(("unstable", "warning", s["latency_cov_pct"], 2.5,
-                    f"latency varies by {s['latency_cov_pct']:.1f}% (coefficient of variation above 2.5%): "
-                    "results are not stable; lock clocks, stop other work, or measure longer."))
+    reasons = "|".join(gpu["throttle_reasons"]) if len(gpu) else ""
+    for f in disturbances({"latency_cv_pct": s["latency_cov_pct"], "gpu_throttle": reasons,
+                           "host_load_1m": s.get("host_load_1m"), "host_cpus": s.get("host_cpus")},
+                          max_cv_pct=UNSTABLE_CV_PCT).itertuples():
+        out.append((f.finding, f.severity, f.value, f.threshold, f.explanation))
     if len(gpu):
-        reasons = set("|".join(gpu["throttle_reasons"]).split("|")) - {"", "gpu_idle", "applications_clocks"}
-        if reasons - {"sw_power_cap"}:
-            out.append(("throttled", "warning", float(len(reasons)), 0.0,
-                        f"clocks were throttled during the run ({', '.join(sorted(reasons))}): figures are low and "
-                        "unstable; check cooling and concurrent work."))
-        if "sw_power_cap" in reasons or (gpu["power_w"] >= 0.98 * gpu["power_limit_w"]).any():
+        if "sw_power_cap" in reasons.split("|") or (gpu["power_w"] >= 0.98 * gpu["power_limit_w"]).any():
             out.append(("power_capped", "info", float(gpu["power_w"].max()), float(gpu["power_limit_w"].max()),
                         f"the GPU reached its power limit ({gpu['power_limit_w'].max():.0f} W): clocks drop to stay "
                         "under it, so throughput depends on power, not only on the network."))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -10,7 +11,10 @@ import pandas as pd
 from ..errors import ArgumentError
 from ..frames.schemas import SCHEMAS
 from .run_files import FRAMES, RunLoadError, load_run_files, save_run
-from .summary import layer_summary
+from .summary import disturbances, layer_summary
+
+#: the unprofiled latency's coefficient of variation (%) above which a run is called unstable
+RUN_MAX_CV_PCT = 10.0
 
 __all__ = ["RunData", "RunLoadError", "load_run", "FRAMES"]
 
@@ -33,7 +37,17 @@ class RunData:
         """Per layer (or per type with ``by="type"``): count, total, mean, median, p90, min, max, percent."""
         s = layer_summary(self.layers, by, sort)
         s.attrs.update({k: v for k, v in self.overview_values().items()})
+        s.attrs["disturbances"] = self.disturbances()["explanation"].tolist()
         return s
+
+    def disturbances(self) -> pd.DataFrame:
+        """The signs that this run was disturbed, each explained in words (a ``diagnoses`` frame, empty
+        when there is none): the layer sum above end-to-end, profiling overhead beyond its calibrated
+        cost, a wide spread of the unprofiled latency, throttled GPU clocks, host load above the cores."""
+        v = dict(self.overview_values())
+        if len(self.gpu):
+            v["gpu_throttle"] = "|".join(self.gpu["throttle_reasons"].astype(str))
+        return disturbances(v, max_cv_pct=RUN_MAX_CV_PCT)
 
     def overview_values(self) -> dict:
         m = self.meta
@@ -48,8 +62,16 @@ class RunData:
                   "measured_device_memory_bytes"):
             if k in m:
                 v[k] = m[k]
+        for k, name in (("threads", "threads"), ("host_load_1m", "host_load_1m"), ("host_cpus", "host_cpus"),
+                        ("e2e_unprofiled_cv_pct", "latency_cv_pct")):
+            x = m.get(k)            # recorded since issue 9: absent (or, in an edited run.json, not a number) before
+            if type(x) in (int, float) and math.isfinite(x) and x >= 0:
+                v[name] = float(x)
         if "e2e_profiled_ms" in v and "e2e_unprofiled_ms" in v and v["e2e_unprofiled_ms"] > 0:
             v["overhead_pct"] = 100.0 * (v["e2e_profiled_ms"] - v["e2e_unprofiled_ms"]) / v["e2e_unprofiled_ms"]
+            if "layers_per_inference" in v:
+                cost_ms = v.get("event_cost_ns", 0.0) * (v["layers_per_inference"] + 1) / 1e6
+                v["expected_overhead_pct"] = 100.0 * cost_ms / v["e2e_unprofiled_ms"]
         if "layer_sum_ms" in v and v.get("e2e_unprofiled_ms", 0) > 0:
             corr = v.get("event_cost_ns", 0.0) * (v.get("layers_per_inference", 0) + 1) / 1e6
             v["layer_sum_corrected_ms"] = v["layer_sum_ms"] - (corr if self.layers["clock"].iloc[0] == "host" else 0.0)
@@ -78,9 +100,22 @@ class RunData:
             "predicted_device_memory_bytes": ("B", "engine.device_memory_bytes: predicted by the builder"),
             "measured_device_memory_bytes": ("B", "bytes the engine and this context held through the tracking "
                                                   "allocator (peak during the run)"),
+            "expected_overhead_pct": ("%", "what profiling should add, from the calibrated cost of its layer "
+                                           "boundaries"),
+            "latency_cv_pct": ("%", "coefficient of variation of the unprofiled latency"),
+            "threads": ("", "BLAS threads of the CPU device (0 on a GPU)"),
+            "host_load_1m": ("", "host 1-minute load average when the run stopped"),
+            "host_cpus": ("", "CPU cores this process may use"),
         }
         rows = [{"metric": k, "value": float(val), "unit": explain.get(k, ("", ""))[0],
                  "meaning": explain.get(k, ("", k))[1]} for k, val in v.items()]
+        found = self.disturbances()
+        rows.append({"metric": "disturbed", "value": float(len(found)), "unit": "",
+                     "meaning": "signs that the measurement was disturbed, each in a row below" if len(found) else
+                     "no sign of disturbance: layer sum within end-to-end, overhead as calibrated, steady latency, "
+                     "no throttling, host load within its cores (where recorded)"})
+        rows += [{"metric": f"disturbed: {f.finding}", "value": float(f.value), "unit": "", "meaning": f.explanation}
+                 for f in found.itertuples()]
         df = pd.DataFrame(rows, columns=["metric", "value", "unit", "meaning"])
         df.attrs["messages"] = list(self.messages)
         return df

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..device import host_load
 from ..errors import PerfkitError
 from ..frames.schemas import KERNELS, LAYER_TIMES, MEMORY_EVENTS, QUERIES
 from .data import RunData
@@ -130,6 +131,8 @@ class Run(RunData):
             ctx.profiler, ctx.step_hooks = self._prev
             ctx.observers.remove(self._observer)
         self.meta["stopped_ns"] = time.perf_counter_ns()
+        self.meta.update(host_load())
+        self.meta["threads"] = ctx.device.threads if ctx.device.kind == "cpu" else 0
         if self._tracer is not None:
             self._tracer.stop()
         if self._cupy_hook is not None:
@@ -220,6 +223,8 @@ class Run(RunData):
             if len(samples) >= 10_000:
                 break
         self.meta["e2e_unprofiled_ms"] = float(np.median(samples))
+        self.meta["e2e_unprofiled_cv_pct"] = float(100.0 * np.std(samples) / np.mean(samples)) \
+            if np.mean(samples) > 0 else 0.0
         executed = [i for i, c in enumerate(self._observer.calls) if c[1] == "execute"]
         self.meta["e2e_profiled_ms"] = float(np.median(q["host_latency_ms"].to_numpy()[executed]))
 

@@ -1,10 +1,14 @@
-"""Per-layer statistics of a layer_times frame (trtexec --dumpProfile / PyTorch key_averages)."""
+"""Per-layer statistics of a layer_times frame (trtexec --dumpProfile / PyTorch key_averages), and the
+signs, stated in words, that a measurement was disturbed (shared by runs, measure() and sweeps)."""
 from __future__ import annotations
+
+import math
+from typing import Any, Mapping
 
 import pandas as pd
 
 from ..arguments import frame, one_of
-from ..frames.schemas import LAYER_SUMMARY
+from ..frames.schemas import DIAGNOSES, LAYER_SUMMARY
 from ..frames.stats import aggregations
 
 BY = ("layer", "type")
@@ -34,3 +38,60 @@ def layer_summary(layer_times: pd.DataFrame, by: str = "layer", sort: str = "tot
     if sort:
         out = out.sort_values(sort, ascending=sort in BY, kind="stable").reset_index(drop=True)
     return out
+
+
+# disturbances: what says a measurement was disturbed, in words --------------------------------------
+
+#: the layer sum (less the profiler's calibrated cost) may exceed the end-to-end latency by this much
+#: before it counts as disturbed: layers run inside the inference, so their sum cannot exceed it
+LAYER_SUM_LIMIT_PCT = 102.0
+#: throttle reasons that are no disturbance: an idle GPU, clocks set by the user, the power cap every
+#: busy GPU meets (measure() reports that one as information)
+BENIGN_THROTTLE = frozenset({"", "gpu_idle", "applications_clocks", "sw_power_cap"})
+
+
+def throttle_reasons(reasons: Any) -> list:
+    """The disturbing throttle reasons in ``reasons`` (a '|'-joined string or strings of them), sorted."""
+    if reasons is None or (isinstance(reasons, float) and math.isnan(reasons)):
+        return []
+    items = [reasons] if isinstance(reasons, str) else [r for r in reasons if isinstance(r, str)]
+    return sorted({x for r in items for x in r.split("|")} - BENIGN_THROTTLE)
+
+
+def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.DataFrame:
+    """A ``diagnoses`` frame (severity ``warning``) with one row per sign that the measurement
+    described by ``values`` was disturbed, each explained in words. Keys read when present:
+    ``layer_sum_pct_of_e2e``; ``overhead_pct`` with ``expected_overhead_pct`` (the profiler's calibrated
+    cost); ``latency_cv_pct`` (against ``max_cv_pct``); ``gpu_throttle`` (NVML reasons, '|'-joined);
+    ``host_load_1m`` with ``host_cpus``. Missing or NaN values are not findings."""
+    v = {k: x for k, x in values.items() if not (isinstance(x, float) and math.isnan(x))}
+    out = []
+    pct = v.get("layer_sum_pct_of_e2e")
+    if pct is not None and pct > LAYER_SUM_LIMIT_PCT:
+        out.append(("layer_sum_above_e2e", pct, LAYER_SUM_LIMIT_PCT,
+                    f"the layer times add up to {pct:.0f}% of the end-to-end latency, which they run inside: the "
+                    "machine was disturbed between the profiled and the unprofiled inferences (other work, clock "
+                    "changes); profile again on a quiet machine before trusting the shares."))
+    over, expected = v.get("overhead_pct"), v.get("expected_overhead_pct")
+    if over is not None and expected is not None and over > 2.0 * expected + 5.0:
+        out.append(("overhead_beyond_calibration", over, 2.0 * expected + 5.0,
+                    f"profiling added {over:.0f}% to the end-to-end latency, while its calibrated cost is "
+                    f"{expected:.1f}%: the rest is disturbance (other work, a cold cache or a clock change), not "
+                    "the profiler; per-layer times are inflated by it."))
+    cv = v.get("latency_cv_pct")
+    if cv is not None and cv > max_cv_pct:
+        out.append(("unstable", cv, max_cv_pct,
+                    f"latency varied by {cv:.1f}% (coefficient of variation above {max_cv_pct:g}%): the figures are "
+                    "not stable; stop other work, lock clocks, or measure longer."))
+    reasons = throttle_reasons(v.get("gpu_throttle"))
+    if reasons:
+        out.append(("throttled", float(len(reasons)), 0.0,
+                    f"GPU clocks were throttled while measuring ({', '.join(reasons)}): figures are low and unstable; "
+                    "check cooling, power and concurrent work."))
+    load, cpus = v.get("host_load_1m"), v.get("host_cpus")
+    if load is not None and cpus and load > cpus:
+        out.append(("host_loaded", load, float(cpus),
+                    f"the host's load average was {load:.1f} on {int(cpus)} core(s): other work competed for the CPU "
+                    "while measuring, so host-side times (and CPU-device times) are inflated and noisy."))
+    return DIAGNOSES.frame([{"finding": f, "severity": "warning", "value": float(x), "threshold": float(t),
+                             "explanation": e} for f, x, t, e in out])

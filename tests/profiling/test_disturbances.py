@@ -1,0 +1,83 @@
+"""Summaries say in words when a measurement was disturbed: tested with injected numbers."""
+import math
+
+import numpy as np
+import pytest
+
+import perfkit as pk
+from perfkit.frames import GPU_SAMPLES, QUERIES
+from perfkit.profiling.summary import disturbances
+
+QUIET = {"layer_sum_pct_of_e2e": 80.0, "overhead_pct": 6.0, "expected_overhead_pct": 3.0, "latency_cv_pct": 2.0,
+         "gpu_throttle": "gpu_idle|sw_power_cap", "host_load_1m": 1.5, "host_cpus": 2}
+
+
+def test_a_quiet_measurement_has_no_finding():
+    d = disturbances(QUIET)
+    pk.frames.DIAGNOSES.validate(d)
+    assert d.empty
+    assert disturbances({"layer_sum_pct_of_e2e": math.nan, "host_load_1m": math.nan, "host_cpus": 2}).empty
+
+
+@pytest.mark.parametrize("change, finding, words", [
+    ({"layer_sum_pct_of_e2e": 209.0}, "layer_sum_above_e2e", "add up to 209% of the end-to-end"),
+    ({"overhead_pct": 40.0}, "overhead_beyond_calibration", "calibrated cost is 3.0%"),
+    ({"latency_cv_pct": 23.0}, "unstable", "varied by 23.0%"),
+    ({"gpu_throttle": "hw_slowdown|gpu_idle"}, "throttled", "throttled while measuring (hw_slowdown)"),
+    ({"host_load_1m": 3.5}, "host_loaded", "load average was 3.5 on 2 core(s)"),
+])
+def test_each_disturbance_is_found_and_said_in_words(change, finding, words):
+    d = disturbances({**QUIET, **change})
+    assert d["finding"].tolist() == [finding] and (d["severity"] == "warning").all()
+    assert words in d["explanation"].iloc[0]
+
+
+def test_a_profiled_run_states_its_disturbances_in_the_overview_and_summary():
+    net = pk.models.mnist_mlp()
+    ctx = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
+    with pk.profile(ctx, memory=False, gpu_metrics=False) as run:
+        for _ in range(3):
+            ctx.execute(pk.models.sample_input(net, 2))
+    run.meta.update(host_load_1m=0.5, host_cpus=2, e2e_unprofiled_cv_pct=1.0)
+    v = run.overview_values()
+    run.meta["e2e_unprofiled_ms"] = v["layer_sum_corrected_ms"] / 2.09      # the layers sum to 209% of it
+    run.meta["e2e_profiled_ms"] = run.meta["e2e_unprofiled_ms"] * (1 + v["expected_overhead_pct"] / 100)
+    ov = run.overview().set_index("metric")
+    assert ov.loc["disturbed", "value"] == 1.0
+    assert "209%" in ov.loc["disturbed: layer_sum_above_e2e", "meaning"]
+    assert run.summary().attrs["disturbances"] == [ov.loc["disturbed: layer_sum_above_e2e", "meaning"]]
+    run.meta.update(host_load_1m=5.0)
+    assert set(run.disturbances()["finding"]) == {"layer_sum_above_e2e", "host_loaded"}
+    run.meta["e2e_unprofiled_ms"] = v["layer_sum_corrected_ms"] * 1.5
+    run.meta["e2e_profiled_ms"] = run.meta["e2e_unprofiled_ms"] * 1.5
+    run.meta["host_load_1m"] = 0.5
+    ov = run.overview().set_index("metric")
+    assert list(ov.filter(like="disturbed:", axis=0).index) == ["disturbed: overhead_beyond_calibration"]
+    run.meta["e2e_profiled_ms"] = run.meta["e2e_unprofiled_ms"]
+    ov = run.overview().set_index("metric")
+    assert ov.loc["disturbed", "value"] == 0.0 and "no sign of disturbance" in ov.loc["disturbed", "meaning"]
+
+
+def _queries(cv_spread=0.0):
+    rows = [{"run_id": "r", "query": i, "stream": 0, "batch_size": 1, "enqueue_start_ns": i * 10_000_000,
+             "enqueue_end_ns": i * 10_000_000 + 100_000, "end_ns": i * 10_000_000 + 5_000_000, "enqueue_ms": 0.1,
+             "h2d_ms": 0.1, "compute_ms": 2.0 + (cv_spread if i % 2 else 0.0), "d2h_ms": 0.1,
+             "latency_ms": 2.2 + (cv_spread if i % 2 else 0.0), "host_latency_ms": 5.0} for i in range(10)]
+    return QUERIES.frame(rows)
+
+
+def test_measure_diagnoses_name_host_load_spread_and_throttling():
+    from perfkit.bench.measure import _diagnose, _summary
+    q = _queries()
+    calm = _summary(q, 1, 100.0, (90,), threads=2, host={"host_load_1m": 1.0, "host_cpus": 2})
+    assert _diagnose(q, calm, GPU_SAMPLES.frame([]), True, "cpu").empty
+    busy = _summary(q, 1, 100.0, (90,), threads=2, host={"host_load_1m": 4.0, "host_cpus": 2})
+    d = _diagnose(q, busy, GPU_SAMPLES.frame([]), True, "cpu").set_index("finding")
+    assert list(d.index) == ["host_loaded"] and "4.0 on 2 core(s)" in d.loc["host_loaded", "explanation"]
+    noisy = _queries(cv_spread=1.0)
+    gpu = GPU_SAMPLES.frame([{"ts_ns": 1, "gpu": 0, "util_gpu_pct": 99.0, "util_mem_pct": 50.0, "mem_used_bytes": 1,
+                              "sm_clock_mhz": 1200.0, "mem_clock_mhz": 3000.0, "power_w": 300.0,
+                              "power_limit_w": 700.0, "temperature_c": 90.0, "throttle_reasons": "sw_thermal"}])
+    d = _diagnose(noisy, _summary(noisy, 1, 100.0, (90,)), gpu, True, "cuda").set_index("finding")
+    assert {"unstable", "throttled"} <= set(d.index) and "sw_thermal" in d.loc["throttled", "explanation"]
+    assert np.isnan(_summary(q, 1, 100.0, (90,)).set_index("metric").loc["host_load_1m", "value"])
