@@ -46,3 +46,16 @@ case("ProfileExplorer", lambda w, kw: _widgets().ProfileExplorer(**kw),
       "interactive": INTERACTIVE})
 case("ProfileExplorer.redraw", lambda w, kw: _profile_explorer(w).redraw(), {}, {})
 case("ProfileExplorer.shown_layers", lambda w, kw: _profile_explorer(w).shown_layers(), {}, {})
+case("compare", lambda w, kw: _widgets().compare(**kw),
+     {"a": Lazy(lambda w: w.sweep_frame), "b": Lazy(lambda w: w.sweep_frame), "labels": None, "interactive": False},
+     {"a": {**NOT_A_SWEEP, "none": None, "a_run_with_a_sweep": Lazy(lambda w: w.run)},
+      "b": {**NOT_A_SWEEP, "none": None}, "labels": family(one=("x",), same=("x", "x"), text="ab", empty=("", "y"),
+                                                             number=3),
+      "interactive": INTERACTIVE})
+case("MemoryExplorer", lambda w, kw: _widgets().MemoryExplorer(**kw),
+     {"source": Lazy(lambda w: w.tracking), "layer_times": None, "predicted_bytes": None, "interactive": False},
+     {"source": {**NOT_A_RUN, "sweep_frame": Lazy(lambda w: w.sweep_frame)},
+      "layer_times": {**{k: v for k, v in FRAME.items() if k != "none"}, "other_frame": Lazy(lambda w: w.sweep_frame)},
+      "predicted_bytes": family(negative=-1, nan=float("nan"), inf=float("inf"), bool=True, text="1"),
+      "interactive": INTERACTIVE})
+case("MemoryExplorer.redraw", lambda w, kw: _widgets().MemoryExplorer(w.run, interactive=False).redraw(), {}, {})

@@ -8,7 +8,9 @@ from ._require import NotebookDependencyError, require_ipywidgets
 
 require_ipywidgets()
 
+from .compare import compare  # noqa: E402
+from .memory import MemoryExplorer  # noqa: E402
 from .profile import ProfileExplorer  # noqa: E402
 from .sweep import SweepExplorer  # noqa: E402
 
-__all__ = ["SweepExplorer", "ProfileExplorer", "NotebookDependencyError"]
+__all__ = ["SweepExplorer", "ProfileExplorer", "MemoryExplorer", "compare", "NotebookDependencyError"]

@@ -1,0 +1,123 @@
+"""compare(a, b): two sweeps, or two runs, side by side as ratios b/a of median latency with their
+95% intervals, a figure of the ratios with a line at 1, and a table that says which differences are
+not significant."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..arguments import frame as check_frame
+from ..errors import ArgumentError
+from ..plots._axes import figure_and_axes, human_ms, say_empty
+from ..profiling.data import RunData
+from ._explorer import html_table
+from ._sources import as_run
+from .figure_view import FigureView, make_figure
+from .ratios import run_ratios, sweep_ratios
+from .sweep_data import read_sweep
+
+WHAT = "compare"
+
+
+class Comparison:
+    """What :func:`compare` returns: ``widget`` (display it), ``figure``, ``table`` (a DataFrame of
+    ratios, intervals, ``significant`` and ``verdict``) and ``table_html`` (its ipywidgets.HTML)."""
+
+    def __init__(self, table: pd.DataFrame, labels: tuple, what: str, interactive: Any):
+        import ipywidgets as w
+        self.table, self.labels = table, labels
+        self.view = FigureView(interactive)
+        self.mode = self.view.mode
+        self.view.show(make_figure(lambda: plot_ratios(table, labels, what)))
+        fmt = {"a_ms": human_ms, "b_ms": human_ms, **{c: "{:.3f}".format for c in ("ratio", "ratio_low", "ratio_high")}}
+        shown = table.rename(columns={"a_ms": f"{labels[0]} (median)", "b_ms": f"{labels[1]} (median)"})
+        fmt = {(f"{labels[0]} (median)" if k == "a_ms" else f"{labels[1]} (median)" if k == "b_ms" else k): v
+               for k, v in fmt.items()}
+        self.table_html = w.HTML(html_table(shown, fmt))
+        n, sig = len(table), int(table["significant"].sum()) if len(table) else 0
+        self.note = w.HTML(f"<p style='margin:2px'>{n} {what}s compared: {sig} differ significantly, {n - sig} are "
+                           f"within noise (their 95% interval of the ratio contains 1).</p>")
+        self.widget = w.VBox([self.note, self.view.widget, self.table_html])
+        self.widget.add_class("perfkit-explorer")
+        self.widget.add_class("perfkit-compare")
+
+    @property
+    def figure(self) -> Any:
+        return self.view.figure
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+
+def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comparison:
+    """Two sweeps (frames, files or folders, as SweepExplorer takes) matched per (model, precision,
+    batch size), or two runs (Run, loaded run or run directory) matched per layer: the ratio b/a of
+    median latency per match with a 95% interval (sweeps: from the rows' intervals; runs: a bootstrap
+    over the layers' samples); a ratio whose interval contains 1 is marked 'not significant'."""
+    labels = _labels(labels, a, b)
+    if _is_run(a) and _is_run(b):
+        ra, rb = as_run(a, f"{WHAT}: a"), as_run(b, f"{WHAT}: b")
+        for r, n in ((ra, "a"), (rb, "b")):
+            check_frame(r.layers, f"{WHAT}: {n}'s layer times", ("layer", "iteration", "ms"))
+        return Comparison(run_ratios(ra.layers, rb.layers, labels), labels, "layer", interactive)
+    if _is_run(a) or _is_run(b):
+        raise ArgumentError(f"{WHAT}: a and b must both be sweeps or both be runs, not "
+                            f"{type(a).__name__} and {type(b).__name__}")
+    fa, fb = read_sweep(_sweep_only(a, "a")), read_sweep(_sweep_only(b, "b"))
+    return Comparison(sweep_ratios(fa[0], fb[0], labels), labels, "configuration", interactive)
+
+
+def _is_run(x: Any) -> bool:
+    import os
+    if isinstance(x, RunData):
+        return True
+    return isinstance(x, (str, os.PathLike)) and os.path.isfile(os.path.join(os.fspath(x), "run.json"))
+
+
+def _sweep_only(x: Any, name: str) -> Any:
+    if x is None:
+        raise ArgumentError(f"{WHAT}: {name} must be a sweep frame, a sweep file or folder, or a run; not None")
+    return x[0] if isinstance(x, tuple) and len(x) == 2 else x
+
+
+def _labels(labels: Any, a: Any, b: Any) -> tuple:
+    if labels is None:
+        return ("a", "b")
+    if not isinstance(labels, (tuple, list)) or len(labels) != 2 or not all(isinstance(s, str) and s for s in labels) \
+            or labels[0] == labels[1]:
+        raise ArgumentError(f"{WHAT}: labels must be two different non-empty names for a and b, such as "
+                            f"('cpu', 'cuda'), not {labels!r}")
+    return tuple(labels)
+
+
+def plot_ratios(table: pd.DataFrame, labels: tuple, what: str) -> Any:
+    """Each match's ratio b/a as a point with its 95% interval, a line at 1; significant faster green,
+    slower red, not significant grey."""
+    keys = [c for c in table.columns if c in ("layer", "model", "device", "precision", "batch_size")]
+    n = len(table)
+    fig, ax = figure_and_axes(None, (9, 1.2 + 0.28 * max(n, 3)))
+    if not n:
+        say_empty(ax, f"{what}s measured in both")
+        return fig
+    names = [" · ".join(f"batch {r[k]}" if k == "batch_size" else str(r[k]) for k in keys) for _, r in table.iterrows()]
+    y = np.arange(n)
+    color = np.where(~table["significant"], "0.55", np.where(table["ratio"] < 1, "tab:green", "tab:red"))
+    lo = (table["ratio"] - table["ratio_low"]).fillna(0).clip(lower=0)
+    hi = (table["ratio_high"] - table["ratio"]).fillna(0).clip(lower=0)
+    for i in range(n):
+        ax.errorbar(table["ratio"].iloc[i], y[i], xerr=[[lo.iloc[i]], [hi.iloc[i]]], fmt="o", color=color[i],
+                    ms=5, capsize=3, gid="ratio")
+    ax.axvline(1.0, color="black", lw=0.9, gid="one")
+    ax.set_yticks(y, names, fontsize=7)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlabel(f"{labels[1]} / {labels[0]} median latency (below 1: {labels[1]} faster)")
+    ax.set_title(f"{labels[1]} against {labels[0]}: ratio of median latency per {what}, 95% interval "
+                 "(grey: not significant)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    return fig

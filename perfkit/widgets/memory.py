@@ -1,0 +1,135 @@
+"""MemoryExplorer: device memory over time from a TrackingAllocator, a memory_events frame or a run:
+phases, a time window, tags, stacked areas by tag with the builder's prediction, the running layer
+beneath, and the largest blocks live in the window."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..arguments import frame as check_frame, number
+from ..frames.schemas import MEMORY_EVENTS
+from ..plots._axes import human_bytes, say_empty
+from ..plots.memory import DEFAULT_PHASES, PHASES, memory_time_range, plot_memory, top_allocations
+from ._explorer import Explorer
+from ._sources import as_run
+from .figure_view import make_figure
+
+WHAT = "MemoryExplorer"
+
+
+def memory_source(source: Any, layer_times: Any, predicted_bytes: Any) -> tuple:
+    """(events, layer_times, predicted bytes) from a TrackingAllocator, a memory_events frame or a run."""
+    if hasattr(source, "events_since") and hasattr(source, "mark"):
+        events = source.events
+    elif isinstance(source, pd.DataFrame):
+        events = check_frame(source, f"{WHAT}: source (a memory_events frame)", MEMORY_EVENTS.names)
+    else:
+        run = as_run(source, f"{WHAT}: source (a TrackingAllocator, a memory_events frame, a run or its directory)")
+        events = run.memory
+        layer_times = run.layers if layer_times is None else layer_times
+        if predicted_bytes is None:
+            predicted_bytes = run.meta.get("predicted_device_memory_bytes")
+    if layer_times is not None:
+        check_frame(layer_times, f"{WHAT}: layer_times (run.layers, or None)", ("start_ns", "end_ns", "layer"))
+    if predicted_bytes is not None:
+        predicted_bytes = number(predicted_bytes, f"{WHAT}: predicted_bytes (engine.device_memory_bytes, or None)", 0)
+    return events, layer_times, predicted_bytes
+
+
+class MemoryExplorer(Explorer):
+    """Explore device memory over time. ``source``: a TrackingAllocator (every event it recorded: build,
+    context creation, inference), a memory_events frame, or a run (``run.memory`` with its layer times
+    and the builder's prediction). ``layer_times`` and ``predicted_bytes`` add the running layer and the
+    prediction line where the source does not carry them.
+
+    Controls: ``phases`` (SelectMultiple), ``window`` (FloatRangeSlider, ms since the first event),
+    ``tags`` (SelectMultiple), ``by_tag`` (stacked by tag or one area). The table lists the largest
+    blocks live in the window."""
+
+    css_class = "perfkit-memory-explorer"
+
+    def __init__(self, source: Any, layer_times: Any = None, predicted_bytes: Any = None, interactive: Any = None):
+        import ipywidgets as w
+        self.events, self.layer_times, self.predicted_bytes = memory_source(source, layer_times, predicted_bytes)
+        ev = self.events
+        self.t0_ns = int(ev["ts_ns"].min()) if len(ev) else 0
+        present = [p for p in PHASES if p in set(self._phase_names())]
+        default = list(DEFAULT_PHASES) if set(DEFAULT_PHASES) & set(present) or not present else present
+        dd = dict(style={"description_width": "initial"}, layout=w.Layout(width="auto"))
+        self.phases = w.SelectMultiple(description="phases", options=list(PHASES), value=tuple(default), rows=3, **dd)
+        tags = sorted(ev["tag"].dropna().unique().tolist())
+        self.tags = w.SelectMultiple(description="tags", options=tags, value=tuple(tags), rows=min(5, len(tags) or 1),
+                                     **dd)
+        self.window = w.FloatRangeSlider(description="window (ms)", min=0.0, max=1.0, value=(0.0, 1.0), step=0.001,
+                                         readout_format=".3f", continuous_update=False,
+                                         style={"description_width": "initial"}, layout=w.Layout(width="520px"))
+        self.by_tag = w.Checkbox(value=True, description="stack by tag", indent=False, layout=w.Layout(width="auto"))
+        self._quiet = True
+        self._build_box([[self.phases, self.tags, self.by_tag], [self.window]], [], interactive)
+        self._reset_window()
+        self._quiet = False
+        self.phases.observe(self._on_phases, names="value")
+        for c in (self.window, self.tags, self.by_tag):
+            c.observe(lambda change: None if self._quiet else self.redraw(), names="value")
+        self.redraw()
+
+    def _phase_names(self) -> list:
+        from ..plots.memory import memory_phases
+        if not len(self.events):
+            return []
+        return memory_phases(self.events, self.layer_times).unique().tolist()
+
+    def _reset_window(self) -> None:
+        """The window slider spans the chosen phases (ms since the first event), all of it selected."""
+        phases = self.phases.value or DEFAULT_PHASES
+        lo, hi = memory_time_range(self.events, phases, self.layer_times, self.t0_ns) if len(self.events) else (0, 0)
+        hi = hi if hi > lo else lo + 1e-3
+        s = self.window
+        s.max, s.min = max(s.max, hi), min(s.min, lo)
+        s.value = (lo, hi)
+        s.min, s.max = lo, hi
+        s.step = max((hi - lo) / 1000, 1e-6)
+
+    def _on_phases(self, change: dict) -> None:
+        self._quiet = True
+        try:
+            self._reset_window()
+        finally:
+            self._quiet = False
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Redraws the figure and the table for the chosen phases, window and tags."""
+        phases, tags, window = self.phases.value, self.tags.value, tuple(self.window.value)
+        if not phases or not tags:
+            missing = "phase" if not phases else "tag"
+            self.view.show(make_figure(lambda: _nothing(f"choose at least one {missing}")))
+            self._set_table(pd.DataFrame())
+            return
+        ev = self.events
+        window = window if window[1] > window[0] else None
+        self.view.show(make_figure(lambda: plot_memory(
+            ev, by_tag=self.by_tag.value, phases=phases, window_ms=window, tags=list(tags),
+            predicted_bytes=self.predicted_bytes, layer_times=self.layer_times, t0_ns=self.t0_ns)))
+        top = top_allocations(ev, window_ms=window, n=50, t0_ns=self.t0_ns, phases=phases) if len(ev) else pd.DataFrame()
+        if len(top):
+            top = top[top["tag"].isin(tags)].head(10).reset_index(drop=True)
+        self._set_table(top, {"alloc_ms": "{:.3f}".format, "free_ms": "{:.3f}".format, "lifetime_ms": "{:.3f}".format,
+                              "size_bytes": "{:,}".format, "requested_bytes": "{:,}".format})
+        self.note.value = self._summary(top)
+
+    def _summary(self, top: pd.DataFrame) -> str:
+        if not len(top):
+            return ""
+        pred = f"; the builder predicted {human_bytes(self.predicted_bytes)}" if self.predicted_bytes else ""
+        return (f"<p style='margin:2px'>largest block live in the window: {top['size'].iloc[0]} "
+                f"({top['tag'].iloc[0]}, {top['owner'].iloc[0]}){pred}.</p>")
+
+
+def _nothing(text: str) -> Any:
+    from ..plots._axes import figure_and_axes
+    fig, ax = figure_and_axes(None, (11, 2.0))
+    say_empty(ax, text.removeprefix("no "))
+    ax.set_axis_off()
+    return fig

@@ -1,0 +1,93 @@
+"""compare(): ratios with intervals, and 'not significant' where the interval holds 1."""
+import numpy as np
+import pytest
+from conftest import sweep_frame, sweep_row
+
+import perfkit as pk
+from perfkit.frames.schemas import LAYER_TIMES
+from perfkit.widgets import compare
+from perfkit.widgets.ratios import bootstrap_ratio, ratio_from_intervals
+
+
+def _changed(factor_by_batch):
+    return sweep_frame([sweep_row(m, p, b, base * (1 + b / 8) * (0.8 if p == "fp16" else 1.0) * factor_by_batch[b])
+                        for m, base in (("mlp", 1.0), ("cnn", 3.0)) for p in ("fp32", "fp16") for b in (1, 4, 16)])
+
+
+def test_two_sweeps_give_ratios_with_intervals_and_verdicts():
+    c = compare(sweep_frame(), _changed({1: 1.0, 4: 0.7, 16: 1.4}), labels=("before", "after"))
+    t = c.table.set_index(["model", "precision", "batch_size"])
+    assert len(t) == 12
+    np.testing.assert_allclose(t.xs(4, level="batch_size")["ratio"], 0.7)
+    row1 = t.loc[("mlp", "fp32", 1)]
+    assert row1["ratio_low"] < 1 < row1["ratio_high"] and not row1["significant"]
+    assert row1["verdict"] == "not significant"
+    assert t.loc[("mlp", "fp32", 4), "verdict"] == "after faster by 30.0%"
+    assert t.loc[("cnn", "fp16", 16), "significant"]
+    ax = c.figure.axes[0]
+    assert ax.get_xlabel().startswith("after / before median latency")
+    assert [l for l in ax.get_lines() if l.get_gid() == "one"][0].get_xdata()[0] == 1.0
+    assert "not significant" in c.table_html.value and "4 are within noise" in c.note.value
+    assert "perfkit-compare" in c.widget._dom_classes
+
+
+def test_one_precision_against_another_matches_the_rest():
+    a = sweep_frame([sweep_row(precision="fp32", batch=b, ms=1.0) for b in (1, 8)])
+    b = sweep_frame([sweep_row(precision="fp16", batch=b, ms=0.5) for b in (1, 8)])
+    c = compare(a, b, labels=("fp32", "fp16"))
+    assert list(c.table["ratio"]) == [0.5, 0.5] and c.table["significant"].all()
+
+
+def test_interval_of_the_ratio_widens_with_the_rows_intervals():
+    narrow = ratio_from_intervals(1.0, 0.99, 1.01, 1.1, 1.09, 1.11)
+    wide = ratio_from_intervals(1.0, 0.8, 1.25, 1.1, 0.88, 1.375)
+    assert narrow[0] == pytest.approx(1.1) and narrow[1] > 1          # significant
+    assert wide[1] < 1 < wide[2]                                       # not significant
+    assert np.isnan(ratio_from_intervals(1.0, np.nan, np.nan, 1.1, 1.0, 1.2)[1])
+
+
+def test_bootstrap_of_equal_samples_is_not_significant_and_of_shifted_ones_is():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(1.0, 0.05, 200), rng.normal(1.0, 0.05, 200)
+    r, lo, hi = bootstrap_ratio(x, y)
+    assert lo < 1 < hi
+    r, lo, hi = bootstrap_ratio(x, y * 1.2)
+    assert 1.15 < lo < r < hi < 1.25
+
+
+def _run_frame(scale):
+    rows, t = [], 0
+    rng = np.random.default_rng(int(scale * 100))
+    for it in range(30):
+        for i, (name, ms) in enumerate((("conv", 0.3 * scale), ("fc", 0.1))):
+            d = ms * rng.uniform(0.97, 1.03)
+            rows.append({"run_id": "r", "iteration": it, "index": i, "layer": name, "type": "x", "start_ns": t,
+                         "end_ns": t + int(d * 1e6), "ms": d, "stream": "s", "context": "c", "batch_size": 1,
+                         "precision": "fp32", "clock": "host"})
+            t += int(d * 1e6)
+    return LAYER_TIMES.frame(rows)
+
+
+def test_two_runs_are_compared_per_layer_and_per_inference():
+    from test_profile_explorer import synthetic_run
+    a, b = synthetic_run(), synthetic_run()
+    a.frames["layers"], b.frames["layers"] = _run_frame(1.0), _run_frame(2.0)
+    c = compare(a, b)
+    t = c.table.set_index("layer")
+    assert list(t.index) == ["(inference: sum of layers)", "conv", "fc"]
+    assert t.loc["conv", "ratio"] == pytest.approx(2.0, rel=0.05) and t.loc["conv", "significant"]
+    assert not t.loc["fc", "significant"] and t.loc["fc", "verdict"] == "not significant"
+    assert t.loc["(inference: sum of layers)", "ratio"] == pytest.approx(0.7 / 0.4, rel=0.05)
+
+
+def test_a_real_run_against_itself_is_not_significant(tiny_run):
+    c = compare(tiny_run, tiny_run, labels=("x", "y"))
+    assert (c.table["ratio"] == 1.0).all() and not c.table["significant"].any()
+
+
+@pytest.mark.parametrize("a, b, labels", [(None, None, None), ("sweep", "run", None), ("sweep", "sweep", ("x",)),
+                                          ("sweep", "sweep", ("x", "x")), ("sweep", "sweep", "ab"), (3, 3, None)])
+def test_bad_arguments_are_refused(a, b, labels, tiny_run):
+    pick = {"sweep": sweep_frame(), "run": tiny_run}
+    with pytest.raises(pk.PerfkitError):
+        compare(pick.get(a, a), pick.get(b, b), labels=labels)
