@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import perfkit as pk
 from bad_argument_table import CASES, case  # noqa: F401
-from bad_argument_values import AX, CHOICE, COUNT, FLAG, FRAME, Lazy, family  # noqa: F401
+from bad_argument_values import AX, CHOICE, COUNT, FLAG, FRAME, OPT_COUNT, Lazy, family  # noqa: F401
 
 # memory over time ----------------------------------------------------------------------------------
 MEMORY = {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame)}
@@ -35,3 +35,29 @@ case("plot_memory", lambda w, kw: w.closing(pk.plots.plot_memory(**kw)),
       "tags": family(empty=[], number=3, list_with_junk=["weights", 3], empty_name=[""]),
       "predicted_bytes": family(negative=-1.0, nan=float("nan"), inf=float("inf"), text="10", bool=True),
       "layer_times": LAYER_TIMES_OR_NONE, "t0_ns": T0_NS})
+
+# per-layer time against batch size and precision ------------------------------------------------------
+
+
+def _sweep_layers(w):
+    from perfkit.frames.schemas import SWEEP_LAYERS
+    return SWEEP_LAYERS.frame([{"run_id": "r", "model": "tiny", "device": "cpu", "precision": p, "batch_size": b,
+                                "index": i, "layer": f"l{i}", "type": "activation", "layer_precision": p, "count": 3,
+                                "median_ms": 0.1 * b + i, "ci_low_ms": 0.0, "ci_high_ms": 1.0, "pct": 50.0,
+                                "flops": 1.0, "bytes": 1.0}
+                               for p in ("fp32", "fp16") for b in (1, 2) for i in range(2)])
+
+
+SWEEP_LAYERS_FRAME = {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame)}
+MODEL = family(unknown="nope", number=3, empty="", list=["tiny"])
+case("layer_scaling", lambda w, kw: pk.plots.layer_scaling(**kw),
+     {"sweep_layers": Lazy(_sweep_layers), "model": None, "precision": "fp32"},
+     {"sweep_layers": SWEEP_LAYERS_FRAME, "model": MODEL, "precision": {**CHOICE, "none_of_two": None}})
+case("plot_layers_vs_batch", lambda w, kw: w.closing(pk.plots.plot_layers_vs_batch(**kw)),
+     {"sweep_layers": Lazy(_sweep_layers), "model": "tiny", "precision": "fp16", "top": 1, "ax": None},
+     {"sweep_layers": SWEEP_LAYERS_FRAME, "model": MODEL, "precision": {**CHOICE, "none_of_two": None}, "top": COUNT,
+      "ax": AX})
+case("plot_layers_vs_precision", lambda w, kw: w.closing(pk.plots.plot_layers_vs_precision(**kw)),
+     {"sweep_layers": Lazy(_sweep_layers), "model": None, "batch_size": 2, "top": 8, "ax": None},
+     {"sweep_layers": SWEEP_LAYERS_FRAME, "model": MODEL, "batch_size": {**OPT_COUNT, "missing": 3}, "top": COUNT,
+      "ax": AX})

@@ -2,7 +2,9 @@
 from .fusion import plot_fusion_benefit
 from .layer_timeline import plot_layer_timeline
 from .memory import memory_phases, memory_time_range, plot_memory, top_allocations
+from .per_layer import layer_scaling, plot_layers_vs_batch, plot_layers_vs_precision
 from .sweep import plot_sweep
 
 __all__ = ["plot_sweep", "plot_fusion_benefit", "plot_layer_timeline", "plot_memory", "memory_phases",
-           "memory_time_range", "top_allocations"]
+           "memory_time_range", "top_allocations", "layer_scaling", "plot_layers_vs_batch",
+           "plot_layers_vs_precision"]
