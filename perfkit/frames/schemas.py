@@ -237,10 +237,17 @@ FUSION_BENEFIT = _s(
     ("fusions", "int64", "", "times the rule fused in the fully fused build"),
     ("layers", "int64", "", "engine layers with the rule off"),
     ("latency_ms", "float64", "ms", "median latency with the rule off"),
-    ("latency_delta_ms", "float64", "ms", "latency with the rule off minus latency with all rules"),
+    ("latency_delta_ms", "float64", "ms", "latency with the rule off minus latency with all rules: the median over "
+                                          "the interleaved rounds of the two latencies' difference in each round"),
     ("latency_delta_pct", "float64", "%", "that difference as a percentage of the fully fused latency"),
     ("device_memory_bytes", "int64", "B", "engine plus one context with the rule off"),
     ("memory_delta_bytes", "int64", "B", "device memory with the rule off minus with all rules"),
+    # added with intervals (optional: frames recorded before lack them)
+    ("latency_delta_ci_low_ms", "float64", "ms", "95% bootstrap interval of the latency difference over the "
+                                                 "interleaved rounds' paired differences: low", False, True),
+    ("latency_delta_ci_high_ms", "float64", "ms", "that interval's high end", False, True),
+    ("significant", "bool", "", "the interval of the difference excludes 0: the rule's effect is beyond the noise",
+     False, True),
 )
 
 LAYER_TIMES = _s(
