@@ -84,7 +84,6 @@ def _run_demo(dev: Any, run_dir: str, batch_sizes: list, precisions: list, model
 
     from . import models as pkm
     from .bench import sweep
-    from .plots import plot_sweep
     print(f"perfkit demo on {dev.spec} ({dev.name}); writing to {run_dir}")
     print(f"{'model':<22}{'prec':<6}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'samples/s':>12}{'device mem':>13}")
 
@@ -109,9 +108,6 @@ def _run_demo(dev: Any, run_dir: str, batch_sizes: list, precisions: list, model
         frame_all = pd.concat(parts, ignore_index=True)     # the schema's columns plus model and precision
         frame_all.attrs.update({"schema": name, "device": dev.spec, "device_name": dev.name})
         frame_all.to_parquet(os.path.join(run_dir, f"{name}.parquet"))
-    fig = plot_sweep(frame, "throughput_per_s")
-    png = os.path.join(run_dir, "throughput_vs_batch.png")
-    fig.savefig(png, dpi=110)
     print("\nwhat the builder fused (largest batch, first precision):")
     for net in nets:
         e = engines[(net.name, precisions[0], top)]
@@ -127,33 +123,153 @@ def _run_demo(dev: Any, run_dir: str, batch_sizes: list, precisions: list, model
                 steps = engines[(net.name, p, top)].layers.query("type != 'identity'")
                 print(f"  {net.name:<22}{p:<6}{int((steps['precision'] == p).sum())} of {len(steps)} layers in {p}")
     print(f"\nper-layer profiles (batch {top}, {precisions[0]}): top layers, memory predicted vs measured, overhead")
-    from .profiling import profile
-    for net in nets:
-        e = engines[(net.name, precisions[0], top)]
-        ctx = e.create_execution_context()
-        x = pkm.sample_input(net, top)
-        if dev.kind != "cpu":
-            x = {k: dev.to_device(v) for k, v in x.items()}
-        ctx.execute(x)
-        with profile(ctx) as run:
-            for _ in range(10):
-                ctx.execute(x)
-        v = run.overview_values()
-        s = run.summary().head(3)
-        top3 = "; ".join(f"{r.layer} {r.pct:.0f}%" for r in s.itertuples())
-        print(f"  {net.name:<22} layers sum {v['layer_sum_ms']:.3f} ms of {v['e2e_unprofiled_ms']:.3f} ms end-to-end, "
-              f"profiling overhead {v.get('overhead_pct', float('nan')):+.1f}%; memory predicted "
-              f"{_fmt_bytes(v['predicted_device_memory_bytes'])}, measured {_fmt_bytes(v['measured_device_memory_bytes'])}")
-        print(f"  {'':<22} top: {top3}")
-        run.save(os.path.join(run_dir, f"profile_{net.name}"))
-        run.export_chrome_trace(os.path.join(run_dir, f"trace_{net.name}.json"))
-        ctx.close()
+    profiles = {net.name: _profile(dev, engines[(net.name, precisions[0], top)], net, top, run_dir) for net in nets}
     best = frame.loc[frame.groupby("model")["throughput_per_s"].idxmax()]
     print("\nbest throughput per model:")
     for _, r in best.iterrows():
         print(f"  {r['model']:<22}{r['throughput_per_s']:>12.1f} samples/s  ({r['precision']}, batch {r['batch_size']}, "
               f"{r['latency_median_ms']:.3f} ms, {_fmt_bytes(r['device_memory_bytes'])} device memory)")
+    figures = _demo_figures(frame, profiles, engines, precisions[0], top, run_dir)
+    report = _demo_report(dev, frame, nets, engines, precisions, top, profiles, figures, run_dir)
     print(f"\nwrote {', '.join(sorted(os.listdir(run_dir)))} in {run_dir}")
+    print(f"report: {report}")
+
+
+def _profile(dev: Any, e: Any, net: Any, batch: int, run_dir: str) -> tuple:
+    """Profiles 10 inferences of ``e`` on a fresh context; saves the run and its trace; returns the run and the
+    memory events of this engine and its contexts (the device's allocator also serves the sweep's other engines)."""
+    from . import models as pkm
+    from .profiling import profile
+    ctx = e.create_execution_context()
+    x = pkm.sample_input(net, batch)
+    if dev.kind != "cpu":
+        x = {k: dev.to_device(v) for k, v in x.items()}
+    ctx.execute(x)
+    with profile(ctx) as run:
+        for _ in range(10):
+            ctx.execute(x)
+    v = run.overview_values()
+    s = run.summary().head(3)
+    top3 = "; ".join(f"{r.layer} {r.pct:.0f}%" for r in s.itertuples())
+    print(f"  {net.name:<22} layers sum {v['layer_sum_ms']:.3f} ms of {v['e2e_unprofiled_ms']:.3f} ms end-to-end, "
+          f"profiling overhead {v.get('overhead_pct', float('nan')):+.1f}%; memory predicted "
+          f"{_fmt_bytes(v['predicted_device_memory_bytes'])}, measured {_fmt_bytes(v['measured_device_memory_bytes'])}")
+    print(f"  {'':<22} top: {top3}")
+    for d in run.disturbances()["explanation"]:
+        print(f"  {'':<22} disturbed: {d}")
+    run.save(os.path.join(run_dir, f"profile_{net.name}"))
+    run.export_chrome_trace(os.path.join(run_dir, f"trace_{net.name}.json"))
+    events = _own_events(e.allocator.events if hasattr(e.allocator, "events") else run.memory, e.owner)
+    ctx.close()
+    return run, events
+
+
+def _own_events(events: Any, owner: str) -> Any:
+    """The memory events of one engine and its contexts, with the running totals recounted over them alone."""
+    name = owner.split(":", 1)[-1]
+    own = events["owner"].astype(str)
+    ev = events[(own == owner) | own.str.startswith(f"context:{name}/")].reset_index(drop=True)
+    held = (ev["size_bytes"].where(ev["action"] == "alloc", -ev["size_bytes"])).cumsum()
+    return ev.assign(in_use_bytes=held.astype("int64"), peak_bytes=held.cummax().astype("int64"))
+
+
+def _demo_figures(frame: Any, profiles: dict, engines: dict, precision: str, top: int, run_dir: str) -> dict:
+    """The demo's charts, saved as PNG: throughput and latency against batch size, and the layer timeline and
+    memory over time of the model with the most engine layers. Returns {file name: (figure, what it shows)}."""
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_layer_timeline, plot_memory, plot_sweep
+    model = max(profiles, key=lambda m: len(engines[(m, precision, top)].plan.steps))
+    run, events = profiles[model]
+    e = engines[(model, precision, top)]
+    figures = {
+        "throughput_vs_batch.png": (plot_sweep(frame, "throughput_per_s"), "throughput against batch size, one line "
+                                    "per model and precision, with the 95% interval of each point as a band"),
+        "latency_vs_batch.png": (plot_sweep(frame, "latency_median_ms"), "median latency against batch size, with "
+                                 "95% interval bands"),
+        f"layer_timeline_{model}.png": (plot_layer_timeline(run.layers, iterations=[0, 1, 2]),
+                                        f"three profiled inferences of {model} (batch {top}, {precision}), layer by "
+                                        "layer, the slowest named beside the axes"),
+        f"memory_{model}.png": (plot_memory(events, predicted_bytes=e.device_memory_bytes, layer_times=run.layers),
+                                f"device memory of {model} from context creation through the profiled inferences, "
+                                "stacked by tag, against the builder's prediction"),
+    }
+    for name, (fig, _) in figures.items():
+        fig.savefig(os.path.join(run_dir, name), dpi=110)
+    plt.close("all")
+    return figures
+
+
+def _sweep_table(frame: Any) -> Any:
+    """The sweep as a reader wants it: one row per configuration, the interval beside the median."""
+    import pandas as pd
+    f = frame.sort_values(["model", "precision", "batch_size"])
+    low, high = (f.get(c, pd.Series(float("nan"), index=f.index)) for c in ("latency_ci_low_ms", "latency_ci_high_ms"))
+    flags = f.get("unstable", pd.Series(False, index=f.index)).map({True: "unstable", False: ""})
+    if "error" in f:
+        flags = flags.where(f["error"].fillna("") == "", f["error"])
+    return pd.DataFrame({
+        "model": f["model"], "precision": f["precision"], "batch size": f["batch_size"].astype(int),
+        "median ms": f["latency_median_ms"].round(4), "95% interval ms": [f"{a:.4g} – {b:.4g}" for a, b in zip(low, high)],
+        "spread %": f.get("latency_cv_pct", pd.Series(float("nan"), index=f.index)).round(1),
+        "p90 ms": f["latency_p90_ms"].round(4), "samples/s": f["throughput_per_s"].round(1),
+        "device memory": [_fmt_bytes(b) for b in f["device_memory_bytes"]], "flag": flags})
+
+
+def _trust_text(dev: Any, frame: Any) -> str:
+    """How far to trust the sweep, in words: host load against cores, unstable rows, the disturbances found."""
+    lines = [f"Measured on {dev.spec} ({dev.name}). Each configuration was timed in interleaved rounds; its median is "
+             "the median of the round medians, with a bootstrap 95% interval and the spread (coefficient of "
+             "variation) of the rounds. Two configurations whose intervals overlap are not shown to differ."]
+    if {"host_load_1m", "host_cpus"} <= set(frame.columns) and len(frame):
+        load, cpus = float(frame["host_load_1m"].max()), int(frame["host_cpus"].max())
+        lines.append(f"Host load (1-minute average) reached {load:.1f} on {cpus} cores"
+                     + (": the machine was busy, so treat the CPU figures as upper bounds." if load > cpus * 0.75 else
+                        ": the machine was quiet enough for the figures to hold."))
+    if "unstable" in frame and frame["unstable"].any():
+        lines.append(f"{int(frame['unstable'].sum())} of {len(frame)} configurations stayed unstable after being "
+                     "timed again: read their medians with their intervals.")
+    lines += list(frame.attrs.get("disturbances", []))
+    return "\n".join(lines)
+
+
+def _demo_report(dev: Any, frame: Any, nets: list, engines: dict, precisions: list, top: int, profiles: dict,
+                 figures: dict, run_dir: str) -> str:
+    """Writes report.html: the sweep with its intervals, the charts, what the builder fused, the profiles."""
+    import pandas as pd
+
+    from .report import Section, write_report
+    fused = pd.DataFrame([{"model": n.name, "network layers": len(n.layers),
+                           "engine layers": len(engines[(n.name, precisions[0], top)].plan.steps),
+                           "fusions": int((lg["outcome"] == "fused").sum()),
+                           "candidates not fused": int((lg["outcome"] == "not fused").sum())}
+                          for n in nets for lg in [engines[(n.name, precisions[0], top)].build_log.query(
+                              "phase == 'fusion'")]])
+    overview = pd.DataFrame([{"model": m, "layer sum ms": round(v["layer_sum_ms"], 4),
+                              "end-to-end ms (unprofiled)": round(v["e2e_unprofiled_ms"], 4),
+                              "profiling overhead %": round(v.get("overhead_pct", float("nan")), 1),
+                              "memory predicted": _fmt_bytes(v["predicted_device_memory_bytes"]),
+                              "memory measured": _fmt_bytes(v["measured_device_memory_bytes"]),
+                              "disturbed": "; ".join(run.disturbances()["explanation"]) or "no"}
+                             for m, (run, _) in profiles.items() for v in [run.overview_values()]])
+    charts = [Section(name.removesuffix(".png").replace("_", " "), what, figure=fig, alt=what)
+              for name, (fig, what) in figures.items()]
+    model = next(n.removeprefix("layer_timeline_").removesuffix(".png") for n in figures if n.startswith("layer_"))
+    summary = profiles[model][0].summary().head(10).reset_index(drop=True)
+    sections = [
+        Section("How far to trust these numbers", _trust_text(dev, frame)),
+        Section("Latency and throughput against batch size and precision",
+                f"One engine per batch size (guide 2.1), precisions {', '.join(precisions)} allowed per layer.",
+                table=_sweep_table(frame)),
+        *charts[:2],
+        Section("What the builder fused", f"Engines built for batch {top} in {precisions[0]}.", table=fused),
+        Section("Per-layer profiles", f"10 profiled inferences per model at batch {top} in {precisions[0]}, "
+                "compared with the same inferences unprofiled.", table=overview),
+        Section(f"Slowest layers of {model}", "Per layer over the profiled inferences (trtexec --dumpProfile).",
+                table=summary[[c for c in ("layer", "count", "median_ms", "total_ms", "pct") if c in summary]]),
+        *charts[2:],
+    ]
+    return write_report(os.path.join(run_dir, "report.html"), f"perfkit demo on {dev.spec}", sections)
 
 
 def info() -> None:

@@ -20,8 +20,9 @@ def test_demo_writes_frames_and_chart(tmp_path, capsys, monkeypatch):
     assert rc == 0
     (run,) = list(tmp_path.iterdir())
     files = sorted(os.listdir(run))
-    assert files == ["build_log.parquet", "engine_layers.parquet", "profile_lenet", "profile_mnist_mlp", "sweep.parquet",
-                     "throughput_vs_batch.png", "trace_lenet.json", "trace_mnist_mlp.json"]
+    assert files == ["build_log.parquet", "engine_layers.parquet", "latency_vs_batch.png", "layer_timeline_lenet.png",
+                     "memory_lenet.png", "profile_lenet", "profile_mnist_mlp", "report.html", "sweep.parquet",
+                     "throughput_vs_batch.png", "trace_lenet.json", "trace_mnist_mlp.json"]   # lenet: the most layers
     loaded = pk.load_run(run / "profile_lenet")
     assert loaded.layers["iteration"].nunique() == 10
     import json
@@ -34,7 +35,8 @@ def test_demo_writes_frames_and_chart(tmp_path, capsys, monkeypatch):
     from perfkit.frames import ENGINE_LAYERS
     layers = ENGINE_LAYERS.validate(pd.read_parquet(run / "engine_layers.parquet"))
     assert {"model", "engine_precision"} <= set(layers.columns)
-    (fig,) = drawn                                  # the saved chart: throughput of the sweep just written
+    fig, latency = drawn                            # the saved charts: throughput and latency of the sweep just written
+    assert latency.axes[0].get_ylabel() == "median latency (ms)"
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert sorted(labels) == sorted(f"{m} {p}" for m in ("mnist_mlp", "lenet") for p in ("fp32", "fp16"))
@@ -47,6 +49,7 @@ def test_demo_writes_frames_and_chart(tmp_path, capsys, monkeypatch):
     assert (width, height) == tuple(round(v * 110) for v in fig.get_size_inches())    # that figure, at 110 dpi
     out = capsys.readouterr().out
     assert "best throughput per model" in out and "mnist_mlp" in out
+    assert out.splitlines()[-1] == f"report: {run / 'report.html'}"      # the last line says where the report is
 
 
 def test_cli_reports_errors_cleanly(capsys):
