@@ -40,16 +40,19 @@ def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", col
     unit, per = unit_of(kind, pts["value"].to_numpy() if len(pts) else [])
     keys = [k for k in KEYS if k not in (x, facet)]
     cby = color if color in keys else keys[0]
-    colors = _palette(sorted(pts[cby].unique(), key=str) if len(pts) else [])
+    colors = _palette(_ordered(pts[cby].unique()) if len(pts) else [])
     order = _x_order(pts, x)
     varying = [k for k in keys if pts[k].nunique() > 1]        # the others are named in the title
     handles: dict = {}
+    rings = None
     for ax, fv in zip(axes.flat, facets):
         sub = pts if fv is None else pts[pts[facet] == fv]
         if not len(sub):
             say_empty(ax, "measured points")
-        for i, (vals, g) in enumerate(sub.groupby(keys, sort=True)):
-            vals = dict(zip(keys, vals if isinstance(vals, tuple) else (vals,)))
+        groups = {k if isinstance(k, tuple) else (k,): g for k, g in sub.groupby(keys, sort=False)}
+        for vals in sorted(groups, key=lambda t: [_rank(v) for v in t]):
+            g = groups[vals]
+            vals = dict(zip(keys, vals))
             g = g.assign(_x=g[x].map(order) if order else g[x]).sort_values("_x")
             style = _style_index(vals, keys, cby, pts)
             name = " · ".join(_fmt_key(k, vals[k]) for k in varying) or _fmt_key(keys[0], vals[keys[0]])
@@ -63,19 +66,31 @@ def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", col
             if len(bad):
                 ring = ax.scatter(bad["_x"], bad["value"] / per, s=90, facecolors="none", edgecolors="red", lw=1.2,
                                   zorder=5, gid="unstable", label="unstable (spread above the sweep's limit)")
-                handles.setdefault("unstable", ring)
+                rings = ring
         _axes_style(ax, x, order, logx, logy, fv, facet, sorted(pts[x].unique()) if not order and len(pts) else [])
     for ax in axes.flat[len(facets):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel(f"{label}{' — ' + layer if metric == 'layer_time_ms' and layer else ''} ({unit})")
     fig.suptitle(_title(pts, label, x, layer if metric == "layer_time_ms" else ""), fontsize=10, x=0.01, ha="left")
+    if rings is not None:
+        handles["unstable"] = rings                              # last in the legend
     if handles:
         fig.legend(handles=list(handles.values()), labels=[h.get_label() for h in handles.values()],
-                   loc="outside right upper", fontsize=7, title=" · ".join(varying), title_fontsize=7)
+                   loc="outside right center", fontsize=7, title=" · ".join(varying), title_fontsize=7)
     if bands and any(c.get_gid() == "band" for ax in axes.flat for c in ax.collections):
         fig.text(0.995, 0.003, "bands: 95% interval of the median", ha="right", va="bottom", fontsize=7, color="0.35")
     return fig
+
+
+def _ordered(values: Any) -> list:
+    """Values in reading order: precisions from wide to narrow, numbers ascending, names alphabetically."""
+    return sorted(values, key=_rank)
+
+
+def _rank(v: Any) -> tuple:
+    return (PRECISION_ORDER.index(v) if v in PRECISION_ORDER else 99,
+            float(v) if isinstance(v, (int, float, np.integer)) else 0.0, str(v))
 
 
 def _palette(values: list) -> dict:
@@ -129,10 +144,10 @@ def _title(pts: pd.DataFrame, label: str, x: str, layer: str) -> str:
     """Metric against x, then what the lines share: one model, device or precision is named, several counted."""
     parts = []
     for key, word in (("model", "models"), ("device", "devices"), ("precision", "precisions")):
-        vals = sorted(pts[key].astype(str).unique()) if len(pts) else []
+        vals = [str(v) for v in _ordered(pts[key].unique())] if len(pts) else []
         if len(vals) == 1:
             parts.append(pts.attrs.get("device_name") or vals[0] if key == "device" else vals[0])
         elif vals:
             parts.append(f"{len(vals)} {word}" if len(vals) > 3 else "/".join(vals))
     what = f"{label} of {layer}" if layer else label
-    return f"{what} vs {X_AXES[x]}" + (f" — {' · '.join(parts)}" if parts else "")
+    return f"{what} vs {X_AXES[x]}" + (f"\n{' · '.join(parts)}" if parts else "")

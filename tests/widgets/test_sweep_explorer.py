@@ -136,11 +136,15 @@ def test_live_redraws_are_throttled_and_the_last_rows_drawn_after():
     assert e.figure is not first and len(e.table_frame) == 3 and e._timer is None
 
 
-def test_as_a_real_sweeps_row_sink():
+def test_as_a_real_sweeps_row_sink_with_its_layers():
     e = SweepExplorer(interactive=False, redraw_interval_s=0)
-    frame = pk.sweep(pk.models.mnist_mlp(), (1, 2), device="cpu", min_time_s=0.01, rounds=2, on_row=e)
+    frame, layers = pk.sweep(pk.models.mnist_mlp(), (1, 2), device="cpu", min_time_s=0.01, rounds=2, on_row=e,
+                             layers=True, progress=False)
     assert len(e.frame) == len(frame) == 2
     assert sorted(e.table_frame["batch_size"]) == [1, 2]
+    assert len(e.layers_frame) == len(layers) > 0
+    e.metric.value = "layer_time_ms"
+    assert e.layer.value in set(layers["layer"]) and len(e.table_frame) == 2
 
 
 def test_reads_a_parquet_file_and_a_folder_with_its_layers(tmp_path):
