@@ -207,7 +207,8 @@ case("EngineSetContext.execute", lambda w, kw: w.es.create_execution_context().e
      {"inputs": INPUTS, "batch_size": {**OPT_COUNT, **HUGE}})
 
 # devices, memory and plugins ---------------------------------------------------------------------
-case("get_device", lambda w, kw: pk.get_device(**kw), {"spec": "cpu"}, {"spec": DEVICE})
+case("get_device", lambda w, kw: pk.get_device(**kw), {"spec": "cpu", "threads": None},
+     {"spec": DEVICE, "threads": {**OPT_COUNT, **HUGE}})
 case("register_plugin", lambda w, kw: w.register(**kw),
      {"name": "bad_args_other", "shape_fn": lambda shapes, params: shapes, "impls": None,
       "impl": lambda xp, ins, params: [ins[0]], "cost_fn": None, "dtype_fn": None, "replace": True},
@@ -334,7 +335,7 @@ case("latency_stats", lambda w, kw: pk.bench.latency_stats(**kw), {"ms": [1.0, 2
 case("sweep", lambda w, kw: pk.bench.sweep(**kw),
      {"networks": Lazy(lambda w: w.net), "batch_sizes": (1,), "precisions": ("fp32",), "device": "cpu",
       "min_time_s": 0.0, "min_iterations": 1, "on_row": None, "engines": None, "rounds": 2, "max_cv_pct": 10.0,
-      "seed": 0, "out": None, "resume": False},
+      "seed": 0, "out": None, "resume": False, "layers": False, "progress": False},
      {"networks": {**NETWORK, "empty": [], "list_with_junk": Lazy(lambda w: [w.net, 3])},
       "batch_sizes": family(empty=(), negative=(-1,), float=(2.5,), bool=(True,), none=None, text="1", number=1,
                             huge=(10 ** 12,)),
@@ -343,7 +344,7 @@ case("sweep", lambda w, kw: pk.bench.sweep(**kw),
       "engines": family(text="e", list=[]), "rounds": {**COUNT, **HUGE}, "max_cv_pct": SECONDS, "seed": COUNT0,
       "out": {**{k: v for k, v in WRITE_PATH.items() if k != "none"}, "folder": Lazy(lambda w: w.tmp),
               "not_parquet": Lazy(lambda w: w.new_path("sweep.csv"))},
-      "resume": FLAG},
+      "resume": FLAG, "layers": FLAG, "progress": family(text="yes", number=2)},
      # a batch too large for memory is a configuration that fails: a row with its error, not an exception
      accept=("batch_sizes:huge",))
 case("measure", lambda w, kw: pk.bench.measure(**kw),
@@ -362,9 +363,10 @@ case("Measurement", lambda w, kw: repr(pk.bench.Measurement(**kw)),
 case("Measurement.value", lambda w, kw: w.measurement.value(**kw), {"metric": "latency_median_ms"}, {"metric": CHOICE})
 case("fusion_benefit", lambda w, kw: pk.analysis.fusion_benefit(**kw),
      {"network": Lazy(lambda w: w.net), "config": Lazy(lambda w: w.config), "batch_size": None, "device": "cpu",
-      "min_time_s": 0.0, "rounds": 1},
+      "min_time_s": 0.0, "rounds": 1, "seed": 0, "progress": False},
      {"network": NETWORK, "config": family(text="fp16", number=3, dict={}), "batch_size": {**OPT_COUNT, **HUGE},
-      "device": DEVICE, "min_time_s": SECONDS, "rounds": COUNT})
+      "device": DEVICE, "min_time_s": SECONDS, "rounds": {**COUNT, **HUGE}, "seed": COUNT0,
+      "progress": family(text="yes", number=2)})
 
 # plots -------------------------------------------------------------------------------------------
 case("plot_sweep", lambda w, kw: w.closing(pk.plots.plot_sweep(**kw)),
@@ -384,9 +386,6 @@ case("plot_layer_timeline", lambda w, kw: w.closing(pk.plots.plot_layer_timeline
       "memory_events": {**{k: v for k, v in FRAME.items() if k != "none"},
                         "other_frame": Lazy(lambda w: w.sweep_frame)},
       "top": COUNT})
-case("plot_memory", lambda w, kw: w.closing(pk.plots.plot_memory(**kw)),
-     {"memory_events": Lazy(lambda w: w.run.memory), "ax": None, "by_tag": True},
-     {"memory_events": {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame)}, "ax": AX, "by_tag": FLAG})
 
 # sample networks ---------------------------------------------------------------------------------
 SEED = family(negative=-1, float=0.5, text="0", none=None, bool=True)
@@ -438,5 +437,7 @@ case("Device.pinned_empty", lambda w, kw: w.device.pinned_empty(**kw), {"shape":
 
 
 # rows kept in files of their own, one per area, so that work on one area does not edit this file
+import bad_argument_rows_core  # noqa: E402,F401
 import bad_argument_rows_plots  # noqa: E402,F401
 import bad_argument_rows_widgets  # noqa: E402,F401
+import bad_argument_rows_report  # noqa: E402,F401

@@ -21,6 +21,9 @@ from bad_argument_table import CASES
 from bad_argument_values import resolve
 
 MODULES = (pk, pk.bench, pk.analysis, pk.plots, pk.models, pk.profiling, pk.frames)
+if importlib.util.find_spec("perfkit.report"):
+    import perfkit.report       # the demo's self-contained HTML report
+    MODULES += (perfkit.report,)
 if importlib.util.find_spec("ipywidgets") and importlib.util.find_spec("perfkit.widgets"):
     import perfkit.widgets      # the explorers need ipywidgets (the notebook and test extras)
     MODULES += (perfkit.widgets,)
