@@ -61,3 +61,15 @@ case("plot_layers_vs_precision", lambda w, kw: w.closing(pk.plots.plot_layers_vs
      {"sweep_layers": Lazy(_sweep_layers), "model": None, "batch_size": 2, "top": 8, "ax": None},
      {"sweep_layers": SWEEP_LAYERS_FRAME, "model": MODEL, "batch_size": {**OPT_COUNT, "missing": 3}, "top": COUNT,
       "ax": AX})
+
+# latency ------------------------------------------------------------------------------------------------
+case("plot_latency_throughput", lambda w, kw: w.closing(pk.plots.plot_latency_throughput(**kw)),
+     {"sweep": Lazy(lambda w: w.sweep_frame), "budget_ms": 1.0, "ax": None},
+     {"sweep": {**FRAME, "other_frame": Lazy(lambda w: w.run.layers)},
+      "budget_ms": family(zero=0.0, negative=-1.0, nan=float("nan"), inf=float("inf"), text="5", bool=True),
+      "ax": AX})
+case("plot_latency_distribution", lambda w, kw: w.closing(pk.plots.plot_latency_distribution(**kw)),
+     {"queries_or_latencies_ms": Lazy(lambda w: w.run.queries), "ax": None},
+     {"queries_or_latencies_ms": {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame), "texts": ["a", "b"],
+                                  "bools": [True, False], "number": 3.0},
+      "ax": AX})

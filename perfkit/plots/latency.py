@@ -1,0 +1,192 @@
+"""Latency charts: throughput against latency over a sweep (with a latency budget), and the
+distribution of the latencies of one measurement (histogram and CDF with their percentiles)."""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..arguments import frame as check_frame, number
+from ..errors import ArgumentError
+from ..frames.stats import percentile
+from ._axes import check_ax, figure_and_axes, human_ms, ms_unit, say_empty, title_parts
+
+SWEEP_COLUMNS = ("model", "precision", "batch_size", "latency_median_ms", "throughput_per_s")
+STYLES = {"fp32": "-", "fp16": "--", "bf16": ":"}
+PERCENTILES = (50, 90, 99)
+
+
+def plot_latency_throughput(sweep: pd.DataFrame, budget_ms: Any = None, ax: Any = None) -> Any:
+    """Throughput against median latency, one curve per (model, precision) through its batch sizes
+    (each point named by its batch), with the 95% interval of the median as error bars where the
+    sweep recorded one. ``budget_ms`` draws the latency budget and marks the configuration with the
+    highest throughput whose median latency is within it (hollow rings: rows flagged unstable)."""
+    what = "plot_latency_throughput"
+    df = check_frame(sweep, f"{what}: sweep (the frame of pk.sweep)", SWEEP_COLUMNS)
+    if budget_ms is not None:
+        budget_ms = number(budget_ms, f"{what}: budget_ms (the latency budget in ms, or None)", 0,
+                           exclusive_minimum=True)
+    check_ax(ax, what)
+    fig, ax = figure_and_axes(ax, (9, 5))
+    ok = df[df["latency_median_ms"].notna() & df["throughput_per_s"].notna()]
+    title = " · ".join(title_parts(df.iloc[:0], df.drop(columns=["batch_size", "precision", "model"], errors="ignore")))
+    ax.set_title("throughput vs latency over batch sizes" + (f" — {title}" if title else "")
+                 + (f" — budget {human_ms(budget_ms)}" if budget_ms is not None else ""), fontsize=9)
+    if ok.empty:
+        say_empty(ax, "measured configurations" + (f" ({len(df)} failed)" if len(df) else ""))
+        return fig
+    unit, per = ms_unit(float(ok["latency_median_ms"].max()))
+    _curves(ax, ok, per)
+    if budget_ms is not None:
+        _budget(ax, ok, budget_ms, per)
+    _scales(ax, ok, per)
+    if budget_ms is not None:
+        lo, hi = ax.get_xlim()
+        ax.axvspan(budget_ms / per, max(hi, budget_ms / per), color="#c0392b", alpha=0.06, lw=0, gid="over_budget")
+        ax.set_xlim(lo, hi)
+    ax.set_xlabel(f"median latency per inference ({unit})")
+    ax.set_ylabel("throughput (samples/s)")
+    ax.grid(True, which="both", lw=0.3, alpha=0.6)
+    notes = []
+    if any(c.get_gid() == "ci" for c in ax.collections):
+        notes.append("error bars: 95% interval of the median")
+    if len(df) > len(ok):
+        notes.append(f"{len(df) - len(ok)} configuration(s) failed, not drawn")
+    if notes:
+        ax.text(0.99, 0.01, "; ".join(notes), transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(handles)), key=lambda i: not (handles[i].get_gid() or "").startswith("curve:"))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0, fontsize=7)
+    return fig
+
+
+def _curves(ax: Any, df: pd.DataFrame, per: float) -> None:
+    import matplotlib
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    ci = {"latency_ci_low_ms", "latency_ci_high_ms"} <= set(df.columns)
+    unstable_shown = False
+    for i, (model, g) in enumerate(df.groupby("model", sort=False)):
+        color = colors[i % len(colors)]
+        for precision, gp in g.groupby("precision", sort=False):
+            gp = gp.sort_values("batch_size")
+            x, y = gp["latency_median_ms"].to_numpy(float), gp["throughput_per_s"].to_numpy(float)
+            ax.plot(x / per, y, STYLES.get(precision, "-."), marker="o", ms=5, color=color,
+                    label=f"{model} {precision}", gid=f"curve:{model}:{precision}")
+            if ci and gp["latency_ci_low_ms"].notna().any():
+                lo, hi = gp["latency_ci_low_ms"].to_numpy(float), gp["latency_ci_high_ms"].to_numpy(float)
+                b = gp["batch_size"].to_numpy(float)
+                xerr = np.nan_to_num(np.vstack([x - lo, hi - x]) / per)
+                yerr = np.nan_to_num(np.vstack([y - b / hi * 1e3, b / lo * 1e3 - y]))
+                bars = ax.errorbar(x / per, y, xerr=np.maximum(xerr, 0), yerr=np.maximum(yerr, 0), fmt="none",
+                                   ecolor=color, elinewidth=0.9, capsize=2, alpha=0.7)
+                for c in bars.lines[2]:
+                    c.set_gid("ci")
+            if "unstable" in gp and gp["unstable"].fillna(False).any():
+                u = gp[gp["unstable"].fillna(False).astype(bool)]
+                ax.plot(u["latency_median_ms"] / per, u["throughput_per_s"], "o", ms=11, mfc="none", mec="#c0392b",
+                        gid="unstable", label="_unstable" if unstable_shown else "unstable: spread too wide")
+                unstable_shown = True
+            k = list(STYLES).index(precision) if precision in STYLES else 0
+            for xb, yb, batch in zip(x / per, y, gp["batch_size"]):       # precisions' labels on either side
+                ax.annotate(f"b{batch}", (xb, yb), xytext=((5, -10), (-5, 4), (5, 4))[k % 3],
+                            textcoords="offset points", fontsize=7, color=color, gid="batch_label",
+                            ha="right" if k % 3 == 1 else "left")
+
+
+def _budget(ax: Any, df: pd.DataFrame, budget_ms: float, per: float) -> None:
+    ax.axvline(budget_ms / per, color="#c0392b", ls="--", lw=1.2, gid="budget",
+               label=f"latency budget {human_ms(budget_ms)}")
+    within = df[df["latency_median_ms"] <= budget_ms]
+    if within.empty:
+        ax.text(0.02, 0.97, f"no configuration meets the {human_ms(budget_ms)} budget", transform=ax.transAxes,
+                ha="left", va="top", fontsize=8, color="#c0392b", gid="best_label")
+        return
+    best = within.loc[within["throughput_per_s"].idxmax()]
+    x, y = float(best["latency_median_ms"]) / per, float(best["throughput_per_s"])
+    ax.plot([x], [y], marker="*", ms=16, color="gold", mec="black", ls="none", gid="best",
+            label=f"best within budget: {best['model']} {best['precision']} batch {best['batch_size']}\n"
+                  f"{_fmt_rate(y)} samples/s at {human_ms(float(best['latency_median_ms']))}")
+
+
+def _fmt_rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _scales(ax: Any, df: pd.DataFrame, per: float) -> None:
+    """Log axes where the values span more than a factor of 20; thousands separators on throughput."""
+    from matplotlib.ticker import FuncFormatter
+    lat, thr = df["latency_median_ms"], df["throughput_per_s"]
+    if lat.max() / max(lat.min(), 1e-12) > 20:
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0, right=max(float(lat.max()) / per * 1.1, ax.get_xlim()[1]))
+    if thr.max() / max(thr.min(), 1e-12) > 20:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0, top=float(thr.max()) * 1.15)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_rate(v)))
+
+
+def _latencies(data: Any, what: str) -> tuple:
+    """(latencies in ms as floats, what they are, the frame or None)."""
+    if isinstance(data, pd.DataFrame):
+        if "host_latency_ms" in data and data["host_latency_ms"].notna().any():
+            col, name = "host_latency_ms", "host latency"
+        elif "latency_ms" in data:
+            col, name = "latency_ms", "latency"
+        else:
+            raise ArgumentError(f"{what}: the frame has neither host_latency_ms nor latency_ms; pass a queries frame "
+                                f"(run.queries, measurement.queries) or an array of latencies in ms")
+        return data[col].to_numpy(dtype=float), name, data
+    if isinstance(data, (pd.Series, np.ndarray, list, tuple)):
+        arr = np.asarray(data, dtype=object).reshape(-1)
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in arr):
+            raise ArgumentError(f"{what}: latencies must be numbers (ms); got {type(data).__name__} holding "
+                                "something else")
+        return arr.astype(float), "latency", None
+    raise ArgumentError(f"{what}: pass a queries frame or an array of latencies in ms, not {type(data).__name__}")
+
+
+def plot_latency_distribution(queries_or_latencies_ms: Any, ax: Any = None) -> Any:
+    """A histogram of the latencies with their CDF on a second axis (0-100%) and p50, p90 and p99
+    marked and labelled (µs below 1 ms). Takes a queries frame (its host latency, else its device
+    latency) or an array of latencies in ms; missing values are left out. A long tail beyond
+    3 × p99 is cut from the axes and counted in a note."""
+    what = "plot_latency_distribution"
+    values, name, frame = _latencies(queries_or_latencies_ms, what)
+    check_ax(ax, what)
+    values = values[np.isfinite(values)]
+    fig, ax = figure_and_axes(ax, (9, 4.2))
+    parts = title_parts(frame.drop(columns=["precision"], errors="ignore")) if frame is not None else []
+    ax.set_title(f"{name} distribution — {len(values):,} inferences" + (f" · {' · '.join(parts)}" if parts else ""),
+                 fontsize=9)
+    if not len(values):
+        say_empty(ax, "latencies")
+        return fig
+    pct = {p: percentile(p)(values) for p in PERCENTILES}
+    unit, per = ms_unit(pct[99])
+    top = pct[99] * 3 if values.max() > pct[99] * 3 else values.max()
+    shown = values[values <= top]
+    bins = min(80, max(10, int(np.sqrt(len(shown)))))
+    ax.hist(shown / per, bins=bins, color="#4c72b0", alpha=0.75, gid="histogram", label="inferences per bin")
+    ax.set_xlabel(f"{name} per inference ({unit})")
+    ax.set_ylabel("inferences")
+    cdf = ax.twinx()
+    xs = np.sort(shown) / per
+    cdf.plot(xs, 100 * np.arange(1, len(xs) + 1) / len(values), color="black", lw=1.2, gid="cdf", label="CDF")
+    cdf.set_ylim(0, 102)
+    cdf.set_ylabel("inferences at or below (%)")
+    for k, (p, v) in enumerate(pct.items()):
+        ax.axvline(v / per, color=("#2ca02c", "#ff7f0e", "#c0392b")[k], lw=1.2, ls="--", gid=f"p{p}")
+        ax.annotate(f"p{p} {human_ms(v)}", (v / per, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -4 - 11 * k),
+                    textcoords="offset points", fontsize=8, va="top", gid=f"p{p}_label",
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+    cut = len(values) - len(shown)
+    if cut:
+        ax.text(0.99, 0.5, f"{cut} slower than {human_ms(top)} not shown\n(slowest {human_ms(values.max())})",
+                transform=ax.transAxes, ha="right", va="center", fontsize=7, color="0.35", gid="tail_note")
+    ax.set_xlim(left=min(0.0, float(xs[0])), right=float(xs[-1]) * 1.03)
+    return fig
