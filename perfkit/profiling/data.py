@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import ArgumentError
 from ..frames.schemas import SCHEMAS
-from .run_files import FRAMES, RunLoadError, load_run_files, save_run
+from .run_files import ENGINE_FRAMES, FRAMES, RunLoadError, load_run_files, save_run, saved_frames
 from .summary import disturbances, layer_summary
 
 #: the unprofiled latency's coefficient of variation (%) above which a run is called unstable
@@ -32,6 +32,14 @@ class RunData:
     queries = property(lambda self: self.frames["queries"], doc="queries frame")
     gpu = property(lambda self: self.frames["gpu"], doc="gpu_samples frame")
     kernels = property(lambda self: self.frames["kernels"], doc="kernels frame")
+    engine_layers = property(lambda self: self._engine_frame("engine_layers"),
+                             doc="engine_layers frame of the engine that ran (empty for runs saved without it)")
+    build_log = property(lambda self: self._engine_frame("build_log"),
+                         doc="build_log frame of that engine: fusions, precisions, tactics (empty when not saved)")
+
+    def _engine_frame(self, name: str) -> pd.DataFrame:
+        f = self.frames.get(name)
+        return f if f is not None else SCHEMAS[ENGINE_FRAMES[name]].frame([])
 
     def summary(self, by: str = "layer", sort: str = "total_ms") -> pd.DataFrame:
         """Per layer (or per type with ``by="type"``): count, total, mean, median, p90, min, max, percent."""
@@ -180,10 +188,11 @@ def load_run(directory: Any) -> RunData:
 
 
 def _check_parts(frames: Any, meta: Any, messages: Any) -> None:
-    if not isinstance(frames, dict) or sorted(frames) != sorted(FRAMES):
-        raise ArgumentError(f"RunData: frames must be a dict with the frames {sorted(FRAMES)}, not "
+    if not isinstance(frames, dict) or not set(FRAMES) <= set(frames) <= set(FRAMES) | set(ENGINE_FRAMES):
+        raise ArgumentError(f"RunData: frames must be a dict with the frames {sorted(FRAMES)} (and optionally "
+                            f"{sorted(ENGINE_FRAMES)}), not "
                             f"{type(frames).__name__} {sorted(frames) if isinstance(frames, dict) else ''}")
-    for name, schema in FRAMES.items():
+    for name, schema in saved_frames(frames).items():
         SCHEMAS[schema].validate(frames[name])
     if not isinstance(meta, dict):
         raise ArgumentError(f"RunData: meta must be a dict, not {type(meta).__name__}")

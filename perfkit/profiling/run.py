@@ -160,6 +160,8 @@ class Run(RunData):
         f["gpu"] = self._sampler.frame if self._sampler is not None else NvmlSampler().frame
         f["kernels"] = self._tracer.frame(f["layers"]) if self._tracer is not None else KERNELS.frame([])
         f["queries"] = self._queries()
+        engine = self.context.engine        # what ran: FLOPs, bytes and fused members per layer, tactics chosen
+        f["engine_layers"], f["build_log"] = engine.layers, engine.build_log
         for name, frame in f.items():       # what plots name in their titles: the run, engine and device
             frame.attrs.update({k: self.meta[k] for k in ("run_id", "engine", "device_name") if self.meta.get(k)})
 

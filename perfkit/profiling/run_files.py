@@ -28,9 +28,13 @@ VERSION = 2
 #: attribute of RunData -> schema name; each is saved as <attribute>.parquet
 FRAMES = {"layers": "layer_times", "memory": "memory_events", "queries": "queries", "gpu": "gpu_samples",
           "kernels": "kernels"}
+#: frames of the engine that ran, saved when the run holds them (runs saved before issue 9 lack them):
+#: its layers (FLOPs, bytes, precision, fused members) and its build log (the tactics chosen)
+ENGINE_FRAMES = {"engine_layers": "engine_layers", "build_log": "build_log"}
 #: metadata the summaries compute with: numbers (never bools), finite and not negative
 NUMERIC_META = ("e2e_profiled_ms", "e2e_unprofiled_ms", "event_cost_ns", "predicted_device_memory_bytes",
-                "measured_device_memory_bytes", "started_ns", "stopped_ns", "user_alloc_events")
+                "measured_device_memory_bytes", "started_ns", "stopped_ns", "user_alloc_events",
+                "e2e_unprofiled_cv_pct", "threads", "host_load_1m", "host_cpus")
 _FIX = "re-record the run, or copy the whole directory again"
 
 
@@ -66,11 +70,12 @@ def jsonable_meta(meta: dict) -> dict:
 def save_run(frames: dict, meta: dict, messages: list, directory: Any) -> str:
     """Writes the frames (validated first), then run.json with their checksums; returns the directory."""
     d = os.fspath(directory)
-    for name, schema in FRAMES.items():
+    names = saved_frames(frames)
+    for name, schema in names.items():
         SCHEMAS[schema].validate(frames[name])
     os.makedirs(d, exist_ok=True)
     files = {}
-    for name in FRAMES:
+    for name in names:
         buf = io.BytesIO()
         frames[name].to_parquet(buf)
         data = buf.getvalue()
@@ -112,10 +117,10 @@ def load_run_files(directory: Any) -> tuple[dict, dict, list]:
     _check_meta(meta, bad)
     if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
         raise bad("run.json 'messages' must be a list of strings")
-    if not isinstance(files, dict) or sorted(files) != sorted(FRAMES):
-        raise bad(f"run.json 'files' must list exactly the frames {sorted(FRAMES)}")
+    if not isinstance(files, dict) or not set(FRAMES) <= set(files) <= set(FRAMES) | set(ENGINE_FRAMES):
+        raise bad(f"run.json 'files' must list the frames {sorted(FRAMES)}, and may list {sorted(ENGINE_FRAMES)}")
     frames = {}
-    for name, schema in FRAMES.items():
+    for name, schema in saved_frames(files).items():
         entry = files[name]
         if not isinstance(entry, dict) or entry.get("file") != f"{name}.parquet" or \
                 not isinstance(entry.get("sha256"), str) or type(entry.get("rows")) is not int:
@@ -139,6 +144,11 @@ def load_run_files(directory: Any) -> tuple[dict, dict, list]:
         if len(frame) != entry["rows"]:
             raise bad(f"{entry['file']} has {len(frame)} rows, run.json records {entry['rows']}")
     return frames, meta, list(messages)
+
+
+def saved_frames(frames: dict) -> dict:
+    """Name -> schema of the frames a run saves: every one of FRAMES, and those of ENGINE_FRAMES it holds."""
+    return {**FRAMES, **{k: v for k, v in ENGINE_FRAMES.items() if k in frames}}
 
 
 def _no_constant(name: str) -> Any:

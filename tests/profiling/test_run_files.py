@@ -13,7 +13,7 @@ import pytest
 
 import perfkit as pk
 
-FILES = ("layers", "memory", "queries", "gpu", "kernels")
+FILES = ("layers", "memory", "queries", "gpu", "kernels", "engine_layers", "build_log")
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,31 @@ def test_saved_run_round_trips_with_checksums(saved, tmp_path):
     run = _use(d)
     again = pk.load_run(saved)
     pd.testing.assert_frame_equal(run.layers, again.layers)
+
+
+def test_the_engine_that_ran_is_saved_and_older_runs_without_it_load(saved, tmp_path):
+    run = pk.load_run(saved)
+    assert "2-layer MLP" in set(run.engine_layers["layer"]) and run.engine_layers["flops"].gt(0).all()
+    assert (run.build_log["phase"] == "tactic").any()
+    d = _copy(saved, tmp_path)                  # a run saved before issue 9: no engine frames
+    info = _info(d)
+    for name in ("engine_layers", "build_log"):
+        del info["files"][name]
+        (d / f"{name}.parquet").unlink()
+    _write_info(d, info)
+    old = _use(d)
+    assert old.engine_layers.empty and list(old.engine_layers.columns) == list(run.engine_layers.columns)
+    assert old.build_log.empty
+
+
+def test_an_unknown_frame_file_is_refused(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    info = _info(d)
+    info["files"]["extra"] = dict(info["files"]["layers"], file="extra.parquet")
+    (d / "extra.parquet").write_bytes((d / "layers.parquet").read_bytes())
+    _write_info(d, info)
+    with pytest.raises(pk.PerfkitError, match="may list"):
+        pk.load_run(d)
 
 
 def test_messages_null_is_refused(saved, tmp_path):
