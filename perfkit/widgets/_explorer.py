@@ -62,7 +62,8 @@ def html_table(frame: pd.DataFrame, formats: dict, max_rows: int = 200) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = f"<p>{len(frame) - max_rows} more rows not shown</p>" if len(frame) > max_rows else ""
     return (f"<div style='max-height:360px;overflow:auto'><table class='perfkit-table' style='border-collapse:"
-            f"collapse;font-size:12px'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{more}")
+            f"collapse;font-size:12px'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+            f"{more}")
 
 
 def _missing(v: Any) -> bool:

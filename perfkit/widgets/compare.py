@@ -105,7 +105,8 @@ def plot_ratios(table: pd.DataFrame, labels: tuple, what: str) -> Any:
     if not n:
         say_empty(ax, f"{what}s measured in both")
         return fig
-    names = [" · ".join(f"batch {r[k]}" if k == "batch_size" else str(r[k]) for k in keys) for _, r in table.iterrows()]
+    names = [" · ".join(f"batch {r[k]}" if k == "batch_size" else str(r[k]) for k in keys)
+             for _, r in table.iterrows()]
     y = np.arange(n)
     color = np.where(~table["significant"], "0.55", np.where(table["ratio"] < 1, "tab:green", "tab:red"))
     lo = (table["ratio"] - table["ratio_low"]).fillna(0).clip(lower=0)

@@ -112,7 +112,8 @@ class MemoryExplorer(Explorer):
         self.view.show(make_figure(lambda: plot_memory(
             ev, by_tag=self.by_tag.value, phases=phases, window_ms=window, tags=list(tags),
             predicted_bytes=self.predicted_bytes, layer_times=self.layer_times, t0_ns=self.t0_ns)))
-        top = top_allocations(ev, window_ms=window, n=50, t0_ns=self.t0_ns, phases=phases) if len(ev) else pd.DataFrame()
+        top = top_allocations(ev, window_ms=window, n=50, t0_ns=self.t0_ns, phases=phases) if len(ev) else \
+            pd.DataFrame()
         if len(top):
             top = top[top["tag"].isin(tags)].head(10).reset_index(drop=True)
         self._set_table(top, {"alloc_ms": "{:.3f}".format, "free_ms": "{:.3f}".format, "lifetime_ms": "{:.3f}".format,

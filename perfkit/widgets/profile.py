@@ -49,8 +49,8 @@ class ProfileExplorer(Explorer):
                                            value=(max(its[0], its[-1] - 2), its[-1]), continuous_update=False,
                                            style={"description_width": "initial"}, layout=w.Layout(width="420px"))
         lanes = sorted({f"{c} / {s}" for c, s in zip(layers["context"], layers["stream"])})
-        self.lanes = w.SelectMultiple(description="streams", options=lanes, value=tuple(lanes), rows=min(4, len(lanes) or 1),
-                                      **dd)
+        self.lanes = w.SelectMultiple(description="streams", options=lanes, value=tuple(lanes),
+                                      rows=min(4, len(lanes) or 1), **dd)
         self.sort = w.Dropdown(description="sort by", options=list(COLUMNS), value="total_ms", **dd)
         self.ascending = w.Checkbox(value=False, description="ascending", indent=False, layout=w.Layout(width="auto"))
         names = layers.sort_values(["iteration", "index"])["layer"].drop_duplicates().tolist()
@@ -98,6 +98,7 @@ class ProfileExplorer(Explorer):
             return
         ext = np.array([[b.get_x(), b.get_x() + b.get_width(), b.get_y(), b.get_y() + b.get_height()] for b in bars])
         self._bars = (ax, bars, ext.reshape(-1, 4), df)
+        self._per_inference = df.groupby("iteration")["ms"].sum().to_dict()
 
     def _show_table(self) -> None:
         t = self.full_table.sort_values(self.sort.value, ascending=self.ascending.value, kind="stable",
@@ -130,9 +131,9 @@ class ProfileExplorer(Explorer):
 
     def _describe(self, row: Any) -> str:
         """The hover text of one layer execution: name, fused members, tactic, precision, time, share."""
-        info = self.full_table.set_index("layer").loc[row["layer"]]
+        info = self.full_table.loc[self.full_table["layer"] == row["layer"]].iloc[0]
         members = info["origin"] or row["layer"]
-        total = float(self.shown_layers().query("iteration == @row.iteration")["ms"].sum()) or 1.0
+        total = float(self._per_inference.get(row["iteration"], 0.0)) or 1.0
         return (f"<b>{row['layer']}</b> ({row['type']}) · inference {int(row['iteration'])} · "
                 f"{human_ms(float(row['ms']))} = {100 * float(row['ms']) / total:.1f}% of that inference · "
                 f"precision {info['precision']} · tactic {info['tactic'] or '—'} · fused members: {members}")

@@ -137,7 +137,8 @@ class SweepExplorer(Explorer):
         fmt = human_bytes if kind == "bytes" else (human_ms if kind == "ms" else (lambda v: f"{v:,.0f}"))
         t = pts[[c for c in (*data.KEYS, "streams") if c in pts.columns]].copy()
         t[label] = pts["value"].map(fmt)
-        t["95% interval"] = [f"{fmt(lo)} – {fmt(hi)}" if pd.notna(lo) else "" for lo, hi in zip(pts["low"], pts["high"])]
+        t["95% interval"] = [f"{fmt(lo)} – {fmt(hi)}" if pd.notna(lo) else ""
+                             for lo, hi in zip(pts["low"], pts["high"])]
         t["spread %"] = pts["latency_cv_pct"].map(lambda v: f"{v:.1f}" if pd.notna(v) else "")
         t["unstable"] = pts["unstable"].map(lambda v: "UNSTABLE" if v is True or v == 1 else "")
         t["host load"] = [f"{lo:.1f} on {int(c)} cores" if pd.notna(lo) and pd.notna(c) else ""

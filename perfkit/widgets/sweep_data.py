@@ -68,7 +68,8 @@ def _read(file: str) -> pd.DataFrame:
 
 def _checked(frame: Any, schema: Any, what: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
-        raise ArgumentError(f"{what} must be a pandas DataFrame of the {schema.name!r} schema, not {type(frame).__name__}")
+        raise ArgumentError(f"{what} must be a pandas DataFrame of the {schema.name!r} schema, "
+                            f"not {type(frame).__name__}")
     missing = [c.name for c in schema.columns if not c.optional and c.name not in frame.columns]
     if missing:
         raise ArgumentError(f"{what} is not a {schema.name!r} frame: it lacks {missing}; pass what pk.sweep "
@@ -89,9 +90,15 @@ def x_axes_of(frame: pd.DataFrame) -> list:
     return [x for x in X_AXES if x != "streams" or "streams" in frame.columns]
 
 
+def rank(value: Any) -> tuple:
+    """Sort key in reading order: precisions from wide to narrow, then numbers ascending, then names."""
+    return (PRECISION_ORDER.index(value) if value in PRECISION_ORDER else 99,
+            float(value) if isinstance(value, (int, float, np.integer)) else 0.0, str(value))
+
+
 def precisions_of(*frames: Any) -> list:
     found = {p for f in frames if f is not None and len(f) for p in f["precision"].dropna().unique()}
-    return sorted(found, key=lambda p: (PRECISION_ORDER.index(p) if p in PRECISION_ORDER else 99, p))
+    return sorted(found, key=rank)
 
 
 def layer_names(layers: Any) -> list:

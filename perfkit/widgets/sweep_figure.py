@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..plots._axes import bytes_unit, figure_and_axes, ms_unit, say_empty
-from .sweep_data import KEYS, METRICS, PRECISION_ORDER, X_AXES
+from .sweep_data import KEYS, METRICS, X_AXES, rank
 
 STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -50,15 +50,15 @@ def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", col
         if not len(sub):
             say_empty(ax, "measured points")
         groups = {k if isinstance(k, tuple) else (k,): g for k, g in sub.groupby(keys, sort=False)}
-        for vals in sorted(groups, key=lambda t: [_rank(v) for v in t]):
+        for vals in sorted(groups, key=lambda t: [rank(v) for v in t]):
             g = groups[vals]
             vals = dict(zip(keys, vals))
             g = g.assign(_x=g[x].map(order) if order else g[x]).sort_values("_x")
             style = _style_index(vals, keys, cby, pts)
             name = " · ".join(_fmt_key(k, vals[k]) for k in varying) or _fmt_key(keys[0], vals[keys[0]])
             c = colors[vals[cby]]
-            line, = ax.plot(g["_x"], g["value"] / per, STYLES[style % len(STYLES)], marker=MARKERS[style % len(MARKERS)],
-                            ms=4, color=c, label=name, gid="line")
+            line, = ax.plot(g["_x"], g["value"] / per, STYLES[style % len(STYLES)],
+                            marker=MARKERS[style % len(MARKERS)], ms=4, color=c, label=name, gid="line")
             handles.setdefault(name, line)
             if bands and g["low"].notna().any():
                 ax.fill_between(g["_x"], g["low"] / per, g["high"] / per, color=c, alpha=0.18, lw=0, gid="band")
@@ -84,13 +84,7 @@ def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", col
 
 
 def _ordered(values: Any) -> list:
-    """Values in reading order: precisions from wide to narrow, numbers ascending, names alphabetically."""
-    return sorted(values, key=_rank)
-
-
-def _rank(v: Any) -> tuple:
-    return (PRECISION_ORDER.index(v) if v in PRECISION_ORDER else 99,
-            float(v) if isinstance(v, (int, float, np.integer)) else 0.0, str(v))
+    return sorted(values, key=rank)
 
 
 def _palette(values: list) -> dict:
@@ -118,7 +112,7 @@ def _x_order(pts: pd.DataFrame, x: str) -> dict:
     """Positions of a categorical x axis (precision); {} for a numeric one."""
     if x != "precision":
         return {}
-    vals = sorted(pts["precision"].unique(), key=lambda p: (PRECISION_ORDER.index(p) if p in PRECISION_ORDER else 99, p))
+    vals = _ordered(pts["precision"].unique())
     return {v: i for i, v in enumerate(vals)}
 
 

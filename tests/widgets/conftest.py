@@ -17,7 +17,8 @@ def sweep_row(model="mlp", precision="fp32", batch=1, ms=1.0, unstable=False, lo
     """A SWEEP row whose median latency is ``ms`` with the interval ms*(0.9, 1.1)."""
     failed = bool(error)
     row = {"run_id": "r", "model": model, "device": "cpu", "precision": precision, "batch_size": batch,
-           "iterations": 0 if failed else 50, "latency_mean_ms": ms, "latency_median_ms": ms, "latency_p90_ms": ms * 1.2,
+           "iterations": 0 if failed else 50, "latency_mean_ms": ms, "latency_median_ms": ms,
+           "latency_p90_ms": ms * 1.2,
            "latency_min_ms": ms * 0.8, "latency_max_ms": ms * 1.5, "throughput_per_s": batch / ms * 1e3,
            "device_memory_bytes": 1000 * batch, "weights_bytes": 500, "activation_bytes": 100 * batch,
            "build_time_ms": 5.0, "rounds": 5, "latency_ci_low_ms": ms * 0.9, "latency_ci_high_ms": ms * 1.1,

@@ -16,7 +16,8 @@ def _events():
     rows, in_use = [], 0
     for ts, action, ptr, size, tag, owner, layer in (
             (0, "alloc", 1, 4 << 20, "workspace", "builder", ""), (10, "free", 1, 4 << 20, "workspace", "builder", ""),
-            (20, "alloc", 2, 1 << 20, "weights", "engine:e", ""), (21, "alloc", 3, 2 << 20, "activations", "context:c", ""),
+            (20, "alloc", 2, 1 << 20, "weights", "engine:e", ""),
+            (21, "alloc", 3, 2 << 20, "activations", "context:c", ""),
             (30, "alloc", 4, 512 << 10, "workspace", "context:c", "fc"), (31, "free", 4, 512 << 10, "workspace",
                                                                          "context:c", "fc")):
         in_use += size if action == "alloc" else -size

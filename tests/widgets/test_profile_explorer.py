@@ -1,5 +1,4 @@
 """ProfileExplorer on a real tiny run (MNIST MLP, CPU) and on a synthetic two-stream frame."""
-import numpy as np
 import pytest
 from matplotlib.backend_bases import MouseEvent
 
