@@ -93,3 +93,34 @@ def gpu_columns(samples: Sequence[dict]) -> dict:
     reasons = {r for s in samples for r in str(s.get("throttle_reasons", "")).split("|") if r and r != "gpu_idle"}
     return {"gpu_sm_clock_mhz": min(clocks) if clocks else math.nan,
             "gpu_throttle": "|".join(sorted(reasons)) if samples else None}
+
+
+def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
+    """Sentences saying where a ``sweep`` frame's measurements were disturbed: per kind of disturbance
+    (spread of the round medians above ``max_cv_pct`` — default the sweep's own, else 10% — host
+    load above the cores, throttled GPU clocks), how many configurations met it, which, and what it
+    means; and how many configurations failed. Empty when nothing was disturbed. Works on loaded
+    frames (recorded ones lacking a column simply say nothing about it)."""
+    from ..arguments import frame as check_frame
+    from ..arguments import number
+    from ..profiling.summary import disturbances
+    check_frame(frame, "sweep_disturbances: frame (a sweep frame)", ("model", "precision", "batch_size"))
+    limit = float(frame.attrs.get("max_cv_pct", 10.0)) if max_cv_pct is None else \
+        number(max_cv_pct, "sweep_disturbances: max_cv_pct", minimum=0)
+    failed = frame["error"].fillna("").astype(bool) if "error" in frame.columns else None
+    found: dict = {}
+    for i, row in enumerate(frame.to_dict("records")):
+        if failed is not None and failed.iloc[i]:
+            continue
+        for f in disturbances(row, max_cv_pct=limit).itertuples():
+            found.setdefault(f.finding, []).append((f.value, f"{row['model']} {row['precision']} batch "
+                                                              f"{row['batch_size']}", f.explanation))
+    out = []
+    for finding, hits in found.items():
+        names = [n for _, n, _ in hits]
+        worst = max(hits, key=lambda h: h[0])
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        out.append(f"{len(hits)} of {len(frame)} configuration(s) ({shown}), worst {worst[1]}: {worst[2]}")
+    if failed is not None and failed.any():
+        out.append(f"{int(failed.sum())} configuration(s) failed and have no timing; their 'error' column says why.")
+    return out

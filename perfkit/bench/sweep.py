@@ -72,7 +72,8 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     precision and its flops and bytes per sample. With ``out``, those rows go to
     ``<out stem>_layers.parquet`` beside it (resumed alike); an ``on_row`` with an ``add_layers``
     attribute (such as a ``SweepExplorer``) gets each configuration's layer frame before its row.
-    ``progress``: a ``tqdm`` bar per timing slice (None: on in notebooks and terminals, off when
+    ``frame.attrs["disturbances"]`` says in words where the measurement was disturbed (see
+    :func:`~perfkit.bench.sweep_disturbances`). ``progress``: a ``tqdm`` bar per timing slice (None: on in notebooks and terminals, off when
     output is not a terminal and under pytest).
     """
     nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
@@ -88,7 +89,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     builder = Builder(dev)
     probe = _rounds.gpu_probe(dev)
     run_id = uuid.uuid4().hex[:8]
-    attrs = {"run_id": run_id, "device": dev.spec, "device_name": dev.name,
+    attrs = {"run_id": run_id, "device": dev.spec, "device_name": dev.name, "max_cv_pct": float(max_cv_pct),
              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     rows: list = []
     layer_rows: list = []
@@ -132,6 +133,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
                 for s in slots:
                     _release(s, engines)
     frame = _combined(SWEEP, previous, rows, attrs)
+    frame.attrs["disturbances"] = _rounds.sweep_disturbances(frame, max_cv_pct)
     if layers:
         return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)
     return frame

@@ -26,6 +26,7 @@ from ..device.memory import allocate
 from ..errors import BuildError, PerfkitError
 from ..ops import Env, get_op
 from ..ops.cuda_gemm import BLAS_WORKSPACE_BYTES
+from .tactics_progress import progress_bar, progress_wanted
 
 CACHE_VERSION = 1
 
@@ -202,55 +203,64 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, c
     timed = timed or {}
     batch = config.max_batch_size
     stats = {"timed_ms": 0.0, "saved_ms": 0.0, "hits": 0, "misses": 0}
-    for node in g.nodes:
-        op = get_op(node.type)
-        specs = [g.tensors[t] for t in node.inputs]
-        names = tuple(op.applicable_tactics(node.params, specs)) if op.tactic_names else ()
-        if not names:
-            continue
-        if len(names) == 1 or config.tactics == "default":
-            node.params, node.weights = op.prepare_tactic(names[0], node.params, node.weights)
-            continue
-        key = signature(device, node.precision, node, g, batch)
-        entry = timed.get(key)
-        fresh = entry is not None and entry.get("tactic") in names
-        if not fresh:
-            entry = cache.get(key) if cache is not None else None
-        if entry is not None and entry.get("tactic") in names and not fresh:
-            stats["hits"] += 1
-            stats["saved_ms"] += float(entry.get("timing_ms", 0.0))
-            node.params, node.weights = op.prepare_tactic(entry["tactic"], node.params, node.weights)
-            log.add("tactic", entry["tactic"], node.name, node.name, len(g.nodes), len(g.nodes), 0.0,
-                    "from the timing cache: " + ", ".join(f"{k} {v:.3f} ms" for k, v in entry["times_ms"].items()),
-                    "cached")
-            continue
-        if fresh:
-            times, spent = dict(entry["times_ms"]), float(entry.get("timing_ms", 0.0))
-        else:
-            t0 = time.perf_counter()
-            try:
-                times = time_layer(node.name, op, node.params, node.weights, specs,
-                                   [g.tensors[t] for t in node.outputs], [g.constants.get(t) for t in node.inputs],
-                                   names, node.precision, device, allocator, batch, config.tactic_iterations)
-            except PerfkitError:
-                raise
-            except Exception as exc:
-                raise BuildError(_cannot_run(node, device, exc)) from exc
-            spent = (time.perf_counter() - t0) * 1e3
-        stats["timed_ms"] += spent
-        stats["misses"] += 1
-        best = min(times, key=times.get)
-        for name, ms in times.items():
-            log.add("tactic", name, node.name, node.name if name == best else "", len(g.nodes), len(g.nodes), ms,
-                    f"median of {config.tactic_iterations} runs at batch {batch}" +
-                    ("" if name == best else f"; {ms / times[best]:.2f}x the time of {best}"),
-                    "chosen" if name == best else "rejected")
-        node.params, node.weights = op.prepare_tactic(best, node.params, node.weights)
-        if cache is not None and not fresh:
-            cache.put(key, {"tactic": best, "times_ms": times, "timing_ms": spent, "layer": node.name})
+    # a bar only where someone watches, and only once timing has taken a second: quick builds print nothing
+    with progress_bar(len(g.nodes), "timing tactics", progress_wanted(None, "tactics"), delay=1.0) as bar:
+        for node in g.nodes:
+            _choose(node, g, device, allocator, config, log, cache, timed, batch, stats)
+            bar.update(1)
     if cache is not None and stats["misses"]:
         cache.save()
     return stats
+
+
+def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: Any, cache: Any, timed: dict,
+            batch: int, stats: dict) -> None:
+    """The tactic of one node: the only one, the default, a cached or already timed choice, or timed now."""
+    op = get_op(node.type)
+    specs = [g.tensors[t] for t in node.inputs]
+    names = tuple(op.applicable_tactics(node.params, specs)) if op.tactic_names else ()
+    if not names:
+        return
+    if len(names) == 1 or config.tactics == "default":
+        node.params, node.weights = op.prepare_tactic(names[0], node.params, node.weights)
+        return
+    key = signature(device, node.precision, node, g, batch)
+    entry = timed.get(key)
+    fresh = entry is not None and entry.get("tactic") in names
+    if not fresh:
+        entry = cache.get(key) if cache is not None else None
+    if entry is not None and entry.get("tactic") in names and not fresh:
+        stats["hits"] += 1
+        stats["saved_ms"] += float(entry.get("timing_ms", 0.0))
+        node.params, node.weights = op.prepare_tactic(entry["tactic"], node.params, node.weights)
+        log.add("tactic", entry["tactic"], node.name, node.name, len(g.nodes), len(g.nodes), 0.0,
+                "from the timing cache: " + ", ".join(f"{k} {v:.3f} ms" for k, v in entry["times_ms"].items()),
+                "cached")
+        return
+    if fresh:
+        times, spent = dict(entry["times_ms"]), float(entry.get("timing_ms", 0.0))
+    else:
+        t0 = time.perf_counter()
+        try:
+            times = time_layer(node.name, op, node.params, node.weights, specs,
+                               [g.tensors[t] for t in node.outputs], [g.constants.get(t) for t in node.inputs],
+                               names, node.precision, device, allocator, batch, config.tactic_iterations)
+        except PerfkitError:
+            raise
+        except Exception as exc:
+            raise BuildError(_cannot_run(node, device, exc)) from exc
+        spent = (time.perf_counter() - t0) * 1e3
+    stats["timed_ms"] += spent
+    stats["misses"] += 1
+    best = min(times, key=times.get)
+    for name, ms in times.items():
+        log.add("tactic", name, node.name, node.name if name == best else "", len(g.nodes), len(g.nodes), ms,
+                f"median of {config.tactic_iterations} runs at batch {batch}" +
+                ("" if name == best else f"; {ms / times[best]:.2f}x the time of {best}"),
+                "chosen" if name == best else "rejected")
+    node.params, node.weights = op.prepare_tactic(best, node.params, node.weights)
+    if cache is not None and not fresh:
+        cache.put(key, {"tactic": best, "times_ms": times, "timing_ms": spent, "layer": node.name})
 
 
 def _cannot_run(node: Any, device: Any, exc: Exception) -> str:

@@ -52,9 +52,12 @@ BENIGN_THROTTLE = frozenset({"", "gpu_idle", "applications_clocks", "sw_power_ca
 
 def throttle_reasons(reasons: Any) -> list:
     """The disturbing throttle reasons in ``reasons`` (a '|'-joined string or strings of them), sorted."""
-    if reasons is None or (isinstance(reasons, float) and math.isnan(reasons)):
+    if isinstance(reasons, str):
+        items = [reasons]
+    elif isinstance(reasons, (list, tuple, set)):
+        items = [r for r in reasons if isinstance(r, str)]
+    else:                   # None, NaN, pd.NA: nothing recorded
         return []
-    items = [reasons] if isinstance(reasons, str) else [r for r in reasons if isinstance(r, str)]
     return sorted({x for r in items for x in r.split("|")} - BENIGN_THROTTLE)
 
 

@@ -198,3 +198,35 @@ def test_a_file_from_before_the_trust_columns_is_not_resumed(monkeypatch, tmp_pa
     with pytest.raises(pk.ArgumentError, match="written before sweeps recorded"):
         _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1,), out=out, resume=True)
     pd.testing.assert_frame_equal(pd.read_parquet(out), old)
+
+
+def test_sweep_states_its_disturbances_in_words(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 2.0, 1.0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+
+    def plan(key, n):
+        if key[1] == 2 and n % 5 == 3:          # batch 2 stays noisy after re-measuring
+            return 6.0
+        return 1.0
+    frame, _ = _sweep(monkeypatch, plan, batch_sizes=(1, 2, 10 ** 12), rounds=5)
+    notes = frame.attrs["disturbances"]
+    assert notes == pk.bench.sweep_disturbances(frame)
+    (loaded,) = [n for n in notes if "load average" in n]
+    assert loaded.startswith("2 of 3 configuration(s) (tiny fp32 batch 1, tiny fp32 batch 2)")
+    assert "5.0 on 2 core(s)" in loaded
+    (spread,) = [n for n in notes if "varied by" in n]
+    assert spread.startswith("1 of 3 configuration(s) (tiny fp32 batch 2)")
+    assert notes[-1].startswith("1 configuration(s) failed")
+
+
+def test_sweep_disturbances_of_a_quiet_or_recorded_frame(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    frame, _ = _sweep(monkeypatch, lambda key, n: 1.0, batch_sizes=(1, 2))
+    assert frame.attrs["disturbances"] == []
+    throttled = frame.assign(gpu_throttle=pd.array(["sw_thermal|gpu_idle", None], dtype="string"))
+    (note,) = pk.bench.sweep_disturbances(throttled)
+    assert note.startswith("1 of 2 configuration(s) (tiny fp32 batch 1)") and "sw_thermal" in note
+    assert pk.bench.sweep_disturbances(frame.assign(latency_cv_pct=[4.0, 1.0]), max_cv_pct=3.0)[0].startswith("1 of 2")
+    old = pd.read_parquet(os.path.join(os.path.dirname(__file__), "..", "..", "data", "h200_demo_2026-11-28",
+                                       "sweep.parquet"))
+    assert pk.bench.sweep_disturbances(old) == []                 # recorded before the trust columns: nothing to say
