@@ -73,3 +73,20 @@ case("plot_latency_distribution", lambda w, kw: w.closing(pk.plots.plot_latency_
      {"queries_or_latencies_ms": {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame), "texts": ["a", "b"],
                                   "bools": [True, False], "number": 3.0},
       "ax": AX})
+
+# GPU samples --------------------------------------------------------------------------------------------
+
+
+def _gpu_samples(w):
+    from perfkit.frames.schemas import GPU_SAMPLES
+    return GPU_SAMPLES.frame([{"ts_ns": 10**9 + i * 10**7, "gpu": 0, "util_gpu_pct": 50.0, "util_mem_pct": 5.0,
+                               "mem_used_bytes": 2**30, "sm_clock_mhz": 1980.0, "mem_clock_mhz": 2619.0,
+                               "power_w": 300.0, "power_limit_w": 700.0, "temperature_c": 40.0,
+                               "throttle_reasons": "sw_power_cap" if i == 2 else ""} for i in range(4)])
+
+
+case("plot_gpu_samples", lambda w, kw: w.closing(pk.plots.plot_gpu_samples(**kw)),
+     {"gpu_samples": Lazy(_gpu_samples), "metrics": ("sm_clock_mhz", "power_w"), "ax": None, "t0_ns": None},
+     {"gpu_samples": {**FRAME, "other_frame": Lazy(lambda w: w.sweep_frame)},
+      "metrics": {**CHOICE, "empty_list": [], "twice": ["power_w", "power_w"], "text_column": ["throttle_reasons"]},
+      "ax": AX, "t0_ns": family(float=1.5, text="0", bool=True)})

@@ -1,5 +1,6 @@
 """matplotlib figures drawn from frames (never from live engines); each function returns a Figure."""
 from .fusion import plot_fusion_benefit
+from .gpu import plot_gpu_samples
 from .latency import plot_latency_distribution, plot_latency_throughput
 from .layer_timeline import plot_layer_timeline
 from .memory import memory_phases, memory_time_range, plot_memory, top_allocations
@@ -8,4 +9,5 @@ from .sweep import plot_sweep
 
 __all__ = ["plot_sweep", "plot_fusion_benefit", "plot_layer_timeline", "plot_memory", "memory_phases",
            "memory_time_range", "top_allocations", "layer_scaling", "plot_layers_vs_batch",
-           "plot_layers_vs_precision", "plot_latency_throughput", "plot_latency_distribution"]
+           "plot_layers_vs_precision", "plot_latency_throughput", "plot_latency_distribution",
+           "plot_gpu_samples"]
