@@ -3,6 +3,7 @@ by model, precision or device, with intervals, a table of the points shown and w
 updated live when passed to ``pk.sweep(..., on_row=explorer)``."""
 from __future__ import annotations
 
+import html
 import threading
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..arguments import number
+from ..bench.rounds import sweep_disturbances
 from ..frames.schemas import SWEEP, SWEEP_LAYERS
 from ..plots._axes import human_bytes, human_ms
 from . import sweep_data as data
@@ -147,26 +149,20 @@ class SweepExplorer(Explorer):
         self.note.value = self._trust_sentence(pts)
 
     def _trust_sentence(self, pts: pd.DataFrame) -> str:
-        """What to distrust among the points shown ('' when nothing): unstable points, host load, failures."""
-        said = []
-        bad = pts[pts["unstable"].fillna(False).astype(bool)] if len(pts) else pts
-        if len(bad):
-            said.append(f"{len(bad)} of the {len(pts)} points shown are unstable (their timing rounds spread more "
-                        "than the sweep allows, even after re-measuring): read them as rough, and re-run on a quiet "
-                        "machine")
-        hot = data.loaded(pts)
-        if len(hot):
-            worst = hot.loc[hot["host_load_1m"].astype(float).idxmax()]
-            said.append(f"{len(hot)} point(s) were measured while the host was loaded (load average up to "
-                        f"{float(worst['host_load_1m']):.1f} on {int(worst['host_cpus'])} cores): other work "
-                        "competed for the CPU, so those times are too high")
-        if "error" in self.frame.columns:
-            failed = int((self.frame["error"].fillna("") != "").sum())
-            if failed:
-                said.append(f"{failed} configuration(s) failed and are not drawn (see the sweep frame's error column)")
+        """What to distrust among the configurations shown (perfkit.bench.sweep_disturbances: spread, host
+        load, throttled clocks, failures), as a warning line; '' when nothing was disturbed."""
+        frame = self.frame
+        if not len(frame):
+            return ""
+        keys = list(data.KEYS)
+        shown = frame.set_index(keys).index.isin(pts.set_index(keys).index) if len(pts) else False
+        failed = (frame["error"].fillna("") != "") if "error" in frame.columns else False
+        rows = frame[(shown | failed) & frame["precision"].isin(list(self.precision.value))]
+        said = sweep_disturbances(rows) if len(rows) else []
         if not said:
             return ""
-        return "<p style='color:#a33;margin:2px'>⚠ " + ". ".join(said) + ".</p>"
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in said)
+        return f"<div style='color:#a33;margin:2px'>⚠ read these points with care:<ul style='margin:0'>{items}</ul></div>"
 
 
 def _set_options(control: Any, options: list, default: Any) -> None:

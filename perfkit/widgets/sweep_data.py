@@ -161,11 +161,3 @@ def _interval(frame: pd.DataFrame, metric: str) -> tuple:
     if metric == "throughput_per_s":                # samples/s = batch / latency: the bounds swap
         return b / hi * 1e3, b / lo * 1e3
     return nan, nan
-
-
-def loaded(points_frame: pd.DataFrame) -> pd.DataFrame:
-    """The points measured while the host's 1-minute load exceeded its cores."""
-    if "host_load_1m" not in points_frame or "host_cpus" not in points_frame:
-        return points_frame.iloc[:0]
-    load, cpus = points_frame["host_load_1m"].astype(float), points_frame["host_cpus"].astype(float)
-    return points_frame[load > cpus]

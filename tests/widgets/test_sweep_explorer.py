@@ -90,11 +90,13 @@ def test_unstable_and_loaded_points_are_ringed_and_said():
             sweep_row(batch=16, ms=3.0, load=5.5, cpus=2), sweep_row(batch=64, error="BuildError: out of memory")]
     e = SweepExplorer(sweep_frame(rows), interactive=False)
     assert len(_collections(e.figure, "unstable")) == 1
-    assert "1 of the 3 points shown are unstable" in e.note.value
-    assert "load average up to 5.5 on 2 cores" in e.note.value
+    assert "(mlp fp32 batch 4)" in e.note.value and "latency varied by 20.0%" in e.note.value
+    assert "(mlp fp32 batch 16)" in e.note.value and "load average was 5.5 on 2 core(s)" in e.note.value
     assert "1 configuration(s) failed" in e.note.value
     assert list(e.table_frame["unstable"]) == ["", "UNSTABLE", ""]
     assert list(e.table_frame["batch_size"]) == [1, 4, 16]       # the failed one is not a point
+    e.precision.value = ()
+    assert e.note.value == "" and e.table_frame.empty           # nothing shown, nothing to distrust
 
 
 def test_per_layer_time_with_layer_picker():
