@@ -66,7 +66,8 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
     described by ``values`` was disturbed, each explained in words. Keys read when present:
     ``layer_sum_pct_of_e2e``; ``overhead_pct`` with ``expected_overhead_pct`` (the profiler's calibrated
     cost); ``latency_cv_pct`` (against ``max_cv_pct``); ``gpu_throttle`` (NVML reasons, '|'-joined);
-    ``host_load_1m`` with ``host_cpus``. Missing or NaN values are not findings."""
+    ``host_load_1m`` with ``host_cpus`` (and ``threads``, the CPU device's BLAS threads, for advice).
+    Missing or NaN values are not findings."""
     v = {k: x for k, x in values.items() if not (isinstance(x, float) and math.isnan(x))}
     out = []
     pct = v.get("layer_sum_pct_of_e2e")
@@ -91,10 +92,13 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
         out.append(("throttled", float(len(reasons)), 0.0,
                     f"GPU clocks were throttled while measuring ({', '.join(reasons)}): figures are low and unstable; "
                     "check cooling, power and concurrent work."))
-    load, cpus = v.get("host_load_1m"), v.get("host_cpus")
+    load, cpus, threads = v.get("host_load_1m"), v.get("host_cpus"), v.get("threads")
     if load is not None and cpus and load > cpus:
+        hint = "" if not threads or threads <= 1 else (
+            f" With {int(threads)} BLAS threads on a loaded host a matrix product waits for whichever of its threads "
+            "is descheduled (milliseconds each time): time with perfkit.get_device('cpu', threads=1) there.")
         out.append(("host_loaded", load, float(cpus),
                     f"the host's load average was {load:.1f} on {int(cpus)} core(s): other work competed for the CPU "
-                    "while measuring, so host-side times (and CPU-device times) are inflated and noisy."))
+                    "while measuring, so host-side times (and CPU-device times) are inflated and noisy." + hint))
     return DIAGNOSES.frame([{"finding": f, "severity": "warning", "value": float(x), "threshold": float(t),
                              "explanation": e} for f, x, t, e in out])

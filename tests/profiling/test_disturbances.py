@@ -81,3 +81,10 @@ def test_measure_diagnoses_name_host_load_spread_and_throttling():
     d = _diagnose(noisy, _summary(noisy, 1, 100.0, (90,)), gpu, True, "cuda").set_index("finding")
     assert {"unstable", "throttled"} <= set(d.index) and "sw_thermal" in d.loc["throttled", "explanation"]
     assert np.isnan(_summary(q, 1, 100.0, (90,)).set_index("metric").loc["host_load_1m", "value"])
+
+
+def test_a_loaded_host_with_several_blas_threads_is_told_to_use_one():
+    (advice,) = disturbances({"host_load_1m": 6.1, "host_cpus": 2, "threads": 2})["explanation"]
+    assert "2 BLAS threads" in advice and "threads=1" in advice
+    (plain,) = disturbances({"host_load_1m": 6.1, "host_cpus": 2, "threads": 1})["explanation"]
+    assert "threads=1" not in plain
