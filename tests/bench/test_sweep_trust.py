@@ -230,3 +230,14 @@ def test_sweep_disturbances_of_a_quiet_or_recorded_frame(monkeypatch):
     old = pd.read_parquet(os.path.join(os.path.dirname(__file__), "..", "..", "data", "h200_demo_2026-11-28",
                                        "sweep.parquet"))
     assert pk.bench.sweep_disturbances(old) == []                 # recorded before the trust columns: nothing to say
+
+
+def test_one_outlying_inference_inside_a_slice_neither_moves_the_median_nor_flags_the_row(monkeypatch):
+    def slice_with_outlier(context, inputs, min_time_s, min_iterations):
+        return np.array([1.0, 1.01, 250.0, 0.99, 1.0])        # a 250 ms hiccup in every slice
+    monkeypatch.setattr(rounds_mod, "time_slice", slice_with_outlier)
+    frame = pk.sweep(_net(), (1,), device="cpu", min_time_s=0.0, min_iterations=1, rounds=4)
+    row = _row(frame, 1)
+    assert row["latency_median_ms"] == 1.0 and row["latency_max_ms"] == 250.0
+    assert (row["unstable"], row["remeasured"], row["latency_cv_pct"]) == (False, False, 0.0)
+    assert frame.attrs["disturbances"] == [] or all("varied" not in n for n in frame.attrs["disturbances"])
