@@ -138,6 +138,17 @@ def test_live_redraws_are_throttled_and_the_last_rows_drawn_after():
     assert e.figure is not first and len(e.table_frame) == 3 and e._timer is None
 
 
+def test_a_timer_draws_the_rows_that_arrived_inside_the_interval():
+    import time
+    e = SweepExplorer(interactive=False, redraw_interval_s=0.2)
+    e(sweep_row(batch=1))                                         # drawn at once? no: the explorer was just drawn
+    e(sweep_row(batch=2))
+    deadline = time.monotonic() + 20
+    while len(e.table_frame) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(e.table_frame) == 2 and e._timer is None
+
+
 def test_as_a_real_sweeps_row_sink_with_its_layers():
     e = SweepExplorer(interactive=False, redraw_interval_s=0)
     frame, layers = pk.sweep(pk.models.mnist_mlp(), (1, 2), device="cpu", min_time_s=0.01, rounds=2, on_row=e,
