@@ -23,7 +23,8 @@ def as_run(run: Any, what: str) -> RunData:
                         f"run, not {type(run).__name__}")
 
 
-def engine_of(run: RunData) -> Any:
-    """The engine a live run profiled (None for a loaded run)."""
-    ctx = getattr(run, "context", None)
-    return getattr(ctx, "engine", None)
+def run_frame(run: RunData, name: str) -> Any:
+    """The run's ``engine_layers`` or ``build_log`` frame (what its engine said of itself), or None
+    when the run does not hold one (a run saved before runs kept them)."""
+    frame = getattr(run, name, None)
+    return frame if frame is not None and len(frame) else None

@@ -11,7 +11,7 @@ from ..arguments import frame as check_frame
 from ..plots import plot_layer_timeline
 from ..plots._axes import human_ms
 from ._explorer import Explorer
-from ._sources import as_run, engine_of
+from ._sources import as_run, run_frame
 from .figure_view import make_figure
 from .profile_table import COLUMNS, layer_table
 
@@ -23,8 +23,8 @@ class ProfileExplorer(Explorer):
     """Explore a profiling run: ``run`` is ``pk.profile``'s Run, a loaded run or a saved run directory.
 
     ``engine_layers`` (the engine's ``engine.layers`` frame) and ``build_log`` (``engine.build_log``)
-    give each layer's FLOPs, bytes, fused members and tactic; a live run's engine gives them when not
-    passed. Controls: ``iterations`` (IntRangeSlider), ``lanes`` (context / stream), ``sort`` and
+    give each layer's FLOPs, bytes, fused members and tactic; by default the run's own (runs keep
+    their engine's frames; a run saved before they did has none, and the table leaves those blank). Controls: ``iterations`` (IntRangeSlider), ``lanes`` (context / stream), ``sort`` and
     ``ascending`` (the table), ``highlight`` (a layer; the others fade). ``hover`` shows the layer
     under the pointer (interactive mode); clicking a bar highlights its layer."""
 
@@ -33,11 +33,10 @@ class ProfileExplorer(Explorer):
     def __init__(self, run: Any, engine_layers: Any = None, build_log: Any = None, interactive: Any = None):
         import ipywidgets as w
         self.run = as_run(run, f"{WHAT}: run")
-        engine = engine_of(self.run)
-        if engine_layers is None and engine is not None:
-            engine_layers = engine.layers
-        if build_log is None and engine is not None:
-            build_log = engine.build_log
+        if engine_layers is None:
+            engine_layers = run_frame(self.run, "engine_layers")
+        if build_log is None:
+            build_log = run_frame(self.run, "build_log")
         self.engine_layers = None if engine_layers is None else check_frame(
             engine_layers, f"{WHAT}: engine_layers (engine.layers)", ("layer", "origin", "flops", "bytes", "precision"))
         self.build_log = None if build_log is None else check_frame(

@@ -1,4 +1,5 @@
 """ProfileExplorer on a real tiny run (MNIST MLP, CPU) and on a synthetic two-stream frame."""
+import pandas as pd
 import pytest
 from matplotlib.backend_bases import MouseEvent
 
@@ -109,10 +110,18 @@ def test_a_real_run_live_and_saved(tiny_run, tmp_path):
     e = ProfileExplorer(tiny_run, interactive=False)
     t = e.table_frame
     assert set(t["layer"]) == set(tiny_run.layers["layer"])
-    assert (t["flops"] > 0).all() and (t["gflops_per_s"] > 0).all()   # from the live run's engine
+    assert (t["flops"] > 0).all() and (t["gflops_per_s"] > 0).all()   # from the run's engine frames
     assert (t["tactic"] != "").any()
     saved = ProfileExplorer(tiny_run.save(str(tmp_path / "run")), interactive=False)
-    assert len(saved.table_frame) == len(t) and saved.table_frame["flops"].isna().all()
+    pd.testing.assert_frame_equal(saved.table_frame[["layer", "flops", "bytes", "origin", "tactic"]],
+                                  t[["layer", "flops", "bytes", "origin", "tactic"]], check_dtype=False)
+
+
+def test_a_run_without_engine_frames_leaves_flops_blank():
+    run = synthetic_run()
+    e = ProfileExplorer(run, interactive=False)
+    assert e.table_frame["flops"].isna().all() and e.table_frame["gflops_per_s"].isna().all()
+    assert (e.table_frame["origin"] == "").all()
 
 
 @pytest.mark.parametrize("bad", [None, "/no/such/run", 3, pk.models.mnist_mlp()])
