@@ -73,8 +73,9 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     ``<out stem>_layers.parquet`` beside it (resumed alike); an ``on_row`` with an ``add_layers``
     attribute (such as a ``SweepExplorer``) gets each configuration's layer frame before its row.
     ``frame.attrs["disturbances"]`` says in words where the measurement was disturbed (see
-    :func:`~perfkit.bench.sweep_disturbances`). ``progress``: a ``tqdm`` bar per timing slice (None: on in notebooks and terminals, off when
-    output is not a terminal and under pytest).
+    :func:`~perfkit.bench.sweep_disturbances`). ``progress``: a ``tqdm`` bar per timing slice (None:
+    on in notebooks and terminals, off when output is not a terminal and under pytest). On the CPU
+    each row records the BLAS ``threads`` it was timed with (``get_device("cpu", threads=N)``).
     """
     nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
                        rounds, max_cv_pct, seed, out, resume, layers)
