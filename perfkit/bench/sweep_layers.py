@@ -51,11 +51,12 @@ def layer_rows(layer_times: pd.DataFrame, engine_layers: pd.DataFrame, key: dict
         ms = g["ms"].to_numpy(dtype=np.float64)
         lo, hi = median_ci(ms)
         i = int(index)
+        known = i in info.index
         rows.append({**key, "index": i, "layer": name, "type": type_,
-                     "layer_precision": str(info.at[i, "precision"]) if i in info.index else str(g["precision"].iloc[0]),
+                     "layer_precision": str(info.at[i, "precision"] if known else g["precision"].iloc[0]),
                      "count": int(ms.size), "median_ms": float(np.median(ms)), "ci_low_ms": lo, "ci_high_ms": hi,
-                     "pct": 0.0, "flops": float(info.at[i, "flops"]) if i in info.index else np.nan,
-                     "bytes": float(info.at[i, "bytes"]) if i in info.index else np.nan})
+                     "pct": 0.0, "flops": float(info.at[i, "flops"]) if known else np.nan,
+                     "bytes": float(info.at[i, "bytes"]) if known else np.nan})
     total = sum(r["median_ms"] for r in rows)
     for r in rows:
         r["pct"] = 100.0 * r["median_ms"] / total if total > 0 else 0.0
@@ -76,5 +77,6 @@ def read_previous_layers(out: Any, done: set) -> pd.DataFrame | None:
     except (SchemaError, OSError, ValueError) as exc:
         raise ArgumentError(f"sweep: the layers file {target!r} cannot be resumed ({type(exc).__name__}: {exc}); "
                             "delete it or choose another out") from None
-    keep = [k in done for k in zip(frame["model"], frame["device"], frame["precision"], frame["batch_size"].astype(int))]
+    keys = zip(frame["model"], frame["device"], frame["precision"], frame["batch_size"].astype(int))
+    keep = [k in done for k in keys]
     return frame[keep].reset_index(drop=True)
