@@ -54,7 +54,8 @@ case("compare", lambda w, kw: _widgets().compare(**kw),
       "interactive": INTERACTIVE})
 case("MemoryExplorer", lambda w, kw: _widgets().MemoryExplorer(**kw),
      {"source": Lazy(lambda w: w.tracking), "layer_times": None, "predicted_bytes": None, "interactive": False},
-     {"source": {**NOT_A_RUN, "sweep_frame": Lazy(lambda w: w.sweep_frame)},
+     {"source": {**NOT_A_RUN, "sweep_frame": Lazy(lambda w: w.sweep_frame),
+                "missing_parquet": Lazy(lambda w: w.new_path("none.parquet"))},
       "layer_times": {**{k: v for k, v in FRAME.items() if k != "none"}, "other_frame": Lazy(lambda w: w.sweep_frame)},
       "predicted_bytes": family(negative=-1, nan=float("nan"), inf=float("inf"), bool=True, text="1"),
       "interactive": INTERACTIVE})

@@ -3,11 +3,13 @@ phases, a time window, tags, stacked areas by tag with the builder's prediction,
 beneath, and the largest blocks live in the window."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pandas as pd
 
 from ..arguments import frame as check_frame, number
+from ..errors import ArgumentError
 from ..frames.schemas import MEMORY_EVENTS
 from ..plots._axes import human_bytes, say_empty
 from ..plots.memory import DEFAULT_PHASES, PHASES, memory_time_range, plot_memory, top_allocations
@@ -24,12 +26,17 @@ def memory_source(source: Any, layer_times: Any, predicted_bytes: Any) -> tuple:
         events = source.events
     elif isinstance(source, pd.DataFrame):
         events = check_frame(source, f"{WHAT}: source (a memory_events frame)", MEMORY_EVENTS.names)
+    elif isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".parquet"):
+        events = check_frame(_read_parquet(os.fspath(source)), f"{WHAT}: source ({os.fspath(source)})",
+                             MEMORY_EVENTS.names)
     else:
         run = as_run(source, f"{WHAT}: source (a TrackingAllocator, a memory_events frame, a run or its directory)")
         events = run.memory
         layer_times = run.layers if layer_times is None else layer_times
         if predicted_bytes is None:
             predicted_bytes = run.meta.get("predicted_device_memory_bytes")
+    if predicted_bytes is None:                       # a recorded frame may say what the builder predicted
+        predicted_bytes = events.attrs.get("predicted_device_memory_bytes")
     if layer_times is not None:
         check_frame(layer_times, f"{WHAT}: layer_times (run.layers, or None)", ("start_ns", "end_ns", "layer"))
     if predicted_bytes is not None:
@@ -37,9 +44,17 @@ def memory_source(source: Any, layer_times: Any, predicted_bytes: Any) -> tuple:
     return events, layer_times, predicted_bytes
 
 
+def _read_parquet(file: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(file)
+    except Exception as exc:          # pyarrow raises many types for a missing or foreign file
+        raise ArgumentError(f"{WHAT}: cannot read {file!r} as a memory_events parquet file ({type(exc).__name__}: "
+                            f"{exc}); pass a file written by memory_events.to_parquet(...)") from None
+
+
 class MemoryExplorer(Explorer):
     """Explore device memory over time. ``source``: a TrackingAllocator (every event it recorded: build,
-    context creation, inference), a memory_events frame, or a run (``run.memory`` with its layer times
+    context creation, inference), a memory_events frame or its ``.parquet`` file, or a run (``run.memory`` with its layer times
     and the builder's prediction). ``layer_times`` and ``predicted_bytes`` add the running layer and the
     prediction line where the source does not carry them.
 

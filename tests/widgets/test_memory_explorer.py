@@ -75,7 +75,17 @@ def test_a_real_allocator_and_run(tiny_run):
     MemoryExplorer(tiny_run, interactive=False)                        # a run's memory (may be empty) explores too
 
 
-@pytest.mark.parametrize("bad", [None, 3, pk.frames.schemas.SWEEP.frame([]), "/no/such/run"])
+def test_a_memory_events_parquet_file(tmp_path):
+    ev = _events()
+    ev.attrs["predicted_device_memory_bytes"] = 3 << 20                # as benchmarks/record_data.py writes it
+    ev.to_parquet(tmp_path / "memory_x.parquet")
+    e = MemoryExplorer(str(tmp_path / "memory_x.parquet"), interactive=False)
+    assert list(e.table_frame["size_bytes"]) == [2 << 20, 1 << 20, 512 << 10]
+    assert e.predicted_bytes == 3 << 20
+    assert [l for l in e.figure.axes[0].get_lines() if l.get_gid() == "predicted"]
+
+
+@pytest.mark.parametrize("bad", [None, 3, pk.frames.schemas.SWEEP.frame([]), "/no/such/run", "/no/such/m.parquet"])
 def test_bad_sources_are_refused(bad):
     with pytest.raises(pk.PerfkitError):
         MemoryExplorer(bad, interactive=False)
