@@ -88,3 +88,20 @@ def test_a_loaded_host_with_several_blas_threads_is_told_to_use_one():
     assert "2 BLAS threads" in advice and "threads=1" in advice
     (plain,) = disturbances({"host_load_1m": 6.1, "host_cpus": 2, "threads": 1})["explanation"]
     assert "threads=1" not in plain
+
+
+def test_a_run_whose_gpu_samples_show_throttling_says_so():
+    net = pk.models.mnist_mlp()
+    ctx = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
+    with pk.profile(ctx, memory=False, gpu_metrics=False, baseline=False) as run:
+        ctx.execute(pk.models.sample_input(net, 2))
+    run.meta.update(host_load_1m=0.1, host_cpus=2)
+    assert "throttled" not in set(run.disturbances()["finding"])
+    sample = {"ts_ns": 1, "gpu": 0, "util_gpu_pct": 99.0, "util_mem_pct": 50.0, "mem_used_bytes": 1,
+              "sm_clock_mhz": 990.0, "mem_clock_mhz": 3000.0, "power_w": 300.0, "power_limit_w": 700.0,
+              "temperature_c": 91.0}
+    run.frames["gpu"] = GPU_SAMPLES.frame([{**sample, "throttle_reasons": "gpu_idle"},
+                                           {**sample, "throttle_reasons": "hw_thermal|sw_power_cap"}])
+    d = run.disturbances().set_index("finding")
+    assert list(d.index) == ["throttled"] and "(hw_thermal)" in d.loc["throttled", "explanation"]
+    assert "disturbed: throttled" in set(run.overview()["metric"])
