@@ -115,6 +115,12 @@ def plot_ratios(table: pd.DataFrame, labels: tuple, what: str) -> Any:
         ax.errorbar(table["ratio"].iloc[i], y[i], xerr=[[lo.iloc[i]], [hi.iloc[i]]], fmt="o", color=color[i],
                     ms=5, capsize=3, gid="ratio")
     ax.axvline(1.0, color="black", lw=0.9, gid="one")
+    ends = pd.concat([table["ratio_low"].fillna(table["ratio"]), table["ratio_high"].fillna(table["ratio"])])
+    ends = ends[ends > 0]
+    if len(ends) and ends.max() / ends.min() > 4:          # ratios far apart: a log axis, 2x and 0.5x equally far
+        from matplotlib.ticker import FuncFormatter
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_yticks(y, names, fontsize=7)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlabel(f"{labels[1]} / {labels[0]} median latency (below 1: {labels[1]} faster)")

@@ -31,6 +31,11 @@ def test_two_sweeps_give_ratios_with_intervals_and_verdicts():
     assert "perfkit-compare" in c.widget._dom_classes
 
 
+def test_ratios_far_apart_get_a_log_axis():
+    assert compare(sweep_frame(), _changed({1: 1.0, 4: 0.7, 16: 1.4})).figure.axes[0].get_xscale() == "linear"
+    assert compare(sweep_frame(), _changed({1: 1.0, 4: 0.1, 16: 10.0})).figure.axes[0].get_xscale() == "log"
+
+
 def test_one_precision_against_another_matches_the_rest():
     a = sweep_frame([sweep_row(precision="fp32", batch=b, ms=1.0) for b in (1, 8)])
     b = sweep_frame([sweep_row(precision="fp16", batch=b, ms=0.5) for b in (1, 8)])
