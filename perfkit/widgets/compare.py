@@ -59,7 +59,8 @@ def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comp
     """Two sweeps (frames, files or folders, as SweepExplorer takes) matched per (model, precision,
     batch size), or two runs (Run, loaded run or run directory) matched per layer: the ratio b/a of
     median latency per match with a 95% interval (sweeps: from the rows' intervals; runs: a bootstrap
-    over the layers' samples); a ratio whose interval contains 1 is marked 'not significant'."""
+    over the layers' samples); a ratio whose interval contains 1 is marked 'not significant'. ``labels``
+    names a and b (default: their device, precision or run id, the first that differs; else 'a', 'b')."""
     labels = _labels(labels, a, b)
     if _is_run(a) and _is_run(b):
         ra, rb = as_run(a, f"{WHAT}: a"), as_run(b, f"{WHAT}: b")
@@ -88,12 +89,32 @@ def _sweep_only(x: Any, name: str) -> Any:
 
 def _labels(labels: Any, a: Any, b: Any) -> tuple:
     if labels is None:
-        return ("a", "b")
+        return _default_labels(a, b)
     if not isinstance(labels, (tuple, list)) or len(labels) != 2 or not all(isinstance(s, str) and s for s in labels) \
             or labels[0] == labels[1]:
         raise ArgumentError(f"{WHAT}: labels must be two different non-empty names for a and b, such as "
                             f"('cpu', 'cuda'), not {labels!r}")
     return tuple(labels)
+
+
+def _default_labels(a: Any, b: Any) -> tuple:
+    """What tells a from b: their device, precision or run id, the first that differs; else 'a' and 'b'."""
+    def said(x: Any, key: str) -> str:
+        if isinstance(x, RunData):
+            return str(x.meta.get(key) or "")
+        frame = x[0] if isinstance(x, tuple) and x else x
+        if not isinstance(frame, pd.DataFrame):
+            return ""
+        if frame.attrs.get(key):
+            return str(frame.attrs[key])
+        col = "device" if key == "device_name" else key
+        vals = frame[col].dropna().unique() if col in frame.columns else []
+        return str(vals[0]) if len(vals) == 1 else ""
+    for key in ("device_name", "precision", "run_id"):
+        la, lb = said(a, key), said(b, key)
+        if la and lb and la != lb:
+            return (la, lb)
+    return ("a", "b")
 
 
 def plot_ratios(table: pd.DataFrame, labels: tuple, what: str) -> Any:

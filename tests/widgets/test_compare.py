@@ -31,6 +31,15 @@ def test_two_sweeps_give_ratios_with_intervals_and_verdicts():
     assert "perfkit-compare" in c.widget._dom_classes
 
 
+def test_labels_default_to_what_differs():
+    a = sweep_frame([sweep_row(precision="fp32", batch=1, ms=1.0)])
+    b = sweep_frame([sweep_row(precision="fp16", batch=1, ms=0.5)])
+    assert compare(a, b).labels == ("fp32", "fp16")
+    b.attrs["device_name"] = "NVIDIA H200"
+    assert compare(a, b).labels == ("test cpu", "NVIDIA H200")
+    assert compare(a, a).labels == ("a", "b")
+
+
 def test_ratios_far_apart_get_a_log_axis():
     assert compare(sweep_frame(), _changed({1: 1.0, 4: 0.7, 16: 1.4})).figure.axes[0].get_xscale() == "linear"
     assert compare(sweep_frame(), _changed({1: 1.0, 4: 0.1, 16: 10.0})).figure.axes[0].get_xscale() == "log"
