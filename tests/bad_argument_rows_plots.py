@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import perfkit as pk
-from bad_argument_table import CASES, case  # noqa: F401
+from bad_argument_table import case  # noqa: F401
 from bad_argument_values import AX, CHOICE, COUNT, FLAG, FRAME, OPT_COUNT, Lazy, family  # noqa: F401
 
 # memory over time ----------------------------------------------------------------------------------
@@ -24,9 +24,6 @@ case("top_allocations", lambda w, kw: pk.plots.top_allocations(**kw),
       "phases": None},
      {"memory_events": MEMORY, "window_ms": WINDOW, "n": COUNT, "t0_ns": T0_NS,
       "phases": {k: v for k, v in PHASE_LIST.items() if k != "none"}})
-# plot_memory's row in bad_argument_table.py predates its phases, window, tags, prediction and layer bands: this row
-# replaces it (the coordinator is asked to delete the old one; until then it is dropped here)
-CASES.pop("plot_memory", None)
 case("plot_memory", lambda w, kw: w.closing(pk.plots.plot_memory(**kw)),
      {"memory_events": Lazy(lambda w: w.run.memory), "ax": None, "by_tag": True, "phases": ("context creation",),
       "window_ms": None, "tags": None, "predicted_bytes": 10.0, "layer_times": Lazy(lambda w: w.run.layers),

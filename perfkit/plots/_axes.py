@@ -87,3 +87,90 @@ def _known(keys: tuple, col: str, frames: tuple) -> list:
             if len(vals):
                 return sorted(vals.tolist())
     return []
+
+
+class TimeAxis:
+    """x positions in ms since ``t0`` of perf_counter_ns times, on an axis whose long idle gaps are cut.
+
+    A stretch of ``span`` longer than ``cut`` of it (and than STANDS_OUT typical gaps) in which none
+    of the ``busy`` times fall and no ``intervals`` (n x 2, ns) run is drawn ``kept`` of the axis wide,
+    as a hatched band naming its length; each stretch kept is drawn at least ``least`` of the active
+    time wide (a 0.5 ms context creation beside 80 ms of inference stays visible), its ticks at round
+    real times. Without such gaps, x is simply ``(t - t0) / 1e6``."""
+
+    def __init__(self, t0: int, span: tuple, busy: Any = (), intervals: Any = None, cut: float = 0.25,
+                 kept: float = 0.03, least: float = 0.12):
+        import numpy as np
+        self.t0 = t0
+        self.gaps = _idle_gaps(span, np.asarray(busy, float), np.zeros((0, 2)) if intervals is None else
+                               np.asarray(intervals, float).reshape(-1, 2), cut)
+        ends = [float(span[0]), *[v for g in self.gaps for v in g], float(span[1])]
+        stretches = list(zip(ends[0::2], ends[1::2]))
+        active = sum(b - a for a, b in stretches) / 1e6 or 1.0
+        widths = [max((b - a) / 1e6, least * active if self.gaps else 0.0) for a, b in stretches]
+        gap = kept * sum(widths)
+        t, x = [], [(span[0] - t0) / 1e6]
+        for (a, b), w in zip(stretches, widths):
+            t += [a, b]
+            x += [x[-1] + w, x[-1] + w + gap]
+        self.t, self.x = np.array(t), np.array(x[:-1])
+        self.stretches = stretches
+
+    def slope(self) -> float:
+        """x units per ms in the last stretch."""
+        dt = (self.t[-1] - self.t[-2]) / 1e6
+        return float((self.x[-1] - self.x[-2]) / dt) if dt > 0 else 1.0
+
+    def __call__(self, t_ns: Any) -> Any:
+        import numpy as np
+        t = np.asarray(t_ns, dtype=float)
+        if not self.gaps:
+            return (t - self.t0) / 1e6
+        x = np.interp(t, self.t, self.x)
+        x = np.where(t > self.t[-1], self.x[-1] + (t - self.t[-1]) / 1e6 * self.slope(), x)
+        return np.where(t < self.t[0], self.x[0] + (t - self.t[0]) / 1e6, x)
+
+    def decorate(self, ax: Any, end_ns: float) -> None:
+        """The hatched band of each cut gap and ticks at round real times within each stretch kept."""
+        if not self.gaps:
+            return
+        import numpy as np
+        from matplotlib.ticker import MaxNLocator
+        for a, b in self.gaps:
+            ax.axvspan(self(a), self(b), facecolor="0.93", edgecolor="0.6", hatch="//", lw=0.5, gid="idle_gap")
+            ax.annotate(f"idle {human_ms((b - a) / 1e6)}", (float(self((a + b) / 2)), 0.5),
+                        xycoords=("data", "axes fraction"), rotation=90, ha="center", va="center", fontsize=7,
+                        color="0.3", gid="idle_gap_label", bbox=dict(fc="white", ec="none", pad=1))
+        stretches = [*self.stretches[:-1], (self.stretches[-1][0], end_ns)]
+        total = float(self(end_ns) - self(self.t[0])) or 1.0
+        ticks, labels = [], []
+        for a, b in stretches:
+            n = max(1, int(round(8 * float(self(b) - self(a)) / total)))
+            lo, hi = (a - self.t0) / 1e6, (b - self.t0) / 1e6
+            for v in MaxNLocator(n + 1, steps=[1, 2, 5, 10]).tick_values(lo, hi):
+                if lo - 1e-9 <= v <= hi + 1e-9:
+                    ticks.append(float(self(self.t0 + v * 1e6)))
+                    labels.append(f"{v:g}")
+        ax.set_xticks(np.array(ticks), labels)
+
+
+STANDS_OUT = 5         # an idle gap is cut only when it is this many times longer than the typical one
+
+
+def _idle_gaps(span: tuple, busy: Any, intervals: Any, cut: float) -> list:
+    """Stretches of ``span`` longer than ``cut`` of it, and than STANDS_OUT typical gaps between busy
+    times, with no busy time in them and no interval running."""
+    import numpy as np
+    total = span[1] - span[0]
+    if total <= 0:
+        return []
+    pts = np.sort(np.concatenate([[span[0], span[1]], busy, intervals.ravel()]))
+    pts = pts[(pts >= span[0]) & (pts <= span[1])]
+    d = np.diff(pts)
+    typical = float(np.median(d[d > 0])) if (d > 0).any() else 0.0
+    out = []
+    for i in np.flatnonzero((d > cut * total) & (d > STANDS_OUT * typical)):
+        a, b = float(pts[i]), float(pts[i + 1])
+        if not ((intervals[:, 0] < b) & (intervals[:, 1] > a)).any():
+            out.append((a, b))
+    return out

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..arguments import flag, frame as check_frame, integer, number, one_of, positive_int
 from ..errors import ArgumentError
-from ._axes import bytes_unit, check_ax, figure_and_axes, human_bytes, human_ms, say_empty, title_parts
+from ._axes import TimeAxis, bytes_unit, check_ax, figure_and_axes, human_bytes, human_ms, say_empty, title_parts
 
 PHASES = ("build", "context creation", "inference")
 DEFAULT_PHASES = ("context creation", "inference")
@@ -156,7 +156,11 @@ def plot_memory(memory_events: pd.DataFrame, ax: Any = None, by_tag: bool = True
                                          + (f" within {window[0]:g}-{window[1]:g} ms" if window else "")))
         return fig
     _draw(ax, ev, levels, names, span, t0, predicted_bytes, lt, phase, phases)
-    ax.set_xlabel("time (ms) since " + ("t0_ns" if t0_ns is not None else "the start of the phases shown"))
+    cut = any(p.get_gid() == "idle_gap" for p in ax.patches)
+    origin = "the start of the phases shown" if t0_ns is None else \
+        "the first event" if t0_ns == int(ev["ts_ns"].min()) else "t0_ns"
+    ax.set_xlabel(f"time (ms) since {origin}"
+                  + ("; idle gaps cut short" if cut else ""))
     return fig
 
 
@@ -223,8 +227,12 @@ def _draw(ax: Any, ev: pd.DataFrame, levels: np.ndarray, names: list, span: tupl
     i0, i1 = int(np.searchsorted(ts, span[0], "left")), int(np.searchsorted(ts, span[1], "right"))
     tops = np.cumsum(levels[i0:i1 + 1], axis=1)          # row 0: held before the span; then one per event
     rows = _downsample(ts[i0:i1].astype(np.float64), tops[1:], BUCKETS)
-    tail = max((span[1] - span[0]) * 0.03, 1)          # a little after the span, so its last step shows
-    x = (np.r_[span[0], ts[i0:i1][rows], span[1] + tail] - t0) / 1e6
+    busy = lt[["start_ns", "end_ns"]].to_numpy() if lt is not None and len(lt) and "inference" in phases else None
+    xa = TimeAxis(t0, span, ts[i0:i1], busy)
+    # a little after the span (3% of the axis), so that its last step shows
+    tail = max(0.03 * float(xa(span[1]) - xa(span[0])) / xa.slope() * 1e6, 1.0)
+    t = np.r_[span[0], ts[i0:i1][rows], span[1] + tail]
+    x = xa(t)
     top = np.vstack([tops[:1], tops[1:][rows], tops[-1:]])
     unit, per = bytes_unit(max(float(top.max()), float(predicted or 0), 1.0))
     bottom = np.zeros(len(x))
@@ -238,14 +246,17 @@ def _draw(ax: Any, ev: pd.DataFrame, levels: np.ndarray, names: list, span: tupl
     ax.set_xlim(x[0], x[-1] if x[-1] > x[0] else x[0] + 1e-3)
     peak = int(np.argmax(top[:, -1]))
     event = i0 + int(rows[peak - 1]) if 0 < peak <= len(rows) else None
-    _mark_peak(ax, ev, x[peak], float(top[peak, -1]), event, per)
+    when = "throughout" if (top[:, -1] == top[0, -1]).all() else "when the span opens" if peak == 0 else \
+        f"at {human_ms((t[peak] - t0) / 1e6)}"
+    _mark_peak(ax, ev, x[peak], float(top[peak, -1]), event, per, when)
     if predicted is not None:
         ax.axhline(predicted / per, color="#c0392b", ls="--", lw=1.2, gid="predicted",
                    label=f"builder's prediction {human_bytes(predicted)}")
     ymax = max(float(top.max()), float(predicted or 0)) / per * 1.25 or 1.0
     ax.set_ylim(-BAND * ymax, ymax)
-    _phase_marks(ax, ts, phase, phases, span, t0)
-    _layer_bands(ax, ev, lt, span, t0)
+    _phase_marks(ax, ts, phase, phases, span, xa)
+    _layer_bands(ax, ev, lt, span, xa)
+    xa.decorate(ax, span[1] + tail)
     from matplotlib.ticker import FuncFormatter
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "" if v < 0 else f"{v:g}"))
     ax.set_ylabel(f"held ({unit})")
@@ -253,11 +264,12 @@ def _draw(ax: Any, ev: pd.DataFrame, levels: np.ndarray, names: list, span: tupl
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=7)
 
 
-def _mark_peak(ax: Any, ev: pd.DataFrame, x: float, y: float, event: Any, per: float) -> None:
-    """A marker on the highest level shown, with the bytes and, where known, the layer then running."""
+def _mark_peak(ax: Any, ev: pd.DataFrame, x: float, y: float, event: Any, per: float, when: str) -> None:
+    """A marker on the highest level shown, with the bytes, ``when`` and, where known, the layer then
+    running."""
     layer = ev["layer"].iloc[event] if event is not None else ""
     layer = "" if pd.isna(layer) else str(layer)
-    text = f"peak {human_bytes(y)} at {human_ms(x)}" + (f"\nduring {layer}" if layer else "")
+    text = (f"{human_bytes(y)} held throughout" if when == "throughout" else f"peak {human_bytes(y)} {when}") + (f"\nduring {layer}" if layer else "")
     ax.plot([x], [y / per], marker="v", color="black", ms=7, ls="none", gid="peak", label="_peak")
     lo, hi = ax.get_xlim()
     right = x > lo + 0.7 * (hi - lo)
@@ -267,7 +279,7 @@ def _mark_peak(ax: Any, ev: pd.DataFrame, x: float, y: float, event: Any, per: f
                 bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.6", lw=0.5, alpha=0.9))
 
 
-def _phase_marks(ax: Any, ts: np.ndarray, phase: np.ndarray, phases: tuple, span: tuple, t0: int) -> None:
+def _phase_marks(ax: Any, ts: np.ndarray, phase: np.ndarray, phases: tuple, span: tuple, xa: TimeAxis) -> None:
     """A dotted line and the phase's name where each shown phase begins (when more than one shows)."""
     i0, i1 = np.searchsorted(ts, span[0], "left"), np.searchsorted(ts, span[1], "right")
     ts, phase = ts[i0:i1], phase[i0:i1]
@@ -275,14 +287,13 @@ def _phase_marks(ax: Any, ts: np.ndarray, phase: np.ndarray, phases: tuple, span
     shown = [p for p in phases if PHASES.index(p) in present]
     quiet = [p for p in phases if p not in shown]
     if quiet:
-        ax.text(0.99, 0.03, f"no allocation or free in {' or '.join(quiet)}", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=7, color="0.35", gid="quiet_phase")
+        ax.plot([], [], " ", label=f"no allocation or free in {' or '.join(quiet)}", gid="quiet_phase")
     if len(shown) < 2:
         return
     lo, hi = ax.get_xlim()
     last = -np.inf
     for k, p in enumerate(shown):
-        x = (ts[np.argmax(phase == PHASES.index(p))] - t0) / 1e6
+        x = float(xa(ts[np.argmax(phase == PHASES.index(p))]))
         ax.axvline(x, color="0.4", lw=0.7, ls=":", gid="phase")
         drop = 10 * k if x - last < 0.15 * (hi - lo) else 0           # close names go one under the other
         ax.annotate(p, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2 - drop), textcoords="offset points",
@@ -290,7 +301,7 @@ def _phase_marks(ax: Any, ts: np.ndarray, phase: np.ndarray, phases: tuple, span
         last = x
 
 
-def _layer_bands(ax: Any, ev: pd.DataFrame, lt: Any, span: tuple, t0: int) -> None:
+def _layer_bands(ax: Any, ev: pd.DataFrame, lt: Any, span: tuple, xa: TimeAxis) -> None:
     """The running layer as thin bands under the zero line: from the layer times when given, else
     from runs of events that share a layer."""
     from .layer_timeline import layer_colors
@@ -309,8 +320,9 @@ def _layer_bands(ax: Any, ev: pd.DataFrame, lt: Any, span: tuple, t0: int) -> No
         return
     colors = layer_colors(pd.unique(names))
     starts, ends, names = _fewer_bands(starts, ends, names, span)
-    width = (span[1] - span[0]) * 2e-3
-    xr = list(zip((starts - t0) / 1e6, np.maximum(ends - starts, width) / 1e6))
+    x0, x1 = xa(starts), xa(ends)
+    width = float(xa(span[1]) - xa(span[0])) * 2e-3
+    xr = list(zip(x0, np.maximum(x1 - x0, width)))
     lo, hi = ax.get_ylim()
     ax.broken_barh(xr, (lo * 0.85, -lo * 0.7), facecolors=[colors[n] for n in names], gid="layer_bands")
     ax.annotate("layers", (0, lo * 0.5), xycoords=("axes fraction", "data"), xytext=(-3, 0),

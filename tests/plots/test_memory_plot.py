@@ -109,7 +109,8 @@ def test_build_phase_counts_the_builders_blocks():
 def test_window_carries_the_levels_held_before_it_and_tags_filter():
     ev = _frame()
     ax = plot_memory(ev, window_ms=(20.5, 30.0), phases=["inference"], t0_ns=T0).axes[0]
-    assert ax.get_xlim()[0] == pytest.approx(20.5)
+    assert ax.get_xlim()[0] == pytest.approx(20.5) and ax.get_xlabel() == "time (ms) since the first event"
+    assert plot_memory(ev, t0_ns=T0 - 10**6).axes[0].get_xlabel().startswith("time (ms) since t0_ns")
     total = _gid(ax, "total")[0].get_ydata()
     assert list(total[:3]) == [7.5, 7.0, 10.0]          # conv1's 0.5 MiB held when the window opens, then freed
     areas = _areas(ax)
@@ -187,3 +188,17 @@ def test_top_allocations_of_a_window():
 def test_bad_arguments_are_refused(kw):
     with pytest.raises(PerfkitError):
         plot_memory(_frame(), **kw)
+
+
+def test_a_level_held_throughout_the_span_says_so():
+    ev = _frame()
+    lt = LAYER_TIMES.frame([{"run_id": "r", "iteration": 0, "index": 0, "layer": "conv1", "type": "convolution",
+                             "start_ns": T0 + int(30e6), "end_ns": T0 + int(31e6), "ms": 1.0, "stream": "s",
+                             "context": "c", "batch_size": 1, "precision": "fp32", "clock": "host"}])
+    ax = plot_memory(ev, layer_times=lt, window_ms=(29.0, 40.0), t0_ns=T0).axes[0]
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "peak_label"] == ["7.00 MiB held throughout"]
+    opened = plot_memory(ev, window_ms=(20.5, 30.0), t0_ns=T0).axes[0]       # conv1's block is freed at 21 ms
+    assert [t.get_text() for t in opened.texts if t.get_gid() == "peak_label"][0] == "peak 10.0 MiB at 22.0 ms\nduring fc"
+    falls = plot_memory(ev, window_ms=(22.5, 30.0), t0_ns=T0).axes[0]
+    assert [t.get_text() for t in falls.texts if t.get_gid() == "peak_label"] == \
+        ["peak 10.0 MiB when the span opens"]
