@@ -172,12 +172,15 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
     x = np.arange(len(keys))
     bottom = np.zeros(len(keys))
     handles = []
+    other = df[df["layer_precision"] != df["precision"]] if "layer_precision" in df else df.iloc[:0]
+    elsewise = set(zip(other[by], other["layer"]))       # (bar, layer): the layer ran in another precision
     for name, values, color in [*[(n, t.loc[n], colors[n]) for n in shown],
                                 ("other", rest, OTHER_COLOR)][:len(shown) + (len(t) > len(shown))]:
         h = values.to_numpy() / per
         edge = dict(edgecolor="#c0392b", linewidth=1.8) if name in worst else dict(edgecolor="white", linewidth=0.5)
-        for rect in ax.bar(x, h, 0.6, bottom=bottom, color=color, **edge):
+        for key, rect in zip(keys, ax.bar(x, h, 0.6, bottom=bottom, color=color, **edge)):
             rect.set_gid(f"bar:{name}")
+            rect.set_hatch("////" if (key, name) in elsewise else None)
         bottom += h
         label = short_name(name, 34) if name != "other" else f"other ({len(t) - len(shown)} layers)"
         handles.append(Patch(facecolor=color, label=label + (f"  ⚠ {notes[name]}" if name in notes else ""),
@@ -197,6 +200,9 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
     twin.set_ylabel(f"time per sample ({s_unit})")
     twin.set_ylim(0, float(sample.max()) / s_per * 1.25 or 1.0)
     handles = [line, *handles[::-1]]                      # top of the stack first, as the bars read
+    if elsewise:
+        handles.append(Patch(facecolor="white", edgecolor="0.4", hatch="////",
+                             label="hatched: the layer ran in another precision than the engine's"))
     if worst:
         handles.append(Patch(visible=False, label=f"red outline: gains least ({explain})"))
     kw = dict(handles=handles, fontsize=7, title="layers (stacked in execution order)", title_fontsize=7,

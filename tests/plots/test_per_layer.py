@@ -103,6 +103,16 @@ def test_precision_bars_and_the_layer_that_gains_nothing():
     assert "flat  ⚠ fp16 takes ×1.00 of its fp32 time" in _legend(ax)
     default = plot_layers_vs_precision(_frame()).axes[0]                 # the largest batch by default
     assert default.get_title().endswith("batch 16")
+    assert not [p for p in ax.patches if p.get_hatch()]
+
+
+def test_layers_that_ran_in_another_precision_are_hatched():
+    df = _frame()
+    kept = (df["precision"] == "fp16") & (df["layer"] == "flat")          # the builder kept "flat" in fp32
+    df.loc[kept, "layer_precision"] = "fp32"
+    ax = plot_layers_vs_precision(df, batch_size=4, top=3).axes[0]
+    assert [(p.get_gid(), p.get_x() > 0.5) for p in ax.patches if p.get_hatch()] == [("bar:flat", True)]
+    assert "hatched: the layer ran in another precision than the engine's" in _legend(ax)
 
 
 def test_on_given_axes_and_empty_frames():
