@@ -71,7 +71,9 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     each layer's median time and its 95% interval, its share of the sum of the layer medians, its
     precision and its flops and bytes per sample. With ``out``, those rows go to
     ``<out stem>_layers.parquet`` beside it (resumed alike); an ``on_row`` with an ``add_layers``
-    attribute (such as a ``SweepExplorer``) gets each configuration's layer frame before its row.
+    attribute (such as a ``SweepExplorer``) gets each configuration's layer frame before its row, and
+    one with a ``finish`` method has it called after each network's rows (a sink that draws does so
+    there, between timings, not while a configuration is timed).
     ``frame.attrs["disturbances"]`` says in words where the measurement was disturbed (see
     :func:`~perfkit.bench.sweep_disturbances`). ``progress``: a ``tqdm`` bar per timing slice (None:
     on in notebooks and terminals, off when output is not a terminal and under pytest). On the CPU
@@ -95,6 +97,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     rows: list = []
     layer_rows: list = []
     add_layers = getattr(on_row, "add_layers", None) if layers else None
+    flush = getattr(on_row, "finish", None)     # a sink that draws (a SweepExplorer) draws in the sweep's gaps
 
     def finish(s: _Slot) -> None:
         row = _row(s, run_id, dev, seed, max_cv_pct)
@@ -133,6 +136,8 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
             finally:
                 for s in slots:
                     _release(s, engines)
+            if callable(flush):
+                flush()
     frame = _combined(SWEEP, previous, rows, attrs)
     frame.attrs["disturbances"] = _rounds.sweep_disturbances(frame, max_cv_pct)
     if layers:

@@ -71,8 +71,11 @@ def test_a_sink_with_add_layers_gets_each_configurations_layers_before_its_row(m
         def add_layers(self, frame):
             assert frame.attrs["schema"] == "sweep_layers"
             events.append(("layers", int(frame["batch_size"].iloc[0]), len(frame)))
+
+        def finish(self):       # after each network's rows: where a drawing sink draws
+            events.append(("finish",))
     _run(monkeypatch, on_row=Sink())
-    assert events == [("layers", 1, 2), ("row", 1), ("layers", 2, 2), ("row", 2)]
+    assert events == [("layers", 1, 2), ("row", 1), ("layers", 2, 2), ("row", 2), ("finish",)]
 
 
 def test_without_layers_the_frame_alone_is_returned_and_no_profile_runs(monkeypatch):
