@@ -146,6 +146,8 @@ def plot_memory(memory_events: pd.DataFrame, ax: Any = None, by_tag: bool = True
     if span is not None and window is not None:
         span = (max(span[0], t0 + int(window[0] * 1e6)), min(span[1], t0 + int(window[1] * 1e6)))
         span = span if span[1] > span[0] else None
+    if tags is not None and set(ev["tag"].dropna().unique()) <= set(tags):
+        tags = None                                   # every tag chosen: the same as no filter (keeps "held before")
     counted = (phase != 0) | ("build" in phases)
     levels, names = _levels(ev, counted, tags, by_tag)
     ax.set_title(_title(memory_events, lt, phases), fontsize=9)

@@ -130,6 +130,8 @@ def test_frame_that_starts_while_blocks_are_live_gets_a_band_for_them():
     ax = plot_memory(ev).axes[0]
     areas = _areas(ax)
     assert list(areas)[0] == "tag:held before the frame"
+    assert list(_areas(plot_memory(ev, tags=["user", "weights", "io"]).axes[0])) == list(areas)   # all tags: no filter
+    assert "tag:held before the frame" not in _areas(plot_memory(ev, tags=["user"]).axes[0])
     total = _gid(ax, "total")[0].get_ydata()
     assert total.max() == 6.0 and total[-1] == 3.0                      # the allocator's in_use_bytes
     assert _ys(areas["tag:weights"]).max() - _ys(areas["tag:held before the frame"]).max() == 2
