@@ -69,13 +69,15 @@ class SweepExplorer(Explorer):
 
     def add_layers(self, frame: Any) -> None:
         """Adds per-layer rows (a ``sweep_layers`` frame, as ``pk.sweep(..., layers=True)`` gives per
-        configuration) and redraws like a new row."""
+        configuration, just before that configuration's row). Redraws like a new row when per-layer time
+        is shown; otherwise the row that follows redraws (and offers the per-layer metric)."""
         frame = data._checked(frame, SWEEP_LAYERS, "SweepExplorer.add_layers: frame")
         with self._lock:
             old = self.layers_frame
             self.layers_frame = frame.copy() if old is None or not len(old) else pd.concat([old, frame],
                                                                                           ignore_index=True)
-        self._soon()
+        if self.metric.value == "layer_time_ms":
+            self._soon()
 
     def finish(self) -> None:
         """Draws whatever rows are waiting for the throttle (a sweep may call this when it ends)."""

@@ -62,7 +62,7 @@ def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", col
             handles.setdefault(name, line)
             if bands and g["low"].notna().any():
                 ax.fill_between(g["_x"], g["low"] / per, g["high"] / per, color=c, alpha=0.18, lw=0, gid="band")
-            bad = g[g["unstable"].fillna(False).astype(bool)] if "unstable" in g else g.iloc[:0]
+            bad = g[g["unstable"].eq(True)] if "unstable" in g else g.iloc[:0]
             if len(bad):
                 ring = ax.scatter(bad["_x"], bad["value"] / per, s=90, facecolors="none", edgecolors="red", lw=1.2,
                                   zorder=5, gid="unstable", label="unstable (spread above the sweep's limit)")

@@ -121,10 +121,15 @@ def test_live_rows_and_layers_from_an_empty_explorer():
     assert len(e.table_frame) == 1 and e.precision.value == ("fp32",)
     e(sweep_row(batch=8, ms=2.0, precision="fp16"))
     assert e.precision.value == ("fp32", "fp16") and len(e.table_frame) == 2
+    shown = e.figure
     e.add_layers(SWEEP_LAYERS.frame(layer_rows(batch=1)))
+    assert e.figure is shown                                      # its row (next) redraws, not the layers
+    e(sweep_row(batch=1, ms=1.0, precision="bf16"))
     assert "layer_time_ms" in [v for _, v in e.metric.options]
     e.metric.value = "layer_time_ms"
     assert len(_lines(e.figure)) == 1
+    e.add_layers(SWEEP_LAYERS.frame(layer_rows(batch=4)))
+    assert len(_lines(e.figure)) == 1 and len(_lines(e.figure)[0].get_xdata()) == 2   # shown: redrawn at once
 
 
 def test_live_redraws_are_throttled_and_the_last_rows_drawn_after():
