@@ -191,14 +191,8 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
     ax.set_xticks(x, labels)
     ax.set_ylabel(f"layer time per inference ({unit}, stacked medians)")
     ax.set_ylim(0, float(bottom.max()) * 1.12 or 1.0)
-    twin = ax.twinx()
     batch = df.groupby(by)["batch_size"].first().reindex(keys).to_numpy()
-    sample = totals.to_numpy() / batch
-    s_unit, s_per = ms_unit(float(sample.max()))
-    (line,) = twin.plot(x, sample / s_per, "o-", color="black", lw=1.4, ms=5, gid="per_sample",
-                        label="time per sample (all layers / batch)")
-    twin.set_ylabel(f"time per sample ({s_unit})")
-    twin.set_ylim(0, float(sample.max()) / s_per * 1.25 or 1.0)
+    line = _per_sample(ax, x, totals.to_numpy() / batch)
     handles = [line, *handles[::-1]]                      # top of the stack first, as the bars read
     if elsewise:
         handles.append(Patch(facecolor="white", edgecolor="0.4", hatch="////",
@@ -212,3 +206,14 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
     else:
         ax.legend(loc="upper left", bbox_to_anchor=(1.2, 1.0), borderaxespad=0, **kw)
     ax.grid(axis="y", lw=0.3)
+
+
+def _per_sample(ax: Any, x: np.ndarray, sample: np.ndarray) -> Any:
+    """Time per sample (ms) as a line on a twin axis from zero; returns the line."""
+    twin = ax.twinx()
+    unit, per = ms_unit(float(sample.max()))
+    (line,) = twin.plot(x, sample / per, "o-", color="black", lw=1.4, ms=5, gid="per_sample",
+                        label="time per sample (all layers / batch)")
+    twin.set_ylabel(f"time per sample ({unit})")
+    twin.set_ylim(0, float(sample.max()) / per * 1.25 or 1.0)
+    return line
