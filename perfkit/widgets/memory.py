@@ -11,7 +11,7 @@ import pandas as pd
 from ..arguments import frame as check_frame, number
 from ..errors import ArgumentError
 from ..frames.schemas import MEMORY_EVENTS
-from ..plots._axes import human_bytes, say_empty
+from ..plots._axes import human_bytes
 from ..plots.memory import DEFAULT_PHASES, PHASES, memory_time_range, plot_memory, top_allocations
 from ._explorer import Explorer
 from ._sources import as_run
@@ -117,7 +117,7 @@ class MemoryExplorer(Explorer):
     def redraw(self) -> None:
         """Redraws the figure and the table for the chosen phases, window and tags."""
         phases, tags, window = self.phases.value, self.tags.value, tuple(self.window.value)
-        if not phases or not tags:
+        if not phases or (not tags and self.tags.options):
             missing = "phase" if not phases else "tag"
             self.view.show(make_figure(lambda: _nothing(f"choose at least one {missing}")))
             self._set_table(pd.DataFrame())
@@ -125,7 +125,7 @@ class MemoryExplorer(Explorer):
         ev = self.events
         window = window if window[1] > window[0] else None
         self.view.show(make_figure(lambda: plot_memory(
-            ev, by_tag=self.by_tag.value, phases=phases, window_ms=window, tags=list(tags),
+            ev, by_tag=self.by_tag.value, phases=phases, window_ms=window, tags=list(tags) or None,
             predicted_bytes=self.predicted_bytes, layer_times=self.layer_times, t0_ns=self.t0_ns)))
         top = top_allocations(ev, window_ms=window, n=50, t0_ns=self.t0_ns, phases=phases) if len(ev) else \
             pd.DataFrame()
@@ -146,6 +146,6 @@ class MemoryExplorer(Explorer):
 def _nothing(text: str) -> Any:
     from ..plots._axes import figure_and_axes
     fig, ax = figure_and_axes(None, (11, 2.0))
-    say_empty(ax, text.removeprefix("no "))
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, gid="message")
     ax.set_axis_off()
     return fig

@@ -75,6 +75,15 @@ def test_a_real_allocator_and_run(tiny_run):
     MemoryExplorer(tiny_run, interactive=False)                        # a run's memory (may be empty) explores too
 
 
+def test_no_events_says_so_and_no_tag_chosen_asks_for_one():
+    e = MemoryExplorer(MEMORY_EVENTS.frame([]), interactive=False)
+    assert e.figure.axes[0].texts[0].get_text().startswith("no memory events")
+    assert e.table_frame.empty
+    e = MemoryExplorer(_events(), interactive=False)
+    e.tags.value = ()
+    assert e.figure.axes[0].texts[0].get_text() == "choose at least one tag"
+
+
 def test_a_memory_events_parquet_file(tmp_path):
     ev = _events()
     ev.attrs["predicted_device_memory_bytes"] = 3 << 20                # as benchmarks/record_data.py writes it
