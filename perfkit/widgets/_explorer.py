@@ -10,7 +10,26 @@ import pandas as pd
 from .figure_view import FigureView
 
 
-class Explorer:
+class Shown:
+    """An object a notebook shows through its ``widget`` (ipywidgets), with the figure of its ``view``."""
+
+    widget: Any
+    view: FigureView
+
+    @property
+    def figure(self) -> Any:
+        """The matplotlib Figure shown now (a new one after every redraw)."""
+        return self.view.figure
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
+
+
+class Explorer(Shown):
     """An explorer is an object with ``widget`` (the ipywidgets box a notebook displays), ``figure``
     (the matplotlib figure shown now) and ``table_frame`` (the rows of its table)."""
 
@@ -28,21 +47,9 @@ class Explorer:
         self.widget.add_class("perfkit-explorer")
         self.widget.add_class(self.css_class)
 
-    @property
-    def figure(self) -> Any:
-        """The matplotlib Figure shown now (a new one after every redraw)."""
-        return self.view.figure
-
     def _set_table(self, frame: pd.DataFrame, formats: dict | None = None) -> None:
         self.table_frame = frame
         self.table.value = html_table(frame, formats or {})
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)
 
 
 def html_table(frame: pd.DataFrame, formats: dict, max_rows: int = 200) -> str:

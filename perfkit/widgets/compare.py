@@ -12,7 +12,7 @@ from ..arguments import frame as check_frame
 from ..errors import ArgumentError
 from ..plots._axes import figure_and_axes, human_ms, say_empty
 from ..profiling.data import RunData
-from ._explorer import html_table
+from ._explorer import Shown, html_table
 from ._sources import as_run
 from .figure_view import FigureView, make_figure
 from .ratios import run_ratios, sweep_ratios
@@ -21,7 +21,7 @@ from .sweep_data import read_sweep
 WHAT = "compare"
 
 
-class Comparison:
+class Comparison(Shown):
     """What :func:`compare` returns: ``widget`` (display it), ``figure``, ``table`` (a DataFrame of
     ratios, intervals, ``significant`` and ``verdict``) and ``table_html`` (its ipywidgets.HTML)."""
 
@@ -31,28 +31,15 @@ class Comparison:
         self.view = FigureView(interactive)
         self.mode = self.view.mode
         self.view.show(make_figure(lambda: plot_ratios(table, labels, what)))
-        fmt = {"a_ms": human_ms, "b_ms": human_ms, **{c: "{:.3f}".format for c in ("ratio", "ratio_low", "ratio_high")}}
-        shown = table.rename(columns={"a_ms": f"{labels[0]} (median)", "b_ms": f"{labels[1]} (median)"})
-        fmt = {(f"{labels[0]} (median)" if k == "a_ms" else f"{labels[1]} (median)" if k == "b_ms" else k): v
-               for k, v in fmt.items()}
-        self.table_html = w.HTML(html_table(shown, fmt))
+        a, b = f"{labels[0]} (median)", f"{labels[1]} (median)"
+        fmt = {a: human_ms, b: human_ms, **{c: "{:.3f}".format for c in ("ratio", "ratio_low", "ratio_high")}}
+        self.table_html = w.HTML(html_table(table.rename(columns={"a_ms": a, "b_ms": b}), fmt))
         n, sig = len(table), int(table["significant"].sum()) if len(table) else 0
-        self.note = w.HTML(f"<p style='margin:2px'>{n} {what}s compared: {sig} differ significantly, {n - sig} are "
-                           f"within noise (their 95% interval of the ratio contains 1).</p>")
+        self.note = w.HTML(f"<p style='margin:2px'>{n} {what}(s) compared: {sig} differ significantly; {n - sig} "
+                           "cannot be told apart (the 95% interval of their ratio contains 1, or none is known).</p>")
         self.widget = w.VBox([self.note, self.view.widget, self.table_html])
         self.widget.add_class("perfkit-explorer")
         self.widget.add_class("perfkit-compare")
-
-    @property
-    def figure(self) -> Any:
-        return self.view.figure
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)
 
 
 def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comparison:

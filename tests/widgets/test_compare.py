@@ -27,7 +27,7 @@ def test_two_sweeps_give_ratios_with_intervals_and_verdicts():
     ax = c.figure.axes[0]
     assert ax.get_xlabel().startswith("after / before median latency")
     assert [l for l in ax.get_lines() if l.get_gid() == "one"][0].get_xdata()[0] == 1.0
-    assert "not significant" in c.table_html.value and "4 are within noise" in c.note.value
+    assert "not significant" in c.table_html.value and "8 differ significantly; 4 cannot be told apart" in c.note.value
     assert "perfkit-compare" in c.widget._dom_classes
 
 
