@@ -256,7 +256,7 @@ def _draw(ax: Any, ev: pd.DataFrame, levels: np.ndarray, names: list, span: tupl
                    label=f"builder's prediction {human_bytes(predicted)}")
     ymax = max(float(top.max()), float(predicted or 0)) / per * 1.25 or 1.0
     ax.set_ylim(-BAND * ymax, ymax)
-    _phase_marks(ax, ts, phase, phases, span, xa)
+    _phase_marks(ax, ts, phase, phases, span, xa, lt)
     _layer_bands(ax, ev, lt, span, xa)
     xa.decorate(ax, span[1] + tail)
     from matplotlib.ticker import FuncFormatter
@@ -281,21 +281,25 @@ def _mark_peak(ax: Any, ev: pd.DataFrame, x: float, y: float, event: Any, per: f
                 bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.6", lw=0.5, alpha=0.9))
 
 
-def _phase_marks(ax: Any, ts: np.ndarray, phase: np.ndarray, phases: tuple, span: tuple, xa: TimeAxis) -> None:
-    """A dotted line and the phase's name where each shown phase begins (when more than one shows)."""
+def _phase_marks(ax: Any, ts: np.ndarray, phase: np.ndarray, phases: tuple, span: tuple, xa: TimeAxis,
+                 lt: Any) -> None:
+    """A dotted line and the phase's name where each shown phase begins (when more than one shows:
+    at its first event, or for inference at its first layer when that comes first); a legend row
+    for each phase without an allocation or free."""
     i0, i1 = np.searchsorted(ts, span[0], "left"), np.searchsorted(ts, span[1], "right")
     ts, phase = ts[i0:i1], phase[i0:i1]
-    present = set(np.unique(phase).tolist())
-    shown = [p for p in phases if PHASES.index(p) in present]
-    quiet = [p for p in phases if p not in shown]
+    starts = {p: float(ts[np.argmax(phase == PHASES.index(p))]) for p in phases if (phase == PHASES.index(p)).any()}
+    quiet = [p for p in phases if p not in starts]
+    if lt is not None and len(lt) and "inference" in phases and span[0] <= lt["start_ns"].min() <= span[1]:
+        starts["inference"] = min(starts.get("inference", np.inf), float(lt["start_ns"].min()))
     if quiet:
         ax.plot([], [], " ", label=f"no allocation or free in {' or '.join(quiet)}", gid="quiet_phase")
-    if len(shown) < 2:
+    if len(starts) < 2:
         return
     lo, hi = ax.get_xlim()
     last = -np.inf
-    for k, p in enumerate(shown):
-        x = float(xa(ts[np.argmax(phase == PHASES.index(p))]))
+    for k, (p, t) in enumerate(sorted(starts.items(), key=lambda item: item[1])):
+        x = float(xa(t))
         ax.axvline(x, color="0.4", lw=0.7, ls=":", gid="phase")
         drop = 10 * k if x - last < 0.15 * (hi - lo) else 0           # close names go one under the other
         ax.annotate(p, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2 - drop), textcoords="offset points",

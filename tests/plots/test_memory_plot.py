@@ -60,6 +60,10 @@ def test_phases_are_build_context_creation_and_inference():
                              "start_ns": T0 + int(11.5e6), "end_ns": T0 + int(24e6), "ms": 12.5, "stream": "s",
                              "context": "c", "batch_size": 1, "precision": "fp32", "clock": "host"}])
     assert list(memory_phases(ev, lt))[4] == "inference"
+    # on that axis the phases are named where they begin: inference at its first layer, before its first event
+    ax = plot_memory(ev, layer_times=lt).axes[0]
+    marks = {t.get_text(): t.xy[0] for t in ax.texts if t.get_gid() == "phase_label"}
+    assert list(marks) == ["context creation", "inference"] and marks["inference"] == pytest.approx(1.5)
     assert memory_time_range(ev) == (0.0, 13.0)                           # from weights at 10 ms to the last free
     assert memory_time_range(ev, ["build"]) == (0.0, 1.0)
     assert memory_time_range(ev, ["inference"], t0_ns=T0) == (20.0, 23.0)
