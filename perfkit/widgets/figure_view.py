@@ -82,18 +82,16 @@ class FigureView:
             self.canvas.mpl_connect(event, handler)
 
     def show(self, fig: Any) -> None:
-        """Shows ``fig`` in place of the previous figure (which is closed)."""
-        old, old_canvas = self.figure, self.canvas
+        """Shows ``fig`` in place of the previous figure: the same PNG widget gets the new image, the
+        same ipympl canvas draws the new figure (one canvas widget for the life of the view, so the
+        notebook never holds stale canvases)."""
         self.figure = fig
-        if self.mode == "interactive":
-            self._show_canvas(fig)
-            if old_canvas is not None:
-                old_canvas.close()
-        else:
+        if self.mode == "static":
             self._show_png(fig)
-        if old is not None and old is not fig:
-            import matplotlib.pyplot as plt
-            plt.close(old)
+        elif self.canvas is None:
+            self._show_canvas(fig)
+        else:
+            self._swap_figure(fig)
 
     def refresh(self) -> None:
         """Shows the current figure again after its artists were changed in place (a highlight)."""
@@ -111,6 +109,25 @@ class FigureView:
             self._image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
             self.widget.children = (self._image,)
         self._image.value = data
+
+    def _swap_figure(self, fig: Any) -> None:
+        """The canvas draws ``fig`` from now on, at the browser's pixel ratio, resized to its size. A
+        canvas's event handlers live on its figure, so the view's handlers and the toolbar's zoom and
+        pan are connected again."""
+        from matplotlib.backend_bases import NavigationToolbar2
+        canvas = self.canvas
+        fig._original_dpi = getattr(fig, "_original_dpi", fig.dpi)
+        fig._set_dpi(fig._original_dpi * canvas.device_pixel_ratio, forward=False)
+        fig.set_canvas(canvas)
+        canvas.figure = fig
+        for event, handler in self._listeners:
+            canvas.mpl_connect(event, handler)
+        if canvas.toolbar is not None:
+            NavigationToolbar2.__init__(canvas.toolbar, canvas)     # its handlers and a fresh zoom history
+        canvas._force_full = True
+        canvas._png_is_old = True
+        canvas.manager.resize(*fig.bbox.size)
+        canvas.draw_idle()
 
     def _show_canvas(self, fig: Any) -> None:
         from ipympl.backend_nbagg import Canvas, FigureManager

@@ -27,7 +27,8 @@ class SweepExplorer(Explorer):
     (which precisions are shown), ``logx``, ``logy``, ``bands``. ``table`` lists the points shown with
     their intervals and flags; ``note`` says when a shown point is unstable or was measured under load.
     ``explorer(row)`` adds one sweep row, ``explorer.add_layers(frame)`` per-layer rows: pass the
-    explorer as ``pk.sweep(..., on_row=explorer)``. Redraws wait ``redraw_interval_s`` between them."""
+    explorer as ``pk.sweep(..., on_row=explorer)``. Live redraws wait ``redraw_interval_s`` between them;
+    ``finish()`` draws what waits."""
 
     css_class = "perfkit-sweep-explorer"
 
@@ -36,7 +37,7 @@ class SweepExplorer(Explorer):
         self.frame, self.layers_frame = data.read_sweep(sweep)
         self.redraw_interval_s = number(redraw_interval_s, "SweepExplorer: redraw_interval_s (seconds)", 0, 3600)
         self._lock = threading.RLock()
-        self._timer: Any = None
+        self._pending = False
         self._last_draw = 0.0
         self._quiet = True
         dd = dict(style={"description_width": "initial"}, layout=w.Layout(width="auto"))
@@ -60,8 +61,9 @@ class SweepExplorer(Explorer):
 
     # live rows --------------------------------------------------------------------------------------
     def __call__(self, row: dict) -> None:
-        """Adds one row of the sweep frame (a dict, as ``pk.sweep`` passes to ``on_row``) and redraws
-        (at most once per ``redraw_interval_s``; a timer draws the last rows)."""
+        """Adds one row of the sweep frame (a dict, as ``pk.sweep`` passes to ``on_row``) and redraws,
+        at most once per ``redraw_interval_s``: rows inside the interval wait for the next row after it
+        or for :meth:`finish` (which ``pk.sweep`` calls after each network's rows)."""
         new = SWEEP.frame([row])
         with self._lock:
             self.frame = new if not len(self.frame) else pd.concat([self.frame, new], ignore_index=True)
@@ -80,16 +82,17 @@ class SweepExplorer(Explorer):
             self._soon()
 
     def finish(self) -> None:
-        """Draws whatever rows are waiting for the throttle (a sweep may call this when it ends)."""
-        self.redraw()
+        """Draws the rows waiting for the throttle, if any (``pk.sweep`` calls this after each network's
+        rows, in its own thread, between measurements)."""
+        with self._lock:
+            if self._pending:
+                self.redraw()
 
     # drawing ----------------------------------------------------------------------------------------
     def redraw(self) -> None:
         """Redraws the figure, the table and the note from the data and the controls now."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._pending = False
             self._quiet = True
             try:
                 self._refresh_options()
@@ -111,14 +114,13 @@ class SweepExplorer(Explorer):
             self.redraw()
 
     def _soon(self) -> None:
+        """Redraws now if the last redraw is ``redraw_interval_s`` old, else leaves the data pending: no
+        drawing thread competes with the sweep's measurements."""
         with self._lock:
-            wait = self.redraw_interval_s - (time.monotonic() - self._last_draw)
-            if wait <= 0:
+            if time.monotonic() - self._last_draw >= self.redraw_interval_s:
                 self.redraw()
-            elif self._timer is None:
-                self._timer = threading.Timer(wait, self.redraw)
-                self._timer.daemon = True
-                self._timer.start()
+            else:
+                self._pending = True
 
     def _refresh_options(self) -> None:
         """Offers what the data holds now (live rows add precisions, layers and metrics), keeping choices."""

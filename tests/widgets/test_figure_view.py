@@ -48,20 +48,29 @@ def test_static_view_shows_a_png_that_changes_with_the_figure():
     assert view.figure.axes[0].get_title() == "two"
 
 
-def test_interactive_view_shows_an_ipympl_canvas_and_closes_the_old_one():
+def _click(canvas):
+    from matplotlib.backend_bases import MouseEvent
+    canvas.callbacks.process("button_press_event", MouseEvent("button_press_event", canvas, 10, 10, 1))
+
+
+def test_interactive_view_keeps_one_canvas_and_its_handlers_across_figures():
     ipympl = pytest.importorskip("ipympl.backend_nbagg")
     view = fv.FigureView(True)
     view.show(fv.make_figure(lambda: _fig("one")))
-    first = view.canvas
-    assert isinstance(first, ipympl.Canvas) and view.widget.children == (first,)
+    canvas = view.canvas
+    assert isinstance(canvas, ipympl.Canvas) and view.widget.children == (canvas,)
     seen = []
-    view.on("button_press_event", lambda e: seen.append(e))
-    view.show(fv.make_figure(lambda: _fig("two")))
-    assert view.canvas is not first and view.widget.children == (view.canvas,)
-    assert first._closed or first.comm is None
-    from matplotlib.backend_bases import MouseEvent
-    view.canvas.callbacks.process("button_press_event", MouseEvent("button_press_event", view.canvas, 10, 10, 1))
-    assert len(seen) == 1                              # handlers follow the figure onto the new canvas
+    view.on("button_press_event", lambda e: seen.append(e.canvas.figure.axes[0].get_title()))
+    two = fv.make_figure(lambda: plt.subplots(figsize=(9, 2))[0])
+    two.axes[0].set_title("two")
+    view.show(two)
+    assert view.canvas is canvas and view.widget.children == (canvas,) and canvas.figure is two
+    assert two.canvas is canvas
+    _click(canvas)
+    assert seen == ["two"]                            # handlers are connected to the new figure
+    toolbar_handlers = canvas.callbacks.callbacks["button_press_event"]
+    assert len(toolbar_handlers) >= 2                  # the view's and the toolbar's zoom/pan
+    assert canvas.get_width_height() == (900, 200)     # the canvas takes the new figure's size
 
 
 def test_figures_made_for_an_explorer_are_not_left_in_pyplot():
