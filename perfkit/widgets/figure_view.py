@@ -11,6 +11,9 @@ from typing import Any, Callable, Iterator
 from ..arguments import flag
 
 MODES = ("interactive", "static")
+#: widest canvas drawn in a notebook (px): JupyterLab's output column on a common screen; a wider figure is
+#: drawn at a lower dpi (text and axes scale together, so what fitted still fits)
+MAX_CANVAS_PX = 980
 
 
 def in_jupyter_kernel() -> bool:
@@ -58,6 +61,14 @@ def png_bytes(fig: Any, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def fit_width(fig: Any, max_px: int = MAX_CANVAS_PX) -> None:
+    """Lowers the figure's dpi so that it is at most ``max_px`` wide on a canvas (a static PNG is scaled
+    by the browser instead). The dpi a canvas scales for high-density screens starts from this one."""
+    dpi = min(getattr(fig, "_original_dpi", fig.dpi), max_px / fig.get_figwidth())
+    fig._original_dpi = dpi
+    fig.set_dpi(dpi)
 
 
 class FigureView:
@@ -116,7 +127,7 @@ class FigureView:
         pan are connected again."""
         from matplotlib.backend_bases import NavigationToolbar2
         canvas = self.canvas
-        fig._original_dpi = getattr(fig, "_original_dpi", fig.dpi)
+        fit_width(fig)
         fig._set_dpi(fig._original_dpi * canvas.device_pixel_ratio, forward=False)
         fig.set_canvas(canvas)
         canvas.figure = fig
@@ -131,6 +142,7 @@ class FigureView:
 
     def _show_canvas(self, fig: Any) -> None:
         from ipympl.backend_nbagg import Canvas, FigureManager
+        fit_width(fig)
         canvas = Canvas(fig)                      # sets fig.canvas
         FigureManager(canvas, 0)
         canvas.header_visible = False

@@ -71,6 +71,9 @@ def test_interactive_view_keeps_one_canvas_and_its_handlers_across_figures():
     toolbar_handlers = canvas.callbacks.callbacks["button_press_event"]
     assert len(toolbar_handlers) >= 2                  # the view's and the toolbar's zoom/pan
     assert canvas.get_width_height() == (900, 200)     # the canvas takes the new figure's size
+    wide = fv.make_figure(lambda: plt.subplots(figsize=(14, 3))[0])
+    view.show(wide)
+    assert canvas.get_width_height() == (fv.MAX_CANVAS_PX, round(3 * fv.MAX_CANVAS_PX / 14))   # scaled to fit
 
 
 def test_figures_made_for_an_explorer_are_not_left_in_pyplot():
