@@ -147,11 +147,31 @@ class TimeAxis:
         for a, b in stretches:
             n = max(1, int(round(8 * float(self(b) - self(a)) / total)))
             lo, hi = (a - self.t0) / 1e6, (b - self.t0) / 1e6
-            for v in MaxNLocator(n + 1, steps=[1, 2, 5, 10]).tick_values(lo, hi):
-                if lo - 1e-9 <= v <= hi + 1e-9:
-                    ticks.append(float(self(self.t0 + v * 1e6)))
-                    labels.append(f"{v:g}")
+            vals = MaxNLocator(n + 1, steps=[1, 2, 5, 10]).tick_values(lo, hi)
+            step = max(float(vals[1] - vals[0]) if len(vals) > 1 else 1.0, 1e-6)     # ns: the clock's resolution
+            for v in vals:
+                x = float(self(self.t0 + v * 1e6))
+                if lo - 1e-9 <= v <= hi + 1e-9 and (not ticks or x - ticks[-1] > 0.01 * total):
+                    ticks.append(x)
+                    labels.append(tick_text(v, step))
         ax.set_xticks(np.array(ticks), labels)
+
+
+def tick_text(v: float, step: float) -> str:
+    """A tick value as plain decimals, as many as ``step`` (> 0) needs: no exponent, and a value within
+    rounding error of zero reads '0' (never '1e-13')."""
+    import math
+    digits = max(0, -math.floor(math.log10(abs(step))) + 1)
+    return f"{round(v, digits) + 0.0:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{round(v) + 0:d}"
+
+
+def plain_numbers(axis: Any) -> None:
+    """Plain tick labels on ``axis`` (``ax.xaxis``): no offset ('+1.234e3') and no scientific
+    exponent ('1e-13') at its end, which on a time axis reads as a value."""
+    from matplotlib.ticker import ScalarFormatter
+    fmt = ScalarFormatter(useOffset=False)
+    fmt.set_scientific(False)
+    axis.set_major_formatter(fmt)
 
 
 STANDS_OUT = 5         # an idle gap is cut only when it is this many times longer than the typical one

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..arguments import frame as check_frame, integer, one_of
 from ..errors import ArgumentError
-from ._axes import bytes_unit, check_ax, figure_and_axes, say_empty, title_parts
+from ._axes import bytes_unit, check_ax, figure_and_axes, plain_numbers, say_empty, title_parts
 
 # column -> (what it is, unit); bytes are shown in KiB/MiB/GiB
 METRICS = {"sm_clock_mhz": ("SM clock", "MHz"), "mem_clock_mhz": ("memory clock", "MHz"), "power_w": ("power", "W"),
@@ -67,6 +67,7 @@ def plot_gpu_samples(gpu_samples: pd.DataFrame, metrics: Any = ("sm_clock_mhz", 
         _metric(panel, df, x, metric, k if not own else 0, legend=not own or df["gpu"].nunique() > 1)
     _throttles(panels if own else panels[:1], df, x)
     bottom = panels[-1] if own else panels[0]
+    plain_numbers(bottom.xaxis)
     bottom.set_xlabel("time (ms) since " + ("t0_ns (the timeline's origin)" if t0_ns is not None
                                               else "the first sample"))
     _legend(fig, panels, own)

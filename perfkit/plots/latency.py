@@ -10,8 +10,7 @@ import pandas as pd
 
 from ..arguments import frame as check_frame, number
 from ..errors import ArgumentError
-from ..frames.stats import percentile
-from ._axes import check_ax, figure_and_axes, human_ms, ms_unit, say_empty, title_parts
+from ._axes import check_ax, figure_and_axes, human_ms, ms_unit, say_empty, tick_text, title_parts
 
 SWEEP_COLUMNS = ("model", "precision", "batch_size", "latency_median_ms", "throughput_per_s")
 STYLES = {"fp32": "-", "fp16": "--", "bf16": ":"}
@@ -151,42 +150,115 @@ def _latencies(data: Any, what: str) -> tuple:
 
 
 def plot_latency_distribution(queries_or_latencies_ms: Any, ax: Any = None) -> Any:
-    """A histogram of the latencies with their CDF on a second axis (0-100%) and p50, p90 and p99
-    marked and labelled (µs below 1 ms). Takes a queries frame (its host latency, else its device
-    latency) or an array of latencies in ms; missing values are left out. A long tail beyond
-    3 × p99 is cut from the axes and counted in a note."""
+    """A histogram of the latencies with their CDF on a second axis (0-100%), the number of
+    inferences in the title, and p50, p90 and p99 marked and labelled (µs below 1 ms).
+
+    Percentiles that so few samples cannot tell apart from the slowest one (p99 below 100
+    inferences, p90 below 10) are not drawn; the maximum is marked instead and its label says so.
+    The bins resolve the bulk: a long tail (beyond Tukey's far-out fence, q75 + 3 IQR, and beyond
+    twice the median) is drawn as one hatched overflow bin to the right, counted and named. Takes a
+    queries frame (its host latency, else its device latency) or an array of latencies in ms;
+    missing values are left out."""
     what = "plot_latency_distribution"
     values, name, frame = _latencies(queries_or_latencies_ms, what)
     check_ax(ax, what)
-    values = values[np.isfinite(values)]
+    values = np.sort(values[np.isfinite(values)])
     fig, ax = figure_and_axes(ax, (9, 4.2))
     parts = title_parts(frame.drop(columns=["precision"], errors="ignore")) if frame is not None else []
-    ax.set_title(f"{name} distribution — {len(values):,} inferences" + (f" · {' · '.join(parts)}" if parts else ""),
+    ax.set_title(f"{name} distribution — n = {len(values):,} inferences" + (f" · {' · '.join(parts)}" if parts else ""),
                  fontsize=9)
     if not len(values):
         say_empty(ax, "latencies")
         return fig
-    pct = {p: percentile(p)(values) for p in PERCENTILES}
-    unit, per = ms_unit(pct[99])
-    top = pct[99] * 3 if values.max() > pct[99] * 3 else values.max()
-    shown = values[values <= top]
-    bins = min(80, max(10, int(np.sqrt(len(shown)))))
-    ax.hist(shown / per, bins=bins, color="#4c72b0", alpha=0.75, gid="histogram", label="inferences per bin")
+    shown, tail, fence = _bulk_and_tail(values)
+    unit, per = ms_unit(float(shown[-1]))
+    edges = _bin_edges(shown)
+    counts, _, _ = ax.hist(shown / per, bins=edges / per, color="#4c72b0", alpha=0.75, gid="histogram",
+                           label="inferences per bin")
+    width = float(edges[1] - edges[0])
+    over_x = (float(edges[-1]) + 1.5 * width) / per                 # the overflow bin's centre
+    if len(tail):
+        _overflow(ax, tail, over_x, width / per, fence)
+        counts = np.r_[counts, len(tail)]
+    ax.set_xlim(float(edges[0] - width) / per, (over_x + width / per) if len(tail) else float(edges[-1] + width) / per)
+    ax.set_ylim(0, float(counts.max()) * 1.45)                     # room above the bars for the labels
     ax.set_xlabel(f"{name} per inference ({unit})")
     ax.set_ylabel("inferences")
+    _ticks(ax, edges / per, over_x if len(tail) else None, fence)
     cdf = ax.twinx()
-    xs = np.sort(shown) / per
-    cdf.plot(xs, 100 * np.arange(1, len(xs) + 1) / len(values), color="black", lw=1.2, gid="cdf", label="CDF")
-    cdf.set_ylim(0, 102)
+    cdf.plot(shown / per, 100 * np.arange(1, len(shown) + 1) / len(values), color="black", lw=1.2, gid="cdf",
+             label="CDF")
+    cdf.set_ylim(0, 145)
+    cdf.set_yticks([0, 25, 50, 75, 100])
     cdf.set_ylabel("inferences at or below (%)")
-    for k, (p, v) in enumerate(pct.items()):
-        ax.axvline(v / per, color=("#2ca02c", "#ff7f0e", "#c0392b")[k], lw=1.2, ls="--", gid=f"p{p}")
-        ax.annotate(f"p{p} {human_ms(v)}", (v / per, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -4 - 11 * k),
-                    textcoords="offset points", fontsize=8, va="top", gid=f"p{p}_label",
-                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
-    cut = len(values) - len(shown)
-    if cut:
-        ax.text(0.99, 0.5, f"{cut} slower than {human_ms(top)} not shown\n(slowest {human_ms(values.max())})",
-                transform=ax.transAxes, ha="right", va="center", fontsize=7, color="0.35", gid="tail_note")
-    ax.set_xlim(left=min(0.0, float(xs[0])), right=float(xs[-1]) * 1.03)
+    _marks(ax, values, float(shown[-1]), over_x, per)
     return fig
+
+
+TAIL_IQRS = 3.0             # Tukey's far-out fence: q75 + 3 IQR
+TAIL_MEDIANS = 2.0          # ... and at least twice the median, so that a tight bulk keeps its near tail
+ENOUGH = {90: 10, 99: 100}  # fewer samples than this: the percentile is (close to) the slowest sample
+
+
+def _bulk_and_tail(values: np.ndarray) -> tuple:
+    """(sorted values within the tail fence, sorted values beyond it, the fence in ms)."""
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    fence = max(q75 + TAIL_IQRS * (q75 - q25), TAIL_MEDIANS * q50)
+    k = int(np.searchsorted(values, fence, side="right"))
+    return values[:k], values[k:], float(fence)
+
+
+def _ticks(ax: Any, edges: np.ndarray, over_x: Any, fence_ms: float) -> None:
+    """Plain ticks over the bulk; the overflow bin's tick says what it holds ('> 1.50 ms'), since its
+    place on the axis is not its latency."""
+    from matplotlib.ticker import MaxNLocator
+    vals = MaxNLocator(7, steps=[1, 2, 2.5, 5, 10]).tick_values(edges[0], edges[-1])
+    step = max(float(vals[1] - vals[0]), 1e-9) if len(vals) > 1 else 1.0
+    vals = [float(v) for v in vals if edges[0] - 0.5 * step <= v <= edges[-1] + (0.5 * step if over_x is None else 0)]
+    ticks, labels = vals, [tick_text(v, step) for v in vals]
+    if over_x is not None:
+        ticks, labels = [*ticks, over_x], [*labels, f"> {human_ms(fence_ms)}"]
+    ax.set_xticks(ticks, labels)
+
+
+def _bin_edges(shown: np.ndarray) -> np.ndarray:
+    """Freedman-Diaconis bins over the bulk, between 8 and 80 of them; one narrow bin when all are equal."""
+    lo, hi = float(shown[0]), float(shown[-1])
+    if hi <= lo:
+        half = max(abs(lo) * 0.005, 1e-6)
+        return np.array([lo - half, lo + half])
+    n = len(np.histogram_bin_edges(shown, bins="fd")) - 1
+    return np.linspace(lo, hi, min(80, max(8, n)) + 1)
+
+
+def _overflow(ax: Any, tail: np.ndarray, x: float, width: float, fence_ms: float) -> None:
+    """The tail as one hatched bar beside the bulk, with how many, from when and the slowest."""
+    ax.bar([x], [len(tail)], width=width, color="#c0392b", alpha=0.35, hatch="//", edgecolor="#c0392b",
+           gid="overflow", label="slower than the bulk")
+    ax.annotate(f"{len(tail)} slower than {human_ms(fence_ms)}\n(slowest {human_ms(float(tail[-1]))})",
+                (x - width / 2, len(tail)), xytext=(-3, 2), textcoords="offset points", ha="right", va="bottom",
+                fontsize=7, color="#c0392b", gid="tail_note")
+
+
+def _marks(ax: Any, values: np.ndarray, top: float, over_x: float, per: float) -> None:
+    """p50, p90, p99 where the sample count supports them, else the maximum naming those it stands for;
+    a mark in the tail is drawn on the overflow bin. Labels that would overlap go one under the other."""
+    n = len(values)
+    marks = [(f"p{p}", float(np.percentile(values, p)), f"p{p} {human_ms(float(np.percentile(values, p)))}")
+             for p in PERCENTILES if n >= ENOUGH.get(p, 0)]
+    stand_in = [f"p{p}" for p in PERCENTILES if n < ENOUGH.get(p, 0)]
+    if stand_in:
+        marks.append(("max", float(values[-1]), f"max {human_ms(float(values[-1]))} "
+                      f"(n = {n}: {' and '.join(stand_in)} ≈ max)"))
+    colors = {"p50": "#2ca02c", "p90": "#ff7f0e", "p99": "#c0392b", "max": "#7f0000"}
+    lo, hi = ax.get_xlim()
+    last, row = -np.inf, 0
+    for gid, v, text in marks:
+        x = v / per if v <= top else over_x
+        ax.axvline(x, color=colors[gid], lw=1.2, ls="--", gid=gid)
+        row = row + 1 if x - last < 0.25 * (hi - lo) else 0
+        right = x > lo + 0.6 * (hi - lo)
+        ax.annotate(text, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(-3 if right else 3, -4 - 13 * row),
+                    textcoords="offset points", fontsize=8, va="top", ha="right" if right else "left",
+                    gid=f"{gid}_label", bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+        last = x

@@ -11,13 +11,19 @@ import pandas as pd
 
 from ..arguments import frame as check_frame, integer, number, positive_int
 from ..errors import ArgumentError
-from ._axes import check_ax, figure_and_axes, say_empty
+from ._axes import check_ax, figure_and_axes, plain_numbers, say_empty
 
 HATCHES = ("", "////", "....", "xxxx", "\\\\\\\\", "++++", "oooo", "----", "****", "||||")
 LAYER_COLUMNS = ("iteration", "start_ns", "end_ns", "context", "stream", "type", "layer")
 KERNEL_COLUMNS = ("kind", "start_ns", "end_ns", "layer", "iteration", "stream")
 MEMORY_COLUMNS = ("ts_ns", "in_use_bytes")
 WHAT = "plot_layer_timeline"
+STAMP_KERNEL = "perfkit_stamp"          # perfkit's one-thread kernel that reads the GPU clock (runtime/stamps.py)
+# work that ran under no layer, by what it is: colour and legend text
+OUTSIDE_COLORS = {"timer stamp": "#b0b0b0", "kernel": "#404040", "memcpy": "#8172b3", "memset": "#937860"}
+OUTSIDE_NAMES = {"timer stamp": "timer stamp: perfkit's clock-reading kernel (~1 µs)",
+                 "kernel": "kernel (e.g. an input copy)", "memcpy": "memcpy", "memset": "memset"}
+KERNEL_MIN_WIDTH = 1.5e-3               # of the window: a 1 µs kernel in a 3 ms window still shows
 
 
 def layer_colors(layers: Any) -> dict:
@@ -85,7 +91,8 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
     kern = _kernels_by_lane(kernels, df, iterations, t0, t1)
     lanes = _lanes(df, kern)
     n_layers = df["layer"].nunique()
-    legend_rows = min(top, n_layers) + (n_layers > top) + (len(types) + 1 if len(types) > 1 else 0)
+    legend_rows = min(top, n_layers) + (n_layers > top) + (len(types) + 1 if len(types) > 1 else 0) \
+        + len(_outside_kinds(kern)) + 1
     fig, ax = _figure(ax, len(lanes), with_memory, legend_rows)
     mem_ax = fig.axes[1] if with_memory else None
 
@@ -98,9 +105,9 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
         bar.set_gid("layer")
     if kern is not None and len(kern):
         kx = (kern["start_ns"].to_numpy() - t0) / per
-        kw = np.maximum((kern["end_ns"].to_numpy() - kern["start_ns"].to_numpy()) / per, span * 1e-4)
+        kw = np.maximum((kern["end_ns"].to_numpy() - kern["start_ns"].to_numpy()) / per, span * KERNEL_MIN_WIDTH)
         ky = [lanes[k] for k in kern["lane"]]
-        kc = [colors.get(n, (0.6, 0.6, 0.6)) for n in kern["layer"]]
+        kc = [colors[n] if n in colors else OUTSIDE_COLORS[w] for n, w in zip(kern["layer"], kern["what"])]
         for bar in ax.barh(ky, kw, left=kx, height=0.45, color=kc, edgecolor="none"):
             bar.set_gid("kernel")
     starts = df.groupby("iteration")["start_ns"].min().sort_index()
@@ -111,19 +118,21 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
         ax.annotate(f"inference {it}", ((s - t0) / per, 1.0), xycoords=("data", "axes fraction"), xytext=(2, 2),
                     textcoords="offset points", fontsize=7, color="0.3", va="bottom", gid="iteration")
 
-    names = [f"{c}\n{s.removeprefix(c + '/')}" if not k else ("kernels" if c else f"kernels\n{s}") for c, s, k in lanes]
+    names = [f"{c}\n{s.removeprefix(c + '/')}" if not k else "kernels" if c else _outside_lane_name(s, kern)
+             for c, s, k in lanes]
     ax.set_yticks(list(lanes.values()), names, fontsize=7)
     ax.set_ylim(len(lanes) - 0.5, -0.5)
     ax.set_xlim(0, span * 1.005)
+    plain_numbers(ax.xaxis)
     ax.set_title(_title(layer_times, df, iterations), fontsize=9, pad=14)
-    _slow_legend(fig, ax, own_figure, df, colors, hatch, types, top)
+    _slow_legend(fig, ax, own_figure, df, colors, hatch, types, top, _outside_kinds(kern))
     if mem_ax is not None:
         _memory_lane(mem_ax, memory_events, t0, t1, per)
         mem_ax.set_xlabel(f"time since the first layer shown ({unit})")
         ax.tick_params(labelbottom=False)
     else:
         ax.set_xlabel(f"time since the first layer shown ({unit})")
-    _labels(fig, ax, df, x, w, y, span, label_min_pct)
+    _labels(fig, ax, df, x, w, y, span, label_min_pct, [colors[n] for n in df["layer"]])
     return fig
 
 
@@ -145,8 +154,10 @@ def _kernels_by_lane(kernels: Any, df: pd.DataFrame, iterations: list, t0: int, 
     (context, stream) that layer ran on), or a lane of its CUDA stream when its layer is unknown."""
     if kernels is None or not len(kernels):
         return None
-    k = kernels[kernels["iteration"].isin(iterations) | ((kernels["start_ns"] >= t0) & (kernels["end_ns"] <= t1))]
+    k = kernels[kernels["iteration"].isin(iterations) | ((kernels["start_ns"] <= t1) & (kernels["end_ns"] >= t0))]
     k = k.reset_index(drop=True)
+    kind = k["kind"].astype(str).where(k["kind"].isin(["memcpy", "memset"]), "kernel")
+    k["what"] = kind.where(k["name"] != STAMP_KERNEL, "timer stamp")
     # a layer name may run in one inference on several lanes (two contexts, or streams): a kernel goes
     # to the execution of its layer that contains it (on the device's clock), else the nearest
     m = k[["iteration", "layer", "start_ns", "end_ns"]].reset_index().merge(
@@ -158,7 +169,7 @@ def _kernels_by_lane(kernels: Any, df: pd.DataFrame, iterations: list, t0: int, 
     best = m.sort_values(["index", "miss", "lag"], kind="stable").drop_duplicates("index").set_index("index")
     k = k.join(best[["context", "stream"]].rename(columns={"context": "lane_context", "stream": "lane_stream"}))
     known = k["lane_context"].notna()
-    lane = [(c, s, True) if ok else ("", f"CUDA stream {cs}", True)
+    lane = [(c, s, True) if ok else ("", cs, True)
             for ok, c, s, cs in zip(known, k["lane_context"], k["lane_stream"], k["stream"])]
     return k.assign(lane=lane)
 
@@ -173,6 +184,24 @@ def _lanes(df: pd.DataFrame, kern: Any) -> dict:
             order.append((c, s, True))
     order += sorted(k for k in with_k if k[0] == "")
     return {k: i for i, k in enumerate(order)}
+
+
+def _outside_kinds(kern: Any) -> list:
+    """What the kernels outside every layer are ('timer stamp', 'kernel', 'memcpy', 'memset'), in the
+    order of OUTSIDE_COLORS."""
+    if kern is None or not len(kern):
+        return []
+    seen = set(kern.loc[kern["lane"].map(lambda lane: lane[0] == ""), "what"])
+    return [w for w in OUTSIDE_COLORS if w in seen]
+
+
+def _outside_lane_name(stream: Any, kern: pd.DataFrame) -> str:
+    """The lane of a CUDA stream's work outside every layer, named with what it holds in the window:
+    'CUDA stream 7, no layer\n2 kernels' or '... 19 timer stamps (perfkit's)'."""
+    counts = kern.loc[kern["lane"] == ("", stream, True), "what"].value_counts()
+    said = [f"{counts[w]} {w}{'s' if counts[w] > 1 and not w.startswith('mem') else ''}" for w in OUTSIDE_COLORS
+            if w in counts]
+    return f"CUDA stream {stream}, no layer\n" + "\n".join(said)
 
 
 def _title(frame: pd.DataFrame, df: pd.DataFrame, iterations: list) -> str:
@@ -200,8 +229,9 @@ def short_name(name: str, limit: int = 28) -> str:
 
 
 def _slow_legend(fig: Any, ax: Any, own_figure: bool, df: pd.DataFrame, colors: dict, hatch: dict, types: list,
-                 top: int) -> Any:
-    """The ``top`` slowest layers, slowest first, with their total and share; then the type hatches."""
+                 top: int, outside: list) -> Any:
+    """The ``top`` slowest layers, slowest first, with their total and share; then the type hatches;
+    then the colours of the ``outside`` kinds of work that ran under no layer."""
     from matplotlib.patches import Patch
     t = (df["end_ns"] - df["start_ns"]).groupby(df["layer"]).sum().sort_values(ascending=False, kind="stable")
     type_of = df.drop_duplicates("layer").set_index("layer")["type"]
@@ -219,6 +249,9 @@ def _slow_legend(fig: Any, ax: Any, own_figure: bool, df: pd.DataFrame, colors: 
     if len(types) > 1:
         handles.append(Patch(visible=False, label="layer type (hatch):"))
         handles += [Patch(facecolor="0.85", edgecolor="0.3", hatch=hatch[k], label=k) for k in types]
+    if outside:
+        handles.append(Patch(visible=False, label="GPU work under no layer:"))
+        handles += [Patch(facecolor=OUTSIDE_COLORS[w], label=OUTSIDE_NAMES[w]) for w in outside]
     kw = dict(handles=handles, title=title, fontsize=7, title_fontsize=7, alignment="left")
     if own_figure:
         return fig.legend(loc="outside right upper", **kw)
@@ -248,7 +281,14 @@ def _memory_lane(ax: Any, ev: pd.DataFrame, t0: int, t1: int, per: float) -> Non
     ax.grid(axis="y", lw=0.3)
 
 
-def _labels(fig: Any, ax: Any, df: pd.DataFrame, x: Any, w: Any, y: list, span: float, min_pct: float) -> None:
+def _dark(rgb: Any) -> bool:
+    """Whether white text reads better than black on ``rgb`` (its relative luminance below 0.4)."""
+    r, g, b = rgb[:3]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.4
+
+
+def _labels(fig: Any, ax: Any, df: pd.DataFrame, x: Any, w: Any, y: list, span: float, min_pct: float,
+            faces: list) -> None:
     """Names the bars whose name fits inside them, measured in display coordinates after layout:
     along the bar where it fits, else across it (rotated) where the lane is tall enough."""
     fig.draw_without_rendering()
@@ -258,7 +298,7 @@ def _labels(fig: Any, ax: Any, df: pd.DataFrame, x: Any, w: Any, y: list, span: 
     from matplotlib.font_manager import FontProperties
     prop = FontProperties(size=6.5)
     sizes: dict = {}
-    for name, xi, wi, yi in zip(df["layer"], x, w, y):
+    for name, xi, wi, yi, face in zip(df["layer"], x, w, y, faces):
         if 100 * wi / span < min_pct:
             continue
         text = short_name(name, 24)
@@ -272,4 +312,5 @@ def _labels(fig: Any, ax: Any, df: pd.DataFrame, x: Any, w: Any, y: list, span: 
         else:
             continue
         ax.text(xi + wi / 2, yi, text, ha="center", va="center", rotation=rotation, fontproperties=prop,
-                clip_on=True, gid="label")
+                clip_on=True, gid="label", color="white" if _dark(face) else "black",
+                bbox=dict(boxstyle="square,pad=0.1", fc=face, ec="none"))

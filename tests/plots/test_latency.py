@@ -120,7 +120,7 @@ def test_distribution_histogram_cdf_and_percentiles():
         ["p50 600 µs", "p90 1.00 ms", "p99 1.09 ms"]
     (cdf,) = _gid(cdf_ax, "cdf")
     assert cdf.get_ydata()[-1] == 100 and cdf.get_ydata()[500] == pytest.approx(100 * 501 / 1001)
-    assert ax.get_title() == "latency distribution — 1,001 inferences"
+    assert ax.get_title() == "latency distribution — n = 1,001 inferences"
 
 
 def test_distribution_of_a_queries_frame_cuts_a_long_tail_and_says_so():
@@ -130,13 +130,42 @@ def test_distribution_of_a_queries_frame_cuts_a_long_tail_and_says_so():
              "host_latency_ms": v + 0.05} for i, v in enumerate(lat)]
     ax = plot_latency_distribution(QUERIES.frame(rows, {"engine": "lenet", "device_name": "cpu x"})).axes[0]
     assert ax.get_xlabel() == "host latency per inference (µs)"
-    assert ax.get_title() == "host latency distribution — 100 inferences · lenet · cpu x · batch 8"
+    assert ax.get_title() == "host latency distribution — n = 100 inferences · lenet · cpu x · batch 8"
     (note,) = [t for t in ax.texts if t.get_gid() == "tail_note"]
     assert note.get_text().startswith("1 slower than") and "(slowest 5.05 ms)" in note.get_text()
     no_host = QUERIES.frame([{**r, "host_latency_ms": np.nan} for r in rows])
     assert plot_latency_distribution(no_host).axes[0].get_xlabel() == "latency per inference (µs)"
     empty = plot_latency_distribution(pd.Series([], dtype=float)).axes[0]
     assert [t.get_text() for t in empty.texts] == ["no latencies"]
+
+
+def _overlap(a, b):
+    return not (a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0)
+
+
+def test_few_samples_bins_resolve_the_bulk_the_tail_is_counted_and_p99_is_called_the_maximum():
+    # like 20 inferences of resnet_small on an H200: a bulk at 0.65-0.82 ms and one at 7.8 ms
+    bulk = [0.652, 0.653, 0.656, 0.658, 0.675, 0.727, 0.741, 0.746, 0.748, 0.749, 0.751, 0.753, 0.755, 0.756, 0.757,
+            0.759, 0.774, 0.775, 0.815]
+    fig = plot_latency_distribution(np.array(bulk + [7.846]))
+    ax = fig.axes[0]
+    assert ax.get_title() == "latency distribution — n = 20 inferences"
+    bars = [p for p in ax.patches if p.get_gid() == "histogram"]
+    assert len(bars) >= 8 and max(p.get_width() for p in bars) <= (815 - 652) / 8 + 1e-6     # µs, the bulk in 8+
+    assert sum(p.get_height() for p in bars) == 19
+    (over,) = [p for p in ax.patches if p.get_gid() == "overflow"]
+    assert over.get_height() == 1 and ax.get_xticklabels()[-1].get_text().startswith("> ")
+    assert not _gid(ax, "p99") and _gid(ax, "p50") and _gid(ax, "p90")
+    (mx,) = _gid(ax, "max")
+    assert mx.get_xdata()[0] == pytest.approx(over.get_x() + over.get_width() / 2)       # drawn on the overflow bin
+    labels = {t.get_gid(): t for t in ax.texts if (t.get_gid() or "").endswith("_label")}
+    assert labels["max_label"].get_text() == "max 7.85 ms (n = 20: p99 ≈ max)"
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in labels.values()]
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    few = plot_latency_distribution([1.0, 1.1, 1.2, 1.3, 1.4]).axes[0]
+    assert not _gid(few, "p90") and [t.get_text() for t in few.texts if t.get_gid() == "max_label"] == \
+        ["max 1.40 ms (n = 5: p90 and p99 ≈ max)"]
 
 
 @pytest.mark.parametrize("bad", ["x", ["a", 1.0], pd.DataFrame({"x": [1.0]}), None, [True, 1.0], 3.0])

@@ -127,7 +127,7 @@ def test_kernel_lane_under_each_stream():
                  + 500, "ms": 0.0005, "stream": 9, "correlation_id": 2, "layer": "", "iteration": -1})
     ax = plot_layer_timeline(df, kernels=KERNELS.frame(rows)).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["ctx1\ns0", "kernels", "ctx1\ns1", "kernels",
-                                                             "kernels\nCUDA stream 9"]
+                                                             "CUDA stream 9, no layer\n1 kernel"]
     kern = _bars(ax, "kernel")
     assert len(kern) == len(rows)
     lanes = sorted(round(p.get_y() + p.get_height() / 2) for p in kern)
@@ -135,6 +135,30 @@ def test_kernel_lane_under_each_stream():
     colors = {to_hex(p.get_facecolor()) for p in _bars(ax)}
     assert {to_hex(p.get_facecolor()) for p in kern[:-1]} <= colors       # a kernel wears its layer's colour
     assert len(_bars(plot_layer_timeline(df, kernels=KERNELS.frame([])).axes[0], "kernel")) == 0
+
+
+def test_work_under_no_layer_is_named_by_kind_and_lanes_outside_the_window_are_dropped():
+    df = _frame(iterations=3)
+    t0 = df[df["iteration"] == 1]["start_ns"].min()
+
+    def row(name, kind, start, stream):
+        return {"name": name, "kind": kind, "start_ns": start, "end_ns": start + 900, "ms": 0.0009, "stream": stream,
+                "correlation_id": 1, "layer": "", "iteration": -1}
+    rows = [row("perfkit_stamp", "kernel", t0 + 10_000 * i, 326) for i in range(3)] + \
+        [row("cupy_copy", "kernel", t0 + 5_000, 7), row("memcpy HtoD", "memcpy", t0 + 6_000, 7),
+         row("cupy_copy", "kernel", df["start_ns"].min() + 1_000, 12)]           # in inference 0: not shown
+    fig = plot_layer_timeline(df, iterations=[1, 2], kernels=KERNELS.frame(rows))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()][1:] == \
+        ["CUDA stream 7, no layer\n1 kernel\n1 memcpy", "CUDA stream 326, no layer\n3 timer stamps"]
+    kern = _bars(ax, "kernel")
+    assert len(kern) == 5
+    span = ax.get_xlim()[1]
+    assert min(p.get_width() for p in kern) >= 1e-3 * span                  # a 0.9 µs kernel still shows
+    assert {"GPU work under no layer:", "timer stamp: perfkit's clock-reading kernel (~1 µs)",
+            "kernel (e.g. an input copy)", "memcpy"} <= set(_legend(fig))
+    stamp_colors = {to_hex(p.get_facecolor()) for p in kern if round(p.get_y() + p.get_height() / 2) == 2}
+    assert len(stamp_colors) == 1 and stamp_colors != {to_hex(p.get_facecolor()) for p in _bars(ax)}
 
 
 def test_memory_lane_is_in_use_mib_on_the_same_time_axis():

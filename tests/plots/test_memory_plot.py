@@ -208,3 +208,19 @@ def test_a_level_held_throughout_the_span_says_so():
     falls = plot_memory(ev, window_ms=(22.5, 30.0), t0_ns=T0).axes[0]
     assert [t.get_text() for t in falls.texts if t.get_gid() == "peak_label"] == \
         ["peak 10.0 MiB when the span opens"]
+
+
+def test_time_ticks_of_a_cut_axis_read_as_plain_numbers():
+    # as context creation on an H200: one block at 0, 658 µs idle, then a burst within 34 µs
+    events = [(0.0, "alloc", 1, 0.5, "weights", "engine:net#1", "")] + \
+        [(0.658 + 0.002 * i, "alloc", 10 + i, 0.4, "activations", "context:net#1/ctx1", "") for i in range(17)]
+    fig = plot_memory(_frame(events))
+    ax = fig.axes[0]
+    assert _gid(ax, "idle_gap", "patches")
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "0" and len(labels) == len(set(labels)) >= 4
+    assert not any("e" in text or text.startswith("-") for text in labels)
+    assert ax.xaxis.get_offset_text().get_text() == ""
+    xs = ax.get_xticks()
+    assert (np.diff(xs) > 0.01 * (ax.get_xlim()[1] - ax.get_xlim()[0])).all()        # no two ticks on one spot
