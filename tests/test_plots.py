@@ -70,7 +70,31 @@ def test_plot_sweep_draws_the_interval_of_each_line_as_a_band():
         want = (lo, hi) if metric == "latency_median_ms" else (b / hi * 1e3, b / lo * 1e3)
         assert np.isclose(ys.min(), min(want[0])) and np.isclose(ys.max(), max(want[1]))
         assert bands[3].get_facecolor()[0][:3] == pytest.approx(matplotlib.colors.to_rgb(ax.lines[3].get_color()))
-        assert any("95% interval" in t.get_text() for t in ax.texts)
+        assert "band: 95% interval of the median latency" in _legend(ax)
+
+
+def test_plot_sweep_batch_ticks_unstable_rings_and_failed_rows():
+    frame = _sweep()
+    frame.loc[(frame["model"] == "a") & (frame["precision"] == "fp16") & (frame["batch_size"] == 8), "unstable"] = True
+    frame["error"] = ""
+    bad = (frame["model"] == "b") & (frame["precision"] == "fp32") & (frame["batch_size"] == 32)
+    frame.loc[bad, ["error", "throughput_per_s"]] = ["CUDA out of memory", np.nan]
+    fig = plot_sweep(frame)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert list(ax.get_xticks()) == [1, 8, 32] and [t.get_text() for t in ax.get_xticklabels()] == ["1", "8", "32"]
+    assert not ax.xaxis.get_minorticklocs().size
+    (ring,) = [line for line in ax.lines if line.get_gid() == "unstable"]
+    assert list(ring.get_xdata()) == [8] and list(ring.get_ydata()) == [3008.0] and ring.get_markerfacecolor() == "none"
+    (cross,) = [line for line in ax.lines if line.get_gid() == "failed"]
+    assert list(cross.get_xdata()) == [32]
+    assert {"unstable: spread too wide", "failed (on the batch axis):", "b fp32 batch 32:\n  CUDA out of memory"} \
+        <= set(_legend(ax))
+    line = [ln for ln in ax.lines if ln.get_label() == "b fp32"][0]
+    assert list(line.get_xdata()) == [1, 8]                                # the failed row is not on the line
+    assert "1k" in [t.get_text() for t in ax.get_yticklabels()]          # not 10^3
+    mem = plot_sweep(frame.assign(device_memory_bytes=3 * 2**20), "device_memory_bytes", logy=False).axes[0]
+    assert mem.get_ylabel() == "device memory (MiB)" and list(mem.lines[0].get_ydata()) == [3.0, 3.0, 3.0]
 
 
 def test_plot_fusion_benefit():
