@@ -64,7 +64,7 @@ def plot_gpu_samples(gpu_samples: pd.DataFrame, metrics: Any = ("sm_clock_mhz", 
     t0 = int(df["ts_ns"].min()) if t0_ns is None else t0_ns
     x = (df["ts_ns"].to_numpy() - t0) / 1e6
     for k, (panel, metric) in enumerate(zip(panels, metrics)):
-        _metric(panel, df, x, metric, k if not own else 0, legend=not own or df["gpu"].nunique() > 1)
+        _metric(panel, df, x, metric, k if not own else 0)
     _throttles(panels if own else panels[:1], df, x)
     bottom = panels[-1] if own else panels[0]
     plain_numbers(bottom.xaxis)
@@ -74,18 +74,20 @@ def plot_gpu_samples(gpu_samples: pd.DataFrame, metrics: Any = ("sm_clock_mhz", 
     return fig
 
 
-def _metric(ax: Any, df: pd.DataFrame, x: np.ndarray, metric: str, shift: int, legend: bool) -> None:
+def _metric(ax: Any, df: pd.DataFrame, x: np.ndarray, metric: str, shift: int) -> None:
     """One line per GPU (colours C<shift>, C<shift+1>, ...; a metric on a twin axis shifts them so the
-    two axes differ), its y label in the colour of its first line."""
+    two axes differ), each sample a dot where they are few, its legend row giving the median, range
+    and sample count; the y label in the colour of its first line."""
     name, unit = METRICS[metric]
     per = 1.0
     if unit == "B":
         unit, per = bytes_unit(float(df[metric].max()))
     for i, (gpu, g) in enumerate(df.groupby("gpu", sort=True)):
         rows = (df["gpu"] == gpu).to_numpy()
-        label = f"{name}, GPU {gpu}" if df["gpu"].nunique() > 1 else name
-        ax.plot(x[rows], g[metric].to_numpy(float) / per, lw=1.2, color=f"C{i + shift}", gid=f"{metric}:{gpu}",
-                label=label if legend else "_" + label, drawstyle="steps-post")
+        v = g[metric].to_numpy(float) / per
+        label = (f"{name}, GPU {gpu}" if df["gpu"].nunique() > 1 else name) + _summary(v, unit)
+        ax.plot(x[rows], v, lw=1.2, color=f"C{i + shift}", gid=f"{metric}:{gpu}", label=label,
+                drawstyle="steps-post", marker="o" if len(v) <= FEW else None, ms=3)
     if metric == "power_w" and "power_limit_w" in df:
         limit = df["power_limit_w"].dropna()
         if len(limit):
@@ -98,12 +100,27 @@ def _metric(ax: Any, df: pd.DataFrame, x: np.ndarray, metric: str, shift: int, l
         ax.grid(axis="y", lw=0.3)
 
 
+FEW = 200                   # samples up to this many are drawn as dots too (how often NVML was read shows)
+
+
+def _summary(v: np.ndarray, unit: str) -> str:
+    """': median 1980 MHz (1500–1980), 100 samples', or ': 1980 MHz in all 5 samples'."""
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return ": no samples"
+    lo, med, hi = float(v.min()), float(np.median(v)), float(v.max())
+    if lo == hi:
+        return f": {lo:.4g} {unit} in all {len(v)} samples"
+    return f": median {med:.4g} {unit} ({lo:.4g}–{hi:.4g}), {len(v)} samples"
+
+
 def _throttles(panels: list, df: pd.DataFrame, x: np.ndarray) -> None:
     """Shades each run of samples whose reasons include one that slows the clocks, from that run's
     first sample to the sample after its last (the period the reasons were read over)."""
     reasons = [frozenset(r.split("|")) - BENIGN - {""} for r in df["throttle_reasons"].fillna("")]
     hot = np.array([bool(r) for r in reasons])
     if not hot.any():
+        panels[0].plot([], [], " ", gid="no_throttle", label="no throttle reason in any sample")
         return
     starts = np.flatnonzero(hot & ~np.r_[False, hot[:-1]])
     ends = np.flatnonzero(hot & ~np.r_[hot[1:], False])
@@ -116,14 +133,18 @@ def _throttles(panels: list, df: pd.DataFrame, x: np.ndarray) -> None:
 
 
 def _legend(fig: Any, panels: list, own: bool) -> None:
+    """Each panel's legend beside it, top-aligned with it (never over its data); on one given ax with a
+    twin, the rows of both in one legend beside the ax, clear of the twin's labels."""
+    kw = dict(fontsize=7, alignment="left", loc="upper left", borderaxespad=0)
+    if own:
+        for p in panels:
+            if p.get_legend_handles_labels()[0]:
+                p.legend(bbox_to_anchor=(1.01, 1.0), **kw)
+        return
     handles, labels = [], []
     for p in panels:
         h, lab = p.get_legend_handles_labels()
         handles += h
         labels += lab
-    kw = dict(fontsize=7, alignment="left")
-    if own:
-        fig.legend(handles, labels, loc="outside right upper", **kw)
-    else:
-        panels[0].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.12 if len(panels) > 1 else 1.01, 1.0),
-                         borderaxespad=0, **kw)
+    if handles:
+        panels[0].legend(handles, labels, bbox_to_anchor=(1.12 if len(panels) > 1 else 1.01, 1.0), **kw)

@@ -52,8 +52,19 @@ def test_a_panel_per_metric_with_the_throttled_interval_shaded():
     for ax in (clock_ax, power_ax):                               # one shaded run, idle is not throttling
         (span,) = _gid(ax, "throttle", "patches")
         assert (span.get_x(), span.get_x() + span.get_width()) == pytest.approx((400.0, 600.0))
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["throttled: hw_slowdown, sw_power_cap", "power limit 700 W"]
+    assert not fig.legends                                         # each panel's legend beside it
+    assert [t.get_text() for t in clock_ax.get_legend().get_texts()] == \
+        ["SM clock: median 1980 MHz (1500–1980), 100 samples", "throttled: hw_slowdown, sw_power_cap"]
+    assert [t.get_text() for t in power_ax.get_legend().get_texts()] == \
+        ["power: median 469.5 W (400–690), 100 samples", "power limit 700 W"]
+    fig.canvas.draw()
+    for ax in (clock_ax, power_ax):                                # beside its own panel, top-aligned with it
+        box, panel = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert box.x0 >= panel.x1 and abs(box.y1 - panel.y1) < 2
+    assert clock.get_marker() == "o"                               # 100 samples: each one shows
+    calm = plot_gpu_samples(df.assign(throttle_reasons="gpu_idle")).axes[0]
+    assert _gid(calm, "no_throttle") and not _gid(calm, "throttle", "patches")
+    assert "no throttle reason in any sample" in [t.get_text() for t in calm.get_legend().get_texts()]
 
 
 def test_aligned_to_a_timeline_origin_and_drawn_on_given_axes():
@@ -66,7 +77,8 @@ def test_aligned_to_a_timeline_origin_and_drawn_on_given_axes():
     twin = [a for a in fig.axes if a is not mine][0]
     assert mine.get_ylabel() == "SM clock (MHz)" and twin.get_ylabel() == "power (W)"
     assert [t.get_text() for t in mine.get_legend().get_texts()] == \
-        ["SM clock", "throttled: hw_slowdown, sw_power_cap", "power", "power limit 700 W"]
+        ["SM clock: median 1980 MHz (1500–1980), 100 samples", "throttled: hw_slowdown, sw_power_cap",
+         "power: median 469.5 W (400–690), 100 samples", "power limit 700 W"]
 
 
 def test_a_line_per_gpu_bytes_in_gib_and_empty_frames():
