@@ -159,6 +159,7 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
     """Bars per ``by`` value stacked by layer in execution order (``other`` on top), each bar's total
     above it, time per sample on a twin axis, the ``worst`` layers outlined and named in the legend."""
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     from .layer_timeline import layer_colors, short_name
     t = df.groupby([by, "layer"])["median_ms"].sum().unstack(0).reindex(columns=keys).fillna(0.0)
@@ -189,14 +190,14 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
         ax.annotate(human_ms(total), (xi, total / per), xytext=(0, 2), textcoords="offset points", ha="center",
                     va="bottom", fontsize=7, gid="bar_total")
     ax.set_xticks(x, labels)
-    ax.set_ylabel(f"layer time per inference ({unit}, stacked medians)")
-    ax.set_ylim(0, float(bottom.max()) * 1.12 or 1.0)
+    ax.set_ylabel(f"layer time per inference ({unit}, stacked medians)", loc="bottom")
+    top_bar = float(bottom.max()) * 1.12 or 1.0
+    ax.set_ylim(0, top_bar / BARS_SHARE)                 # the bars keep to the lower part, their totals too
+    ax.set_yticks([v for v in MaxNLocator(6).tick_values(0, top_bar) if 0 <= v <= top_bar])
     batch = df.groupby(by)["batch_size"].first().reindex(keys).to_numpy()
     line = _per_sample(ax, x, totals.to_numpy() / batch)
     handles = [line, *handles[::-1]]                      # top of the stack first, as the bars read
-    if elsewise:
-        handles.append(Patch(facecolor="white", edgecolor="0.4", hatch="////",
-                             label="hatched: the layer ran in another precision than the engine's"))
+    handles += _elsewise_rows(elsewise, shown)
     if worst:
         handles.append(Patch(visible=False, label=f"red outline: gains least ({explain})"))
     kw = dict(handles=handles, fontsize=7, title="layers (stacked in execution order)", title_fontsize=7,
@@ -208,12 +209,39 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
     ax.grid(axis="y", lw=0.3)
 
 
+BARS_SHARE = 0.56      # of the height: the bars and their totals below, the time-per-sample line above
+LINE_FROM = 0.62       # of the height: where the line's zero sits
+
+
+def _elsewise_rows(elsewise: set, shown: list) -> list:
+    """Legend rows for layers that ran in another precision than the engine's: the hatch when a
+    coloured layer is hatched; the names of those folded into 'other', where no hatch shows."""
+    from matplotlib.patches import Patch
+
+    from .layer_timeline import short_name
+    names = {n for _, n in elsewise}
+    rows = []
+    if names & set(shown):
+        rows.append(Patch(facecolor="white", edgecolor="0.4", hatch="////",
+                          label="hatched: the layer ran in another precision than the engine's"))
+    hidden = sorted(names - set(shown))
+    if hidden:
+        listed = ", ".join(short_name(n, 30) for n in hidden[:3]) + (f" +{len(hidden) - 3}" if len(hidden) > 3 else "")
+        rows.append(Patch(visible=False, label=f"in other, ran in another precision: {listed}"))
+    return rows
+
+
 def _per_sample(ax: Any, x: np.ndarray, sample: np.ndarray) -> Any:
-    """Time per sample (ms) as a line on a twin axis from zero; returns the line."""
+    """Time per sample (ms) as a line on a twin axis whose zero sits above the bars (so its markers
+    never meet the bars' total labels); a dotted line marks that zero. Returns the line."""
     twin = ax.twinx()
     unit, per = ms_unit(float(sample.max()))
     (line,) = twin.plot(x, sample / per, "o-", color="black", lw=1.4, ms=5, gid="per_sample",
                         label="time per sample (all layers / batch)")
-    twin.set_ylabel(f"time per sample ({unit})")
-    twin.set_ylim(0, float(sample.max()) / per * 1.25 or 1.0)
+    twin.set_ylabel(f"time per sample ({unit})", loc="top")
+    top = float(sample.max()) / per * 1.15 or 1.0
+    twin.set_ylim(-top * LINE_FROM / (1 - LINE_FROM), top)
+    from matplotlib.ticker import MaxNLocator
+    twin.set_yticks([v for v in MaxNLocator(4).tick_values(0, top) if 0 <= v <= top])
+    twin.axhline(0, color="0.5", lw=0.6, ls=":", gid="per_sample_zero")
     return line
