@@ -65,7 +65,7 @@ def html_table(frame: pd.DataFrame, formats: dict, max_rows: int = 200) -> str:
         for c in shown.columns:
             v = row[c]
             text = formats[c](v) if c in formats and not _missing(v) else ("" if _missing(v) else str(v))
-            cells.append(f"<td style='padding:1px 8px'>{html.escape(text)}</td>")
+            cells.append(f"<td style='padding:1px 8px;white-space:nowrap'>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = f"<p>{len(frame) - max_rows} more rows not shown</p>" if len(frame) > max_rows else ""
     return (f"<div style='max-height:360px;overflow:auto'><table class='perfkit-table' style='border-collapse:"

@@ -146,7 +146,8 @@ class FigureView:
         canvas = Canvas(fig)                      # sets fig.canvas
         FigureManager(canvas, 0)
         canvas.header_visible = False
-        canvas.toolbar_position = "top"
+        canvas.toolbar_visible = "fade-in-fade-out"   # over the figure only while the pointer is on it
+        canvas.toolbar_position = "left"
         for event, handler in self._listeners:
             canvas.mpl_connect(event, handler)
         self.canvas = canvas
