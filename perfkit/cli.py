@@ -229,7 +229,8 @@ def _trust_text(dev: Any, frame: Any) -> str:
     if "unstable" in frame and frame["unstable"].any():
         lines.append(f"{int(frame['unstable'].sum())} of {len(frame)} configurations stayed unstable after being "
                      "timed again: read their medians with their intervals.")
-    lines += list(frame.attrs.get("disturbances", []))
+    from .bench import sweep_disturbances
+    lines += sweep_disturbances(frame)
     return "\n".join(lines)
 
 

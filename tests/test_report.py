@@ -1,5 +1,6 @@
 """perfkit.report: one self-contained HTML page, tables as HTML, figures as embedded PNGs, nothing external."""
 import base64
+import html
 import html.parser
 import io
 import re
@@ -94,8 +95,13 @@ def test_the_demo_report_shows_its_sweep_and_figures(tmp_path):
     assert main(["demo", "--device", "cpu", "--out", str(tmp_path), "--batch-sizes", "1,2", "--precisions", "fp32",
                  "--models", "mnist_mlp", "--min-time", "0.01"]) == 0
     (run,) = list(tmp_path.iterdir())
-    page = Page(open(run / "report.html", encoding="utf-8").read())
+    text = open(run / "report.html", encoding="utf-8").read()
+    page = Page(text)
     sweep = pd.read_parquet(run / "sweep.parquet")
+    assert page.headings[1] == "How far to trust these numbers"       # first: the trust paragraph, from the rows
+    assert f"reached {sweep['host_load_1m'].max():.1f} on {sweep['host_cpus'].max()} cores" in text
+    for sentence in pk.bench.sweep_disturbances(sweep):
+        assert html.escape(sentence) in text
     header, *rows = next(t for t in page.tables if "latency_median_ms" in t[0] or "median ms" in " ".join(t[0]))
     assert len(rows) == len(sweep) == 2
     assert {r[header.index("batch size")] for r in rows} == {"1", "2"}
