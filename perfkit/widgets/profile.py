@@ -81,16 +81,17 @@ class ProfileExplorer(Explorer):
         run = self.run
         kernels = run.kernels if len(run.kernels) else None
         memory = run.memory if len(run.memory) else None
-        self.view.show(make_figure(lambda: plot_layer_timeline(df, iterations=its or None, kernels=kernels,
-                                                               memory_events=memory)))
-        self._index_bars(df)
+        fig = make_figure(lambda: plot_layer_timeline(df, iterations=its or None, kernels=kernels,
+                                                      memory_events=memory))
+        self._index_bars(fig, df)
+        self._fade()
+        self.view.show(fig)                         # drawn once, highlight included
         self.full_table = layer_table(df, self.engine_layers, self.build_log)
         self._show_table()
-        self._apply_highlight()
 
-    def _index_bars(self, df: pd.DataFrame) -> None:
+    def _index_bars(self, fig: Any, df: pd.DataFrame) -> None:
         """The layer bars of the timeline (drawn one per row of ``df``, in its order) and their extents."""
-        ax = self.figure.axes[0] if self.figure.axes else None
+        ax = fig.axes[0] if fig.axes else None
         bars = [p for p in ax.patches if p.get_gid() == "layer"] if ax is not None else []
         if len(bars) != len(df):
             self._bars = None
@@ -109,6 +110,11 @@ class ProfileExplorer(Explorer):
             "bytes": lambda v: f"{v:,.0f}", "batch_size": lambda v: f"{v:.0f}"})
 
     def _apply_highlight(self) -> None:
+        self._fade()
+        self.view.refresh()
+
+    def _fade(self) -> None:
+        """The highlighted layer's bars outlined, the others faded (all plain when none is chosen)."""
         if self._bars is None:
             return
         _, bars, _, df = self._bars
@@ -118,7 +124,6 @@ class ProfileExplorer(Explorer):
             bar.set_alpha(1.0 if on else FADED)
             bar.set_edgecolor("black" if chosen and on else "white")
             bar.set_linewidth(1.2 if chosen and on else 0.3)
-        self.view.refresh()
 
     def _layer_at(self, x: float, y: float) -> Any:
         """The row of the shown layer times drawn at data coordinates (x, y), or None."""

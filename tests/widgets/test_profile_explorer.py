@@ -82,6 +82,9 @@ def test_highlight_fades_the_other_layers():
     alphas = {(b.get_alpha(), lay) for b, lay in zip(_bars(e.figure), e._bars[3]["layer"])}
     assert alphas == {(1.0, "fc"), (0.18, "conv")}
     assert e.view.widget.children[0].value != png                 # the static image was redrawn
+    e.iterations.value = (0, 0)                                   # a new timeline keeps the highlight
+    assert {(b.get_alpha(), lay) for b, lay in zip(_bars(e.figure), e._bars[3]["layer"])} == {(1.0, "fc"),
+                                                                                             (0.18, "conv")}
     e.highlight.value = ""
     assert {b.get_alpha() for b in _bars(e.figure)} == {1.0}
 
