@@ -55,10 +55,12 @@ def plot_latency_throughput(sweep: pd.DataFrame, budget_ms: Any = None, ax: Any 
         notes.append(f"{len(df) - len(ok)} configuration(s) failed, not drawn")
     if notes:
         ax.text(0.99, 0.01, "; ".join(notes), transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
+    _plain_log_ticks(ax)
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(handles)), key=lambda i: not (handles[i].get_gid() or "").startswith("curve:"))
     ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left", bbox_to_anchor=(1.01, 1.0),
               borderaxespad=0, fontsize=7)
+    _drop_crowded_labels(ax)
     return fig
 
 
@@ -89,10 +91,12 @@ def _curves(ax: Any, df: pd.DataFrame, per: float) -> None:
                         gid="unstable", label="_unstable" if unstable_shown else "unstable: spread too wide")
                 unstable_shown = True
             k = list(STYLES).index(precision) if precision in STYLES else 0
-            for xb, yb, batch in zip(x / per, y, gp["batch_size"]):       # precisions' labels on either side
-                ax.annotate(f"b{batch}", (xb, yb), xytext=((5, -10), (-5, 4), (5, 4))[k % 3],
-                            textcoords="offset points", fontsize=7, color=color, gid="batch_label",
-                            ha="right" if k % 3 == 1 else "left")
+            last = len(gp) - 1
+            for j, (xb, yb, batch) in enumerate(zip(x / per, y, gp["batch_size"])):   # precisions' labels apart
+                t = ax.annotate(f"b{batch}", (xb, yb), xytext=((5, -10), (-5, 4), (5, 4))[k % 3],
+                                textcoords="offset points", fontsize=7, color=color, gid="batch_label",
+                                ha="right" if k % 3 == 1 else "left")
+                t.priority = 0 if j in (0, last) else 1                 # each curve's ends are named first
 
 
 def _budget(ax: Any, df: pd.DataFrame, budget_ms: float, per: float) -> None:
@@ -108,6 +112,33 @@ def _budget(ax: Any, df: pd.DataFrame, budget_ms: float, per: float) -> None:
     ax.plot([x], [y], marker="*", ms=16, color="gold", mec="black", ls="none", gid="best",
             label=f"best within budget: {best['model']} {best['precision']} batch {best['batch_size']}\n"
                   f"{_fmt_rate(y)} samples/s at {human_ms(float(best['latency_median_ms']))}")
+
+
+def _plain_log_ticks(ax: Any) -> None:
+    """A log latency axis ticked at 1, 2, 5 x 10^k and written as plain numbers (0.1, 0.2, 0.5, 1),
+    not as 10^-1."""
+    if ax.get_xscale() != "log":
+        return
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+    lo, hi = ax.get_xlim()
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _drop_crowded_labels(ax: Any) -> None:
+    """Hides batch labels that would overlap one already kept (each curve's first and last batch
+    are placed first), so that the names that show can be read."""
+    fig = ax.figure
+    fig.draw_without_rendering()
+    texts = sorted((t for t in ax.texts if t.get_gid() == "batch_label"), key=lambda t: getattr(t, "priority", 1))
+    kept = []
+    for t in texts:
+        box = t.get_window_extent().expanded(1.05, 1.1)
+        if any(box.overlaps(k) for k in kept):
+            t.set_visible(False)
+        else:
+            kept.append(box)
 
 
 def _fmt_rate(v: float) -> str:

@@ -75,6 +75,22 @@ def test_a_curve_per_model_and_precision_through_the_batch_sizes():
     assert labels[:4] == ["a fp32", "a fp16", "b fp32", "b fp16"] and "unstable: spread too wide" in labels
 
 
+def test_log_latency_ticks_are_plain_and_batch_labels_do_not_overlap():
+    df = _sweep()
+    crowded = pd.concat([df, df.assign(model="c", latency_median_ms=df["latency_median_ms"] * 1.02)])
+    fig = plot_latency_throughput(crowded.reset_index(drop=True))
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert ax.get_xscale() == "log"
+    ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert ticks and all("10^" not in t and "mathdefault" not in t for t in ticks) and "1" in ticks
+    shown = [t for t in ax.texts if t.get_gid() == "batch_label" and t.get_visible()]
+    boxes = [t.get_window_extent() for t in shown]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    hidden = [t for t in ax.texts if t.get_gid() == "batch_label" and not t.get_visible()]
+    assert hidden                                                  # model c's labels sit on model a's
+
+
 def test_budget_line_and_the_best_point_within_it():
     df = _sweep()
     ax = plot_latency_throughput(df, budget_ms=2.5).axes[0]
