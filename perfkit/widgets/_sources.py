@@ -23,6 +23,15 @@ def as_run(run: Any, what: str) -> RunData:
                         f"run, not {type(run).__name__}")
 
 
+def read_parquet(file: str, what: str, fix: str) -> Any:
+    """``pandas.read_parquet(file)``; a file that cannot be read is an ArgumentError naming it and ``fix``."""
+    import pandas as pd
+    try:
+        return pd.read_parquet(file)
+    except Exception as exc:          # pyarrow raises many types for a missing or foreign file
+        raise ArgumentError(f"{what}: cannot read {file!r} as parquet ({type(exc).__name__}: {exc}); {fix}") from None
+
+
 def run_frame(run: RunData, name: str) -> Any:
     """The run's ``engine_layers`` or ``build_log`` frame (what its engine said of itself), or None
     when the run does not hold one (a run saved before runs kept them)."""

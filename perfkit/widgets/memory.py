@@ -9,12 +9,11 @@ from typing import Any
 import pandas as pd
 
 from ..arguments import frame as check_frame, number
-from ..errors import ArgumentError
 from ..frames.schemas import MEMORY_EVENTS
 from ..plots._axes import human_bytes
 from ..plots.memory import DEFAULT_PHASES, PHASES, memory_time_range, plot_memory, top_allocations
 from ._explorer import Explorer
-from ._sources import as_run
+from ._sources import as_run, read_parquet
 from .figure_view import make_figure
 
 WHAT = "MemoryExplorer"
@@ -27,8 +26,9 @@ def memory_source(source: Any, layer_times: Any, predicted_bytes: Any) -> tuple:
     elif isinstance(source, pd.DataFrame):
         events = check_frame(source, f"{WHAT}: source (a memory_events frame)", MEMORY_EVENTS.names)
     elif isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".parquet"):
-        events = check_frame(_read_parquet(os.fspath(source)), f"{WHAT}: source ({os.fspath(source)})",
-                             MEMORY_EVENTS.names)
+        file = os.fspath(source)
+        events = check_frame(read_parquet(file, f"{WHAT}: source", "pass a file written by memory_events.to_parquet()"),
+                             f"{WHAT}: source ({file})", MEMORY_EVENTS.names)
     else:
         run = as_run(source, f"{WHAT}: source (a TrackingAllocator, a memory_events frame, a run or its directory)")
         events = run.memory
@@ -44,18 +44,10 @@ def memory_source(source: Any, layer_times: Any, predicted_bytes: Any) -> tuple:
     return events, layer_times, predicted_bytes
 
 
-def _read_parquet(file: str) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(file)
-    except Exception as exc:          # pyarrow raises many types for a missing or foreign file
-        raise ArgumentError(f"{WHAT}: cannot read {file!r} as a memory_events parquet file ({type(exc).__name__}: "
-                            f"{exc}); pass a file written by memory_events.to_parquet(...)") from None
-
-
 class MemoryExplorer(Explorer):
     """Explore device memory over time. ``source``: a TrackingAllocator (every event it recorded: build,
-    context creation, inference), a memory_events frame or its ``.parquet`` file, or a run (``run.memory`` with its layer times
-    and the builder's prediction). ``layer_times`` and ``predicted_bytes`` add the running layer and the
+    context creation, inference), a memory_events frame or its ``.parquet`` file, or a run (``run.memory``
+    with its layer times and the builder's prediction). ``layer_times`` and ``predicted_bytes`` add the running layer and the
     prediction line where the source does not carry them.
 
     Controls: ``phases`` (SelectMultiple), ``window`` (FloatRangeSlider, ms since the first event),

@@ -11,6 +11,7 @@ import pandas as pd
 from ..arguments import path as check_path
 from ..errors import ArgumentError
 from ..frames.schemas import SWEEP, SWEEP_LAYERS
+from ._sources import read_parquet
 
 #: metric -> (label, kind); kind: "ms" (a duration), "bytes", "rate" (samples/s)
 METRICS = {
@@ -59,11 +60,7 @@ def read_sweep(source: Any) -> tuple:
 
 
 def _read(file: str) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(file)
-    except Exception as exc:          # pyarrow raises many types for a file that is not parquet
-        raise ArgumentError(f"{WHAT}: cannot read {file!r} as parquet ({type(exc).__name__}: {exc}); pass the "
-                            "file a sweep wrote (pk.sweep(..., out=...))") from None
+    return read_parquet(file, WHAT, "pass the file a sweep wrote (pk.sweep(..., out=...))")
 
 
 def _checked(frame: Any, schema: Any, what: str) -> pd.DataFrame:
