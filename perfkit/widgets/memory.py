@@ -47,8 +47,8 @@ def memory_source(source: Any, layer_times: Any, predicted_bytes: Any) -> tuple:
 class MemoryExplorer(Explorer):
     """Explore device memory over time. ``source``: a TrackingAllocator (every event it recorded: build,
     context creation, inference), a memory_events frame or its ``.parquet`` file, or a run (``run.memory``
-    with its layer times and the builder's prediction). ``layer_times`` and ``predicted_bytes`` add the running layer and the
-    prediction line where the source does not carry them.
+    with its layer times and the builder's prediction). ``layer_times`` and ``predicted_bytes`` add the
+    running layer and the prediction line where the source does not carry them.
 
     Controls: ``phases`` (SelectMultiple), ``window`` (FloatRangeSlider, ms since the first event),
     ``tags`` (SelectMultiple), ``by_tag`` (stacked by tag or one area). The table lists the largest

@@ -24,8 +24,9 @@ class ProfileExplorer(Explorer):
 
     ``engine_layers`` (the engine's ``engine.layers`` frame) and ``build_log`` (``engine.build_log``)
     give each layer's FLOPs, bytes, fused members and tactic; by default the run's own (runs keep
-    their engine's frames; a run saved before they did has none, and the table leaves those blank). Controls: ``iterations`` (IntRangeSlider), ``lanes`` (context / stream), ``sort`` and
-    ``ascending`` (the table), ``highlight`` (a layer; the others fade). ``hover`` shows the layer
+    their engine's frames; a run saved before they did has none, and the table leaves those blank).
+    Controls: ``iterations`` (IntRangeSlider), ``lanes`` (context / stream), ``sort`` and ``ascending``
+    (the table), ``highlight`` (a layer; the others fade). ``hover`` shows the layer
     under the pointer (interactive mode); clicking a bar highlights its layer."""
 
     css_class = "perfkit-profile-explorer"

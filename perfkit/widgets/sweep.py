@@ -166,7 +166,8 @@ class SweepExplorer(Explorer):
         if not said:
             return ""
         items = "".join(f"<li>{html.escape(s)}</li>" for s in said)
-        return f"<div style='color:#a33;margin:2px'>⚠ read these points with care:<ul style='margin:0'>{items}</ul></div>"
+        return (f"<div style='color:#a33;margin:2px'>⚠ read these points with care:<ul style='margin:0'>{items}</ul>"
+                "</div>")
 
 
 def _set_options(control: Any, options: list, default: Any) -> None:
