@@ -157,12 +157,13 @@ def plot_memory(memory_events: pd.DataFrame, ax: Any = None, by_tag: bool = True
                                          + (f" for tags {', '.join(tags)}" if tags else "")
                                          + (f" within {window[0]:g}-{window[1]:g} ms" if window else "")))
         return fig
-    _draw(ax, ev, levels, names, span, t0, predicted_bytes, lt, phase, phases)
+    xa = _draw(ax, ev, levels, names, span, t0, predicted_bytes, lt, phase, phases)
     cut = any(p.get_gid() == "idle_gap" for p in ax.patches)
     origin = "the start of the phases shown" if t0_ns is None else \
         "the first event" if t0_ns == int(ev["ts_ns"].min()) else "t0_ns"
     ax.set_xlabel(f"time (ms) since {origin}"
-                  + ("; idle gaps cut short" if cut else ""))
+                  + ("; idle gaps cut short" if cut else "")
+                  + ("; each phase at least 12% wide (the scale changes at the dotted lines)" if xa.breaks else ""))
     return fig
 
 
@@ -224,13 +225,13 @@ def _downsample(x: np.ndarray, tops: np.ndarray, buckets: int) -> np.ndarray:
 
 
 def _draw(ax: Any, ev: pd.DataFrame, levels: np.ndarray, names: list, span: tuple, t0: int, predicted: Any,
-          lt: Any, phase: np.ndarray, phases: tuple) -> None:
+          lt: Any, phase: np.ndarray, phases: tuple) -> TimeAxis:
     ts = ev["ts_ns"].to_numpy()
     i0, i1 = int(np.searchsorted(ts, span[0], "left")), int(np.searchsorted(ts, span[1], "right"))
     tops = np.cumsum(levels[i0:i1 + 1], axis=1)          # row 0: held before the span; then one per event
     rows = _downsample(ts[i0:i1].astype(np.float64), tops[1:], BUCKETS)
     busy = lt[["start_ns", "end_ns"]].to_numpy() if lt is not None and len(lt) and "inference" in phases else None
-    xa = TimeAxis(t0, span, ts[i0:i1], busy)
+    xa = TimeAxis(t0, span, ts[i0:i1], busy, breaks=list(_phase_starts(ts, phase, phases, span, lt).values())[1:])
     # a little after the span (3% of the axis), so that its last step shows
     tail = max(0.03 * float(xa(span[1]) - xa(span[0])) / xa.slope() * 1e6, 1.0)
     t = np.r_[span[0], ts[i0:i1][rows], span[1] + tail]
@@ -264,6 +265,7 @@ def _draw(ax: Any, ev: pd.DataFrame, levels: np.ndarray, names: list, span: tupl
     ax.set_ylabel(f"held ({unit})")
     ax.grid(axis="y", lw=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=7)
+    return xa
 
 
 def _mark_peak(ax: Any, ev: pd.DataFrame, x: float, y: float, event: Any, per: float, when: str) -> None:
@@ -286,25 +288,33 @@ def _phase_marks(ax: Any, ts: np.ndarray, phase: np.ndarray, phases: tuple, span
     """A dotted line and the phase's name where each shown phase begins (when more than one shows:
     at its first event, or for inference at its first layer when that comes first); a legend row
     for each phase without an allocation or free."""
+    starts = _phase_starts(ts, phase, phases, span, lt)
     i0, i1 = np.searchsorted(ts, span[0], "left"), np.searchsorted(ts, span[1], "right")
-    ts, phase = ts[i0:i1], phase[i0:i1]
-    starts = {p: float(ts[np.argmax(phase == PHASES.index(p))]) for p in phases if (phase == PHASES.index(p)).any()}
-    quiet = [p for p in phases if p not in starts]
-    if lt is not None and len(lt) and "inference" in phases and span[0] <= lt["start_ns"].min() <= span[1]:
-        starts["inference"] = min(starts.get("inference", np.inf), float(lt["start_ns"].min()))
+    quiet = [p for p in phases if not (phase[i0:i1] == PHASES.index(p)).any()]
     if quiet:
         ax.plot([], [], " ", label=f"no allocation or free in {' or '.join(quiet)}", gid="quiet_phase")
     if len(starts) < 2:
         return
     lo, hi = ax.get_xlim()
     last = -np.inf
-    for k, (p, t) in enumerate(sorted(starts.items(), key=lambda item: item[1])):
+    for k, (p, t) in enumerate(starts.items()):
         x = float(xa(t))
         ax.axvline(x, color="0.4", lw=0.7, ls=":", gid="phase")
         drop = 10 * k if x - last < 0.15 * (hi - lo) else 0           # close names go one under the other
         ax.annotate(p, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -2 - drop), textcoords="offset points",
                     fontsize=7, color="0.3", va="top", gid="phase_label")
         last = x
+
+
+def _phase_starts(ts: np.ndarray, phase: np.ndarray, phases: tuple, span: tuple, lt: Any) -> dict:
+    """{phase: ns} where each shown phase begins within the span (its first event, or for inference
+    its first layer when that comes first), in time order."""
+    i0, i1 = np.searchsorted(ts, span[0], "left"), np.searchsorted(ts, span[1], "right")
+    ts, phase = ts[i0:i1], phase[i0:i1]
+    starts = {p: float(ts[np.argmax(phase == PHASES.index(p))]) for p in phases if (phase == PHASES.index(p)).any()}
+    if lt is not None and len(lt) and "inference" in phases and span[0] <= lt["start_ns"].min() <= span[1]:
+        starts["inference"] = min(starts.get("inference", np.inf), float(lt["start_ns"].min()))
+    return dict(sorted(starts.items(), key=lambda item: item[1]))
 
 
 def _layer_bands(ax: Any, ev: pd.DataFrame, lt: Any, span: tuple, xa: TimeAxis) -> None:
