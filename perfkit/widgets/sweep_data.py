@@ -123,7 +123,9 @@ def points(frame: pd.DataFrame, layers: Any, metric: str, layer: Any, precisions
         out = out.join(_trust(src).drop(columns=list(KEYS)))
     if precisions is not None:
         out = out[out["precision"].isin(list(precisions))]
-    return out.dropna(subset=["value"]).reset_index(drop=True)
+    out = out.dropna(subset=["value"]).reset_index(drop=True)
+    out.attrs = dict(frame.attrs)                   # the sweep's device name titles per-layer views too
+    return out
 
 
 _TRUST = ("latency_cv_pct", "unstable", "remeasured", "host_load_1m", "host_cpus")

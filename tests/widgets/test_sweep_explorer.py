@@ -106,7 +106,7 @@ def test_per_layer_time_with_layer_picker():
     assert e.layer.disabled
     e.metric.value = "layer_time_ms"
     assert not e.layer.disabled and list(e.layer.options) == ["fc1", "fc2"]
-    assert "fc1" in e.figure.axes[0].get_ylabel()
+    assert "fc1" in e.figure.axes[0].get_ylabel() and "test cpu" in e.figure._suptitle.get_text()
     fc1 = next(l for l in _lines(e.figure) if "fp32" in l.get_label())
     np.testing.assert_allclose(fc1.get_ydata(), [0.4, 1.6, 6.4])
     e.layer.value = "fc2"
