@@ -25,12 +25,12 @@ class Comparison(Shown):
     """What :func:`compare` returns: ``widget`` (display it), ``figure``, ``table`` (a DataFrame of
     ratios, intervals, ``significant`` and ``verdict``) and ``table_html`` (its ipywidgets.HTML)."""
 
-    def __init__(self, table: pd.DataFrame, labels: tuple, what: str, interactive: Any):
+    def __init__(self, table: pd.DataFrame, labels: tuple, what: str, interactive: Any, where: str = ""):
         import ipywidgets as w
         self.table, self.labels = table, labels
         self.view = FigureView(interactive)
         self.mode = self.view.mode
-        self.view.show(make_figure(lambda: plot_ratios(table, labels, what)))
+        self.view.show(make_figure(lambda: plot_ratios(table, labels, what, where)))
         a, b = f"{labels[0]} (median)", f"{labels[1]} (median)"
         fmt = {a: human_ms, b: human_ms, **{c: "{:.3f}".format for c in ("ratio", "ratio_low", "ratio_high")}}
         self.table_html = w.HTML(html_table(table.rename(columns={"a_ms": a, "b_ms": b}), fmt))
@@ -53,12 +53,20 @@ def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comp
         ra, rb = as_run(a, f"{WHAT}: a"), as_run(b, f"{WHAT}: b")
         for r, n in ((ra, "a"), (rb, "b")):
             check_frame(r.layers, f"{WHAT}: {n}'s layer times", ("layer", "iteration", "ms"))
-        return Comparison(run_ratios(ra.layers, rb.layers, labels), labels, "layer", interactive)
+        return Comparison(run_ratios(ra.layers, rb.layers, labels), labels, "layer", interactive,
+                          _shared(ra.meta.get("engine"), rb.meta.get("engine"), ra.meta.get("device_name"),
+                                  rb.meta.get("device_name")))
     if _is_run(a) or _is_run(b):
         raise ArgumentError(f"{WHAT}: a and b must both be sweeps or both be runs, not "
                             f"{type(a).__name__} and {type(b).__name__}")
     fa, fb = read_sweep(_sweep_only(a, "a")), read_sweep(_sweep_only(b, "b"))
-    return Comparison(sweep_ratios(fa[0], fb[0], labels), labels, "configuration", interactive)
+    devices = [f[0].attrs.get("device_name") or "/".join(sorted(map(str, f[0]["device"].unique()))) for f in (fa, fb)]
+    return Comparison(sweep_ratios(fa[0], fb[0], labels), labels, "configuration", interactive, _shared(*devices))
+
+
+def _shared(*pairs: Any) -> str:
+    """What both sides share, for the title: each (a, b) pair's value where a equals b."""
+    return " · ".join(str(a) for a, b in zip(pairs[::2], pairs[1::2]) if a and a == b)
 
 
 def _is_run(x: Any) -> bool:
@@ -104,7 +112,7 @@ def _default_labels(a: Any, b: Any) -> tuple:
     return ("a", "b")
 
 
-def plot_ratios(table: pd.DataFrame, labels: tuple, what: str) -> Any:
+def plot_ratios(table: pd.DataFrame, labels: tuple, what: str, where: str = "") -> Any:
     """Each match's ratio b/a as a point with its 95% interval, a line at 1; significant faster green,
     slower red, not significant grey."""
     keys = [c for c in table.columns if c in ("layer", "model", "device", "precision", "batch_size")]
@@ -132,7 +140,7 @@ def plot_ratios(table: pd.DataFrame, labels: tuple, what: str) -> Any:
     ax.set_yticks(y, names, fontsize=7)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlabel(f"{labels[1]} / {labels[0]} median latency (below 1: {labels[1]} faster)")
-    ax.set_title(f"{labels[1]} against {labels[0]}: ratio of median latency per {what}, 95% interval "
-                 "(grey: not significant)", fontsize=9)
+    ax.set_title(f"{labels[1]} against {labels[0]}{' on ' + where if where else ''}: ratio of median latency per "
+                 f"{what}, 95% interval (grey: not significant)", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     return fig

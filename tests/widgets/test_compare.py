@@ -26,6 +26,7 @@ def test_two_sweeps_give_ratios_with_intervals_and_verdicts():
     assert t.loc[("cnn", "fp16", 16), "significant"]
     ax = c.figure.axes[0]
     assert ax.get_xlabel().startswith("after / before median latency")
+    assert ax.get_title().startswith("after against before on test cpu: ratio")
     assert [l for l in ax.get_lines() if l.get_gid() == "one"][0].get_xdata()[0] == 1.0
     assert "not significant" in c.table_html.value and "8 differ significantly; 4 cannot be told apart" in c.note.value
     assert "perfkit-compare" in c.widget._dom_classes
