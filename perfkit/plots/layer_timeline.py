@@ -125,7 +125,9 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
     ax.set_xlim(0, span * 1.005)
     plain_numbers(ax.xaxis)
     ax.set_title(_title(layer_times, df, iterations), fontsize=9, pad=14)
-    _slow_legend(fig, ax, own_figure, df, colors, hatch, types, top, _outside_kinds(kern))
+    said = ["memory: no events in memory_events (none recorded in this run)"] \
+        if memory_events is not None and not with_memory else []
+    _slow_legend(fig, ax, own_figure, df, colors, hatch, types, top, _outside_kinds(kern), said)
     if mem_ax is not None:
         _memory_lane(mem_ax, memory_events, t0, t1, per)
         mem_ax.set_xlabel(f"time since the first layer shown ({unit})")
@@ -229,9 +231,9 @@ def short_name(name: str, limit: int = 28) -> str:
 
 
 def _slow_legend(fig: Any, ax: Any, own_figure: bool, df: pd.DataFrame, colors: dict, hatch: dict, types: list,
-                 top: int, outside: list) -> Any:
+                 top: int, outside: list, said: list) -> Any:
     """The ``top`` slowest layers, slowest first, with their total and share; then the type hatches;
-    then the colours of the ``outside`` kinds of work that ran under no layer."""
+    then the colours of the ``outside`` kinds of work that ran under no layer; then the lines ``said``."""
     from matplotlib.patches import Patch
     t = (df["end_ns"] - df["start_ns"]).groupby(df["layer"]).sum().sort_values(ascending=False, kind="stable")
     type_of = df.drop_duplicates("layer").set_index("layer")["type"]
@@ -252,6 +254,7 @@ def _slow_legend(fig: Any, ax: Any, own_figure: bool, df: pd.DataFrame, colors: 
     if outside:
         handles.append(Patch(visible=False, label="GPU work under no layer:"))
         handles += [Patch(facecolor=OUTSIDE_COLORS[w], label=OUTSIDE_NAMES[w]) for w in outside]
+    handles += [Patch(visible=False, label=text) for text in said]
     kw = dict(handles=handles, title=title, fontsize=7, title_fontsize=7, alignment="left")
     if own_figure:
         return fig.legend(loc="outside right upper", **kw)

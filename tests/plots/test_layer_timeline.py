@@ -161,6 +161,14 @@ def test_work_under_no_layer_is_named_by_kind_and_lanes_outside_the_window_are_d
     assert len(stamp_colors) == 1 and stamp_colors != {to_hex(p.get_facecolor()) for p in _bars(ax)}
 
 
+def test_an_empty_memory_frame_is_said_not_silently_dropped():
+    df = _frame(iterations=1)
+    fig = plot_layer_timeline(df, memory_events=MEMORY_EVENTS.frame([]))
+    assert len(fig.axes) == 1
+    assert "memory: no events in memory_events (none recorded in this run)" in _legend(fig)
+    assert not any(t.startswith("memory:") for t in _legend(plot_layer_timeline(df)))
+
+
 def test_memory_lane_is_in_use_mib_on_the_same_time_axis():
     df = _frame(iterations=1)
     t0, t1 = df["start_ns"].min(), df["end_ns"].max()
