@@ -183,7 +183,9 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
             rect.set_gid(f"bar:{name}")
             rect.set_hatch("////" if (key, name) in elsewise else None)
         bottom += h
-        label = short_name(name, 34) if name != "other" else f"other ({len(t) - len(shown)} layers)"
+        label = short_name(name, 34) if name != "other" else \
+            f"other ({len(t) - len(shown)} layers · {100 * rest[keys[-1]] / (totals[keys[-1]] or 1.0):.2g}% " \
+            f"at {'batch ' if by == 'batch_size' else ''}{labels[-1]})"
         handles.append(Patch(facecolor=color, label=label + (f"  ⚠ {notes[name]}" if name in notes else ""),
                              **edge))
     for xi, total in zip(x, totals):
