@@ -251,7 +251,7 @@ def _demo_report(dev: Any, frame: Any, nets: list, engines: dict, precisions: li
                               "profiling overhead %": round(v.get("overhead_pct", float("nan")), 1),
                               "memory predicted": _fmt_bytes(v["predicted_device_memory_bytes"]),
                               "memory measured": _fmt_bytes(v["measured_device_memory_bytes"]),
-                              "disturbed": "; ".join(run.disturbances()["explanation"]) or "no"}
+                              "disturbed": " ".join(run.disturbances()["explanation"]) or "no"}
                              for m, (run, _) in profiles.items() for v in [run.overview_values()]])
     charts = [Section(name.removesuffix(".png").replace("_", " "), what, figure=fig, alt=what)
               for name, (fig, what) in figures.items()]

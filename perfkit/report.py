@@ -22,8 +22,8 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200p
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 p { max-width: 60em; white-space: pre-line; }
 table { border-collapse: collapse; margin: 0.6em 0; font-variant-numeric: tabular-nums; }
-th, td { padding: 0.2em 0.7em; border-bottom: 1px solid #eee; text-align: right; }
-th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+th, td { padding: 0.2em 0.7em; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } .num { text-align: right; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 """
 
@@ -62,11 +62,20 @@ class Section:
 
 
 def _table_html(table: Any) -> str:
+    """The frame as an HTML table without its index: numbers right-aligned to 4 significant digits, text left."""
+    import pandas as pd
+
     def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return "–" if v != v else f"{v:.4g}"
-        return str(v)
-    return table.to_html(index=False, border=0, escape=True, na_rep="–", formatters={c: cell for c in table.columns})
+        if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+            return "–"
+        return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+               for c in table.columns]
+    attr = [' class="num"' if n else "" for n in numeric]
+    head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for c, a in zip(table.columns, attr))
+    rows = ["<tr>" + "".join(f"<td{a}>{cell(v)}</td>" for v, a in zip(r, attr)) + "</tr>"
+            for r in table.itertuples(index=False, name=None)]
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _figure_html(figure: Any, alt: str) -> str:

@@ -88,6 +88,7 @@ def test_tables_and_figures_are_inline_and_nothing_is_fetched(tmp_path):
     assert not re.search(r"(https?:)?//[\w.-]+\.\w", text.replace("<!DOCTYPE html>", ""))   # no external URL
     assert "@import" not in text and "url(" not in text
     assert "a &lt; b &amp; c" in text                 # text is escaped, never markup
+    assert '<td class="num">0.1235</td>' in text and "<td>mnist_mlp</td>" in text   # numbers right, text left
 
 
 def test_the_demo_report_shows_its_sweep_and_figures(tmp_path):
