@@ -210,7 +210,8 @@ def _sweep_table(frame: Any) -> Any:
         flags = flags.where(f["error"].fillna("") == "", f["error"])
     return pd.DataFrame({
         "model": f["model"], "precision": f["precision"], "batch size": f["batch_size"].astype(int),
-        "median ms": f["latency_median_ms"].round(4), "95% interval ms": [f"{a:.4g} – {b:.4g}" for a, b in zip(low, high)],
+        "median ms": f["latency_median_ms"].round(4), "95% interval ms": [f"{a:.4g} – {b:.4g}" if a == a and b == b else "unknown (too few rounds)"
+                            for a, b in zip(low, high)],
         "spread %": f.get("latency_cv_pct", pd.Series(float("nan"), index=f.index)).round(1),
         "p90 ms": f["latency_p90_ms"].round(4), "samples/s": f["throughput_per_s"].round(1),
         "device memory": [_fmt_bytes(b) for b in f["device_memory_bytes"]], "flag": flags})
@@ -219,8 +220,8 @@ def _sweep_table(frame: Any) -> Any:
 def _trust_text(dev: Any, frame: Any) -> str:
     """How far to trust the sweep, in words: host load against cores, unstable rows, the disturbances found."""
     lines = [f"Measured on {dev.spec} ({dev.name}). Each configuration was timed in interleaved rounds; its median is "
-             "the median of the round medians, with a bootstrap 95% interval and the spread (coefficient of "
-             "variation) of the rounds. Two configurations whose intervals overlap are not shown to differ."]
+             "the median of the round medians, with a 95% interval and the spread of the rounds (a robust "
+             "coefficient of variation). Two configurations whose intervals overlap are not shown to differ."]
     if {"host_load_1m", "host_cpus"} <= set(frame.columns) and len(frame):
         load, cpus = float(frame["host_load_1m"].max()), int(frame["host_cpus"].max())
         lines.append(f"Host load (1-minute average) reached {load:.1f} on {cpus} cores"
