@@ -2,8 +2,10 @@
 
 Each configuration is timed in ``rounds`` short slices; one round times every configuration once
 (starting at a different one each round), so a burst of host load spreads over all of them instead
-of landing on one. A row's median is the median of its round medians, its interval a seeded
-bootstrap of that median, its spread the coefficient of variation of the round medians.
+of landing on one. A row's median is the median of its round medians, its interval the
+distribution-free order-statistic interval of that median (at least 95% coverage, the coverage
+reached recorded beside it; none below 6 rounds), its spread the robust coefficient of variation
+(``frames.stats.spread_pct``) of the round medians.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..device import host_load  # noqa: F401  (re-exported: rows record it)
-from ..frames.stats import bootstrap_median_ci
+from ..frames.stats import median_ci, median_ci_level, spread_pct
 from .latency import time_inference
 
 
@@ -24,15 +26,14 @@ def time_slice(context: Any, inputs: dict, min_time_s: float, min_iterations: in
     return time_inference(context, inputs, warmup=1, min_iterations=min_iterations, min_time_s=min_time_s)
 
 
-def round_summary(round_medians: Sequence[float], seed: int) -> dict:
-    """Median of the round medians, its bootstrap interval and their coefficient of variation (%)."""
+def round_summary(round_medians: Sequence[float]) -> dict:
+    """Median of the round medians, its 95% order-statistic interval (NaN below 6 rounds), the
+    coverage that interval reaches (%), and the robust spread of the round medians (%)."""
     m = np.asarray(round_medians, dtype=np.float64)
-    median = float(np.median(m))
-    lo, hi = bootstrap_median_ci(m, seed)
-    mean = float(m.mean())
-    cv = float(m.std(ddof=1) / mean * 100.0) if m.size > 1 and mean > 0 else 0.0
-    return {"latency_median_ms": median, "latency_ci_low_ms": lo, "latency_ci_high_ms": hi,
-            "latency_cv_pct": cv, "rounds": int(m.size)}
+    lo, hi = median_ci(m)
+    return {"latency_median_ms": float(np.median(m)), "latency_ci_low_ms": lo, "latency_ci_high_ms": hi,
+            "latency_ci_level_pct": 100.0 * median_ci_level(m.size), "latency_cv_pct": spread_pct(m),
+            "rounds": int(m.size)}
 
 
 def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
@@ -99,7 +100,7 @@ def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
     """Sentences saying where a ``sweep`` frame's measurements were disturbed: per kind of disturbance
     (spread of the round medians above ``max_cv_pct`` — default the sweep's own, else 10% — host
     load above the cores, throttled GPU clocks), how many configurations met it, which, and what it
-    means; and how many configurations failed. Empty when nothing was disturbed. Works on loaded
+    means; how many configurations failed, and how many were timed without their layers. Empty when nothing was disturbed. Works on loaded
     frames (recorded ones lacking a column simply say nothing about it)."""
     from ..arguments import frame as check_frame
     from ..arguments import number
@@ -123,4 +124,8 @@ def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
         out.append(f"{len(hits)} of {len(frame)} configuration(s) ({shown}), worst {worst[1]}: {worst[2]}")
     if failed is not None and failed.any():
         out.append(f"{int(failed.sum())} configuration(s) failed and have no timing; their 'error' column says why.")
+    no_layers = frame["layers_error"].fillna("").astype(bool) if "layers_error" in frame.columns else None
+    if no_layers is not None and no_layers.any():
+        out.append(f"{int(no_layers.sum())} configuration(s) were timed but their layers could not be profiled; "
+                   "their 'layers_error' column says why (the timing stands).")
     return out

@@ -36,11 +36,13 @@ class _Slot:
     error: str | None = None
     remeasured: bool = False
     gpu: list = field(default_factory=list)
+    host: dict = field(default_factory=dict)       # host load read just before the timing rounds
+    layers_error: str = ""
 
 
 def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Sequence[str] = ("fp32",),
           device: Any = None, min_time_s: float = 0.2, min_iterations: int = 5,
-          on_row: Callable[[dict], None] | None = None, engines: dict | None = None, rounds: int = 5,
+          on_row: Callable[[dict], None] | None = None, engines: dict | None = None, rounds: int = 6,
           max_cv_pct: float = 10.0, seed: int = 0, out: Any = None, resume: bool = False, layers: bool = False,
           progress: bool | None = None) -> Any:
     """Builds each network for each precision and batch size, times it, returns the ``sweep`` frame.
@@ -52,12 +54,17 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     The configurations of one network are built first (one context each), then timed in ``rounds``
     interleaved rounds, each giving every configuration a slice of ``min_time_s / rounds`` seconds
     (and at least ``min_iterations / rounds`` inferences): ``min_time_s`` stays the timing of one
-    configuration in all. A row's median is the median of its round medians, with a seeded
-    bootstrap 95% interval (``latency_ci_low_ms``/``_high_ms``) and the coefficient of variation of
-    the round medians (``latency_cv_pct``); a configuration whose round medians vary by more than
-    ``max_cv_pct`` is timed once more (``remeasured``) and stays ``unstable`` if it still does. The
-    host's load average is recorded per row beside the cores it has; on CUDA with NVML, also the
-    lowest SM clock seen while the row was timed and the throttle reasons met.
+    configuration in all. A row's median is the median of its round medians, with the
+    distribution-free order-statistic interval of that median (``latency_ci_low_ms``/``_high_ms``,
+    at least 95% coverage, the coverage reached in ``latency_ci_level_pct``: 96.9% at the default 6
+    rounds; NaN, unknown, below 6 rounds) and the robust spread of the round medians
+    (``latency_cv_pct``, :func:`perfkit.frames.stats.spread_pct`); a configuration whose round medians
+    spread by more than ``max_cv_pct`` is timed once more (``remeasured``) and stays ``unstable`` if it
+    still does. The host's load average read just before the configuration's timing rounds (so
+    perfkit's own timing threads are not in it) is recorded per row beside the cores it has; on CUDA
+    with NVML, also the lowest SM clock seen while the row was timed and the throttle reasons met.
+    ``seed`` is no longer used (the intervals were a seeded bootstrap before they became exact);
+    it is accepted so that existing calls keep working.
 
     A configuration that fails (a build error, out of memory, a device that cannot run it) becomes a
     row whose ``error`` says why, and the sweep goes on. ``out`` (a ``.parquet`` path) receives the
@@ -73,7 +80,9 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     ``<out stem>_layers.parquet`` beside it (resumed alike); an ``on_row`` with an ``add_layers``
     attribute (such as a ``SweepExplorer``) gets each configuration's layer frame before its row, and
     one with a ``finish`` method has it called after each network's rows (a sink that draws does so
-    there, between timings, not while a configuration is timed).
+    there, between timings, not while a configuration is timed). A configuration timed but whose
+    profiled pass failed keeps its timing; its ``layers_error`` says why it has no layer rows
+    (``error`` is only for configurations without timing).
     ``frame.attrs["disturbances"]`` says in words where the measurement was disturbed (see
     :func:`~perfkit.bench.sweep_disturbances`). ``progress``: a ``tqdm`` bar per timing slice (None:
     on in notebooks and terminals, off when output is not a terminal and under pytest). On the CPU
@@ -100,7 +109,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     flush = getattr(on_row, "finish", None)     # a sink that draws (a SweepExplorer) draws in the sweep's gaps
 
     def finish(s: _Slot) -> None:
-        row = _row(s, run_id, dev, seed, max_cv_pct)
+        row = _row(s, run_id, dev, max_cv_pct)
         mine = _profiled_layers(s, row) if layers else []
         layer_rows.extend(mine)
         rows.append(row)
@@ -123,10 +132,12 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
                     _build(builder, dev, s, engines)
                 live = [s for s in slots if s.error is None]
                 bar.update(rounds * (len(slots) - len(live)))
+                _host_before(live)
                 _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail, probe, _ticker(bar))
-                again = [s for s in live if s.error is None and _summary(s, seed)["latency_cv_pct"] > max_cv_pct]
+                again = [s for s in live if s.error is None and _summary(s)["latency_cv_pct"] > max_cv_pct]
                 for s in again:
                     s.samples, s.gpu, s.remeasured = [], [], True
+                _host_before(again)
                 if again:
                     bar.total += rounds * len(again)
                     bar.set_postfix_str(f"re-measuring {len(again)} unstable configuration(s)")
@@ -153,15 +164,15 @@ def _ticker(bar: Any) -> Callable[[Any], None]:
 
 
 def _profiled_layers(s: _Slot, row: dict) -> list:
-    """The configuration's ``sweep_layers`` rows (none when it failed; a profiling failure becomes the
-    row's error, since the numbers of a configuration that cannot run profiled are in doubt)."""
+    """The configuration's ``sweep_layers`` rows (none when it failed). A profiling failure goes into the
+    row's ``layers_error``: the configuration's timing stands, only its layer times are missing."""
     if s.error is not None:
         return []
     key = {k: row[k] for k in ("run_id", "model", "device", "precision", "batch_size")}
     try:
         times = _layers.profile_layers(s.context, s.inputs, s.batch)
     except (PerfkitError, MemoryError) as exc:
-        row["error"] = f"profiling the layers: {type(exc).__name__}: {exc}"
+        row["layers_error"] = f"profiling the layers: {type(exc).__name__}: {exc}"
         return []
     return _layers.layer_rows(times, s.engine.layers, key)
 
@@ -192,27 +203,36 @@ def _release(s: _Slot, engines: dict | None) -> None:
     s.engine = s.inputs = None
 
 
-def _summary(s: _Slot, seed: int) -> dict:
-    return _rounds.round_summary([float(np.median(a)) for a in s.samples], seed)
+def _host_before(slots: list) -> None:
+    """Reads the host load once, before the slots' timing rounds, into each slot."""
+    if slots:
+        host = _rounds.host_load()
+        for s in slots:
+            s.host = host
 
 
-def _row(s: _Slot, run_id: str, dev: Any, seed: int, max_cv_pct: float) -> dict:
+def _summary(s: _Slot) -> dict:
+    return _rounds.round_summary([float(np.median(a)) for a in s.samples])
+
+
+def _row(s: _Slot, run_id: str, dev: Any, max_cv_pct: float) -> dict:
     mem = s.engine.memory if s.engine is not None else {"weights": 0, "activations": 0}
     row = {"run_id": run_id, "model": s.net.name, "device": dev.spec, "precision": s.precision,
            "batch_size": s.batch, "device_memory_bytes": s.engine.device_memory_bytes if s.engine is not None else 0,
            "weights_bytes": mem["weights"], "activation_bytes": mem["activations"],
            "build_time_ms": s.engine.build_time_ms if s.engine is not None else math.nan,
            "remeasured": s.remeasured, "threads": dev.threads if dev.kind == "cpu" else 0,
-           **_rounds.host_load(), **_rounds.gpu_columns(s.gpu)}
+           **(s.host or _rounds.host_load()), **_rounds.gpu_columns(s.gpu), "layers_error": ""}
     if s.error is not None:
         nan = math.nan
         row.update({"iterations": 0, "latency_mean_ms": nan, "latency_median_ms": nan, "latency_p90_ms": nan,
                     "latency_min_ms": nan, "latency_max_ms": nan, "throughput_per_s": nan, "rounds": 0,
-                    "latency_ci_low_ms": nan, "latency_ci_high_ms": nan, "latency_cv_pct": nan,
+                    "latency_ci_low_ms": nan, "latency_ci_high_ms": nan, "latency_ci_level_pct": nan,
+                    "latency_cv_pct": nan,
                     "unstable": False, "error": s.error})
         return row
     pooled = latency_stats(np.concatenate(s.samples), s.batch)
-    summary = _summary(s, seed)
+    summary = _summary(s)
     median = summary["latency_median_ms"]
     row.update(pooled)
     row.update(summary)

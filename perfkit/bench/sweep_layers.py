@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..frames.schemas import SWEEP_LAYERS
-from ..frames.stats import median_ci
+from ..frames.stats import median_ci, median_ci_level
 
 #: profiled inferences per configuration: at least MIN, at most MAX, and no more once MAX_S seconds passed
-LAYER_INFERENCES_MIN = 3
+LAYER_INFERENCES_MIN = 6     # the fewest whose smallest and largest bound the median with 95%
 LAYER_INFERENCES_MAX = 10
 LAYER_MAX_S = 0.5
 
@@ -40,7 +40,7 @@ def profile_layers(context: Any, inputs: dict, batch: int) -> pd.DataFrame:
 
 
 def layer_rows(layer_times: pd.DataFrame, engine_layers: pd.DataFrame, key: dict) -> list:
-    """One ``sweep_layers`` row per engine layer: median with its 95% interval, share of the sum of the
+    """One ``sweep_layers`` row per engine layer: median with its 95% interval (and the coverage it reaches), share of the sum of the
     medians, the layer's precision and its flops and bytes per sample. ``key``: run_id, model, device,
     precision, batch_size."""
     if not len(layer_times):
@@ -55,7 +55,7 @@ def layer_rows(layer_times: pd.DataFrame, engine_layers: pd.DataFrame, key: dict
         rows.append({**key, "index": i, "layer": name, "type": type_,
                      "layer_precision": str(info.at[i, "precision"] if known else g["precision"].iloc[0]),
                      "count": int(ms.size), "median_ms": float(np.median(ms)), "ci_low_ms": lo, "ci_high_ms": hi,
-                     "pct": 0.0, "flops": float(info.at[i, "flops"]) if known else np.nan,
+                     "ci_level_pct": 100.0 * median_ci_level(ms.size), "pct": 0.0, "flops": float(info.at[i, "flops"]) if known else np.nan,
                      "bytes": float(info.at[i, "bytes"]) if known else np.nan})
     total = sum(r["median_ms"] for r in rows)
     for r in rows:

@@ -183,14 +183,16 @@ SWEEP = _s(
     ("build_time_ms", "float64", "ms", "time to build the engine", True),
     # added with interleaved rounds (optional: frames recorded before lack them; NaN where a configuration failed)
     ("rounds", "int64", "", "interleaved timing rounds the row's numbers come from", False, True),
-    ("latency_ci_low_ms", "float64", "ms", "95% bootstrap confidence interval of the median over round medians: low",
-     True, True),
+    ("latency_ci_low_ms", "float64", "ms", "confidence interval (at least 95%, order statistics) of the median of the "
+                                           "round medians: low (NaN below 6 rounds)", True, True),
     ("latency_ci_high_ms", "float64", "ms", "that interval's high end", True, True),
-    ("latency_cv_pct", "float64", "%", "coefficient of variation of the round medians", True, True),
+    ("latency_cv_pct", "float64", "%", "robust coefficient of variation of the round medians (1.4826 MAD / median; "
+                                       "recorded before issue 9's review: std / mean)", True, True),
     ("unstable", "bool", "", "the round medians spread wider than the sweep's max_cv_pct (after re-measuring)",
      False, True),
     ("remeasured", "bool", "", "the first measurement was unstable, so the configuration was timed again", False, True),
-    ("host_load_1m", "float64", "", "host 1-minute load average after the row was timed (NaN where unknown)",
+    ("host_load_1m", "float64", "", "host 1-minute load average read before the row's timing rounds (NaN where "
+                                    "unknown; recorded before issue 9's review: after them)",
      True, True),
     ("host_cpus", "int64", "", "CPU cores this process may run on: compare host_load_1m with it", False, True),
     ("gpu_sm_clock_mhz", "float64", "MHz", "lowest GPU SM clock read (NVML) after the row's slices (NaN off CUDA)",
@@ -199,6 +201,10 @@ SWEEP = _s(
                                    "('' none, missing off CUDA)", True, True),
     ("error", "string", "", "why the configuration failed ('' when it was measured)", False, True),
     ("threads", "int64", "", "BLAS threads the CPU device timed the row with (0 on CUDA)", False, True),
+    ("latency_ci_level_pct", "float64", "%", "coverage the latency interval reaches (96.9 at 6 rounds; NaN where "
+                                             "there is none)", True, True),
+    ("layers_error", "string", "", "why the row's layers could not be profiled (sweep(layers=True)); '' when "
+                                   "they were or were not asked for. The timing stands.", False, True),
 )
 
 SWEEP_LAYERS = _s(
@@ -215,11 +221,12 @@ SWEEP_LAYERS = _s(
     ("layer_precision", "string", "", "precision the builder chose for this layer"),
     ("count", "int64", "", "profiled executions of the layer"),
     ("median_ms", "float64", "ms", "median duration of the layer"),
-    ("ci_low_ms", "float64", "ms", "95% confidence interval of that median, low end"),
+    ("ci_low_ms", "float64", "ms", "confidence interval (at least 95%, order statistics) of that median, low end"),
     ("ci_high_ms", "float64", "ms", "that interval's high end"),
     ("pct", "float64", "%", "share of the sum of the layers' medians"),
     ("flops", "float64", "flop", "floating-point operations per sample"),
     ("bytes", "float64", "B", "bytes read and written per sample"),
+    ("ci_level_pct", "float64", "%", "coverage the interval reaches (96.9 with 6 executions)", True, True),
 )
 
 ENGINE_DISPATCH = _s(
@@ -243,11 +250,13 @@ FUSION_BENEFIT = _s(
     ("device_memory_bytes", "int64", "B", "engine plus one context with the rule off"),
     ("memory_delta_bytes", "int64", "B", "device memory with the rule off minus with all rules"),
     # added with intervals (optional: frames recorded before lack them)
-    ("latency_delta_ci_low_ms", "float64", "ms", "95% bootstrap interval of the latency difference over the "
-                                                 "interleaved rounds' paired differences: low", False, True),
-    ("latency_delta_ci_high_ms", "float64", "ms", "that interval's high end", False, True),
-    ("significant", "bool", "", "the interval of the difference excludes 0: the rule's effect is beyond the noise",
-     False, True),
+    ("latency_delta_ci_low_ms", "float64", "ms", "confidence interval (at least 95%, order statistics) of the median "
+                                                 "paired round difference: low (NaN below 6 rounds)", True, True),
+    ("latency_delta_ci_high_ms", "float64", "ms", "that interval's high end", True, True),
+    ("significant", "bool", "", "the interval of the difference excludes 0 (a sign test of the paired round "
+                                "differences at 5%): the rule's effect is beyond the noise", False, True),
+    ("latency_delta_ci_level_pct", "float64", "%", "coverage the interval reaches (96.9 at 6 rounds; NaN where there "
+                                                   "is none)", True, True),
 )
 
 LAYER_TIMES = _s(

@@ -3,8 +3,14 @@
 A latency summary states its spread: besides the median and percentiles it gives the standard
 deviation and a distribution-free confidence interval of the median (order statistics: the
 interval between two sorted samples whose ranks come from the Binomial(n, 1/2) distribution, so
-it assumes nothing about the shape of the latency distribution). Percentiles interpolate
-linearly between samples (NumPy's and pandas' default).
+it assumes nothing about the shape of the latency distribution). The interval covers the median
+with at least 95%; :func:`median_ci_level` gives the coverage actually reached (0.969 with 6
+samples). Fewer than 6 samples cannot reach 95% (even their smallest and largest cover the median
+with only 94% at 5, 75% at 3), so their interval is NaN: unknown, not narrow. Percentiles
+interpolate linearly between samples (NumPy's and pandas' default). :func:`spread_pct` is the one
+measure of spread that instability verdicts use (robust to a single outlier). Ratios of two medians
+with an interval: :func:`ratio_from_intervals` (from two intervals) and :func:`bootstrap_ratio`
+(from two sample sets).
 
 :func:`latency_stats` summarises one array; :func:`aggregations` gives the same statistics as
 named functions for ``DataFrame.groupby(...).agg(**aggregations(...))``.
@@ -34,51 +40,100 @@ def percentile(p: float) -> Callable:
     return f
 
 
-def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int]:
-    """0-based ranks (lo, hi) of the sorted samples bounding the median with at least ``confidence``
-    coverage (exact binomial tail up to 1,000 samples, its normal approximation above). With too
-    few samples for that coverage the interval is (0, n - 1): the smallest and largest sample."""
+def _binomial_cdf(n: int) -> np.ndarray:
+    """P(X <= j) for j = 0..n, X ~ Binomial(n, 1/2)."""
+    logpmf = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in range(n + 1)]) \
+        - n * math.log(2.0)
+    return np.cumsum(np.exp(logpmf))
+
+
+def _ranks_and_level(n: int, confidence: float) -> tuple[int, float]:
+    """The 0-based rank j of the interval's low end (the high end is n - 1 - j) and its exact coverage;
+    (-1, NaN) when even the smallest and largest sample cover the median with less than ``confidence``."""
     if n <= 0:
-        return (0, -1)
+        return -1, math.nan
     alpha = (1.0 - confidence) / 2
     if n <= 1000:
-        k = np.arange(n + 1)
-        logpmf = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k]) \
-            - n * math.log(2.0)
-        cdf = np.cumsum(np.exp(logpmf))
-        # the largest 0-based rank j with P(X <= j) <= alpha, X ~ Binomial(n, 1/2): the interval between the
-        # (j+1)-th smallest and the (j+1)-th largest sample covers the median with 1 - 2 P(X <= j)
-        j = int(np.searchsorted(cdf, alpha, side="right")) - 1
-    else:
-        z = NormalDist().inv_cdf(1.0 - alpha)
-        j = int(math.floor((n - z * math.sqrt(n)) / 2)) - 1
-    j = min(max(j, 0), (n - 1) // 2)
-    return (j, n - 1 - j)
+        cdf = _binomial_cdf(n)
+        # the largest j with P(X <= j) <= alpha: the (j+1)-th smallest and the (j+1)-th largest sample
+        # cover the median with 1 - 2 P(X <= j)
+        j = min(int(np.searchsorted(cdf, alpha, side="right")) - 1, (n - 1) // 2)
+        return (j, float(1.0 - 2.0 * cdf[j])) if j >= 0 else (-1, math.nan)
+    z = NormalDist().inv_cdf(1.0 - alpha)
+    j = int(math.floor((n - z * math.sqrt(n)) / 2)) - 1
+    return j, 1.0 - 2.0 * NormalDist(n / 2, math.sqrt(n) / 2).cdf(j + 0.5)
+
+
+def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int] | None:
+    """0-based ranks (lo, hi) of the sorted samples bounding the median with at least ``confidence``
+    coverage, distribution-free (exact binomial tail up to 1,000 samples, its normal approximation
+    above); None when ``n`` samples are too few for that coverage (fewer than 6 at 95%)."""
+    j, _ = _ranks_and_level(n, confidence)
+    return None if j < 0 else (j, n - 1 - j)
+
+
+def median_ci_level(n: int, confidence: float = CONFIDENCE) -> float:
+    """The coverage (0-1) that :func:`median_ci` achieves with ``n`` samples: at least ``confidence``
+    (0.969 at n = 6, 0.979 at n = 10); NaN when ``n`` is too small to reach it."""
+    return _ranks_and_level(n, confidence)[1]
 
 
 def median_ci(samples: Any, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Confidence interval of the median (two sample values), NaN for no samples."""
+    """Distribution-free confidence interval of the median (two sample values, the order statistics of
+    :func:`median_ci_ranks`); NaN bounds when the samples are too few for ``confidence`` coverage."""
     v = np.sort(_values(samples))
-    if not v.size:
+    ranks = median_ci_ranks(v.size, confidence)
+    if ranks is None:
         return (math.nan, math.nan)
-    lo, hi = median_ci_ranks(v.size, confidence)
-    return (float(v[lo]), float(v[hi]))
+    return (float(v[ranks[0]]), float(v[ranks[1]]))
 
 
-def bootstrap_median_ci(values: Sequence[float], seed: int = 0, confidence: float = CONFIDENCE,
-                        resamples: int = 2000) -> tuple[float, float]:
-    """Percentile bootstrap interval of the median of ``values`` (deterministic for a given seed): for
-    few values whose distribution is unknown, such as the round medians of a sweep (``median_ci`` is the
-    order-statistic interval for many raw samples)."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return (math.nan, math.nan)
-    if v.size == 1:
-        return (float(v[0]), float(v[0]))
+def spread_pct(samples: Any) -> float:
+    """Robust coefficient of variation in %: 1.4826 x the median absolute deviation over the median (the
+    standard deviation over the mean for normal data, but one outlier among steady samples leaves it
+    unchanged while a real spread, such as two modes, shows). 0 for fewer than two samples or a median
+    of 0 or less. perfkit's ``latency_cv_pct`` values are this measure."""
+    v = _values(samples)
+    med = float(np.median(v)) if v.size else math.nan
+    if v.size < 2 or not med > 0:
+        return 0.0
+    return float(100.0 * 1.4826 * np.median(np.abs(v - med)) / med)
+
+
+def _bootstrap_medians(v: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    return np.median(v[rng.integers(0, v.size, (resamples, v.size))], axis=1)
+
+
+def bootstrap_ratio(a: Any, b: Any, seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
+    """(ratio of medians b/a, low, high): percentile bootstrap at :data:`CONFIDENCE`, the two sample sets
+    resampled independently (deterministic for a given seed); NaN where a set is empty or a's median is
+    not positive, and NaN bounds where either set has fewer than 2 samples (no spread to resample)."""
+    a, b = _values(a), _values(b)
+    if not a.size or not b.size or np.median(a) <= 0:
+        return math.nan, math.nan, math.nan
+    ratio = float(np.median(b) / np.median(a))
+    if a.size < 2 or b.size < 2:
+        return ratio, math.nan, math.nan
     rng = np.random.default_rng(seed)
-    medians = np.median(v[rng.integers(0, v.size, size=(resamples, v.size))], axis=1)
-    alpha = (1.0 - confidence) / 2
-    return (float(np.quantile(medians, alpha)), float(np.quantile(medians, 1.0 - alpha)))
+    ma, mb = _bootstrap_medians(a, rng, resamples), _bootstrap_medians(b, rng, resamples)
+    r = mb / np.where(ma > 0, ma, np.nan)
+    alpha = (1 - CONFIDENCE) / 2
+    return ratio, float(np.nanquantile(r, alpha)), float(np.nanquantile(r, 1 - alpha))
+
+
+def ratio_from_intervals(a_ms: float, a_lo: float, a_hi: float, b_ms: float, b_lo: float,
+                         b_hi: float) -> tuple[float, float, float]:
+    """(ratio, low, high) of b/a from two medians and their :data:`CONFIDENCE` intervals: each interval
+    read as ±Z standard errors of the log median, the two errors added in quadrature (delta method).
+    NaN bounds ('interval unknown') where either interval is missing, not positive or of zero width
+    (a row timed in one round has no interval, not an exact one)."""
+    ratio = b_ms / a_ms if a_ms > 0 else math.nan
+    ends = (a_lo, a_hi, b_lo, b_hi)
+    if any(math.isnan(v) or v <= 0 for v in ends) or not (a_hi > a_lo and b_hi > b_lo):
+        return ratio, math.nan, math.nan
+    z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
+    se = math.hypot(math.log(a_hi / a_lo), math.log(b_hi / b_lo)) / (2 * z)
+    return ratio, ratio * math.exp(-z * se), ratio * math.exp(z * se)
 
 
 def _ci_low(samples: Any) -> float:

@@ -18,7 +18,8 @@ def plot_fusion_benefit(frame: pd.DataFrame, ax: Any = None) -> Any:
 
     With the intervals of ``fusion_benefit`` (frames since issue 9), each rule's bar carries its 95%
     interval as an error bar (gid ``fusion_ci``), and a rule whose interval includes 0 is drawn pale
-    grey and labelled *not significant* instead of showing a sign the noise could have given it."""
+    grey and labelled *not significant* instead of showing a sign the noise could have given it; a rule
+    without an interval (fewer than 6 rounds) is drawn alike and labelled *no interval*."""
     check_frame(frame, "plot_fusion_benefit: frame", ("rule", "latency_ms", "latency_delta_ms", "layers"))
     check_ax(ax, "plot_fusion_benefit")
     fig, ax = figure_and_axes(ax, (8.5, 0.45 * len(frame) + 1.6))
@@ -33,16 +34,18 @@ def plot_fusion_benefit(frame: pd.DataFrame, ax: Any = None) -> Any:
     for bar, n in zip(bars, noise):
         bar.set_gid("fusion_noise" if n else "fusion_bar")
     lo, hi = (f[CI[0]].to_numpy(dtype=float), f[CI[1]].to_numpy(dtype=float)) if has_ci else (d, d)
+    unknown = np.isnan(lo) | np.isnan(hi)
+    lo, hi = np.where(unknown, d, lo), np.where(unknown, d, hi)     # no interval: no error bar, no reach
     left, right = _limits(d, lo, hi)
     shown_lo, shown_hi = np.clip(lo, left, right), np.clip(hi, left, right)
     if has_ci:                              # an interval beyond the axis is cut at its edge, its ends in words
         rows = np.flatnonzero(f["rule"].to_numpy() != "(all rules)")
         ax.errorbar(d[rows], rows, xerr=[d[rows] - shown_lo[rows], shown_hi[rows] - d[rows]], fmt="none",
                     ecolor="black", elinewidth=1, capsize=3, gid="fusion_ci")
-    for y, (x, n, low, top, is_noise) in enumerate(zip(d, f["layers"], lo, hi, noise)):
+    for y, (x, n, low, top, is_noise, none) in enumerate(zip(d, f["layers"], lo, hi, noise, unknown)):
         text = f"{x:+.3f} ms, {n} layers"
         if is_noise:
-            text = f"not significant ({text})"
+            text = f"{'no interval (under 6 rounds)' if none else 'not significant'} ({text})"
         if top > right or low < left:
             text += f"; interval {_signed(low)} to {_signed(top)}"
         ax.annotate(text, (max(x, shown_hi[y], 0.0), y), xytext=(4, 0), textcoords="offset points",
@@ -53,7 +56,7 @@ def plot_fusion_benefit(frame: pd.DataFrame, ax: Any = None) -> Any:
         (f"; all rules on: {float(ref_ms.iloc[0]):.3f} ms" if len(ref_ms) else "")
     if has_ci:
         rounds = frame.attrs.get("rounds")
-        label += (f"\nerror bars: 95% interval{f' ({rounds} interleaved rounds)' if rounds else ''}; "
+        label += (f"\nerror bars: interval of at least 95%{f' ({rounds} interleaved rounds)' if rounds else ''}; "
                   "pale grey: not significant")
     ax.set_xlabel(label)
     a = frame.attrs

@@ -1,12 +1,15 @@
-"""fusion_benefit with injected timings: intervals of the paired round differences, 'significant' only
-when the interval excludes 0, engines interleaved with a rotating start."""
+"""fusion_benefit with injected timings: order-statistic intervals of the median paired round difference,
+'significant' only when the interval excludes 0 (a sign test), none below 6 rounds, engines interleaved with a
+rotating start."""
+import math
+
 import numpy as np
 import pytest
 
 import perfkit as pk
 from perfkit.bench import rounds as rounds_mod
 
-REF = [1.00, 1.03, 0.97, 1.01, 0.99]             # the fully fused engine's round medians (ms)
+REF = [1.00, 1.03, 0.97, 1.01, 0.99, 1.02, 0.98, 1.00, 1.01, 0.99]   # the fully fused engine's round medians (ms)
 
 
 def _net():
@@ -17,7 +20,7 @@ def _net():
     return net
 
 
-def _benefit(monkeypatch, unfused, rounds=5, ref=REF):
+def _benefit(monkeypatch, unfused, rounds=6, ref=REF):
     """fc + relu fuses into one layer (fc_relu): the reference has 1 layer, the others 2. ``unfused(r)`` is
     the 2-layer engines' latency in round r; the reference gets ref[r]."""
     calls = []
@@ -35,12 +38,12 @@ def _benefit(monkeypatch, unfused, rounds=5, ref=REF):
 
 
 def test_equal_engines_are_not_significant(monkeypatch):
-    wobble = [0.01, -0.02, 0.01, -0.01, 0.02]      # the same speed, noise of either sign
+    wobble = [0.01, -0.02, 0.01, -0.01, 0.02, 0.01]      # the same speed, noise of either sign
     f, _ = _benefit(monkeypatch, lambda r: REF[r] + wobble[r])
     row = f.loc["fc_relu"]
     assert row["latency_delta_ms"] == pytest.approx(0.01)
     assert row["latency_delta_ci_low_ms"] < 0 < row["latency_delta_ci_high_ms"]
-    assert not row["significant"]
+    assert not row["significant"] and row["latency_delta_ci_level_pct"] == pytest.approx(96.875)
     ref = f.loc["(all rules)"]
     assert (ref["latency_delta_ms"], ref["latency_delta_ci_low_ms"], ref["latency_delta_ci_high_ms"]) == (0, 0, 0)
     assert not ref["significant"]
@@ -54,14 +57,33 @@ def test_a_clear_difference_is_significant_with_its_interval(monkeypatch):
     assert row["latency_delta_ms"] == pytest.approx(0.3, rel=0.05)
     assert row["latency_delta_pct"] == pytest.approx(30.0, rel=0.05)
     assert f.loc["(no rules)"]["significant"]
-    firsts = [calls[3 * r][0] for r in range(5)]   # 3 engines a round; the reference is not always first
-    assert firsts.count(True) < 5
+    firsts = [calls[3 * r][0] for r in range(6)]   # 3 engines a round; the reference is not always first
+    assert firsts.count(True) < 6
 
 
 def test_deltas_are_paired_by_round(monkeypatch):
     # a slow drift of the machine moves both engines alike: paired differences stay at +0.1 and are significant,
     # although the unpaired ranges of the two engines overlap
-    drift = [1.0, 1.2, 1.4, 1.6, 1.8]
+    drift = [1.0, 1.2, 1.4, 1.6, 1.8, 2.0]
     f, _ = _benefit(monkeypatch, lambda r: drift[r] + 0.1, ref=drift)
     row = f.loc["fc_relu"]
     assert row["latency_delta_ms"] == pytest.approx(0.1) and row["significant"]
+
+
+def test_five_rounds_are_too_few_for_a_95_percent_interval(monkeypatch):
+    # five deltas of one sign: a sign test at p = 0.0625; the smallest and largest of 5 cover the median 93.75%
+    f, _ = _benefit(monkeypatch, lambda r: REF[r] + 0.3, rounds=5)
+    row = f.loc["fc_relu"]
+    assert math.isnan(row["latency_delta_ci_low_ms"]) and math.isnan(row["latency_delta_ci_high_ms"])
+    assert math.isnan(row["latency_delta_ci_level_pct"]) and not row["significant"]
+    assert row["latency_delta_ms"] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("rounds, significant", [(6, False), (10, True)])
+def test_significance_is_a_sign_test_of_the_paired_deltas(monkeypatch, rounds, significant):
+    # one round against the rest: 5 of 6 positive is p = 0.22 (not significant), 9 of 10 is p = 0.021 (significant)
+    deltas = [0.3] * (rounds - 1) + [-0.01]
+    f, _ = _benefit(monkeypatch, lambda r: REF[r] + deltas[r], rounds=rounds)
+    row = f.loc["fc_relu"]
+    assert bool(row["significant"]) is significant
+    assert row["latency_delta_ci_level_pct"] >= 95.0

@@ -19,7 +19,7 @@ def _frame():
              "latency_delta_pct": 100 * d, "device_memory_bytes": 1, "memory_delta_bytes": 0,
              "latency_delta_ci_low_ms": lo, "latency_delta_ci_high_ms": hi, "significant": s}
             for r, d, lo, hi, s in ROWS]
-    return FUSION_BENEFIT.frame(rows, {"network": "lenet", "batch_size": 8, "device": "cpu", "rounds": 5})
+    return FUSION_BENEFIT.frame(rows, {"network": "lenet", "batch_size": 8, "device": "cpu", "rounds": 6})
 
 
 def test_intervals_are_drawn_and_noise_is_greyed_and_labelled():
@@ -40,7 +40,7 @@ def test_intervals_are_drawn_and_noise_is_greyed_and_labelled():
     noted = sorted(rules[i] for i, t in enumerate(labels) if t.startswith("not significant"))
     assert noted == ["fc_relu", "mlp_create"]
     assert any("interval -60.0 µs to +191 ms" in t for t in labels)
-    assert "95% interval (5 interleaved rounds)" in ax.get_xlabel() and "(ms)" in ax.get_xlabel()
+    assert "interval of at least 95% (6 interleaved rounds)" in ax.get_xlabel() and "(ms)" in ax.get_xlabel()
     assert ax.get_title() == "fusion benefit — lenet, batch 8, cpu"
     plt.close(fig)
 
@@ -52,4 +52,18 @@ def test_a_frame_without_intervals_draws_signed_bars_only():
     assert not [c for c in ax.collections if c.get_gid() == "fusion_ci"]
     assert not any(t.get_text().startswith("not significant") for t in ax.texts)
     assert [round(p.get_width(), 3) for p in ax.patches] == [0.45, 0.26, -0.065, 0.35, 0.0]
+    plt.close(fig)
+
+
+def test_rules_without_an_interval_are_greyed_and_say_so(recwarn):
+    import numpy as np
+    few = _frame().assign(latency_delta_ci_low_ms=np.nan, latency_delta_ci_high_ms=np.nan, significant=False)
+    fig = plot_fusion_benefit(few)
+    ax = fig.axes[0]
+    rules = [t.get_text() for t in ax.get_yticklabels()]
+    labels = [t.get_text() for t in ax.texts]
+    assert sorted(rules[i] for i, t in enumerate(labels) if t.startswith("no interval (under 6 rounds)")) == \
+        ["(no rules)", "conv_relu", "fc_relu", "mlp_create"]
+    assert all(p.get_gid() == "fusion_noise" for i, p in enumerate(ax.patches) if rules[i] != "(all rules)")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     plt.close(fig)

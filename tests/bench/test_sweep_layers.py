@@ -50,14 +50,17 @@ def test_layer_rows_per_configuration_with_intervals_shares_and_costs(monkeypatc
 
 
 def test_layer_rows_summarise_the_profiled_times():
-    times = pd.DataFrame({"index": [0, 0, 0, 1, 1, 1], "layer": ["a"] * 3 + ["b"] * 3, "type": ["fc"] * 3 + ["act"] * 3,
-                          "ms": [1.0, 3.0, 2.0, 1.0, 1.0, 1.0], "precision": ["fp32"] * 6})
+    times = pd.DataFrame({"index": [0] * 6 + [1] * 6, "layer": ["a"] * 6 + ["b"] * 6, "type": ["fc"] * 6 + ["act"] * 6,
+                          "ms": [1.0, 3.0, 2.0, 2.0, 1.5, 2.5] + [1.0] * 6, "precision": ["fp32"] * 12})
     info = pd.DataFrame({"index": [0, 1], "precision": ["fp16", "fp32"], "flops": [10.0, 2.0], "bytes": [4.0, 8.0]})
     rows = layers_mod.layer_rows(times, info, {"run_id": "r", "model": "m", "device": "cpu", "precision": "fp16",
                                                "batch_size": 4})
     a, b = rows
-    assert (a["median_ms"], a["count"], a["layer_precision"], a["flops"]) == (2.0, 3, "fp16", 10.0)
-    assert (a["ci_low_ms"], a["ci_high_ms"]) == (1.0, 3.0)         # three samples: min and max
+    assert (a["median_ms"], a["count"], a["layer_precision"], a["flops"]) == (2.0, 6, "fp16", 10.0)
+    assert (a["ci_low_ms"], a["ci_high_ms"], a["ci_level_pct"]) == (1.0, 3.0, 96.875)   # six samples: min and max
+    three = layers_mod.layer_rows(times.groupby("index").head(3), info, {"run_id": "r", "model": "m", "device": "cpu",
+                                                                       "precision": "fp16", "batch_size": 4})[0]
+    assert np.isnan(three["ci_low_ms"]) and np.isnan(three["ci_level_pct"])    # 3 samples reach only 75%: unknown
     assert a["pct"] == pytest.approx(200 / 3) and b["pct"] == pytest.approx(100 / 3)
 
 
@@ -127,3 +130,23 @@ def test_a_failed_configuration_has_no_layer_rows(monkeypatch):
     (frame, layers), _ = _run(monkeypatch, batch_sizes=(1, 10 ** 12))
     assert frame.set_index("batch_size").loc[10 ** 12, "error"].startswith("BuildError")
     assert set(layers["batch_size"]) == {1}
+
+
+def test_a_failed_layer_pass_keeps_the_timing_and_says_so_in_layers_error(monkeypatch):
+    real = layers_mod.profile_layers
+
+    def flaky(context, inputs, batch):
+        if batch == 2:
+            raise pk.errors.ExecutionError("the profiler lost its events")
+        return real(context, inputs, batch)
+    monkeypatch.setattr(layers_mod, "profile_layers", flaky)
+    (frame, layers), _ = _run(monkeypatch)
+    ok, timed = (frame[frame["batch_size"] == b].iloc[0] for b in (1, 2))
+    assert ok["layers_error"] == "" and ok["error"] == ""
+    assert timed["error"] == "" and timed["latency_median_ms"] == 1.0         # the timing stands
+    assert timed["layers_error"] == "profiling the layers: ExecutionError: the profiler lost its events"
+    assert set(layers["batch_size"]) == {1}
+    notes = frame.attrs["disturbances"]
+    assert not any("failed" in n for n in notes)
+    assert any(n.startswith("1 configuration(s) were timed but their layers could not be profiled") for n in notes)
+    pk.frames.SWEEP.validate(frame, strict=True)

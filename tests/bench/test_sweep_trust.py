@@ -1,4 +1,4 @@
-"""The trust machinery of pk.sweep, with injected timings: interleaved rounds, bootstrap intervals,
+"""The trust machinery of pk.sweep, with injected timings: interleaved rounds, order-statistic intervals,
 unstable rows re-measured, resumable output, failed configurations as rows."""
 import collections
 import os
@@ -51,31 +51,46 @@ def _row(frame, batch, precision="fp32"):
     return row
 
 
-def test_rounds_are_interleaved_and_a_planted_outlier_round_is_flagged_and_remeasured(monkeypatch):
+def test_rounds_are_interleaved_one_outlier_round_is_not_unstable_and_a_real_spread_is_remeasured(monkeypatch):
     def plan(key, n):
         b = key[1]
-        if b == 2 and n == 2:             # one slow round in the first measurement only
+        if b == 2 and n == 2:                       # one slow round among steady ones: not a spread
             return 5.0
-        if b == 4 and n % 5 == 3:         # a slow round in every measurement
+        if b == 3 and n < 6 and n % 2:             # two modes in the first measurement only
+            return 9.0
+        if b == 4 and n % 2:                       # two modes in every measurement
             return 6.0
         return float(b)
-    frame, timer = _sweep(monkeypatch, plan, batch_sizes=(1, 2, 4), rounds=5, max_cv_pct=10.0)
+    frame, timer = _sweep(monkeypatch, plan, batch_sizes=(1, 2, 3, 4), rounds=6, max_cv_pct=10.0)
     # round r times every configuration once before round r + 1 starts
-    first = timer.calls[:15]
-    for r in range(5):
-        assert sorted(first[3 * r:3 * r + 3]) == [("fp32", 1), ("fp32", 2), ("fp32", 4)]
-    assert timer.count() == {("fp32", 1): 5, ("fp32", 2): 10, ("fp32", 4): 10}
-    steady, transient, noisy = _row(frame, 1), _row(frame, 2), _row(frame, 4)
+    first = timer.calls[:24]
+    for r in range(6):
+        assert sorted(first[4 * r:4 * r + 4]) == [("fp32", 1), ("fp32", 2), ("fp32", 3), ("fp32", 4)]
+    assert timer.count() == {("fp32", 1): 6, ("fp32", 2): 6, ("fp32", 3): 12, ("fp32", 4): 12}
+    steady, outlier, transient, noisy = (_row(frame, b) for b in (1, 2, 3, 4))
     assert (steady["unstable"], steady["remeasured"]) == (False, False)
+    assert (outlier["unstable"], outlier["remeasured"]) == (False, False)         # robust spread: 0%
+    assert outlier["latency_cv_pct"] == 0.0 and outlier["latency_median_ms"] == pytest.approx(2.0)
     assert (transient["unstable"], transient["remeasured"]) == (False, True)      # the second timing was clean
     assert (noisy["unstable"], noisy["remeasured"]) == (True, True)
     assert noisy["latency_cv_pct"] > 10.0 > transient["latency_cv_pct"]
-    assert transient["latency_median_ms"] == pytest.approx(2.0) and transient["rounds"] == 5
-    assert noisy["latency_median_ms"] == pytest.approx(4.0)                    # the median ignores the outlier
-    assert noisy["latency_ci_high_ms"] > noisy["latency_ci_low_ms"]
+    assert transient["latency_median_ms"] == pytest.approx(3.0) and transient["rounds"] == 6
+    assert noisy["latency_median_ms"] == pytest.approx(5.0)
+    assert (noisy["latency_ci_low_ms"], noisy["latency_ci_high_ms"]) == pytest.approx((4.0, 6.0), rel=0.01)
+    assert frame["latency_ci_level_pct"].tolist() == pytest.approx([96.875] * 4)
     assert frame["throughput_per_s"].tolist() == pytest.approx((frame["batch_size"] / frame["latency_median_ms"] * 1e3)
                                                                .tolist())
     pk.frames.SWEEP.validate(frame, strict=True)
+
+
+def test_fewer_than_six_rounds_give_no_interval_rather_than_min_to_max(monkeypatch):
+    frame, _ = _sweep(monkeypatch, lambda key, n: 1.0 + 0.1 * n, batch_sizes=(1,), rounds=5, max_cv_pct=100.0)
+    row = _row(frame, 1)
+    assert np.isnan(row["latency_ci_low_ms"]) and np.isnan(row["latency_ci_high_ms"])
+    assert np.isnan(row["latency_ci_level_pct"]) and row["latency_median_ms"] == pytest.approx(1.2)
+    import inspect
+    assert inspect.signature(pk.sweep).parameters["rounds"].default == 6
+    assert inspect.signature(pk.analysis.fusion_benefit).parameters["rounds"].default == 6
 
 
 def test_equal_configurations_overlap_and_a_slower_one_does_not(monkeypatch):
@@ -205,10 +220,10 @@ def test_sweep_states_its_disturbances_in_words(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
 
     def plan(key, n):
-        if key[1] == 2 and n % 5 == 3:          # batch 2 stays noisy after re-measuring
+        if key[1] == 2 and n % 2:               # batch 2 stays noisy (two modes) after re-measuring
             return 6.0
         return 1.0
-    frame, _ = _sweep(monkeypatch, plan, batch_sizes=(1, 2, 10 ** 12), rounds=5)
+    frame, _ = _sweep(monkeypatch, plan, batch_sizes=(1, 2, 10 ** 12), rounds=6)
     notes = frame.attrs["disturbances"]
     assert notes == pk.bench.sweep_disturbances(frame)
     (loaded,) = [n for n in notes if "load average" in n]

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 import perfkit as pk
-from perfkit.frames.stats import aggregations, latency_stats, median_ci, median_ci_ranks
+from perfkit.frames.stats import (aggregations, latency_stats, median_ci, median_ci_level, median_ci_ranks,
+                                  spread_pct)
 
 
 def test_latency_stats_values():
@@ -27,6 +28,38 @@ def test_median_ci_ranks_match_the_binomial_table():
         tail = sum(math.comb(n, i) for i in range(lo + 1)) / 2**n
         wider = sum(math.comb(n, i) for i in range(lo + 2)) / 2**n
         assert 1 - 2 * tail >= 0.95 > 1 - 2 * wider, n
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_too_few_samples_have_no_interval_rather_than_min_to_max(n):
+    # min..max covers the median with 1 - 2^(1-n): 0% at 1, 50% at 2, 75% at 3, 93.75% at 5, all below 95%
+    assert median_ci_ranks(n) is None and math.isnan(median_ci_level(n))
+    lo, hi = median_ci(np.arange(1.0, n + 1))
+    assert math.isnan(lo) and math.isnan(hi)
+    s = latency_stats(np.arange(1.0, n + 1))
+    assert math.isnan(s["median_ci_low"]) and math.isnan(s["median_ci_high"])
+
+
+def test_the_level_reached_is_the_exact_binomial_coverage():
+    assert median_ci_level(6) == pytest.approx(1 - 2 / 64) and median_ci_level(10) == pytest.approx(0.978515625)
+    for n in (6, 9, 17, 100, 1000, 5000):
+        assert 0.95 <= median_ci_level(n) < 1.0, n
+
+
+def test_small_sample_coverage_is_at_least_95_percent_by_simulation():
+    rng = np.random.default_rng(3)
+    for n in (6, 8):
+        hits = sum(lo <= 1.0 <= hi for lo, hi in (median_ci(rng.lognormal(0.0, 0.5, n)) for _ in range(2000)))
+        assert hits / 2000 >= median_ci_level(n) - 0.015, n
+
+
+def test_spread_ignores_one_outlier_but_shows_two_modes():
+    steady = np.full(50, 1.0) * (1 + np.linspace(-0.005, 0.005, 50))
+    assert spread_pct(np.append(steady, 40.0)) < 1.0                    # one 40x hiccup among steady samples
+    assert spread_pct(np.r_[np.full(25, 1.0), np.full(25, 1.5)]) > 20.0   # a real spread: two modes
+    assert spread_pct([2.0]) == 0.0 and spread_pct([]) == 0.0
+    normal = np.random.default_rng(0).normal(10.0, 0.5, 20000)
+    assert spread_pct(normal) == pytest.approx(5.0, rel=0.05)           # the CV (std / mean) of normal data
 
 
 def test_median_ci_covers_the_true_median():
