@@ -278,6 +278,10 @@ def check_explorers(browser, lab: Lab, shots: str) -> None:
     tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
     assert not tracebacks, tracebacks[0][:3000]
     page.screenshot(path=os.path.join(shots, "notebook_after_run_all.png"))
+    # the lab extensions in the environment's share/jupyter loaded: widgets render (the explorer's box above),
+    # and ipympl's canvas, not a static PNG, shows the figure
+    assert page.locator(".perfkit-sweep-explorer .perfkit-figure .jupyter-matplotlib-canvas-div").count(), \
+        "no ipympl canvas in the SweepExplorer: jupyter-matplotlib's lab extension did not load"
     client = lab.kernel_client()
     try:
         before, after = changed_by(page, lab, client, shots, "sweep_metric", "perfkit-sweep-explorer", "explorer",
