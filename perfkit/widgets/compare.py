@@ -15,7 +15,7 @@ from ..profiling.data import RunData
 from ._explorer import Shown, html_table
 from ._sources import as_run
 from .figure_view import FigureView, make_figure
-from .ratios import run_ratios, sweep_ratios
+from .ratios import NOISE_PCT, run_ratios, sweep_ratios
 from .sweep_data import read_sweep
 
 WHAT = "compare"
@@ -36,7 +36,8 @@ class Comparison(Shown):
         self.table_html = w.HTML(html_table(table.rename(columns={"a_ms": a, "b_ms": b}), fmt))
         n, sig = len(table), int(table["significant"].sum()) if len(table) else 0
         self.note = w.HTML(f"<p style='margin:2px'>{n} {what}(s) compared: {sig} differ significantly; {n - sig} "
-                           "cannot be told apart (the 95% interval of their ratio contains 1, or none is known).</p>")
+                           "cannot be told apart (the 95% interval of their ratio contains 1 or is unknown, or the "
+                           f"ratio is within {NOISE_PCT:g}% of 1).</p>")
         self.widget = w.VBox([self.note, self.view.widget, self.table_html])
         self.widget.add_class("perfkit-explorer")
         self.widget.add_class("perfkit-compare")
@@ -46,7 +47,8 @@ def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comp
     """Two sweeps (frames, files or folders, as SweepExplorer takes) matched per (model, precision,
     batch size), or two runs (Run, loaded run or run directory) matched per layer: the ratio b/a of
     median latency per match with a 95% interval (sweeps: from the rows' intervals; runs: a bootstrap
-    over the layers' samples); a ratio whose interval contains 1 is marked 'not significant'. ``labels``
+    over the layers' samples); a ratio whose interval contains 1, is unknown (rows timed in fewer than 6
+    rounds have no interval) or lies within 3% of 1 is not counted as a difference. ``labels``
     names a and b (default: their device, precision or run id, the first that differs; else 'a', 'b')."""
     labels = _labels(labels, a, b)
     if _is_run(a) and _is_run(b):
@@ -114,7 +116,7 @@ def _default_labels(a: Any, b: Any) -> tuple:
 
 def plot_ratios(table: pd.DataFrame, labels: tuple, what: str, where: str = "") -> Any:
     """Each match's ratio b/a as a point with its 95% interval, a line at 1; significant faster green,
-    slower red, not significant grey."""
+    slower red, not significant grey (the table's ``significant``: within 3% of 1 is grey too)."""
     keys = [c for c in table.columns if c in ("layer", "model", "device", "precision", "batch_size")]
     n = len(table)
     fig, ax = figure_and_axes(None, (9, 1.2 + 0.28 * max(n, 3)))

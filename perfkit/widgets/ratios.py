@@ -1,61 +1,38 @@
 """Ratios b/a of median latencies with a 95% interval: from two sweeps' rows (their intervals of the
 median, combined on the log scale) or from two runs' per-layer samples (a bootstrap of the ratio of
-medians). A ratio whose interval holds 1 is not significant: the two cannot be told apart."""
+medians); the statistics live in ``frames.stats``. A ratio whose interval holds 1, has no interval,
+or lies within 3% of 1 is not a significant difference: the two cannot be told apart."""
 from __future__ import annotations
-
-import math
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
-from ..frames.stats import CONFIDENCE
+from ..frames.stats import bootstrap_ratio, ratio_from_intervals
 
-Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
 NOISE_PCT = 3.0          # TREx's rule: a difference under 3% is noise even when its interval excludes 1
 
 
-def ratio_from_intervals(a_ms: float, a_lo: float, a_hi: float, b_ms: float, b_lo: float, b_hi: float) -> tuple:
-    """(ratio, low, high) of b/a: each interval read as ±Z standard errors of the log median, the two
-    errors added in quadrature (delta method). NaN bounds where an interval is missing."""
-    ratio = b_ms / a_ms if a_ms > 0 else math.nan
-    if not all(v > 0 for v in (a_lo, a_hi, b_lo, b_hi)) or any(math.isnan(v) for v in (a_lo, a_hi, b_lo, b_hi)):
-        return ratio, math.nan, math.nan
-    se = math.hypot(math.log(a_hi / a_lo), math.log(b_hi / b_lo)) / (2 * Z)
-    return ratio, ratio * math.exp(-Z * se), ratio * math.exp(Z * se)
-
-
-def bootstrap_ratio(a: np.ndarray, b: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple:
-    """(ratio of medians b/a, low, high): percentile bootstrap, the two sample sets resampled independently."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if not a.size or not b.size or np.median(a) <= 0:
-        return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    ma = np.median(a[rng.integers(0, a.size, (resamples, a.size))], axis=1)
-    mb = np.median(b[rng.integers(0, b.size, (resamples, b.size))], axis=1)
-    r = mb / np.where(ma > 0, ma, np.nan)
-    alpha = (1 - CONFIDENCE) / 2
-    return float(np.median(b) / np.median(a)), float(np.nanquantile(r, alpha)), float(np.nanquantile(r, 1 - alpha))
-
-
 def verdicts(table: pd.DataFrame, labels: tuple) -> pd.DataFrame:
-    """Adds ``significant`` (the interval excludes 1) and a ``verdict`` in words to a table of ratios."""
+    """Adds ``significant`` and a ``verdict`` in words to a table of ratios b/a. ``significant``: the
+    interval is known, excludes 1, and the ratio is at least :data:`NOISE_PCT` % away from 1 (a smaller
+    difference is noise even when its interval excludes 1), so the figure's colours, the note's count
+    and the table agree. The verdict says how many times the time of a b takes ("0.80x the time")."""
     lo, hi, r = table["ratio_low"], table["ratio_high"], table["ratio"]
     known = lo.notna() & hi.notna()
-    table["significant"] = known & ((hi < 1) | (lo > 1))
+    excludes = known & ((hi < 1) | (lo > 1))
+    noise = (r - 1).abs() * 100 < NOISE_PCT
+    table["significant"] = excludes & ~noise
     words = []
-    for ratio, sig, k in zip(r, table["significant"], known):
-        pct = abs(ratio - 1) * 100
-        faster = labels[1] if ratio < 1 else labels[0]
+    for ratio, k, ex, small in zip(r, known, excludes, noise):
+        times = f"{labels[1]} takes {ratio:.2f}x the time of {labels[0]}"
         if not k:
-            words.append("no interval: cannot tell")
-        elif not sig:
-            words.append("not significant")
-        elif pct < NOISE_PCT:
-            words.append(f"{faster} faster by {pct:.1f}%: under {NOISE_PCT:g}%, treat as noise")
+            words.append(f"{times}; interval unknown: cannot tell")
+        elif not ex:
+            words.append(f"{times}; not significant (the interval contains 1)")
+        elif small:
+            words.append(f"{times}; under {NOISE_PCT:g}% apart: treat as noise")
         else:
-            words.append(f"{faster} faster by {pct:.1f}%" if ratio < 1 else f"{labels[0]} faster: {labels[1]} "
-                         f"takes {ratio:.2f}x")
+            words.append(f"{times}: {labels[1] if ratio < 1 else labels[0]} is faster")
     table["verdict"] = words
     return table
 

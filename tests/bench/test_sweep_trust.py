@@ -256,3 +256,15 @@ def test_one_outlying_inference_inside_a_slice_neither_moves_the_median_nor_flag
     assert row["latency_median_ms"] == 1.0 and row["latency_max_ms"] == 250.0
     assert (row["unstable"], row["remeasured"], row["latency_cv_pct"]) == (False, False, 0.0)
     assert frame.attrs["disturbances"] == [] or all("varied" not in n for n in frame.attrs["disturbances"])
+
+
+def test_the_host_load_is_read_before_the_timing_rounds_not_after(monkeypatch):
+    load = {"now": 0.5}
+
+    def busy_slice(context, inputs, min_time_s, min_iterations):
+        load["now"] = 9.0                        # perfkit's own timing threads raise the load average
+        return np.array([1.0, 1.0, 1.0])
+    monkeypatch.setattr(os, "getloadavg", lambda: (load["now"], 0.0, 0.0))
+    monkeypatch.setattr(rounds_mod, "time_slice", busy_slice)
+    frame = pk.sweep(_net(), (1, 2), device="cpu", min_time_s=0.0, min_iterations=1, rounds=6)
+    assert frame["host_load_1m"].tolist() == [0.5, 0.5]

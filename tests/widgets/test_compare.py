@@ -6,7 +6,9 @@ from conftest import sweep_frame, sweep_row
 import perfkit as pk
 from perfkit.frames.schemas import LAYER_TIMES
 from perfkit.widgets import compare
-from perfkit.widgets.ratios import bootstrap_ratio, ratio_from_intervals
+from perfkit.frames.stats import bootstrap_ratio, ratio_from_intervals
+from perfkit.widgets.compare import plot_ratios
+from perfkit.widgets.ratios import verdicts
 
 
 def _changed(factor_by_batch):
@@ -21,8 +23,9 @@ def test_two_sweeps_give_ratios_with_intervals_and_verdicts():
     np.testing.assert_allclose(t.xs(4, level="batch_size")["ratio"], 0.7)
     row1 = t.loc[("mlp", "fp32", 1)]
     assert row1["ratio_low"] < 1 < row1["ratio_high"] and not row1["significant"]
-    assert row1["verdict"] == "not significant"
-    assert t.loc[("mlp", "fp32", 4), "verdict"] == "after faster by 30.0%"
+    assert row1["verdict"] == "after takes 1.00x the time of before; not significant (the interval contains 1)"
+    assert t.loc[("mlp", "fp32", 4), "verdict"] == "after takes 0.70x the time of before: after is faster"
+    assert t.loc[("mlp", "fp32", 16), "verdict"] == "after takes 1.40x the time of before: before is faster"
     assert t.loc[("cnn", "fp16", 16), "significant"]
     ax = c.figure.axes[0]
     assert ax.get_xlabel().startswith("after / before median latency")
@@ -61,6 +64,33 @@ def test_interval_of_the_ratio_widens_with_the_rows_intervals():
     assert np.isnan(ratio_from_intervals(1.0, np.nan, np.nan, 1.1, 1.0, 1.2)[1])
 
 
+@pytest.mark.parametrize("ends", [(1.0, 1.0, 1.0, 1.2), (0.9, 1.1, 1.5, 1.5), (1.0, 1.0, 1.5, 1.5)])
+def test_a_zero_width_interval_is_unknown_not_exact(ends):
+    # a sweep timed with rounds=1 (or fewer than 6) has no real interval: its ratio must not look significant
+    ratio, lo, hi = ratio_from_intervals(1.0, ends[0], ends[1], 1.5, ends[2], ends[3])
+    assert ratio == 1.5 and np.isnan(lo) and np.isnan(hi)
+
+
+def test_a_sweep_without_intervals_is_never_called_significantly_different():
+    one = [sweep_row(batch=b, ms=1.0, latency_ci_low_ms=1.0, latency_ci_high_ms=1.0) for b in (1, 4)]
+    two = [sweep_row(batch=b, ms=2.0, latency_ci_low_ms=2.0, latency_ci_high_ms=2.0) for b in (1, 4)]
+    c = compare(sweep_frame(one), sweep_frame(two), labels=("x", "y"))
+    assert not c.table["significant"].any()
+    assert (c.table["verdict"] == "y takes 2.00x the time of x; interval unknown: cannot tell").all()
+
+
+def test_a_difference_under_three_percent_is_grey_and_not_counted_in_the_note():
+    import pandas as pd
+    table = verdicts(pd.DataFrame({"layer": ["tiny", "big"], "a_ms": [1.0, 1.0], "b_ms": [0.98, 0.8],
+                                   "ratio": [0.98, 0.8], "ratio_low": [0.97, 0.75], "ratio_high": [0.99, 0.85]}),
+                     ("a", "b"))
+    assert table["significant"].tolist() == [False, True]
+    assert table["verdict"][0] == "b takes 0.98x the time of a; under 3% apart: treat as noise"
+    ax = plot_ratios(table, ("a", "b"), "layer").axes[0]
+    colours = [str(c.lines[0].get_color()) for c in ax.containers]
+    assert colours == ["0.55", "tab:green"]
+
+
 def test_bootstrap_of_equal_samples_is_not_significant_and_of_shifted_ones_is():
     rng = np.random.default_rng(0)
     x, y = rng.normal(1.0, 0.05, 200), rng.normal(1.0, 0.05, 200)
@@ -91,7 +121,7 @@ def test_two_runs_are_compared_per_layer_and_per_inference():
     t = c.table.set_index("layer")
     assert list(t.index) == ["(inference: sum of layers)", "conv", "fc"]
     assert t.loc["conv", "ratio"] == pytest.approx(2.0, rel=0.05) and t.loc["conv", "significant"]
-    assert not t.loc["fc", "significant"] and t.loc["fc", "verdict"] == "not significant"
+    assert not t.loc["fc", "significant"] and t.loc["fc", "verdict"].endswith("not significant (the interval contains 1)")
     assert t.loc["(inference: sum of layers)", "ratio"] == pytest.approx(0.7 / 0.4, rel=0.05)
 
 
