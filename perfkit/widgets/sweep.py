@@ -39,7 +39,8 @@ class SweepExplorer(Explorer):
         self._lock = threading.RLock()
         self._pending = False
         self._last_draw = 0.0
-        self._quiet = True
+        self._refreshing = threading.get_ident()     # the thread whose own option writes are not the user's
+        self._asked: dict = {}                         # control -> value the user chose (from any thread)
         dd = dict(style={"description_width": "initial"}, layout=w.Layout(width="auto"))
         self.metric = w.Dropdown(description="metric", **dd)
         self.layer = w.Dropdown(description="layer", options=[""], value="", **dd)
@@ -56,7 +57,7 @@ class SweepExplorer(Explorer):
         for c in (self.metric, self.layer, self.x, self.color, self.facet, self.precision, self.logx, self.logy,
                   self.bands):
             c.observe(self._on_control, names="value")
-        self._quiet = False
+        self._refreshing = None
         self.redraw()
 
     # live rows --------------------------------------------------------------------------------------
@@ -93,11 +94,12 @@ class SweepExplorer(Explorer):
         """Redraws the figure, the table and the note from the data and the controls now."""
         with self._lock:
             self._pending = False
-            self._quiet = True
+            self._refreshing = threading.get_ident()
             try:
                 self._refresh_options()
+                self._apply_asked()
             finally:
-                self._quiet = False
+                self._refreshing = None
             pts = self.points()
             args = dict(metric=self.metric.value, x=self.x.value, color=self.color.value, facet=self.facet.value,
                         bands=self.bands.value, logx=self.logx.value, logy=self.logy.value, layer=self.layer.value)
@@ -110,8 +112,25 @@ class SweepExplorer(Explorer):
         return data.points(self.frame, self.layers_frame, self.metric.value, self.layer.value, self.precision.value)
 
     def _on_control(self, change: dict) -> None:
-        if not self._quiet:
-            self.redraw()
+        """A control changed: by the option refresh of the thread redrawing (ignored), or by the user, from
+        any thread (the Jupyter comm thread while the sweep thread draws): the choice is recorded, so that a
+        refresh running meanwhile cannot overwrite it, and drawn once the lock is free."""
+        if self._refreshing == threading.get_ident():
+            return
+        self._asked[change["owner"]] = change["new"]
+        self.redraw()
+
+    def _apply_asked(self) -> None:
+        """Sets again the choices the user made while options were refreshed (those still offered)."""
+        while self._asked:
+            control, value = self._asked.popitem()
+            offered = [o[1] if isinstance(o, tuple) else o for o in getattr(control, "options", ())]
+            if isinstance(value, tuple):
+                value = tuple(v for v in value if v in offered)
+            elif hasattr(control, "options") and value not in offered:
+                continue
+            if control.value != value:
+                control.value = value
 
     def _soon(self) -> None:
         """Redraws now if the last redraw is ``redraw_interval_s`` old, else leaves the data pending: no
