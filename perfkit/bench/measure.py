@@ -14,13 +14,14 @@ import pandas as pd
 from ..arguments import one_of
 from ..device import host_load
 from ..frames.schemas import DIAGNOSES, QUERIES
-from ..frames.stats import latency_stats
+from ..frames.stats import latency_stats, spread_pct
 from ..profiling.summary import disturbances
 from ._args import check_host_inputs, check_measure
 
 
-#: the latency's coefficient of variation (%) above which a measurement is called unstable (TREx's 3%
-#: noise rule, a little tighter since measure() times many inferences)
+#: the latency's robust coefficient of variation (``frames.stats.spread_pct``: IQR / 1.349 / median, in %)
+#: above which a measurement is called unstable (TREx's 3% noise rule, a little tighter since measure()
+#: times many inferences; one outlying inference does not move it)
 UNSTABLE_CV_PCT = 2.5
 
 
@@ -65,18 +66,19 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
     # streams x BLAS threads within the device's threads (CPU): each stream's worker gets its share
     threads = dev.apply_threads(len(slots)) if dev.kind == "cpu" else 0
     run_id = uuid.uuid4().hex[:8]
+    host = host_load()          # before timing: the load of other work, not of this measurement's own threads
     try:
         queries, gpu, wall_ms = _timed(slots, sampler, warmup_ms, iterations, duration_s, include_transfers, run_id)
     finally:
         if dev.kind == "cpu":
             dev.apply_threads()
-    host = host_load()
     summary = _summary(queries, batch, wall_ms, percentiles, threads, host)
     meta = {"run_id": run_id, "engine": engine.name, "engine_id": engine.id, "device": dev.spec,
             "device_name": dev.name, "precision": engine.precision, "batch_size": batch, "streams": len(slots),
             "include_transfers": include_transfers, "threads": threads, **host}
     queries.attrs.update(meta)
-    return Measurement(queries, summary, _diagnose(queries, summary, gpu, include_transfers, dev.kind), gpu, meta)
+    return Measurement(queries, summary, _diagnose(queries, summary, gpu, include_transfers, dev.kind, threads), gpu,
+                       meta)
 
 
 def _timed(slots: list, sampler: Any, warmup_ms: float, iterations: int, duration_s: float,
@@ -201,12 +203,13 @@ def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[
               "total compute / total wall time (above 100% with overlapping streams)"),
              ("threads", threads, "", "BLAS threads per stream on the CPU device (0 on a GPU)")]
     host = host or {}
-    rows += [("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average after timing"),
+    rows += [("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average before timing"),
              ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use")]
     return pd.DataFrame([{"metric": m, "value": float(v), "unit": u, "meaning": d} for m, v, u, d in rows])
 
 
-def _diagnose(q: pd.DataFrame, summary: pd.DataFrame, gpu: pd.DataFrame, transfers: bool, kind: str) -> pd.DataFrame:
+def _diagnose(q: pd.DataFrame, summary: pd.DataFrame, gpu: pd.DataFrame, transfers: bool, kind: str,
+              threads: int = 0) -> pd.DataFrame:
     s = summary.set_index("metric")["value"]
     out = []
     enq, comp = s["enqueue_median_ms"], s["compute_median_ms"]
@@ -224,8 +227,8 @@ def _diagnose(q: pd.DataFrame, summary: pd.DataFrame, gpu: pd.DataFrame, transfe
                             "data on the device, use page-locked host memory, or overlap copies with compute on "
                             "several streams."))
     reasons = "|".join(gpu["throttle_reasons"]) if len(gpu) else ""
-    for f in disturbances({"latency_cv_pct": s["latency_cov_pct"], "gpu_throttle": reasons,
-                           "host_load_1m": s.get("host_load_1m"), "host_cpus": s.get("host_cpus")},
+    for f in disturbances({"latency_cv_pct": spread_pct(q["latency_ms"]), "gpu_throttle": reasons,
+                           "host_load_1m": s.get("host_load_1m"), "host_cpus": s.get("host_cpus"), "threads": threads},
                           max_cv_pct=UNSTABLE_CV_PCT).itertuples():
         out.append((f.finding, f.severity, f.value, f.threshold, f.explanation))
     if len(gpu):

@@ -32,8 +32,9 @@ def get_device(spec: Any = None, threads: int | None = None) -> Device:
     asking twice for the same spec gives the same object.
 
     ``threads`` (CPU only): the BLAS threads the CPU device computes with, from now on (the device is
-    shared and BLAS pools are process-wide); None keeps its setting, by default one per core this
-    process may run on. Streams running at once share them (``device.blas_threads(streams)``).
+    shared and BLAS pools are process-wide); None keeps its setting, by default the count set by
+    OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, BLIS_NUM_THREADS or OMP_NUM_THREADS when one is, else one per
+    core this process may run on. Streams running at once share them (``device.blas_threads(streams)``).
     """
     dev = _get_device(spec)
     if threads is not None:

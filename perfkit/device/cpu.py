@@ -315,6 +315,22 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+#: environment variables that set BLAS threads, in the order the libraries prefer them (OpenBLAS, MKL and
+#: BLIS read their own before the OpenMP one)
+THREAD_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def env_threads() -> int | None:
+    """The BLAS threads the user asked for in the environment (the first of :data:`THREAD_ENV` holding
+    a positive count; OMP_NUM_THREADS's nested form ``4,2`` gives 4), None when none is set."""
+    import os
+    for name in THREAD_ENV:
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
 def host_load() -> dict:
     """The 1-minute load average (NaN where the OS has none) and the CPU cores this process may use."""
     import math
@@ -331,7 +347,7 @@ class _Blas:
     thread count is process-wide; :meth:`apply` reads it (about 1 µs a library) and sets it only when
     it differs, so calling it before every measurement costs nothing measurable. (A
     ``threadpool_limits`` block around each inference would cost about 250 µs, half of a small MLP's
-    inference; see /tmp/coord/results_H3.md.)"""
+    inference; see benchmarks/RESULTS.md, the threadpool_limits_per_call rows.)"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -359,9 +375,11 @@ _BLAS = _Blas()
 
 
 class CpuDevice(Device):
-    """NumPy on the host. ``threads``: the BLAS threads its computations use (default: every core
-    this process may run on). BLAS pools are process-wide, so the setting is applied to the process
-    when set, and re-applied by :meth:`apply_threads` (the timing functions call it before timing)."""
+    """NumPy on the host. ``threads``: the BLAS threads its computations use (default: the count set in
+    the environment by OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, BLIS_NUM_THREADS or OMP_NUM_THREADS,
+    else every core this process may run on; an explicit count wins over both). BLAS pools are
+    process-wide, so the setting is applied to the process when set, and re-applied by
+    :meth:`apply_threads` (the timing functions call it before timing)."""
 
     kind = "cpu"
     index = 0
@@ -375,14 +393,18 @@ class CpuDevice(Device):
 
     @property
     def threads(self) -> int:
-        """BLAS threads of this device's computations (set it to change them; None restores the default)."""
-        return self._threads if self._threads is not None else available_cores()
+        """BLAS threads of this device's computations (set it to change them; None restores the default:
+        the environment's count, else the available cores)."""
+        if self._threads is not None:
+            return self._threads
+        return env_threads() or available_cores()
 
     @threads.setter
     def threads(self, value: int | None) -> None:
         if value is not None:
             from ..arguments import positive_int
-            value = positive_int(value, "CpuDevice.threads (BLAS threads; None for one per available core)",
+            value = positive_int(value, "CpuDevice.threads (BLAS threads; None for the environment's "
+                                        "OMP_NUM_THREADS/OPENBLAS_NUM_THREADS, else one per available core)",
                                  maximum=4096)
         self._threads = value
         self.apply_threads()

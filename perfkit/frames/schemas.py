@@ -186,7 +186,7 @@ SWEEP = _s(
     ("latency_ci_low_ms", "float64", "ms", "confidence interval (at least 95%, order statistics) of the median of the "
                                            "round medians: low (NaN below 6 rounds)", True, True),
     ("latency_ci_high_ms", "float64", "ms", "that interval's high end", True, True),
-    ("latency_cv_pct", "float64", "%", "robust coefficient of variation of the round medians (1.4826 MAD / median; "
+    ("latency_cv_pct", "float64", "%", "robust coefficient of variation of the round medians (IQR / 1.349 / median; "
                                        "recorded before issue 9's review: std / mean)", True, True),
     ("unstable", "bool", "", "the round medians spread wider than the sweep's max_cv_pct (after re-measuring)",
      False, True),

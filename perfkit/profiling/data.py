@@ -13,7 +13,8 @@ from ..frames.schemas import SCHEMAS
 from .run_files import ENGINE_FRAMES, FRAMES, RunLoadError, load_run_files, save_run, saved_frames
 from .summary import disturbances, layer_summary
 
-#: the unprofiled latency's coefficient of variation (%) above which a run is called unstable
+#: the unprofiled latency's robust coefficient of variation (``frames.stats.spread_pct``, %) above which a run
+#: is called unstable
 RUN_MAX_CV_PCT = 10.0
 
 __all__ = ["RunData", "RunLoadError", "load_run", "FRAMES"]
@@ -110,9 +111,11 @@ class RunData:
                                                   "allocator (peak during the run)"),
             "expected_overhead_pct": ("%", "what profiling should add, from the calibrated cost of its layer "
                                            "boundaries"),
-            "latency_cv_pct": ("%", "coefficient of variation of the unprofiled latency"),
+            "latency_cv_pct": ("%", "robust coefficient of variation of the unprofiled latency (IQR / 1.349 / "
+                                    "median: a few outliers do not move it; std / mean in runs saved before)"),
             "threads": ("", "BLAS threads of the CPU device (0 on a GPU)"),
-            "host_load_1m": ("", "host 1-minute load average when the run stopped"),
+            "host_load_1m": ("", "host 1-minute load average when the run started (when it stopped in runs "
+                                 "saved before)"),
             "host_cpus": ("", "CPU cores this process may use"),
         }
         rows = [{"metric": k, "value": float(val), "unit": explain.get(k, ("", ""))[0],

@@ -23,6 +23,7 @@ from .._version import __version__
 from ..device import host_load
 from ..errors import PerfkitError
 from ..frames.schemas import KERNELS, LAYER_TIMES, MEMORY_EVENTS, QUERIES
+from ..frames.stats import spread_pct
 from .data import RunData
 from .nvml import NvmlSampler
 from .profiler import LayerTimer, calibrate_event_cost
@@ -84,6 +85,7 @@ class Run(RunData):
     def start(self) -> "Run":
         ctx, dev = self.context, self.context.device
         self.meta["event_cost_ns"] = calibrate_event_cost(dev)
+        self.meta.update(host_load())       # before the run: the load of other work, not of its own inferences
         self.meta["started_ns"] = time.perf_counter_ns()
         if self.options["memory"]:
             if self._tracker is None:
@@ -131,7 +133,6 @@ class Run(RunData):
             ctx.profiler, ctx.step_hooks = self._prev
             ctx.observers.remove(self._observer)
         self.meta["stopped_ns"] = time.perf_counter_ns()
-        self.meta.update(host_load())
         self.meta["threads"] = ctx.device.threads if ctx.device.kind == "cpu" else 0
         if self._tracer is not None:
             self._tracer.stop()
@@ -225,8 +226,7 @@ class Run(RunData):
             if len(samples) >= 10_000:
                 break
         self.meta["e2e_unprofiled_ms"] = float(np.median(samples))
-        self.meta["e2e_unprofiled_cv_pct"] = float(100.0 * np.std(samples) / np.mean(samples)) \
-            if np.mean(samples) > 0 else 0.0
+        self.meta["e2e_unprofiled_cv_pct"] = spread_pct(samples)
         executed = [i for i, c in enumerate(self._observer.calls) if c[1] == "execute"]
         self.meta["e2e_profiled_ms"] = float(np.median(q["host_latency_ms"].to_numpy()[executed]))
 

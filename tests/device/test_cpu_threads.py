@@ -56,14 +56,38 @@ def test_the_device_puts_its_threads_back_when_something_else_changed_them(cpu):
     assert cpu.apply_threads() == 2 and set(_blas_threads()) == {2}
 
 
+def _no_thread_env(monkeypatch):
+    from perfkit.device.cpu import THREAD_ENV
+    for name in THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_default_is_the_cores_the_process_may_use_and_streams_share_them(cpu, monkeypatch):
     import os
+    _no_thread_env(monkeypatch)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5})
     cpu.threads = None
     assert cpu.threads == 6
     assert [cpu.blas_threads(s) for s in (1, 2, 3, 4, 6, 12)] == [6, 3, 2, 1, 1, 1]
     cpu.threads = 2
     assert cpu.threads == 2 and cpu.info()["threads"] == 2
+
+
+@pytest.mark.parametrize("env, want", [({"OPENBLAS_NUM_THREADS": "1"}, 1), ({"OMP_NUM_THREADS": "3"}, 3),
+                                       ({"OMP_NUM_THREADS": "2,1", "MKL_NUM_THREADS": ""}, 2),
+                                       ({"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "1"}, 1),
+                                       ({"OMP_NUM_THREADS": "lots"}, 6)])
+def test_the_threads_set_in_the_environment_are_the_default_and_threads_wins(cpu, monkeypatch, env, want):
+    import os
+    _no_thread_env(monkeypatch)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5})
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    cpu.threads = None
+    assert cpu.threads == want and cpu.info()["threads"] == want
+    if _blas_threads():
+        assert cpu.apply_threads() == want and set(_blas_threads()) == {want}    # in force, not only recorded
+    assert pk.get_device("cpu", threads=2).threads == 2                          # an explicit count wins
 
 
 def test_bad_thread_counts_are_refused_and_change_nothing(cpu):

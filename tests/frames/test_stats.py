@@ -119,3 +119,10 @@ def test_layer_summary_bad_arguments_are_perfkit_errors(kwargs):
         pk.profiling.layer_summary(lt, **kwargs)
     with pytest.raises(pk.PerfkitError, match="DataFrame"):
         pk.profiling.layer_summary([1, 2, 3])
+
+
+@pytest.mark.parametrize("slow_share", [0.3, 0.45, 0.5, 0.55, 0.7])
+def test_two_modes_show_whichever_holds_the_majority(slow_share):
+    n = 101
+    slow = int(round(slow_share * n))
+    assert spread_pct(np.r_[np.full(n - slow, 1.0), np.full(slow, 1.5)]) > 20.0, slow_share

@@ -105,3 +105,65 @@ def test_a_run_whose_gpu_samples_show_throttling_says_so():
     d = run.disturbances().set_index("finding")
     assert list(d.index) == ["throttled"] and "(hw_thermal)" in d.loc["throttled", "explanation"]
     assert "disturbed: throttled" in set(run.overview()["metric"])
+
+
+def _baseline_with_planted_times(monkeypatch, sample_ms):
+    """A real run whose unprofiled baseline reads a fake nanosecond clock: the i-th baseline sample lasts
+    sample_ms(i) ms."""
+    import itertools
+    import time
+    import types
+
+    from perfkit.profiling import run as run_mod
+    net = pk.models.mnist_mlp()
+    ctx = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
+    with pk.profile(ctx, memory=False, gpu_metrics=False, baseline=False) as run:
+        ctx.execute(pk.models.sample_input(net, 2))
+    clock, calls = [0], itertools.count()
+
+    def fake_ns():
+        k = next(calls)
+        clock[0] += int(sample_ms(k // 2) * 1e6) if k % 2 else 1000
+        return clock[0]
+    monkeypatch.setattr(run_mod, "time", types.SimpleNamespace(perf_counter=time.perf_counter, perf_counter_ns=fake_ns))
+    run._measure_baseline()
+    return run
+
+
+def test_one_outlying_baseline_inference_does_not_make_a_run_unstable(monkeypatch):
+    run = _baseline_with_planted_times(monkeypatch, lambda i: 40.0 if i == 7 else 1.0 + 0.001 * (i % 3))
+    assert run.meta["e2e_unprofiled_cv_pct"] < 1.0
+    run.meta.update(host_load_1m=0.1, host_cpus=2)
+    assert "unstable" not in set(run.disturbances()["finding"])
+
+
+def test_a_baseline_with_two_modes_makes_a_run_unstable(monkeypatch):
+    run = _baseline_with_planted_times(monkeypatch, lambda i: 1.5 if i % 2 else 1.0)
+    assert run.meta["e2e_unprofiled_cv_pct"] > 20.0
+    assert "unstable" in set(run.disturbances()["finding"])
+
+
+def test_measure_reads_the_host_load_before_timing_and_advises_one_thread(monkeypatch):
+    import importlib
+    import os
+    measure_mod = importlib.import_module("perfkit.bench.measure")     # the module, not the function
+    load = {"now": 5.0}
+    real = measure_mod._timed
+
+    def timed(*a):
+        out = real(*a)
+        load["now"] = 50.0                     # perfkit's own threads, after timing
+        return out
+    monkeypatch.setattr(measure_mod, "_timed", timed)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load["now"], 0.0, 0.0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    dev = pk.get_device("cpu", threads=2)
+    try:
+        net = pk.models.mnist_mlp()
+        ctx = pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
+        m = pk.bench.measure(ctx, iterations=5, duration_s=0.0, warmup_ms=0)
+    finally:
+        dev.threads = None
+    assert m.meta["host_load_1m"] == 5.0 and m.value("host_load_1m") == 5.0
+    (advice,) = m.diagnoses.loc[m.diagnoses["finding"] == "host_loaded", "explanation"]
+    assert "2 BLAS threads" in advice and "threads=1" in advice
