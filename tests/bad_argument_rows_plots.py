@@ -21,9 +21,10 @@ case("memory_time_range", lambda w, kw: pk.plots.memory_time_range(**kw),
      {"memory_events": MEMORY, "phases": PHASE_LIST, "layer_times": LAYER_TIMES_OR_NONE, "t0_ns": T0_NS})
 case("top_allocations", lambda w, kw: pk.plots.top_allocations(**kw),
      {"memory_events": Lazy(lambda w: w.engine.allocator.events), "window_ms": (0.0, 10.0), "n": 3, "t0_ns": None,
-      "phases": None},
+      "phases": None, "tags": None},
      {"memory_events": MEMORY, "window_ms": WINDOW, "n": COUNT, "t0_ns": T0_NS,
-      "phases": {k: v for k, v in PHASE_LIST.items() if k != "none"}})
+      "phases": {k: v for k, v in PHASE_LIST.items() if k != "none"},
+      "tags": family(empty=[], number=3, list_with_junk=["weights", 3], empty_name=[""])})
 case("plot_memory", lambda w, kw: w.closing(pk.plots.plot_memory(**kw)),
      {"memory_events": Lazy(lambda w: w.run.memory), "ax": None, "by_tag": True, "phases": ("context creation",),
       "window_ms": None, "tags": None, "predicted_bytes": 10.0, "layer_times": Lazy(lambda w: w.run.layers),

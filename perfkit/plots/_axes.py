@@ -148,18 +148,38 @@ class TimeAxis:
                         color="0.3", gid="idle_gap_label", bbox=dict(fc="white", ec="none", pad=1))
         stretches = [*self.stretches[:-1], (self.stretches[-1][0], end_ns)]
         total = float(self(end_ns) - self(self.t[0])) or 1.0
-        ticks, labels = [], []
+        per_char = _char_width(ax) * total                 # x units one tick-label character takes
+        steps = {}
         for a, b in stretches:
             n = max(1, int(round(8 * float(self(b) - self(a)) / total)))
             lo, hi = (a - self.t0) / 1e6, (b - self.t0) / 1e6
-            vals = MaxNLocator(n + 1, steps=[1, 2, 5, 10]).tick_values(lo, hi)
-            step = max(float(vals[1] - vals[0]) if len(vals) > 1 else 1.0, 1e-6)     # ns: the clock's resolution
+            vals = MaxNLocator(n + 1, steps=[1, 2, 5, 10]).tick_values(lo, hi) if hi > lo else np.array([lo])
+            steps[(a, b)] = (vals, float(vals[1] - vals[0]) if len(vals) > 1 else None)
+        finest = min((st for _, st in steps.values() if st), default=1.0)
+        ticks, labels = [], []
+        for (a, b), (vals, step) in steps.items():
+            lo, hi = (a - self.t0) / 1e6, (b - self.t0) / 1e6
             for v in vals:
                 x = float(self(self.t0 + v * 1e6))
-                if lo - 1e-9 <= v <= hi + 1e-9 and (not ticks or x - ticks[-1] > 0.01 * total):
+                # an instant (a lone event's stretch) reads to the axis's resolution, not the clock's
+                text = tick_text(v, max(step, 1e-6) if step else 10 * finest)
+                room = per_char * (0.5 * (len(text) + (len(labels[-1]) if labels else 0)) + 0.5)
+                if lo - 1e-9 <= v <= hi + 1e-9 and (not ticks or (x - ticks[-1] > room and text != labels[-1])):
                     ticks.append(x)
-                    labels.append(tick_text(v, step))
+                    labels.append(text)
         ax.set_xticks(np.array(ticks), labels)
+
+
+def _char_width(ax: Any) -> float:
+    """The share of the axes' width that one tick-label character takes (a digit is about 0.6 em)."""
+    import matplotlib
+    size = matplotlib.rcParams["xtick.labelsize"]
+    try:
+        size = float(size)
+    except ValueError:                                  # 'medium' and the like
+        size = matplotlib.font_manager.FontProperties(size=size).get_size_in_points()
+    width_in = ax.figure.get_figwidth() * ax.get_position().width * 0.85     # less what a legend outside takes
+    return 0.6 * size / 72 / max(width_in, 1e-3)
 
 
 def tick_text(v: float, step: float) -> str:

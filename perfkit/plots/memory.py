@@ -1,6 +1,7 @@
 """Device memory over time from a TrackingAllocator's events (guide 1.6): phases (build, context
 creation, inference), stacked areas per tag, the builder's prediction, the peak, the running layer
-as bands beneath; and the largest blocks of a window for the explorer's table.
+as bands beneath. What the events say (phases, levels, blocks) is computed in memory_data.py, the
+largest blocks in memory_blocks.py; this module draws.
 
 A million events plot in well under two seconds: the levels are computed once for all events, and
 only the rows that hold each pixel column's first, last, highest and lowest level of every band are
@@ -12,106 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..arguments import flag, frame as check_frame, integer, number, one_of, positive_int
-from ..errors import ArgumentError
+from ..arguments import flag, number
 from ._axes import TimeAxis, bytes_unit, check_ax, figure_and_axes, human_bytes, human_ms, say_empty, title_parts
+from .memory_blocks import top_allocations  # noqa: F401 - public here too
+from .memory_data import (DEFAULT_PHASES, PHASES, TAG_ORDER, MemoryData, events_arg, layer_times_arg,  # noqa: F401
+                          memory_phases, memory_time_range, phases_arg, t0_arg, tags_arg, window_arg)
 
-PHASES = ("build", "context creation", "inference")
-DEFAULT_PHASES = ("context creation", "inference")
-COLUMNS = ("ts_ns", "action", "size_bytes", "tag", "owner", "layer", "in_use_bytes")
-TAG_ORDER = ("weights", "activations", "workspace", "io", "user")
 TAG_COLORS = {"weights": "#4c72b0", "activations": "#55a868", "workspace": "#dd8452", "io": "#8172b3",
               "user": "#937860", "held before the frame": "#c8c8c8"}
-BEFORE = "held before the frame"
 BUCKETS = 2000          # pixel columns (about two per pixel of a wide figure)
 BAND = 0.09             # share of the height under zero that holds the layer bands
-
-
-def _events(memory_events: Any, what: str) -> pd.DataFrame:
-    return check_frame(memory_events, f"{what}: memory_events (a memory_events frame: TrackingAllocator.events "
-                                      "or run.memory)", COLUMNS)
-
-
-def _layer_times(layer_times: Any, what: str) -> Any:
-    if layer_times is None:
-        return None
-    return check_frame(layer_times, f"{what}: layer_times (run.layers, or None)", ("start_ns", "end_ns", "layer"))
-
-
-def _phases_arg(phases: Any, what: str) -> tuple:
-    items = [phases] if isinstance(phases, str) else phases
-    if not isinstance(items, (list, tuple, set, frozenset)) or not items:
-        raise ArgumentError(f"{what}: phases must be a non-empty list of {', '.join(map(repr, PHASES))}, "
-                            f"not {phases!r}")
-    return tuple(p for p in PHASES if p in {one_of(p, PHASES, f"{what}: phases item") for p in items})
-
-
-def _window_arg(window_ms: Any, what: str) -> Any:
-    if window_ms is None:
-        return None
-    if not isinstance(window_ms, (list, tuple)) or len(window_ms) != 2:
-        raise ArgumentError(f"{what}: window_ms must be (start_ms, end_ms) or None, not {window_ms!r}")
-    lo = number(window_ms[0], f"{what}: window_ms start")
-    hi = number(window_ms[1], f"{what}: window_ms end")
-    if hi <= lo:
-        raise ArgumentError(f"{what}: window_ms ends at {hi:g} ms, not after its start {lo:g} ms; give (start, end)")
-    return lo, hi
-
-
-def _t0(ev: pd.DataFrame, t0_ns: Any, what: str) -> int:
-    if t0_ns is None:
-        return int(ev["ts_ns"].min()) if len(ev) else 0
-    return integer(t0_ns, f"{what}: t0_ns (the perf_counter_ns that is 0 ms on the x axis, or None)")
-
-
-def _sorted(ev: pd.DataFrame) -> pd.DataFrame:
-    return ev if ev["ts_ns"].is_monotonic_increasing else ev.sort_values("ts_ns", kind="stable")
-
-
-def memory_phases(memory_events: pd.DataFrame, layer_times: Any = None) -> pd.Series:
-    """The phase of each event, indexed like the frame (a categorical of :data:`PHASES`): ``'build'``
-    (owner ``builder``), ``'inference'`` (an event with its running layer set, or any event from the
-    first inference on: the first such event, or the first layer start of ``layer_times``) or
-    ``'context creation'`` (the engine's and contexts' allocations before that)."""
-    ev = _events(memory_events, "memory_phases")
-    codes = _phase_codes(ev, _layer_times(layer_times, "memory_phases"))
-    return pd.Series(pd.Categorical.from_codes(codes, categories=PHASES), index=ev.index, name="phase")
-
-
-def _phase_codes(ev: pd.DataFrame, lt: Any) -> np.ndarray:
-    """Index into PHASES of each event's phase."""
-    ts = ev["ts_ns"].to_numpy()
-    with_layer = (ev["layer"].fillna("") != "").to_numpy()
-    firsts = [ts[with_layer].min()] if with_layer.any() else []
-    if lt is not None and len(lt):
-        firsts.append(lt["start_ns"].min())
-    inference = with_layer | (ts >= min(firsts)) if firsts else with_layer
-    build = (ev["owner"].fillna("") == "builder").to_numpy()
-    return np.where(build, 0, np.where(inference, 2, 1)).astype(np.int8)
-
-
-def memory_time_range(memory_events: pd.DataFrame, phases: Any = DEFAULT_PHASES, layer_times: Any = None,
-                      t0_ns: Any = None) -> tuple:
-    """(start_ms, end_ms): the span that :func:`plot_memory` shows for ``phases`` (x in ms since ``t0_ns``,
-    by default the start of the span itself): from the first to the last event of those phases, and over the
-    layer times too when ``'inference'`` is one of them. (0.0, 0.0) when nothing falls in those phases."""
-    what = "memory_time_range"
-    ev = _events(memory_events, what)
-    phases = _phases_arg(phases, what)
-    lt = _layer_times(layer_times, what)
-    span = _span_ns(ev, _phase_codes(ev, lt), phases, lt)
-    if span is None:
-        return (0.0, 0.0)
-    t0 = span[0] if t0_ns is None else _t0(ev, t0_ns, what)
-    return ((span[0] - t0) / 1e6, (span[1] - t0) / 1e6)
-
-
-def _span_ns(ev: pd.DataFrame, phase: np.ndarray, phases: tuple, lt: Any) -> Any:
-    ts = ev["ts_ns"].to_numpy()[np.isin(phase, [PHASES.index(p) for p in phases])]
-    ends = [ts.min(), ts.max()] if len(ts) else []
-    if lt is not None and len(lt) and "inference" in phases:
-        ends += [lt["start_ns"].min(), lt["end_ns"].max()]
-    return (int(min(ends)), int(max(ends))) if ends else None
 
 
 def plot_memory(memory_events: pd.DataFrame, ax: Any = None, by_tag: bool = True, phases: Any = DEFAULT_PHASES,
@@ -129,80 +40,55 @@ def plot_memory(memory_events: pd.DataFrame, ax: Any = None, by_tag: bool = True
     the running layer is drawn as thin bands beneath (from ``layer_times``, else from the events'
     ``layer`` column)."""
     what = "plot_memory"
-    ev = _events(memory_events, what)
+    ev = events_arg(memory_events, what)
     flag(by_tag, f"{what}: by_tag")
-    phases = _phases_arg(phases, what)
-    window = _window_arg(window_ms, what)
-    tags = _tags_arg(tags, what)
+    phases = phases_arg(phases, what)
+    window = window_arg(window_ms, what)
+    tags = tags_arg(tags, what)
     if predicted_bytes is not None:
         predicted_bytes = number(predicted_bytes, f"{what}: predicted_bytes (bytes the builder predicted, or None)", 0)
-    lt = _layer_times(layer_times, what)
+    lt = layer_times_arg(layer_times, what)
+    t0 = t0_arg(t0_ns, what)
     check_ax(ax, what)
+    return draw_memory(MemoryData(ev, lt), ax, by_tag, phases, window, tags, predicted_bytes, t0)
+
+
+def draw_memory(data: MemoryData, ax: Any, by_tag: bool, phases: tuple, window: Any, tags: Any, predicted: Any,
+                t0: Any) -> Any:
+    """plot_memory on checked arguments and a MemoryData (which the MemoryExplorer keeps between redraws)."""
     fig, ax = figure_and_axes(ax, (11, 4.2))
-    ev = _sorted(ev)
-    phase = _phase_codes(ev, lt)
-    span = _span_ns(ev, phase, phases, lt)
-    t0 = _t0(ev, t0_ns, what) if t0_ns is not None or span is None else span[0]
+    ev = data.ev
+    span = data.span_ns(phases)
+    t0_given = t0 is not None
+    t0 = t0 if t0_given else span[0] if span is not None else data.first_ns()
     if span is not None and window is not None:
         span = (max(span[0], t0 + int(window[0] * 1e6)), min(span[1], t0 + int(window[1] * 1e6)))
         span = span if span[1] > span[0] else None
-    if tags is not None and set(ev["tag"].dropna().unique()) <= set(tags):
+    if tags is not None and set(data.tags) <= set(tags):
         tags = None                                   # every tag chosen: the same as no filter (keeps "held before")
-    counted = (phase != 0) | ("build" in phases)
-    levels, names = _levels(ev, counted, tags, by_tag)
-    ax.set_title(_title(memory_events, lt, phases), fontsize=9)
+    levels, names = data.levels("build" in phases, tags, by_tag)
+    ax.set_title(_title(data.frame, data.lt, phases), fontsize=9)
     if span is None or not names:
         say_empty(ax, "memory events" + (" (nothing was allocated or freed in this frame)" if ev.empty else
                                          f" in {' + '.join(phases)}"
                                          + (f" for tags {', '.join(tags)}" if tags else "")
                                          + (f" within {window[0]:g}-{window[1]:g} ms" if window else "")))
         return fig
-    xa = _draw(ax, ev, levels, names, span, t0, predicted_bytes, lt, phase, phases)
+    xa = _draw(ax, data, levels, names, span, t0, predicted, phases)
     cut = any(p.get_gid() == "idle_gap" for p in ax.patches)
-    origin = "the start of the phases shown" if t0_ns is None else \
-        "the first event" if t0_ns == int(ev["ts_ns"].min()) else "t0_ns"
-    ax.set_xlabel(f"time (ms) since {origin}"
+    ax.set_xlabel(f"time (ms) since {_origin(t0, t0_given, data.first_ns())}"
                   + ("; idle gaps cut short" if cut else "")
                   + ("; each phase at least 12% wide (the scale changes at the dotted lines)" if xa.breaks else ""))
     return fig
 
 
-def _tags_arg(tags: Any, what: str) -> Any:
-    if tags is None:
-        return None
-    items = [tags] if isinstance(tags, str) else tags
-    if not isinstance(items, (list, tuple, set, frozenset)) or not items or \
-            not all(isinstance(t, str) and t for t in items):
-        raise ArgumentError(f"{what}: tags must be None (every tag) or a non-empty list of tag names such as "
-                            f"['weights', 'activations'], not {tags!r}")
-    return sorted(items)
-
-
-def _levels(ev: pd.DataFrame, counted: np.ndarray, tags: Any, by_tag: bool) -> tuple:
-    """Bytes held per band (int64, one row before the first event and one after each event, a column
-    per band) and the band names, bottom first. A frame that starts while blocks are live (run.memory)
-    gets a band for what was held before it, so that the top of the stack is the allocator's
-    ``in_use_bytes``."""
-    action = ev["action"].to_numpy()
-    delta = ev["size_bytes"].to_numpy() * ((action == "alloc").astype(np.int64) - (action == "free"))
-    codes, uniq = pd.factorize(ev["tag"].fillna(""))
-    names = sorted(uniq, key=lambda t: (TAG_ORDER.index(t) if t in TAG_ORDER else len(TAG_ORDER), t))
-    keep = [t for t in names if tags is None or t in tags]
-    col = {t: i for i, t in enumerate(uniq)}
-    levels = np.zeros((len(ev) + 1, len(keep)), dtype=np.int64)
-    rows = np.flatnonzero(counted)
-    for j, t in enumerate(keep):
-        mine = rows[codes[rows] == col[t]]
-        levels[mine + 1, j] = delta[mine]
-    levels = np.cumsum(levels, axis=0)
-    levels -= np.minimum(levels.min(axis=0), 0)     # a tag freed below zero held that much before the frame
-    if tags is None and len(ev) and counted.all():
-        before = int(ev["in_use_bytes"].iloc[0] - delta[0]) - int(levels[0].sum())
-        if before > 0:
-            levels, keep = np.column_stack([np.full(len(levels), before, np.int64), levels]), [BEFORE, *keep]
-    if not by_tag and keep:
-        levels, keep = levels.sum(axis=1, keepdims=True), ["all tags" if tags is None else " + ".join(keep)]
-    return levels, keep
+def _origin(t0: int, given: bool, first: int) -> str:
+    """What 0 ms on the x axis is: the start of the phases shown, the first event, or t0 against it."""
+    if not given:
+        return "the start of the phases shown"
+    if t0 == first:
+        return "the first event"
+    return f"{human_ms(abs(first - t0) / 1e6)} {'before' if t0 < first else 'after'} the first event"
 
 
 def _downsample(x: np.ndarray, tops: np.ndarray, buckets: int) -> np.ndarray:
@@ -224,9 +110,9 @@ def _downsample(x: np.ndarray, tops: np.ndarray, buckets: int) -> np.ndarray:
     return np.unique(np.concatenate(keep))
 
 
-def _draw(ax: Any, ev: pd.DataFrame, levels: np.ndarray, names: list, span: tuple, t0: int, predicted: Any,
-          lt: Any, phase: np.ndarray, phases: tuple) -> TimeAxis:
-    ts = ev["ts_ns"].to_numpy()
+def _draw(ax: Any, data: MemoryData, levels: np.ndarray, names: list, span: tuple, t0: int, predicted: Any,
+          phases: tuple) -> TimeAxis:
+    ev, ts, lt, phase = data.ev, data.ts, data.lt, data.phase
     i0, i1 = int(np.searchsorted(ts, span[0], "left")), int(np.searchsorted(ts, span[1], "right"))
     tops = np.cumsum(levels[i0:i1 + 1], axis=1)          # row 0: held before the span; then one per event
     rows = _downsample(ts[i0:i1].astype(np.float64), tops[1:], BUCKETS)
@@ -258,7 +144,7 @@ def _draw(ax: Any, ev: pd.DataFrame, levels: np.ndarray, names: list, span: tupl
     ymax = max(float(top.max()), float(predicted or 0)) / per * 1.25 or 1.0
     ax.set_ylim(-BAND * ymax, ymax)
     _phase_marks(ax, ts, phase, phases, span, xa, lt)
-    _layer_bands(ax, ev, lt, span, xa)
+    _layer_bands(ax, data, span, xa)
     xa.decorate(ax, span[1] + tail)
     from matplotlib.ticker import FuncFormatter
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "" if v < 0 else f"{v:g}"))
@@ -317,21 +203,17 @@ def _phase_starts(ts: np.ndarray, phase: np.ndarray, phases: tuple, span: tuple,
     return dict(sorted(starts.items(), key=lambda item: item[1]))
 
 
-def _layer_bands(ax: Any, ev: pd.DataFrame, lt: Any, span: tuple, xa: TimeAxis) -> None:
+def _layer_bands(ax: Any, data: MemoryData, span: tuple, xa: TimeAxis) -> None:
     """The running layer as thin bands under the zero line: from the layer times when given, else
     from runs of events that share a layer."""
     from .layer_timeline import layer_colors
+    lt = data.lt
     if lt is not None and len(lt):
         b = lt[(lt["end_ns"] >= span[0]) & (lt["start_ns"] <= span[1])]
         starts, ends, names = b["start_ns"].to_numpy(), b["end_ns"].to_numpy(), b["layer"].to_numpy()
     else:
-        ts = ev["ts_ns"].to_numpy()
-        i0, i1 = np.searchsorted(ts, span[0], "left"), np.searchsorted(ts, span[1], "right")
-        layer, ts = ev["layer"].iloc[i0:i1].fillna("").to_numpy(dtype=object), ts[i0:i1]
-        first = np.flatnonzero(np.r_[True, layer[1:] != layer[:-1]])        # runs of one running layer
-        last = np.r_[first[1:] - 1, len(layer) - 1] if len(layer) else first
-        named = layer[first] != ""
-        starts, ends, names = ts[first[named]], ts[last[named]], layer[first[named]]
+        i0, i1 = np.searchsorted(data.ts, span[0], "left"), np.searchsorted(data.ts, span[1], "right")
+        starts, ends, names = data.layer_runs(int(i0), int(i1))
     if not len(starts):
         return
     colors = layer_colors(pd.unique(names))
@@ -361,36 +243,3 @@ def _fewer_bands(starts: np.ndarray, ends: np.ndarray, names: np.ndarray, span: 
 def _title(ev: pd.DataFrame, lt: Any, phases: tuple) -> str:
     parts = title_parts(ev, lt)
     return "device memory over time" + (f" — {' · '.join(parts)}" if parts else "") + f" — {' + '.join(phases)}"
-
-
-def top_allocations(memory_events: pd.DataFrame, window_ms: Any = None, n: int = 10, t0_ns: Any = None,
-                    phases: Any = None) -> pd.DataFrame:
-    """The ``n`` largest blocks live at any time in ``window_ms=(start, end)`` (None: the whole frame),
-    largest first: when each was allocated and freed (ms since ``t0_ns``, by default the first event
-    of ``phases`` as in :func:`plot_memory`; free_ms NaN: still held at the end of the frame), its
-    size, tag, owner, running layer and phase. ``phases`` (None: all) keeps the blocks allocated in
-    those phases."""
-    what = "top_allocations"
-    ev = _events(memory_events, what)
-    check_frame(ev, f"{what}: memory_events", ("ptr", "requested_bytes"))
-    window = _window_arg(window_ms, what)
-    n = positive_int(n, f"{what}: n (how many blocks)")
-    phases = PHASES if phases is None else _phases_arg(phases, what)
-    ev = _sorted(ev).assign(phase=lambda d: memory_phases(d), pos=lambda d: np.arange(len(d)))
-    t0 = _t0(ev[ev["phase"].isin(phases)], t0_ns, what)
-    allocs = ev[ev["action"] == "alloc"]
-    frees = ev.loc[ev["action"] == "free", ["ptr", "pos", "ts_ns"]].rename(columns={"ts_ns": "free_ns",
-                                                                                   "pos": "free_pos"})
-    pairs = pd.merge_asof(allocs, frees, left_on="pos", right_on="free_pos", by="ptr", direction="forward",
-                          allow_exact_matches=False)
-    out = pd.DataFrame({"alloc_ms": (pairs["ts_ns"] - t0) / 1e6, "free_ms": (pairs["free_ns"] - t0) / 1e6})
-    out["lifetime_ms"] = out["free_ms"] - out["alloc_ms"]
-    for c in ("size_bytes", "requested_bytes", "tag", "owner", "layer", "phase"):
-        out[c] = pairs[c].to_numpy()
-    keep = out["phase"].isin(phases)
-    if window is not None:
-        keep &= (out["alloc_ms"] <= window[1]) & (out["free_ms"].isna() | (out["free_ms"] >= window[0]))
-    out = out[keep].sort_values(["size_bytes", "alloc_ms"], ascending=[False, True], kind="stable")
-    out = out.head(n).reset_index(drop=True)
-    out.insert(4, "size", pd.Series([human_bytes(b) for b in out["size_bytes"]], dtype="string"))
-    return out

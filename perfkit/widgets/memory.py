@@ -11,7 +11,9 @@ import pandas as pd
 from ..arguments import frame as check_frame, number
 from ..frames.schemas import MEMORY_EVENTS
 from ..plots._axes import human_bytes
-from ..plots.memory import DEFAULT_PHASES, PHASES, memory_time_range, plot_memory, top_allocations
+from ..plots.memory import DEFAULT_PHASES, PHASES, MemoryData, draw_memory
+from ..plots.memory_blocks import largest_blocks
+from ..plots.memory_data import time_range
 from ._explorer import Explorer
 from ._sources import as_run, read_parquet
 from .figure_view import make_figure
@@ -60,8 +62,9 @@ class MemoryExplorer(Explorer):
         import ipywidgets as w
         self.events, self.layer_times, self.predicted_bytes = memory_source(source, layer_times, predicted_bytes)
         ev = self.events
-        self.t0_ns = int(ev["ts_ns"].min()) if len(ev) else 0
-        present = [p for p in PHASES if p in set(self._phase_names())]
+        self.data = MemoryData(ev, self.layer_times)     # phases, levels, blocks: computed once, for every redraw
+        self.t0_ns = self.data.first_ns()
+        present = [PHASES[c] for c in sorted(set(self.data.phase.tolist()))]
         default = list(DEFAULT_PHASES) if set(DEFAULT_PHASES) & set(present) or not present else present
         dd = dict(style={"description_width": "initial"}, layout=w.Layout(width="auto"))
         self.phases = w.SelectMultiple(description="phases", options=list(PHASES), value=tuple(default), rows=3, **dd)
@@ -81,16 +84,10 @@ class MemoryExplorer(Explorer):
             c.observe(lambda change: None if self._quiet else self.redraw(), names="value")
         self.redraw()
 
-    def _phase_names(self) -> list:
-        from ..plots.memory import memory_phases
-        if not len(self.events):
-            return []
-        return memory_phases(self.events, self.layer_times).unique().tolist()
-
     def _reset_window(self) -> None:
         """The window slider spans the chosen phases (ms since the first event), all of it selected."""
         phases = self.phases.value or DEFAULT_PHASES
-        lo, hi = memory_time_range(self.events, phases, self.layer_times, self.t0_ns) if len(self.events) else (0, 0)
+        lo, hi = time_range(self.data, tuple(p for p in PHASES if p in phases), self.t0_ns)
         hi = hi if hi > lo else lo + 1e-3
         s = self.window
         s.max, s.min = max(s.max, hi), min(s.min, lo)
@@ -114,15 +111,12 @@ class MemoryExplorer(Explorer):
             self.view.show(make_figure(lambda: _nothing(f"choose at least one {missing}")))
             self._set_table(pd.DataFrame())
             return
-        ev = self.events
         window = window if window[1] > window[0] else None
-        self.view.show(make_figure(lambda: plot_memory(
-            ev, by_tag=self.by_tag.value, phases=phases, window_ms=window, tags=list(tags) or None,
-            predicted_bytes=self.predicted_bytes, layer_times=self.layer_times, t0_ns=self.t0_ns)))
-        top = top_allocations(ev, window_ms=window, n=50, t0_ns=self.t0_ns, phases=phases) if len(ev) else \
-            pd.DataFrame()
-        if len(top):
-            top = top[top["tag"].isin(tags)].head(10).reset_index(drop=True)
+        phases = tuple(p for p in PHASES if p in phases)
+        tags = tuple(sorted(tags)) or None
+        self.view.show(make_figure(lambda: draw_memory(self.data, None, self.by_tag.value, phases, window, tags,
+                                                       self.predicted_bytes, self.t0_ns)))
+        top = largest_blocks(self.data, window, 10, self.t0_ns, phases, tags) if len(self.events) else pd.DataFrame()
         self._set_table(top, {"alloc_ms": "{:.3f}".format, "free_ms": "{:.3f}".format, "lifetime_ms": "{:.3f}".format,
                               "size_bytes": "{:,}".format, "requested_bytes": "{:,}".format})
         self.note.value = self._summary(top)

@@ -1,4 +1,6 @@
 """Memory over time, checked through its artists on synthetic allocator events whose levels are known."""
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -115,7 +117,8 @@ def test_window_carries_the_levels_held_before_it_and_tags_filter():
     ev = _frame()
     ax = plot_memory(ev, window_ms=(20.5, 30.0), phases=["inference"], t0_ns=T0).axes[0]
     assert ax.get_xlim()[0] == pytest.approx(20.5) and ax.get_xlabel() == "time (ms) since the first event"
-    assert plot_memory(ev, t0_ns=T0 - 10**6).axes[0].get_xlabel().startswith("time (ms) since t0_ns")
+    assert plot_memory(ev, t0_ns=T0 - 10**6).axes[0].get_xlabel().startswith(
+        "time (ms) since 1.00 ms before the first event")                   # what t0_ns is, not its name
     total = _gid(ax, "total")[0].get_ydata()
     assert list(total[:3]) == [7.5, 7.0, 10.0]          # conv1's 0.5 MiB held when the window opens, then freed
     areas = _areas(ax)
@@ -187,6 +190,8 @@ def test_top_allocations_of_a_window():
     win = top_allocations(ev, window_ms=(20.2, 21.5), t0_ns=T0)            # ptr 5 is reused: pair each free right
     assert list(win["size_bytes"]) == [4 * MiB, 2 * MiB, 1 * MiB, MiB // 2]
     assert list(top_allocations(ev, phases=["inference"])["layer"]) == ["fc", "conv1"]
+    small = top_allocations(ev, n=2, tags=["user", "activations"])           # the largest of those tags, not of all
+    assert list(small["tag"]) == ["user", "activations"] and len(small) == 2
 
 
 @pytest.mark.parametrize("kw", [dict(phases=["boot"]), dict(phases=[]), dict(window_ms=(5, 1)), dict(window_ms=3),
@@ -240,3 +245,24 @@ def test_a_short_context_creation_after_a_long_build_keeps_a_readable_share_of_t
     assert ax.get_xlabel().endswith("each phase at least 12% wide (the scale changes at the dotted lines)")
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert "100" in labels and any(text.startswith("100.") for text in labels)   # ticks still read real times
+
+
+def _overlapping_ticks(ax):
+    ax.figure.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels() if t.get_text()]
+    return [(a, b) for a, b in zip(boxes, boxes[1:]) if a.x1 > b.x0 - 2]
+
+
+def test_ticks_beside_a_cut_gap_after_a_single_event_do_not_collide():
+    # the H200 resnet_small history from its first event: one weights block, 658 µs idle, then the rest;
+    # the lone event's stretch once got two ticks reading "245.763091245.763091"
+    import pandas as pd
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "data", "h200_2026-11-29", "memory_resnet_small.parquet")
+    ev = pd.read_parquet(path)
+    ax = plot_memory(ev, t0_ns=int(ev["ts_ns"].min())).axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert not _overlapping_ticks(ax) and len(labels) == len(set(labels)) >= 4, labels
+    assert max(len(text) for text in labels) <= 7, labels                   # ms to the axis's resolution, not the ns
+    one = [(0.0, "alloc", 1, 0.5, "weights", "engine:net#1", "")] + \
+        [(5.0 + 0.001 * i, "alloc", 10 + i, 0.4, "activations", "context:net#1/ctx1", "") for i in range(17)]
+    assert not _overlapping_ticks(plot_memory(_frame(one), t0_ns=T0 - 10**9).axes[0])

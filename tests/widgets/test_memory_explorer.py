@@ -98,3 +98,18 @@ def test_a_memory_events_parquet_file(tmp_path):
 def test_bad_sources_are_refused(bad):
     with pytest.raises(pk.PerfkitError):
         MemoryExplorer(bad, interactive=False)
+
+
+def test_the_table_shows_ten_blocks_of_the_chosen_tags_even_when_larger_blocks_of_others_abound():
+    rows, in_use = [], 0
+    blocks = [(i, 100 << 20, "weights") for i in range(60)] + [(100 + i, (i + 1) << 10, "activations")
+                                                                for i in range(15)]
+    for k, (ptr, size, tag) in enumerate(blocks):
+        in_use += size
+        rows.append({"ts_ns": k * MS, "action": "alloc", "ptr": ptr, "size_bytes": size, "requested_bytes": size,
+                     "tag": tag, "owner": "context:c", "layer": "", "thread": "main", "in_use_bytes": in_use,
+                     "peak_bytes": in_use})
+    e = MemoryExplorer(MEMORY_EVENTS.frame(rows), interactive=False)
+    e.tags.value = ("activations",)
+    assert len(e.table_frame) == 10 and set(e.table_frame["tag"]) == {"activations"}
+    assert list(e.table_frame["size_bytes"])[:2] == [15 << 10, 14 << 10]
