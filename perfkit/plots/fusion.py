@@ -39,7 +39,7 @@ def plot_fusion_benefit(frame: pd.DataFrame, ax: Any = None) -> Any:
     left, right = _limits(d, lo, hi)
     shown_lo, shown_hi = np.clip(lo, left, right), np.clip(hi, left, right)
     if has_ci:                              # an interval beyond the axis is cut at its edge, its ends in words
-        rows = np.flatnonzero(f["rule"].to_numpy() != "(all rules)")
+        rows = np.flatnonzero((f["rule"].to_numpy() != "(all rules)") & ~unknown)
         ax.errorbar(d[rows], rows, xerr=[d[rows] - shown_lo[rows], shown_hi[rows] - d[rows]], fmt="none",
                     ecolor="black", elinewidth=1, capsize=3, gid="fusion_ci")
     for y, (x, n, low, top, is_noise, none) in enumerate(zip(d, f["layers"], lo, hi, noise, unknown)):

@@ -143,6 +143,7 @@ def plot_ratios(table: pd.DataFrame, labels: tuple, what: str, where: str = "") 
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlabel(f"{labels[1]} / {labels[0]} median latency (below 1: {labels[1]} faster)")
     ax.set_title(f"{labels[1]} against {labels[0]}{' on ' + where if where else ''}: ratio of median latency per "
-                 f"{what}, 95% interval (grey: not significant)", fontsize=9)
+                 f"{what}, 95% interval\ngrey: no difference shown (the interval holds 1 or is unknown, or the "
+                 f"ratio is within {NOISE_PCT:g}% of 1)", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     return fig

@@ -65,5 +65,6 @@ def test_rules_without_an_interval_are_greyed_and_say_so(recwarn):
     assert sorted(rules[i] for i, t in enumerate(labels) if t.startswith("no interval (under 6 rounds)")) == \
         ["(no rules)", "conv_relu", "fc_relu", "mlp_create"]
     assert all(p.get_gid() == "fusion_noise" for i, p in enumerate(ax.patches) if rules[i] != "(all rules)")
+    assert not [c for c in ax.collections if c.get_gid() == "fusion_ci" and len(c.get_segments())]
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     plt.close(fig)

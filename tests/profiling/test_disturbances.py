@@ -167,3 +167,15 @@ def test_measure_reads_the_host_load_before_timing_and_advises_one_thread(monkey
     assert m.meta["host_load_1m"] == 5.0 and m.value("host_load_1m") == 5.0
     (advice,) = m.diagnoses.loc[m.diagnoses["finding"] == "host_loaded", "explanation"]
     assert "2 BLAS threads" in advice and "threads=1" in advice
+
+
+def test_a_run_reads_the_host_load_when_it_starts_not_after_its_own_inferences(monkeypatch):
+    import os
+    load = {"now": 0.5}
+    monkeypatch.setattr(os, "getloadavg", lambda: (load["now"], 0.0, 0.0))
+    net = pk.models.mnist_mlp()
+    ctx = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context()
+    with pk.profile(ctx, memory=False, gpu_metrics=False, baseline=False) as run:
+        ctx.execute(pk.models.sample_input(net, 2))
+        load["now"] = 9.0                        # the run's own work raised it
+    assert run.meta["host_load_1m"] == 0.5
