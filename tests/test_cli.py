@@ -50,7 +50,7 @@ def test_demo_writes_frames_and_chart(tmp_path, capsys, monkeypatch):
         assert list(line.get_xdata()) == [1, 4] and list(line.get_ydata()) == list(want["throughput_per_s"])
     from matplotlib.image import imread
     height, width = imread(run / "throughput_vs_batch.png").shape[:2]
-    assert (width, height) == tuple(round(v * 110) for v in fig.get_size_inches())    # that figure, at 110 dpi
+    assert (width, height) == tuple(round(v * 100) for v in fig.get_size_inches())    # that figure, at 100 dpi
     out = capsys.readouterr().out
     assert "best throughput per model" in out and "mnist_mlp" in out
     assert out.splitlines()[-1] == f"report: {run / 'report.html'}"      # the last line says where the report is
@@ -120,6 +120,19 @@ def test_module_entry_point_reports_bad_arguments_without_traceback(tmp_path):
 
 
 def test_two_runs_in_one_second_get_separate_folders(tmp_path):
-    from perfkit.cli import _new_run_dir
+    from perfkit.demo import _new_run_dir
     a, b = _new_run_dir(str(tmp_path)), _new_run_dir(str(tmp_path))
     assert a != b and os.path.isdir(a) and os.path.isdir(b)
+
+
+def test_demo_memory_chart_counts_one_engine_and_its_contexts_alone():
+    from perfkit.demo import _own_events
+    ev = pd.DataFrame({"action": ["alloc", "alloc", "oom", "free", "alloc", "alloc"],
+                       "size_bytes": [100, 50, 1000, 100, 7, 30],
+                       "owner": ["engine:m#1", "builder", "context:m#1/ctx1", "engine:m#1", "context:m#1/ctx2",
+                                 "context:m#10/ctx1"],                 # another engine whose name starts alike
+                       "in_use_bytes": [100, 150, 150, 50, 57, 87]})
+    own = _own_events(ev, "engine:m#1")
+    assert list(own["owner"]) == ["engine:m#1", "context:m#1/ctx1", "engine:m#1", "context:m#1/ctx2"]
+    assert list(own["in_use_bytes"]) == [100, 100, 0, 7]        # a refused request (oom) holds nothing
+    assert list(own["peak_bytes"]) == [100, 100, 100, 100]

@@ -106,9 +106,12 @@ def test_the_demo_report_shows_its_sweep_and_figures(tmp_path):
     header, *rows = next(t for t in page.tables if "latency_median_ms" in t[0] or "median ms" in " ".join(t[0]))
     assert len(rows) == len(sweep) == 2
     assert {r[header.index("batch size")] for r in rows} == {"1", "2"}
-    pngs = sorted(f for f in (run).iterdir() if f.suffix == ".png")
-    assert len(page.images) == len(pngs) >= 3       # every PNG the demo wrote is in the page
-    assert all(i["src"].startswith("data:image/png;base64,") and len(i["src"]) > 1000 for i in page.images)
+    def size(png: bytes) -> tuple:                   # width and height from the PNG header
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    saved = sorted(size(f.read_bytes()) for f in run.iterdir() if f.suffix == ".png")
+    embedded = sorted(size(base64.b64decode(i["src"].removeprefix("data:image/png;base64,"))) for i in page.images)
+    assert len(saved) == 4 and embedded == saved     # every chart the demo wrote is in the page, at its pixel size
     assert all(u.startswith("data:") for u in page.urls)
 
 
