@@ -65,7 +65,10 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
     """A ``diagnoses`` frame (severity ``warning``) with one row per sign that the measurement
     described by ``values`` was disturbed, each explained in words. Keys read when present:
     ``layer_sum_pct_of_e2e``; ``overhead_pct`` with ``expected_overhead_pct`` (the profiler's calibrated
-    cost); ``latency_cv_pct`` (against ``max_cv_pct``); ``gpu_throttle`` (NVML reasons, '|'-joined);
+    cost); ``latency_cv_pct`` (against ``max_cv_pct``: the robust coefficient of variation of
+    :func:`perfkit.frames.stats.spread_pct`, interquartile range / 1.349 over the median, which one
+    outlying sample does not move; sweeps take it over round medians, runs and ``measure`` over
+    single inferences); ``gpu_throttle`` (NVML reasons, '|'-joined);
     ``host_load_1m`` with ``host_cpus`` (and ``threads``, the CPU device's BLAS threads, for advice).
     Missing or NaN values are not findings."""
     v = {k: x for k, x in values.items() if not (isinstance(x, float) and math.isnan(x))}
@@ -85,7 +88,7 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
     cv = v.get("latency_cv_pct")
     if cv is not None and cv > max_cv_pct:
         out.append(("unstable", cv, max_cv_pct,
-                    f"latency varied by {cv:.1f}% (coefficient of variation above {max_cv_pct:g}%): the figures are "
+                    f"latency varied by {cv:.1f}% (robust coefficient of variation above {max_cv_pct:g}%): the figures are "
                     "not stable; stop other work, lock clocks, or measure longer."))
     reasons = throttle_reasons(v.get("gpu_throttle"))
     if reasons:
