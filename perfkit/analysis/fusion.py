@@ -39,8 +39,9 @@ def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size
     paired round differences at the 5% level (at 6 rounds: all six differences share a sign; at 10:
     at least nine do). A difference that is not significant is noise at this many rounds: time more
     rounds, or a quieter machine, before reading a sign into it. ``seed`` is no longer used (the
-    intervals were a seeded bootstrap before); it is accepted so that existing calls keep working. Rows are sorted by the latency a rule saves,
-    largest first. ``progress``: a ``tqdm`` bar (None: automatic, as in ``sweep``).
+    intervals were a seeded bootstrap before); it is accepted so that existing calls keep working.
+    Rows are sorted by the latency a rule saves, largest first. ``progress``: a ``tqdm`` bar (None:
+    automatic, as in ``sweep``).
     """
     from ..network import Network
     if not isinstance(network, Network):

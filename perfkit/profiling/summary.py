@@ -88,8 +88,8 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
     cv = v.get("latency_cv_pct")
     if cv is not None and cv > max_cv_pct:
         out.append(("unstable", cv, max_cv_pct,
-                    f"latency varied by {cv:.1f}% (robust coefficient of variation above {max_cv_pct:g}%): the figures are "
-                    "not stable; stop other work, lock clocks, or measure longer."))
+                    f"latency varied by {cv:.1f}% (robust coefficient of variation above {max_cv_pct:g}%): the "
+                    "figures are not stable; stop other work, lock clocks, or measure longer."))
     reasons = throttle_reasons(v.get("gpu_throttle"))
     if reasons:
         out.append(("throttled", float(len(reasons)), 0.0,
