@@ -62,6 +62,18 @@ def ms_unit(max_ms: float) -> tuple:
     return ("µs", 1e-3) if abs(max_ms) < 1.0 else ("ms", 1.0)
 
 
+def unit_of(kind: str, values: Any) -> tuple:
+    """(unit name, divisor) for values of a metric of ``kind``: 'ms' (durations: µs below 1 ms, else ms),
+    'bytes' (B/KiB/MiB/GiB) or anything else (a rate: samples/s, as recorded)."""
+    import numpy as np
+    top = float(np.nanmax(np.abs(np.asarray(values, dtype=float)))) if len(values) else 0.0
+    if kind == "ms":
+        return ms_unit(top)
+    if kind == "bytes":
+        return bytes_unit(top)
+    return "samples/s", 1.0
+
+
 def title_parts(frame: Any, *frames: Any) -> list:
     """What a title names, from the attrs and columns of ``frame`` (and ``frames``): model, device,
     precision and batch size, each where known; several values are joined with '/'."""

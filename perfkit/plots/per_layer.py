@@ -10,10 +10,10 @@ import pandas as pd
 
 from ..arguments import frame as check_frame, integer, positive_int
 from ..errors import ArgumentError
+from ..precision import PRECISION_ORDER
 from ._axes import check_ax, figure_and_axes, human_ms, ms_unit, say_empty, title_parts
 
 COLUMNS = ("model", "precision", "batch_size", "index", "layer", "type", "median_ms")
-PRECISION_ORDER = ("fp32", "tf32", "bf16", "fp16", "int8")
 WORST_MIN_PCT = 3.0     # a layer below this share of the time is not named as scaling worst, however it scales
 WORSE = 1.1           # ... nor one whose gain is within 10% of the whole network's
 OTHER_COLOR = (0.78, 0.78, 0.78)
@@ -21,6 +21,23 @@ OTHER_COLOR = (0.78, 0.78, 0.78)
 
 def _frame(sweep_layers: Any, what: str) -> pd.DataFrame:
     return check_frame(sweep_layers, f"{what}: sweep_layers (the layers frame of sweep(..., layers=True))", COLUMNS)
+
+
+def _one(df: pd.DataFrame, column: str, value: Any, what: str) -> pd.DataFrame:
+    """The rows of ``df`` whose ``column`` is ``value`` (None: the one value the frame holds; see _only)."""
+    if not len(df):
+        return df
+    return df[df[column] == _only(df, column, value, what)]
+
+
+def _titled(sweep_layers: pd.DataFrame, df: pd.DataFrame, ax: Any, what: str) -> tuple:
+    """(figure, axes) titled ``what`` and what the rows shown share; 'no layer times' when there are none."""
+    fig, ax = figure_and_axes(ax, (11, 4.8))
+    title = " · ".join(title_parts(sweep_layers.iloc[:0], df))
+    ax.set_title(f"{what} — {title}" if title else what, fontsize=9)
+    if df.empty:
+        say_empty(ax, "layer times")
+    return fig, ax
 
 
 def _only(df: pd.DataFrame, column: str, value: Any, what: str) -> Any:
@@ -47,9 +64,7 @@ def layer_scaling(sweep_layers: pd.DataFrame, model: Any = None, precision: Any 
     batch. Worst scaling first."""
     what = "layer_scaling"
     df = _frame(sweep_layers, what)
-    df = df[df["model"] == _only(df, "model", model, what)] if len(df) else df
-    df = df[df["precision"] == _only(df, "precision", precision, what)] if len(df) else df
-    return _scaling(df)
+    return _scaling(_one(_one(df, "model", model, what), "precision", precision, what))
 
 
 def _scaling(df: pd.DataFrame) -> pd.DataFrame:
@@ -80,16 +95,11 @@ def plot_layers_vs_batch(sweep_layers: pd.DataFrame, model: Any = None, precisio
     df = _frame(sweep_layers, what)
     top = positive_int(top, f"{what}: top (how many of the slowest layers get a colour of their own)")
     check_ax(ax, what)
-    model = _only(df, "model", model, what) if len(df) else None
-    df = df[df["model"] == model] if len(df) else df
-    precision = _only(df, "precision", precision, what) if len(df) else None
-    df = df[df["precision"] == precision] if len(df) else df
+    df = _one(df, "model", model, what)
+    df = _one(df, "precision", precision, what)
     own_figure = ax is None
-    fig, ax = figure_and_axes(ax, (11, 4.8))
-    title = " · ".join(title_parts(sweep_layers.iloc[:0], df))
-    ax.set_title(f"per-layer time vs batch size — {title}" if title else "per-layer time vs batch size", fontsize=9)
+    fig, ax = _titled(sweep_layers, df, ax, "per-layer time vs batch size")
     if df.empty:
-        say_empty(ax, "layer times")
         return fig
     batches = sorted(df["batch_size"].unique())
     scaling = _scaling(df).set_index("layer")
@@ -117,18 +127,12 @@ def plot_layers_vs_precision(sweep_layers: pd.DataFrame, model: Any = None, batc
     if batch_size is not None:
         batch_size = integer(batch_size, f"{what}: batch_size", 1)
     check_ax(ax, what)
-    model = _only(df, "model", model, what) if len(df) else None
-    df = df[df["model"] == model] if len(df) else df
-    if len(df):
-        batch_size = _only(df, "batch_size", batch_size, what) if batch_size is not None else \
-            int(df["batch_size"].max())
-        df = df[df["batch_size"] == batch_size]
+    df = _one(df, "model", model, what)
+    df = _one(df, "batch_size", batch_size if batch_size is not None or not len(df) else int(df["batch_size"].max()),
+              what)
     own_figure = ax is None
-    fig, ax = figure_and_axes(ax, (11, 4.8))
-    title = " · ".join(title_parts(sweep_layers.iloc[:0], df))
-    ax.set_title(f"per-layer time vs precision — {title}" if title else "per-layer time vs precision", fontsize=9)
+    fig, ax = _titled(sweep_layers, df, ax, "per-layer time vs precision")
     if df.empty:
-        say_empty(ax, "layer times")
         return fig
     have = df["precision"].unique().tolist()
     precisions = [p for p in PRECISION_ORDER if p in have] + sorted(p for p in have if p not in PRECISION_ORDER)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import flag, frame as check_frame, one_of
-from ._axes import bytes_unit, check_ax, figure_and_axes
+from ._axes import check_ax, figure_and_axes, unit_of
 
 LABELS = {"throughput_per_s": "throughput (samples/s)", "latency_median_ms": "median latency (ms)",
           "latency_mean_ms": "mean latency (ms)", "latency_p90_ms": "p90 latency (ms)",
@@ -39,7 +39,7 @@ def plot_sweep(frame: pd.DataFrame, metric: str = "throughput_per_s", ax: Any = 
             color = colors[i % len(colors)]
             ax.plot(gp["batch_size"], gp[metric] / per, STYLES.get(precision, "-"), marker="o", ms=4,
                     color=color, label=f"{model} {precision}")
-            band = _interval(gp, metric)
+            band = median_interval(gp, metric)
             if band is not None:
                 ax.fill_between(gp["batch_size"], band[0], band[1], color=color, alpha=0.18, lw=0, gid="interval")
     _unstable(ax, ok, metric, per)
@@ -75,7 +75,7 @@ def _unit(frame: pd.DataFrame, metric: str) -> tuple:
     """(divisor, axis label): bytes in KiB/MiB/GiB, the rest as recorded."""
     label = LABELS.get(metric, metric)
     if metric.endswith("_bytes") and len(frame) and frame[metric].notna().any():
-        name, per = bytes_unit(float(frame[metric].max()))
+        name, per = unit_of("bytes", frame[metric].dropna().to_numpy())
         return float(per), f"{label} ({name})"
     return 1.0, label
 
@@ -119,17 +119,20 @@ def _failed_marks(ax: Any, failed: pd.DataFrame) -> None:
         ax.plot([], [], " ", gid="failed_note", label=f"… and {len(failed) - FAILED_NAMED} more failed")
 
 
-def _interval(rows: pd.DataFrame, metric: str) -> Any:
-    """(low, high) of ``metric`` from the rows' interval of the median latency, when the sweep recorded
-    one (``latency_ci_low_ms``/``latency_ci_high_ms``) and the metric follows from that latency."""
-    if not {"latency_ci_low_ms", "latency_ci_high_ms"} <= set(rows.columns):
+def median_interval(rows: pd.DataFrame, metric: str) -> Any:
+    """(low, high) Series of ``metric`` from the rows' 95% interval of the median latency
+    (``latency_ci_low_ms``/``latency_ci_high_ms``), where the metric follows from that latency (the median
+    latency itself, time per sample, throughput); None when the sweep recorded no interval or the metric
+    does not follow from it. The SweepExplorer's points take their bands from here too."""
+    if metric not in ("latency_median_ms", "time_per_sample_ms", "throughput_per_s") or \
+            not {"latency_ci_low_ms", "latency_ci_high_ms"} <= set(rows.columns):
         return None
     lo, hi = rows["latency_ci_low_ms"].astype(float), rows["latency_ci_high_ms"].astype(float)
     if lo.isna().all():
         return None
-    if metric == "latency_median_ms":
-        return lo.to_numpy(), hi.to_numpy()
+    b = rows["batch_size"].astype(float)
+    if metric == "time_per_sample_ms":
+        return lo / b, hi / b
     if metric == "throughput_per_s":                    # samples/s = batch / latency: the bounds swap
-        b = rows["batch_size"].astype(float)
-        return (b / hi * 1e3).to_numpy(), (b / lo * 1e3).to_numpy()
-    return None
+        return b / hi * 1e3, b / lo * 1e3
+    return lo, hi

@@ -14,10 +14,10 @@ from ..arguments import number
 from ..bench.rounds import sweep_disturbances
 from ..frames.schemas import SWEEP, SWEEP_LAYERS
 from ..plots._axes import human_bytes, human_ms
+from ..plots._sweep_points import plot_sweep_points
 from . import sweep_data as data
 from ._explorer import Explorer
 from .figure_view import make_figure
-from .sweep_figure import plot_sweep_points
 
 
 class SweepExplorer(Explorer):

@@ -11,26 +11,10 @@ import pandas as pd
 from ..arguments import path as check_path
 from ..errors import ArgumentError
 from ..frames.schemas import SWEEP, SWEEP_LAYERS
+from ..plots._sweep_points import ALWAYS, GROUPS, KEYS, METRICS, X_AXES, rank  # noqa: F401 - the vocabulary
+from ..plots.sweep import median_interval
 from ._sources import read_parquet
 
-#: metric -> (label, kind); kind: "ms" (a duration), "bytes", "rate" (samples/s)
-METRICS = {
-    "latency_median_ms": ("median latency", "ms"),
-    "latency_p90_ms": ("p90 latency", "ms"),
-    "latency_p99_ms": ("p99 latency", "ms"),
-    "throughput_per_s": ("throughput", "rate"),
-    "time_per_sample_ms": ("time per sample", "ms"),
-    "device_memory_bytes": ("device memory, predicted", "bytes"),
-    "measured_device_memory_bytes": ("device memory, measured", "bytes"),
-    "build_time_ms": ("build time", "ms"),
-    "layer_time_ms": ("per-layer time (median)", "ms"),
-}
-ALWAYS = ("latency_median_ms", "latency_p90_ms", "throughput_per_s", "time_per_sample_ms", "device_memory_bytes",
-          "build_time_ms")
-KEYS = ("model", "device", "precision", "batch_size")
-X_AXES = {"batch_size": "batch size", "precision": "precision", "streams": "streams"}
-GROUPS = ("model", "precision", "device")
-PRECISION_ORDER = ("fp32", "tf32", "fp16", "bf16", "int8")
 WHAT = "SweepExplorer: sweep"
 
 
@@ -87,12 +71,6 @@ def x_axes_of(frame: pd.DataFrame) -> list:
     return [x for x in X_AXES if x != "streams" or "streams" in frame.columns]
 
 
-def rank(value: Any) -> tuple:
-    """Sort key in reading order: precisions from wide to narrow, then numbers ascending, then names."""
-    return (PRECISION_ORDER.index(value) if value in PRECISION_ORDER else 99,
-            float(value) if isinstance(value, (int, float, np.integer)) else 0.0, str(value))
-
-
 def precisions_of(*frames: Any) -> list:
     found = {p for f in frames if f is not None and len(f) for p in f["precision"].dropna().unique()}
     return sorted(found, key=rank)
@@ -119,7 +97,8 @@ def points(frame: pd.DataFrame, layers: Any, metric: str, layer: Any, precisions
         src = frame[ok & frame["iterations"].gt(0)]
         out = src[[k for k in (*KEYS, "streams") if k in src.columns]].copy()
         out["value"] = _metric_values(src, metric)
-        out["low"], out["high"] = _interval(src, metric)
+        band = median_interval(src, metric)
+        out["low"], out["high"] = band if band is not None else (np.nan, np.nan)
         out = out.join(_trust(src).drop(columns=list(KEYS)))
     if precisions is not None:
         out = out[out["precision"].isin(list(precisions))]
@@ -144,19 +123,3 @@ def _metric_values(frame: pd.DataFrame, metric: str) -> pd.Series:
     if metric == "time_per_sample_ms":
         return frame["latency_median_ms"].astype(float) / frame["batch_size"].astype(float)
     return frame[metric].astype(float)
-
-
-def _interval(frame: pd.DataFrame, metric: str) -> tuple:
-    """(low, high) of ``metric`` from the interval of the median latency, where the metric follows from it."""
-    nan = pd.Series(np.nan, index=frame.index)
-    if not {"latency_ci_low_ms", "latency_ci_high_ms"} <= set(frame.columns):
-        return nan, nan
-    lo, hi = frame["latency_ci_low_ms"].astype(float), frame["latency_ci_high_ms"].astype(float)
-    b = frame["batch_size"].astype(float)
-    if metric == "latency_median_ms":
-        return lo, hi
-    if metric == "time_per_sample_ms":
-        return lo / b, hi / b
-    if metric == "throughput_per_s":                # samples/s = batch / latency: the bounds swap
-        return b / hi * 1e3, b / lo * 1e3
-    return nan, nan

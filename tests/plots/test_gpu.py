@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from plot_artists import by_gid  # noqa: E402
 
 from perfkit.errors import PerfkitError  # noqa: E402
 from perfkit.frames.schemas import GPU_SAMPLES  # noqa: E402
@@ -27,16 +28,6 @@ def _frame(gpus=(0,)):
     return GPU_SAMPLES.frame(rows, {"device_name": "NVIDIA H200"})
 
 
-def _gid(ax, gid, kind="lines"):
-    return [a for a in getattr(ax, kind) if a.get_gid() == gid]
-
-
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
-
-
 def test_a_panel_per_metric_with_the_throttled_interval_shaded():
     df = _frame()
     fig = plot_gpu_samples(df)
@@ -44,13 +35,13 @@ def test_a_panel_per_metric_with_the_throttled_interval_shaded():
     assert clock_ax.get_title() == "GPU SM clock and power over time — NVIDIA H200"
     assert clock_ax.get_ylabel() == "SM clock (MHz)" and power_ax.get_ylabel() == "power (W)"
     assert power_ax.get_xlabel() == "time (ms) since the first sample"
-    (clock,) = _gid(clock_ax, "sm_clock_mhz:0")
+    (clock,) = by_gid(clock_ax, "sm_clock_mhz:0")
     np.testing.assert_allclose(clock.get_xdata(), np.arange(100) * 10.0)
     np.testing.assert_array_equal(clock.get_ydata(), df["sm_clock_mhz"])
-    (limit,) = _gid(power_ax, "power_limit")
+    (limit,) = by_gid(power_ax, "power_limit")
     assert list(limit.get_ydata()) == [700.0, 700.0]
     for ax in (clock_ax, power_ax):                               # one shaded run, idle is not throttling
-        (span,) = _gid(ax, "throttle", "patches")
+        (span,) = by_gid(ax, "throttle", "patches")
         assert (span.get_x(), span.get_x() + span.get_width()) == pytest.approx((400.0, 600.0))
     assert not fig.legends                                         # each panel's legend beside it
     assert [t.get_text() for t in clock_ax.get_legend().get_texts()] == \
@@ -63,14 +54,14 @@ def test_a_panel_per_metric_with_the_throttled_interval_shaded():
         assert box.x0 >= panel.x1 and abs(box.y1 - panel.y1) < 2
     assert clock.get_marker() == "o"                               # 100 samples: each one shows
     calm = plot_gpu_samples(df.assign(throttle_reasons="gpu_idle")).axes[0]
-    assert _gid(calm, "no_throttle") and not _gid(calm, "throttle", "patches")
+    assert by_gid(calm, "no_throttle") and not by_gid(calm, "throttle", "patches")
     assert "no throttle reason in any sample" in [t.get_text() for t in calm.get_legend().get_texts()]
 
 
 def test_aligned_to_a_timeline_origin_and_drawn_on_given_axes():
     df = _frame()
     ax = plot_gpu_samples(df, metrics=["sm_clock_mhz"], t0_ns=T0 + 250_000_000).axes[0]
-    assert _gid(ax, "sm_clock_mhz:0")[0].get_xdata()[0] == -250.0
+    assert by_gid(ax, "sm_clock_mhz:0")[0].get_xdata()[0] == -250.0
     assert ax.get_xlabel() == "time (ms) since t0_ns (the timeline's origin)"
     fig, mine = plt.subplots()
     assert plot_gpu_samples(df, ax=mine) is fig
@@ -85,8 +76,8 @@ def test_a_line_per_gpu_bytes_in_gib_and_empty_frames():
     fig = plot_gpu_samples(_frame(gpus=(0, 1)), metrics=("mem_used_bytes", "sm_clock_mhz"))
     mem_ax, clock_ax = fig.axes
     assert mem_ax.get_ylabel() == "device memory in use (GiB)"
-    assert _gid(mem_ax, "mem_used_bytes:1")[0].get_ydata()[0] == 3.0
-    assert len(clock_ax.lines) == 2 and _gid(clock_ax, "sm_clock_mhz:1")[0].get_ydata()[0] == 1979.0
+    assert by_gid(mem_ax, "mem_used_bytes:1")[0].get_ydata()[0] == 3.0
+    assert len(clock_ax.lines) == 2 and by_gid(clock_ax, "sm_clock_mhz:1")[0].get_ydata()[0] == 1979.0
     empty = plot_gpu_samples(GPU_SAMPLES.frame([])).axes[0]
     assert [t.get_text() for t in empty.texts] == \
         ["no GPU samples (the run was not on a GPU, or NVML was not available)"]

@@ -3,10 +3,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from plot_artists import by_gid  # noqa: E402
 
 from perfkit.errors import PerfkitError  # noqa: E402
 from perfkit.frames.schemas import QUERIES, SWEEP  # noqa: E402
@@ -36,16 +36,6 @@ def _sweep(ci=True, failed=False):
     return SWEEP.frame(rows, {"device_name": "test gpu"})
 
 
-def _gid(ax, gid, kind="lines"):
-    return [a for a in getattr(ax, kind) if a.get_gid() == gid]
-
-
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
-
-
 def test_a_curve_per_model_and_precision_through_the_batch_sizes():
     df = _sweep()
     ax = plot_latency_throughput(df).axes[0]
@@ -53,7 +43,7 @@ def test_a_curve_per_model_and_precision_through_the_batch_sizes():
     assert ax.get_title() == "throughput vs latency over batch sizes — test gpu"
     for model in ("a", "b"):
         for prec in ("fp32", "fp16"):
-            (line,) = _gid(ax, f"curve:{model}:{prec}")
+            (line,) = by_gid(ax, f"curve:{model}:{prec}")
             want = df[(df["model"] == model) & (df["precision"] == prec)].sort_values("batch_size")
             np.testing.assert_allclose(line.get_xdata(), want["latency_median_ms"])
             np.testing.assert_allclose(line.get_ydata(), want["throughput_per_s"])
@@ -67,7 +57,7 @@ def test_a_curve_per_model_and_precision_through_the_batch_sizes():
     ys = np.array([seg[:, 1] for seg in ci[1].get_segments()])           # throughput bars: batch over those bounds
     b, lo, hi = want["batch_size"], want["latency_ci_low_ms"], want["latency_ci_high_ms"]
     np.testing.assert_allclose(ys, np.c_[b / hi * 1e3, b / lo * 1e3])
-    (ring,) = _gid(ax, "unstable")
+    (ring,) = by_gid(ax, "unstable")
     row = df[df["unstable"]].iloc[0]
     assert list(ring.get_xdata()) == [row["latency_median_ms"]]
     assert any("95% interval of the median" in t.get_text() for t in ax.texts)
@@ -94,16 +84,16 @@ def test_log_latency_ticks_are_plain_and_batch_labels_do_not_overlap():
 def test_budget_line_and_the_best_point_within_it():
     df = _sweep()
     ax = plot_latency_throughput(df, budget_ms=2.5).axes[0]
-    (budget,) = _gid(ax, "budget")
+    (budget,) = by_gid(ax, "budget")
     assert list(budget.get_xdata()) == [2.5, 2.5]
     # within 2.5 ms: a fp16 batch 16 takes 2.25 ms at 7,111 samples/s, the most of any point within
-    (best,) = _gid(ax, "best")
+    (best,) = by_gid(ax, "best")
     assert list(best.get_xdata()) == [2.25] and best.get_ydata()[0] == pytest.approx(16 / 2.25e-3)
     assert "best within budget: a fp16 batch 16\n7,111 samples/s at 2.25 ms" in \
         [t.get_text() for t in ax.get_legend().get_texts()]
     assert ax.get_title().endswith("— budget 2.50 ms")
     none = plot_latency_throughput(df, budget_ms=0.1).axes[0]
-    assert not _gid(none, "best")
+    assert not by_gid(none, "best")
     assert [t.get_text() for t in none.texts if t.get_gid() == "best_label"] == \
         ["no configuration meets the 100 µs budget"]
 
@@ -115,7 +105,7 @@ def test_failed_rows_are_counted_microseconds_and_empty_sweeps():
     assert ax.get_xlabel() == "median latency per inference (µs)"
     assert not [c for c in ax.collections if c.get_gid() == "ci"]
     assert any(t.get_text() == "1 configuration(s) failed, not drawn" for t in ax.texts)
-    (line,) = _gid(ax, "curve:a:fp32")
+    (line,) = by_gid(ax, "curve:a:fp32")
     np.testing.assert_allclose(line.get_xdata(), np.sort(fast[(fast["model"] == "a") & (fast["precision"] == "fp32")]
                                                          ["latency_median_ms"].dropna()) * 1e3)
     empty = plot_latency_throughput(SWEEP.frame([])).axes[0]
@@ -130,11 +120,11 @@ def test_distribution_histogram_cdf_and_percentiles():
     assert cdf_ax.get_ylabel() == "inferences at or below (%)"
     assert sum(p.get_height() for p in ax.patches if p.get_gid() == "histogram") == len(values)
     for p, want in ((50, 0.6), (90, 1.0), (99, 1.09)):
-        (line,) = _gid(ax, f"p{p}")
+        (line,) = by_gid(ax, f"p{p}")
         assert line.get_xdata()[0] == pytest.approx(want)
     assert [t.get_text() for t in ax.texts if t.get_gid().endswith("_label")] == \
         ["p50 600 µs", "p90 1.00 ms", "p99 1.09 ms"]
-    (cdf,) = _gid(cdf_ax, "cdf")
+    (cdf,) = by_gid(cdf_ax, "cdf")
     assert cdf.get_ydata()[-1] == 100 and cdf.get_ydata()[500] == pytest.approx(100 * 501 / 1001)
     assert ax.get_title() == "latency distribution — n = 1,001 inferences"
 
@@ -171,8 +161,8 @@ def test_few_samples_bins_resolve_the_bulk_the_tail_is_counted_and_p99_is_called
     assert sum(p.get_height() for p in bars) == 19
     (over,) = [p for p in ax.patches if p.get_gid() == "overflow"]
     assert over.get_height() == 1 and ax.get_xticklabels()[-1].get_text().startswith("> ")
-    assert not _gid(ax, "p99") and _gid(ax, "p50") and _gid(ax, "p90")
-    (mx,) = _gid(ax, "max")
+    assert not by_gid(ax, "p99") and by_gid(ax, "p50") and by_gid(ax, "p90")
+    (mx,) = by_gid(ax, "max")
     assert mx.get_xdata()[0] == pytest.approx(over.get_x() + over.get_width() / 2)       # drawn on the overflow bin
     labels = {t.get_gid(): t for t in ax.texts if (t.get_gid() or "").endswith("_label")}
     assert labels["max_label"].get_text() == "max 7.85 ms (n = 20: p99 ≈ max)"
@@ -180,7 +170,7 @@ def test_few_samples_bins_resolve_the_bulk_the_tail_is_counted_and_p99_is_called
     boxes = [t.get_window_extent() for t in labels.values()]
     assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     few = plot_latency_distribution([1.0, 1.1, 1.2, 1.3, 1.4]).axes[0]
-    assert not _gid(few, "p90") and [t.get_text() for t in few.texts if t.get_gid() == "max_label"] == \
+    assert not by_gid(few, "p90") and [t.get_text() for t in few.texts if t.get_gid() == "max_label"] == \
         ["max 1.40 ms (n = 5: p90 and p99 ≈ max)"]
 
 

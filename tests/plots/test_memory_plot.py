@@ -5,9 +5,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from plot_artists import by_gid  # noqa: E402
 
 from perfkit.errors import PerfkitError  # noqa: E402
 from perfkit.frames.schemas import LAYER_TIMES, MEMORY_EVENTS  # noqa: E402
@@ -42,16 +42,6 @@ def _areas(ax):
 
 def _ys(coll):
     return coll.get_paths()[0].vertices[:, 1]
-
-
-def _gid(ax, gid, kind="lines"):
-    return [a for a in getattr(ax, kind) if a.get_gid() == gid]
-
-
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
 
 
 def test_phases_are_build_context_creation_and_inference():
@@ -90,11 +80,11 @@ def test_default_view_stacks_each_tag_without_the_build():
     assert [t.get_text() for t in ax.texts if t.get_gid() == "idle_gap_label"] == ["idle 8.00 ms"]
     ticks = dict(zip([t.get_text() for t in ax.get_xticklabels()], ax.get_xticks()))
     assert ticks["0"] == 0 and ticks["12"] == pytest.approx(4.15) and ticks["10"] == pytest.approx(2.15)
-    (peak,) = _gid(ax, "peak")
+    (peak,) = by_gid(ax, "peak")
     assert list(peak.get_xdata()) == pytest.approx([4.15]) and list(peak.get_ydata()) == [10.0]   # fc's 3 MiB
     (label,) = [t for t in ax.texts if t.get_gid() == "peak_label"]
     assert label.get_text() == "peak 10.0 MiB at 12.0 ms\nduring fc"                               # real time
-    (pred,) = _gid(ax, "predicted")
+    (pred,) = by_gid(ax, "predicted")
     assert list(pred.get_ydata()) == [7.0, 7.0]
     assert "builder's prediction 7.00 MiB" in [t.get_text() for t in ax.get_legend().get_texts()]
     (bands,) = [c for c in ax.collections if c.get_gid() == "layer_bands"]
@@ -107,7 +97,7 @@ def test_default_view_stacks_each_tag_without_the_build():
 def test_build_phase_counts_the_builders_blocks():
     ax = plot_memory(_frame(), phases=("build",)).axes[0]
     assert {g: _ys(c).max() for g, c in _areas(ax).items()} == {"tag:workspace": 8}
-    (peak,) = _gid(ax, "peak")
+    (peak,) = by_gid(ax, "peak")
     assert list(peak.get_ydata()) == [8.0]
     every = plot_memory(_frame(), phases=["build", "context creation", "inference"]).axes[0]
     assert _ys(_areas(every)["tag:workspace"]).max() == 8                   # the builder's 8 MiB, then 1 MiB
@@ -119,7 +109,7 @@ def test_window_carries_the_levels_held_before_it_and_tags_filter():
     assert ax.get_xlim()[0] == pytest.approx(20.5) and ax.get_xlabel() == "time (ms) since the first event"
     assert plot_memory(ev, t0_ns=T0 - 10**6).axes[0].get_xlabel().startswith(
         "time (ms) since 1.00 ms before the first event")                   # what t0_ns is, not its name
-    total = _gid(ax, "total")[0].get_ydata()
+    total = by_gid(ax, "total")[0].get_ydata()
     assert list(total[:3]) == [7.5, 7.0, 10.0]          # conv1's 0.5 MiB held when the window opens, then freed
     areas = _areas(ax)
     assert _ys(areas["tag:weights"]).max() == 4 and _ys(areas["tag:workspace"]).min() == 6
@@ -140,7 +130,7 @@ def test_frame_that_starts_while_blocks_are_live_gets_a_band_for_them():
     assert list(areas)[0] == "tag:held before the frame"
     assert list(_areas(plot_memory(ev, tags=["user", "weights", "io"]).axes[0])) == list(areas)   # all tags: no filter
     assert "tag:held before the frame" not in _areas(plot_memory(ev, tags=["user"]).axes[0])
-    total = _gid(ax, "total")[0].get_ydata()
+    total = by_gid(ax, "total")[0].get_ydata()
     assert total.max() == 6.0 and total[-1] == 3.0                      # the allocator's in_use_bytes
     assert _ys(areas["tag:weights"]).max() - _ys(areas["tag:held before the frame"]).max() == 2
 
@@ -172,7 +162,7 @@ def test_many_events_are_downsampled_keeping_the_peak():
     events += [(1 + i * 0.001 + d * 0.0005, a, 10 + i, s / MiB, "user", "", f"l{i % 7}")
                for i, s in enumerate(sizes) for d, a in ((0, "alloc"), (1, "free"))]
     ax = plot_memory(_frame(events)).axes[0]
-    total = _gid(ax, "total")[0]
+    total = by_gid(ax, "total")[0]
     assert total.get_ydata().max() == pytest.approx(51.0)
     assert len(total.get_ydata()) < n / 10
     (bands,) = [c for c in ax.collections if c.get_gid() == "layer_bands"]
@@ -222,7 +212,7 @@ def test_time_ticks_of_a_cut_axis_read_as_plain_numbers():
         [(0.658 + 0.002 * i, "alloc", 10 + i, 0.4, "activations", "context:net#1/ctx1", "") for i in range(17)]
     fig = plot_memory(_frame(events))
     ax = fig.axes[0]
-    assert _gid(ax, "idle_gap", "patches")
+    assert by_gid(ax, "idle_gap", "patches")
     fig.canvas.draw()
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels[0] == "0" and len(labels) == len(set(labels)) >= 4

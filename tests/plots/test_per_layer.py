@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from plot_artists import by_gid  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
 from perfkit.errors import PerfkitError  # noqa: E402
@@ -41,12 +42,6 @@ def _bars(ax, name):
 def _legend(ax):
     leg = ax.figure.legends[0] if ax.figure.legends else ax.get_legend()
     return [t.get_text() for t in leg.get_texts()]
-
-
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
 
 
 def test_layer_scaling_orders_layers_by_how_little_batching_helps():

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import layer_rows, layers_frame, sweep_frame, sweep_row
+from explorer_data import layer_rows, layers_frame, sweep_frame, sweep_row
 
 import perfkit as pk
 from perfkit.frames.schemas import SWEEP_LAYERS

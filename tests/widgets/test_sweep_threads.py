@@ -3,7 +3,7 @@ Jupyter comm thread): a change that arrives while the sweep thread refreshes the
 dropped nor overwritten, and no exception escapes either thread."""
 import threading
 
-from conftest import sweep_frame, sweep_row
+from explorer_data import sweep_frame, sweep_row
 
 from perfkit.widgets import SweepExplorer
 

@@ -1,6 +1,8 @@
-"""The SweepExplorer's figure: one metric of the shown configurations against batch size, precision or
-streams, a line per configuration key, coloured by one key, one panel per value of another, with the
-95% interval as a band and unstable points ringed. A function of the points frame (sweep_data.points)."""
+"""The SweepExplorer's figure (private: it serves perfkit.widgets.SweepExplorer alone, and draws the explorer's
+points frame, which is no documented frame schema): one metric of the shown configurations against batch size,
+precision or streams, a line per configuration key, coloured by one key, one panel per value of another, with
+the 95% interval as a band and unstable points ringed. Also the sweep vocabulary the explorer offers: its
+metrics with their labels and kinds, configuration keys, x axes and the reading order of values."""
 from __future__ import annotations
 
 import math
@@ -9,22 +11,36 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..plots._axes import bytes_unit, figure_and_axes, ms_unit, say_empty
-from .sweep_data import KEYS, METRICS, X_AXES, rank
+from ..precision import PRECISION_ORDER
+from ._axes import figure_and_axes, say_empty, unit_of
+
+#: metric -> (label, kind); kind: "ms" (a duration), "bytes", "rate" (samples/s)
+METRICS = {
+    "latency_median_ms": ("median latency", "ms"),
+    "latency_p90_ms": ("p90 latency", "ms"),
+    "latency_p99_ms": ("p99 latency", "ms"),
+    "throughput_per_s": ("throughput", "rate"),
+    "time_per_sample_ms": ("time per sample", "ms"),
+    "device_memory_bytes": ("device memory, predicted", "bytes"),
+    "measured_device_memory_bytes": ("device memory, measured", "bytes"),
+    "build_time_ms": ("build time", "ms"),
+    "layer_time_ms": ("per-layer time (median)", "ms"),
+}
+ALWAYS = ("latency_median_ms", "latency_p90_ms", "throughput_per_s", "time_per_sample_ms", "device_memory_bytes",
+          "build_time_ms")
+KEYS = ("model", "device", "precision", "batch_size")
+X_AXES = {"batch_size": "batch size", "precision": "precision", "streams": "streams"}
+GROUPS = ("model", "precision", "device")
+
+
+def rank(value: Any) -> tuple:
+    """Sort key in reading order: precisions from wide to narrow, then numbers ascending, then names."""
+    return (PRECISION_ORDER.index(value) if value in PRECISION_ORDER else 99,
+            float(value) if isinstance(value, (int, float, np.integer)) else 0.0, str(value))
+
 
 STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")
-
-
-def unit_of(kind: str, values: Any) -> tuple:
-    """(unit name, divisor) for the values of a metric of ``kind``: µs/ms, KiB/MiB/GiB, samples/s."""
-    top = float(np.nanmax(np.abs(values))) if len(values) else 0.0
-    if kind == "ms":
-        name, per = ms_unit(top)
-        return name, per
-    if kind == "bytes":
-        return bytes_unit(top)
-    return "samples/s", 1.0
 
 
 def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", color: str = "model",
