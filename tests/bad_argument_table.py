@@ -335,13 +335,13 @@ case("latency_stats", lambda w, kw: pk.bench.latency_stats(**kw), {"ms": [1.0, 2
 case("sweep", lambda w, kw: pk.bench.sweep(**kw),
      {"networks": Lazy(lambda w: w.net), "batch_sizes": (1,), "precisions": ("fp32",), "device": "cpu",
       "min_time_s": 0.0, "min_iterations": 1, "on_row": None, "engines": None, "rounds": 2, "max_cv_pct": 10.0,
-      "seed": 0, "out": None, "resume": False, "layers": False, "progress": False},
+      "out": None, "resume": False, "layers": False, "progress": False},
      {"networks": {**NETWORK, "empty": [], "list_with_junk": Lazy(lambda w: [w.net, 3])},
       "batch_sizes": family(empty=(), negative=(-1,), float=(2.5,), bool=(True,), none=None, text="1", number=1,
                             huge=(10 ** 12,)),
       "precisions": family(empty=(), unknown=("int8",), none=None, text="fp32", number=3),
       "device": DEVICE, "min_time_s": SECONDS, "min_iterations": COUNT, "on_row": family(text="f", number=3),
-      "engines": family(text="e", list=[]), "rounds": {**COUNT, **HUGE}, "max_cv_pct": SECONDS, "seed": COUNT0,
+      "engines": family(text="e", list=[]), "rounds": {**COUNT, **HUGE}, "max_cv_pct": SECONDS,
       "out": {**{k: v for k, v in WRITE_PATH.items() if k != "none"}, "folder": Lazy(lambda w: w.tmp),
               "not_parquet": Lazy(lambda w: w.new_path("sweep.csv"))},
       "resume": FLAG, "layers": FLAG, "progress": family(text="yes", number=2)},
@@ -363,9 +363,9 @@ case("Measurement", lambda w, kw: repr(pk.bench.Measurement(**kw)),
 case("Measurement.value", lambda w, kw: w.measurement.value(**kw), {"metric": "latency_median_ms"}, {"metric": CHOICE})
 case("fusion_benefit", lambda w, kw: pk.analysis.fusion_benefit(**kw),
      {"network": Lazy(lambda w: w.net), "config": Lazy(lambda w: w.config), "batch_size": None, "device": "cpu",
-      "min_time_s": 0.0, "rounds": 1, "seed": 0, "progress": False},
+      "min_time_s": 0.0, "rounds": 1, "progress": False},
      {"network": NETWORK, "config": family(text="fp16", number=3, dict={}), "batch_size": {**OPT_COUNT, **HUGE},
-      "device": DEVICE, "min_time_s": SECONDS, "rounds": {**COUNT, **HUGE}, "seed": COUNT0,
+      "device": DEVICE, "min_time_s": SECONDS, "rounds": {**COUNT, **HUGE},
       "progress": family(text="yes", number=2)})
 
 # plots -------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..arguments import integer, number, optional_positive_int, positive_int
+from ..arguments import number, optional_positive_int, positive_int
 from ..bench import rounds as _rounds
 from ..bench._args import MAX_ROUNDS
 from ..bench.latency import time_inference
@@ -24,7 +24,7 @@ REFERENCE = "(all rules)"
 
 
 def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size: int | None = None,
-                   device: Any = None, min_time_s: float = 0.3, rounds: int = 6, seed: int = 0,
+                   device: Any = None, min_time_s: float = 0.3, rounds: int = 6,
                    progress: bool | None = None) -> pd.DataFrame:
     """Builds ``network`` with all fusions, then once per rule that fired with that rule switched
     off, and times each engine at ``batch_size`` (default: the config's max batch size).
@@ -38,8 +38,7 @@ def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size
     interval reaches 95%). ``significant`` is whether that interval excludes 0: a sign test of the
     paired round differences at the 5% level (at 6 rounds: all six differences share a sign; at 10:
     at least nine do). A difference that is not significant is noise at this many rounds: time more
-    rounds, or a quieter machine, before reading a sign into it. ``seed`` is no longer used (the
-    intervals were a seeded bootstrap before); it is accepted so that existing calls keep working.
+    rounds, or a quieter machine, before reading a sign into it.
     Rows are sorted by the latency a rule saves, largest first. ``progress``: a ``tqdm`` bar (None:
     automatic, as in ``sweep``).
     """
@@ -51,7 +50,6 @@ def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size
     optional_positive_int(batch_size, "fusion_benefit: batch_size")
     number(min_time_s, "fusion_benefit: min_time_s", minimum=0)
     positive_int(rounds, "fusion_benefit: rounds", maximum=MAX_ROUNDS)
-    integer(seed, "fusion_benefit: seed (no longer used; kept for existing calls)", minimum=0)
     show = progress_wanted(progress, "fusion_benefit")
     base = dataclasses.replace(config or BuilderConfig(), fusions="all")
     batch = int(batch_size or base.max_batch_size)

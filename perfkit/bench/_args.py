@@ -80,7 +80,7 @@ def percentile_list(percentiles: Any, what: str) -> list:
 
 
 def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: Any, min_iterations: Any,
-                on_row: Any, engines: Any, rounds: Any = 6, max_cv_pct: Any = 10.0, seed: Any = 0, out: Any = None,
+                on_row: Any, engines: Any, rounds: Any = 6, max_cv_pct: Any = 10.0, out: Any = None,
                 resume: Any = False, layers: Any = False) -> list:
     """The networks as a list, after every argument of ``sweep`` was checked."""
     from ..network import PRECISIONS, Network
@@ -106,7 +106,6 @@ def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: An
     positive_int(rounds, "sweep: rounds", maximum=MAX_ROUNDS)
     number(max_cv_pct, "sweep: max_cv_pct (the spread of round medians, in %, above which a row is unstable)",
            minimum=0)
-    integer(seed, "sweep: seed (no longer used; kept for existing calls)", minimum=0)
     resume = flag(resume, "sweep: resume")
     flag(layers, "sweep: layers (True also profiles each configuration's layers)")
     if out is None:

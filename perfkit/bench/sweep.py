@@ -43,7 +43,7 @@ class _Slot:
 def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Sequence[str] = ("fp32",),
           device: Any = None, min_time_s: float = 0.2, min_iterations: int = 5,
           on_row: Callable[[dict], None] | None = None, engines: dict | None = None, rounds: int = 6,
-          max_cv_pct: float = 10.0, seed: int = 0, out: Any = None, resume: bool = False, layers: bool = False,
+          max_cv_pct: float = 10.0, out: Any = None, resume: bool = False, layers: bool = False,
           progress: bool | None = None) -> Any:
     """Builds each network for each precision and batch size, times it, returns the ``sweep`` frame.
 
@@ -63,8 +63,6 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     still does. The host's load average read just before the configuration's timing rounds (so
     perfkit's own timing threads are not in it) is recorded per row beside the cores it has; on CUDA
     with NVML, also the lowest SM clock seen while the row was timed and the throttle reasons met.
-    ``seed`` is no longer used (the intervals were a seeded bootstrap before they became exact);
-    it is accepted so that existing calls keep working.
 
     A configuration that fails (a build error, out of memory, a device that cannot run it) becomes a
     row whose ``error`` says why, and the sweep goes on. ``out`` (a ``.parquet`` path) receives the
@@ -89,7 +87,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     each row records the BLAS ``threads`` it was timed with (``get_device("cpu", threads=N)``).
     """
     nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
-                       rounds, max_cv_pct, seed, out, resume, layers)
+                       rounds, max_cv_pct, out, resume, layers)
     show = progress_wanted(progress, "sweep")
     dev = get_device(device)
     if dev.kind == "cpu":
