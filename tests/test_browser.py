@@ -92,7 +92,11 @@ class Lab:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, env=env, cwd=self.root, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        self._wait_until_up(120)
+        try:
+            self._wait_until_up(120)
+        except BaseException:
+            self.close()                  # a server that never answered is not left running
+            raise
 
     def api(self, path: str, method: str = "GET"):
         req = urllib.request.Request(f"{self.url}{path}", method=method,
@@ -135,7 +139,7 @@ class Lab:
         try:
             for k in self.api("/api/kernels") or []:
                 self.api(f"/api/kernels/{k['id']}", method="DELETE")      # shut the kernel down
-        except OSError:
+        except (OSError, ValueError):
             pass
         self.proc.terminate()
         try:
