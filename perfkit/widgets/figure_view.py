@@ -124,24 +124,39 @@ class FigureView:
     def _swap_figure(self, fig: Any) -> None:
         """The canvas draws ``fig`` from now on, at the browser's pixel ratio, resized to its size. A
         canvas's event handlers live on its figure, so the view's handlers and the toolbar's zoom and
-        pan are connected again."""
+        pan are connected again.
+
+        matplotlib has no public way to move a figure to a live canvas: this uses ``Figure._set_dpi``,
+        ``_original_dpi``, ipympl's ``_force_full``/``_png_is_old`` and re-runs the toolbar's __init__.
+        Should a later matplotlib or ipympl lack any of them, the view makes a fresh canvas instead
+        (the notebook then briefly holds the old canvas's widget, which is closed)."""
         from matplotlib.backend_bases import NavigationToolbar2
         canvas = self.canvas
+        if not _swappable(canvas, fig):
+            self._fresh_canvas(fig)
+            return
         fit_width(fig)
         fig._set_dpi(fig._original_dpi * canvas.device_pixel_ratio, forward=False)
         fig.set_canvas(canvas)
         canvas.figure = fig
         for event, handler in self._listeners:
             canvas.mpl_connect(event, handler)
-        if canvas.toolbar is not None:
+        if isinstance(canvas.toolbar, NavigationToolbar2):
             NavigationToolbar2.__init__(canvas.toolbar, canvas)     # its handlers and a fresh zoom history
         canvas._force_full = True
         canvas._png_is_old = True
         canvas.manager.resize(*fig.bbox.size)
         canvas.draw_idle()
 
+    def _fresh_canvas(self, fig: Any) -> None:
+        """A new ipympl canvas for ``fig`` in place of the old one (closed)."""
+        old = self.canvas
+        self._show_canvas(fig)
+        if old is not None and hasattr(old, "close"):
+            old.close()
+
     def _show_canvas(self, fig: Any) -> None:
-        from ipympl.backend_nbagg import Canvas, FigureManager
+        Canvas, FigureManager = _ipympl()
         fit_width(fig)
         canvas = Canvas(fig)                      # sets fig.canvas
         FigureManager(canvas, 0)
@@ -153,3 +168,29 @@ class FigureView:
         self.canvas = canvas
         self.widget.children = (canvas,)
         canvas.draw_idle()
+
+
+#: what _swap_figure needs beyond matplotlib's and ipympl's public API
+PRIVATE_FIGURE = ("_set_dpi", "_original_dpi")
+PRIVATE_CANVAS = ("_force_full", "_png_is_old", "device_pixel_ratio", "manager")
+
+
+def _swappable(canvas: Any, fig: Any) -> bool:
+    return all(hasattr(fig, a) for a in PRIVATE_FIGURE) and all(hasattr(canvas, a) for a in PRIVATE_CANVAS) \
+        and getattr(canvas, "manager", None) is not None
+
+
+def _ipympl() -> tuple:
+    """ipympl's Canvas and FigureManager, imported without switching the user's pyplot backend (importing
+    ipympl.backend_nbagg makes it pyplot's backend: plot_* cells after an explorer would show nothing)."""
+    import sys
+    import matplotlib
+    if "ipympl.backend_nbagg" in sys.modules:
+        from ipympl.backend_nbagg import Canvas, FigureManager
+        return Canvas, FigureManager
+    before = matplotlib.get_backend()
+    from ipympl.backend_nbagg import Canvas, FigureManager
+    if matplotlib.get_backend() != before:
+        import matplotlib.pyplot as plt
+        plt.switch_backend(before)
+    return Canvas, FigureManager

@@ -80,3 +80,40 @@ def test_figures_made_for_an_explorer_are_not_left_in_pyplot():
     before = set(plt.get_fignums())
     fv.make_figure(lambda: _fig("x"))
     assert set(plt.get_fignums()) == before
+
+
+def test_without_matplotlibs_private_set_dpi_the_view_falls_back_to_a_fresh_canvas():
+    # _swap_figure relies on Figure._set_dpi (private); a matplotlib without it gets a new canvas instead
+    from matplotlib.figure import Figure
+    ipympl = pytest.importorskip("ipympl.backend_nbagg")
+
+    class WithoutPrivateDpi(Figure):
+        @property
+        def _set_dpi(self):                        # the public dpi property keeps Figure's own setter
+            raise AttributeError("_set_dpi")
+
+    view = fv.FigureView(True)
+    view.show(fv.make_figure(lambda: _fig("one")))
+    first = view.canvas
+    two = fv.make_figure(lambda: plt.subplots(figsize=(9, 2), FigureClass=WithoutPrivateDpi)[0])
+    view.show(two)
+    assert isinstance(view.canvas, ipympl.Canvas) and view.canvas is not first
+    assert view.widget.children == (view.canvas,) and view.canvas.figure is two and two.canvas is view.canvas
+    assert view.canvas.get_width_height() == (900, 200)
+    three = fv.make_figure(lambda: _fig("three"))
+    view.show(three)                                  # and swaps again where it can
+    assert view.canvas.figure is three and three.canvas is view.canvas
+
+
+def test_an_interactive_view_leaves_pyplot_on_the_users_backend():
+    import subprocess
+    import sys
+    code = ("import matplotlib; matplotlib.use('Agg')\n"
+            "import matplotlib.pyplot as plt\n"
+            "from perfkit.widgets import figure_view as fv\n"
+            "fv.FigureView(True).show(fv.make_figure(lambda: plt.subplots()[0]))\n"
+            "print(matplotlib.get_backend())\n")
+    pytest.importorskip("ipympl")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().lower() == "agg"
