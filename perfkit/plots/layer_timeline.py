@@ -3,7 +3,6 @@
 and the device memory in use on a panel below, all on one time axis."""
 from __future__ import annotations
 
-import colorsys
 from typing import Any
 
 import numpy as np
@@ -12,34 +11,16 @@ import pandas as pd
 from ..arguments import frame as check_frame, integer, number, positive_int
 from ..errors import ArgumentError
 from ._axes import check_ax, figure_and_axes, plain_numbers, say_empty
+from .layer_lanes import (OUTSIDE_COLORS, OUTSIDE_NAMES, kernels_by_lane, lane_order, outside_kinds,
+                          outside_lane_name)
+from .layer_style import layer_colors, short_name, time_unit  # noqa: F401 - public here too
 
 HATCHES = ("", "////", "....", "xxxx", "\\\\\\\\", "++++", "oooo", "----", "****", "||||")
 LAYER_COLUMNS = ("iteration", "start_ns", "end_ns", "context", "stream", "type", "layer")
 KERNEL_COLUMNS = ("kind", "start_ns", "end_ns", "layer", "iteration", "stream")
 MEMORY_COLUMNS = ("ts_ns", "in_use_bytes")
 WHAT = "plot_layer_timeline"
-STAMP_KERNEL = "perfkit_stamp"          # perfkit's one-thread kernel that reads the GPU clock (runtime/stamps.py)
-# work that ran under no layer, by what it is: colour and legend text
-OUTSIDE_COLORS = {"timer stamp": "#b0b0b0", "kernel": "#404040", "memcpy": "#8172b3", "memset": "#937860"}
-OUTSIDE_NAMES = {"timer stamp": "timer stamp: perfkit's clock-reading kernel (~1 µs)",
-                 "kernel": "kernel (e.g. an input copy)", "memcpy": "memcpy", "memset": "memset"}
 KERNEL_MIN_WIDTH = 1.5e-3               # of the window: a 1 µs kernel in a 3 ms window still shows
-
-
-def layer_colors(layers: Any) -> dict:
-    """One colour per layer name, in the order given: hues a golden angle apart with alternating
-    lightness, so that neighbours differ and no two layers share a colour, however many there are."""
-    out = {}
-    for i, name in enumerate(layers):
-        h = (0.07 + i * 0.6180339887) % 1.0
-        light, sat = ((0.62, 0.70), (0.45, 0.75), (0.55, 0.45))[i % 3]
-        out[name] = colorsys.hls_to_rgb(h, light, sat)
-    return out
-
-
-def time_unit(span_ns: float) -> tuple:
-    """(name, nanoseconds per unit) for an axis spanning ``span_ns``: µs below 2 ms, ms above."""
-    return ("µs", 1e3) if span_ns < 2e6 else ("ms", 1e6)
 
 
 def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: Any = None, label_min_pct: float = 0.0,
@@ -88,11 +69,11 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
     t0, t1 = int(df["start_ns"].min()), int(df["end_ns"].max())
     unit, per = time_unit(t1 - t0)
     span = (t1 - t0) / per or 1.0
-    kern = _kernels_by_lane(kernels, df, iterations, t0, t1)
-    lanes = _lanes(df, kern)
+    kern = kernels_by_lane(kernels, df, iterations, t0, t1)
+    lanes = lane_order(df, kern)
     n_layers = df["layer"].nunique()
     legend_rows = min(top, n_layers) + (n_layers > top) + (len(types) + 1 if len(types) > 1 else 0) \
-        + len(_outside_kinds(kern)) + 1
+        + len(outside_kinds(kern)) + 1
     fig, ax = _figure(ax, len(lanes), with_memory, legend_rows)
     mem_ax = fig.axes[1] if with_memory else None
 
@@ -118,7 +99,7 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
         ax.annotate(f"inference {it}", ((s - t0) / per, 1.0), xycoords=("data", "axes fraction"), xytext=(2, 2),
                     textcoords="offset points", fontsize=7, color="0.3", va="bottom", gid="iteration")
 
-    names = [f"{c}\n{s.removeprefix(c + '/')}" if not k else "kernels" if c else _outside_lane_name(s, kern)
+    names = [f"{c}\n{s.removeprefix(c + '/')}" if not k else "kernels" if c else outside_lane_name(s, kern)
              for c, s, k in lanes]
     ax.set_yticks(list(lanes.values()), names, fontsize=7)
     ax.set_ylim(len(lanes) - 0.5, -0.5)
@@ -127,7 +108,7 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
     ax.set_title(_title(layer_times, df, iterations), fontsize=9, pad=14)
     said = ["memory: no events in memory_events (none recorded in this run)"] \
         if memory_events is not None and not with_memory else []
-    _slow_legend(fig, ax, own_figure, df, colors, hatch, types, top, _outside_kinds(kern), said)
+    _slow_legend(fig, ax, own_figure, df, colors, hatch, types, top, outside_kinds(kern), said)
     if mem_ax is not None:
         _memory_lane(mem_ax, memory_events, t0, t1, per)
         mem_ax.set_xlabel(f"time since the first layer shown ({unit})")
@@ -151,61 +132,6 @@ def _figure(ax: Any, n_lanes: int, with_memory: bool, legend_rows: int = 0) -> t
     return figure_and_axes(None, (14, max(top_h + 0.6, legend_h)))
 
 
-def _kernels_by_lane(kernels: Any, df: pd.DataFrame, iterations: list, t0: int, t1: int) -> Any:
-    """The kernels of the shown inferences, each with the lane of the layer that launched it (the
-    (context, stream) that layer ran on), or a lane of its CUDA stream when its layer is unknown."""
-    if kernels is None or not len(kernels):
-        return None
-    k = kernels[kernels["iteration"].isin(iterations) | ((kernels["start_ns"] <= t1) & (kernels["end_ns"] >= t0))]
-    k = k.reset_index(drop=True)
-    kind = k["kind"].astype(str).where(k["kind"].isin(["memcpy", "memset"]), "kernel")
-    k["what"] = kind.where(k["name"] != STAMP_KERNEL, "timer stamp")
-    # a layer name may run in one inference on several lanes (two contexts, or streams): a kernel goes
-    # to the execution of its layer that contains it (on the device's clock), else the nearest
-    m = k[["iteration", "layer", "start_ns", "end_ns"]].reset_index().merge(
-        df[["iteration", "layer", "start_ns", "end_ns", "context", "stream"]], on=["iteration", "layer"],
-        suffixes=("", "_layer"))
-    mid = (m["start_ns"] + m["end_ns"]) // 2
-    m["miss"] = np.maximum(m["start_ns_layer"] - mid, 0) + np.maximum(mid - m["end_ns_layer"], 0)
-    m["lag"] = (m["start_ns"] - m["start_ns_layer"]).abs()         # then the execution that began nearest
-    best = m.sort_values(["index", "miss", "lag"], kind="stable").drop_duplicates("index").set_index("index")
-    k = k.join(best[["context", "stream"]].rename(columns={"context": "lane_context", "stream": "lane_stream"}))
-    known = k["lane_context"].notna()
-    lane = [(c, s, True) if ok else ("", cs, True)
-            for ok, c, s, cs in zip(known, k["lane_context"], k["lane_stream"], k["stream"])]
-    return k.assign(lane=lane)
-
-
-def _lanes(df: pd.DataFrame, kern: Any) -> dict:
-    streams = sorted(set(zip(df["context"], df["stream"])))
-    with_k = set(kern["lane"]) if kern is not None else set()
-    order = []
-    for c, s in streams:
-        order.append((c, s, False))
-        if (c, s, True) in with_k:
-            order.append((c, s, True))
-    order += sorted(k for k in with_k if k[0] == "")
-    return {k: i for i, k in enumerate(order)}
-
-
-def _outside_kinds(kern: Any) -> list:
-    """What the kernels outside every layer are ('timer stamp', 'kernel', 'memcpy', 'memset'), in the
-    order of OUTSIDE_COLORS."""
-    if kern is None or not len(kern):
-        return []
-    seen = set(kern.loc[kern["lane"].map(lambda lane: lane[0] == ""), "what"])
-    return [w for w in OUTSIDE_COLORS if w in seen]
-
-
-def _outside_lane_name(stream: Any, kern: pd.DataFrame) -> str:
-    """The lane of a CUDA stream's work outside every layer, named with what it holds in the window:
-    'CUDA stream 7, no layer\n2 kernels' or '... 19 timer stamps (perfkit's)'."""
-    counts = kern.loc[kern["lane"] == ("", stream, True), "what"].value_counts()
-    said = [f"{counts[w]} {w}{'s' if counts[w] > 1 and not w.startswith('mem') else ''}" for w in OUTSIDE_COLORS
-            if w in counts]
-    return f"CUDA stream {stream}, no layer\n" + "\n".join(said)
-
-
 def _title(frame: pd.DataFrame, df: pd.DataFrame, iterations: list) -> str:
     a = frame.attrs
     parts = [str(a[k]) for k in ("model", "network", "engine") if a.get(k)][:1]
@@ -222,12 +148,6 @@ def _title(frame: pd.DataFrame, df: pd.DataFrame, iterations: list) -> str:
 
 def _fmt(v: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:#.3g}"
-
-
-def short_name(name: str, limit: int = 28) -> str:
-    """A fused layer's first member with a '+' (its name lists them all); long names cut with '…'."""
-    first = name.split(" + ")[0] + ("+" if " + " in name else "")
-    return first if len(first) <= limit else first[:limit - 1] + "…"
 
 
 def _slow_legend(fig: Any, ax: Any, own_figure: bool, df: pd.DataFrame, colors: dict, hatch: dict, types: list,

@@ -206,7 +206,7 @@ def _phase_starts(ts: np.ndarray, phase: np.ndarray, phases: tuple, span: tuple,
 def _layer_bands(ax: Any, data: MemoryData, span: tuple, xa: TimeAxis) -> None:
     """The running layer as thin bands under the zero line: from the layer times when given, else
     from runs of events that share a layer."""
-    from .layer_timeline import layer_colors
+    from .layer_style import layer_colors
     lt = data.lt
     if lt is not None and len(lt):
         b = lt[(lt["end_ns"] >= span[0]) & (lt["start_ns"] <= span[1])]

@@ -165,7 +165,7 @@ def _stacked(ax: Any, own_figure: bool, df: pd.DataFrame, by: str, keys: list, l
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
-    from .layer_timeline import layer_colors, short_name
+    from .layer_style import layer_colors, short_name
     t = df.groupby([by, "layer"])["median_ms"].sum().unstack(0).reindex(columns=keys).fillna(0.0)
     order = df.groupby("layer")["index"].min().sort_values(kind="stable").index
     slowest = t[keys[-1]].sort_values(ascending=False, kind="stable").index[:top]
@@ -224,7 +224,7 @@ def _elsewise_rows(elsewise: set, shown: list) -> list:
     coloured layer is hatched; the names of those folded into 'other', where no hatch shows."""
     from matplotlib.patches import Patch
 
-    from .layer_timeline import short_name
+    from .layer_style import short_name
     names = {n for _, n in elsewise}
     rows = []
     if names & set(shown):
