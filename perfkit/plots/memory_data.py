@@ -104,10 +104,10 @@ class MemoryData:
         a column per band) and the band names, bottom first; the builder's blocks count when ``build``.
         A frame that starts while blocks are live (run.memory) gets a band for what was held before it,
         so that the top of the stack is the allocator's ``in_use_bytes``."""
-        key = ("levels", build, tags, by_tag)
-        if key not in self._cache:
-            self._cache[key] = self._levels(build, tags, by_tag)
-        return self._cache[key]
+        key = (build, tags, by_tag)
+        if self._cache.get("levels_key") != key:         # one kept: (events + 1) x bands int64 is large
+            self._cache["levels"], self._cache["levels_key"] = self._levels(build, tags, by_tag), key
+        return self._cache["levels"]
 
     def _levels(self, build: bool, tags: Any, by_tag: bool) -> tuple:
         counted = (self.phase != 0) | build

@@ -47,6 +47,8 @@ def _ys(coll):
 def test_phases_are_build_context_creation_and_inference():
     ev = _frame()
     assert list(memory_phases(ev)) == ["build"] * 2 + ["context creation"] * 3 + ["inference"] * 4
+    shuffled = ev.iloc[[3, 8, 0, 5, 1, 7, 2, 6, 4]]                       # a frame out of time order keeps its own
+    assert (memory_phases(shuffled) == memory_phases(ev).reindex(shuffled.index)).all()
     # layer times that begin before the first event with a layer move the start of inference
     lt = LAYER_TIMES.frame([{"run_id": "r", "iteration": 0, "index": 0, "layer": "conv1", "type": "convolution",
                              "start_ns": T0 + int(11.5e6), "end_ns": T0 + int(24e6), "ms": 12.5, "stream": "s",
