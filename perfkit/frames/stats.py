@@ -25,6 +25,8 @@ import numpy as np
 
 DEFAULT_PERCENTILES = (90, 95, 99)
 CONFIDENCE = 0.95
+#: a ratio of latencies within this many percent of 1 is noise even when its interval excludes 1
+RATIO_NOISE_PCT = 3.0
 
 
 def _values(samples: Any) -> np.ndarray:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..frames.stats import RATIO_NOISE_PCT as NOISE_PCT
 from ..frames.stats import bootstrap_ratio, ratio_from_intervals
-
-NOISE_PCT = 3.0          # TREx's rule: a difference under 3% is noise even when its interval excludes 1
 
 
 def verdicts(table: pd.DataFrame, labels: tuple) -> pd.DataFrame:

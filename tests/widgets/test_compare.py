@@ -7,7 +7,7 @@ import perfkit as pk
 from perfkit.frames.schemas import LAYER_TIMES
 from perfkit.widgets import compare
 from perfkit.frames.stats import bootstrap_ratio, ratio_from_intervals
-from perfkit.widgets.compare import plot_ratios
+from perfkit.plots._ratios import plot_ratios
 from perfkit.widgets.ratios import verdicts
 
 
