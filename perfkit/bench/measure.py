@@ -15,6 +15,7 @@ from ..arguments import one_of
 from ..device import host_load
 from ..frames.schemas import DIAGNOSES, QUERIES
 from ..frames.stats import latency_stats, spread_pct
+from ..frames.units import with_shown
 from ..profiling.summary import disturbances
 from ._args import check_host_inputs, check_measure
 
@@ -28,7 +29,7 @@ UNSTABLE_CV_PCT = 2.5
 @dataclass
 class Measurement:
     queries: pd.DataFrame
-    summary: pd.DataFrame
+    summary: pd.DataFrame      # metric, value, shown (the value in human units), unit, meaning
     diagnoses: pd.DataFrame
     gpu: pd.DataFrame
     meta: dict = field(default_factory=dict)
@@ -205,7 +206,7 @@ def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[
     host = host or {}
     rows += [("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average before timing"),
              ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use")]
-    return pd.DataFrame([{"metric": m, "value": float(v), "unit": u, "meaning": d} for m, v, u, d in rows])
+    return with_shown(pd.DataFrame([{"metric": m, "value": float(v), "unit": u, "meaning": d} for m, v, u, d in rows]))
 
 
 def _diagnose(q: pd.DataFrame, summary: pd.DataFrame, gpu: pd.DataFrame, transfers: bool, kind: str,

@@ -159,6 +159,9 @@ ENGINE_LAYERS = _s(
     ("bytes", "float64", "B", "bytes read and written per sample (activations and weights)"),
     ("weights_bytes", "int64", "B", "bytes of weights the layer reads"),
     ("workspace_bytes", "int64", "B", "scratch memory the layer needs at max_batch_size"),
+    # added with issue 9 (optional: engine_layers frames saved before lack it)
+    ("tactic", "string", "", "the implementation the builder chose for the layer (fastest timed, cached or the "
+                             "default); empty where the op has a single implementation", False, True),
 )
 
 SWEEP = _s(

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import ArgumentError
 from ..frames.schemas import SCHEMAS
+from ..frames.units import with_shown
 from .run_files import ENGINE_FRAMES, FRAMES, RunLoadError, load_run_files, save_run, saved_frames
 from .summary import disturbances, layer_summary
 
@@ -89,7 +90,8 @@ class RunData:
         return v
 
     def overview(self) -> pd.DataFrame:
-        """The run's headline figures with a plain explanation of each."""
+        """The run's headline figures with a plain explanation of each: ``metric``, ``value`` (a number),
+        ``shown`` (the value in human units, e.g. ``0.520 ms``, ``31.3 MiB``), ``unit``, ``meaning``."""
         v = self.overview_values()
         explain = {
             "iterations": ("", "profiled inferences"),
@@ -127,7 +129,7 @@ class RunData:
                      "no throttling, host load within its cores (where recorded)"})
         rows += [{"metric": f"disturbed: {f.finding}", "value": float(f.value), "unit": "", "meaning": f.explanation}
                  for f in found.itertuples()]
-        df = pd.DataFrame(rows, columns=["metric", "value", "unit", "meaning"])
+        df = with_shown(pd.DataFrame(rows, columns=["metric", "value", "unit", "meaning"]))
         df.attrs["messages"] = list(self.messages)
         return df
 

@@ -47,6 +47,8 @@ def layer_summary(layer_times: pd.DataFrame, by: str = "layer", sort: str = "tot
 LAYER_SUM_LIMIT_PCT = 102.0
 #: throttle reasons that are no disturbance: an idle GPU, clocks set by the user, the power cap every
 #: busy GPU meets (measure() reports that one as information)
+#: profiling cannot make an inference faster: an overhead below minus (calibrated cost + this) is disturbance
+OVERHEAD_SLACK_PCT = 5.0
 BENIGN_THROTTLE = frozenset({"", "gpu_idle", "applications_clocks", "sw_power_cap"})
 
 
@@ -65,7 +67,8 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
     """A ``diagnoses`` frame (severity ``warning``) with one row per sign that the measurement
     described by ``values`` was disturbed, each explained in words. Keys read when present:
     ``layer_sum_pct_of_e2e``; ``overhead_pct`` with ``expected_overhead_pct`` (the profiler's calibrated
-    cost); ``latency_cv_pct`` (against ``max_cv_pct``: the robust coefficient of variation of
+    cost; a negative overhead beyond that cost and ``OVERHEAD_SLACK_PCT`` is a disturbed baseline);
+    ``latency_cv_pct`` (against ``max_cv_pct``: the robust coefficient of variation of
     :func:`perfkit.frames.stats.spread_pct`, interquartile range / 1.349 over the median, which one
     outlying sample does not move; sweeps take it over round medians, runs and ``measure`` over
     single inferences); ``gpu_throttle`` (NVML reasons, '|'-joined);
@@ -85,6 +88,12 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
                     f"profiling added {over:.0f}% to the end-to-end latency, while its calibrated cost is "
                     f"{expected:.1f}%: the rest is disturbance (other work, a cold cache or a clock change), not "
                     "the profiler; per-layer times are inflated by it."))
+    if over is not None and over < -(expected or 0.0) - OVERHEAD_SLACK_PCT:
+        out.append(("overhead_negative", over, -(expected or 0.0) - OVERHEAD_SLACK_PCT,
+                    f"disturbed: the unprofiled baseline was slower than the profiled run (profiling overhead "
+                    f"{over:+.0f}%, which cannot be below zero beyond noise), so the machine changed between them; "
+                    "the end-to-end baseline and the shares against it are not trustworthy: measure again on a quiet "
+                    "machine."))
     cv = v.get("latency_cv_pct")
     if cv is not None and cv > max_cv_pct:
         out.append(("unstable", cv, max_cv_pct,

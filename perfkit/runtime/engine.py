@@ -184,7 +184,7 @@ class Engine:
                 "origin": ", ".join(s.origin), "flops": s.flops, "bytes": s.bytes,
                 "weights_bytes": int(sum(np.dtype(self.plan.weights[k].dtype).itemsize
                                          * int(np.prod(self.plan.weights[k].shape)) for k in s.weights.values())),
-                "workspace_bytes": s.workspace_bytes})
+                "workspace_bytes": s.workspace_bytes, "tactic": str(s.params.get("tactic") or "")})
         return ENGINE_LAYERS.frame(rows, {"engine": self.name, "precision": self.precision,
                                           "max_batch_size": self.max_batch_size})
 

@@ -22,6 +22,7 @@ def test_a_quiet_measurement_has_no_finding():
 @pytest.mark.parametrize("change, finding, words", [
     ({"layer_sum_pct_of_e2e": 209.0}, "layer_sum_above_e2e", "add up to 209% of the end-to-end"),
     ({"overhead_pct": 40.0}, "overhead_beyond_calibration", "calibrated cost is 3.0%"),
+    ({"overhead_pct": -88.0}, "overhead_negative", "the unprofiled baseline was slower than the profiled run"),
     ({"latency_cv_pct": 23.0}, "unstable", "varied by 23.0%"),
     ({"gpu_throttle": "hw_slowdown|gpu_idle"}, "throttled", "throttled while measuring (hw_slowdown)"),
     ({"host_load_1m": 3.5}, "host_loaded", "load average was 3.5 on 2 core(s)"),
@@ -179,3 +180,13 @@ def test_a_run_reads_the_host_load_when_it_starts_not_after_its_own_inferences(m
         ctx.execute(pk.models.sample_input(net, 2))
         load["now"] = 9.0                        # the run's own work raised it
     assert run.meta["host_load_1m"] == 0.5
+
+
+def test_a_negative_overhead_within_noise_is_no_finding_and_beyond_it_is():
+    """Profiling cannot speed an inference up: -88 % (unprofiled 283.98 ms, profiled 34.07 ms, seen under
+    load) means the baseline was disturbed; -4 % with a 3 % calibrated cost is noise."""
+    assert disturbances({**QUIET, "overhead_pct": -4.0}).empty
+    assert disturbances({**QUIET, "overhead_pct": -7.9}).empty            # within -(3 + 5)
+    d = disturbances({**QUIET, "overhead_pct": 100.0 * (34.07 - 283.98) / 283.98})
+    assert list(d["finding"]) == ["overhead_negative"]
+    assert d["threshold"].iloc[0] == -8.0 and "-88%" in d["explanation"].iloc[0]
