@@ -1,6 +1,8 @@
 """The Builder: Network -> Engine (validation, graph clean-up, precision, memory plan, weights)."""
 from __future__ import annotations
 
+import math
+
 import threading
 import time
 from typing import Any
@@ -23,7 +25,7 @@ from .memory_check import check_memory
 from .memory_plan import lifetimes_of, plan_arena
 from .passes import run_fusions
 from .precision import assign_precision
-from .precision_choice import NOISE, choose_precisions
+from .precision_choice import MAJORITY, NOISE, ROUNDS, choose_precisions
 from .tactics import as_cache, choose_tactics
 
 _GEMM_TYPES = {"convolution", "fully_connected", "matrix_multiply", "mlp", "plugin"}
@@ -172,7 +174,8 @@ def _precision_summary(g: Graph, config: BuilderConfig, pstats: dict, n_reformat
         how = f"{config.precision} {'strict' if config.strict_types else 'requested'}"
     else:
         how = (f"{config.precision} allowed: {pstats['timed_layers']} layer(s) timed in both precisions "
-               f"({pstats['timed_ms']:.1f} ms), fp32 kept where more than {NOISE:.0%} faster")
+               f"({pstats['timed_ms']:.1f} ms, {ROUNDS} alternating rounds), {config.precision} taken where it was "
+               f"more than {NOISE:.0%} faster in at least {math.ceil(MAJORITY * ROUNDS - 1e-9)} of them")
     return f"{how}; {len(layers)} layer(s): {share}; float32 accumulation; {n_reformats} reformat layer(s)"
 
 

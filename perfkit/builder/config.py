@@ -17,8 +17,9 @@ class BuilderConfig:
     - ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"``: the storage precision *allowed* for
       weights and activations (accumulation stays float32). As in TensorRT, ``fp16``/``bf16`` allow
       the reduced precision without imposing it: the builder times each layer in fp32 and in the
-      reduced precision (with its tactics and the reformats a switch needs) and keeps the faster
-      one; the build log has a ``precision`` row per layer saying what was chosen and why.
+      reduced precision (with its tactics and the reformats a switch needs), alternately in several
+      rounds, and takes the reduced precision only where it is faster beyond noise in a clear majority
+      of them; the build log has a ``precision`` row per layer saying what was chosen and why.
       ``bf16`` is stored as real two-byte bfloat16 (``ml_dtypes`` on the CPU).
     - ``strict_types``: ``True`` forces the requested precision on every layer (no timing between
       precisions); weights outside its range are then refused instead of keeping their layer in fp32.
@@ -30,7 +31,8 @@ class BuilderConfig:
       memory an MLP kernel keeps its weights in).
     - ``tactics``: ``"time"`` (time every candidate implementation, keep the fastest) or ``"default"``
       (the first candidate, no timing). ``timing_cache``: a path or :class:`TimingCache` that lets a
-      rebuild skip timing already done on this device. ``tactic_iterations``: timed runs per candidate.
+      rebuild skip timing already done on this device. ``tactic_iterations``: timed runs per candidate
+      (in the precision choice, about twice this many, warm-ups included, spread over its rounds).
     """
 
     max_batch_size: int = 1

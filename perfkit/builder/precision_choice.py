@@ -14,17 +14,25 @@ reduced precision. Layer by layer, in execution order:
    engine's own storage dtypes at the maximum batch). A precision's cost is its fastest tactic
    plus the reformat layers it brings: inputs whose storage dtype (as chosen for their producers)
    differs and that no earlier consumer converts already, and network outputs whose declared dtype
-   differs. The requested precision is kept unless fp32 costs less by more than ``NOISE``.
+   differs. The precisions are timed alternately in ``ROUNDS`` rounds (the order swapped every round),
+   and the requested precision is taken only when it is cheaper by more than ``NOISE`` in a clear
+   majority of the rounds (``MAJORITY``); otherwise fp32 stays. A burst of load on a shared machine
+   slows one or two rounds, not one precision: one planted outlier round does not flip the choice. The
+   figures logged and used below are each precision's median over the rounds.
 
 The choice is greedy: a layer takes the earlier layers' choices as given and does not look ahead
 at reformats its consumers may need. One second look (``reconsider``) compares the result with all
 timed layers in the requested precision, which catches chains of layers that are each slightly
-faster in it but lose to the reformats around any one of them. TensorRT searches formats more widely.
+faster in it but lose to the reformats around any one of them (they take it together only when that is
+cheaper beyond ``NOISE``). TensorRT searches formats more widely.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
+
+import numpy as np
 
 from ..errors import BuildError, PerfkitError
 from ..ops import get_op
@@ -32,9 +40,24 @@ from ..ops.base import TensorSpec
 from ..precision import FINITE_MAX, STORAGE, convert_weight, is_float, overflow
 from . import tactics
 
-NOISE = 0.10        # fp32 replaces the requested precision only when it is more than 10 % cheaper
-ROUNDS = 2          # each precision is timed twice, alternately, and its faster round counts: a burst
-                    # of load on a shared machine then slows one round of each, not one precision
+NOISE = 0.10        # the reduced precision must be more than 10 % cheaper in a round to win it
+ROUNDS = 5          # rounds of alternate timings per layer (fp32, reduced; then reduced, fp32; ...)
+MAJORITY = 2 / 3    # the share of rounds the reduced precision must win: 4 of 5
+
+
+def round_iterations(tactic_iterations: int) -> int:
+    """Timed runs per tactic in one round (each round adds one warm-up run): the rounds' runs, warm-ups
+    included, stay within the ``2 x (tactic_iterations + 1)`` of two rounds, at least 1 timed run a round,
+    so that more rounds cost about the same time."""
+    return max(1, 2 * (tactic_iterations + 1) // ROUNDS - 1)
+
+
+def vote(fp32_ms: list, reduced_ms: list) -> tuple[int, int]:
+    """(rounds in which the reduced precision was cheaper than fp32 by more than ``NOISE``, rounds). A
+    precision known from the timing cache has one figure, compared with every round of the other."""
+    n = max(len(fp32_ms), len(reduced_ms))
+    a, b = ([float(np.median(x))] * n if len(x) < n else x for x in (fp32_ms, reduced_ms))
+    return sum(1 for x, y in zip(a, b) if y * (1 + NOISE) < x), n
 
 
 def choose_precisions(g: Any, device: Any, allocator: Any, config: Any, log: Any, cache: Any) -> tuple[dict, dict]:
@@ -73,9 +96,9 @@ class _Chooser:
     def reconsider(self, rows: list) -> None:
         """A second look at the timed layers as a whole: one by one, a layer between fp32 layers pays
         the reformats around it, so a chain of layers that are each a little faster in the reduced
-        precision may all stay fp32. If the timed layers all in the requested precision cost no more
-        (within ``NOISE``, the reformats at the chain's ends included) than the layer-by-layer choice,
-        they all take it. ``rows``: ``[node, outcome, detail, ms]`` per layer, updated in place."""
+        precision may all stay fp32. If the timed layers all in the requested precision cost less by more
+        than ``NOISE`` (the reformats at the chain's ends included; medians over the rounds) than the
+        layer-by-layer choice, they all take it. ``rows``: ``[node, outcome, detail, ms]`` per layer, updated in place."""
         req = self.requested
         switch = [r for r in rows if r[0].name in self.layer_ms and r[0].precision != req]
         if not switch:
@@ -83,13 +106,12 @@ class _Chooser:
         chosen = {n.name: n.precision for n, *_ in rows}
         together = {**chosen, **{name: req for name in self.layer_ms}}
         c_chosen, c_together = self._network_ms(chosen), self._network_ms(together)
-        if c_together > c_chosen * (1 + NOISE):
+        if c_together * (1 + NOISE) >= c_chosen:
             return
         for r in switch:
             r[0].precision = req
-            close = "" if c_together <= c_chosen else f" (within {NOISE:.0%}: {req} is preferred)"
             r[2] = (f"{req} allowed; {req} chosen: the timed layers all in {req} take {c_together:.3f} ms, "
-                    f"chosen one by one {c_chosen:.3f} ms{close}; this layer alone{self.figures[r[0].name]}")
+                    f"chosen one by one {c_chosen:.3f} ms; this layer alone{self.figures[r[0].name]}")
 
     def _network_ms(self, assignment: dict) -> float:
         """Timed layers' milliseconds plus every reformat that ``assignment`` (layer -> precision) needs."""
@@ -146,9 +168,9 @@ class _Chooser:
     def _timed_choice(self, n: Any) -> tuple[str, str, str]:
         req = self.requested
         self.stats["timed_layers"] += 1
-        cost, layer_ms, ref_ms = {}, {}, {}
-        for _ in range(ROUNDS):
-            for p in ("fp32", req):
+        rounds: dict = {"fp32": [], req: []}
+        for r in range(ROUNDS):
+            for p in (("fp32", req) if r % 2 == 0 else (req, "fp32")):
                 try:
                     ms = self._time(n, p)
                 except PerfkitError:
@@ -158,23 +180,24 @@ class _Chooser:
                         raise
                     return "fp32", "chosen", (f"{req} allowed; fp32 chosen: {req} failed on {self.device.spec} "
                                               f"({type(exc).__name__}: {exc})")
-                if ms is None:             # known from the timing cache: no second round
-                    continue
-                layer_ms[p] = min(ms, layer_ms.get(p, ms))
-        self.layer_ms[n.name] = dict(layer_ms)
-        for p in ("fp32", req):
-            ref_ms[p] = self._reformats_ms(n, p)
-            cost[p] = layer_ms[p] + ref_ms[p]
-        c32, creq = cost["fp32"], cost[req]
-        parts = []
-        for p in ("fp32", req):
-            parts.append(f"{p} {cost[p]:.3f} ms" + (f" incl. {ref_ms[p]:.3f} ms of reformats" if ref_ms[p] else ""))
+                if ms is not None:         # None: known from the timing cache, no further round
+                    rounds[p].append(ms)
+        ref_ms = {p: self._reformats_ms(n, p) for p in rounds}
+        cost = {p: [ms + ref_ms[p] for ms in rounds[p]] for p in rounds}
+        self.layer_ms[n.name] = {p: float(np.median(rounds[p])) for p in rounds}
+        c32, creq = (float(np.median(cost[p])) for p in ("fp32", req))
+        parts = [f"{p} {float(np.median(cost[p])):.3f} ms" + (f" incl. {ref_ms[p]:.3f} ms of reformats" if ref_ms[p]
+                                                                else "") for p in ("fp32", req)]
         figures = self.figures[n.name] = " (" + ", ".join(parts) + ")"
-        if creq <= c32 * (1 + NOISE):
-            why = (f"{c32 / creq:.1f}x faster on this device" if creq < c32 / (1 + NOISE)
-                   else f"fp32 is not more than {NOISE:.0%} faster")
-            return req, "chosen", f"{req} allowed; {req} chosen: {why}{figures}"
-        return "fp32", "chosen", f"{req} allowed; fp32 chosen: {creq / c32:.1f}x faster on this device{figures}"
+        wins, total = vote(cost["fp32"], cost[req])
+        need = math.ceil(MAJORITY * total - 1e-9)
+        if wins >= need and creq * (1 + NOISE) < c32:
+            return req, "chosen", (f"{req} allowed; {req} chosen: {c32 / creq:.1f}x faster on this device, beyond "
+                                   f"noise in {wins} of {total} round(s){figures}")
+        if creq > c32 * (1 + NOISE):
+            return "fp32", "chosen", f"{req} allowed; fp32 chosen: {creq / c32:.1f}x faster on this device{figures}"
+        return "fp32", "kept", (f"{req} allowed; kept fp32: {req} was not faster beyond noise ({NOISE:.0%}) in "
+                                f"{total - wins} of {total} round(s) (faster in {wins}, {need} needed){figures}")
 
     def record(self, n: Any) -> None:
         """Notes the storage dtypes that ``n``'s choice gives its outputs and inputs."""
@@ -201,9 +224,10 @@ class _Chooser:
         return ins, outs, consts, weights
 
     def _time(self, n: Any, p: str) -> float | None:
-        """The fastest tactic's milliseconds for ``n`` in precision ``p``: from the timing cache if it
-        knows them (then ``None`` on later rounds), else measured; the tactic times kept for
-        ``choose_tactics`` are each tactic's best over the rounds."""
+        """The fastest tactic's milliseconds for ``n`` in precision ``p`` in this round: from the timing
+        cache if it knows them (then ``None`` on later rounds), else measured now (each round's own figure,
+        so that rounds can outvote each other); the tactic times kept for ``choose_tactics`` are each
+        tactic's best over the rounds."""
         op = get_op(n.type)
         ins, outs, consts, weights = self._specs(n, p)
         names = tuple(op.applicable_tactics(n.params, ins)) if op.tactic_names else ()
@@ -221,9 +245,10 @@ class _Chooser:
                 return min(float(v) for v in entry["times_ms"].values())
         t0 = time.perf_counter()
         times = tactics.time_layer(n.name, op, n.params, weights, ins, outs, consts, names, p, self.device,
-                                   self.allocator, batch, self.config.tactic_iterations)
+                                   self.allocator, batch, round_iterations(self.config.tactic_iterations))
         spent = (time.perf_counter() - t0) * 1e3
         self.stats["timed_ms"] += spent
+        this_round = min(times.values())
         if earlier is not None:
             times = {k: min(v, earlier["times_ms"].get(k, v)) for k, v in times.items()}
             spent += earlier["timing_ms"]
@@ -232,7 +257,7 @@ class _Chooser:
         self.timed[key] = entry
         if self.cache is not None:
             self.cache.put(key, entry)
-        return times[best]
+        return this_round
 
     def _reformats_ms(self, n: Any, p: str) -> float:
         g, dtype, total = self.g, STORAGE[p], 0.0
