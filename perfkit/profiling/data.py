@@ -12,7 +12,7 @@ from ..errors import ArgumentError
 from ..frames.schemas import SCHEMAS
 from ..frames.units import with_shown
 from .run_files import ENGINE_FRAMES, FRAMES, RunLoadError, load_run_files, save_run, saved_frames
-from .summary import disturbances, layer_summary
+from .summary import FINDING_UNITS, disturbances, layer_summary
 
 #: the unprofiled latency's robust coefficient of variation (``frames.stats.spread_pct``, %) above which a run
 #: is called unstable
@@ -127,7 +127,8 @@ class RunData:
                      "meaning": "signs that the measurement was disturbed, each in a row below" if len(found) else
                      "no sign of disturbance: layer sum within end-to-end, overhead as calibrated, steady latency, "
                      "no throttling, host load within its cores (where recorded)"})
-        rows += [{"metric": f"disturbed: {f.finding}", "value": float(f.value), "unit": "", "meaning": f.explanation}
+        rows += [{"metric": f"disturbed: {f.finding}", "value": float(f.value), "unit": FINDING_UNITS.get(f.finding, ""),
+                  "meaning": f.explanation}
                  for f in found.itertuples()]
         df = with_shown(pd.DataFrame(rows, columns=["metric", "value", "unit", "meaning"]))
         df.attrs["messages"] = list(self.messages)

@@ -49,6 +49,9 @@ LAYER_SUM_LIMIT_PCT = 102.0
 #: busy GPU meets (measure() reports that one as information)
 #: profiling cannot make an inference faster: an overhead below minus (calibrated cost + this) is disturbance
 OVERHEAD_SLACK_PCT = 5.0
+#: the unit of each finding's value (the rest are plain numbers: a load average, a count of reasons)
+FINDING_UNITS = {"layer_sum_above_e2e": "%", "overhead_beyond_calibration": "%", "overhead_negative": "%",
+                 "unstable": "%"}
 BENIGN_THROTTLE = frozenset({"", "gpu_idle", "applications_clocks", "sw_power_cap"})
 
 

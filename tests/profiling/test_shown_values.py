@@ -41,3 +41,12 @@ def test_measure_summary_keeps_value_and_shows_it_in_units():
     assert s.loc["latency_median_ms", "shown"].endswith(("µs", " ms"))
     assert s.loc["throughput_per_s", "shown"].endswith("/s")
     assert m.value("queries") == 5.0
+
+
+def test_a_disturbed_overview_shows_the_finding_with_its_unit():
+    run = pk.profiling.load_run(RECORDED)
+    run.meta["e2e_unprofiled_ms"] = run.meta["e2e_profiled_ms"] / (34.07 / 283.98)   # the baseline 8x slower
+    ov = run.overview().set_index("metric")
+    row = ov.loc["disturbed: overhead_negative"]
+    assert row["unit"] == "%" and row["shown"] == "-88.0 %"
+    assert row["meaning"].startswith("disturbed: the unprofiled baseline was slower than the profiled run")
