@@ -14,9 +14,10 @@ reduced precision. Layer by layer, in execution order:
    engine's own storage dtypes at the maximum batch). A precision's cost is its fastest tactic
    plus the reformat layers it brings: inputs whose storage dtype (as chosen for their producers)
    differs and that no earlier consumer converts already, and network outputs whose declared dtype
-   differs. The precisions are timed alternately in ``ROUNDS`` rounds (the order swapped every round),
-   and the requested precision is taken only when it is cheaper by more than ``NOISE`` in a clear
-   majority of the rounds (``MAJORITY``); otherwise fp32 stays. A burst of load on a shared machine
+   differs. The precisions are timed alternately in ``ROUNDS`` rounds (the order swapped every round).
+   The prior is the requested precision on a device that declares it fast (``fast_fp16`` on CUDA),
+   fp32 elsewhere (the CPU); the other precision is taken only when it is cheaper by more than
+   ``NOISE`` in a clear majority of the rounds (``MAJORITY``). A burst of load on a shared machine
    slows one or two rounds, not one precision: one planted outlier round does not flip the choice. The
    figures logged and used below are each precision's median over the rounds.
 
@@ -52,11 +53,11 @@ def round_iterations(tactic_iterations: int) -> int:
     return max(1, 2 * (tactic_iterations + 1) // ROUNDS - 1)
 
 
-def vote(fp32_ms: list, reduced_ms: list) -> tuple[int, int]:
-    """(rounds in which the reduced precision was cheaper than fp32 by more than ``NOISE``, rounds). A
-    precision known from the timing cache has one figure, compared with every round of the other."""
-    n = max(len(fp32_ms), len(reduced_ms))
-    a, b = ([float(np.median(x))] * n if len(x) < n else x for x in (fp32_ms, reduced_ms))
+def vote(prior_ms: list, other_ms: list) -> tuple[int, int]:
+    """(rounds in which the other precision was cheaper than the prior one by more than ``NOISE``, rounds).
+    A precision known from the timing cache has one figure, compared with every round of the other."""
+    n = max(len(prior_ms), len(other_ms))
+    a, b = ([float(np.median(x))] * n if len(x) < n else x for x in (prior_ms, other_ms))
     return sum(1 for x, y in zip(a, b) if y * (1 + NOISE) < x), n
 
 
@@ -189,13 +190,21 @@ class _Chooser:
         parts = [f"{p} {float(np.median(cost[p])):.3f} ms" + (f" incl. {ref_ms[p]:.3f} ms of reformats" if ref_ms[p]
                                                                 else "") for p in ("fp32", req)]
         figures = self.figures[n.name] = " (" + ", ".join(parts) + ")"
-        wins, total = vote(cost["fp32"], cost[req])
+        # the prior: the requested precision on a device that declares it fast (CUDA's fp16), fp32 elsewhere
+        # (the CPU); the other is taken only when it wins beyond noise in a clear majority of the rounds
+        prior = req if getattr(self.device, f"fast_{req}", False) else "fp32"
+        other = "fp32" if prior == req else req
+        wins, total = vote(cost[prior], cost[other])
         need = math.ceil(MAJORITY * total - 1e-9)
-        if wins >= need and creq * (1 + NOISE) < c32:
-            return req, "chosen", (f"{req} allowed; {req} chosen: {c32 / creq:.1f}x faster on this device, beyond "
-                                   f"noise in {wins} of {total} round(s){figures}")
-        if creq > c32 * (1 + NOISE):
-            return "fp32", "chosen", f"{req} allowed; fp32 chosen: {creq / c32:.1f}x faster on this device{figures}"
+        c_prior, c_other = (float(np.median(cost[p])) for p in (prior, other))
+        if wins >= need and c_other * (1 + NOISE) < c_prior:
+            return other, "chosen", (f"{req} allowed; {other} chosen: {c_prior / c_other:.1f}x faster on this device, "
+                                     f"beyond noise in {wins} of {total} round(s){figures}")
+        if prior == req:
+            return req, "chosen", (f"{req} allowed; {req} chosen: {self.device.spec} declares {req} fast and fp32 was "
+                                   f"not faster beyond noise ({NOISE:.0%}) in a majority of {total} round(s){figures}")
+        if c_other > c_prior * (1 + NOISE):
+            return "fp32", "chosen", f"{req} allowed; fp32 chosen: {c_other / c_prior:.1f}x faster on this device{figures}"
         return "fp32", "kept", (f"{req} allowed; kept fp32: {req} was not faster beyond noise ({NOISE:.0%}) in "
                                 f"{total - wins} of {total} round(s) (faster in {wins}, {need} needed){figures}")
 

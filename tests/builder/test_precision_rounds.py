@@ -77,3 +77,25 @@ def test_vote_and_round_iterations():
     assert pc.vote([1.0, 1.0, 9.0, 1.0, 1.0], [1.0] * 5) == (1, 5)
     assert pc.vote([1.0], [0.5, 0.5, 2.0]) == (2, 3)               # a cached fp32 figure against each round
     assert pc.round_iterations(5) == 1 and pc.round_iterations(50) == 19 and pc.round_iterations(1) == 1
+
+
+def build_on_fast_fp16(monkeypatch):
+    """build() on a CPU device that declares fp16 fast (as CUDA does): the prior is fp16."""
+    dev = pk.get_device("cpu")
+    monkeypatch.setattr(type(dev), "fast_fp16", True)
+    return build()
+
+
+def test_on_a_device_that_declares_fp16_fast_a_close_call_keeps_fp16(monkeypatch):
+    # fp16 3% slower than fp32: within noise, so a device with fast fp16 keeps it (the CPU would keep fp32)
+    scripted_timer(monkeypatch, {"fp32": 1.0, "fp16": 1.03}, {})
+    chosen, rows = build_on_fast_fp16(monkeypatch)
+    assert chosen == {"fp16"} and set(rows["outcome"]) == {"chosen"}
+    assert all("declares fp16 fast and fp32 was not faster beyond noise" in d for d in rows["detail"])
+
+
+def test_on_a_device_that_declares_fp16_fast_fp32_still_wins_beyond_noise(monkeypatch):
+    scripted_timer(monkeypatch, {"fp32": 1.0, "fp16": 1.5}, {"fp32": (2,)})
+    chosen, rows = build_on_fast_fp16(monkeypatch)
+    assert chosen == {"fp32"}
+    assert all("fp32 chosen: 1.5x faster on this device, beyond noise in 4 of 5 round(s)" in d for d in rows["detail"])
