@@ -15,13 +15,17 @@ def check_ax(ax: Any, what: str) -> None:
         raise ArgumentError(f"{what}: ax must be a matplotlib Axes or None (a new figure), not {type(ax).__name__}")
 
 
+#: widest figure drawn (inches): at 100 dpi it fits JupyterLab's output column (about 1100 px) and a report page
+WIDTH_IN = 11.0
+
+
 def figure_and_axes(ax: Any, figsize: tuple, **subplots: Any) -> tuple:
-    """``(ax.figure, ax)``, or a new constrained-layout figure of ``figsize`` (``subplots``: more
-    arguments of ``pyplot.subplots``, such as ``nrows``, ``sharex``, ``gridspec_kw``)."""
+    """``(ax.figure, ax)``, or a new constrained-layout figure of ``figsize``, at most :data:`WIDTH_IN` wide
+    (``subplots``: more arguments of ``pyplot.subplots``, such as ``nrows``, ``sharex``, ``gridspec_kw``)."""
     if ax is not None:
         return ax.figure, ax
     import matplotlib.pyplot as plt
-    return plt.subplots(figsize=figsize, layout="constrained", **subplots)
+    return plt.subplots(figsize=(min(figsize[0], WIDTH_IN), figsize[1]), layout="constrained", **subplots)
 
 
 def say_empty(ax: Any, what: str) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..precision import PRECISION_ORDER
-from ._axes import figure_and_axes, say_empty, unit_of
+from ._axes import WIDTH_IN, figure_and_axes, say_empty, unit_of
 
 #: metric -> (label, kind); kind: "ms" (a duration), "bytes", "rate" (samples/s)
 METRICS = {
@@ -40,6 +40,8 @@ def rank(value: Any) -> tuple:
 
 
 STYLES = ("-", "--", ":", "-.")
+#: a facet panel's least width and the legend's (inches): facets wrap into rows within the figure width budget
+PANEL_IN, LEGEND_IN = 3.6, 2.2
 MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
@@ -49,9 +51,10 @@ def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", col
     """The figure of ``pts`` (see the module doc). Returns it."""
     label, kind = METRICS[metric]
     facets = sorted(pts[facet].unique(), key=str) if facet != "none" and len(pts) else [None]
-    ncols = min(3, len(facets))
+    ncols = min(len(facets), int((WIDTH_IN - LEGEND_IN) // PANEL_IN))     # panels that fit beside the legend
     nrows = math.ceil(len(facets) / ncols)
-    fig, axes = figure_and_axes(None, (4.2 * ncols + 3.4, 3.3 * nrows + 0.8), nrows=nrows, ncols=ncols,
+    fig, axes = figure_and_axes(None, (min(WIDTH_IN, PANEL_IN * ncols + LEGEND_IN + 1.0), 3.1 * nrows + 0.8),
+                                nrows=nrows, ncols=ncols,
                                 sharey=True, squeeze=False)
     unit, per = unit_of(kind, pts["value"].to_numpy() if len(pts) else [])
     keys = [k for k in KEYS if k not in (x, facet)]

@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..arguments import frame as check_frame, integer, number, positive_int
 from ..errors import ArgumentError
-from ._axes import check_ax, figure_and_axes, plain_numbers, say_empty
+from ._axes import WIDTH_IN, check_ax, figure_and_axes, plain_numbers, say_empty
+from .layer_marks import iteration_marks
 from .layer_lanes import (OUTSIDE_COLORS, OUTSIDE_NAMES, kernels_by_lane, lane_order, outside_kinds,
                           outside_lane_name)
 from .layer_style import layer_colors, short_name, time_unit  # noqa: F401 - public here too
@@ -91,21 +92,16 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
         kc = [colors[n] if n in colors else OUTSIDE_COLORS[w] for n, w in zip(kern["layer"], kern["what"])]
         for bar in ax.barh(ky, kw, left=kx, height=0.45, color=kc, edgecolor="none"):
             bar.set_gid("kernel")
-    starts = df.groupby("iteration")["start_ns"].min().sort_index()
-    for it, s in list(starts.items())[1:]:
-        for a in (ax, mem_ax) if mem_ax is not None else (ax,):
-            a.axvline((s - t0) / per, color="0.35", lw=0.7, ls=(0, (3, 2)), gid="separator")
-    for it, s in list(starts.items())[::max(1, len(starts) // 12)]:          # at most about 12 names on top
-        ax.annotate(f"inference {it}", ((s - t0) / per, 1.0), xycoords=("data", "axes fraction"), xytext=(2, 2),
-                    textcoords="offset points", fontsize=7, color="0.3", va="bottom", gid="iteration")
-
     names = [f"{c}\n{s.removeprefix(c + '/')}" if not k else "kernels" if c else outside_lane_name(s, kern)
              for c, s, k in lanes]
     ax.set_yticks(list(lanes.values()), names, fontsize=7)
     ax.set_ylim(len(lanes) - 0.5, -0.5)
     ax.set_xlim(0, span * 1.005)
     plain_numbers(ax.xaxis)
-    ax.set_title(_title(layer_times, df, iterations), fontsize=9, pad=14)
+    if own_figure:          # above the legend too: a long title centred over the axes ran under it
+        fig.suptitle(_title(layer_times, df, iterations), fontsize=9, x=0.01, ha="left")
+    else:
+        ax.set_title(_title(layer_times, df, iterations), fontsize=9, pad=14)
     said = ["memory: no events in memory_events (none recorded in this run)"] \
         if memory_events is not None and not with_memory else []
     _slow_legend(fig, ax, own_figure, df, colors, hatch, types, top, outside_kinds(kern), said)
@@ -115,6 +111,8 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
         ax.tick_params(labelbottom=False)
     else:
         ax.set_xlabel(f"time since the first layer shown ({unit})")
+    fig.draw_without_rendering()                     # the layout, so labels are measured where they land
+    iteration_marks(ax, mem_ax, df, lanes, t0, per)
     _labels(fig, ax, df, x, w, y, span, label_min_pct, [colors[n] for n in df["layer"]])
     return fig
 
@@ -126,10 +124,10 @@ def _figure(ax: Any, n_lanes: int, with_memory: bool, legend_rows: int = 0) -> t
     top_h = 0.5 * max(n_lanes, 2) + 0.9
     legend_h = 0.16 * (legend_rows + 1) + 0.3
     if with_memory:
-        fig, (ax, _) = figure_and_axes(None, (14, max(top_h + 1.6, legend_h)), nrows=2, sharex=True,
+        fig, (ax, _) = figure_and_axes(None, (WIDTH_IN, max(top_h + 1.6, legend_h)), nrows=2, sharex=True,
                                        gridspec_kw={"height_ratios": [top_h, 1.1]})
         return fig, ax
-    return figure_and_axes(None, (14, max(top_h + 0.6, legend_h)))
+    return figure_and_axes(None, (WIDTH_IN, max(top_h + 0.6, legend_h)))
 
 
 def _title(frame: pd.DataFrame, df: pd.DataFrame, iterations: list) -> str:
@@ -142,8 +140,18 @@ def _title(frame: pd.DataFrame, df: pd.DataFrame, iterations: list) -> str:
         parts.append("/".join(sorted(df["precision"].unique())))
     if "batch_size" in df:
         parts.append("batch " + "/".join(map(str, sorted(df["batch_size"].unique()))))
-    shown = ", ".join(map(str, iterations))
-    return f"layer timeline — {' · '.join(parts)} — inference{'s' if len(iterations) > 1 else ''} {shown}"
+    return f"layer timeline — inference{'s' if len(iterations) > 1 else ''} {_ranges(iterations)}\n{' · '.join(parts)}"
+
+
+def _ranges(numbers: list) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` as ``0–2, 5, 7–8``: consecutive inferences said as one range."""
+    runs: list = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs)
 
 
 def _fmt(v: float) -> str:
@@ -214,7 +222,6 @@ def _labels(fig: Any, ax: Any, df: pd.DataFrame, x: Any, w: Any, y: list, span: 
             faces: list) -> None:
     """Names the bars whose name fits inside them, measured in display coordinates after layout:
     along the bar where it fits, else across it (rotated) where the lane is tall enough."""
-    fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else fig._get_renderer()
     x_px = abs(ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0])
     lane_px = 0.7 * abs(ax.transData.transform((0, 1))[1] - ax.transData.transform((0, 0))[1])

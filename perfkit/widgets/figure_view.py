@@ -14,6 +14,10 @@ MODES = ("interactive", "static")
 #: widest canvas drawn in a notebook (px): JupyterLab's output column on a common screen; a wider figure is
 #: drawn at a lower dpi (text and axes scale together, so what fitted still fits)
 MAX_CANVAS_PX = 980
+#: ipympl draws its toolbar absolutely positioned over the figure (over titles and y labels); in an explorer
+#: it takes its own row above the figure instead
+TOOLBAR_CSS = ("<style>.perfkit-figure .jupyter-matplotlib-toolbar{position:static!important;"
+               "margin:0 0 2px 0}</style>")
 
 
 def in_jupyter_kernel() -> bool:
@@ -156,17 +160,18 @@ class FigureView:
             old.close()
 
     def _show_canvas(self, fig: Any) -> None:
+        import ipywidgets as w
         Canvas, FigureManager = _ipympl()
         fit_width(fig)
         canvas = Canvas(fig)                      # sets fig.canvas
         FigureManager(canvas, 0)
         canvas.header_visible = False
-        canvas.toolbar_visible = "fade-in-fade-out"   # over the figure only while the pointer is on it
-        canvas.toolbar_position = "left"
+        canvas.toolbar_visible = "visible"
+        canvas.toolbar_position = "top"          # a row above the figure (TOOLBAR_CSS), not over its axes
         for event, handler in self._listeners:
             canvas.mpl_connect(event, handler)
         self.canvas = canvas
-        self.widget.children = (canvas,)
+        self.widget.children = (w.HTML(TOOLBAR_CSS, layout=w.Layout(display="none")), canvas)
         canvas.draw_idle()
 
 

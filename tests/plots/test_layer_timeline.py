@@ -111,8 +111,40 @@ def test_slow_layer_legend_lists_the_top_layers_in_order():
 
 def test_title_names_model_context_device_precision_batch():
     df = _frame(iterations=2, attrs={"model": "resnet_small", "device_name": "H200"})
-    assert plot_layer_timeline(df).axes[0].get_title() == \
-        "layer timeline — resnet_small · ctx1 · H200 · fp32 · batch 4 — inferences 0, 1"
+    assert plot_layer_timeline(df).get_suptitle() == \
+        "layer timeline — inferences 0–1\nresnet_small · ctx1 · H200 · fp32 · batch 4"
+    assert plot_layer_timeline(_frame(iterations=5), iterations=[0, 1, 2, 4]).get_suptitle().startswith(
+        "layer timeline — inferences 0–2, 4\n")
+
+
+def _iteration_labels(fig):
+    fig.canvas.draw()
+    marks = [t for t in fig.axes[0].texts if t.get_gid() == "iteration"]
+    return [(int(t.get_text().split()[-1]), t.xy, t.get_window_extent()) for t in marks]
+
+
+def test_inference_labels_are_in_time_order_and_never_collide():
+    df = _frame(iterations=14, gap_us=0)               # 14 inferences of 621 µs: not every label fits
+    marks = _iteration_labels(plot_layer_timeline(df, iterations=list(range(14))))
+    assert 3 <= len(marks) < 14
+    assert [m[0] for m in marks] == sorted(m[0] for m in marks)
+    assert [m[1][0] for m in marks] == sorted(m[1][0] for m in marks)
+    boxes = [m[2] for m in marks]
+    assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+
+
+def test_overlapping_inferences_of_several_contexts_are_labelled_per_lane_in_order():
+    df = _frame(iterations=3, streams=(("ctx1", "s0"), ("ctx2", "s1")))
+    df["iteration"] = df["iteration"] * 2 + (df["context"] == "ctx2").astype(int)      # each context numbers its own
+    fig = plot_layer_timeline(df, iterations=list(range(6)))
+    marks = _iteration_labels(fig)
+    lanes = {round(xy[1] + 0.36): [] for _, xy, _ in marks}
+    for it, xy, _ in marks:
+        lanes[round(xy[1] + 0.36)].append((xy[0], it))
+    assert sorted(lanes) == [0, 1]
+    assert [it for _, it in sorted(lanes[0])] == [0, 2, 4] and [it for _, it in sorted(lanes[1])] == [1, 3, 5]
+    seps = [line for line in fig.axes[0].lines if line.get_gid() == "separator"]
+    assert len(seps) == 4 and all(abs(line.get_ydata()[1] - line.get_ydata()[0]) < 1 for line in seps)
 
 
 def test_kernel_lane_under_each_stream():

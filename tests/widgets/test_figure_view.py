@@ -58,13 +58,13 @@ def test_interactive_view_keeps_one_canvas_and_its_handlers_across_figures():
     view = fv.FigureView(True)
     view.show(fv.make_figure(lambda: _fig("one")))
     canvas = view.canvas
-    assert isinstance(canvas, ipympl.Canvas) and view.widget.children == (canvas,)
+    assert isinstance(canvas, ipympl.Canvas) and view.widget.children[-1:] == (canvas,)
     seen = []
     view.on("button_press_event", lambda e: seen.append(e.canvas.figure.axes[0].get_title()))
     two = fv.make_figure(lambda: plt.subplots(figsize=(9, 2))[0])
     two.axes[0].set_title("two")
     view.show(two)
-    assert view.canvas is canvas and view.widget.children == (canvas,) and canvas.figure is two
+    assert view.canvas is canvas and view.widget.children[-1:] == (canvas,) and canvas.figure is two
     assert two.canvas is canvas
     _click(canvas)
     assert seen == ["two"]                            # handlers are connected to the new figure
@@ -98,7 +98,7 @@ def test_without_matplotlibs_private_set_dpi_the_view_falls_back_to_a_fresh_canv
     two = fv.make_figure(lambda: plt.subplots(figsize=(9, 2), FigureClass=WithoutPrivateDpi)[0])
     view.show(two)
     assert isinstance(view.canvas, ipympl.Canvas) and view.canvas is not first
-    assert view.widget.children == (view.canvas,) and view.canvas.figure is two and two.canvas is view.canvas
+    assert view.widget.children[-1:] == (view.canvas,) and view.canvas.figure is two and two.canvas is view.canvas
     assert view.canvas.get_width_height() == (900, 200)
     three = fv.make_figure(lambda: _fig("three"))
     view.show(three)                                  # and swaps again where it can
@@ -117,3 +117,15 @@ def test_an_interactive_view_leaves_pyplot_on_the_users_backend():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().lower() == "agg"
+
+
+def test_the_ipympl_toolbar_takes_its_own_row_off_the_axes():
+    """ipympl positions its toolbar absolutely over the figure (it hid titles and y labels); the view's style puts
+    it in the flow, always visible, and hides the 'Figure N' header."""
+    pytest.importorskip("ipympl.backend_nbagg")
+    view = fv.FigureView(True)
+    view.show(fv.make_figure(lambda: _fig("one")))
+    style, canvas = view.widget.children
+    assert canvas.toolbar_position == "top" and canvas.toolbar_visible == "visible" and not canvas.header_visible
+    assert ".perfkit-figure .jupyter-matplotlib-toolbar{position:static" in style.value
+    assert style.layout.display == "none"

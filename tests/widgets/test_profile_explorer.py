@@ -51,7 +51,7 @@ def test_iteration_range_and_lanes_change_the_timeline():
     e = ProfileExplorer(synthetic_run(), engine_layers=ENGINE, interactive=False)
     e.iterations.value = (0, 0)
     assert len(_bars(e.figure)) == 4
-    assert "inference 0" in e.figure.axes[0].get_title()
+    assert "inference 0" in e.figure.get_suptitle()
     e.lanes.value = ("ctx / s1",)
     assert len(_bars(e.figure)) == 2
     assert [t.get_text() for t in e.figure.axes[0].get_yticklabels()] == ["ctx\ns1"]

@@ -190,10 +190,10 @@ def test_interactive_mode_keeps_one_canvas_widget_and_swaps_its_figure():
     pytest.importorskip("ipympl")
     e = SweepExplorer(sweep_frame(), interactive=True)
     canvas = e.view.canvas
-    assert e.mode == "interactive" and e.view.widget.children == (canvas,) and e.figure.canvas is canvas
+    assert e.mode == "interactive" and e.view.widget.children[-1:] == (canvas,) and e.figure.canvas is canvas
     e.metric.value = "throughput_per_s"
     e(sweep_row(batch=64))
-    assert e.view.widget.children == (canvas,) and e.figure.canvas is canvas
+    assert e.view.widget.children[-1:] == (canvas,) and e.figure.canvas is canvas
     assert canvas.figure is e.figure and canvas.figure.axes[0].get_ylabel() == "throughput (samples/s)"
     assert canvas.get_diff_image() is not None                  # the canvas renders the new figure
 
@@ -203,3 +203,22 @@ def test_a_bare_explorer_displays_its_widget():
     bundle = e._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == e.widget.model_id
+
+
+def test_facets_wrap_into_rows_within_the_width_budget_and_line_styles_are_explained():
+    from perfkit.plots._axes import WIDTH_IN
+    rows = [sweep_row(m, p, b, 1.0 + b / 8) for m in ("a", "b", "c") for p in ("fp32", "fp16") for b in (1, 4)]
+    e = SweepExplorer(sweep_frame(rows), interactive=False)
+    e.color.value = "model"
+    e.facet.value = "model"                                   # colour and facet the same: styles tell precisions
+    fig = e.figure
+    assert fig.get_figwidth() <= WIDTH_IN
+    visible = [a for a in fig.axes if a.get_visible()]
+    assert len(visible) == 3 and len({round(a.get_position().y0, 3) for a in visible}) == 2      # 2 + 1
+    fig.canvas.draw()
+    legend = fig.legends[0]
+    assert legend.get_title().get_text() == "precision"
+    assert {t.get_text() for t in legend.get_texts()} == {"fp32", "fp16"}
+    styles = {h.get_label(): h.get_linestyle() for h in legend.legend_handles}
+    assert styles["fp32"] != styles["fp16"]
+    assert legend.get_window_extent().x1 <= fig.bbox.x1 + 1                     # inside the figure, not cut off
