@@ -54,6 +54,18 @@ def _three(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
+def four(v: float) -> str:
+    """A number to 4 significant figures without an exponent: 43550 -> '43,550', 637.2 -> '637.2',
+    0.01234 -> '0.01234'."""
+    import math
+    if not math.isfinite(v):
+        return str(v)
+    if abs(v) >= 1e4:
+        return f"{v:,.0f}"
+    digits = 3 - math.floor(math.log10(abs(v))) if v else 0
+    return f"{v:.{max(digits, 0)}f}".rstrip("0").rstrip(".") if digits > 0 else f"{v:.0f}"
+
+
 def human_ms(ms: float) -> str:
     """A duration in ms as ``'850 µs'``, ``'1.23 ms'`` or ``'2.5 s'``: three significant figures."""
     if abs(ms) < 1.0:
@@ -219,8 +231,9 @@ STANDS_OUT = 5         # an idle gap is cut only when it is this many times long
 
 
 def _idle_gaps(span: tuple, busy: Any, intervals: Any, cut: float) -> list:
-    """Stretches of ``span`` longer than ``cut`` of it, and than STANDS_OUT typical gaps between busy
-    times, with no busy time in them and no interval running."""
+    """Stretches of ``span`` with no busy time in them and no interval running, longer than STANDS_OUT typical
+    gaps between busy times and than ``cut`` of the time left once the longer ones are cut (a 5 s pause
+    beside a 43 s one is cut too)."""
     import numpy as np
     total = span[1] - span[0]
     if total <= 0:
@@ -229,9 +242,13 @@ def _idle_gaps(span: tuple, busy: Any, intervals: Any, cut: float) -> list:
     pts = pts[(pts >= span[0]) & (pts <= span[1])]
     d = np.diff(pts)
     typical = float(np.median(d[d > 0])) if (d > 0).any() else 0.0
-    out = []
-    for i in np.flatnonzero((d > cut * total) & (d > STANDS_OUT * typical)):
-        a, b = float(pts[i]), float(pts[i + 1])
-        if not ((intervals[:, 0] < b) & (intervals[:, 1] > a)).any():
-            out.append((a, b))
+    idle = [(float(pts[i]), float(pts[i + 1])) for i in np.flatnonzero(d > STANDS_OUT * typical)]
+    idle = [(a, b) for a, b in idle if not ((intervals[:, 0] < b) & (intervals[:, 1] > a)).any()]
+    out, left = [], total
+    for a, b in sorted(idle, key=lambda g: g[0] - g[1]):      # longest first, each against the time still drawn
+        if b - a <= cut * left:
+            break
+        out.append((a, b))
+        left -= b - a
+    out.sort()
     return out

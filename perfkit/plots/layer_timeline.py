@@ -12,6 +12,7 @@ from ..arguments import frame as check_frame, integer, number, positive_int
 from ..errors import ArgumentError
 from ._axes import WIDTH_IN, check_ax, figure_and_axes, plain_numbers, say_empty
 from .layer_marks import iteration_marks
+from .readouts import timeline_readout
 from .layer_lanes import (OUTSIDE_COLORS, OUTSIDE_NAMES, kernels_by_lane, lane_order, outside_kinds,
                           outside_lane_name)
 from .layer_style import layer_colors, short_name, time_unit  # noqa: F401 - public here too
@@ -95,6 +96,8 @@ def plot_layer_timeline(layer_times: pd.DataFrame, iterations: Any = None, ax: A
     names = [f"{c}\n{s.removeprefix(c + '/')}" if not k else "kernels" if c else outside_lane_name(s, kern)
              for c, s, k in lanes]
     ax.set_yticks(list(lanes.values()), names, fontsize=7)
+    timeline_readout(ax, x, w, y, df["layer"], df["iteration"],
+                     {v: n.replace("\n", " / ") for v, n in zip(lanes.values(), names)}, unit)
     ax.set_ylim(len(lanes) - 0.5, -0.5)
     ax.set_xlim(0, span * 1.005)
     plain_numbers(ax.xaxis)

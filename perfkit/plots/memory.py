@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import flag, number
-from ._axes import TimeAxis, bytes_unit, check_ax, figure_and_axes, human_bytes, human_ms, say_empty, title_parts
+from ._axes import TimeAxis, bytes_unit, check_ax, figure_and_axes, four, human_bytes, human_ms, say_empty, title_parts
 from .memory_blocks import top_allocations  # noqa: F401 - public here too
+from .memory_owners import context_lifetimes, headroom
+from .readouts import memory_readout
 from .memory_data import (DEFAULT_PHASES, PHASES, TAG_ORDER, MemoryData, events_arg, layer_times_arg,  # noqa: F401
                           memory_phases, memory_time_range, phases_arg, t0_arg, tags_arg, window_arg)
 
@@ -132,25 +134,27 @@ def _draw(ax: Any, data: MemoryData, levels: np.ndarray, names: list, span: tupl
                         alpha=0.85, label=name, gid=f"tag:{name}")
         bottom = top[:, j]
     ax.step(x, top[:, -1] / per, where="post", color="black", lw=0.8, gid="total", label="total held")
+    memory_readout(ax, x, (t - t0) / 1e6, top[:, -1], unit, per)
     ax.set_xlim(x[0], x[-1] if x[-1] > x[0] else x[0] + 1e-3)
     peak = int(np.argmax(top[:, -1]))
     event = i0 + int(rows[peak - 1]) if 0 < peak <= len(rows) else None
     when = "throughout" if (top[:, -1] == top[0, -1]).all() else "when the span opens" if peak == 0 else \
-        f"at {human_ms((t[peak] - t0) / 1e6)}"
+        f"at {four((t[peak] - t0) / 1e6)} ms"                   # in the x axis's unit
     _mark_peak(ax, ev, x[peak], float(top[peak, -1]), event, per, when)
     if predicted is not None:
         ax.axhline(predicted / per, color="#c0392b", ls="--", lw=1.2, gid="predicted",
                    label=f"builder's prediction {human_bytes(predicted)}")
-    ymax = max(float(top.max()), float(predicted or 0)) / per * 1.25 or 1.0
+    ymax = max(float(top.max()), float(predicted or 0)) / per * 1.25 / (1 - headroom(ev, span)) or 1.0
     ax.set_ylim(-BAND * ymax, ymax)
     _phase_marks(ax, ts, phase, phases, span, xa, lt)
     _layer_bands(ax, data, span, xa)
+    context_lifetimes(ax, ev, span, xa, t0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=7)
     xa.decorate(ax, span[1] + tail)
     from matplotlib.ticker import FuncFormatter
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: "" if v < 0 else f"{v:g}"))
     ax.set_ylabel(f"held ({unit})")
     ax.grid(axis="y", lw=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=7)
     return xa
 
 

@@ -268,3 +268,12 @@ def test_draws_on_the_callers_axes_with_the_legend_beside_them():
     fig.canvas.draw()
     assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1            # outside the data
     plt.close(fig)
+
+
+def test_hover_readout_names_the_time_layer_and_inference():
+    df = _frame(iterations=3)
+    ax = plot_layer_timeline(df, iterations=[1, 2]).axes[0]
+    # inference 1 starts at 0; big_conv_layer runs 0-400 µs, then mid 400-600 µs
+    assert ax.format_coord(100.0, 0.0) == "t = 100 µs · big_conv_layer (inference 1)"
+    assert ax.format_coord(637.2, 0.0).startswith("t = 637.2 µs · ")
+    assert ax.format_coord(500.0, 0.2) == "t = 500 µs · mid (inference 1)"

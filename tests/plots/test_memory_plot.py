@@ -85,7 +85,7 @@ def test_default_view_stacks_each_tag_without_the_build():
     (peak,) = by_gid(ax, "peak")
     assert list(peak.get_xdata()) == pytest.approx([4.15]) and list(peak.get_ydata()) == [10.0]   # fc's 3 MiB
     (label,) = [t for t in ax.texts if t.get_gid() == "peak_label"]
-    assert label.get_text() == "peak 10.0 MiB at 12.0 ms\nduring fc"                               # real time
+    assert label.get_text() == "peak 10.0 MiB at 12 ms\nduring fc"                               # real time
     (pred,) = by_gid(ax, "predicted")
     assert list(pred.get_ydata()) == [7.0, 7.0]
     assert "builder's prediction 7.00 MiB" in [t.get_text() for t in ax.get_legend().get_texts()]
@@ -202,7 +202,7 @@ def test_a_level_held_throughout_the_span_says_so():
     ax = plot_memory(ev, layer_times=lt, window_ms=(29.0, 40.0), t0_ns=T0).axes[0]
     assert [t.get_text() for t in ax.texts if t.get_gid() == "peak_label"] == ["7.00 MiB held throughout"]
     opened = plot_memory(ev, window_ms=(20.5, 30.0), t0_ns=T0).axes[0]       # conv1's block is freed at 21 ms
-    assert [t.get_text() for t in opened.texts if t.get_gid() == "peak_label"][0] == "peak 10.0 MiB at 22.0 ms\nduring fc"
+    assert [t.get_text() for t in opened.texts if t.get_gid() == "peak_label"][0] == "peak 10.0 MiB at 22 ms\nduring fc"
     falls = plot_memory(ev, window_ms=(22.5, 30.0), t0_ns=T0).axes[0]
     assert [t.get_text() for t in falls.texts if t.get_gid() == "peak_label"] == \
         ["peak 10.0 MiB when the span opens"]
@@ -258,3 +258,46 @@ def test_ticks_beside_a_cut_gap_after_a_single_event_do_not_collide():
     one = [(0.0, "alloc", 1, 0.5, "weights", "engine:net#1", "")] + \
         [(5.0 + 0.001 * i, "alloc", 10 + i, 0.4, "activations", "context:net#1/ctx1", "") for i in range(17)]
     assert not _overlapping_ticks(plot_memory(_frame(one), t0_ns=T0 - 10**9).axes[0])
+
+
+def test_each_contexts_lifetime_is_drawn_and_named():
+    # a sweep's context created and closed, the profile's context created 5 s later: two lifetimes, not one context
+    events = [(0.0, "alloc", 1, 1, "weights", "engine:net#1", ""),
+              (1.0, "alloc", 2, 2, "activations", "context:net#1/ctx1", ""),
+              (2.0, "alloc", 3, 1, "workspace", "context:net#1/ctx1", ""),
+              (50.0, "free", 2, 2, "activations", "context:net#1/ctx1", ""),
+              (51.0, "free", 3, 1, "workspace", "context:net#1/ctx1", ""),
+              (5000.0, "alloc", 4, 2, "activations", "context:net#1/ctx2", ""),
+              (5001.0, "alloc", 5, 1, "workspace", "context:net#1/ctx2", ""),
+              (5010.0, "alloc", 6, 0.5, "user", "", "fc"), (5011.0, "free", 6, 0.5, "user", "", "fc")]
+    ax = plot_memory(_frame(events), t0_ns=T0).axes[0]
+    labels = [t.get_text() for t in ax.texts if t.get_gid() == "context_label"]
+    assert labels == ["net#1/ctx1: created 1 ms, freed 51 ms", "net#1/ctx2: created 5000 ms, still held at the end"]
+    lines = by_gid(ax, "context_life", "lines")
+    assert len(lines) == 2 and lines[0].get_xdata()[1] < lines[1].get_xdata()[0]      # one ends before the next
+    ax.figure.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.texts if t.get_gid() in ("context_label", "peak_label")]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_every_idle_gap_long_against_the_time_left_is_cut():
+    # 43 s idle, then 5.5 s idle: once the 43 s are cut, the 5.5 s are most of what is left and are cut too
+    events = [(0.0, "alloc", 1, 1, "weights", "engine:net#1", ""),
+              (1.0, "alloc", 2, 1, "activations", "context:net#1/ctx1", ""),
+              (43000.0, "alloc", 3, 1, "workspace", "context:net#1/ctx1", ""),
+              (43001.0, "alloc", 4, 1, "io", "context:net#1/ctx1", ""),
+              (48500.0, "alloc", 5, 0.5, "user", "", "fc"), (48501.0, "free", 5, 0.5, "user", "", "fc")]
+    ax = plot_memory(_frame(events), t0_ns=T0).axes[0]
+    assert len(by_gid(ax, "idle_gap", "patches")) == 2
+    assert not _overlapping_ticks(ax)
+
+
+def test_the_peak_and_the_hover_readout_say_times_in_the_axis_unit():
+    events = [(0.0, "alloc", 1, 1, "weights", "engine:net#1", ""),
+              (0.2, "alloc", 2, 2, "activations", "context:net#1/ctx1", ""),
+              (0.45, "alloc", 3, 1, "user", "", "fc"), (0.6, "free", 3, 1, "user", "", "fc")]
+    ax = plot_memory(_frame(events), t0_ns=T0).axes[0]
+    (peak,) = [t.get_text() for t in ax.texts if t.get_gid() == "peak_label"]
+    assert peak.startswith("peak 4.00 MiB at 0.45 ms") and "µs" not in peak
+    assert ax.format_coord(0.3, 0.1) == "t = 0.3 ms · held 3 MiB"          # weights 1 + activations 2
+    assert ax.format_coord(0.5, 3.9) == "t = 0.5 ms · held 4 MiB"
