@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any, Sequence
 
-from .plots._axes import human_bytes
+from .plots._axes import four, human_bytes, human_ms
 
 DEMO_MODELS = ("mnist_mlp", "lenet", "resnet_small", "transformer_encoder")
 
@@ -115,6 +115,8 @@ def _run_demo(dev: Any, run_dir: str, batch_sizes: list, precisions: list, model
                 print(f"  {net.name:<22}{p:<6}{int((steps['precision'] == p).sum())} of {len(steps)} layers in {p}")
     print(f"\nper-layer profiles (batch {top}, {precisions[0]}): top layers, memory predicted vs measured, overhead")
     profiles = {net.name: _profile(dev, engines[(net.name, precisions[0], top)], net, top, run_dir) for net in nets}
+    for sentence in _cross_check(frame, profiles, precisions[0], top):
+        print(f"  disagreement: {sentence}")
     best = frame.loc[frame.groupby("model")["throughput_per_s"].idxmax()]
     print("\nbest throughput per model:")
     for _, r in best.iterrows():
@@ -153,6 +155,48 @@ def _profile(dev: Any, e: Any, net: Any, batch: int, run_dir: str) -> tuple:
     events = _own_events(e.allocator.events if hasattr(e.allocator, "events") else run.memory, e.owner)
     ctx.close()
     return run, events
+
+
+def _cross_check(frame: Any, profiles: dict, precision: str, batch: int) -> list:
+    """Sentences for the profiled models whose unprofiled end-to-end latency (the profile's baseline) lies
+    far outside the sweep's interval for the same configuration: two measurements of one engine that disagree
+    say the machine changed between them, and neither should be trusted alone."""
+    out = []
+    for model, (run, _) in profiles.items():
+        row = frame[(frame["model"] == model) & (frame["precision"] == precision) & (frame["batch_size"] == batch)]
+        e2e = run.overview_values().get("e2e_unprofiled_ms")
+        if row.empty or e2e is None:
+            continue
+        r = row.iloc[0]
+        lo, hi, med = (float(r.get(c, float("nan"))) for c in ("latency_ci_low_ms", "latency_ci_high_ms",
+                                                                "latency_median_ms"))
+        lo, hi = (med, med) if lo != lo or hi != hi else (lo, hi)
+        if lo / 1.5 <= e2e <= hi * 1.5 or not med > 0:
+            continue
+        out.append(f"{model} ({precision}, batch {batch}): the sweep timed a median of {med:.4g} ms (interval "
+                   f"{lo:.4g}-{hi:.4g} ms), its profile's unprofiled inferences {e2e:.4g} ms, {max(e2e, med) / min(e2e, med):.1f}x "
+                   "apart. The same engine measured twice disagrees: the machine changed between the two (see the host "
+                   "load), so trust neither figure alone; measure again on a quiet machine.")
+    return out
+
+
+def _layer_why(run: Any, batch: int, n: int = 5) -> Any:
+    """The ``n`` slowest layers of a profile with what explains them: precision, tactic, the network layers
+    fused into each, and the achieved GFLOP/s and GB/s (FLOPs and bytes per sample from the engine's layers)."""
+    import pandas as pd
+    s = run.summary().head(n)
+    info = run.engine_layers.set_index("layer") if len(run.engine_layers) else pd.DataFrame()
+    rows = []
+    for r in s.itertuples():
+        i = info.loc[r.layer] if r.layer in info.index else {}
+        seconds = r.median_ms / 1e3
+        flops, nbytes = (float(i.get(k, float("nan"))) * batch for k in ("flops", "bytes"))
+        rows.append({"layer": r.layer, "type": r.type, "share %": round(r.pct, 1), "median": human_ms(r.median_ms),
+                     "precision": i.get("precision", ""), "tactic": i.get("tactic", ""),
+                     "GFLOP/s": four(flops / seconds / 1e9) if seconds > 0 else "",
+                     "GB/s": four(nbytes / seconds / 1e9) if seconds > 0 else "",
+                     "fused network layers": i.get("origin", "")})
+    return pd.DataFrame(rows)
 
 
 def _own_events(events: Any, owner: str) -> Any:
@@ -209,7 +253,7 @@ def _sweep_table(frame: Any) -> Any:
         "device memory": [human_bytes(b) for b in f["device_memory_bytes"]], "flag": flags})
 
 
-def _trust_text(dev: Any, frame: Any) -> str:
+def _trust_text(dev: Any, frame: Any, cross_checks: list) -> str:
     """How far to trust the sweep, in words: how it was timed, the host load its rows recorded, unstable rows, and
     the disturbances bench.sweep_disturbances finds in those rows."""
     from .bench import sweep_disturbances
@@ -224,6 +268,7 @@ def _trust_text(dev: Any, frame: Any) -> str:
         lines.append(f"{int(frame['unstable'].sum())} of {len(frame)} configurations stayed unstable after being "
                      "timed again: read their medians with their intervals.")
     lines += sweep_disturbances(frame)
+    lines += cross_checks
     return "\n".join(lines)
 
 
@@ -251,7 +296,8 @@ def _demo_report(dev: Any, frame: Any, nets: list, engines: dict, precisions: li
     model = next(n.removeprefix("layer_timeline_").removesuffix(".png") for n in figures if n.startswith("layer_"))
     summary = profiles[model][0].summary().head(10).reset_index(drop=True)
     sections = [
-        Section("How far to trust these numbers", _trust_text(dev, frame)),
+        Section("How far to trust these numbers", _trust_text(dev, frame, _cross_check(frame, profiles, precisions[0],
+                                                                                     top))),
         Section("Latency and throughput against batch size and precision",
                 f"One engine per batch size (guide 2.1), precisions {', '.join(precisions)} allowed per layer.",
                 table=_sweep_table(frame)),
@@ -261,6 +307,10 @@ def _demo_report(dev: Any, frame: Any, nets: list, engines: dict, precisions: li
                 "compared with the same inferences unprofiled.", table=overview),
         Section(f"Slowest layers of {model}", "Per layer over the profiled inferences (trtexec --dumpProfile).",
                 table=summary[[c for c in ("layer", "count", "median_ms", "total_ms", "pct") if c in summary]]),
+        *[Section(f"Why {m} takes its time", f"Its five slowest layers at batch {top} in {precisions[0]}: share of "
+                  "the layer time, median, the precision and tactic the builder chose, the network layers fused into "
+                  "each, and the FLOP/s and bytes/s each achieved.", table=_layer_why(run, top))
+          for m, (run, _) in profiles.items()],
         *charts[2:],
     ]
     return write_report(os.path.join(run_dir, "report.html"), f"perfkit demo on {dev.spec}", sections)
