@@ -62,13 +62,16 @@ class Section:
 
 
 def _table_html(table: Any) -> str:
-    """The frame as an HTML table without its index: numbers right-aligned to 4 significant digits, text left."""
+    """The frame as an HTML table without its index: numbers right-aligned to 4 significant digits (43,550 rather
+    than 4.355e+04), text left."""
     import pandas as pd
+
+    from .plots._axes import four
 
     def cell(v: Any) -> str:
         if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
             return "–"
-        return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
+        return four(v) if isinstance(v, float) else html.escape(str(v))
     numeric = [pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
                for c in table.columns]
     attr = [' class="num"' if n else "" for n in numeric]

@@ -63,7 +63,8 @@ def figure_with_line():
 
 
 def test_tables_and_figures_are_inline_and_nothing_is_fetched(tmp_path):
-    table = pd.DataFrame({"model": ["mnist_mlp", "<lenet>"], "batch_size": [1, 8], "latency_median_ms": [0.1234567, None]})
+    table = pd.DataFrame({"model": ["mnist_mlp", "<lenet>"], "batch_size": [1, 8], "latency_median_ms": [0.1234567, None],
+                          "samples_per_s": [43550.4, 8.1]})
     fig = figure_with_line()
     path = write_report(tmp_path / "report.html", "perfkit & co", [
         Section("Sweep", "two rows", table=table),
@@ -75,7 +76,8 @@ def test_tables_and_figures_are_inline_and_nothing_is_fetched(tmp_path):
     page = Page(text)
     assert page.headings == ["perfkit & co", "Sweep", "Chart", "Words only"]
     (rows,) = page.tables
-    assert rows == [["model", "batch_size", "latency_median_ms"], ["mnist_mlp", "1", "0.1235"], ["<lenet>", "8", "–"]]
+    assert rows == [["model", "batch_size", "latency_median_ms", "samples_per_s"], ["mnist_mlp", "1", "0.1235", "43,550"],
+                    ["<lenet>", "8", "–", "8.1"]]                # no exponents: 43,550 rather than 4.355e+04
     (img,) = page.images
     assert img["alt"] == "latency against batch"
     assert img["src"].startswith("data:image/png;base64,")
