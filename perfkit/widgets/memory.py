@@ -117,8 +117,7 @@ class MemoryExplorer(Explorer):
         self.view.show(make_figure(lambda: draw_memory(self.data, None, self.by_tag.value, phases, window, tags,
                                                        self.predicted_bytes, self.t0_ns)))
         top = largest_blocks(self.data, window, 10, self.t0_ns, phases, tags) if len(self.events) else pd.DataFrame()
-        self._set_table(top, {"alloc_ms": "{:.3f}".format, "free_ms": "{:.3f}".format, "lifetime_ms": "{:.3f}".format,
-                              "size_bytes": "{:,}".format, "requested_bytes": "{:,}".format})
+        self._set_table(top, {"size_bytes": human_bytes, "requested_bytes": human_bytes})    # times: 4 figures
         self.note.value = self._summary(top)
 
     def _summary(self, top: pd.DataFrame) -> str:

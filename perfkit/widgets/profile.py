@@ -9,8 +9,8 @@ import pandas as pd
 
 from ..arguments import frame as check_frame
 from ..plots import plot_layer_timeline
-from ..plots._axes import human_ms
-from ._explorer import Explorer
+from ..plots._axes import human_bytes, human_ms
+from ._explorer import Explorer, count_text
 from ._sources import as_run, run_frame
 from .figure_view import make_figure
 from .profile_table import COLUMNS, layer_table
@@ -107,8 +107,7 @@ class ProfileExplorer(Explorer):
         ms = human_ms
         self._set_table(t.reset_index(drop=True), {
             "median_ms": ms, "ci_low_ms": ms, "ci_high_ms": ms, "total_ms": ms, "pct": lambda v: f"{v:.1f}%",
-            "gflops_per_s": lambda v: f"{v:,.2f}", "gb_per_s": lambda v: f"{v:,.2f}", "flops": lambda v: f"{v:,.0f}",
-            "bytes": lambda v: f"{v:,.0f}", "batch_size": lambda v: f"{v:.0f}"})
+            "flops": count_text, "bytes": human_bytes, "batch_size": lambda v: f"{v:.0f}"})   # others: 4 figures
 
     def _apply_highlight(self) -> None:
         self._fade()

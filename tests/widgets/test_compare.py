@@ -1,7 +1,7 @@
 """compare(): ratios with intervals, and 'not significant' where the interval holds 1."""
 import numpy as np
 import pytest
-from conftest import sweep_frame, sweep_row
+from explorer_data import sweep_frame, sweep_row
 
 import perfkit as pk
 from perfkit.frames.schemas import LAYER_TIMES

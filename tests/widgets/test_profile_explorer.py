@@ -7,6 +7,7 @@ import perfkit as pk
 from perfkit.frames.schemas import ENGINE_LAYERS, LAYER_TIMES, MEMORY_EVENTS, QUERIES
 from perfkit.profiling.data import RunData
 from perfkit.widgets import ProfileExplorer
+from perfkit.widgets._explorer import count_text
 from perfkit.frames.schemas import GPU_SAMPLES, KERNELS
 
 
@@ -131,3 +132,11 @@ def test_a_run_without_engine_frames_leaves_flops_blank():
 def test_bad_runs_are_refused(bad):
     with pytest.raises(pk.PerfkitError):
         ProfileExplorer(bad, interactive=False)
+
+
+def test_table_says_flops_and_bytes_in_human_units():
+    e = ProfileExplorer(synthetic_run(), engine_layers=ENGINE, interactive=False)
+    assert e.table.layout.width == "100%" and e.table.layout.overflow == "auto"          # scrolls in its box
+    assert "e+" not in e.table.value and "e-0" not in e.table.value
+    conv = e.table.value.split("<tr>")[2]                       # the first row: conv, 3e6 FLOPs and 60000 bytes
+    assert ">3 M<" in conv and ">58.6 KiB<" in conv and count_text(3e6) == "3 M"
