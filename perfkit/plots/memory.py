@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import flag, number
-from ._axes import TimeAxis, bytes_unit, check_ax, figure_and_axes, four, human_bytes, human_ms, say_empty, title_parts
+from ._axes import TimeAxis, bytes_unit, check_ax, figure_and_axes, at_resolution, human_bytes, human_ms, say_empty, title_parts
 from .memory_blocks import top_allocations  # noqa: F401 - public here too
 from .memory_owners import context_lifetimes, headroom
 from .readouts import memory_readout
@@ -139,7 +139,7 @@ def _draw(ax: Any, data: MemoryData, levels: np.ndarray, names: list, span: tupl
     peak = int(np.argmax(top[:, -1]))
     event = i0 + int(rows[peak - 1]) if 0 < peak <= len(rows) else None
     when = "throughout" if (top[:, -1] == top[0, -1]).all() else "when the span opens" if peak == 0 else \
-        f"at {four((t[peak] - t0) / 1e6)} ms"                   # in the x axis's unit
+        f"at {at_resolution((t[peak] - t0) / 1e6, (span[1] - span[0]) / 1e6)} ms"        # in the x axis's unit
     _mark_peak(ax, ev, x[peak], float(top[peak, -1]), event, per, when)
     if predicted is not None:
         ax.axhline(predicted / per, color="#c0392b", ls="--", lw=1.2, gid="predicted",

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._axes import four
+from ._axes import at_resolution
 
 PREFIX = "context:"
 ROWS = 4                     # lifetimes stacked in this many rows, then the rows are reused
@@ -53,6 +53,9 @@ def context_lifetimes(ax: Any, ev: pd.DataFrame, span: tuple, xa: Any, t0: int) 
         return
     trans = ax.get_xaxis_transform()
     right = ax.get_xlim()[1]
+
+    def ms(ns: float) -> str:
+        return at_resolution((ns - t0) / 1e6, (span[1] - span[0]) / 1e6)
     for k, r in enumerate(life.itertuples()):
         y = TOP - STEP * (k % ROWS)
         alive = np.isnan(r.end_ns)
@@ -60,7 +63,6 @@ def context_lifetimes(ax: Any, ev: pd.DataFrame, span: tuple, xa: Any, t0: int) 
         x1 = right if alive else float(xa(min(r.end_ns, span[1])))
         ax.plot([x0, x1], [y, y], transform=trans, color="0.25", lw=1.2, marker="|", ms=6, gid="context_life",
                 solid_capstyle="butt")
-        when = f"created {four((r.start_ns - t0) / 1e6)} ms, " + \
-            ("still held at the end" if alive else f"freed {four((r.end_ns - t0) / 1e6)} ms")
+        when = f"created {ms(r.start_ns)} ms, " + ("still held at the end" if alive else f"freed {ms(r.end_ns)} ms")
         ax.annotate(f"{r.owner}: {when}", (x0, y), xycoords=trans, xytext=(2, 1.5), textcoords="offset points",
                     fontsize=6.5, color="0.2", va="bottom", gid="context_label")

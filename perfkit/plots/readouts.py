@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._axes import four
+from ._axes import at_resolution, four
 from .layer_style import short_name
 
 
@@ -19,7 +19,7 @@ def timeline_readout(ax: Any, x: Any, w: Any, y: Any, layers: Any, iterations: A
     def coord(xv: float, yv: float) -> str:
         lane = int(round(yv))
         hit = np.flatnonzero((y == lane) & (x <= xv) & (xv <= x + w))
-        said = f"t = {four(xv)} {unit}"
+        said = f"t = {at_resolution(xv, _width(ax))} {unit}"
         if len(hit):
             i = hit[-1]
             return f"{said} · {short_name(str(layers[i]), 48)} (inference {iterations[i]})"
@@ -28,11 +28,19 @@ def timeline_readout(ax: Any, x: Any, w: Any, y: Any, layers: Any, iterations: A
 
 
 def memory_readout(ax: Any, x: Any, t_ms: Any, held: Any, unit: str, per: float) -> None:
-    """``t = 12.1 ms · held 3.63 MiB``: the real time under the pointer (the x axis may have cut gaps, so x is
+    """``t = 12.1 ms · held 3.63 MiB``: the real time under the pointer (to the visible range's resolution) (the x axis may have cut gaps, so x is
     mapped back through the points drawn) and the total held from the step at or before it."""
     x, t_ms, held = np.asarray(x, float), np.asarray(t_ms, float), np.asarray(held, float)
 
     def coord(xv: float, yv: float) -> str:
         i = int(np.clip(np.searchsorted(x, xv, "right") - 1, 0, len(x) - 1))
-        return f"t = {four(float(np.interp(xv, x, t_ms)))} ms · held {four(held[i] / per)} {unit}"
+        lo, hi = np.interp(ax.get_xlim(), x, t_ms)                   # the real times shown (gaps may be cut)
+        t = float(np.interp(xv, x, t_ms))
+        return f"t = {at_resolution(t, hi - lo)} ms · held {four(held[i] / per)} {unit}"
     ax.format_coord = coord
+
+
+def _width(ax: Any) -> float:
+    """The visible x range now (after a zoom, a readout gets finer)."""
+    lo, hi = ax.get_xlim()
+    return abs(hi - lo)

@@ -4,13 +4,14 @@ beneath, and the largest blocks live in the window."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import pandas as pd
 
 from ..arguments import frame as check_frame, number
 from ..frames.schemas import MEMORY_EVENTS
-from ..plots._axes import human_bytes
+from ..plots._axes import at_resolution, human_bytes
 from ..plots.memory import DEFAULT_PHASES, PHASES, MemoryData, draw_memory
 from ..plots.memory_blocks import largest_blocks
 from ..plots.memory_data import time_range
@@ -117,7 +118,9 @@ class MemoryExplorer(Explorer):
         self.view.show(make_figure(lambda: draw_memory(self.data, None, self.by_tag.value, phases, window, tags,
                                                        self.predicted_bytes, self.t0_ns)))
         top = largest_blocks(self.data, window, 10, self.t0_ns, phases, tags) if len(self.events) else pd.DataFrame()
-        self._set_table(top, {"size_bytes": human_bytes, "requested_bytes": human_bytes})    # times: 4 figures
+        at = partial(_at, width=window[1] - window[0] if window else 0.0)   # times as finely as the window needs
+        self._set_table(top, {"size_bytes": human_bytes, "requested_bytes": human_bytes, "alloc_ms": at,
+                              "free_ms": at})
         self.note.value = self._summary(top)
 
     def _summary(self, top: pd.DataFrame) -> str:
@@ -126,6 +129,10 @@ class MemoryExplorer(Explorer):
         pred = f"; the builder predicted {human_bytes(self.predicted_bytes)}" if self.predicted_bytes else ""
         return (f"<p style='margin:2px'>largest block live in the window: {top['size'].iloc[0]} "
                 f"({top['tag'].iloc[0]}, {top['owner'].iloc[0]}){pred}.</p>")
+
+
+def _at(v: float, width: float) -> str:
+    return at_resolution(float(v), width)
 
 
 def _nothing(text: str) -> Any:
