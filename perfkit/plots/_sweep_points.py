@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..precision import PRECISION_ORDER
 from ._axes import WIDTH_IN, figure_and_axes, say_empty, unit_of
+from .readouts import sweep_readout
 
 #: metric -> (label, kind); kind: "ms" (a duration), "bytes", "rate" (samples/s)
 METRICS = {
@@ -87,6 +88,7 @@ def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", col
                                   zorder=5, gid="unstable", label="unstable (spread above the sweep's limit)")
                 rings = ring
         _axes_style(ax, x, order, logx, logy, fv, facet, sorted(pts[x].unique()) if not order and len(pts) else [])
+        sweep_readout(ax, X_AXES[x], {i: str(v) for v, i in order.items()}, label, unit)
     for ax in axes.flat[len(facets):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:

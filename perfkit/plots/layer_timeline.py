@@ -11,11 +11,11 @@ import pandas as pd
 from ..arguments import frame as check_frame, integer, number, positive_int
 from ..errors import ArgumentError
 from ._axes import WIDTH_IN, check_ax, figure_and_axes, plain_numbers, say_empty
-from .layer_marks import iteration_marks
-from .readouts import timeline_readout
 from .layer_lanes import (OUTSIDE_COLORS, OUTSIDE_NAMES, kernels_by_lane, lane_order, outside_kinds,
                           outside_lane_name)
+from .layer_marks import iteration_marks
 from .layer_style import layer_colors, short_name, time_unit  # noqa: F401 - public here too
+from .readouts import timeline_readout
 
 HATCHES = ("", "////", "....", "xxxx", "\\\\\\\\", "++++", "oooo", "----", "****", "||||")
 LAYER_COLUMNS = ("iteration", "start_ns", "end_ns", "context", "stream", "type", "layer")
@@ -143,7 +143,8 @@ def _title(frame: pd.DataFrame, df: pd.DataFrame, iterations: list) -> str:
         parts.append("/".join(sorted(df["precision"].unique())))
     if "batch_size" in df:
         parts.append("batch " + "/".join(map(str, sorted(df["batch_size"].unique()))))
-    return f"layer timeline — inference{'s' if len(iterations) > 1 else ''} {_ranges(iterations)}\n{' · '.join(parts)}"
+    which = f"inference{'s' if len(iterations) > 1 else ''} {_ranges(iterations)}"
+    return f"layer timeline — {which}\n{' · '.join(parts)}"
 
 
 def _ranges(numbers: list) -> str:

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import flag, number
-from ._axes import TimeAxis, bytes_unit, check_ax, figure_and_axes, at_resolution, human_bytes, human_ms, say_empty, title_parts
+from ._axes import (TimeAxis, at_resolution, bytes_unit, check_ax, figure_and_axes, human_bytes, human_ms, say_empty,
+                    title_parts)
 from .memory_blocks import top_allocations  # noqa: F401 - public here too
-from .memory_owners import context_lifetimes, headroom
-from .readouts import memory_readout
 from .memory_data import (DEFAULT_PHASES, PHASES, TAG_ORDER, MemoryData, events_arg, layer_times_arg,  # noqa: F401
                           memory_phases, memory_time_range, phases_arg, t0_arg, tags_arg, window_arg)
+from .memory_owners import context_lifetimes, headroom
+from .readouts import memory_readout
 
 TAG_COLORS = {"weights": "#4c72b0", "activations": "#55a868", "workspace": "#dd8452", "io": "#8172b3",
               "user": "#937860", "held before the frame": "#c8c8c8"}

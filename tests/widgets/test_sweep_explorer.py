@@ -222,3 +222,11 @@ def test_facets_wrap_into_rows_within_the_width_budget_and_line_styles_are_expla
     styles = {h.get_label(): h.get_linestyle() for h in legend.legend_handles}
     assert styles["fp32"] != styles["fp16"]
     assert legend.get_window_extent().x1 <= fig.bbox.x1 + 1                     # inside the figure, not cut off
+
+
+def test_hover_readout_says_the_axes_in_words():
+    e = SweepExplorer(sweep_frame(), interactive=False)
+    e.metric.value = "latency_median_ms"
+    assert e.figure.axes[0].format_coord(16.0, 2.5) == "batch size 16 · median latency 2.5 ms"
+    e.x.value = "precision"
+    assert e.figure.axes[0].format_coord(1.1, 2.5) == "precision fp16 · median latency 2.5 ms"
