@@ -204,6 +204,23 @@ class TimeAxis:
         ax.set_xticks(np.array(ticks), labels)
 
 
+def drop_colliding_ticks(ax: Any, pad_px: float = 4.0) -> None:
+    """After layout, keeps the x ticks whose labels, left to right, begin ``pad_px`` after the last kept one ends
+    (ticks placed by estimate, such as a cut time axis's, can still touch: '6550 6560')."""
+    import numpy as np
+    ax.figure.draw_without_rendering()
+    lo, hi = sorted(ax.get_xlim())
+    kept, end = [], -np.inf
+    for x, label in zip(ax.get_xticks(), ax.get_xticklabels()):
+        if not lo <= x <= hi or not label.get_text():
+            continue
+        box = label.get_window_extent()
+        if box.x0 >= end + pad_px:
+            kept.append((x, label.get_text()))
+            end = box.x1
+    ax.set_xticks([x for x, _ in kept], [text for _, text in kept])
+
+
 def _char_width(ax: Any) -> float:
     """The share of the axes' width that one tick-label character takes (a digit is about 0.6 em)."""
     import matplotlib

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import flag, number
-from ._axes import (TimeAxis, at_resolution, bytes_unit, check_ax, figure_and_axes, human_bytes, human_ms, say_empty,
-                    title_parts)
+from ._axes import (TimeAxis, at_resolution, bytes_unit, check_ax, drop_colliding_ticks, figure_and_axes, human_bytes,
+                    human_ms, say_empty, title_parts)
 from .memory_blocks import top_allocations  # noqa: F401 - public here too
 from .memory_data import (DEFAULT_PHASES, PHASES, TAG_ORDER, MemoryData, events_arg, layer_times_arg,  # noqa: F401
                           memory_phases, memory_time_range, phases_arg, t0_arg, tags_arg, window_arg)
@@ -79,9 +79,12 @@ def draw_memory(data: MemoryData, ax: Any, by_tag: bool, phases: tuple, window: 
         return fig
     xa = _draw(ax, data, levels, names, span, t0, predicted, phases)
     cut = any(p.get_gid() == "idle_gap" for p in ax.patches)
-    ax.set_xlabel(f"time (ms) since {_origin(t0, t0_given, data.first_ns())}"
-                  + ("; idle gaps cut short" if cut else "")
-                  + ("; each phase at least 12% wide (the scale changes at the dotted lines)" if xa.breaks else ""))
+    notes = (["idle gaps cut short"] if cut else []) + \
+        (["each phase at least 12% wide (the scale changes at the dotted lines)"] if xa.breaks else [])
+    ax.set_xlabel(f"time (ms) since {_origin(t0, t0_given, data.first_ns())}"      # notes on a line of their own:
+                  + ("\n" + "; ".join(notes) if notes else ""))                   # one long line ran off the figure
+    if cut or xa.breaks:
+        drop_colliding_ticks(ax)
     return fig
 
 

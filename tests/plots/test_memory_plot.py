@@ -74,7 +74,7 @@ def test_default_view_stacks_each_tag_without_the_build():
     assert top == {"tag:weights": 4, "tag:activations": 6, "tag:workspace": 7, "tag:user": 10}
     assert _ys(areas["tag:activations"]).min() == 0                      # the stack grows as the context is made
     assert ax.get_ylabel() == "held (MiB)"
-    assert ax.get_xlabel() == "time (ms) since the start of the phases shown; idle gaps cut short"
+    assert ax.get_xlabel() == "time (ms) since the start of the phases shown\nidle gaps cut short"
     assert ax.get_title() == "device memory over time — context creation + inference"
     # 12-20 ms held no event: it is cut to 3% of the 5 ms of activity; the ticks still read real times
     (gap,) = [p for p in ax.patches if p.get_gid() == "idle_gap"]
@@ -301,3 +301,31 @@ def test_the_peak_and_the_hover_readout_say_times_in_the_axis_unit():
     assert peak.startswith("peak 4.00 MiB at 0.45 ms") and "µs" not in peak
     assert ax.format_coord(0.3, 0.1) == "t = 0.3 ms · held 3 MiB"          # weights 1 + activations 2
     assert ax.format_coord(0.5, 3.9) == "t = 0.5 ms · held 4 MiB"
+
+
+def test_tick_labels_that_would_touch_are_thinned_after_layout():
+    import matplotlib.pyplot as plt
+    from perfkit.plots._axes import drop_colliding_ticks
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.set_xlim(6500, 6700)
+    ax.set_xticks([6500, 6550, 6553, 6560, 6600, 6700], ["6500", "6550", "6553", "6560", "6600", "6700"])
+    assert _overlapping_ticks(ax)
+    drop_colliding_ticks(ax)
+    assert not _overlapping_ticks(ax) and [t.get_text() for t in ax.get_xticklabels()][:2] == ["6500", "6550"]
+    plt.close(fig)
+
+
+def test_a_long_axis_note_stays_inside_the_figure():
+    events = [(0.0, "alloc", 1, 1, "weights", "engine:net#1", ""),
+              (1.0, "alloc", 2, 1, "activations", "context:net#1/ctx1", ""),
+              (43000.0, "alloc", 3, 1, "workspace", "context:net#1/ctx1", ""),
+              (43001.0, "alloc", 4, 1, "io", "context:net#1/ctx1", ""),
+              (48500.0, "alloc", 5, 0.5, "user", "", "fc"), (48501.0, "free", 5, 0.5, "user", "", "fc")]
+    import matplotlib.pyplot as plt
+    _, ax = plt.subplots(figsize=(5, 3), layout="constrained")             # a narrow figure of the user's
+    fig = plot_memory(_frame(events), ax=ax, t0_ns=T0 - 5 * 10**9)         # 'since 5.00 s before the first event'
+    fig.canvas.draw()
+    assert "idle gaps cut short" in ax.get_xlabel()
+    box = ax.xaxis.label.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1
+    plt.close(fig)
