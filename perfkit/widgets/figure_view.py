@@ -46,6 +46,12 @@ def quiet_pyplot() -> Iterator[None]:
     """pyplot's interactive mode off while a plot function makes its figure, so no backend shows it
     on its own (it would appear twice: once by itself, once in the explorer)."""
     import matplotlib.pyplot as plt
+    resolve = getattr(plt, "_get_backend_mod", None)
+    if resolve is not None:
+        # pyplot's backend chosen now, outside ioff: in a Jupyter kernel choosing the inline backend turns
+        # interactive mode on, and ioff would then restore the 'off' it found, so that later plot_* cells of
+        # the user showed nothing
+        resolve()
     with plt.ioff():
         yield
 
