@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ArgumentError
+from ..frames.units import bytes_unit, human_bytes, human_ms  # noqa: F401  (the plots and explorers take them here)
 
 
 def check_ax(ax: Any, what: str) -> None:
@@ -32,28 +33,6 @@ def say_empty(ax: Any, what: str) -> None:
     ax.text(0.5, 0.5, f"no {what}", ha="center", va="center", transform=ax.transAxes)
 
 
-BYTE_UNITS = (("B", 1), ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30), ("TiB", 2**40))
-
-
-def bytes_unit(max_bytes: float) -> tuple:
-    """(name, bytes per unit) for values up to ``max_bytes``: the largest unit that keeps it at 1 or more."""
-    for name, per in reversed(BYTE_UNITS):
-        if abs(max_bytes) >= per:
-            return name, per
-    return BYTE_UNITS[0]
-
-
-def human_bytes(n: float) -> str:
-    """``1736704`` -> ``'1.66 MiB'``; three significant figures, whole bytes below 1 KiB."""
-    name, per = bytes_unit(n)
-    return f"{n:.0f} B" if per == 1 else f"{_three(n / per)} {name}"
-
-
-def _three(v: float) -> str:
-    """Three significant figures without an exponent: 1020, 102, 10.2, 1.02."""
-    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
-
-
 def four(v: float) -> str:
     """A number to 4 significant figures without an exponent: 43550 -> '43,550', 637.2 -> '637.2',
     0.01234 -> '0.01234'."""
@@ -70,13 +49,6 @@ def at_resolution(v: float, width: float) -> str:
     """``v`` with the decimals that tell apart values 1/50 of ``width`` (the axis's visible range) apart:
     246.455 ms on a 0.7 ms wide axis (as its ticks), 246 ms on a 5 s one; 4 significant figures when ``width`` is 0."""
     return tick_text(v, width / 50) if width > 0 else four(v)
-
-
-def human_ms(ms: float) -> str:
-    """A duration in ms as ``'850 µs'``, ``'1.23 ms'`` or ``'2.5 s'``: three significant figures."""
-    if abs(ms) < 1.0:
-        return f"{_three(ms * 1e3)} µs"
-    return f"{_three(ms)} ms" if abs(ms) < 1000 else f"{_three(ms / 1e3)} s"
 
 
 def ms_unit(max_ms: float) -> tuple:
