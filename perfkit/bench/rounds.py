@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..device import cpu_snapshot, other_busy_cores_over
 from ..device import host_load  # noqa: F401  (re-exported: rows record it)
 from ..frames.stats import median_ci, median_ci_level, spread_pct
 from .latency import time_inference
@@ -40,8 +41,10 @@ def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
                on_error: Callable[[Any, BaseException], None], probe: Callable[[], dict] | None = None,
                on_slice: Callable[[Any], None] | None = None) -> None:
     """Times every slot (an object with ``context``, ``inputs`` and a ``samples`` list, one array
-    appended per round) in ``rounds`` interleaved rounds. A slot whose timing raises a perfkit error
-    or runs out of memory is handed to ``on_error`` and leaves the rounds. ``probe``, if given, is
+    appended per round) in ``rounds`` interleaved rounds; a slot with a ``host_cpu`` list gets a pair of
+    :func:`~perfkit.device.cpu_snapshot` around each of its slices (see :func:`host_contention`).
+    A slot whose timing raises a perfkit error or runs out of memory is handed to ``on_error`` and
+    leaves the rounds. ``probe``, if given, is
     read after each slice into the slot's ``gpu`` list (GPU clocks and throttling); ``on_slice``, if
     given, is called with the slot after each of its slices (progress), and for each round a failed
     slot no longer takes."""
@@ -55,8 +58,11 @@ def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
         k = r % len(live)
         for slot in live[k:] + live[:k]:
             try:
+                before = cpu_snapshot()
                 slot.samples.append(np.asarray(time_slice(slot.context, slot.inputs, per_time, per_iter),
                                                dtype=np.float64))
+                if hasattr(slot, "host_cpu"):
+                    slot.host_cpu.append((before, cpu_snapshot()))
             except (PerfkitError, MemoryError) as exc:
                 on_error(slot, exc)
                 if on_slice is not None:
@@ -71,6 +77,12 @@ def run_rounds(slots: list, rounds: int, min_time_s: float, min_iterations: int,
             if on_slice is not None:
                 on_slice(slot)
         live = [s for s in live if s.error is None]
+
+
+def host_contention(intervals: Sequence) -> dict:
+    """``host_other_busy_cores``: the cores other processes kept busy during a row's timing slices
+    (``(before, after)`` snapshot pairs), weighted by the slices' wall time; NaN where unknown."""
+    return {"host_other_busy_cores": other_busy_cores_over(intervals)}
 
 
 def gpu_probe(device: Any) -> Callable[[], dict] | None:
@@ -99,7 +111,8 @@ def gpu_columns(samples: Sequence[dict]) -> dict:
 def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
     """Sentences saying where a ``sweep`` frame's measurements were disturbed: per kind of disturbance
     (spread of the round medians above ``max_cv_pct`` — default the sweep's own, else 10% — host
-    load above the cores, throttled GPU clocks), how many configurations met it, which, and what it
+    load above the cores, other processes' busy cores plus the BLAS threads above the cores (``contended``),
+    throttled GPU clocks), how many configurations met it, which, and what it
     means; how many configurations failed, and how many were timed without their layers. Empty when nothing was disturbed. Works on loaded
     frames (recorded ones lacking a column simply say nothing about it)."""
     from ..arguments import frame as check_frame

@@ -37,6 +37,7 @@ class _Slot:
     remeasured: bool = False
     gpu: list = field(default_factory=list)
     host: dict = field(default_factory=dict)       # host load read just before the timing rounds
+    host_cpu: list = field(default_factory=list)   # (before, after) CPU snapshots around each timing slice
     layers_error: str = ""
 
 
@@ -61,7 +62,9 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     (``latency_cv_pct``, :func:`perfkit.frames.stats.spread_pct`); a configuration whose round medians
     spread by more than ``max_cv_pct`` is timed once more (``remeasured``) and stays ``unstable`` if it
     still does. The host's load average read just before the configuration's timing rounds (so
-    perfkit's own timing threads are not in it) is recorded per row beside the cores it has; on CUDA
+    perfkit's own timing threads are not in it) is recorded per row beside the cores it has, and the
+    cores other processes kept busy during the row's slices (``host_other_busy_cores``, from /proc/stat
+    less this process's CPU time: unlike the load average it does not count perfkit's own threads); on CUDA
     with NVML, also the lowest SM clock seen while the row was timed and the throttle reasons met.
 
     A configuration that fails (a build error, out of memory, a device that cannot run it) becomes a
@@ -134,7 +137,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
                 _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail, probe, _ticker(bar))
                 again = [s for s in live if s.error is None and _summary(s)["latency_cv_pct"] > max_cv_pct]
                 for s in again:
-                    s.samples, s.gpu, s.remeasured = [], [], True
+                    s.samples, s.gpu, s.host_cpu, s.remeasured = [], [], [], True
                 _host_before(again)
                 if again:
                     bar.total += rounds * len(again)
@@ -220,7 +223,8 @@ def _row(s: _Slot, run_id: str, dev: Any, max_cv_pct: float) -> dict:
            "weights_bytes": mem["weights"], "activation_bytes": mem["activations"],
            "build_time_ms": s.engine.build_time_ms if s.engine is not None else math.nan,
            "remeasured": s.remeasured, "threads": dev.threads if dev.kind == "cpu" else 0,
-           **(s.host or _rounds.host_load()), **_rounds.gpu_columns(s.gpu), "layers_error": ""}
+           **(s.host or _rounds.host_load()), **_rounds.host_contention(s.host_cpu), **_rounds.gpu_columns(s.gpu),
+           "layers_error": ""}
     if s.error is not None:
         nan = math.nan
         row.update({"iterations": 0, "latency_mean_ms": nan, "latency_median_ms": nan, "latency_p90_ms": nan,

@@ -7,13 +7,15 @@ from typing import Any
 
 from ..errors import DeviceError
 from .base import Device
-from .cpu import CpuDevice, CpuEvent, CpuStream, available_cores, host_load
+from .cpu import (CpuDevice, CpuEvent, CpuSnapshot, CpuStream, available_cores, cpu_snapshot, default_threads,
+                  host_load, other_busy_cores, other_busy_cores_over, probe_other_busy_cores)
 from .memory import (Allocator, Buffer, CountingAllocator, allocation_scope, current_scope)
 from .tracking import CupyAllocationHook, TrackingAllocator
 
 __all__ = ["Device", "get_device", "cuda_available", "Buffer", "Allocator", "CountingAllocator",
            "CpuDevice", "CpuStream", "CpuEvent", "allocation_scope", "current_scope", "TrackingAllocator",
-           "CupyAllocationHook", "host_load", "available_cores"]
+           "CupyAllocationHook", "host_load", "available_cores", "CpuSnapshot", "cpu_snapshot",
+           "other_busy_cores", "other_busy_cores_over", "probe_other_busy_cores", "default_threads"]
 
 _cache: dict[str, Device] = {}
 _lock = threading.Lock()

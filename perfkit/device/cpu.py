@@ -13,12 +13,13 @@ the guide describes for CUDA streams (enqueue, events, several streams in flight
 from __future__ import annotations
 
 import collections
+import math
 import platform
 import queue
 import threading
 import time
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -342,6 +343,113 @@ def host_load() -> dict:
     return {"host_load_1m": load, "host_cpus": available_cores()}
 
 
+class CpuSnapshot(NamedTuple):
+    """Where the CPU time stood at one moment (:func:`cpu_snapshot`): ``wall_s`` (``perf_counter``),
+    ``machine_busy_s`` (CPU seconds every process spent on the cores this process may run on, from
+    /proc/stat: total less idle and iowait; NaN where there is no /proc/stat) and ``own_s`` (this
+    process's user + system CPU seconds, all its threads, children excluded)."""
+
+    wall_s: float
+    machine_busy_s: float
+    own_s: float
+
+
+def _cpu_ticks(cores: frozenset) -> float:
+    """Busy clock ticks of ``cores`` summed from /proc/stat's per-core lines (NaN without /proc/stat)."""
+    busy = 0
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if not line.startswith(b"cpu"):
+                    break
+                name, *fields = line.split()
+                if name[3:].isdigit() and int(name[3:]) in cores:
+                    ticks = [int(x) for x in fields[:8]]    # user nice system idle iowait irq softirq steal
+                    busy += sum(ticks) - ticks[3] - ticks[4]
+    except (OSError, ValueError, IndexError):
+        return math.nan
+    return float(busy)
+
+
+#: the shortest span (in clock ticks) over which other processes' busy cores are told
+MIN_SPAN_TICKS = 5
+_TICK_S: list = []
+
+
+def _tick_s() -> float:
+    """Seconds per /proc/stat clock tick (``SC_CLK_TCK``; 0.01 where the OS does not say)."""
+    if not _TICK_S:
+        import os
+        try:
+            _TICK_S.append(1.0 / os.sysconf("SC_CLK_TCK"))
+        except (AttributeError, ValueError, OSError):
+            _TICK_S.append(0.01)
+    return _TICK_S[0]
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    """A :class:`CpuSnapshot` of now (about 17 µs on a 2-core Linux machine: one pass over /proc/stat).
+    Two of them give :func:`other_busy_cores`."""
+    import os
+    try:
+        cores = frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = frozenset(range(available_cores()))
+    wall, own = time.perf_counter(), time.process_time()
+    return CpuSnapshot(wall, _cpu_ticks(cores) * _tick_s(), own)
+
+
+def other_busy_cores(a: CpuSnapshot, b: CpuSnapshot) -> float:
+    """Cores that OTHER processes kept busy, on average, between snapshots ``a`` and ``b`` (the machine's
+    busy CPU time on this process's cores less this process's own, over the wall time between them; never
+    below 0). NaN where unknown (no /proc/stat, or no time between them). The 1-minute load average
+    cannot tell this: it counts perfkit's own threads too."""
+    return other_busy_cores_over([(a, b)])
+
+
+def other_busy_cores_over(intervals: Any) -> float:
+    """:func:`other_busy_cores` over several ``(a, b)`` snapshot pairs (a row's timing slices), weighted
+    by their wall time; NaN when there are none, /proc/stat is absent, or they span less than
+    ``MIN_SPAN_TICKS`` clock ticks in all (/proc/stat counts whole ticks, 10 ms each on most Linux
+    systems: a shorter span would read one tick as many busy cores)."""
+    other = wall = 0.0
+    for a, b in intervals:
+        other += (b.machine_busy_s - a.machine_busy_s) - (b.own_s - a.own_s)
+        wall += b.wall_s - a.wall_s
+    if not wall >= MIN_SPAN_TICKS * _tick_s() or math.isnan(other):
+        return math.nan
+    return max(0.0, other / wall)
+
+
+#: how long the default-thread probe watches the machine (s), and how long its answer is reused (s)
+PROBE_S = 0.1
+PROBE_REUSE_S = 10.0
+_probe_cache: list = []         # [(perf_counter when taken, other busy cores)]
+
+
+def probe_other_busy_cores(seconds: float = PROBE_S) -> float:
+    """Cores other processes keep busy now: two snapshots ``seconds`` apart, this thread asleep between
+    them (NaN where /proc/stat is absent). An answer younger than ``PROBE_REUSE_S`` is reused."""
+    now = time.perf_counter()
+    if _probe_cache and now - _probe_cache[0][0] < PROBE_REUSE_S:
+        return _probe_cache[0][1]
+    a = cpu_snapshot()
+    time.sleep(seconds)
+    value = other_busy_cores(a, cpu_snapshot())
+    _probe_cache[:] = [(time.perf_counter(), value)]
+    return value
+
+
+def default_threads() -> int:
+    """BLAS threads when the user set none: one per available core, less the cores other processes keep
+    busy now (:func:`probe_other_busy_cores`, rounded), at least one; all cores where that is unknown."""
+    cores = available_cores()
+    other = probe_other_busy_cores()
+    if math.isnan(other):
+        return cores
+    return max(1, cores - round(other))
+
+
 class _Blas:
     """The process's BLAS thread pools (OpenBLAS, MKL, BLIS, found once through threadpoolctl). Their
     thread count is process-wide; :meth:`apply` reads it (about 1 µs a library) and sets it only when
@@ -377,9 +485,12 @@ _BLAS = _Blas()
 class CpuDevice(Device):
     """NumPy on the host. ``threads``: the BLAS threads its computations use (default: the count set in
     the environment by OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, BLIS_NUM_THREADS or OMP_NUM_THREADS,
-    else every core this process may run on; an explicit count wins over both). BLAS pools are
-    process-wide, so the setting is applied to the process when set, and re-applied by
-    :meth:`apply_threads` (the timing functions call it before timing)."""
+    else every core this process may run on less the cores other processes keep busy (a 0.1 s probe of
+    /proc/stat by :func:`default_threads`, taken by :meth:`apply_threads` and reused for 10 s; at least
+    one thread): a matrix product whose BLAS threads outnumber the free cores waits for whichever thread
+    is descheduled, and times stably many times too long. An explicit count wins over both). BLAS pools
+    are process-wide, so the setting is applied to the process when set, and re-applied by
+    :meth:`apply_threads` (the timing functions call it before timing; rows record the count applied)."""
 
     kind = "cpu"
     index = 0
@@ -389,15 +500,17 @@ class CpuDevice(Device):
         self._streams = weakref.WeakSet()
         self._count = 0
         self._threads: int | None = None
+        self._default: int | None = None    # default_threads() as last probed by apply_threads
         self.threads = threads
 
     @property
     def threads(self) -> int:
         """BLAS threads of this device's computations (set it to change them; None restores the default:
-        the environment's count, else the available cores)."""
+        the environment's count, else the available cores less those other processes keep busy, as
+        probed by the last :meth:`apply_threads`)."""
         if self._threads is not None:
             return self._threads
-        return env_threads() or available_cores()
+        return env_threads() or min(self._default or available_cores(), available_cores())
 
     @threads.setter
     def threads(self, value: int | None) -> None:
@@ -418,6 +531,8 @@ class CpuDevice(Device):
     def apply_threads(self, streams: int = 1) -> int:
         """Sets the process's BLAS threads to :meth:`blas_threads` of ``streams`` (a no-op when already
         so) and returns that count: what the next computations run with."""
+        if self._threads is None and env_threads() is None:
+            self._default = default_threads()
         n = self.blas_threads(streams)
         _BLAS.apply(n)
         return n

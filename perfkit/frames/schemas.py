@@ -208,6 +208,8 @@ SWEEP = _s(
                                              "there is none)", True, True),
     ("layers_error", "string", "", "why the row's layers could not be profiled (sweep(layers=True)); '' when "
                                    "they were or were not asked for. The timing stands.", False, True),
+    ("host_other_busy_cores", "float64", "", "cores other processes kept busy while the row was timed (/proc/stat "
+                                             "less this process; NaN where unknown)", True, True),
 )
 
 SWEEP_LAYERS = _s(

@@ -52,6 +52,8 @@ OVERHEAD_SLACK_PCT = 5.0
 #: the unit of each finding's value (the rest are plain numbers: a load average, a count of reasons)
 FINDING_UNITS = {"layer_sum_above_e2e": "%", "overhead_beyond_calibration": "%", "overhead_negative": "%",
                  "unstable": "%"}
+#: other processes' busy cores + BLAS threads may exceed the cores by this much before it is contention
+CONTENDED_SLACK_CORES = 0.25
 BENIGN_THROTTLE = frozenset({"", "gpu_idle", "applications_clocks", "sw_power_cap"})
 
 
@@ -75,8 +77,10 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
     :func:`perfkit.frames.stats.spread_pct`, interquartile range / 1.349 over the median, which one
     outlying sample does not move; sweeps take it over round medians, runs and ``measure`` over
     single inferences); ``gpu_throttle`` (NVML reasons, '|'-joined);
-    ``host_load_1m`` with ``host_cpus`` (and ``threads``, the CPU device's BLAS threads, for advice).
-    Missing or NaN values are not findings."""
+    ``host_load_1m`` with ``host_cpus`` (and ``threads``, the CPU device's BLAS threads, for advice);
+    ``host_other_busy_cores`` with ``threads`` and ``host_cpus`` (``contended``: other processes' busy
+    cores plus the BLAS threads exceed the cores by more than ``CONTENDED_SLACK_CORES``; not on CUDA
+    rows, whose ``threads`` is 0). Missing or NaN values are not findings."""
     v = {k: x for k, x in values.items() if not (isinstance(x, float) and math.isnan(x))}
     out = []
     pct = v.get("layer_sum_pct_of_e2e")
@@ -115,5 +119,20 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
         out.append(("host_loaded", load, float(cpus),
                     f"the host's load average was {load:.1f} on {int(cpus)} core(s): other work competed for the CPU "
                     "while measuring, so host-side times (and CPU-device times) are inflated and noisy." + hint))
+    out.extend(_contended(v))
     return DIAGNOSES.frame([{"finding": f, "severity": "warning", "value": float(x), "threshold": float(t),
                              "explanation": e} for f, x, t, e in out])
+
+
+def _contended(v: Mapping[str, Any]) -> list:
+    """The ``contended`` finding: BLAS threads outnumbered the cores other processes left free."""
+    other, cpus, threads = v.get("host_other_busy_cores"), v.get("host_cpus"), v.get("threads")
+    if other is None or not cpus or not threads or str(v.get("device", "cpu")).startswith("cuda"):
+        return []
+    limit = float(cpus) + CONTENDED_SLACK_CORES - float(threads)
+    if other <= limit:
+        return []
+    return [("contended", float(other), limit,
+             f"other processes kept {other:.1f} of {int(cpus)} cores busy while {int(threads)} BLAS threads computed: "
+             "a matrix product waits for whichever thread is descheduled, so these times can be many times too long "
+             "even when they look stable; time with perfkit.get_device('cpu', threads=1) or on a quiet machine.")]

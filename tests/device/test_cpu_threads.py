@@ -25,6 +25,13 @@ class ThreadSpy:
         return None
 
 
+@pytest.fixture(autouse=True)
+def quiet_machine(monkeypatch):
+    """The default-thread probe sees no other process busy (tests/device/test_cpu_contention.py covers it)."""
+    from perfkit.device import cpu as cpu_mod
+    monkeypatch.setattr(cpu_mod, "probe_other_busy_cores", lambda: 0.0)
+
+
 @pytest.fixture
 def cpu():
     dev = pk.get_device("cpu")

@@ -1,0 +1,66 @@
+"""A neighbour keeping a core busy while a sweep times with every core's BLAS threads: the row records the
+cores other processes kept busy (host_other_busy_cores) and sweep_disturbances calls it 'contended'."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+import perfkit as pk
+from perfkit.bench import rounds as rounds_mod
+from perfkit.device.cpu import CpuSnapshot
+from perfkit.profiling.summary import disturbances
+
+
+class Machine:
+    """Injected CPU snapshots: each timing slice lasts ``slice_s``; this process keeps ``own`` cores busy
+    and other processes ``neighbour`` cores."""
+
+    def __init__(self, neighbour, own=2.0, slice_s=0.05):
+        self.t, self.neighbour, self.own, self.slice_s = 0.0, neighbour, own, slice_s
+
+    def snapshot(self):
+        return CpuSnapshot(self.t, (self.neighbour + self.own) * self.t, self.own * self.t)
+
+    def time_slice(self, *a):
+        self.t += self.slice_s
+        return np.array([0.3, 0.3])
+
+
+def _sweep(monkeypatch, neighbour, threads=2):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.9, 0.9, 0.9))       # the load average sees nothing
+    machine = Machine(neighbour)
+    monkeypatch.setattr(rounds_mod, "cpu_snapshot", machine.snapshot)
+    monkeypatch.setattr(rounds_mod, "time_slice", machine.time_slice)
+    dev = pk.get_device("cpu", threads=threads)
+    try:
+        return pk.sweep(pk.models.mnist_mlp(), (8,), device="cpu", min_time_s=0.3, min_iterations=1, progress=False)
+    finally:
+        dev.threads = None
+
+
+def test_a_busy_neighbour_with_two_blas_threads_on_two_cores_is_contended(monkeypatch):
+    frame = _sweep(monkeypatch, neighbour=1.0)
+    (row,) = frame.to_dict("records")
+    assert row["threads"] == 2 and row["host_other_busy_cores"] == pytest.approx(1.0)
+    pk.frames.SWEEP.validate(frame, strict=True)
+    (note,) = frame.attrs["disturbances"]
+    assert "1.0 of 2 cores busy while 2 BLAS threads" in note and "threads=1" in note
+    assert "contended" in set(disturbances(row)["finding"])
+
+
+def test_no_neighbour_or_one_thread_is_not_contended(monkeypatch):
+    frame = _sweep(monkeypatch, neighbour=0.0)
+    assert frame["host_other_busy_cores"].tolist() == [0.0] and frame.attrs["disturbances"] == []
+    frame = _sweep(monkeypatch, neighbour=1.0, threads=1)
+    assert frame["host_other_busy_cores"].tolist() == [pytest.approx(1.0)] and frame.attrs["disturbances"] == []
+
+
+def test_contended_needs_the_columns_and_skips_cuda_rows():
+    row = {"host_other_busy_cores": 1.0, "host_cpus": 2, "threads": 2, "device": "cpu"}
+    assert disturbances(row)["finding"].tolist() == ["contended"]
+    assert disturbances({**row, "host_other_busy_cores": 0.2}).empty                 # 2.2 <= 2 + 0.25
+    assert disturbances({**row, "host_other_busy_cores": math.nan}).empty
+    assert disturbances({**row, "device": "cuda:0"}).empty and disturbances({**row, "threads": 0}).empty
+    assert disturbances({k: v for k, v in row.items() if k != "host_other_busy_cores"}).empty
