@@ -10,12 +10,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("PERFKIT_STRICT_WORKSPACE", "1")
 
 import perfkit  # noqa: E402
-
-HAS_CUDA = perfkit.cuda_available()
-
-# A precision flag only allows a precision: the builder may keep a layer in fp32 where that is faster,
-# unless types are strict. Tests of what fp16/bf16 compute force the precision with this.
-STRICT = {"strict_types": True}
+from device_helpers import HAS_CUDA, STRICT, to_host  # noqa: E402,F401  (tests import them from device_helpers)
 
 DEVICES = [pytest.param("cpu", id="cpu"),
            pytest.param("cuda", id="cuda", marks=[pytest.mark.gpu,
@@ -31,6 +26,3 @@ def device(request):
 def rng():
     return np.random.default_rng(1234)
 
-
-def to_host(a):
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)

@@ -7,7 +7,7 @@ import pytest
 
 import perfkit as pk
 import perfkit.builder.tactics as tactics
-from conftest import to_host
+from device_helpers import to_host
 from perfkit.device.memory import align
 from perfkit.precision import STORAGE, TOLERANCE, bfloat16, convert_weight, is_float, overflow
 

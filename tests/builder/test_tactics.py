@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import perfkit as pk
-from conftest import to_host
+from device_helpers import to_host
 from oracles import assert_close, reference_forward
 
 

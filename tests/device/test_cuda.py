@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import perfkit as pk
-from conftest import HAS_CUDA
+from device_helpers import HAS_CUDA
 from oracles import assert_close, depth, reference_forward
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU/CuPy")]

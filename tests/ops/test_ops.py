@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import perfkit as pk
-from conftest import STRICT, to_host
+from device_helpers import STRICT, to_host
 from oracles import assert_close, reference_forward
 
 PRECISIONS = ("fp32", "fp16", "bf16")

@@ -11,7 +11,7 @@ from perfkit.frames import LAYER_TIMES, MEMORY_EVENTS, SCHEMAS
 from perfkit.frames.exporters import trtexec_profile, trtexec_times
 from perfkit.profiling import layer_summary
 
-from conftest import to_host
+from device_helpers import to_host
 from oracles import assert_close, depth, reference_forward
 
 

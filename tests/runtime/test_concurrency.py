@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import perfkit as pk
-from conftest import to_host
+from device_helpers import to_host
 
 TIMEOUT_S = 30.0
 
