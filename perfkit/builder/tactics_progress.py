@@ -18,7 +18,7 @@ def progress_wanted(progress: Any, what: str) -> bool:
     if progress is None:
         if os.environ.get("PYTEST_CURRENT_TEST"):
             return False
-        if "ipykernel" in sys.modules:
+        if _in_a_kernel():
             return True
         try:
             return sys.stderr is not None and sys.stderr.isatty()
@@ -26,6 +26,14 @@ def progress_wanted(progress: Any, what: str) -> bool:
             return False
     from ..arguments import flag
     return flag(progress, f"{what}: progress (True, False or None for automatic)")
+
+
+def _in_a_kernel() -> bool:
+    """Whether this process is a Jupyter kernel running IPython (a module that merely imported ipykernel,
+    through ipywidgets or ipympl, is not one)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "kernel", None) is not None
 
 
 class _NoBar:

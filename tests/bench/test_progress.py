@@ -2,6 +2,7 @@
 one step per timing slice in sweeps and fusion_benefit, and silent for quick tactic timing."""
 import importlib
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -17,9 +18,11 @@ def test_automatic_progress_is_off_under_pytest_and_off_a_terminal_and_on_in_a_n
     assert tp.progress_wanted(None, "x") is False                      # PYTEST_CURRENT_TEST is set
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
     monkeypatch.setattr(sys, "stderr", open("/dev/null", "w"))          # not a terminal
+    monkeypatch.setitem(sys.modules, "ipykernel", object())             # imported (by ipywidgets, say): no kernel
     assert tp.progress_wanted(None, "x") is False
-    monkeypatch.setitem(sys.modules, "ipykernel", object())             # inside a notebook kernel
-    assert tp.progress_wanted(None, "x") is True
+    kernel_shell = types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel_shell))
+    assert tp.progress_wanted(None, "x") is True                        # inside a notebook kernel
     assert tp.progress_wanted(True, "x") is True and tp.progress_wanted(False, "x") is False
     with pytest.raises(pk.ArgumentError, match="progress"):
         tp.progress_wanted("yes", "sweep")
@@ -80,7 +83,8 @@ def test_a_real_bar_reaches_its_total_on_stderr(capsys, monkeypatch):
 def _watched(monkeypatch):
     """As in a notebook: automatic progress is on."""
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
-    monkeypatch.setitem(sys.modules, "ipykernel", object())
+    kernel_shell = types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel_shell))
 
 
 def _conv_net():
