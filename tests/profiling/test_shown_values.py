@@ -25,9 +25,11 @@ def test_the_overview_keeps_value_and_shows_it_in_units():
     ov = pk.profiling.load_run(RECORDED).overview().set_index("metric")
     assert list(ov.columns[:3]) == ["value", "shown", "unit"] and ov["value"].dtype == "float64"
     assert ov.loc["iterations", "shown"] == "20"
-    assert ov.loc["e2e_unprofiled_ms", "shown"] == "144 µs"
-    assert ov.loc["predicted_device_memory_bytes", "shown"] == "11.4 MiB"
-    assert ov.loc["overhead_pct", "shown"] == "14.0 %"
+    for metric, units in (("e2e_unprofiled_ms", {"µs": 1e-3, "ms": 1.0}), ("predicted_device_memory_bytes",
+                          {"KiB": 2**10, "MiB": 2**20}), ("overhead_pct", {"%": 1.0})):
+        number, unit = ov.loc[metric, "shown"].split(" ")     # e.g. '190 µs', '11.4 MiB', '14.0 %'
+        assert unit in units and len(number.replace(".", "").replace("-", "").lstrip("0")) <= 3, ov.loc[metric, "shown"]
+        assert float(number) * units[unit] == pytest.approx(ov.loc[metric, "value"], rel=0.01)
     assert not ov["shown"].str.contains("e[+-]", regex=True).any()
 
 

@@ -38,4 +38,4 @@ def test_memory_table_times_are_as_fine_as_the_window_needs():
     rows = [_cells(r) for r in e.table.value.split("<tr>")[2:]]
     alloc = [r[0] for r in rows]
     assert len(alloc) >= 3 and len(set(alloc)) == len(alloc), alloc   # blocks µs apart read apart
-    assert all(a.startswith("24") and len(a.split(".")[1]) == 3 for a in alloc), alloc
+    assert all(len(a.split(".")[1]) == 3 for a in alloc), alloc           # ms to the µs, as the window needs
