@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import one_of
-from ..device import host_load
+from ..device import cpu_snapshot, host_load, other_busy_cores
 from ..frames.schemas import DIAGNOSES, QUERIES
 from ..frames.stats import latency_stats, spread_pct
 from ..frames.units import with_shown
@@ -68,18 +68,20 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
     threads = dev.apply_threads(len(slots)) if dev.kind == "cpu" else 0
     run_id = uuid.uuid4().hex[:8]
     host = host_load()          # before timing: the load of other work, not of this measurement's own threads
+    before = cpu_snapshot()
     try:
         queries, gpu, wall_ms = _timed(slots, sampler, warmup_ms, iterations, duration_s, include_transfers, run_id)
     finally:
         if dev.kind == "cpu":
             dev.apply_threads()
+    host["host_other_busy_cores"] = other_busy_cores(before, cpu_snapshot())   # other processes, while timing
     summary = _summary(queries, batch, wall_ms, percentiles, threads, host)
     meta = {"run_id": run_id, "engine": engine.name, "engine_id": engine.id, "device": dev.spec,
             "device_name": dev.name, "precision": engine.precision, "batch_size": batch, "streams": len(slots),
             "include_transfers": include_transfers, "threads": threads, **host}
     queries.attrs.update(meta)
-    return Measurement(queries, summary, _diagnose(queries, summary, gpu, include_transfers, dev.kind, threads), gpu,
-                       meta)
+    return Measurement(queries, summary, _diagnose(queries, summary, gpu, include_transfers, dev.kind,
+                                                   threads * len(slots)), gpu, meta)
 
 
 def _timed(slots: list, sampler: Any, warmup_ms: float, iterations: int, duration_s: float,
@@ -205,8 +207,15 @@ def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[
              ("threads", threads, "", "BLAS threads per stream on the CPU device (0 on a GPU)")]
     host = host or {}
     rows += [("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average before timing"),
-             ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use")]
+             ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use"),
+             ("host_other_busy_cores", host.get("host_other_busy_cores", float("nan")), "",
+              "cores other processes kept busy while timing (/proc/stat less this process; NaN where unknown)")]
     return with_shown(pd.DataFrame([{"metric": m, "value": float(v), "unit": u, "meaning": d} for m, v, u, d in rows]))
+
+
+def _known(x: Any) -> Any:
+    """``x``, or None where it is missing or NaN (the checks skip what was not measured)."""
+    return None if x is None or x != x else x
 
 
 def _diagnose(q: pd.DataFrame, summary: pd.DataFrame, gpu: pd.DataFrame, transfers: bool, kind: str,
@@ -229,7 +238,8 @@ def _diagnose(q: pd.DataFrame, summary: pd.DataFrame, gpu: pd.DataFrame, transfe
                             "several streams."))
     reasons = "|".join(gpu["throttle_reasons"]) if len(gpu) else ""
     for f in disturbances({"latency_cv_pct": spread_pct(q["latency_ms"]), "gpu_throttle": reasons,
-                           "host_load_1m": s.get("host_load_1m"), "host_cpus": s.get("host_cpus"), "threads": threads},
+                           "host_load_1m": s.get("host_load_1m"), "host_cpus": s.get("host_cpus"), "threads": threads,
+                           "host_other_busy_cores": _known(s.get("host_other_busy_cores")), "device": kind},
                           max_cv_pct=UNSTABLE_CV_PCT).itertuples():
         out.append((f.finding, f.severity, f.value, f.threshold, f.explanation))
     if len(gpu):

@@ -73,7 +73,8 @@ class RunData:
             if k in m:
                 v[k] = m[k]
         for k, name in (("threads", "threads"), ("host_load_1m", "host_load_1m"), ("host_cpus", "host_cpus"),
-                        ("e2e_unprofiled_cv_pct", "latency_cv_pct")):
+                        ("e2e_unprofiled_cv_pct", "latency_cv_pct"),
+                        ("host_other_busy_cores", "host_other_busy_cores")):
             x = m.get(k)            # recorded since issue 9: absent (or, in an edited run.json, not a number) before
             if type(x) in (int, float) and math.isfinite(x) and x >= 0:
                 v[name] = float(x)
@@ -119,6 +120,8 @@ class RunData:
             "host_load_1m": ("", "host 1-minute load average when the run started (when it stopped in runs "
                                  "saved before)"),
             "host_cpus": ("", "CPU cores this process may use"),
+            "host_other_busy_cores": ("", "cores other processes kept busy during the run (/proc/stat less this "
+                                          "process)"),
         }
         rows = [{"metric": k, "value": float(val), "unit": explain.get(k, ("", ""))[0],
                  "meaning": explain.get(k, ("", k))[1]} for k, val in v.items()]

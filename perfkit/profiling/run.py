@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..device import host_load
+from ..device import cpu_snapshot, host_load, other_busy_cores
 from ..errors import PerfkitError
 from ..frames.schemas import KERNELS, LAYER_TIMES, MEMORY_EVENTS, QUERIES
 from ..frames.stats import spread_pct
@@ -87,6 +87,7 @@ class Run(RunData):
         self.meta["event_cost_ns"] = calibrate_event_cost(dev)
         self.meta.update(host_load())       # before the run: the load of other work, not of its own inferences
         self.meta["started_ns"] = time.perf_counter_ns()
+        self._cpu_before = cpu_snapshot()
         if self.options["memory"]:
             if self._tracker is None:
                 self.messages.append("memory: this engine's allocator is not a TrackingAllocator, so its events were "
@@ -134,6 +135,8 @@ class Run(RunData):
             ctx.observers.remove(self._observer)
         self.meta["stopped_ns"] = time.perf_counter_ns()
         self.meta["threads"] = ctx.device.threads if ctx.device.kind == "cpu" else 0
+        if ctx.device.kind == "cpu":        # the cores other processes kept busy during the run (NaN: unknown)
+            self.meta["host_other_busy_cores"] = other_busy_cores(self._cpu_before, cpu_snapshot())
         if self._tracer is not None:
             self._tracer.stop()
         if self._cupy_hook is not None:

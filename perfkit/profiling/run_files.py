@@ -34,7 +34,7 @@ ENGINE_FRAMES = {"engine_layers": "engine_layers", "build_log": "build_log"}
 #: metadata the summaries compute with: numbers (never bools), finite and not negative
 NUMERIC_META = ("e2e_profiled_ms", "e2e_unprofiled_ms", "event_cost_ns", "predicted_device_memory_bytes",
                 "measured_device_memory_bytes", "started_ns", "stopped_ns", "user_alloc_events",
-                "e2e_unprofiled_cv_pct", "threads", "host_load_1m", "host_cpus")
+                "e2e_unprofiled_cv_pct", "threads", "host_load_1m", "host_cpus", "host_other_busy_cores")
 _FIX = "re-record the run, or copy the whole directory again"
 
 
