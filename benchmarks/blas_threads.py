@@ -21,8 +21,8 @@ ctx = eng.create_execution_context()
 x = pk.models.sample_input(net, 4)
 res = {"openblas_default(before)": [], f"device_default({dev.threads})": [], "threads=1": [], "threads=2": [],
        "threadpool_limits_per_call": []}
-import perfkit.device.cpu as cpu
-libs = cpu._BLAS.libs()
+import perfkit.device.host as host
+libs = host._BLAS.libs()
 for r in range(int(sys.argv[1]) if len(sys.argv) > 1 else 7):
     for k in res:
         if k.startswith("openblas"):

@@ -7,8 +7,9 @@ from typing import Any
 
 from ..errors import DeviceError
 from .base import Device
-from .cpu import (CpuDevice, CpuEvent, CpuSnapshot, CpuStream, available_cores, cpu_snapshot, default_threads,
-                  host_load, other_busy_cores, other_busy_cores_over, probe_other_busy_cores)
+from .cpu import CpuDevice, CpuEvent, CpuStream
+from .host import (CpuSnapshot, available_cores, cpu_snapshot, default_threads, host_load, other_busy_cores,
+                   other_busy_cores_over, probe_other_busy_cores)
 from .memory import (Allocator, Buffer, CountingAllocator, allocation_scope, current_scope)
 from .tracking import CupyAllocationHook, TrackingAllocator
 

@@ -8,7 +8,7 @@ import pytest
 
 import perfkit as pk
 from perfkit.bench import rounds as rounds_mod
-from perfkit.device.cpu import CpuSnapshot
+from perfkit.device.host import CpuSnapshot
 from perfkit.profiling.summary import disturbances
 
 

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 import perfkit as pk
-from perfkit.device import cpu as cpu_mod
-from perfkit.device.cpu import THREAD_ENV, CpuSnapshot, other_busy_cores, other_busy_cores_over
+from perfkit.device import host as cpu_mod
+from perfkit.device.host import THREAD_ENV, CpuSnapshot, other_busy_cores, other_busy_cores_over
 
 
 def snap(wall, machine, own):

@@ -28,7 +28,7 @@ class ThreadSpy:
 @pytest.fixture(autouse=True)
 def quiet_machine(monkeypatch):
     """The default-thread probe sees no other process busy (tests/device/test_cpu_contention.py covers it)."""
-    from perfkit.device import cpu as cpu_mod
+    from perfkit.device import host as cpu_mod
     monkeypatch.setattr(cpu_mod, "probe_other_busy_cores", lambda: 0.0)
 
 
@@ -64,7 +64,7 @@ def test_the_device_puts_its_threads_back_when_something_else_changed_them(cpu):
 
 
 def _no_thread_env(monkeypatch):
-    from perfkit.device.cpu import THREAD_ENV
+    from perfkit.device.host import THREAD_ENV
     for name in THREAD_ENV:
         monkeypatch.delenv(name, raising=False)
 
