@@ -326,7 +326,10 @@ class CpuDevice(Device):
         self._count = 0
         self._threads: int | None = None
         self._default: int | None = None    # default_threads() as last probed by apply_threads
-        self.threads = threads
+        if threads is None:                  # no probe at start-up: the environment's count or every core,
+            _BLAS.apply(self.threads)        # until a timing function sizes the threads to the free cores
+        else:
+            self.threads = threads
 
     @property
     def threads(self) -> int:

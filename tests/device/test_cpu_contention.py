@@ -81,3 +81,14 @@ def test_an_explicit_count_or_the_environment_wins_over_the_probe(two_cores, mon
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     two_cores.threads = None
     assert two_cores.apply_threads() == 2 and two_cores.threads == 2
+
+
+def test_making_a_cpu_device_does_not_probe(monkeypatch):
+    # the 0.1 s probe belongs to the timing functions (apply_threads), not to start-up
+    from perfkit.device.cpu import CpuDevice
+
+    def never():
+        raise AssertionError("probed at start-up")
+    monkeypatch.setattr(cpu_mod, "probe_other_busy_cores", never)
+    dev = CpuDevice()
+    assert dev.threads >= 1
