@@ -80,9 +80,11 @@ def test_vote_and_round_iterations():
 
 
 def build_on_fast_fp16(monkeypatch):
-    """build() on a CPU device that declares fp16 fast (as CUDA does): the prior is fp16."""
+    """build() on a CPU device that declares fp16 fast (as CUDA does): the prior is fp16. The shared device
+    instance is patched, not its class: pytest before 9.1 undoes an instance patch by leaving an instance
+    attribute behind, which would shadow a class patch (CI's pytest did, in test_precision.py)."""
     dev = pk.get_device("cpu")
-    monkeypatch.setattr(type(dev), "fast_fp16", True)
+    monkeypatch.setattr(dev, "fast_fp16", True)
     return build()
 
 
