@@ -21,7 +21,7 @@ def test_environment_yml_matches_pyproject():
     project = tomllib.load(open(os.path.join(ROOT, "pyproject.toml"), "rb"))["project"]
     extras = project["optional-dependencies"]
     wanted = {_name(r) for r in project["dependencies"]}
-    for extra in ("test", "notebook", "onnx"):
+    for extra in ("test", "notebook", "onnx", "cluster"):
         wanted |= {_name(r) for r in extras[extra] if "python_version" not in r}
     env = open(os.path.join(ROOT, "environment.yml")).read().split("dependencies:", 1)[1]
     listed = {_name(m) for m in re.findall(r"^\s+-\s+([A-Za-z0-9_.\-]+[^\n]*)$", env, re.M)
