@@ -78,6 +78,49 @@ def check_bindings(plan: Any, device: Any, given: Any, batch_size: int | None, f
     return batch, arrays, host
 
 
+class BindingCache:
+    """The host fast path of a warm context: the last accepted call's binding signature (names, array
+    types, shapes, dtypes, contiguity, the batch size asked for) and what validating it gave. A call
+    with the same signature is the same call as far as validation goes, so it skips the checks; only
+    calls whose arrays were used as given are remembered (no list converted, no integer input whose
+    values had to be range-checked)."""
+
+    __slots__ = ("key", "batch", "host")
+
+    def __init__(self) -> None:
+        self.key: Any = None
+        self.batch = 0
+        self.host: dict = {}
+
+    @staticmethod
+    def signature(given: Any, batch_size: Any, for_enqueue: bool) -> Any:
+        """A hashable signature of the call, or None when it cannot be had cheaply (not a dict, an item
+        that is not an array)."""
+        if type(given) is not dict or type(batch_size) not in (int, type(None)):
+            return None
+        try:
+            return (batch_size, for_enqueue) + tuple(
+                (n, type(a), a.shape, a.dtype, a.flags.c_contiguous if for_enqueue else None,
+                 None if type(a) is np.ndarray else a.device) for n, a in given.items())
+        except AttributeError:
+            return None
+
+
+def check_bindings_cached(cache: BindingCache, plan: Any, device: Any, given: Any, batch_size: int | None,
+                          for_enqueue: bool) -> tuple:
+    """:func:`check_bindings`, skipped when the call's signature is the last accepted one's."""
+    key = cache.signature(given, batch_size, for_enqueue)
+    if key is not None and key == cache.key:
+        return cache.batch, given, cache.host
+    batch, arrays, host = check_bindings(plan, device, given, batch_size, for_enqueue)
+    if key is not None and all(arrays[n] is a for n, a in given.items()) and not any(
+            plan.tensors[n].dtype == "int32" and a.dtype != np.int32 for n, a in given.items()):
+        cache.key, cache.batch, cache.host = key, batch, host
+    else:
+        cache.key = None
+    return batch, arrays, host
+
+
 def check_dtype(name: str, a: Any, declared: str, exact: bool) -> None:
     dt = np.dtype(a.dtype)
     if dt == np.dtype(declared):

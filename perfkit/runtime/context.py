@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from ..errors import ContextBusyError, ExecutionError
-from .bindings import check_bindings, check_stream
+from .bindings import BindingCache, check_bindings_cached, check_stream
 from .buffers import ContextBuffers
 from .launch import Call, Launcher, Pending, StepLoop
 from .profiled import Profiling
@@ -71,6 +71,7 @@ class ExecutionContext:
         self._sync_stream = None
         self._default_stream = None
         self._closed = False
+        self._seen, self._seen_enqueue = BindingCache(), BindingCache()   # the host fast path (bindings.py)
         # profiling (see runtime/profiled.py): an IProfiler, step hooks, and call observers
         self.profiler: Any = None
         self.step_hooks: list = []
@@ -96,7 +97,8 @@ class ExecutionContext:
         dimension (host NumPy or, on CUDA, device CuPy arrays). Returns name -> array: NumPy when
         any input was a host array, else device arrays (fresh copies either way)."""
         with self._busy("execute") as call:
-            batch, arrays, host = check_bindings(self.engine.plan, self.device, inputs, batch_size, False)
+            batch, arrays, host = check_bindings_cached(self._seen, self.engine.plan, self.device, inputs,
+                                                        batch_size, False)
             call.batch = batch
             self._accept(call)
             self._pending.wait()
@@ -149,7 +151,8 @@ class ExecutionContext:
             if stream is None:
                 stream = self._get_default_stream()
             check_stream(self.device, stream, input_consumed)
-            batch, arrays, _ = check_bindings(plan, self.device, bindings, batch_size, True)
+            batch, arrays, _ = check_bindings_cached(self._seen_enqueue, plan, self.device, bindings, batch_size,
+                                                     True)
             call.batch, call.stream = batch, stream
             self._accept(call)
             inputs = {n: a[:batch] for n, a in arrays.items() if n in plan.inputs}
