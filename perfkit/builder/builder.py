@@ -162,7 +162,8 @@ class Builder:
             build_log=log.rows, build_time_ms=(time.perf_counter() - t_start) * 1e3, perfkit_version=__version__,
             extra={"fusions": n_fusions, "tactic_timing_ms": tstats["timed_ms"],
                    "timing_cache_saved_ms": tstats["saved_ms"], "timing_cache_hits": tstats["hits"],
-                   "blas_workspace_bytes": blas_ws})
+                   "blas_workspace_bytes": blas_ws,
+                   "source_ops": {lay.name: str(lay.source_op) for lay in network.layers if lay.source_op}})
         return Engine(plan, host_weights, self.device, self.allocator)
 
 

@@ -162,6 +162,9 @@ ENGINE_LAYERS = _s(
     # added with issue 9 (optional: engine_layers frames saved before lack it)
     ("tactic", "string", "", "the implementation the builder chose for the layer (fastest timed, cached or the "
                              "default); empty where the op has a single implementation", False, True),
+    # added with issue 10 (optional)
+    ("source_op", "string", "", "op types in the imported model (ONNX) of the network layers this engine layer "
+                                "computes, joined by ', '; empty for networks written with the API", False, True),
 )
 
 SWEEP = _s(

@@ -41,10 +41,12 @@ class Layer:
     """A layer of a network: ``type``, ``params`` (JSON-able), ``weights`` (NumPy arrays), tensors.
 
     ``precision`` may be set to ``"fp32"``, ``"fp16"`` or ``"bf16"`` to override the builder's
-    precision for this layer alone (``None``: follow the builder config).
+    precision for this layer alone (``None``: follow the builder config). ``source_op``: the op type
+    of the layer in the model it was imported from (an ONNX ``Conv``, ...), shown beside it in the
+    engine's layers; ``None`` for layers written with the API.
     """
 
-    __slots__ = ("name", "type", "params", "weights", "inputs", "outputs", "_precision", "_network")
+    __slots__ = ("name", "type", "params", "weights", "inputs", "outputs", "_precision", "_network", "source_op")
 
     def __init__(self, name: str, type: str, params: dict, weights: dict, inputs: list, outputs: list,
                  network: Any):
@@ -56,6 +58,7 @@ class Layer:
         self.outputs = outputs      # list[Tensor]
         self.precision: str | None = None
         self._network = network
+        self.source_op: str | None = None
 
     @property
     def output(self) -> Tensor:

@@ -173,7 +173,7 @@ class Engine:
 
     @property
     def layers(self) -> pd.DataFrame:
-        rows = []
+        rows, ops = [], self.plan.extra.get("source_ops") or {}
         for i, s in enumerate(self.plan.steps):
             t = self.plan.tensors
             rows.append({
@@ -184,7 +184,8 @@ class Engine:
                 "origin": ", ".join(s.origin), "flops": s.flops, "bytes": s.bytes,
                 "weights_bytes": int(sum(np.dtype(self.plan.weights[k].dtype).itemsize
                                          * int(np.prod(self.plan.weights[k].shape)) for k in s.weights.values())),
-                "workspace_bytes": s.workspace_bytes, "tactic": str(s.params.get("tactic") or "")})
+                "workspace_bytes": s.workspace_bytes, "tactic": str(s.params.get("tactic") or ""),
+                "source_op": ", ".join(dict.fromkeys(ops[o] for o in s.origin if o in ops))})
         return ENGINE_LAYERS.frame(rows, {"engine": self.name, "precision": self.precision,
                                           "max_batch_size": self.max_batch_size})
 

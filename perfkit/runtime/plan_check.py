@@ -150,6 +150,9 @@ def _check_header(p: EnginePlan) -> None:
     for k in _EXTRA_FLOATS:
         if k in p.extra:
             _num(p.extra[k], f"extra.{k}")
+    ops = p.extra.get("source_ops", {})
+    if type(ops) is not dict or not all(type(k) is str and type(v) is str for k, v in ops.items()):
+        raise fail("extra.source_ops", ops, "expected an object of layer name -> op type (strings)")
     _check_build_log(p.build_log)
 
 
