@@ -24,6 +24,9 @@ MODULES = (pk, pk.bench, pk.analysis, pk.plots, pk.models, pk.profiling, pk.fram
 if importlib.util.find_spec("perfkit.report"):
     import perfkit.report       # the demo's self-contained HTML report
     MODULES += (perfkit.report,)
+if importlib.util.find_spec("perfkit.onnx") and importlib.util.find_spec("perfkit.onnx.loader"):
+    import perfkit.onnx         # ONNX import (its functions import onnx lazily)
+    MODULES += (perfkit.onnx,)
 if importlib.util.find_spec("ipywidgets") and importlib.util.find_spec("perfkit.widgets"):
     import perfkit.widgets      # the explorers need ipywidgets (the notebook and test extras)
     MODULES += (perfkit.widgets,)

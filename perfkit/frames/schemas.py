@@ -378,6 +378,12 @@ DIAGNOSES = _s(
 SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP, SWEEP_LAYERS, ENGINE_DISPATCH, FUSION_BENEFIT, LAYER_TIMES,
                                MEMORY_EVENTS, QUERIES, GPU_SAMPLES, KERNELS, LAYER_SUMMARY, DIAGNOSES)}
 
+# schemas kept in files of their own (they import _s from here, so they are read after it is defined)
+from . import schemas_load  # noqa: E402
+
+for _module in (schemas_load,):
+    SCHEMAS.update({s.name: s for s in vars(_module).values() if isinstance(s, Schema)})
+
 
 def get_schema(name: str) -> Schema:
     if not isinstance(name, str):
