@@ -213,6 +213,20 @@ SWEEP = _s(
                                    "they were or were not asked for. The timing stands.", False, True),
     ("host_other_busy_cores", "float64", "", "cores other processes kept busy while the row was timed (/proc/stat "
                                              "less this process; NaN where unknown)", True, True),
+    # added with issue 13 (where the row was timed, so rows from different machines stay comparable)
+    ("host", "string", "", "host name of the machine that timed the row", False, True),
+    ("gpu_name", "string", "", "GPU model the row was timed on (CUDA device name); missing off CUDA", True, True),
+    ("gpu_uuid", "string", "", "that GPU's UUID ('GPU-...'), which tells GPUs of one model apart; missing off CUDA",
+     True, True),
+    ("driver_version", "string", "", "NVIDIA driver version; missing off CUDA", True, True),
+    ("cpu_name", "string", "", "host CPU model (/proc/cpuinfo 'model name'; platform.processor() elsewhere)",
+     False, True),
+    ("cpu_cores", "string", "", "cores the timing process could run on, as ranges ('0-3,8'): a distributed sweep "
+                                "pins each CPU worker to its own", False, True),
+    ("perfkit_version", "string", "", "perfkit version that timed the row", False, True),
+    ("library_versions", "string", "", "versions of the libraries the timing ran on, 'name version' joined by ', ' "
+                                       "(python, numpy, and where used cupy, the CUDA runtime, nvmath-python, cudnn)",
+     False, True),
 )
 
 SWEEP_LAYERS = _s(
