@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ContextBusyError, ExecutionError
 from .bindings import BindingCache, check_bindings_cached, check_stream
-from .buffers import ContextBuffers
+from .buffers import ContextBuffers, fresh_copy
 from .launch import Call, Launcher, Pending, StepLoop
 from .profiled import Profiling
 
@@ -114,7 +114,7 @@ class ExecutionContext:
                 elif host[n]:
                     dev.to_device(a[:batch], stream=stream, out=dst)
                 elif a.dtype == dst.dtype and a.flags.c_contiguous:
-                    bound[n] = a[:batch]        # a device array of the right layout is read where it is
+                    bound[n] = a if a.shape[0] == batch else a[:batch]   # read where it is
                 else:
                     dst[...] = a[:batch]
             self._launcher.launch(call, bufs.bindings(batch, bound, {}), stream, None, sync=True)
@@ -134,7 +134,7 @@ class ExecutionContext:
                 return result
             if any(host.values()):
                 return {n: dev.to_host(v, stream=stream) for n, v in outs.items()}
-            return {n: v.copy() for n, v in outs.items()}
+            return {n: fresh_copy(v, stream) for n, v in outs.items()}
 
     def enqueue(self, bindings: Mapping[str, Any], stream: Any = None, input_consumed: Any = None,
                 batch_size: int | None = None) -> dict:
