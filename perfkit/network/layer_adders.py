@@ -132,12 +132,15 @@ class LayerAdders:
         _ints(window, "add_lrn: window", 1)
         return self.add_layer("lrn", [input], {"window": window, "alpha": alpha, "beta": beta, "k": k}, None, name)
 
-    def add_padding(self, input: Any, pre_padding: Any, post_padding: Any, name: str | None = None) -> Any:
-        """Zero padding of the last two per-sample dims; negative amounts crop."""
+    def add_padding(self, input: Any, pre_padding: Any, post_padding: Any, mode: str = "constant",
+                    value: float = 0.0, name: str | None = None) -> Any:
+        """Padding before/after the last per-sample dims: an int or a pair pads the last two, a sequence
+        of n ints the last n (ONNX Pad). ``mode``: constant (``value``; negative amounts crop), reflect,
+        edge or wrap."""
         _ints(pre_padding, "add_padding: pre_padding")
         _ints(post_padding, "add_padding: post_padding")
-        return self.add_layer("padding", [input], {"pre_padding": pre_padding, "post_padding": post_padding},
-                              None, name)
+        return self.add_layer("padding", [input], {"pre_padding": pre_padding, "post_padding": post_padding,
+                                                   "mode": mode, "value": value}, None, name)
 
     def add_constant(self, values: Any, name: str | None = None) -> Any:
         """A constant tensor (no batch dimension; broadcast to every sample)."""
