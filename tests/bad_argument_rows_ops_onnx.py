@@ -5,16 +5,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from bad_argument_table import CASES
-from bad_argument_values import CHOICE, family
+from bad_argument_table import CASES, case, on_fresh_network
+from bad_argument_values import CHOICE, OPT_NAME, SHAPE, TENSOR, family
 
 NAN, INF = float("nan"), float("inf")
+INTS = family(none=None, text="0", number_not_list=3, float=[0.5], bool=[True], nested=[[1]])
+OPT_INTS = {k: v for k, v in INTS.items() if k != "none"}
 
 
 def extend(name: str, bad: dict) -> None:
     """Adds the families of parameters an existing adder gained to its row in the table."""
     CASES[name].bad.update(bad)
 
+
+case("Network.add_slice", on_fresh_network("add_slice"),
+     {"input": "img", "starts": [0], "ends": [1], "axes": [0], "steps": None, "name": None},
+     {"input": TENSOR, "starts": {**INTS, "empty": [], "selects_nothing": [5]},
+      "ends": {**INTS, "one_too_many": [1, 2]},
+      "axes": {**OPT_INTS, "out_of_range": [7], "one_too_many": [0, 1]},
+      "steps": {**OPT_INTS, "zero": [0], "one_too_many": [1, 1]}, "name": OPT_NAME})
+case("Network.add_expand", on_fresh_network("add_expand"), {"input": "m", "shape": (2, 3, 4), "name": None},
+     {"input": TENSOR, "shape": {**SHAPE, "incompatible": (3, 5), "fewer_dims": (4,)}, "name": OPT_NAME})
+case("Network.add_select", on_fresh_network("add_select"),
+     {"condition": "idx", "then_input": "idx", "else_input": "idx", "name": None},
+     {"condition": {**TENSOR, "mismatched": "img"}, "then_input": {**TENSOR, "mismatched": "img"},
+      "else_input": {**TENSOR, "mismatched": "m", "other_kind": "x"}, "name": OPT_NAME})
 
 extend("Network.add_padding", {
     "mode": {**CHOICE, "numpy_only": "symmetric"},

@@ -142,6 +142,22 @@ class LayerAdders:
         return self.add_layer("padding", [input], {"pre_padding": pre_padding, "post_padding": post_padding,
                                                    "mode": mode, "value": value}, None, name)
 
+    def add_slice(self, input: Any, starts: Sequence[int], ends: Sequence[int], axes: Sequence[int] | None = None,
+                  steps: Sequence[int] | None = None, name: str | None = None) -> Any:
+        """ONNX Slice over per-sample axes: negative starts/ends count from the end and are clamped
+        (``2**63 - 1`` means the end); ``axes`` default 0..n-1, ``steps`` 1 (non-zero; negative walks back)."""
+        return self.add_layer("slice", [input], {"starts": starts, "ends": ends, "axes": axes, "steps": steps},
+                              None, name)
+
+    def add_expand(self, input: Any, shape: Sequence[int], name: str | None = None) -> Any:
+        """ONNX Expand: the input broadcast (both ways, as NumPy) to the per-sample ``shape``."""
+        return self.add_layer("expand", [input], {"shape": shape}, None, name)
+
+    def add_select(self, condition: Any, then_input: Any, else_input: Any, name: str | None = None) -> Any:
+        """ONNX Where: ``then_input`` where ``condition`` (int32 or float) is non-zero, else ``else_input``;
+        equal per-sample ranks, 1-sized dims broadcast."""
+        return self.add_layer("select", [condition, then_input, else_input], {}, None, name)
+
     def add_constant(self, values: Any, name: str | None = None) -> Any:
         """A constant tensor (no batch dimension; broadcast to every sample)."""
         return self.add_layer("constant", [], {}, {"values": values}, name)
