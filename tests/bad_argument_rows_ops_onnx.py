@@ -34,3 +34,4 @@ case("Network.add_select", on_fresh_network("add_select"),
 extend("Network.add_padding", {
     "mode": {**CHOICE, "numpy_only": "symmetric"},
     "value": family(nan=NAN, inf=INF, none=None, text="0", list=[1.0], array=np.ones(2))})
+extend("Network.add_softmax", {"log": family(none=None, text="yes", number=1)})

@@ -122,9 +122,10 @@ class LayerAdders:
         _ints(k, "add_topk: k", 1)
         return self.add_layer("topk", [input], {"op": op, "k": k, "axis": axis}, None, name)
 
-    def add_softmax(self, input: Any, axis: int = 0, name: str | None = None) -> Any:
-        """Softmax along one per-sample axis (TensorRT's default: 0, the channel axis)."""
-        return self.add_layer("softmax", [input], {"axis": axis}, None, name)
+    def add_softmax(self, input: Any, axis: int = 0, log: bool = False, name: str | None = None) -> Any:
+        """Softmax along one per-sample axis (TensorRT's default: 0, the channel axis); ``log=True``:
+        log-softmax (ONNX LogSoftmax), computed stably."""
+        return self.add_layer("softmax", [input], {"axis": axis, "log": log}, None, name)
 
     def add_lrn(self, input: Any, window: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0,
                 name: str | None = None) -> Any:
