@@ -31,6 +31,10 @@ case("Network.add_select", on_fresh_network("add_select"),
      {"condition": {**TENSOR, "mismatched": "img"}, "then_input": {**TENSOR, "mismatched": "img"},
       "else_input": {**TENSOR, "mismatched": "m", "other_kind": "x"}, "name": OPT_NAME})
 
+case("Network.add_parametric_relu", on_fresh_network("add_parametric_relu"),
+     {"input": "img", "slope": "img", "name": None},
+     {"input": {**TENSOR, "int32": "idx"}, "slope": {**TENSOR, "enlarges": "m", "int32": "idx"}, "name": OPT_NAME})
+
 extend("Network.add_padding", {
     "mode": {**CHOICE, "numpy_only": "symmetric"},
     "value": family(nan=NAN, inf=INF, none=None, text="0", list=[1.0], array=np.ones(2))})

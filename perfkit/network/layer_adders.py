@@ -62,9 +62,15 @@ class LayerAdders:
     def add_activation(self, input: Any, activation: str = "relu", alpha: float | None = None,
                        beta: float | None = None, name: str | None = None) -> Any:
         """relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, gelu_tanh, clip, softplus, softsign,
-        hard_sigmoid, scaled_tanh (``alpha``/``beta`` as in TensorRT)."""
+        hard_sigmoid, scaled_tanh (``alpha``/``beta`` as in TensorRT); hard_swish, thresholded_relu,
+        celu, mish (``alpha``/``beta`` as the ONNX attributes)."""
         return self.add_layer("activation", [input], {"activation": activation, "alpha": alpha, "beta": beta},
                               None, name)
+
+    def add_parametric_relu(self, input: Any, slope: Any, name: str | None = None) -> Any:
+        """ONNX PRelu: ``x`` where ``x >= 0`` else ``slope * x``; ``slope`` is a tensor of the input's
+        per-sample rank whose dims are the input's or 1 (per channel: (C, 1, 1)); usually a constant."""
+        return self.add_layer("parametric_relu", [input, slope], {}, None, name)
 
     def add_scale(self, input: Any, mode: str = "uniform", shift: Any = None, scale: Any = None,
                   power: Any = None, channel_axis: int = 0, name: str | None = None) -> Any:

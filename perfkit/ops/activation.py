@@ -15,11 +15,15 @@ ACTIVATIONS = {
     "leaky_relu": (0.01, 0.0, 2), "elu": (1.0, 0.0, 4), "selu": (1.6732632423543772, 1.0507009873554805, 5),
     "gelu": (0.0, 0.0, 12), "gelu_tanh": (0.0, 0.0, 9), "clip": (0.0, 6.0, 2), "softplus": (1.0, 1.0, 5),
     "softsign": (0.0, 0.0, 3), "hard_sigmoid": (0.2, 0.5, 3), "scaled_tanh": (1.0, 1.0, 5),
+    # ONNX HardSwish (x * hard_sigmoid(x), alpha 1/6, beta 1/2), ThresholdedRelu, Celu and Mish
+    "hard_swish": (1.0 / 6.0, 0.5, 4), "thresholded_relu": (1.0, 0.0, 2), "celu": (1.0, 0.0, 5),
+    "mish": (0.0, 0.0, 9),
 }
 
 
 # float32 scratch arrays (each the size of the input) an activation needs besides its values
-TEMPS = {"leaky_relu": 1, "elu": 1, "selu": 1, "gelu": 2, "gelu_tanh": 1, "softsign": 1}
+TEMPS = {"leaky_relu": 1, "elu": 1, "selu": 1, "gelu": 2, "gelu_tanh": 1, "softsign": 1, "hard_swish": 1,
+         "thresholded_relu": 1, "celu": 1, "mish": 1}
 
 _ERF = (0.3275911, 1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 
@@ -117,6 +121,30 @@ def activate_inplace(xp, kind: str, y, alpha: float, beta: float, temps: list) -
         y *= beta
         xp.tanh(y, out=y)
         y *= alpha
+    elif kind == "hard_swish":            # x * clip(alpha x + beta, 0, 1)
+        t = temps[0]
+        xp.multiply(y, alpha, out=t)
+        t += beta
+        xp.clip(t, 0, 1, out=t)
+        y *= t
+    elif kind == "thresholded_relu":      # x where x > alpha, else 0
+        t = temps[0]
+        xp.greater(y, alpha, out=t)
+        y *= t
+    elif kind == "celu":                  # max(x, 0) + alpha (exp(min(x, 0) / alpha) - 1)
+        t = temps[0]
+        xp.minimum(y, 0, out=t)
+        t *= 1.0 / alpha
+        xp.exp(t, out=t)
+        t -= 1.0
+        t *= alpha
+        xp.maximum(y, 0, out=y)
+        y += t
+    elif kind == "mish":                  # x tanh(softplus(x))
+        t = temps[0]
+        xp.logaddexp(0, y, out=t)
+        xp.tanh(t, out=t)
+        y *= t
     else:
         raise NetworkDefinitionError(f"unknown activation {kind!r}")
 
@@ -156,6 +184,8 @@ class Activation(Op):
         da, db, _ = ACTIVATIONS[kind]
         params["alpha"] = float(da if params.get("alpha") is None else params["alpha"])
         params["beta"] = float(db if params.get("beta") is None else params["beta"])
+        if kind == "celu" and params["alpha"] <= 0:
+            raise NetworkDefinitionError(f"celu needs alpha > 0 (it divides by alpha), got {params['alpha']}")
         if kind == "clip" and params["alpha"] > params["beta"]:
             raise NetworkDefinitionError(f"clip needs alpha (min) <= beta (max), got {params['alpha']} > {params['beta']}")
         return params
