@@ -1,0 +1,134 @@
+"""Element-wise operators: unary functions, activations, binary and variadic arithmetic."""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import converter
+from .values import FLOAT_MAX, is_tensor
+
+UNARY = {"Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Reciprocal": "recip", "Abs": "abs", "Neg": "neg",
+         "Erf": "erf", "Sin": "sin", "Cos": "cos", "Tan": "tan", "Sinh": "sinh", "Cosh": "cosh", "Asin": "asin",
+         "Acos": "acos", "Atan": "atan", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh", "Ceil": "ceil",
+         "Floor": "floor", "Round": "round", "Sign": "sign"}
+BINARY = {"Add": "sum", "Sub": "sub", "Mul": "prod", "Div": "div", "Pow": "pow", "Max": "max", "Min": "min",
+          "Sum": "sum", "Mean": "sum"}
+
+
+@converter(*UNARY)
+def unary(ctx):
+    ctx.output(ctx.add("add_unary", ctx.tensor(0), UNARY[ctx.op_type]).output)
+
+
+def _activation(ctx, kind, alpha=None, beta=None):
+    ctx.output(ctx.add("add_activation", ctx.tensor(0), kind, alpha=alpha, beta=beta).output)
+
+
+@converter("Relu", "Sigmoid", "Tanh", "Softsign")
+def simple_activation(ctx):
+    _activation(ctx, {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softsign": "softsign"}[ctx.op_type])
+
+
+@converter("LeakyRelu", attrs=("alpha",))
+def leaky_relu(ctx):
+    _activation(ctx, "leaky_relu", ctx.float_attr("alpha", 0.01))
+
+
+@converter("Elu", attrs=("alpha",))
+def elu(ctx):
+    _activation(ctx, "elu", ctx.float_attr("alpha", 1.0))
+
+
+@converter("Selu", attrs=("alpha", "gamma"))
+def selu(ctx):
+    _activation(ctx, "selu", ctx.float_attr("alpha", 1.67326319217681884765625),
+                ctx.float_attr("gamma", 1.05070102214813232421875))
+
+
+@converter("Softplus")
+def softplus(ctx):
+    _activation(ctx, "softplus", 1.0, 1.0)
+
+
+@converter("HardSigmoid", attrs=("alpha", "beta"))
+def hard_sigmoid(ctx):
+    _activation(ctx, "hard_sigmoid", ctx.float_attr("alpha", 0.2), ctx.float_attr("beta", 0.5))
+
+
+@converter("HardSwish")
+def hard_swish(ctx):
+    x = ctx.tensor(0)
+    gate = ctx.add("add_activation", x, "hard_sigmoid", alpha=1.0 / 6.0, beta=0.5, part="gate").output
+    ctx.output(ctx.add("add_elementwise", x, gate, "prod").output)
+
+
+@converter("Gelu", attrs=("approximate",), since=20)
+def gelu(ctx):
+    kind = ctx.choice("approximate", "none", ("none", "tanh"))
+    _activation(ctx, "gelu" if kind == "none" else "gelu_tanh")
+
+
+@converter("Clip", attrs=("min", "max"))
+def clip(ctx):
+    if ctx.version < 11:
+        lo, hi = ctx.float_attr("min", -FLOAT_MAX), ctx.float_attr("max", FLOAT_MAX)
+    else:
+        bounds = []
+        for i, default in ((1, -FLOAT_MAX), (2, FLOAT_MAX)):
+            if ctx.has(i):
+                v = np.asarray(ctx.const(i, ("min", "max")[i - 1]))
+                if v.size != 1:
+                    ctx.fail(f"Clip's {('min', 'max')[i - 1]} must be a scalar, not shape {v.shape}", malformed=True)
+                bounds.append(float(np.clip(v.reshape(-1)[0], -FLOAT_MAX, FLOAT_MAX)))
+            else:
+                bounds.append(default)
+        lo, hi = bounds
+    x = ctx.tensor(0)
+    if x.dtype == "int32":
+        ctx.fail("Clip of integer tensors is not supported (perfkit clips floats)")
+    if lo > hi:          # ONNX: every value becomes max
+        lo = hi
+    _activation(ctx, "clip", lo, hi)
+
+
+@converter("PRelu")
+def prelu(ctx):
+    x = ctx.tensor(0)
+    slope = np.asarray(ctx.const(1, "slope"), dtype=np.float32)
+    if slope.size and np.all(slope == slope.reshape(-1)[0]):
+        _activation(ctx, "leaky_relu", float(slope.reshape(-1)[0]))
+        return
+    rank = ctx.values.rank(x)
+    pos = ctx.add("add_activation", x, "relu", part="pos").output
+    zero = ctx.values.constant_tensor(ctx, np.zeros((1,) * rank, np.float32), rank, label=f"{ctx.base}/zero")
+    neg = ctx.add("add_elementwise", x, zero, "min", part="neg").output
+    s = ctx.values.constant_tensor(ctx, slope, rank, label=f"{ctx.base}/slope")
+    scaled = ctx.add("add_elementwise", neg, s, "prod", part="scaled").output
+    ctx.output(ctx.add("add_elementwise", pos, scaled, "sum").output)
+
+
+@converter(*BINARY)
+def binary(ctx):
+    ins = [ctx.input(i) for i in range(ctx.n_inputs)]
+    count = len(ins)
+    op = BINARY[ctx.op_type]
+    if len(ins) == 1:
+        if ctx.op_type not in ("Sum", "Mean", "Max", "Min"):
+            ctx.fail(f"{ctx.op_type} takes two inputs", malformed=True)
+        ctx.output(ins[0])
+        return
+    if len(ins) > 2 and ctx.op_type not in ("Sum", "Mean", "Max", "Min"):
+        ctx.fail(f"{ctx.op_type} takes two inputs, got {len(ins)}", malformed=True)
+    consts = [v for v in ins if not is_tensor(v)]
+    if len(consts) > 1:               # constants combined at import (Sum/Max/Min of several)
+        from functools import reduce
+        fn = {"sum": np.add, "max": np.maximum, "min": np.minimum}[op]
+        ins = [v for v in ins if is_tensor(v)] + [reduce(fn, consts)]
+    ops = ctx.values.operands(ctx, ins)
+    acc = ops[0]
+    last = len(ops) - 1
+    for i in range(1, len(ops)):
+        final = i == last and ctx.op_type != "Mean"
+        acc = ctx.add("add_elementwise", acc, ops[i], op, part=None if final else f"{op}{i}").output
+    if ctx.op_type == "Mean":
+        acc = ctx.add("add_scale", acc, "uniform", scale=np.array([1.0 / count], np.float32)).output
+    ctx.output(acc)

@@ -1,0 +1,99 @@
+"""Pooling: MaxPool, AveragePool (pads, auto_pad, ceil_mode, count_include_pad) and the global pools.
+
+perfkit's pooling layer pads symmetrically; other paddings (asymmetric, ceil_mode's extra row) are made
+explicit: -max for max pooling, zeros for averages, whose counts are then corrected by a constant map
+of how many values each window really averages (ONNX's rule for either count_include_pad)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .compose import pad_axis
+from .convert_nn import conv_pads, from_chw, to_chw
+from .registry import converter
+from .values import FLOAT_MAX
+
+POOL_ATTRS = ("auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "storage_order",
+              "strides")
+
+
+def _out_size(n, k, s, pre, post, ceil):
+    size = (n + pre + post - k) / s + 1
+    if not ceil:
+        return int(math.floor(size))
+    o = int(math.ceil(size))
+    if (o - 1) * s >= n + pre:        # the last window must start inside the input or its left padding
+        o -= 1
+    return o
+
+
+def _counts(n, k, s, o, lo, hi):
+    start = np.arange(o) * s
+    return np.minimum(start + k, hi) - np.maximum(start, lo)
+
+
+@converter("MaxPool", "AveragePool", attrs=POOL_ATTRS)
+def pool(ctx):
+    if any(ctx.node.output[1:]):
+        ctx.fail("MaxPool's Indices output is not supported")
+    x = ctx.tensor(0)
+    ks = ctx.ints_attr("kernel_shape")
+    if not ks or min(ks) < 1:
+        ctx.fail("kernel_shape is required (positive ints)", malformed=True)
+    spatial = len(ks)
+    strides = ctx.ints_attr("strides", [1] * spatial)
+    dil = ctx.ints_attr("dilations", [1] * spatial)
+    if len(strides) != spatial or min(strides) < 1:
+        ctx.fail(f"strides {strides} must be {spatial} positive ints", malformed=True)
+    if any(d != 1 for d in dil):
+        ctx.fail(f"dilations {dil} are not supported in pooling (only 1)")
+    ceil = bool(ctx.int_attr("ceil_mode", 0))
+    include = bool(ctx.int_attr("count_include_pad", 0))
+    is_max = ctx.op_type == "MaxPool"
+    x = to_chw(ctx, x, spatial)
+    in_sp = list(x.shape[3 - spatial:])
+    pads = conv_pads(ctx, in_sp, ks, strides, dil)
+    if spatial == 1:
+        ks, strides, pads, in_sp = [1] + ks, [1] + strides, [(0, 0)] + pads, [1] + in_sp
+    outs = [_out_size(n, k, s, a, b, ceil) for n, k, s, (a, b) in zip(in_sp, ks, strides, pads)]
+    if min(outs) < 1:
+        ctx.fail(f"a {ks} window does not fit an input of {in_sp} with pads {pads}", malformed=True)
+    extra = [max(0, (o - 1) * s + k - (n + a + b)) for o, k, s, n, (a, b) in zip(outs, ks, strides, in_sp, pads)]
+    simple = all(a == b and e == 0 and a < k for (a, b), e, k in zip(pads, extra, ks))
+    kind = "max" if is_max else "avg"
+    if simple:
+        y = ctx.add("add_pooling", x, kind, tuple(ks), stride=tuple(strides), padding=tuple(p[0] for p in pads),
+                    exclude_padding=not include).output
+        ctx.output(from_chw(ctx, y, spatial))
+        return
+    fill = -FLOAT_MAX if is_max else 0.0
+    for axis, ((a, b), e) in zip((1, 2), zip(pads, extra)):
+        x = pad_axis(ctx, x, axis, a, b + e, fill, f"pad{axis}")
+    fix = None
+    if not is_max:
+        counts = []
+        for n, k, s, o, (a, b) in zip(in_sp, ks, strides, outs, pads):
+            lo, hi = (0, n + a + b) if include else (a, a + n)
+            counts.append(_counts(n, k, s, o, lo, hi))
+        area = float(np.prod(ks))
+        count = np.outer(counts[0], counts[1]).astype(np.float64)
+        if not np.all(count == area):
+            fix = (area / np.maximum(count, 1)).astype(np.float32)[None]
+    y = ctx.add("add_pooling", x, kind, tuple(ks), stride=tuple(strides), padding=0, exclude_padding=False,
+                part=None if fix is None else "pool").output
+    if fix is not None:
+        t = ctx.values.constant_tensor(ctx, fix, label=f"{ctx.base}/count_fix")
+        y = ctx.add("add_elementwise", y, t, "prod").output
+    ctx.output(from_chw(ctx, y, spatial))
+
+
+@converter("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(ctx):
+    x = ctx.tensor(0)
+    rank = ctx.values.rank(x)
+    if rank < 3:
+        ctx.fail(f"input {ctx.values.show(x)} has no spatial dimensions", malformed=True)
+    axes = [ctx.values.axis(ctx, a, rank) for a in range(2, rank)]
+    op = "avg" if ctx.op_type == "GlobalAveragePool" else "max"
+    ctx.output(ctx.add("add_reduce", x, op, axes, keep_dims=True).output)

@@ -1,0 +1,266 @@
+"""Shape operators on run-time tensors: Reshape, Flatten, Transpose, Squeeze, Unsqueeze, Concat, Cast,
+Expand, Where, Pad. (With constant inputs these fold at import instead.)"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .compose import pad_axis
+from .registry import converter
+from .values import BATCH, is_tensor
+
+
+def _reshaped(ctx, x, shape):
+    shape = [int(d) for d in shape]
+    if not shape:
+        ctx.fail(f"the result {ctx.values.show(x)} -> per-sample scalar: perfkit tensors keep at least one "
+                 "dimension per sample")
+    if shape == list(x.shape):
+        return x
+    return ctx.add("add_shuffle", x, reshape=shape).output
+
+
+def _batch_dim(ctx, d) -> bool:
+    return d == BATCH or (ctx.values.fixed_batch is not None and d == ctx.values.fixed_batch)
+
+
+@converter("Reshape", attrs=("allowzero",))
+def reshape(ctx):
+    x = ctx.tensor(0)
+    target = ctx.const_ints(1, "the shape")
+    full = ctx.values.full_shape(x)
+    allowzero = ctx.int_attr("allowzero", 0)
+    if allowzero and 0 in target:
+        ctx.fail(f"shape {target} has a 0 with allowzero=1: a zero-size tensor")
+    t = []
+    for i, d in enumerate(target):
+        if d == 0:
+            if i >= len(full):
+                ctx.fail(f"shape {target} copies (0) dimension {i} that the input {ctx.values.show(x)} lacks",
+                         malformed=True)
+            d = full[i]
+        t.append(d)
+    if ctx.values.lead:
+        size = math.prod(x.shape)
+        rest = t[1:]
+        whole = -1 not in rest and all(d > 0 for d in rest) and math.prod(rest) == size
+        if not (t and (_batch_dim(ctx, t[0]) or (t[0] == -1 and whole))):
+            shown = ["N" if d == BATCH else d for d in t]
+            ctx.fail(f"reshaping {ctx.values.show(x)} to {shown} merges or splits the batch dimension; perfkit "
+                     "reshapes per sample (if the model's batch is fixed and its reshapes drop it, load with "
+                     "batch=None)")
+        t = rest
+    if any(d >= BATCH for d in t) or t.count(-1) > 1 or any(d < -1 for d in t):
+        ctx.fail(f"shape {target} cannot be resolved per sample", malformed=any(d < -1 for d in t))
+    ctx.output(_reshaped(ctx, x, t))
+
+
+@converter("Flatten", attrs=("axis",))
+def flatten(ctx):
+    x = ctx.tensor(0)
+    rank = ctx.values.rank(x)
+    axis = ctx.int_attr("axis", 1)
+    if not -rank <= axis <= rank:
+        ctx.fail(f"axis {axis} is out of range for rank {rank}", malformed=True)
+    axis %= rank + 1 if axis < 0 else rank + 1
+    full = list(x.shape)
+    if ctx.values.lead:
+        if axis == 0:
+            ctx.fail("Flatten with axis=0 merges the batch into the second dimension; perfkit keeps the batch first")
+        head, tail = math.prod(full[:axis - 1]), math.prod(full[axis - 1:])
+        if head != 1:
+            ctx.fail(f"Flatten(axis={axis}) of {ctx.values.show(x)} merges the batch with other dimensions")
+        ctx.output(_reshaped(ctx, x, [tail]))
+        return
+    ctx.output(_reshaped(ctx, x, [math.prod(full[:axis]), math.prod(full[axis:])]))
+
+
+@converter("Transpose", attrs=("perm",))
+def transpose(ctx):
+    x = ctx.tensor(0)
+    rank = ctx.values.rank(x)
+    perm = ctx.ints_attr("perm", list(range(rank))[::-1])
+    if sorted(perm) != list(range(rank)):
+        ctx.fail(f"perm {perm} is not a permutation of {rank} axes", malformed=True)
+    lead = ctx.values.lead
+    if lead and perm[0] != 0:
+        ctx.fail(f"perm {perm} moves the batch dimension; perfkit transposes per sample (perm[0] must be 0)")
+    ps = [p - lead for p in perm[lead:]]
+    if ps == list(range(len(ps))):
+        ctx.output(x)
+        return
+    ctx.output(ctx.add("add_shuffle", x, first_transpose=ps).output)
+
+
+def _axes(ctx, attr_until: int):
+    if ctx.version < attr_until:
+        return ctx.ints_attr("axes", None)
+    return ctx.const_ints(1, "axes") if ctx.has(1) else None
+
+
+@converter("Squeeze", attrs=("axes",))
+def squeeze(ctx):
+    x = ctx.tensor(0)
+    rank = ctx.values.rank(x)
+    axes = _axes(ctx, 13)
+    ps = list(x.shape)
+    if axes is None:
+        drop = {i for i, d in enumerate(ps) if d == 1}
+    else:
+        drop = {ctx.values.axis(ctx, a, rank) for a in axes}
+        if any(ps[a] != 1 for a in drop):
+            ctx.fail(f"cannot squeeze axes {axes} of {ctx.values.show(x)}: they are not all 1", malformed=True)
+    ctx.output(_reshaped(ctx, x, [d for i, d in enumerate(ps) if i not in drop]))
+
+
+@converter("Unsqueeze", attrs=("axes",))
+def unsqueeze(ctx):
+    x = ctx.tensor(0)
+    axes = _axes(ctx, 13)
+    if not axes:
+        ctx.fail("Unsqueeze needs axes", malformed=True)
+    out_rank = ctx.values.rank(x) + len(axes)
+    norm = sorted(a % out_rank if -out_rank <= a < out_rank else ctx.fail(f"axis {a} out of range", malformed=True)
+                  for a in axes)
+    lead = ctx.values.lead
+    if lead and norm[0] == 0:
+        ctx.fail("Unsqueeze at axis 0 puts a dimension before the batch; perfkit keeps the batch first")
+    shape = list(x.shape)
+    for a in norm:
+        shape.insert(a - lead, 1)
+    ctx.output(_reshaped(ctx, x, shape))
+
+
+@converter("Concat", attrs=("axis",))
+def concat(ctx):
+    ins = [ctx.input(i) for i in range(ctx.n_inputs) if ctx.has(i)]
+    rank = max(ctx.values.rank(v) for v in ins)
+    axis = ctx.int_attr("axis", None)
+    if axis is None:
+        ctx.fail("Concat needs an axis", malformed=True)
+    a = ctx.values.axis(ctx, axis, rank)
+    parts = []
+    for v in ins:
+        if ctx.values.rank(v) != rank:
+            ctx.fail("Concat inputs have different ranks", malformed=True)
+        parts.append(v if is_tensor(v) else ctx.values.constant_tensor(ctx, v, rank))
+    if len(parts) == 1:
+        ctx.output(parts[0])
+        return
+    ctx.output(ctx.add("add_concatenation", parts, a).output)
+
+
+CAST = {1: "float32", 11: "float32", 10: "float16", 2: "int32", 3: "int32", 4: "int32", 5: "int32", 6: "int32",
+        7: "int32", 12: "int32", 13: "int32"}
+
+
+@converter("Cast", attrs=("to", "saturate", "round_mode"))
+def cast(ctx):
+    x = ctx.tensor(0)
+    to = ctx.int_attr("to", None)
+    dtype = CAST.get(to)
+    if dtype is None:
+        import onnx
+        name = onnx.TensorProto.DataType.Name(to) if to in onnx.TensorProto.DataType.values() else to
+        ctx.fail(f"Cast to {name} is not supported at run time; perfkit tensors are float32, float16 or int32")
+    if dtype == x.dtype:
+        ctx.output(x)
+        return
+    ctx.output(ctx.add("add_identity", x, dtype=dtype).output)
+
+
+@converter("Expand")
+def expand(ctx):
+    x = ctx.tensor(0)
+    target = ctx.const_ints(1, "the shape")
+    lead = ctx.values.lead
+    if len(target) > ctx.values.rank(x):
+        if lead:
+            ctx.fail(f"expanding {ctx.values.show(x)} to rank {len(target)} puts dimensions before the batch")
+        x = ctx.values.with_rank(ctx, x, len(target))
+    target = [1 if d == BATCH else d for d in target]
+    if lead and len(target) == ctx.values.rank(x):
+        if not (target[0] == 1 or _batch_dim(ctx, target[0])):
+            ctx.fail(f"Expand to {target} changes the batch dimension", malformed=True)
+        target = target[1:]
+    ps = list(x.shape)
+    target = [1] * (len(ps) - len(target)) + target
+    try:
+        out = list(np.broadcast_shapes(tuple(ps), tuple(target)))
+    except ValueError:
+        ctx.fail(f"{ctx.values.show(x)} does not broadcast to {target}", malformed=True)
+    if out == ps:
+        ctx.output(x)
+        return
+    zeros = np.zeros(out, np.int32 if x.dtype == "int32" else np.float32)
+    z = ctx.values.constant_tensor(ctx, zeros, label=f"{ctx.base}/zeros")
+    ctx.output(ctx.add("add_elementwise", x, z, "sum").output)
+
+
+@converter("Where")
+def where(ctx):
+    cond = ctx.input(0)
+    if is_tensor(cond):
+        ctx.fail("Where with a condition computed at run time is not supported (only constant conditions)")
+    c = np.asarray(cond).astype(bool)
+    x, y = ctx.input(1), ctx.input(2)
+    vals = ctx.values
+    kind = np.int32 if any(is_tensor(v) and v.dtype == "int32" for v in (x, y)) else np.float32
+    if is_tensor(x) and is_tensor(y):
+        a, cm = vals.operands(ctx, [x, c.astype(kind)])
+        px = ctx.add("add_elementwise", a, cm, "prod", part="x").output
+        b, cn = vals.operands(ctx, [y, (~c).astype(kind)])
+        py = ctx.add("add_elementwise", b, cn, "prod", part="y").output
+        ctx.output(ctx.add("add_elementwise", px, py, "sum").output)
+        return
+    live, other, keep = (x, y, c) if is_tensor(x) else (y, x, ~c)
+    a, m = vals.operands(ctx, [live, keep.astype(kind)])
+    kept = ctx.add("add_elementwise", a, m, "prod", part="mask").output
+    fill = np.where(keep, 0, np.asarray(other)).astype(kind)
+    k, f = vals.operands(ctx, [kept, fill])
+    ctx.output(ctx.add("add_elementwise", k, f, "sum").output)
+
+
+@converter("Pad", attrs=("mode", "pads", "value"))
+def pad(ctx):
+    x = ctx.tensor(0)
+    ctx.choice("mode", "constant", ("constant",), ("constant", "reflect", "edge", "wrap"))
+    rank = ctx.values.rank(x)
+    if ctx.version < 11:
+        pads, value = ctx.ints_attr("pads", None), ctx.float_attr("value", 0.0)
+        axes = list(range(rank))
+    else:
+        pads = ctx.const_ints(1, "pads")
+        value = float(np.asarray(ctx.const(2, "constant_value")).reshape(-1)[0]) if ctx.has(2) else 0.0
+        axes = ctx.const_ints(3, "axes") if ctx.has(3) else list(range(rank))
+    if pads is None or len(pads) != 2 * len(axes):
+        ctx.fail(f"pads {pads} must hold 2 values per padded axis ({len(axes)})", malformed=True)
+    if not np.isfinite(value):
+        value = float(np.sign(value)) * 3.4028234663852886e38 if np.isinf(value) else ctx.fail(
+            "a NaN pad value is not supported")
+    n = len(axes)
+    amounts = {}
+    for i, a in enumerate(axes):
+        pre, post = pads[i], pads[i + n]
+        if (a % rank) < ctx.values.lead:
+            if pre or post:
+                ctx.fail("padding the batch dimension is not supported")
+            continue
+        if pre or post:
+            amounts[ctx.values.axis(ctx, a, rank)] = (pre, post)
+    if not amounts:
+        ctx.output(x)
+        return
+    ps = len(x.shape)
+    if value == 0 and ps >= 2 and set(amounts) <= {ps - 2, ps - 1}:
+        h, w = amounts.get(ps - 2, (0, 0)), amounts.get(ps - 1, (0, 0))
+        ctx.output(ctx.add("add_padding", x, [h[0], w[0]], [h[1], w[1]]).output)
+        return
+    from .compose import take
+    for a, (pre, post) in sorted(amounts.items()):
+        size = x.shape[a]
+        if pre < 0 or post < 0:
+            x = take(ctx, x, a, np.arange(max(0, -pre), size - max(0, -post)), f"crop{a}")
+        x = pad_axis(ctx, x, a, max(pre, 0), max(post, 0), value, f"pad{a}")
+    ctx.output(x)

@@ -1,0 +1,74 @@
+"""Constant folding at import: a node whose inputs are all known is evaluated with ONNX's NumPy reference
+implementation; ``Shape`` of a run-time tensor is its static shape, the batch dimension a marker."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .values import BATCH
+
+# never folded: randomness, control flow with subgraphs, ops with state
+FOLD_REFUSED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+                "Bernoulli", "If", "Loop", "Scan", "SequenceMap"}
+MAX_FOLDED = 1 << 26          # elements a folded tensor may have (a malformed ConstantOfShape cannot eat the host)
+_SHAPE_TAKERS = {"ConstantOfShape": 0, "Expand": 1, "Tile": 1}
+
+
+def shape_of(ctx: Any, values: Any, t: Any) -> np.ndarray:
+    full = np.array(values.full_shape(t), dtype=np.int64)
+    if ctx.op_type == "Size":
+        if values.lead:
+            ctx.fail("Size of a batched tensor depends on the batch size, known only at run time")
+        return np.array(int(np.prod(full)), dtype=np.int64)
+    start, end = ctx.int_attr("start", 0), ctx.int_attr("end", None)
+    return full[start:end]
+
+
+def _expected_size(ctx: Any, ins: list) -> int:
+    op = ctx.op_type
+    if op in _SHAPE_TAKERS and len(ins) > _SHAPE_TAKERS[op] and ins[_SHAPE_TAKERS[op]] is not None:
+        shape = np.asarray(ins[_SHAPE_TAKERS[op]]).reshape(-1)
+        if op == "Tile" and ins[0] is not None:
+            return int(np.prod(np.asarray(ins[0]).shape)) * int(np.prod(np.abs(shape)))
+        base = int(np.prod(np.asarray(ins[0]).shape)) if op == "Expand" and ins[0] is not None else 1
+        return max(int(np.prod(np.abs(shape).astype(np.float64))), base)
+    if op == "Range" and len(ins) == 3 and all(v is not None for v in ins):
+        start, limit, delta = (float(np.asarray(v).reshape(-1)[0]) for v in ins)
+        return 0 if delta == 0 else max(0, math.ceil((limit - start) / delta))
+    return 0
+
+
+def fold_node(ctx: Any, ins: list, opset: int) -> list:
+    """The node's outputs as NumPy arrays (every input is a constant)."""
+    from onnx.reference import ReferenceEvaluator
+    op = ctx.op_type
+    if op in _SHAPE_TAKERS and len(ins) > _SHAPE_TAKERS[op] and ins[_SHAPE_TAKERS[op]] is not None:
+        # a shape holding the run-time batch: the constant is the same for every sample, so 1 there
+        k = _SHAPE_TAKERS[op]
+        s = np.asarray(ins[k])
+        if s.dtype.kind in "iu" and (s == BATCH).any():
+            ins = list(ins)
+            ins[k] = np.where(s == BATCH, 1, s).astype(s.dtype)
+    if _expected_size(ctx, ins) > MAX_FOLDED or ("Range" == op and _expected_size(ctx, ins) < 0):
+        ctx.fail(f"folding it would make a tensor of more than {MAX_FOLDED} elements", malformed=True)
+    node = ctx.node
+    feeds = {n: np.asarray(v) for n, v in zip(node.input, ins) if n}
+    try:
+        ev = ReferenceEvaluator(node, opsets={"": opset})
+        outs = ev.run(None, feeds)
+    except Exception as exc:
+        ctx.fail(f"cannot be evaluated at import on its constant inputs ({type(exc).__name__}: "
+                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''})", malformed=True)
+    result = []
+    for o in outs:
+        if isinstance(o, (list, tuple)) or o is None:
+            ctx.fail("has outputs that are not tensors (sequences or optionals are not supported)")
+        a = np.asarray(o)
+        if a.size > MAX_FOLDED:
+            ctx.fail(f"folding it made a tensor of {a.size} elements (the limit is {MAX_FOLDED})", malformed=True)
+        if a.dtype.kind not in "biuf":
+            ctx.fail(f"folds to a tensor of dtype {a.dtype}; perfkit imports numeric tensors only")
+        result.append(a)
+    return result

@@ -1,0 +1,160 @@
+"""Reading an ONNX model safely: a path (with its external data), bytes or a ModelProto; the graph's
+structure checked (every input defined, outputs unique, no cycle) before anything is converted."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentError
+from .errors import OnnxFileError, require_onnx
+
+MAX_PATH_BYTES = 4 << 30        # refuse files this large before reading them (protobuf's own limit is 2 GiB)
+
+
+def read_model(model: Any) -> tuple:
+    """``(ModelProto, source)`` for a path, bytes or a ModelProto; external data is read from the model's
+    folder only (locations that leave it are refused). Raises OnnxFileError for anything unreadable."""
+    onnx = require_onnx()
+    if isinstance(model, onnx.ModelProto):
+        _refuse_external(model, "a ModelProto given in memory")
+        return model, "<ModelProto>"
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        proto = _parse(onnx, bytes(model), "the bytes given")
+        _refuse_external(proto, "bytes given in memory")
+        return proto, "<bytes>"
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if not os.path.isfile(path):
+            raise OnnxFileError(f"no ONNX file at {path!r}" + (" (it is a folder)" if os.path.isdir(path) else ""))
+        size = os.path.getsize(path)
+        if size > MAX_PATH_BYTES:
+            raise OnnxFileError(f"{path!r} is {size / 2**30:.1f} GiB; ONNX files hold at most 2 GiB (larger "
+                                "weights live in external data files beside the model)")
+        with open(path, "rb") as f:
+            proto = _parse(onnx, f.read(), repr(path))
+        _load_external(onnx, proto, os.path.dirname(os.path.abspath(path)), path)
+        return proto, path
+    raise ArgumentError(f"an ONNX model is a path, bytes or an onnx.ModelProto, not {type(model).__name__}")
+
+
+def _parse(onnx: Any, data: bytes, what: str) -> Any:
+    if not data:
+        raise OnnxFileError(f"{what} is empty, not an ONNX model")
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception as exc:            # google.protobuf.message.DecodeError and friends
+        raise OnnxFileError(f"{what} is not an ONNX model (or is truncated): protobuf could not parse it "
+                            f"({type(exc).__name__}: {exc})") from None
+    if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
+        raise OnnxFileError(f"{what} parses as protobuf but holds no ONNX graph (not an ONNX model, or truncated)")
+    return proto
+
+
+def _external_tensors(proto: Any) -> list:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+    return [t for t in _get_all_tensors(proto) if uses_external_data(t)]
+
+
+def _refuse_external(proto: Any, what: str) -> None:
+    ext = _external_tensors(proto)
+    if ext and any(not t.HasField("raw_data") for t in ext):
+        raise OnnxFileError(f"{what} references external data ({ext[0].name!r}, ...) that cannot be found without "
+                            "its folder: pass the model's path instead")
+
+
+def _load_external(onnx: Any, proto: Any, base: str, path: str) -> None:
+    from onnx.external_data_helper import ExternalDataInfo, set_external_data  # noqa: F401
+    real_base = os.path.realpath(base)
+    for t in _external_tensors(proto):
+        info = ExternalDataInfo(t)
+        loc = info.location or ""
+        full = os.path.realpath(os.path.join(base, loc))
+        if not loc or os.path.isabs(loc) or os.path.commonpath([real_base, full]) != real_base:
+            raise OnnxFileError(f"{path!r}: initializer {t.name!r} names external data {loc!r}, outside the "
+                                "model's folder; external data must lie beside the model")
+        if not os.path.isfile(full):
+            raise OnnxFileError(f"{path!r}: initializer {t.name!r} needs external data file {loc!r}, which is "
+                                f"missing from {base!r}")
+        offset, length = int(info.offset or 0), info.length
+        size = os.path.getsize(full)
+        if offset < 0 or offset > size or (length is not None and (length < 0 or offset + int(length) > size)):
+            raise OnnxFileError(f"{path!r}: initializer {t.name!r} reads bytes {offset}..{offset + int(length or 0)}"
+                                f" of {loc!r}, which has {size}")
+        with open(full, "rb") as f:
+            f.seek(offset)
+            t.raw_data = f.read(int(length) if length is not None else -1)
+        t.data_location = onnx.TensorProto.DEFAULT
+        del t.external_data[:]
+
+
+def to_array(tensor: Any, where: str) -> np.ndarray:
+    """A TensorProto's values as a NumPy array (int64/float64 kept; converted when a layer takes them)."""
+    from onnx import numpy_helper
+    try:
+        arr = numpy_helper.to_array(tensor)
+    except Exception as exc:
+        raise OnnxFileError(f"{where}: tensor {tensor.name!r} cannot be read ({type(exc).__name__}: {exc}); its "
+                            "data does not match its type and dims (truncated or corrupted)") from None
+    if arr.dtype.kind not in "biuf":
+        raise OnnxFileError(f"{where}: tensor {tensor.name!r} has dtype {arr.dtype}; perfkit imports numeric and "
+                            "boolean tensors only")
+    return np.array(arr)
+
+
+def ordered_nodes(graph: Any, known: set) -> list:
+    """The graph's nodes in an order where every input is defined first; refuses undefined inputs, outputs
+    produced twice and cycles, naming the nodes involved."""
+    producer: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer or out in known:
+                other = "an earlier node" if out in producer else "a graph input or initializer"
+                raise OnnxFileError(f"node {node_label(node, i)} writes value {out!r}, already written by {other}; "
+                                    "ONNX values are written once")
+            producer[out] = i
+    deps: list[set] = []
+    users: dict[int, list[int]] = {i: [] for i in range(len(graph.node))}
+    for i, node in enumerate(graph.node):
+        d = set()
+        for name in node.input:
+            if not name or name in known:
+                continue
+            if name not in producer:
+                raise OnnxFileError(f"node {node_label(node, i)} ({node.op_type}) reads value {name!r}, which no "
+                                    "node, graph input or initializer defines (a missing initializer?)")
+            d.add(producer[name])
+        deps.append(d)
+        for j in d:
+            users[j].append(i)
+    order, ready = [], [i for i, d in enumerate(deps) if not d]
+    left = [len(d) for d in deps]
+    while ready:
+        i = ready.pop(0)
+        order.append(i)
+        for j in users[i]:
+            left[j] -= 1
+            if left[j] == 0:
+                ready.append(j)
+    if len(order) != len(graph.node):
+        stuck = [node_label(graph.node[i], i) for i in range(len(graph.node)) if left[i] > 0]
+        raise OnnxFileError(f"the graph has a cycle: nodes {', '.join(stuck[:6])}{' ...' if len(stuck) > 6 else ''} "
+                            "depend on each other's outputs; ONNX graphs are acyclic")
+    return [graph.node[i] for i in order]
+
+
+def node_label(node: Any, index: int) -> str:
+    return repr(node.name) if node.name else f"#{index} (output {node.output[0]!r})" if node.output else f"#{index}"
+
+
+def check_structure(onnx: Any, proto: Any) -> None:
+    """ONNX's own checker (types and attributes against the operator schemas), errors as OnnxFileError."""
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()
+        raise OnnxFileError("the model fails ONNX's checker: " + " ".join(m.strip() for m in msg[:6])[:800]) from None
