@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from bad_argument_table import CASES, case, on_fresh_network
-from bad_argument_values import CHOICE, OPT_NAME, SHAPE, TENSOR, family
+from bad_argument_values import ARRAY, AXIS, CHOICE, COUNT, OPT_NAME, SHAPE, TENSOR, family
 
 NAN, INF = float("nan"), float("inf")
 INTS = family(none=None, text="0", number_not_list=3, float=[0.5], bool=[True], nested=[[1]])
 OPT_INTS = {k: v for k, v in INTS.items() if k != "none"}
+WEIGHTS = {k: v for k, v in ARRAY.items() if k != "wrong_shape"}
 
 
 def extend(name: str, bad: dict) -> None:
@@ -34,6 +35,16 @@ case("Network.add_select", on_fresh_network("add_select"),
 case("Network.add_parametric_relu", on_fresh_network("add_parametric_relu"),
      {"input": "img", "slope": "img", "name": None},
      {"input": {**TENSOR, "int32": "idx"}, "slope": {**TENSOR, "enlarges": "m", "int32": "idx"}, "name": OPT_NAME})
+
+case("Network.add_normalization", on_fresh_network("add_normalization"),
+     {"input": "img", "scale": np.ones((2, 1, 1)), "bias": None, "axes": [1, 2], "epsilon": 1e-5, "num_groups": 1,
+      "name": None},
+     {"input": {**TENSOR, "int32": "idx"}, "scale": {**WEIGHTS, "too_big": np.ones((3, 6, 6))},
+      "bias": {k: v for k, v in WEIGHTS.items() if k != "none"},
+      "axes": {**AXIS, "repeated": (1, 1), "empty": ()},
+      "epsilon": family(zero=0.0, negative=-1e-5, nan=NAN, inf=INF, none=None, text="1e-5"),
+      "num_groups": {**COUNT, "not_dividing": 3}, "name": OPT_NAME},
+     accept=("scale:none",))
 
 extend("Network.add_padding", {
     "mode": {**CHOICE, "numpy_only": "symmetric"},

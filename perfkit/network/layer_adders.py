@@ -67,6 +67,16 @@ class LayerAdders:
         return self.add_layer("activation", [input], {"activation": activation, "alpha": alpha, "beta": beta},
                               None, name)
 
+    def add_normalization(self, input: Any, scale: Any, bias: Any, axes: Any, epsilon: float = 1e-5,
+                          num_groups: int = 1, name: str | None = None) -> Any:
+        """``(x - mean) / sqrt(var + epsilon) * scale + bias``, statistics over per-sample ``axes``;
+        ``scale``/``bias`` arrays (or None) broadcasting to the input. Layer norm: the trailing axes and
+        their shape; instance norm: axes 1..rank-1, (C, 1, 1); group norm: also ``num_groups``."""
+        _ints(axes, "add_normalization: axes")
+        _ints(num_groups, "add_normalization: num_groups", 1)
+        return self.add_layer("normalization", [input], {"axes": axes, "epsilon": epsilon, "num_groups": num_groups},
+                              {"scale": scale, "bias": bias}, name)
+
     def add_parametric_relu(self, input: Any, slope: Any, name: str | None = None) -> Any:
         """ONNX PRelu: ``x`` where ``x >= 0`` else ``slope * x``; ``slope`` is a tensor of the input's
         per-sample rank whose dims are the input's or 1 (per channel: (C, 1, 1)); usually a constant."""
