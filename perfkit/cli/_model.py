@@ -1,0 +1,47 @@
+"""MODEL on the command line: a sample network's name, an ONNX file, or a saved engine file."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import ArgumentError
+
+
+def is_engine_file(model: str) -> bool:
+    """Whether ``model`` names an existing file that is not an ONNX model (so it is read as an engine file)."""
+    return os.path.isfile(model) and not model.lower().endswith(".onnx")
+
+
+def network(model: str) -> Any:
+    """The Network that ``model`` names: a sample network (``perfkit.models.SAMPLES``) or an ``.onnx`` file.
+    An engine file, a missing file or an unknown name is an ArgumentError that says what MODEL may be."""
+    from ..models import SAMPLES
+    if is_engine_file(model):
+        raise ArgumentError(f"MODEL {model!r} is an engine file, and this command builds engines: give an ONNX file "
+                            f"or a sample network ({', '.join(SAMPLES)}); run an engine file with `perfkit run`")
+    if model.lower().endswith(".onnx"):
+        if not os.path.isfile(model):
+            raise ArgumentError(f"MODEL {model!r} does not exist; give the path of an ONNX file")
+        return _from_onnx(model)
+    if model in SAMPLES:
+        return SAMPLES[model]()
+    looks_like_path = os.sep in model or "." in os.path.basename(model)
+    raise ArgumentError(f"MODEL {model!r} " + ("does not exist; give an existing ONNX or engine file"
+                                               if looks_like_path else "is not a file or a sample network")
+                        + f" (samples: {', '.join(SAMPLES)})")
+
+
+def _from_onnx(path: str) -> Any:
+    try:
+        from ..onnx import network_from
+    except ImportError as exc:
+        missing = getattr(exc, "name", "") or ""
+        fix = "pip install 'perfkit[onnx]'" if missing == "onnx" else "a perfkit with ONNX import (perfkit.onnx)"
+        raise ArgumentError(f"reading {path!r} needs ONNX import ({exc}); install {fix}") from None
+    return network_from(path)
+
+
+def engine(path: str, device: Any) -> Any:
+    """The engine saved in ``path``, loaded onto ``device`` (None: the kind it was built for)."""
+    from ..runtime import load_engine
+    return load_engine(path, device)

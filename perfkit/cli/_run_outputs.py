@@ -1,0 +1,101 @@
+"""What ``perfkit run`` writes: trtexec-compatible JSON exports, Chrome traces, engine files and the ``--out``
+folder of parquet frames, each staged under a temporary name (``_files.Outputs``) and renamed at the end."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import pandas as pd
+
+from ._files import Outputs, per_config
+from ._report import ADVICE, ms, per_s, table
+
+#: the results.parquet columns taken from the summary of measure() / throughput(), when present
+SUMMARY_METRICS = ("queries", "throughput_per_s", "throughput_qps", "latency_min_ms", "latency_mean_ms",
+                   "latency_median_ms", "latency_median_ci_low_ms", "latency_median_ci_high_ms", "latency_max_ms",
+                   "latency_std_ms", "host_latency_median_ms", "enqueue_median_ms", "h2d_median_ms", "compute_median_ms",
+                   "d2h_median_ms", "total_host_wall_ms", "copy_share_pct", "host_load_1m", "host_cpus",
+                   "host_other_busy_cores")
+
+
+def stage_config_outputs(outs: Outputs, args: Any, cfg: Any, several: bool) -> None:
+    """The exports of one configuration, written now under temporary names."""
+    from ..frames.exporters import trtexec_times
+    name = lambda p: per_config(p, cfg.precision, cfg.batch, several)  # noqa: E731
+    if args.export_times:
+        _json(outs.file(name(args.export_times)), trtexec_times(cfg.result.queries))
+    if args.export_profile:
+        cfg.run.export_profile(outs.file(name(args.export_profile)))
+    if args.export_trace:
+        cfg.run.export_chrome_trace(outs.file(name(args.export_trace)))
+    if args.save_engine:
+        cfg.engine.save(outs.file(name(args.save_engine)))
+
+
+def _json(path: str, obj: Any) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
+def results_row(plan: dict, cfg: Any, args: Any) -> dict:
+    """One row of results.parquet and of the summary table: the configuration and its headline figures."""
+    s = cfg.result.summary
+    values = {m: float(v) for m, v in zip(s["metric"], s["value"])}
+    diag = getattr(cfg.result, "diagnoses", None)
+    found = list(diag["finding"]) if diag is not None else []
+    row = {"model": plan["model"], "device": plan["device"].spec, "precision": cfg.precision,
+           "engine_precision": cfg.engine.precision, "batch_size": cfg.batch, "streams": args.streams,
+           "threads": args.threads or 0, "include_transfers": not args.no_transfers, "engine_id": cfg.engine.id,
+           "device_memory_bytes": cfg.engine.device_memory_bytes}
+    for m in SUMMARY_METRICS:
+        row[m] = values.get(m, float("nan"))
+    for p in args.percentiles:
+        row[f"latency_p{p:g}_ms"] = values.get(f"latency_p{p:g}_ms", float("nan"))
+    row["disturbed"] = any(f not in ADVICE for f in found)
+    row["findings"] = ", ".join(found)
+    return row
+
+
+def summary_table(rows: list) -> list:
+    """The configurations side by side, and the one with the highest throughput."""
+    shown = [{"precision": r["precision"], "batch": r["batch_size"], "median": ms(r["latency_median_ms"]),
+              "95% interval": f"{ms(r['latency_median_ci_low_ms'])} – {ms(r['latency_median_ci_high_ms'])}",
+              "max percentile": ms(r[[k for k in r if k.startswith("latency_p")][-1]]) if any(
+                  k.startswith("latency_p") for k in r) else "",
+              "throughput": per_s(r["throughput_per_s"]), "disturbed": "yes" if r["disturbed"] else "no"}
+             for r in rows]
+    lines = table(shown, ["precision", "batch", "median", "95% interval", "max percentile", "throughput", "disturbed"],
+                  right=("batch", "median", "max percentile", "throughput"))
+    best = max(rows, key=lambda r: r["throughput_per_s"] if r["throughput_per_s"] == r["throughput_per_s"] else -1)
+    lines.append(f"Highest throughput: {best['precision']} at batch {best['batch_size']}, "
+                 f"{per_s(best['throughput_per_s'])} (median latency {ms(best['latency_median_ms'])}).")
+    return lines
+
+
+def stage_out_folder(outs: Outputs, args: Any, plan: dict, rows: list) -> None:
+    """``--out DIR``: results.parquet (a row per configuration), command.json, and per configuration
+    ``<precision>_b<batch>/`` with queries, summary, diagnoses, engine_layers, build_log (parquet) and the profile
+    run (``perfkit.load_run`` reads it)."""
+    from .._version import __version__
+    folder = outs.folder(args.out)
+    results = pd.DataFrame(rows)
+    results.attrs.update({"schema": "perfkit_run_results", "model": plan["model"], "device": plan["device"].spec})
+    results.to_parquet(os.path.join(folder, "results.parquet"))
+    for cfg in plan["configs"]:
+        sub = os.path.join(folder, f"{cfg.precision}_b{cfg.batch}")
+        os.makedirs(sub)
+        frames = {"queries": cfg.result.queries, "summary": cfg.result.summary,
+                  "engine_layers": cfg.engine.layers, "build_log": cfg.engine.build_log}
+        diag = getattr(cfg.result, "diagnoses", None)
+        if diag is not None:
+            frames["diagnoses"] = diag
+        for name, frame in frames.items():
+            frame.to_parquet(os.path.join(sub, f"{name}.parquet"))
+        if cfg.run is not None:
+            cfg.run.save(os.path.join(sub, "profile"))
+    info = {"perfkit_version": __version__, "argv": sys.argv[1:], "model": plan["model"],
+            "device": plan["device"].spec, "device_name": plan["device"].name,
+            "configurations": [f"{c.precision}_b{c.batch}" for c in plan["configs"]]}
+    _json(os.path.join(folder, "command.json"), info)

@@ -1,0 +1,25 @@
+"""``perfkit info``: perfkit's version and the devices it can use."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("info", help="show perfkit's version and the devices it can use",
+                       description="Show perfkit's version and the devices it can use.")
+    p.set_defaults(func=command)
+
+
+def command(args: Any = None) -> None:
+    from .._version import __version__
+    from ..device import cuda_available, get_device
+    print(f"perfkit {__version__}")
+    for k, v in get_device("cpu").info().items():
+        print(f"  cpu {k}: {v}")
+    if cuda_available():
+        from ..runtime.cuda_graph import graph_support
+        for k, v in get_device("cuda").info().items():
+            print(f"  cuda {k}: {v}")
+        print(f"  cuda graphs: {'on (contexts replay once warm)' if not graph_support() else 'off: ' + graph_support()}")
+    else:
+        print("  cuda: not available (no CuPy or no GPU)")

@@ -1,0 +1,139 @@
+"""Every subcommand refuses a bad argument with one line on stderr and exit status 2, no traceback, nothing on
+stdout, and nothing written: no file, no folder, no temporary name."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import perfkit as pk
+from cli_helpers import QUICK, cli, everything, one_error_line
+
+
+@pytest.fixture
+def where(tmp_path):
+    """A folder with an engine file (max batch 2), a text file, a non-empty folder; the test runs inside it."""
+    e = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=2))
+    e.save(tmp_path / "m.engine")
+    (tmp_path / "notes.txt").write_text("not an engine")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    yield tmp_path
+    os.chdir(cwd)
+
+
+BAD = {
+    # run
+    "run without MODEL": ["run"],
+    "run with MODEL and --load-engine": ["run", "mnist_mlp", "--load-engine", "m.engine"],
+    "run unknown model": ["run", "nope"],
+    "run missing onnx": ["run", "missing.onnx"],
+    "run missing engine path": ["run", "some/where.engine"],
+    "run a text file as engine": ["run", "notes.txt"],
+    "run missing --load-engine": ["run", "--load-engine", "gone.engine"],
+    "run zero batch": ["run", "mnist_mlp", "--batch", "0"],
+    "run letters as batch": ["run", "mnist_mlp", "--batch", "a"],
+    "run empty batch": ["run", "mnist_mlp", "--batch", ","],
+    "run unknown precision": ["run", "mnist_mlp", "--precision", "int8"],
+    "run percentile 100": ["run", "mnist_mlp", "--percentiles", "100"],
+    "run percentile 0": ["run", "mnist_mlp", "--percentiles", "0"],
+    "run percentile word": ["run", "mnist_mlp", "--percentiles", "p99"],
+    "run zero streams": ["run", "mnist_mlp", "--streams", "0"],
+    "run more threads than streams": ["run", "mnist_mlp", "--streams", "2", "--threads", "3"],
+    "run negative duration": ["run", "mnist_mlp", "--duration-s", "-1"],
+    "run NaN duration": ["run", "mnist_mlp", "--duration-s", "nan"],
+    "run word warm-up": ["run", "mnist_mlp", "--warmup-ms", "long"],
+    "run zero iterations": ["run", "mnist_mlp", "--iterations", "0"],
+    "run export into a missing folder": ["run", "mnist_mlp", "--export-times", "no/such/t.json"],
+    "run export onto a folder": ["run", "mnist_mlp", "--export-profile", "full"],
+    "run two exports one file": ["run", "mnist_mlp", "--export-times", "a.json", "--export-profile", "a.json"],
+    "run --out a file": ["run", "mnist_mlp", "--out", "notes.txt"],
+    "run --out a full folder": ["run", "mnist_mlp", "--out", "full"],
+    "run --no-profile with --dump-profile": ["run", "mnist_mlp", "--no-profile", "--dump-profile"],
+    "run --no-profile with --export-trace": ["run", "mnist_mlp", "--no-profile", "--export-trace", "t.json"],
+    "run engine with --precision": ["run", "m.engine", "--precision", "fp16"],
+    "run engine with --save-engine": ["run", "m.engine", "--save-engine", "n.engine"],
+    "run engine past its max batch": ["run", "m.engine", "--batch", "1,4"],
+    "run unknown device": ["run", "mnist_mlp", "--device", "tpu"],
+    "run unknown option": ["run", "mnist_mlp", "--bogus"],
+    # build
+    "build without -o": ["build", "mnist_mlp"],
+    "build into a missing folder": ["build", "mnist_mlp", "-o", "no/such/m.engine"],
+    "build onto a folder": ["build", "mnist_mlp", "-o", "full"],
+    "build unknown fusion rule": ["build", "mnist_mlp", "-o", "n.engine", "--fusions", "fc_relu,nope"],
+    "build unknown precision": ["build", "mnist_mlp", "-o", "n.engine", "--precision", "int4"],
+    "build zero batch": ["build", "mnist_mlp", "-o", "n.engine", "--batch", "0"],
+    "build an engine file": ["build", "m.engine", "-o", "n.engine"],
+    "build unknown model": ["build", "nope", "-o", "n.engine"],
+    # inspect
+    "inspect a missing file": ["inspect", "gone.engine"],
+    "inspect a folder": ["inspect", "full"],
+    "inspect a text file": ["inspect", "notes.txt"],
+    # sweep
+    "sweep no model": ["sweep"],
+    "sweep unknown model": ["sweep", "mnist_mlp", "nope"],
+    "sweep an engine file": ["sweep", "m.engine"],
+    "sweep zero rounds": ["sweep", "mnist_mlp", "--rounds", "0"],
+    "sweep --out a file": ["sweep", "mnist_mlp", "--out", "notes.txt"],
+    "sweep --out a full folder": ["sweep", "mnist_mlp", "--out", "full"],
+    "sweep negative budget": ["sweep", "mnist_mlp", "--latency-budget-ms", "-2"],
+    # the command itself
+    "unknown command": ["nope"],
+    "no command": [],
+}
+
+
+@pytest.mark.parametrize("argv", list(BAD.values()), ids=list(BAD))
+def test_bad_argument_is_one_line_and_leaves_nothing(argv, where, capsys):
+    from perfkit.cli import main
+    before = everything(where)
+    rc = main(argv)
+    captured = capsys.readouterr()
+    assert rc == 2
+    one_error_line(captured.err)
+    assert captured.out == ""
+    assert everything(where) == before
+
+
+def test_a_missing_gpu_is_one_line(where, capsys):
+    from perfkit.cli import main
+    if pk.cuda_available():
+        pytest.skip("this machine has a GPU")
+    for argv in (["run", "mnist_mlp", "--device", "cuda"], ["build", "mnist_mlp", "-o", "x.engine", "--device", "cuda"],
+                 ["sweep", "mnist_mlp", "--device", "cuda:0"]):
+        before = everything(where)
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        one_error_line(captured.err)
+        assert everything(where) == before
+
+
+def test_the_installed_command_reports_bad_arguments_without_traceback(where):
+    for argv in (["run", "nope"], ["run", "m.engine", "--batch", "8", *QUICK], ["inspect", "notes.txt"]):
+        r = cli(where, *argv)
+        assert r.returncode == 2
+        line = one_error_line(r.stderr)
+        assert line.startswith(f"perfkit {argv[0]}")
+
+
+def test_help_and_version(where):
+    from perfkit.cli import main
+    r = cli(where, "--help")
+    assert r.returncode == 0 and "examples:" in r.stdout
+    for name in ("run", "build", "inspect", "sweep", "demo", "info"):
+        assert f"    {name}" in r.stdout
+    r = cli(where, "--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"perfkit {pk.__version__}"
+    for name in ("run", "build", "inspect", "sweep"):
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+    script = subprocess.run([sys.executable, "-c", "import perfkit.cli, sys; sys.argv[0] = 'perfkit'; "
+                             "sys.exit(perfkit.cli.main(['run', '--help']))"], capture_output=True, text=True)
+    for flag in ("--batch", "--precision", "--warmup-ms", "--iterations", "--duration-s", "--percentiles", "--streams",
+                 "--threads", "--graph", "--no-graph", "--no-transfers", "--dump-profile", "--export-profile",
+                 "--export-times", "--export-trace", "--save-engine", "--load-engine", "--timing-cache", "--out",
+                 "--device"):
+        assert flag in script.stdout, flag
