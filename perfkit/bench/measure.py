@@ -200,6 +200,8 @@ def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[
              ("h2d_median_ms", q["h2d_ms"].median(), "ms", "input copy"),
              ("compute_median_ms", q["compute_ms"].median(), "ms", "network execution"),
              ("d2h_median_ms", q["d2h_ms"].median(), "ms", "output copy"),
+             ("copy_share_pct", _copy_share(q), "%", "H2D + D2H share of the device-timed latency, over all queries "
+                                                     "(copies from page-locked host memory; 0 without transfers)"),
              ("total_host_wall_ms", wall_ms, "ms", "wall time of the timed phase"),
              ("total_compute_ms", q["compute_ms"].sum(), "ms", "sum of network execution times"),
              ("compute_share_pct", 100.0 * q["compute_ms"].sum() / wall_ms, "%",
@@ -211,6 +213,12 @@ def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[
              ("host_other_busy_cores", host.get("host_other_busy_cores", float("nan")), "",
               "cores other processes kept busy while timing (/proc/stat less this process; NaN where unknown)")]
     return with_shown(pd.DataFrame([{"metric": m, "value": float(v), "unit": u, "meaning": d} for m, v, u, d in rows]))
+
+
+def _copy_share(q: pd.DataFrame) -> float:
+    """100 x (H2D + D2H) / latency, summed over the queries (NaN when no latency was timed)."""
+    total = float(q["latency_ms"].sum())
+    return 100.0 * float((q["h2d_ms"] + q["d2h_ms"]).sum()) / total if total > 0 else float("nan")
 
 
 def _known(x: Any) -> Any:

@@ -49,6 +49,7 @@ class Builder:
                              f"not {type(allocator).__name__}; pass None for the device's tracking allocator")
         self.allocator = allocator if allocator is not None else self.device.tracking_allocator
         self._lock = threading.Lock()
+        self._building_thread: str | None = None     # name of the thread inside build(), for the busy error
 
     def build(self, network: Any, config: BuilderConfig | None = None) -> Engine:
         from ..network import Network
@@ -58,11 +59,15 @@ class Builder:
             raise BuildError(f"Builder.build needs a BuilderConfig (or None), not {type(config).__name__}")
         config = (config or BuilderConfig()).validate()
         if not self._lock.acquire(blocking=False):
-            raise BuilderBusyError("this builder is already building on another thread; a builder may be used "
-                                   "by one thread at a time: create one Builder per thread")
+            who = f"thread {self._building_thread!r}" if self._building_thread else "another thread"
+            raise BuilderBusyError(f"this builder is already building on {who} (called from "
+                                   f"{threading.current_thread().name!r}); a builder may be used by one thread at a "
+                                   "time (guide 2.3): create one Builder per thread")
+        self._building_thread = threading.current_thread().name
         try:
             return self._build(network, config)
         finally:
+            self._building_thread = None
             self._lock.release()
 
     # ---------------------------------------------------------------------------------------------
