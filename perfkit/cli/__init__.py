@@ -12,7 +12,7 @@ from typing import Sequence
 from . import _args as A
 
 #: the subcommand modules, in the order ``--help`` lists them
-_COMMANDS = ("run", "build", "inspect_engine", "sweep", "demo", "info")
+_COMMANDS = ("run", "build", "inspect_engine", "sweep", "serve_bench", "demo", "info")
 
 _EPILOG = """examples:
   perfkit run mnist_mlp --batch 1,32 --precision fp32,fp16      time a sample network like trtexec

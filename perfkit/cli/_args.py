@@ -111,6 +111,14 @@ def delays(text: str) -> list:
     return list(dict.fromkeys(milliseconds(t) for t in items))
 
 
+def rates(text: str) -> list:
+    """Comma-separated positive requests per second."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give at least one rate in requests per second")
+    return list(dict.fromkeys(rate(t) for t in items))
+
+
 def output_path(text: str) -> str:
     """A file to write: not empty, not an existing folder, in a folder that exists and is writable. Checked while
     parsing, so a run never fails at its end for a path it could have refused at its start."""

@@ -32,13 +32,17 @@ def network(model: str) -> Any:
 
 
 def _from_onnx(path: str) -> Any:
-    try:
-        from ..onnx import network_from
-    except ImportError as exc:
-        missing = getattr(exc, "name", "") or ""
-        fix = "pip install 'perfkit[onnx]'" if missing == "onnx" else "a perfkit with ONNX import (perfkit.onnx)"
-        raise ArgumentError(f"reading {path!r} needs ONNX import ({exc}); install {fix}") from None
+    """``perfkit.onnx.network_from``; without the onnx package its OnnxDependencyError (a PerfkitError) names
+    ``pip install perfkit[onnx]``."""
+    from ..onnx import network_from
     return network_from(path)
+
+
+def default_batch(net: Any) -> int:
+    """The batch an ONNX file fixes (its leading dimension), else 1."""
+    info = getattr(net, "import_info", None)
+    fixed = getattr(info, "max_batch_size", None)
+    return fixed if isinstance(fixed, int) and fixed > 0 else 1
 
 
 def engine(path: str, device: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from . import _args as A
 from ._files import Outputs
+from ..frames.units import human_bytes
 from ._report import engine_lines, ms, section, table, wrap
 
 EXAMPLES = """examples:
@@ -58,7 +59,8 @@ def command(args: Any) -> None:
         engine.save(outs.file(args.output))
         outs.commit()
     print(section("Saved"))
-    print(f"  {args.output}: {os.path.getsize(args.output) / 2**20:.2f} MiB, engine id {engine.id}")
+    print(f"  {args.output}: {human_bytes(os.path.getsize(args.output))}, engine id {engine.id}; run it with "
+          f"`perfkit run {args.output}`, look inside with `perfkit inspect {args.output}`")
 
 
 def build_report(engine: Any, network_layers: int | None, verbose: bool) -> list:

@@ -40,7 +40,8 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto; an "
                    "engine file: the kind it was built for)")
     g.add_argument("--batch", type=A.comma_list(int, what="batch size"), default=None, metavar="B[,B...]",
-                   help="batch sizes, comma-separated (default: 1; an engine file: its max batch size)")
+                   help="batch sizes, comma-separated (default: 1, or the batch an ONNX file fixes; an engine file: its "
+                   "max batch size)")
     g.add_argument("--precision", type=A.comma_list(str, PRECISIONS, "precision"), default=None, metavar="P[,P...]",
                    help=f"precisions allowed when building, from {', '.join(PRECISIONS)} (default: fp32)")
     g.add_argument("--timing-cache", type=A.output_path, metavar="F", help="timing cache file: read if present, "
@@ -163,8 +164,8 @@ def _checked(args: Any) -> dict:
     net = _model.network(args.model)
     dev = get_device(args.device)
     configs = [Config(p, b, network_layers=len(net.layers)) for p in (args.precision or ["fp32"])
-               for b in (args.batch or [1])]
-    kind = "sample network" if args.model == net.name else "ONNX model" if args.model.endswith(".onnx") else "model"
+               for b in (args.batch or [_model.default_batch(net)])]
+    kind = "ONNX model" if args.model.lower().endswith(".onnx") else "sample network"
     return {"configs": configs, "device": dev, "label": f"{net.name} ({kind})", "model": net.name, "network": net}
 
 

@@ -79,6 +79,15 @@ BAD = {
     "sweep --out a file": ["sweep", "mnist_mlp", "--out", "notes.txt"],
     "sweep --out a full folder": ["sweep", "mnist_mlp", "--out", "full"],
     "sweep negative budget": ["sweep", "mnist_mlp", "--latency-budget-ms", "-2"],
+    # serve-bench
+    "serve-bench no rate": ["serve-bench", "mnist_mlp"],
+    "serve-bench zero rate": ["serve-bench", "mnist_mlp", "--rate", "0"],
+    "serve-bench word delay": ["serve-bench", "mnist_mlp", "--rate", "10", "--max-delay-ms", "soon"],
+    "serve-bench negative delay": ["serve-bench", "mnist_mlp", "--rate", "10", "--max-delay-ms", "0,-1"],
+    "serve-bench closed without concurrency": ["serve-bench", "mnist_mlp", "--pattern", "closed"],
+    "serve-bench unknown pattern": ["serve-bench", "mnist_mlp", "--pattern", "bursty"],
+    "serve-bench --out a full folder": ["serve-bench", "mnist_mlp", "--rate", "10", "--out", "full"],
+    "serve-bench unknown model": ["serve-bench", "nope", "--rate", "10"],
     # the command itself
     "unknown command": ["nope"],
     "no command": [],
@@ -122,11 +131,11 @@ def test_help_and_version(where):
     from perfkit.cli import main
     r = cli(where, "--help")
     assert r.returncode == 0 and "examples:" in r.stdout
-    for name in ("run", "build", "inspect", "sweep", "demo", "info"):
+    for name in ("run", "build", "inspect", "sweep", "serve-bench", "demo", "info"):
         assert f"    {name}" in r.stdout
     r = cli(where, "--version")
     assert r.returncode == 0 and r.stdout.strip() == f"perfkit {pk.__version__}"
-    for name in ("run", "build", "inspect", "sweep"):
+    for name in ("run", "build", "inspect", "sweep", "serve-bench"):
         with pytest.raises(SystemExit) as exit_:
             main([name, "--help"])
         assert exit_.value.code == 0
