@@ -2,6 +2,7 @@
 argument costs nothing and leaves nothing behind."""
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -81,13 +82,14 @@ def percentile_list(percentiles: Any, what: str) -> list:
 
 def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: Any, min_iterations: Any,
                 on_row: Any, engines: Any, rounds: Any = 6, max_cv_pct: Any = 10.0, out: Any = None,
-                resume: Any = False, layers: Any = False) -> list:
+                resume: Any = False, layers: Any = False, devices: Any = None, device: Any = None) -> list:
     """The networks as a list, after every argument of ``sweep`` was checked."""
-    from ..network import PRECISIONS, Network
+    from ..network import PRECISIONS
     nets = [networks] if not isinstance(networks, (list, tuple)) else list(networks)
-    if not nets or not all(isinstance(n, Network) for n in nets):
+    if not nets:
         raise ArgumentError("sweep: networks must be a perfkit Network or a non-empty list of them "
                             "(perfkit.models has samples)")
+    nets = [_network(n) for n in nets]
     if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence) or not batch_sizes:
         raise ArgumentError(f"sweep: batch_sizes must be a non-empty sequence of positive ints, not {batch_sizes!r}")
     for b in batch_sizes:
@@ -108,23 +110,67 @@ def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: An
            minimum=0)
     resume = flag(resume, "sweep: resume")
     flag(layers, "sweep: layers (True also profiles each configuration's layers)")
+    if devices is not None:
+        from .distributed import check_devices
+        check_devices(devices, device)
+        if engines is not None:
+            raise ArgumentError("sweep: engines= collects the engines built in this process; a sweep with devices= "
+                                "builds them on its workers. Leave engines=None (or sweep without devices=)")
     if out is None:
         if resume:
-            raise ArgumentError("sweep: resume=True needs out=, the .parquet file of the sweep to continue")
+            raise ArgumentError("sweep: resume=True needs out=, the .parquet file or dataset folder of the sweep to "
+                                "continue")
         return nets
-    import os
+    check_out(out, resume, devices is not None)
+    return nets
+
+
+def _network(n: Any) -> Any:
+    """A Network; with perfkit.onnx.network_from (ONNX import), also a sample name or an .onnx path."""
+    from ..network import Network
+    if isinstance(n, Network):
+        return n
+    try:
+        from ..onnx import network_from
+    except ImportError:
+        network_from = None
+    if network_from is not None and isinstance(n, (str, os.PathLike, bytes)) and not isinstance(n, bool):
+        return network_from(n)
+    raise ArgumentError("sweep: networks must be a perfkit Network, a sample name, an .onnx file or a non-empty list "
+                        f"of them (perfkit.models has samples), not {type(n).__name__} {n!r:.60}")
+
+
+def check_out(out: Any, resume: bool, distributed: bool) -> str:
+    """``out`` as a path: a ``.parquet`` file (one device) or a dataset folder (a name without suffix,
+    new, empty, or a sweep dataset when resuming)."""
+    from .sweep_dataset import is_sweep_dataset
     target = path(out, "sweep: out")
-    if not target.endswith(".parquet"):
-        raise ArgumentError(f"sweep: out must be a file name ending in .parquet, not {target!r}")
     parent = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(parent):
         raise ArgumentError(f"sweep: the folder of out ({parent}) does not exist; create it first")
+    if target.endswith(".parquet"):
+        if distributed:
+            raise ArgumentError(f"sweep: with devices=, out is a dataset folder that every worker writes into (a name "
+                                f"without .parquet, e.g. {target[:-8]!r}), not one file {target!r}")
+        if os.path.isdir(target):
+            raise ArgumentError(f"sweep: out {target!r} is a folder; give a .parquet file name")
+        if os.path.exists(target) and not resume:
+            raise ArgumentError(f"sweep: out {target!r} exists; pass resume=True to continue that sweep, "
+                                "or choose another file")
+        return target
     if os.path.isdir(target):
-        raise ArgumentError(f"sweep: out {target!r} is a folder; give a .parquet file name")
-    if os.path.exists(target) and not resume:
-        raise ArgumentError(f"sweep: out {target!r} exists; pass resume=True to continue that sweep, "
-                            "or choose another file")
-    return nets
+        if is_sweep_dataset(target):
+            if not resume:
+                raise ArgumentError(f"sweep: the sweep dataset {target!r} exists; pass resume=True to continue it, or "
+                                    "choose another folder")
+        elif os.listdir(target):
+            raise ArgumentError(f"sweep: out {target!r} is a folder that holds other files, not a sweep dataset; give "
+                                "a new folder name (or a .parquet file name)")
+        return target
+    if os.path.exists(target) or os.path.splitext(target)[1]:
+        raise ArgumentError(f"sweep: out must be a file name ending in .parquet or a folder name (for a partitioned "
+                            f"dataset, no suffix), not {target!r}")
+    return target
 
 
 def read_previous_sweep(out: Any) -> Any:

@@ -85,13 +85,15 @@ def host_contention(intervals: Sequence) -> dict:
     return {"host_other_busy_cores": other_busy_cores_over(intervals)}
 
 
-def gpu_probe(device: Any) -> Callable[[], dict] | None:
+def gpu_probe(device: Any, nvml_index: int | None = None) -> Callable[[], dict] | None:
     """A function reading the GPU's clocks and throttle reasons through NVML (a few microseconds a
-    call), or None off CUDA or where NVML cannot be used."""
+    call), or None off CUDA or where NVML cannot be used. ``nvml_index``: the GPU's NVML number when it
+    differs from CUDA's (a process pinned with CUDA_VISIBLE_DEVICES sees its GPU as cuda:0; NVML does
+    not renumber)."""
     if getattr(device, "kind", None) != "cuda":
         return None
     from ..profiling.nvml import NvmlSampler
-    sampler = NvmlSampler(device.index)
+    sampler = NvmlSampler(device.index if nvml_index is None else int(nvml_index))
     try:
         sampler.sample()
     except Exception:  # no driver, no nvidia-ml-py: the rows leave the GPU columns empty

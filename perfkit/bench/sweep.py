@@ -19,8 +19,10 @@ from ..errors import PerfkitError
 from ..frames.schemas import SWEEP, SWEEP_LAYERS
 from ..models import sample_input
 from . import rounds as _rounds
+from . import sweep_dataset as _data
 from . import sweep_layers as _layers
 from ._args import check_sweep, read_previous_sweep
+from .distributed_host import identity
 from .latency import latency_stats
 
 
@@ -45,7 +47,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
           device: Any = None, min_time_s: float = 0.2, min_iterations: int = 5,
           on_row: Callable[[dict], None] | None = None, engines: dict | None = None, rounds: int = 6,
           max_cv_pct: float = 10.0, out: Any = None, resume: bool = False, layers: bool = False,
-          progress: bool | None = None) -> Any:
+          progress: bool | None = None, devices: Any = None) -> Any:
     """Builds each network for each precision and batch size, times it, returns the ``sweep`` frame.
 
     Each batch size gets its own engine built for exactly that batch (guide 2.1). On CUDA the inputs
@@ -88,21 +90,64 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     :func:`~perfkit.bench.sweep_disturbances`). ``progress``: a ``tqdm`` bar per timing slice (None:
     on in notebooks and terminals, off when output is not a terminal and under pytest). On the CPU
     each row records the BLAS ``threads`` it was timed with (``get_device("cpu", threads=N)``).
+
+    ``out`` may also be a folder (a name without suffix, new or written by an earlier sweep): the rows
+    then go into a partitioned parquet dataset there, one file per configuration under
+    ``model=<name>/device=<spec>/`` (read it with :func:`perfkit.load_sweep`, pyarrow, pandas or dask),
+    and a configuration counts as done for ``resume`` on any device of the same kind (``cuda`` or ``cpu``).
+
+    ``devices`` spreads the configurations over several devices or machines through Dask distributed
+    (``perfkit[cluster]``), each configuration measured once, by one worker, which writes its row into
+    the ``out`` dataset as soon as it is done: ``"all"`` (every GPU of this host, one worker process per
+    GPU, pinned with ``CUDA_VISIBLE_DEVICES`` before CUDA starts; without a GPU one CPU worker per core,
+    each pinned to its own core), a list such as ``["cuda:0", "cuda:1"]`` or ``["cpu", "cpu"]`` (the
+    cores split evenly among the CPU workers, BLAS threads sized to them), or a
+    ``dask.distributed.Client``, whose cluster is used as it is (each worker times on ``device``,
+    default its first GPU, else its CPU). A local cluster is started on 127.0.0.1 only, its dashboard
+    link printed, and closed at the end. A worker that dies loses only the configuration it was
+    measuring, which another worker measures; a configuration that fails is a row with its error.
+    Dask's transport unpickles what it receives: keep a cluster inside a trusted network, and use TLS
+    where its traffic leaves one. See :mod:`perfkit.bench.distributed`.
     """
     nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
-                       rounds, max_cv_pct, out, resume, layers)
+                       rounds, max_cv_pct, out, resume, layers, devices, device)
     show = progress_wanted(progress, "sweep")
-    dev = get_device(device)
+    if devices is not None:
+        from .distributed import sweep_distributed
+        return sweep_distributed(nets, list(batch_sizes), list(precisions), devices, device, out, resume, layers,
+                                 show, on_row, {"min_time_s": float(min_time_s), "min_iterations": int(min_iterations),
+                                                "rounds": int(rounds), "max_cv_pct": float(max_cv_pct)})
+    return sweep_local(nets, batch_sizes, precisions, get_device(device), min_time_s, min_iterations, on_row,
+                       engines, rounds, max_cv_pct, out, resume, layers, show)
+
+
+def sweep_local(nets: list, batch_sizes: Sequence[int], precisions: Sequence[str], dev: Any, min_time_s: float,
+                min_iterations: int, on_row: Any, engines: dict | None, rounds: int, max_cv_pct: float, out: Any,
+                resume: bool, layers: bool, show: bool, run_id: str | None = None, label: str | None = None) -> Any:
+    """The sweep on one device in this process (arguments checked). ``label``: the device the rows name
+    (a worker's GPU by its host-wide number); ``run_id``: the distributed sweep's."""
     if dev.kind == "cpu":
         dev.apply_threads()
-    previous = read_previous_sweep(out) if resume else None
-    done = set() if previous is None else set(zip(previous["model"], previous["device"], previous["precision"],
-                                                   previous["batch_size"].astype(int)))
-    prev_layers = _layers.read_previous_layers(out, done) if layers and resume else None
+    dataset = out is not None and not os.fspath(out).endswith(".parquet")
+    where = identity(dev, label)
+    spec = where["device"]
+    previous = (_data.read_dataset(os.fspath(out)) if dataset else read_previous_sweep(out)) if resume else None
+    if dataset and previous is not None and not len(previous):
+        previous = None
+    done = set() if previous is None else {_key(*k, dataset) for k in zip(
+        previous["model"], previous["device"], previous["precision"], previous["batch_size"].astype(int))}
+    prev_layers = None
+    if layers and resume:
+        prev_layers = _data.read_dataset(os.fspath(out), SWEEP_LAYERS) if dataset else \
+            _layers.read_previous_layers(out, done)
+    if dataset:
+        _data.create_dataset(os.fspath(out))
     builder = Builder(dev)
-    probe = _rounds.gpu_probe(dev)
-    run_id = uuid.uuid4().hex[:8]
-    attrs = {"run_id": run_id, "device": dev.spec, "device_name": dev.name, "max_cv_pct": float(max_cv_pct),
+    nvml = where.get("nvml_index")
+    probe = _rounds.gpu_probe(dev) if nvml is None or nvml == dev.index else _rounds.gpu_probe(dev, nvml)
+    run_id = run_id or uuid.uuid4().hex[:8]
+    extra = {k: where[k] for k in where if k in SWEEP.names and k != "device"}
+    attrs = {"run_id": run_id, "device": spec, "device_name": dev.name, "max_cv_pct": float(max_cv_pct),
              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     rows: list = []
     layer_rows: list = []
@@ -110,11 +155,13 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     flush = getattr(on_row, "finish", None)     # a sink that draws (a SweepExplorer) draws in the sweep's gaps
 
     def finish(s: _Slot) -> None:
-        row = _row(s, run_id, dev, max_cv_pct)
+        row = {**_row(s, run_id, dev, max_cv_pct), "device": spec, **extra}
         mine = _profiled_layers(s, row) if layers else []
         layer_rows.extend(mine)
         rows.append(row)
-        if out is not None:
+        if dataset:
+            _data.write_config(os.fspath(out), SWEEP.frame([row], attrs), SWEEP_LAYERS.frame(mine, attrs))
+        elif out is not None:
             if layers:      # the layers first: a configuration in the sweep file always has its layers
                 _write(_layers.sweep_layers_path(out), _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs))
             _write(os.fspath(out), _combined(SWEEP, previous, rows, attrs))
@@ -124,7 +171,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
             on_row(row)
 
     todo = [[_Slot(net, p, int(b)) for p in precisions for b in batch_sizes
-             if (net.name, dev.spec, p, int(b)) not in done] for net in nets]
+             if _key(net.name, spec, p, int(b), dataset) not in done] for net in nets]
     with progress_bar(sum(map(len, todo)) * rounds, "sweep", show) as bar:
         for slots in todo:
             try:
@@ -155,6 +202,27 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     if layers:
         return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)
     return frame
+
+
+def _key(model: str, device: str, precision: str, batch: int, dataset: bool) -> tuple:
+    """What makes a configuration done for ``resume``: its device in a file, its device's kind in a dataset."""
+    return (model, _data.device_kind(device) if dataset else device, precision, int(batch))
+
+
+def failed_row(model: str, precision: str, batch: int, device: str, error: str, run_id: str, here: bool) -> dict:
+    """The row of a configuration that failed before any engine existed (a worker lost, a crash);
+    ``here``: it failed in this process (so this host names it), else where is unknown."""
+    from types import SimpleNamespace
+    s = _Slot(SimpleNamespace(name=model), precision, int(batch), error=error)
+    row = _row(s, run_id, SimpleNamespace(kind="none", spec=device), 0.0)
+    where = identity(SimpleNamespace(kind="none", spec=device), device) if here else {}
+    unknown = {"gpu_name": None, "gpu_uuid": None, "driver_version": None}
+    return {**row, **{k: where.get(k, unknown.get(k, "")) for k in _IDENTITY if k in SWEEP.names}}
+
+
+#: the sweep columns that say where a row was timed (filled when the schema declares them)
+_IDENTITY = ("host", "cpu_name", "cpu_cores", "gpu_name", "gpu_uuid", "driver_version", "perfkit_version",
+             "library_versions")
 
 
 def _ticker(bar: Any) -> Callable[[Any], None]:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import path as check_path
+from ..bench.sweep_dataset import is_sweep_dataset, load_sweep
 from ..errors import ArgumentError
 from ..frames.schemas import SWEEP, SWEEP_LAYERS
 from ..plots._sweep_points import ALWAYS, GROUPS, KEYS, METRICS, X_AXES, rank  # noqa: F401 - the vocabulary
@@ -21,7 +22,8 @@ WHAT = "SweepExplorer: sweep"
 def read_sweep(source: Any) -> tuple:
     """(sweep frame, sweep_layers frame or None) from a SWEEP frame, a (sweep, sweep_layers) pair, a
     ``.parquet`` file (its layers beside it as ``<name>_layers.parquet``), a folder holding
-    ``sweep.parquet`` (and ``sweep_layers.parquet``), or None (an empty sweep, to be filled live)."""
+    ``sweep.parquet`` (and ``sweep_layers.parquet``), a sweep dataset folder (``pk.sweep(..., out=FOLDER)``,
+    read by :func:`perfkit.bench.sweep_dataset.load_sweep`), or None (an empty sweep, to be filled live)."""
     if source is None:
         return SWEEP.frame([]), None
     if isinstance(source, pd.DataFrame):
@@ -33,6 +35,9 @@ def read_sweep(source: Any) -> tuple:
         layers = None if source[1] is None else _checked(source[1], SWEEP_LAYERS, f"{WHAT}[1] (sweep_layers)")
         return frame, layers
     p = check_path(source, f"{WHAT} (a frame, a (sweep, layers) pair, a .parquet file or a folder with sweep.parquet)")
+    if is_sweep_dataset(p):           # a partitioned dataset (pk.sweep(..., out=FOLDER), distributed or not)
+        layers = load_sweep(p, layers=True)
+        return load_sweep(p), layers if len(layers) else None
     file = os.path.join(p, "sweep.parquet") if os.path.isdir(p) else p
     if not os.path.isfile(file):
         raise ArgumentError(f"{WHAT}: {file!r} does not exist; pass a sweep's .parquet file (pk.sweep(..., out=...)) "

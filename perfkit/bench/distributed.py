@@ -1,0 +1,314 @@
+"""Sweeps spread over several GPUs or machines with Dask distributed (``pk.sweep(..., devices=...)``).
+
+perfkit does not schedule: Dask does. Each configuration (network, precision, batch size) is one task;
+a worker measures it with the ordinary one-device sweep (:func:`perfkit.bench.sweep.sweep_local`, so the
+rows are the same as a serial sweep's), writes its row into the ``out`` dataset
+(:mod:`perfkit.bench.sweep_dataset`) and returns it. The caller's process only hands out tasks, draws one
+progress bar, and writes the rows of workers that cannot see the dataset folder (another host without a
+shared filesystem).
+
+- A local cluster (``devices="all"`` or a list) has one worker process per device with one thread, so a
+  worker never times two configurations at once. GPU workers see only their GPU (``CUDA_VISIBLE_DEVICES``,
+  set in the process's environment before it starts, so before CUDA initialises); CPU workers are
+  pinned to disjoint cores (``PERFKIT_WORKER_CORES``) with their BLAS threads sized to them. Scheduler and
+  workers listen on 127.0.0.1 only.
+- With a ``Client``, the cluster is used as it is. Workers of one host still never time on one GPU or on
+  shared cores at once (a host-wide lock per GPU UUID or per core, :func:`~.distributed_host.exclusive`).
+  Start one worker process per GPU (``dask worker --nworkers N`` with ``CUDA_VISIBLE_DEVICES``, or
+  dask-cuda's ``LocalCUDACluster``) for every GPU to work in parallel; rows name the GPU by its NVML
+  number, name and UUID. ``out`` must then be a folder every worker can reach (a shared filesystem);
+  where a worker cannot, the caller writes its rows.
+- A worker that dies loses the configuration it was measuring: Dask gives it to another worker (up to
+  ``distributed.scheduler.allowed-failures`` times, then it is a row whose error says so). A
+  configuration's file name does not depend on its worker, and a worker looks for it before measuring,
+  so a retried configuration is never written twice.
+
+Security: Dask's protocol unpickles the messages it receives, so anyone who can reach a scheduler or a
+worker can run code there. perfkit's local cluster listens on 127.0.0.1 only; a remote cluster is the
+user's explicit choice, and must stay inside a trusted network, with TLS (``distributed.security``)
+where its traffic leaves one.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import re
+import sys
+import uuid
+from typing import Any
+
+from ..errors import ArgumentError, DeviceError, PerfkitError
+from .distributed_host import ENV_CORES, ENV_DEVICE, core_ranges, split_cores, usable_cores
+
+
+class ClusterDependencyError(PerfkitError, ImportError):
+    """Dask distributed is not installed (``pip install 'perfkit[cluster]'``)."""
+
+
+def require_dask(what: str) -> None:
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise ClusterDependencyError(f"{what} needs Dask distributed ({exc}): pip install 'perfkit[cluster]'") from None
+
+
+def is_client(x: Any) -> bool:
+    mod = sys.modules.get("distributed")
+    return mod is not None and isinstance(x, mod.Client)
+
+
+_SPEC = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def check_devices(devices: Any, device: Any) -> None:
+    """Checks ``sweep``'s ``devices`` (and ``device`` beside it) before anything starts."""
+    if is_client(devices):
+        if device is not None and not (isinstance(device, str) and
+                                       (_SPEC.fullmatch(device.strip().lower()) or device.strip().lower() == "auto")):
+            raise ArgumentError(f"sweep: with a Client, device names the device each worker times on ('cpu', 'cuda', "
+                                f"'cuda:N' or None for its first GPU, else its CPU), not {device!r}")
+        return
+    resolve_devices(devices)
+    if device is not None:
+        raise ArgumentError("sweep: device= names the device of a one-process sweep; with devices= each worker has "
+                            "its own device. Leave device=None")
+    require_dask("sweep(devices=...)")
+
+
+def resolve_devices(devices: Any) -> list:
+    """The local cluster's workers for ``"all"`` or a list of specs: [(label, environment)], one per worker."""
+    from ..device.cuda import cuda_device_count
+    bad = ArgumentError(f"sweep: devices must be 'all', a non-empty list of device specs such as ['cuda:0', "
+                        f"'cuda:1'] or ['cpu', 'cpu'], or a dask.distributed.Client, not {devices!r:.80}")
+    if isinstance(devices, str):
+        if devices.strip().lower() != "all":
+            raise bad
+        gpus = cuda_device_count()
+        specs = [f"cuda:{i}" for i in range(gpus)] if gpus else ["cpu"] * len(usable_cores())
+    elif isinstance(devices, (list, tuple)) and devices and all(isinstance(d, str) for d in devices):
+        specs = [d.strip().lower() for d in devices]
+        specs = ["cuda:0" if s == "cuda" else s for s in specs]
+        if not all(_SPEC.fullmatch(s) for s in specs):
+            raise bad
+    else:
+        raise bad
+    kinds = {s.split(":")[0] for s in specs}
+    if len(kinds) > 1:
+        raise ArgumentError(f"sweep: devices mixes GPUs and the CPU ({specs}); a sweep measures each configuration "
+                            "once, on one kind of device: sweep each kind separately and compare them")
+    if kinds == {"cuda"}:
+        if len(set(specs)) != len(specs):
+            raise ArgumentError(f"sweep: devices names a GPU twice ({specs}); one worker per GPU, so that no two "
+                                "measurements share a GPU")
+        gpus = cuda_device_count()
+        missing = [s for s in specs if int(s.split(":")[1]) >= gpus]
+        if missing:
+            raise DeviceError(f"sweep: devices {missing} do not exist: this machine has {gpus} visible GPU(s); "
+                              "use devices='all' or cuda:0 .. cuda:N-1")
+        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+        return [(s, {"CUDA_VISIBLE_DEVICES": visible[int(s[5:])] if visible else s[5:], ENV_DEVICE: s})
+                for s in specs]
+    cores = usable_cores()
+    if len(specs) > len(cores):
+        raise ArgumentError(f"sweep: devices asks for {len(specs)} CPU workers but this process may use {len(cores)} "
+                            "core(s); at most one worker per core")
+    out = []
+    for part in split_cores(len(specs), cores):
+        n = str(len(part))
+        out.append(("cpu", {ENV_CORES: core_ranges(part), ENV_DEVICE: "cpu", "OMP_NUM_THREADS": n,
+                            "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n, "BLIS_NUM_THREADS": n}))
+    return out
+
+
+def start_local_cluster(workers: list) -> tuple:
+    """A Dask cluster on 127.0.0.1: a scheduler and one single-threaded worker process per entry of
+    ``workers`` ((label, environment)), each started with its environment. Returns (cluster, client)."""
+    import importlib.util
+
+    from distributed import Client, Nanny, Scheduler, SpecCluster
+    dashboard = importlib.util.find_spec("bokeh") is not None
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
+                                               "dashboard_address": "127.0.0.1:0"}}
+    specs = {f"perfkit-{i}-{label}": {"cls": Nanny, "options": {
+        "host": "127.0.0.1", "nthreads": 1, "env": env, "memory_limit": 0, "dashboard": False,
+        "silence_logs": logging.ERROR,
+        "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
+    cluster = SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
+    try:
+        client = Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    where = ", ".join(f"{label} ({env[ENV_CORES]})" if ENV_CORES in env else label for label, env in workers)
+    link = f"dashboard {client.dashboard_link}" if dashboard else "no dashboard (pip install bokeh for Dask's)"
+    print(f"perfkit sweep: local Dask cluster on 127.0.0.1, {len(workers)} worker(s): {where}; {link}", flush=True)
+    return cluster, client
+
+
+def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: Any, device: Any, out: Any,
+                      resume: bool, layers: bool, show: bool, on_row: Any, opts: dict) -> Any:
+    """``sweep(..., devices=...)`` (arguments checked): see the module's description."""
+    from ..frames.schemas import SWEEP, SWEEP_LAYERS
+    from . import sweep_dataset as data
+    from .rounds import sweep_disturbances
+    from .sweep import _combined
+    require_dask("sweep(devices=...)")
+    target = os.fspath(out) if out is not None else None
+    previous = prev_layers = None
+    if resume and target is not None and data.is_sweep_dataset(target):
+        previous = data.read_dataset(target)
+        prev_layers = data.read_dataset(target, SWEEP_LAYERS) if layers else None
+    token = data.create_dataset(target) if target is not None else None
+    run_id = uuid.uuid4().hex[:8]
+    cluster = None
+    if is_client(devices):
+        client = devices
+    else:
+        cluster, client = start_local_cluster(resolve_devices(devices))
+    rows: list = []
+    layer_rows: list = []
+    futures: dict = {}
+    order: dict = {}
+    try:
+        kind = _cluster_kind(client, device)
+        done = set() if previous is None else {(m, data.device_kind(d), p, int(b)) for m, d, p, b in zip(
+            previous["model"], previous["device"], previous["precision"], previous["batch_size"])}
+        todo = [(i, p, int(b)) for i, net in enumerate(nets) for p in precisions for b in batch_sizes
+                if (net.name, kind, p, int(b)) not in done]
+        order = {(nets[i].name, p, b): n for n, (i, p, b) in enumerate(todo)}
+        shipped = [client.scatter(net, broadcast=True, hash=False) for net in nets] if todo else []
+        for i, p, b in todo:
+            f = client.submit(run_config, shipped[i], p, b, opts, target, token, run_id, device, layers, pure=False,
+                              key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}")
+            futures[f] = (nets[i].name, p, b)
+        _collect(client, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows)
+    finally:
+        for f in futures:
+            f.release()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+            with contextlib.suppress(Exception):
+                cluster.close()
+    rows.sort(key=lambda r: order.get((r["model"], r["precision"], int(r["batch_size"])), len(order)))
+    names = sorted({str(r.get("gpu_name") or "") for r in rows} - {""})
+    attrs = {"run_id": run_id, "device": ",".join(sorted({str(r["device"]) for r in rows})) or kind,
+             "device_name": ", ".join(names) if names else kind, "max_cv_pct": opts["max_cv_pct"],
+             "devices": "client" if cluster is None else "local cluster"}
+    frame = _combined(SWEEP, previous, rows, attrs)
+    frame.attrs["disturbances"] = sweep_disturbances(frame, opts["max_cv_pct"])
+    if layers:
+        return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)
+    return frame
+
+
+def _cluster_kind(client: Any, device: Any) -> str:
+    """The kind of device the cluster's workers time on (``cuda`` or ``cpu``), asked of the workers
+    where ``device`` does not say; a cluster of both kinds is refused."""
+    spec = str(device or "auto").strip().lower()
+    if spec != "auto":
+        return spec.split(":")[0]
+    kinds = set(client.run(_worker_kind).values())
+    if not kinds:
+        raise DeviceError("sweep: the Dask cluster has no workers; start some (or wait for them) and sweep again")
+    if len(kinds) > 1:
+        raise DeviceError("sweep: some of the cluster's workers have a GPU and some do not; pass device='cuda' or "
+                          "device='cpu' so that every configuration is timed on one kind of device")
+    return kinds.pop()
+
+
+def _worker_kind() -> str:
+    label = os.environ.get(ENV_DEVICE)
+    if label:
+        return label.split(":")[0]
+    from ..device import cuda_available
+    return "cuda" if cuda_available() else "cpu"
+
+
+def _collect(client: Any, futures: dict, target: str | None, run_id: str, kind: str, show: bool, on_row: Any,
+             layers: bool, rows: list, layer_rows: list) -> None:
+    """Takes each configuration's result as it comes (one progress bar for the cluster), writes what its
+    worker could not, and hands the rows to ``on_row``."""
+    import pandas as pd
+    from distributed import as_completed
+
+    from ..builder.tactics_progress import progress_bar
+    from ..frames.schemas import SWEEP, SWEEP_LAYERS
+    from . import sweep_dataset as data
+    from .sweep import failed_row
+    add_layers = getattr(on_row, "add_layers", None) if layers else None
+    flush = getattr(on_row, "finish", None)
+    with progress_bar(len(futures), "sweep", show) as bar:
+        for f in as_completed(list(futures)):
+            model, p, b = futures[f]
+            try:
+                res = f.result()
+            except Exception as exc:   # the configuration killed its workers, or the cluster lost it
+                why = f"{type(exc).__name__}: {exc}"
+                if type(exc).__name__ == "KilledWorker":
+                    why = (f"{why} (the worker measuring it died each time it was tried; see its worker's log, "
+                           "e.g. out of host memory)")
+                res = {"rows": [failed_row(model, p, b, kind, why, run_id, here=False)], "layers": [], "written": False}
+            if not res["written"] and target is not None:
+                res["rows"], mine = data.write_config(target, SWEEP.frame(res["rows"]),
+                                                      SWEEP_LAYERS.frame(res["layers"]) if res["layers"] else None)
+                res["layers"] = res["layers"] if mine else []
+            layer_rows.extend(res["layers"])
+            if add_layers is not None:
+                add_layers(SWEEP_LAYERS.frame(res["layers"]))
+            for row in res["rows"]:
+                rows.append(row)
+                if on_row:
+                    on_row({k: (None if v is pd.NA else v) for k, v in row.items()})
+            if callable(flush):
+                flush()
+            bar.update(1)
+            bar.set_postfix_str(f"{model} {p} batch {b} on {res['rows'][0]['device']}")
+
+
+@functools.lru_cache(maxsize=None)
+def _gpu_uuid(spec: str) -> str | None:
+    from ..device import get_device
+    from .distributed_host import gpu_identity
+    return gpu_identity(get_device(spec))["gpu_uuid"]
+
+
+def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None, token: str | None, run_id: str,
+               device: Any, layers: bool) -> dict:
+    """A worker's task: one configuration measured on this worker's device, written into the dataset
+    ``out`` when this worker sees it (its token matches), and returned: {"rows", "layers", "written"}.
+    Anything that goes wrong is the configuration's row, with its error."""
+    from ..device import get_device
+    from ..frames.schemas import SWEEP
+    from . import sweep_dataset as data
+    from .distributed_host import exclusive, pin_from_env
+    from .sweep import failed_row, sweep_local
+    label = os.environ.get(ENV_DEVICE)
+    local = ("cuda:0" if label.startswith("cuda") else "cpu") if label else device
+    visible = out is not None and data.is_sweep_dataset(out) and data.dataset_token(out) == token
+    try:
+        cores = pin_from_env()
+        dev = get_device(local)
+        if dev.kind == "cpu" and cores and dev.threads != len(cores):
+            dev.threads = len(cores)
+        if visible:
+            found = data.find_config(out, net.name, dev.kind, precision, batch)
+            if found is not None:     # a worker that died after writing it: the row stands
+                return {"rows": data.read_config(found), "layers": [], "written": True}
+        uuid_ = _gpu_uuid(dev.spec) if dev.kind == "cuda" else None
+        with exclusive(dev, uuid_):
+            got = sweep_local([net], [batch], [precision], dev, opts["min_time_s"], opts["min_iterations"], None, None,
+                              opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label)
+        frame, lay = got if layers else (got, None)
+    except Exception as exc:  # noqa: BLE001 - a worker returns every failure as the configuration's row
+        frame = SWEEP.frame([failed_row(net.name, precision, batch, label or str(device or "?"),
+                                        f"{type(exc).__name__}: {exc}", run_id, here=True)])
+        lay = None
+    if not visible:
+        return {"rows": frame.to_dict("records"), "layers": [] if lay is None else lay.to_dict("records"),
+                "written": False}
+    rows, mine = data.write_config(out, frame, lay)
+    return {"rows": rows, "layers": lay.to_dict("records") if mine and lay is not None else [], "written": True}

@@ -1,0 +1,201 @@
+"""pk.sweep(..., devices=...) on a local Dask cluster of 2 CPU workers: the configurations of a serial
+sweep, a worker killed mid-sweep, resume, failures as rows, and the pinning of workers."""
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import perfkit as pk
+from perfkit.bench import distributed as dist
+from perfkit.bench.sweep_dataset import load_sweep, part_files
+
+pytest.importorskip("distributed")
+pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a 2-worker CPU cluster needs 2 cores")
+
+FAST = {"min_time_s": 0.03, "min_iterations": 3, "rounds": 6}
+
+
+def _net(name="tiny_d", width=24):
+    return pk.models.mlp((16, width, 4), seed=3, name=name)
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+def _keys(frame):
+    return sorted(zip(frame["model"], frame["precision"], frame["batch_size"].astype(int)))
+
+
+def _agree(serial, spread):
+    """Configurations whose two measurements disagree: their 95% intervals do not overlap, even widened by
+    the rows' own spread (this host is shared with other work)."""
+    s, d = (f.set_index(["model", "batch_size"]).sort_index() for f in (serial, spread))
+    slack = np.maximum(s["latency_cv_pct"], d["latency_cv_pct"]) / 100 * s["latency_median_ms"]
+    apart = (d["latency_ci_low_ms"] > s["latency_ci_high_ms"] + slack) | \
+        (s["latency_ci_low_ms"] > d["latency_ci_high_ms"] + slack)
+    return list(s.index[apart.to_numpy()])
+
+
+def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(client, tmp_path):
+    nets = [_net(), _net("wide_d", 256)]
+    kw = dict(batch_sizes=[1, 32], precisions=["fp32"], **FAST)
+    cpu = pk.get_device("cpu")
+    before = cpu._threads
+    apart = []
+    for attempt in range(3):      # a burst of other work on this shared host can move one measurement
+        cpu.threads = 1            # as each worker: one core, one BLAS thread
+        try:
+            serial = pk.sweep(nets, device="cpu", **kw)
+        finally:
+            cpu.threads = before
+        spread = pk.sweep(nets, devices=client, out=str(tmp_path / f"ds{attempt}"), **kw)
+        assert _keys(spread) == _keys(serial) and len(spread) == 4
+        assert (spread["error"] == "").all() and spread["device"].eq("cpu").all()
+        assert spread["run_id"].nunique() == 1
+        # each worker pinned to one core, timing with one BLAS thread
+        assert spread["host_cpus"].eq(1).all() and spread["threads"].eq(1).all()
+        assert _keys(load_sweep(str(tmp_path / f"ds{attempt}"))) == _keys(spread)
+        apart = _agree(serial, spread)
+        if not apart:
+            break
+    assert not apart, f"distributed and serial timings disagree beyond their intervals for {apart}"
+
+
+def test_a_worker_killed_mid_sweep_still_yields_every_row_exactly_once(client, tmp_path):
+    out = str(tmp_path / "killed")
+    nets = [_net(), _net("wide_k", 128)]
+    killed = []
+
+    def kill_a_busy_worker(row):
+        if killed:
+            return
+        busy = {w: keys for w, keys in client.processing().items() if keys}
+        if not busy:
+            return
+        addr = sorted(busy)[0]
+        pid = client.run(os.getpid, workers=[addr])[addr]
+        os.kill(pid, signal.SIGKILL)
+        killed.append((addr, list(busy[addr])))
+
+    frame = pk.sweep(nets, batch_sizes=[1, 2, 4], precisions=["fp32", "fp16"], devices=client, out=out,
+                     on_row=kill_a_busy_worker, **{**FAST, "min_time_s": 0.12})
+    assert killed, "no worker was busy when the first row came: nothing was killed"
+    assert len(frame) == 12 and len(set(_keys(frame))) == 12
+    assert (frame["error"] == "").all(), frame.loc[frame["error"] != "", "error"].tolist()
+    back = load_sweep(out)
+    assert _keys(back) == _keys(frame)
+    assert len(part_files(out)) == 12
+    client.wait_for_workers(2, timeout=60)     # the nanny restarted the killed worker
+
+
+def test_resume_measures_nothing_already_present(client, tmp_path):
+    out = str(tmp_path / "resume")
+    net = _net()
+    first = pk.sweep(net, batch_sizes=[1], precisions=["fp32"], devices=client, out=out, **FAST)
+    stamp = {f: os.stat(f).st_mtime_ns for f in part_files(out)}
+    second = pk.sweep(net, batch_sizes=[1, 8], precisions=["fp32"], devices=client, out=out, resume=True, **FAST)
+    assert _keys(second) == [("tiny_d", "fp32", 1), ("tiny_d", "fp32", 8)]
+    old = second[second["batch_size"] == 1]
+    assert list(old["run_id"]) == list(first["run_id"])      # batch 1 was not measured again
+    assert second[second["batch_size"] == 8]["run_id"].iloc[0] != first["run_id"].iloc[0]
+    assert all(os.stat(f).st_mtime_ns == t for f, t in stamp.items())
+    third = pk.sweep(net, batch_sizes=[1, 8], precisions=["fp32"], devices=client, out=out, resume=True, **FAST)
+    assert third["run_id"].nunique() == 2 and len(third) == 2 and len(part_files(out)) == 2
+    with pytest.raises(pk.ArgumentError, match="resume=True"):
+        pk.sweep(net, batch_sizes=[1], devices=client, out=out, **FAST)
+
+
+def test_a_configuration_that_fails_is_a_row_with_its_error(client, tmp_path):
+    out = str(tmp_path / "fails")
+    frame = pk.sweep(_net(), batch_sizes=[1, 10 ** 9], precisions=["fp32"], devices=client, out=out, **FAST)
+    bad = frame[frame["batch_size"] == 10 ** 9]
+    assert len(frame) == 2 and len(bad) == 1 and bad["error"].iloc[0] != ""
+    assert frame.loc[frame["batch_size"] == 1, "error"].iloc[0] == ""
+    assert len(part_files(out)) == 2     # the failed configuration is in the dataset too: resume skips it
+    assert any("failed" in s for s in frame.attrs["disturbances"])
+
+
+def test_devices_list_starts_a_local_cluster_on_localhost(tmp_path, capsys):
+    t0 = time.perf_counter()
+    frame, layers = pk.sweep(_net(), batch_sizes=[1, 4], precisions=["fp32"], devices=["cpu", "cpu"],
+                             out=str(tmp_path / "local"), layers=True, **FAST)
+    said = capsys.readouterr().out
+    assert "127.0.0.1" in said and "2 worker(s)" in said
+    assert len(frame) == 2 and (frame["error"] == "").all()
+    assert set(layers["batch_size"]) == {1, 4} and len(layers) >= 2
+    assert len(load_sweep(str(tmp_path / "local"), layers=True)) == len(layers)
+    assert time.perf_counter() - t0 < 60
+
+
+def test_the_retried_configuration_finds_the_row_its_first_worker_wrote(tmp_path, monkeypatch):
+    """A worker that died after writing its row but before reporting it: the retry returns that row and
+    measures nothing (run in this process: the task is an ordinary function)."""
+    import sys
+    sweep_mod = sys.modules["perfkit.bench.sweep"]
+    from perfkit.bench.sweep_dataset import create_dataset
+    out = str(tmp_path / "retry")
+    token = create_dataset(out)
+    opts = {"min_time_s": 0.0, "min_iterations": 1, "rounds": 1, "max_cv_pct": 10.0}
+    first = dist.run_config(_net(), "fp32", 2, opts, out, token, "run1", "cpu", False)
+    assert first["written"] and len(part_files(out)) == 1
+
+    def no_measuring(*a, **k):
+        raise AssertionError("measured a configuration already in the dataset")
+    monkeypatch.setattr(sweep_mod, "sweep_local", no_measuring)
+    again = dist.run_config(_net(), "fp32", 2, opts, out, token, "run2", "cpu", False)
+    assert [r["run_id"] for r in again["rows"]] == ["run1"] and len(part_files(out)) == 1
+    # a worker that does not see this dataset (another host) returns its row for the caller to write
+    other = dist.run_config(_net(), "fp32", 4, opts, out, "another-token", "run3", "cpu", False)
+    assert not other["written"] and len(part_files(out)) == 1
+
+
+def test_workers_get_disjoint_cores_and_gpus_their_own_device(monkeypatch):
+    from perfkit.bench import distributed_host as host
+    assert host.split_cores(3, range(8)) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert host.core_ranges({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8"
+    assert host.parse_cores("0-2,5,7-8") == {0, 1, 2, 5, 7, 8}
+    cpus = dist.resolve_devices(["cpu", "cpu"])
+    cores = [host.parse_cores(env[host.ENV_CORES]) for _, env in cpus]
+    assert not cores[0] & cores[1] and cores[0] | cores[1] <= set(os.sched_getaffinity(0))
+    assert all(env["OMP_NUM_THREADS"] == str(len(c)) for (_, env), c in zip(cpus, cores))
+    # GPUs: one worker each, seeing only its GPU (by the parent's own CUDA_VISIBLE_DEVICES numbering)
+    monkeypatch.setattr("perfkit.device.cuda.cuda_device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    gpus = dist.resolve_devices("all")
+    assert [(label, env["CUDA_VISIBLE_DEVICES"]) for label, env in gpus] == [("cuda:0", "2"), ("cuda:1", "3")]
+    with pytest.raises(pk.ArgumentError, match="twice"):
+        dist.resolve_devices(["cuda:1", "cuda:1"])
+    with pytest.raises(pk.DeviceError, match="2 visible"):
+        dist.resolve_devices(["cuda:0", "cuda:2"])
+
+
+def test_pinning_a_process_pins_every_thread():
+    """pin_process moves threads started before it (as a BLAS pool would be) onto the cores, not only the
+    calling thread (os.sched_setaffinity(0, ...) alone binds one thread)."""
+    import threading
+    from perfkit.bench.distributed_host import pin_process
+    seen, go = {}, threading.Event()
+
+    def worker():
+        go.wait()
+        seen["mask"] = os.sched_getaffinity(0)
+    t = threading.Thread(target=worker)
+    t.start()
+    original = os.sched_getaffinity(0)
+    one = {min(original)}
+    try:
+        pin_process(one)
+        go.set()
+        t.join()
+        assert seen["mask"] == one
+    finally:
+        pin_process(original)
