@@ -65,7 +65,8 @@ def slice_(ctx):
     steps = steps if steps is not None else [1] * len(starts)
     if len(axes) != len(starts) or len(steps) != len(starts) or 0 in steps:
         ctx.fail("axes and steps must match starts; steps must be non-zero", malformed=True)
-    picks = []
+    keep = ([], [], [], [])
+    big = 2**63 - 1
     for s, e, a, st in zip(starts, ends, axes, steps):
         if not -rank <= a < rank:
             ctx.fail(f"axis {a} out of range for rank {rank}", malformed=True)
@@ -75,11 +76,17 @@ def slice_(ctx):
             ctx.fail(f"slicing the batch dimension ({s}:{e}:{st}) is not supported")
         pa = ctx.values.axis(ctx, a, rank)
         n = x.shape[pa]
-        picks.append((pa, np.arange(n)[slice(max(min(s, 2**62), -2**62), max(min(e, 2**62), -2**62), st)]))
-    todo = [(a, i) for a, i in picks if not (i.size == x.shape[a] and np.array_equal(i, np.arange(x.shape[a])))]
-    for k, (a, index) in enumerate(todo):
-        x = take(ctx, x, a, index, None if k == len(todo) - 1 else f"axis{a}")
-    ctx.output(x)
+        index = np.arange(n)[slice(max(min(s, big), -big), max(min(e, big), -big), st)]
+        if index.size == n and np.array_equal(index, np.arange(n)):
+            continue
+        if index.size == 0:
+            ctx.fail(f"selects nothing along an axis of size {n}; perfkit tensors have no empty dimensions")
+        for lst, v in zip(keep, (max(min(s, big), -big), max(min(e, big), -big), pa, st)):
+            lst.append(int(v))
+    if not keep[0]:
+        ctx.output(x)
+        return
+    ctx.output(ctx.add("add_slice", x, keep[0], keep[1], axes=keep[2], steps=keep[3]).output)
 
 
 @converter("Split", attrs=("axis", "split", "num_outputs"))
@@ -95,9 +102,12 @@ def split(ctx):
         sizes = [min(chunk, n - i * chunk) for i in range(k)]
     if len(sizes) != outs or sum(sizes) != n or min(sizes) < 0:
         ctx.fail(f"split sizes {sizes} do not cut an axis of {n} into {outs} outputs", malformed=True)
+    if 0 in sizes:
+        ctx.fail(f"split sizes {sizes} make an empty output; perfkit tensors have no empty dimensions")
     start = 0
     for i, s in enumerate(sizes):
-        ctx.output(take(ctx, x, a, np.arange(start, start + s), str(i)), i)
+        y = x if s == n else ctx.add("add_slice", x, [start], [start + s], axes=[a], part=str(i)).output
+        ctx.output(y, i)
         start += s
 
 
@@ -121,13 +131,18 @@ def topk(ctx):
 @converter("ArgMax", "ArgMin", attrs=("axis", "keepdims", "select_last_index"))
 def arg(ctx):
     x = ctx.tensor(0)
-    if ctx.int_attr("select_last_index", 0):
-        ctx.fail("select_last_index=1 is not supported (perfkit returns the first index of ties)")
     a = ctx.values.axis(ctx, ctx.int_attr("axis", 0), ctx.values.rank(x))
     keep = ctx.int_attr("keepdims", 1)
+    last = bool(ctx.int_attr("select_last_index", 0))
+    if last:        # the last of ties: the first in the reversed axis, counted back from the end
+        x = ctx.add("add_slice", x, [-1], [-(2**63 - 1)], axes=[a], steps=[-1], part="reversed").output
     layer = ctx.add("add_topk", x, "max" if ctx.op_type == "ArgMax" else "min", 1, a,
-                    part=None if keep else "topk")
+                    part=None if keep and not last else "topk")
     y = layer.outputs[1]
+    if last:
+        n = ctx.values.constant_tensor(ctx, np.full((1,) * len(y.shape), x.shape[a] - 1, np.int32),
+                                       label=f"{ctx.base}/last")
+        y = ctx.add("add_elementwise", n, y, "sub", part=None if keep else "index").output
     if not keep:
         shape = [d for i, d in enumerate(y.shape) if i != a]
         if not shape:

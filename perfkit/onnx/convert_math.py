@@ -56,9 +56,22 @@ def hard_sigmoid(ctx):
 
 @converter("HardSwish")
 def hard_swish(ctx):
-    x = ctx.tensor(0)
-    gate = ctx.add("add_activation", x, "hard_sigmoid", alpha=1.0 / 6.0, beta=0.5, part="gate").output
-    ctx.output(ctx.add("add_elementwise", x, gate, "prod").output)
+    _activation(ctx, "hard_swish", 1.0 / 6.0, 0.5)
+
+
+@converter("ThresholdedRelu", attrs=("alpha",))
+def thresholded_relu(ctx):
+    _activation(ctx, "thresholded_relu", ctx.float_attr("alpha", 1.0))
+
+
+@converter("Celu", attrs=("alpha",))
+def celu(ctx):
+    _activation(ctx, "celu", ctx.float_attr("alpha", 1.0))
+
+
+@converter("Mish")
+def mish(ctx):
+    _activation(ctx, "mish")
 
 
 @converter("Gelu", attrs=("approximate",), since=20)
@@ -83,27 +96,31 @@ def clip(ctx):
                 bounds.append(default)
         lo, hi = bounds
     x = ctx.tensor(0)
-    if x.dtype == "int32":
-        ctx.fail("Clip of integer tensors is not supported (perfkit clips floats)")
     if lo > hi:          # ONNX: every value becomes max
         lo = hi
-    _activation(ctx, "clip", lo, hi)
+    if x.dtype != "int32":
+        _activation(ctx, "clip", lo, hi)
+        return
+    info = np.iinfo(np.int32)             # integers: max with the low bound, then min with the high one
+    for op, bound in (("max", lo), ("min", hi)):
+        b = int(np.clip(bound, info.min, info.max))
+        if (op == "max" and b > info.min) or (op == "min" and b < info.max):
+            t = ctx.values.constant_tensor(ctx, np.full((1,) * len(x.shape), b, np.int32), label=f"{ctx.base}/{op}")
+            x = ctx.add("add_elementwise", x, t, op, part=op).output
+    ctx.output(x)
 
 
 @converter("PRelu")
 def prelu(ctx):
     x = ctx.tensor(0)
-    slope = np.asarray(ctx.const(1, "slope"), dtype=np.float32)
-    if slope.size and np.all(slope == slope.reshape(-1)[0]):
-        _activation(ctx, "leaky_relu", float(slope.reshape(-1)[0]))
-        return
-    rank = ctx.values.rank(x)
-    pos = ctx.add("add_activation", x, "relu", part="pos").output
-    zero = ctx.values.constant_tensor(ctx, np.zeros((1,) * rank, np.float32), rank, label=f"{ctx.base}/zero")
-    neg = ctx.add("add_elementwise", x, zero, "min", part="neg").output
-    s = ctx.values.constant_tensor(ctx, slope, rank, label=f"{ctx.base}/slope")
-    scaled = ctx.add("add_elementwise", neg, s, "prod", part="scaled").output
-    ctx.output(ctx.add("add_elementwise", pos, scaled, "sum").output)
+    slope = ctx.input(1)
+    if not is_tensor(slope):
+        c = np.asarray(slope, dtype=np.float32)
+        if c.size and np.all(c == c.reshape(-1)[0]):
+            _activation(ctx, "leaky_relu", float(c.reshape(-1)[0]))
+            return
+    x, slope = ctx.values.operands(ctx, [x, slope])
+    ctx.output(ctx.add("add_parametric_relu", x, slope).output)
 
 
 @converter(*BINARY)
@@ -124,6 +141,12 @@ def binary(ctx):
         fn = {"sum": np.add, "max": np.maximum, "min": np.minimum}[op]
         ins = [v for v in ins if is_tensor(v)] + [reduce(fn, consts)]
     ops = ctx.values.operands(ctx, ins)
+    if op in ("div", "pow") and all(t.dtype == "int32" for t in ops):
+        # integers: computed in float32 and truncated toward zero as ONNX does (exact below 2**24)
+        a, b = (ctx.add("add_identity", t, dtype="float32", part=f"float{i}").output for i, t in enumerate(ops))
+        y = ctx.add("add_elementwise", a, b, op, part=op).output
+        ctx.output(ctx.add("add_identity", y, dtype="int32").output)
+        return
     acc = ops[0]
     last = len(ops) - 1
     for i in range(1, len(ops)):

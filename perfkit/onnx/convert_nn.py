@@ -175,14 +175,23 @@ def batch_norm(ctx):
 
 
 def _normalize(ctx, x, axes: list, eps: float):
-    """(x - mean) / sqrt(var + eps) over per-sample ``axes``, with perfkit layers."""
+    """(x - mean) / sqrt(var + eps) over per-sample ``axes`` from elementary layers, and the mean and
+    1/std (for LayerNormalization's optional outputs)."""
     mean = ctx.add("add_reduce", x, "avg", axes, keep_dims=True, part="mean").output
     d = ctx.add("add_elementwise", x, mean, "sub", part="centred").output
     sq = ctx.add("add_elementwise", d, d, "prod", part="squared").output
     var = ctx.add("add_reduce", sq, "avg", axes, keep_dims=True, part="var").output
-    std = ctx.add("add_scale", var, "uniform", shift=np.array([eps], np.float32),
-                  power=np.array([0.5], np.float32), part="std").output
-    return ctx.add("add_elementwise", d, std, "div", part="normalized").output
+    inv = ctx.add("add_scale", var, "uniform", shift=np.array([eps], np.float32),
+                  power=np.array([-0.5], np.float32), part="inv_std").output
+    return ctx.add("add_elementwise", d, inv, "prod", part="normalized").output, mean, inv
+
+
+def _affine(ctx, what: str, i: int, shape: tuple, rank: int):
+    """Scale or bias input ``i`` as an array broadcasting to the per-sample ``shape`` (None when absent)."""
+    if not ctx.has(i):
+        return None
+    c = np.asarray(ctx.const(i, what), np.float32)
+    return ctx.values.per_sample_constant(ctx, c, rank) if c.ndim else c
 
 
 @converter("InstanceNormalization", attrs=("epsilon",))
@@ -193,31 +202,54 @@ def instance_norm(ctx):
     axes = [ctx.values.axis(ctx, a, rank) for a in range(2, rank)]
     if not axes:
         ctx.fail("InstanceNormalization needs spatial dimensions", malformed=True)
-    y = _normalize(ctx, x, axes, ctx.float_attr("epsilon", 1e-5))
+    c = x.shape[c_axis]
+    shape = (c,) + (1,) * (len(x.shape) - c_axis - 1)
+    gamma = np.asarray(ctx.const(1, "scale"), np.float32).reshape(shape)
+    beta = np.asarray(ctx.const(2, "B"), np.float32).reshape(shape)
+    ctx.output(ctx.add("add_normalization", x, gamma, beta, axes, epsilon=ctx.float_attr("epsilon", 1e-5)).output)
+
+
+@converter("GroupNormalization", attrs=("epsilon", "num_groups", "stash_type"), since=18)
+def group_norm(ctx):
+    x = ctx.tensor(0)
+    rank = ctx.values.rank(x)
+    c_axis = ctx.values.axis(ctx, 1, rank, "channel axis")
+    if c_axis != 0:
+        ctx.fail("GroupNormalization without a batch dimension is not supported")
+    groups = ctx.int_attr("num_groups", None)
+    c = x.shape[0]
+    if not groups or groups < 1 or c % groups:
+        ctx.fail(f"num_groups {groups} must divide the {c} channels", malformed=True)
     gamma = np.asarray(ctx.const(1, "scale"), np.float32).reshape(-1)
-    beta = np.asarray(ctx.const(2, "B"), np.float32).reshape(-1)
-    ctx.output(ctx.add("add_scale", y, "channel", shift=beta, scale=gamma, channel_axis=c_axis).output)
+    beta = np.asarray(ctx.const(2, "bias"), np.float32).reshape(-1)
+    if ctx.version < 21 and gamma.size == groups:            # opset 18: one scale per group
+        gamma, beta = np.repeat(gamma, c // groups), np.repeat(beta, c // groups)
+    shape = (c,) + (1,) * (len(x.shape) - 1)
+    axes = list(range(1, len(x.shape)))
+    ctx.output(ctx.add("add_normalization", x, gamma.reshape(shape), beta.reshape(shape), axes,
+                       epsilon=ctx.float_attr("epsilon", 1e-5), num_groups=groups).output)
 
 
 @converter("LayerNormalization", attrs=("axis", "epsilon", "stash_type"), since=17)
 def layer_norm(ctx):
     x = ctx.tensor(0)
-    if any(ctx.node.output[1:]):
-        ctx.fail("the Mean and InvStdDev outputs are not supported (inference uses only Y)")
     rank = ctx.values.rank(x)
     first = ctx.values.axis(ctx, ctx.int_attr("axis", -1), rank)
     axes = list(range(first, len(x.shape)))
-    y = _normalize(ctx, x, axes, ctx.float_attr("epsilon", 1e-5))
-    norm_shape = tuple(x.shape[first:])
-    steps = [("prod", "scale")] + ([("sum", "B")] if ctx.has(2) else [])
-    for i, (op, what) in enumerate(steps, start=1):
-        c = np.asarray(ctx.const(i, what), np.float32)
-        if c.ndim > len(norm_shape):
-            ctx.fail(f"{what} of shape {c.shape} has more dims than the normalized {norm_shape}", malformed=True)
-        t = ctx.values.constant_tensor(ctx, c, rank, label=f"{ctx.base}/{what}")
-        last = i == len(steps)
-        y = ctx.add("add_elementwise", y, t, op, part=None if last else what).output
-    ctx.output(y)
+    eps = ctx.float_attr("epsilon", 1e-5)
+    scale = _affine(ctx, "scale", 1, tuple(x.shape), rank)
+    bias = _affine(ctx, "B", 2, tuple(x.shape), rank)
+    if not any(ctx.node.output[1:]):
+        ctx.output(ctx.add("add_normalization", x, scale, bias, axes, epsilon=eps).output)
+        return
+    y, mean, inv = _normalize(ctx, x, axes, eps)          # the statistics are outputs too: elementary layers
+    for what, c, op in (("scale", scale, "prod"), ("B", bias, "sum")):
+        if c is not None:
+            t = ctx.values.constant_tensor(ctx, c, label=f"{ctx.base}/{what}")
+            y = ctx.add("add_elementwise", y, t, op, part=what).output
+    ctx.output(y, 0)
+    ctx.output(mean, 1)
+    ctx.output(inv, 2)
 
 
 @converter("LRN", attrs=("alpha", "beta", "bias", "size"))
@@ -245,13 +277,7 @@ def softmax(ctx):
     if coerced:
         x = ctx.add("add_shuffle", x, reshape=shape[:a] + [-1], part="flatten").output
         a = len(x.shape) - 1
-    log = ctx.op_type == "LogSoftmax"
-    last = not coerced
-    if log:
-        lse = ctx.add("add_reduce", x, "log_sum_exp", [a], keep_dims=True, part="logsumexp").output
-        y = ctx.add("add_elementwise", x, lse, "sub", part=None if last else "logsoftmax").output
-    else:
-        y = ctx.add("add_softmax", x, a, part=None if last else "softmax").output
+    y = ctx.add("add_softmax", x, a, log=ctx.op_type == "LogSoftmax", part="softmax" if coerced else None).output
     if coerced:
         y = ctx.add("add_shuffle", y, reshape=shape).output
     ctx.output(y)

@@ -51,6 +51,11 @@ def pool(ctx):
     ceil = bool(ctx.int_attr("ceil_mode", 0))
     include = bool(ctx.int_attr("count_include_pad", 0))
     is_max = ctx.op_type == "MaxPool"
+    integer = x.dtype == "int32"
+    if integer:                    # pooled in float32 (exact below 2**24), then back to integers
+        if not is_max:
+            ctx.fail("average pooling of integer tensors is not supported")
+        x = ctx.add("add_identity", x, dtype="float32", part="float").output
     x = to_chw(ctx, x, spatial)
     in_sp = list(x.shape[3 - spatial:])
     pads = conv_pads(ctx, in_sp, ks, strides, dil)
@@ -64,8 +69,8 @@ def pool(ctx):
     kind = "max" if is_max else "avg"
     if simple:
         y = ctx.add("add_pooling", x, kind, tuple(ks), stride=tuple(strides), padding=tuple(p[0] for p in pads),
-                    exclude_padding=not include).output
-        ctx.output(from_chw(ctx, y, spatial))
+                    exclude_padding=not include, part="pool" if integer else None).output
+        ctx.output(_back(ctx, from_chw(ctx, y, spatial), integer))
         return
     fill = -FLOAT_MAX if is_max else 0.0
     for axis, ((a, b), e) in zip((1, 2), zip(pads, extra)):
@@ -81,11 +86,15 @@ def pool(ctx):
         if not np.all(count == area):
             fix = (area / np.maximum(count, 1)).astype(np.float32)[None]
     y = ctx.add("add_pooling", x, kind, tuple(ks), stride=tuple(strides), padding=0, exclude_padding=False,
-                part=None if fix is None else "pool").output
+                part=None if fix is None and not integer else "pool").output
     if fix is not None:
         t = ctx.values.constant_tensor(ctx, fix, label=f"{ctx.base}/count_fix")
         y = ctx.add("add_elementwise", y, t, "prod").output
-    ctx.output(from_chw(ctx, y, spatial))
+    ctx.output(_back(ctx, from_chw(ctx, y, spatial), integer))
+
+
+def _back(ctx, y, integer: bool):
+    return ctx.add("add_identity", y, dtype="int32").output if integer else y
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")

@@ -16,17 +16,19 @@ NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
 def source_coords(mode: str, n: int, o: int, scale: float) -> np.ndarray:
+    """Source coordinate of each output index, as ONNX defines them (the unrounded output length
+    ``scale * n`` where the definitions use it)."""
     x = np.arange(o, dtype=np.float64)
+    length = scale * n
     if mode == "half_pixel":
         return (x + 0.5) / scale - 0.5
     if mode == "half_pixel_symmetric":
-        adjustment = o / (n * scale)
-        offset = n / 2 * (1 - adjustment)
+        offset = n / 2 * (1 - o / length)
         return offset + (x + 0.5) / scale - 0.5
     if mode == "pytorch_half_pixel":
-        return (x + 0.5) / scale - 0.5 if o > 1 else np.zeros(o)
+        return (x + 0.5) / scale - 0.5 if length != 1 else np.full(o, -0.5)
     if mode == "align_corners":
-        return x * (n - 1) / (o - 1) if o > 1 else np.zeros(o)
+        return x * (n - 1) / (length - 1) if length != 1 else np.zeros(o)
     return x / scale
 
 

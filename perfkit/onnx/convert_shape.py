@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 
-from .compose import pad_axis
 from .registry import converter
 from .values import BATCH, is_tensor
 
@@ -63,7 +62,8 @@ def flatten(ctx):
     axis = ctx.int_attr("axis", 1)
     if not -rank <= axis <= rank:
         ctx.fail(f"axis {axis} is out of range for rank {rank}", malformed=True)
-    axis %= rank + 1 if axis < 0 else rank + 1
+    if axis < 0:
+        axis += rank
     full = list(x.shape)
     if ctx.values.lead:
         if axis == 0:
@@ -175,57 +175,41 @@ def expand(ctx):
     x = ctx.tensor(0)
     target = ctx.const_ints(1, "the shape")
     lead = ctx.values.lead
-    if len(target) > ctx.values.rank(x):
-        if lead:
+    if lead:
+        if len(target) > ctx.values.rank(x):
             ctx.fail(f"expanding {ctx.values.show(x)} to rank {len(target)} puts dimensions before the batch")
-        x = ctx.values.with_rank(ctx, x, len(target))
-    target = [1 if d == BATCH else d for d in target]
-    if lead and len(target) == ctx.values.rank(x):
-        if not (target[0] == 1 or _batch_dim(ctx, target[0])):
-            ctx.fail(f"Expand to {target} changes the batch dimension", malformed=True)
-        target = target[1:]
+        if len(target) == ctx.values.rank(x):
+            if not (target[0] in (1, BATCH) or _batch_dim(ctx, target[0])):
+                ctx.fail(f"Expand to {target} changes the batch dimension", malformed=True)
+            target = target[1:]
+    if any(d < 1 or d >= BATCH for d in target):
+        ctx.fail(f"Expand to {target}: dimensions must be positive", malformed=True)
     ps = list(x.shape)
-    target = [1] * (len(ps) - len(target)) + target
+    full = [1] * (len(ps) - len(target)) + list(target)
     try:
-        out = list(np.broadcast_shapes(tuple(ps), tuple(target)))
+        out = list(np.broadcast_shapes(tuple(ps), tuple(full)))
     except ValueError:
         ctx.fail(f"{ctx.values.show(x)} does not broadcast to {target}", malformed=True)
     if out == ps:
         ctx.output(x)
         return
-    zeros = np.zeros(out, np.int32 if x.dtype == "int32" else np.float32)
-    z = ctx.values.constant_tensor(ctx, zeros, label=f"{ctx.base}/zeros")
-    ctx.output(ctx.add("add_elementwise", x, z, "sum").output)
+    ctx.output(ctx.add("add_expand", x, out).output)
 
 
 @converter("Where")
 def where(ctx):
-    cond = ctx.input(0)
-    if is_tensor(cond):
-        ctx.fail("Where with a condition computed at run time is not supported (only constant conditions)")
-    c = np.asarray(cond).astype(bool)
-    x, y = ctx.input(1), ctx.input(2)
     vals = ctx.values
-    kind = np.int32 if any(is_tensor(v) and v.dtype == "int32" for v in (x, y)) else np.float32
-    if is_tensor(x) and is_tensor(y):
-        a, cm = vals.operands(ctx, [x, c.astype(kind)])
-        px = ctx.add("add_elementwise", a, cm, "prod", part="x").output
-        b, cn = vals.operands(ctx, [y, (~c).astype(kind)])
-        py = ctx.add("add_elementwise", b, cn, "prod", part="y").output
-        ctx.output(ctx.add("add_elementwise", px, py, "sum").output)
-        return
-    live, other, keep = (x, y, c) if is_tensor(x) else (y, x, ~c)
-    a, m = vals.operands(ctx, [live, keep.astype(kind)])
-    kept = ctx.add("add_elementwise", a, m, "prod", part="mask").output
-    fill = np.where(keep, 0, np.asarray(other)).astype(kind)
-    k, f = vals.operands(ctx, [kept, fill])
-    ctx.output(ctx.add("add_elementwise", k, f, "sum").output)
+    cond = ctx.input(0)
+    if not is_tensor(cond):
+        cond = np.asarray(cond).astype(np.int32)
+    c, x, y = vals.operands(ctx, [cond, ctx.input(1), ctx.input(2)])
+    ctx.output(ctx.add("add_select", c, x, y).output)
 
 
 @converter("Pad", attrs=("mode", "pads", "value"))
 def pad(ctx):
     x = ctx.tensor(0)
-    ctx.choice("mode", "constant", ("constant",), ("constant", "reflect", "edge", "wrap"))
+    mode = ctx.choice("mode", "constant", ("constant", "reflect", "edge", "wrap"))
     rank = ctx.values.rank(x)
     if ctx.version < 11:
         pads, value = ctx.ints_attr("pads", None), ctx.float_attr("value", 0.0)
@@ -236,13 +220,15 @@ def pad(ctx):
         axes = ctx.const_ints(3, "axes") if ctx.has(3) else list(range(rank))
     if pads is None or len(pads) != 2 * len(axes):
         ctx.fail(f"pads {pads} must hold 2 values per padded axis ({len(axes)})", malformed=True)
-    if not np.isfinite(value):
-        value = float(np.sign(value)) * 3.4028234663852886e38 if np.isinf(value) else ctx.fail(
-            "a NaN pad value is not supported")
+    if np.isnan(value):
+        ctx.fail("a NaN pad value is not supported")
+    value = float(np.clip(value, -3.4028234663852886e38, 3.4028234663852886e38))
     n = len(axes)
     amounts = {}
     for i, a in enumerate(axes):
         pre, post = pads[i], pads[i + n]
+        if not -rank <= a < rank:
+            ctx.fail(f"axis {a} out of range", malformed=True)
         if (a % rank) < ctx.values.lead:
             if pre or post:
                 ctx.fail("padding the batch dimension is not supported")
@@ -252,15 +238,12 @@ def pad(ctx):
     if not amounts:
         ctx.output(x)
         return
-    ps = len(x.shape)
-    if value == 0 and ps >= 2 and set(amounts) <= {ps - 2, ps - 1}:
-        h, w = amounts.get(ps - 2, (0, 0)), amounts.get(ps - 1, (0, 0))
-        ctx.output(ctx.add("add_padding", x, [h[0], w[0]], [h[1], w[1]]).output)
-        return
-    from .compose import take
-    for a, (pre, post) in sorted(amounts.items()):
-        size = x.shape[a]
-        if pre < 0 or post < 0:
-            x = take(ctx, x, a, np.arange(max(0, -pre), size - max(0, -post)), f"crop{a}")
-        x = pad_axis(ctx, x, a, max(pre, 0), max(post, 0), value, f"pad{a}")
-    ctx.output(x)
+    first = min(amounts)
+    span = range(first, len(x.shape))
+    pre = [amounts.get(a, (0, 0))[0] for a in span]
+    post = [amounts.get(a, (0, 0))[1] for a in span]
+    if len(pre) == 1:                       # the padding layer takes a sequence for its last n dims
+        pre, post = [0] + pre, [0] + post
+        if len(x.shape) < 2:
+            ctx.fail("padding a per-sample vector is not supported")
+    ctx.output(ctx.add("add_padding", x, pre, post, mode=mode, value=value).output)

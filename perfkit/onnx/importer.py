@@ -19,7 +19,7 @@ from .values import Values, is_tensor
 MIN_OPSET = 7
 REMOVED = {"Identity": "identity", "Dropout": "dropout (inference)"}
 ELEM_DTYPES = {1: "float32", 10: "float16", 11: "float32", 6: "int32", 7: "int32", 5: "int32", 4: "int32",
-               3: "int32", 2: "int32", 12: "int32"}      # double -> float32, (u)int8..int64 -> int32
+               3: "int32", 2: "int32", 12: "int32", 9: "int32"}   # double -> float32, bool/(u)int8..int64 -> int32
 _FAILED = object()
 
 
@@ -106,7 +106,8 @@ class Importer:
             if dtype is None:
                 raise UnsupportedOnnxError(f"graph input {vi.name!r} has element type "
                                            f"{self.onnx.TensorProto.DataType.Name(elem) if elem else 'undefined'}; "
-                                           "perfkit inputs are float32, float16 or integers (kept as int32)",
+                                           "perfkit inputs are float32, float16 (float64 kept as float32), "
+                                           "booleans or integers up to 32 bits (kept as int32)",
                                            opset=self.opset)
             shape = dims[vi.name][lead:]
             if vi.name in self.input_shapes:
@@ -134,6 +135,7 @@ class Importer:
             layer = getattr(self.net, method)(*args, name=name, **kw)
         except NetworkDefinitionError as exc:
             ctx.fail(f"perfkit's {method[4:]} layer refused it: {exc}")
+        layer.source_op = ctx.op_type
         self.info.layer_ops[layer.name] = ctx.op_type
         self.info.layer_nodes[layer.name] = ctx.node.name or ctx.base
         return layer
@@ -215,8 +217,13 @@ class Importer:
 
     def _remove(self, ctx: NodeContext, ins: list) -> None:
         node = ctx.node
-        if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
-            ctx.fail("Dropout's mask output is not supported (inference: the mask is all ones; remove its users)")
+        if node.op_type == "Dropout":
+            if len(node.output) > 1 and node.output[1]:
+                ctx.fail("Dropout's mask output is not supported (inference: the mask is all ones; remove its users)")
+            mode = ins[2] if len(ins) > 2 else None
+            if mode is not None and (is_tensor(mode) or bool(np.asarray(mode).reshape(-1)[0])):
+                ctx.fail("Dropout in training mode is not supported (perfkit runs inference: training_mode must be "
+                         "a constant false)")
         ctx.output(ins[0])
         self.info.removed.append((ctx.base, node.op_type, f"removed: {REMOVED[node.op_type]}"))
 
