@@ -47,8 +47,18 @@ def streams_threads(streams: Any, threads: Any, what: str) -> tuple[int, int]:
     return n, m
 
 
+def _listed(values: Any) -> Any:
+    """A 1-D NumPy array or pandas Series as a list (other values unchanged)."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return values.tolist()
+    if type(values).__name__ == "Series" and hasattr(values, "tolist"):
+        return values.tolist()
+    return values
+
+
 def int_list(values: Any, what: str, maximum: int | None = None) -> list:
-    """A non-empty sequence of positive ints (a single int is a list of one)."""
+    """A non-empty sequence of positive ints (a single int is a list of one; arrays and Series are lists)."""
+    values = _listed(values)
     if isinstance(values, (int, np.integer)) and not isinstance(values, bool):
         values = [values]
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
@@ -58,7 +68,9 @@ def int_list(values: Any, what: str, maximum: int | None = None) -> list:
 
 
 def number_list(values: Any, what: str, minimum: float = 0.0) -> list:
-    """A non-empty sequence of finite numbers >= minimum (a single number is a list of one)."""
+    """A non-empty sequence of finite numbers >= minimum (a single number is a list of one; arrays and Series
+    are lists)."""
+    values = _listed(values)
     if isinstance(values, (int, float, np.integer, np.floating)) and not isinstance(values, bool):
         values = [values]
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
