@@ -46,6 +46,19 @@ case("Network.add_normalization", on_fresh_network("add_normalization"),
       "num_groups": {**COUNT, "not_dividing": 3}, "name": OPT_NAME},
      accept=("scale:none",))
 
+FACTORS = family(none_with_shape=None, text="2", number_not_list=2.0, empty=[], zero=[1.0, 0.0, 1.0],
+                 negative=[1.0, -2.0, 1.0], nan=[1.0, NAN, 1.0], too_small=[1.0, 0.01, 1.0], one_too_few=[1.0, 2.0])
+case("Network.add_resize", on_fresh_network("add_resize"),
+     {"input": "img", "shape": None, "scales": [1.0, 2.0, 1.5], "mode": "linear",
+      "coordinate_transformation": "half_pixel", "nearest_rounding": "round_prefer_floor", "cubic_coeff": -0.75,
+      "exclude_outside": False, "name": None},
+     {"input": {**TENSOR, "int32_linear": "idx"},
+      "shape": {**{k: v for k, v in SHAPE.items() if k != "none"}, "with_scales": (2, 12, 9)},
+      "scales": FACTORS, "mode": {**CHOICE, "area": "area"},
+      "coordinate_transformation": {**CHOICE, "crop": "tf_crop_and_resize"}, "nearest_rounding": CHOICE,
+      "cubic_coeff": family(nan=NAN, inf=INF, text="-0.5", none=None),
+      "exclude_outside": family(none=None, text="yes", number=1), "name": OPT_NAME})
+
 extend("Network.add_padding", {
     "mode": {**CHOICE, "numpy_only": "symmetric"},
     "value": family(nan=NAN, inf=INF, none=None, text="0", list=[1.0], array=np.ones(2))})

@@ -159,6 +159,22 @@ class LayerAdders:
         return self.add_layer("padding", [input], {"pre_padding": pre_padding, "post_padding": post_padding,
                                                    "mode": mode, "value": value}, None, name)
 
+    def add_resize(self, input: Any, shape: Sequence[int] | None = None, scales: Sequence[float] | None = None,
+                   mode: str = "nearest", coordinate_transformation: str = "half_pixel",
+                   nearest_rounding: str = "round_prefer_floor", cubic_coeff: float = -0.75,
+                   exclude_outside: bool = False, name: str | None = None) -> Any:
+        """ONNX Resize over per-sample axes: exactly one of ``shape`` (the output's per-sample shape) or
+        ``scales`` (one factor per axis; output ``floor(n * scale)``). ``mode`` nearest, linear or cubic;
+        ``coordinate_transformation`` half_pixel, half_pixel_symmetric, pytorch_half_pixel,
+        align_corners, asymmetric or tf_half_pixel_for_nn; ``nearest_rounding`` round_prefer_floor,
+        round_prefer_ceil, floor or ceil; ``cubic_coeff`` and ``exclude_outside`` as in ONNX."""
+        if shape is not None:
+            _ints(shape, "add_resize: shape", 1)
+        return self.add_layer("resize", [input], {"shape": shape, "scales": scales, "mode": mode,
+                                                  "coordinate_transformation": coordinate_transformation,
+                                                  "nearest_rounding": nearest_rounding, "cubic_coeff": cubic_coeff,
+                                                  "exclude_outside": exclude_outside}, None, name)
+
     def add_slice(self, input: Any, starts: Sequence[int], ends: Sequence[int], axes: Sequence[int] | None = None,
                   steps: Sequence[int] | None = None, name: str | None = None) -> Any:
         """ONNX Slice over per-sample axes: negative starts/ends count from the end and are clamped
