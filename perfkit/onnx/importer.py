@@ -120,17 +120,19 @@ class Importer:
             self.values[vi.name] = self.net.add_input(vi.name, tuple(shape), dtype)
 
     # layers --------------------------------------------------------------------------------------
-    def layer_name(self, base: str, part: str | None) -> str:
+    def layer_name(self, base: str, part: str | None, own: tuple = ()) -> str:
+        """A unique layer name: ``base`` or ``base/part``; graph input and output names are kept for the
+        tensors they name (``own``: the node's outputs, whose names its last layer may take)."""
         name = base if part is None else f"{base}/{part}"
         taken = self.net._layer_names
         tensors = self.net._tensors
         cand, i = name, 2
-        while cand in taken or cand in tensors or cand in self._reserved:
+        while cand in taken or cand in tensors or (cand in self._reserved and cand not in own):
             cand, i = f"{name}_{i}", i + 1
         return cand
 
     def add(self, ctx: NodeContext, method: str, *args: Any, part: str | None = None, **kw: Any) -> Any:
-        name = self.layer_name(ctx.base, part)
+        name = self.layer_name(ctx.base, part, tuple(ctx.node.output))
         try:
             layer = getattr(self.net, method)(*args, name=name, **kw)
         except NetworkDefinitionError as exc:
