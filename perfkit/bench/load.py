@@ -51,7 +51,7 @@ class LoadResult:
     def point(self) -> pd.DataFrame:
         """This run as one ``measured`` row of the ``batching_simulation`` frame, to set beside
         :func:`simulate_batching`'s prediction (``plot_batching(simulation, measured)``); ``stable`` is
-        False when fewer requests were answered per second than offered (by over 10%)."""
+        False when fewer requests were answered per second than were submitted (by over 10%): the queue grew."""
         v = self.value
         return BATCHING_SIMULATION.frame([{
             "source": "measured", "delay_ms": self.meta["max_delay_ms"], "arrival_rate_per_s": v("offered_rate_per_s"),
@@ -59,7 +59,7 @@ class LoadResult:
             "latency_p50_ms": v("latency_p50_ms"), "latency_p99_ms": v("latency_p99_ms"),
             "latency_mean_ms": v("latency_mean_ms"), "throughput_per_s": v("throughput_per_s"),
             "mean_batch": v("mean_batch"), "utilisation_pct": v("utilisation_pct"),
-            "stable": not v("offered_rate_per_s") > 1.1 * v("throughput_per_s")}], {"run_id": self.meta["run_id"]})
+            "stable": not v("achieved_rate_per_s") > 1.1 * v("throughput_per_s")}], {"run_id": self.meta["run_id"]})
 
     def __repr__(self) -> str:
         return (f"<LoadResult {self.meta.get('pattern')} {self.meta.get('rate_per_s') or ''} -> "

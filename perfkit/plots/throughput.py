@@ -178,7 +178,7 @@ def plot_batching(simulation: pd.DataFrame, measured: pd.DataFrame | None = None
     h2, l2 = twin.get_legend_handles_labels()
     right.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", ncols=2)
     what = " · ".join(title_parts(both))
-    load = (f"{'/'.join(_count(r) for r in rate)} requests/s" if len(rate) else "") + \
+    load = (f"{'/'.join(f'{r:,.0f}' if r >= 10 else f'{r:.3g}' for r in rate)} requests/s" if len(rate) else "") + \
         (f", max batch {'/'.join(str(int(b)) for b in mbs)}" if len(mbs) else "")
     left.set_title(f"batching latency vs T — {load}{' · ' + what if what else ''}", fontsize=10)
     right.set_title("throughput and batch size vs T", fontsize=10)

@@ -59,7 +59,7 @@ def test_batching_predicted_lines_and_measured_markers():
     left, right, twin = fig.axes
     gids = {l.get_gid() for l in left.lines}
     assert {"p50_predicted", "p99_predicted", "p50_measured", "p99_measured"} <= gids
-    assert "3000 requests/s" in left.get_title() and "max batch 16" in left.get_title()
+    assert "3,000 requests/s" in left.get_title() and "max batch 16" in left.get_title()
     top = max(l.get_ydata().max() for l in left.lines)
     assert left.get_ylim()[1] > top                  # the measured p99 is inside the axes
     assert {l.get_gid() for l in twin.lines} == {"batch_predicted", "batch_measured"}
