@@ -89,8 +89,8 @@ def performance(result: Any, percentiles: Sequence[float], kind: str) -> list:
     latency statistics with the median's interval and the spread, enqueue / H2D / compute / D2H, totals, host."""
     q = result.queries
     v = _values(result)
-    lines = [f"Throughput: {per_s(v.get('throughput_per_s'), 'samples')} ({per_s(v.get('throughput_qps'), 'inferences')}"
-             f") over {ms(v.get('total_host_wall_ms'))} of wall time"]
+    lines = [f"Throughput: {per_s(v.get('throughput_per_s'), 'samples')} "
+             f"({per_s(v.get('throughput_qps'), 'inferences')}) over {ms(v.get('total_host_wall_ms'))} of wall time"]
     if "throughput_ci_low_per_s" in v:
         lines[-1] += (f", 95% interval {per_s(v['throughput_ci_low_per_s'])} – "
                       f"{per_s(v.get('throughput_ci_high_per_s'))}")
@@ -98,15 +98,15 @@ def performance(result: Any, percentiles: Sequence[float], kind: str) -> list:
     lines += wrap(stats_line(q["latency_ms"], percentiles), "  ", f"Latency ({what}): ")
     s = latency_stats(q["latency_ms"])
     if s["count"]:
-        ci = (f"95% interval of the median {ms(s['median_ci_low'])} – {ms(s['median_ci_high'])} (order statistics)"
-              if s["median_ci_low"] == s["median_ci_low"] else "too few inferences for an interval of the median")
+        ci = (f"{ms(s['median_ci_low'])} – {ms(s['median_ci_high'])} (95% confidence, order statistics)"
+              if s["median_ci_low"] == s["median_ci_low"] else "unknown: too few inferences")
         robust = spread_pct(q["latency_ms"])
         lines += wrap(f"{ci}; spread {robust:.1f}% (robust coefficient of variation: IQR / 1.349 / median), "
-                      f"std {ms(s['std'])}", "  ", "Interval: ")
+                      f"std {ms(s['std'])}", "  ", "Median interval: ")
     for label, col in (("Enqueue Time", "enqueue_ms"), ("H2D Latency", "h2d_ms"), ("Compute Time", "compute_ms"),
                        ("D2H Latency", "d2h_ms"), ("Host Latency", "host_latency_ms")):
         if col in q:
-            lines += wrap(stats_line(q[col]), "  ", f"{label}: ")
+            lines += wrap(stats_line(q[col], percentiles), "  ", f"{label}: ")
     comp = v.get("total_compute_ms")
     lines.append(f"Total Host Walltime: {ms(v.get('total_host_wall_ms'))}; Total Compute Time: {ms(comp)}"
                  + (f" ({v['compute_share_pct']:.0f}% of the wall time)" if "compute_share_pct" in v else "")

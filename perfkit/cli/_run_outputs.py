@@ -15,8 +15,8 @@ from ._report import ADVICE, ms, per_s, table
 #: the results.parquet columns taken from the summary of measure() / throughput(), when present
 SUMMARY_METRICS = ("queries", "throughput_per_s", "throughput_qps", "latency_min_ms", "latency_mean_ms",
                    "latency_median_ms", "latency_median_ci_low_ms", "latency_median_ci_high_ms", "latency_max_ms",
-                   "latency_std_ms", "host_latency_median_ms", "enqueue_median_ms", "h2d_median_ms", "compute_median_ms",
-                   "d2h_median_ms", "total_host_wall_ms", "copy_share_pct", "host_load_1m", "host_cpus",
+                   "latency_std_ms", "host_latency_median_ms", "enqueue_median_ms", "h2d_median_ms",
+                   "compute_median_ms", "d2h_median_ms", "total_host_wall_ms", "copy_share_pct", "host_load_1m", "host_cpus",
                    "host_other_busy_cores")
 
 

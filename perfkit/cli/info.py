@@ -20,6 +20,7 @@ def command(args: Any = None) -> None:
         from ..runtime.cuda_graph import graph_support
         for k, v in get_device("cuda").info().items():
             print(f"  cuda {k}: {v}")
-        print(f"  cuda graphs: {'on (contexts replay once warm)' if not graph_support() else 'off: ' + graph_support()}")
+        reason = graph_support()
+        print(f"  cuda graphs: {'on (contexts replay once warm)' if not reason else 'off: ' + reason}")
     else:
         print("  cuda: not available (no CuPy or no GPU)")

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import _args as A
 from ._files import Outputs
+from ._progress import Progress
 from ._report import engine_lines, findings, layer_profile, performance, section
 from ._run_outputs import results_row, stage_config_outputs, stage_out_folder, summary_table
 
@@ -40,8 +41,8 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto; an "
                    "engine file: the kind it was built for)")
     g.add_argument("--batch", type=A.comma_list(int, what="batch size"), default=None, metavar="B[,B...]",
-                   help="batch sizes, comma-separated (default: 1, or the batch an ONNX file fixes; an engine file: its "
-                   "max batch size)")
+                   help="batch sizes, comma-separated (default: 1, or the batch an ONNX file fixes; an engine "
+                   "file: its max batch size)")
     g.add_argument("--precision", type=A.comma_list(str, PRECISIONS, "precision"), default=None, metavar="P[,P...]",
                    help=f"precisions allowed when building, from {', '.join(PRECISIONS)} (default: fp32)")
     g.add_argument("--timing-cache", type=A.output_path, metavar="F", help="timing cache file: read if present, "
@@ -93,16 +94,13 @@ class Config:
 def command(args: Any) -> None:
     plan = _checked(args)
     several = len(plan["configs"]) > 1
-    from ..builder.tactics_progress import progress_bar, progress_wanted
-    bar = progress_bar(len(plan["configs"]), "perfkit run", progress_wanted(args.progress, "perfkit run"))
     print(f"perfkit run: {plan['label']} on {plan['device'].spec} ({plan['device'].name})")
     _print_settings(args, plan)
-    with bar, Outputs() as outs:
+    with Progress(len(plan["configs"]), "perfkit run", args.progress) as bar, Outputs() as outs:
         for cfg in plan["configs"]:
-            bar.set_postfix_str(f"{cfg.precision} batch {cfg.batch}")
-            _one(args, plan, cfg)
+            _one(args, plan, cfg, bar)
             stage_config_outputs(outs, args, cfg, several)
-            bar.update()
+            bar.step()
         rows = [results_row(plan, cfg, args) for cfg in plan["configs"]]
         if several:
             print(section("Summary"))
@@ -136,7 +134,8 @@ def _checked(args: Any) -> dict:
     if args.threads is not None:
         from .. import bench
         if not hasattr(bench, "throughput"):
-            raise ArgumentError("--threads needs perfkit.bench.throughput, which this perfkit lacks; leave out --threads")
+            raise ArgumentError("--threads needs perfkit.bench.throughput, which this perfkit lacks; leave out "
+                                "--threads")
     named = [(f, getattr(args, f)) for f in ("export_profile", "export_times", "export_trace", "save_engine", "out",
                                              "timing_cache") if getattr(args, f)]
     for i, (f, target) in enumerate(named):
@@ -182,10 +181,11 @@ def _print_settings(args: Any, plan: dict) -> None:
           f"; percentiles: {', '.join(f'{p:g}' for p in args.percentiles)}")
 
 
-def _one(args: Any, plan: dict, cfg: Config) -> None:
+def _one(args: Any, plan: dict, cfg: Config, bar: Any) -> None:
     from ..builder import Builder, BuilderConfig
     title = f"{plan['model']} {cfg.precision} batch {cfg.batch}"
     if cfg.engine is None:
+        bar.phase(f"{cfg.precision} batch {cfg.batch}: building")
         config = BuilderConfig(max_batch_size=cfg.batch, precision=cfg.precision, timing_cache=args.timing_cache)
         cfg.engine = Builder(plan["device"]).build(plan["network"], config)
     print(section(f"{title}: engine"))
@@ -193,6 +193,7 @@ def _one(args: Any, plan: dict, cfg: Config) -> None:
         print(line)
     ctx = cfg.engine.create_execution_context(cuda_graph=args.graph)
     try:
+        bar.phase(f"{cfg.precision} batch {cfg.batch}: measuring for {args.duration_s:g} s")
         cfg.result = _measure(args, ctx, cfg)
         kind = plan["device"].kind
         print(section(f"{title}: performance summary"))
@@ -201,6 +202,7 @@ def _one(args: Any, plan: dict, cfg: Config) -> None:
         for line in findings(getattr(cfg.result, "diagnoses", None)):
             print(line)
         if not args.no_profile:
+            bar.phase(f"{cfg.precision} batch {cfg.batch}: profiling")
             cfg.run = _profile(ctx, cfg, args.profile_iterations)
             print(section(f"{title}: per-layer profile ({args.profile_iterations} inferences, separate from the "
                           "timing above)"))

@@ -4,6 +4,7 @@ sizes (an EngineSet), times the latency of each batch size, then serves one-samp
 latency and throughput beside what ``simulate_batching`` predicts from the latency curve."""
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any
 
@@ -11,6 +12,7 @@ import pandas as pd
 
 from . import _args as A
 from ._files import Outputs
+from ._progress import Progress
 from ._report import ms, section, table, wrap
 
 EXAMPLES = """examples:
@@ -50,6 +52,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-simulate", action="store_true", help="skip the latency curve and the prediction")
     p.add_argument("--out", type=A.output_dir, metavar="DIR", help="new folder for the frames (parquet) and the "
                    "chart of latency and throughput against T")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
     p.set_defaults(func=command)
 
 
@@ -71,18 +75,24 @@ def command(args: Any) -> None:
     biggest = args.max_batch or engines.max_batch_size
     print(f"perfkit serve-bench: {label} on {dev.spec} ({dev.name}); batches up to {biggest}; {args.instances} "
           f"instance(s); {args.pattern} load for {args.duration_s:g} s per delay")
-    curve = None if args.no_simulate else _curve(engines, biggest, args)
     generate = getattr(bench, "generate_load", None) or getattr(bench, "load")
     measured, requests, simulations = [], [], []
-    for lo in loads:
-        for t in args.max_delay_ms:
-            with bench.DynamicBatcher(engines, biggest, t, instances=args.instances) as batcher:
-                res = generate(batcher, pattern=args.pattern, duration_s=args.duration_s, requests=args.requests,
-                               **lo)
-            measured.append(res.point())
-            requests.append(res.requests.assign(delay_ms=t, **{k: float(v) for k, v in lo.items()}))
-        if curve is not None and "rate_per_s" in lo:
-            simulations.append(bench.simulate_batching(curve, lo["rate_per_s"], args.max_delay_ms, biggest))
+    with Progress(len(loads) * len(args.max_delay_ms) + (not args.no_simulate), "perfkit serve-bench",
+                  args.progress) as bar:
+        bar.phase("timing each batch size")
+        curve = None if args.no_simulate else _curve(engines, biggest, args)
+        bar.step()
+        for lo in loads:
+            for t in args.max_delay_ms:
+                bar.phase(f"T = {t:g} ms, {'; '.join(f'{k} {v:g}' for k, v in lo.items())}")
+                with bench.DynamicBatcher(engines, biggest, t, instances=args.instances) as batcher:
+                    res = generate(batcher, pattern=args.pattern, duration_s=args.duration_s,
+                                   requests=args.requests, **lo)
+                measured.append(res.point())
+                requests.append(res.requests.assign(delay_ms=t, **{k: float(v) for k, v in lo.items()}))
+                bar.step()
+            if curve is not None and "rate_per_s" in lo:
+                simulations.append(bench.simulate_batching(curve, lo["rate_per_s"], args.max_delay_ms, biggest))
     measured_f = pd.concat(measured, ignore_index=True)
     simulated_f = pd.concat(simulations, ignore_index=True) if simulations else None
     for line in _table(measured_f, simulated_f, args.pattern):
@@ -140,8 +150,8 @@ def _table(measured: pd.DataFrame, simulated: Any, pattern: str) -> list:
                "p99": ms(r.latency_p99_ms), "mean batch": f"{r.mean_batch:.2f}",
                "busy": f"{r.utilisation_pct:.0f}%", "stable": "yes" if r.stable else "NO"}
         if simulated is not None:
-            p = simulated[(simulated["delay_ms"] == r.delay_ms)
-                          & ((simulated["arrival_rate_per_s"] - r.arrival_rate_per_s).abs() < 1e-6 * r.arrival_rate_per_s)]
+            same_rate = (simulated["arrival_rate_per_s"] - r.arrival_rate_per_s).abs() < 1e-6 * r.arrival_rate_per_s
+            p = simulated[(simulated["delay_ms"] == r.delay_ms) & same_rate]
             if len(p):
                 q = p.iloc[0]
                 row.update({"pred. p50": ms(q["latency_p50_ms"]), "pred. p99": ms(q["latency_p99_ms"]),

@@ -19,7 +19,8 @@ def test_run_end_to_end_report_and_every_export(tmp_path):
     out = r.stdout
     for text in ("perfkit run: lenet (sample network) on cpu", "=== lenet fp32 batch 2: performance summary ===",
                  "Throughput:", "samples/s", "Latency (device-timed): min = ", "percentile(90%) = ",
-                 "percentile(99%) = ", "95% interval of the median", "Enqueue Time:", "H2D Latency:",
+                 "percentile(99%) = ", "Median interval: ", "(95% confidence, order statistics)", "Enqueue Time:",
+                 "H2D Latency:",
                  "Compute Time:", "D2H Latency:", "Total Host Walltime:", "Disturbed:", "per-layer profile",
                  "=== Files ==="):
         assert text in out, text
@@ -156,3 +157,12 @@ def test_out_may_be_an_existing_empty_folder(tmp_path, capsys):
     (tmp_path / "o").mkdir()
     assert main(["run", "mnist_mlp", *QUICK, "--no-profile", "--out", str(tmp_path / "o")]) == 0
     assert sorted(os.listdir(tmp_path / "o")) == ["command.json", "fp32_b1", "results.parquet"]
+
+
+def test_progress_goes_to_stderr_when_asked_and_never_into_the_report(tmp_path):
+    r = cli(tmp_path, "run", "mnist_mlp", *QUICK, "--no-profile", "--progress")
+    assert r.returncode == 0
+    assert "perfkit run" in r.stderr and "measuring for 0.03 s" in r.stderr and "1/1" in r.stderr
+    assert "\r" not in r.stdout and "it/s" not in r.stdout
+    quiet = cli(tmp_path, "run", "mnist_mlp", *QUICK, "--no-profile")       # stderr not a terminal: no bar
+    assert quiet.returncode == 0 and quiet.stderr == ""

@@ -20,7 +20,8 @@ def test_sweep_writes_the_frame_and_its_plots(tmp_path):
     assert sorted(os.listdir(tmp_path / "s")) == ["latency_vs_batch.png", "sweep.parquet", "throughput_vs_batch.png",
                                                  "throughput_vs_latency.png"]
     for r_ in frame.itertuples():            # each configuration printed as it finished, with its figures
-        line = next(line for line in r.stdout.splitlines() if line.split()[:3] == [r_.model, "fp32", str(r_.batch_size)])
+        line = next(line for line in r.stdout.splitlines()
+                    if line.split()[:3] == [r_.model, "fp32", str(r_.batch_size)])
         assert f"{r_.throughput_per_s:.1f}" in line
     assert "=== Highest throughput per model ===" in r.stdout
 
@@ -78,7 +79,8 @@ def _tiny_onnx(path):
     from onnx import TensorProto, helper, numpy_helper
     w = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "W", "B"], ["h"], name="fc"), helper.make_node("Relu", ["h"], ["y"], name="act")],
+        [helper.make_node("Gemm", ["x", "W", "B"], ["h"], name="fc"),
+         helper.make_node("Relu", ["h"], ["y"], name="act")],
         "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
         [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.zeros(8, np.float32), "B")])
