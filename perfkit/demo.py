@@ -52,8 +52,13 @@ def demo(device: str | None, out: str, batch_sizes: Sequence[int], precisions: S
         positive_int(b, "demo: each batch size")
     for p in precisions:
         one_of(p, PRECISIONS, "demo: each precision")
+    from .onnx import is_onnx
     for m in models:
-        one_of(m, pkm.SAMPLES, "demo: each model")
+        if is_onnx(m):
+            if not os.path.isfile(m):
+                raise ArgumentError(f"demo: ONNX model {m!r} does not exist; give the path of an .onnx file")
+        else:
+            one_of(m, pkm.SAMPLES, "demo: each model (a sample name or the path of an .onnx file)")
     if not (batch_sizes and precisions and models):
         raise ArgumentError("demo needs at least one batch size, one precision and one model")
     min_time_s = number(min_time_s, "demo: min_time_s", minimum=0)
@@ -73,8 +78,8 @@ def _run_demo(dev: Any, run_dir: str, batch_sizes: list, precisions: list, model
     matplotlib.use("Agg")
     import pandas as pd
 
-    from . import models as pkm
     from .bench import sweep
+    from .onnx import network_from
     print(f"perfkit demo on {dev.spec} ({dev.name}); writing to {run_dir}")
     print(f"{'model':<22}{'prec':<6}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'samples/s':>12}{'device mem':>13}")
 
@@ -83,7 +88,7 @@ def _run_demo(dev: Any, run_dir: str, batch_sizes: list, precisions: list, model
               f"{r['latency_p90_ms']:>9.3f}{r['throughput_per_s']:>12.1f}{human_bytes(r['device_memory_bytes']):>13}",
               flush=True)
 
-    nets = [pkm.SAMPLES[m]() for m in models]
+    nets = [network_from(m) for m in models]      # sample names, and ONNX files (perfkit.onnx)
     engines: dict = {}
     frame = sweep(nets, batch_sizes, precisions, dev, min_time_s=min_time_s, on_row=show, engines=engines)
     logs: list = []
