@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bad_argument_table import CASES, case, on_fresh_network
-from bad_argument_values import ARRAY, AXIS, CHOICE, COUNT, OPT_NAME, SHAPE, TENSOR, family
+from bad_argument_values import ARRAY, AXIS, CHOICE, COUNT, COUNT0, OPT_NAME, SHAPE, TENSOR, family
 
 NAN, INF = float("nan"), float("inf")
 INTS = family(none=None, text="0", number_not_list=3, float=[0.5], bool=[True], nested=[[1]])
@@ -58,6 +58,16 @@ case("Network.add_resize", on_fresh_network("add_resize"),
       "coordinate_transformation": {**CHOICE, "crop": "tf_crop_and_resize"}, "nearest_rounding": CHOICE,
       "cubic_coeff": family(nan=NAN, inf=INF, text="-0.5", none=None),
       "exclude_outside": family(none=None, text="yes", number=1), "name": OPT_NAME})
+
+case("Network.add_deconvolution", on_fresh_network("add_deconvolution"),
+     {"input": "img", "num_output_maps": 3, "kernel_size": 3, "kernel": np.ones((2, 3, 3, 3)), "bias": None,
+      "stride": 2, "padding": 1, "post_padding": None, "dilation": 1, "groups": 1, "output_padding": 1, "name": None},
+     {"input": {**TENSOR, "flat": "x", "int32": "idx"}, "num_output_maps": COUNT,
+      "kernel_size": {**COUNT, "not_the_kernels": 2}, "kernel": ARRAY,
+      "bias": {k: v for k, v in ARRAY.items() if k != "none"}, "stride": COUNT,
+      "padding": {**COUNT0, "crops_all": 20}, "post_padding": {k: v for k, v in COUNT0.items() if k != "none"},
+      "dilation": COUNT, "groups": {**COUNT, "not_dividing": 2}, "output_padding": {**COUNT0, "not_below_stride": 2},
+      "name": OPT_NAME})
 
 extend("Network.add_padding", {
     "mode": {**CHOICE, "numpy_only": "symmetric"},

@@ -59,6 +59,26 @@ class LayerAdders:
                                "padding": padding, "dilation": dilation, "groups": groups},
                               {"kernel": kernel, "bias": bias}, name)
 
+    def add_deconvolution(self, input: Any, num_output_maps: int, kernel_size: Any, kernel: Any, bias: Any = None,
+                          stride: Any = 1, padding: Any = 0, post_padding: Any = None, dilation: Any = 1,
+                          groups: int = 1, output_padding: Any = 0, name: str | None = None) -> Any:
+        """Transposed 2-D convolution (ONNX ConvTranspose) of a (C, H, W) input; ``kernel`` is
+        (C, num_output_maps/groups, kh, kw). ``padding``: begin pads (top, left); ``post_padding``: end
+        pads (default ``padding``); out H = (H-1)*sh + dh*(kh-1) + 1 + output_padding - pads."""
+        _ints(num_output_maps, "add_deconvolution: num_output_maps", 1)
+        _ints(kernel_size, "add_deconvolution: kernel_size", 1)
+        _ints(stride, "add_deconvolution: stride", 1)
+        _ints(padding, "add_deconvolution: padding", 0)
+        _ints(post_padding, "add_deconvolution: post_padding", 0, allow_none=True)
+        _ints(dilation, "add_deconvolution: dilation", 1)
+        _ints(groups, "add_deconvolution: groups", 1)
+        _ints(output_padding, "add_deconvolution: output_padding", 0)
+        return self.add_layer("deconvolution", [input],
+                              {"num_output_maps": num_output_maps, "kernel_size": kernel_size, "stride": stride,
+                               "padding": padding, "post_padding": post_padding, "dilation": dilation,
+                               "groups": groups, "output_padding": output_padding},
+                              {"kernel": kernel, "bias": bias}, name)
+
     def add_activation(self, input: Any, activation: str = "relu", alpha: float | None = None,
                        beta: float | None = None, name: str | None = None) -> Any:
         """relu, sigmoid, tanh, leaky_relu, elu, selu, gelu, gelu_tanh, clip, softplus, softsign,
