@@ -98,10 +98,15 @@ def pin_from_env() -> set | None:
 @contextlib.contextmanager
 def exclusive(dev: Any, uuid: str | None) -> Iterator[None]:
     """Holds the host-wide lock of the GPU ``uuid`` (CUDA), or of every core this process may run on
-    (CPU, taken in order so that two workers never wait on each other in a cycle)."""
+    (CPU, taken in order so that two workers never wait on each other in a cycle). A GPU whose UUID is
+    unknown is named by ``CUDA_VISIBLE_DEVICES`` and its index (never by the cores: GPU workers would
+    then wait for each other)."""
     import fcntl
-    names = [f"gpu-{uuid}"] if getattr(dev, "kind", "cpu") == "cuda" and uuid else \
-        [f"core-{c}" for c in usable_cores()]
+    if getattr(dev, "kind", "cpu") == "cuda":   # without a UUID: the GPU as this process's environment numbers it
+        names = [f"gpu-{uuid}" if uuid else
+                 f"gpu-visible-{os.environ.get('CUDA_VISIBLE_DEVICES', 'all').replace(',', '_')}-{dev.index}"]
+    else:
+        names = [f"core-{c}" for c in usable_cores()]
     folder = os.path.join(tempfile.gettempdir(), f"perfkit-{os.getuid() if hasattr(os, 'getuid') else 'u'}-locks")
     os.makedirs(folder, exist_ok=True)
     files = []

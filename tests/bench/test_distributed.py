@@ -2,6 +2,7 @@
 sweep, a worker killed mid-sweep, resume, failures as rows, and the pinning of workers."""
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -199,3 +200,54 @@ def test_pinning_a_process_pins_every_thread():
         assert seen["mask"] == one
     finally:
         pin_process(original)
+
+
+def test_measurements_on_one_gpu_or_shared_cores_wait_for_each_other():
+    """The host-wide lock a worker holds while measuring: the same GPU (by UUID) or overlapping cores wait;
+    another GPU does not (flock: each open file description is its own holder, threads included)."""
+    import threading
+    from types import SimpleNamespace
+    from perfkit.bench.distributed_host import exclusive
+    gpu = SimpleNamespace(kind="cuda", index=0)
+    cpu = SimpleNamespace(kind="cpu")
+    def second(dev, uuid_, entered):
+        with exclusive(dev, uuid_):
+            entered.set()
+
+    for dev, uuid_ in ((gpu, "GPU-test-a"), (cpu, None)):
+        entered = threading.Event()
+        with exclusive(dev, uuid_):
+            t = threading.Thread(target=second, args=(dev, uuid_, entered))
+            t.start()
+            assert not entered.wait(0.3), "a second measurement entered while the first held the lock"
+        assert entered.wait(5)
+        t.join()
+    with exclusive(gpu, "GPU-test-b"):         # another GPU never waits
+        done = threading.Event()
+        t = threading.Thread(target=second, args=(gpu, "GPU-test-c", done))
+        t.start()
+        assert done.wait(5)
+        t.join()
+
+
+def test_a_pinned_gpu_worker_names_its_gpu_by_nvml_number_uuid_and_driver(monkeypatch):
+    """A worker started with CUDA_VISIBLE_DEVICES=1 sees its GPU as cuda:0; its rows name it cuda:1, by the
+    UUID CUDA reports (mapped to NVML's number), with the driver NVML reports (NVML faked here)."""
+    from types import ModuleType, SimpleNamespace
+    from perfkit.bench.distributed_host import identity
+    nvml = ModuleType("pynvml")
+    uuid_text = "GPU-00112233-4455-6677-8899-aabbccddeeff"
+    nvml.nvmlInit = lambda: None
+    nvml.nvmlSystemGetDriverVersion = lambda: "580.65.06"
+    nvml.nvmlDeviceGetHandleByUUID = lambda u: {"uuid": u}
+    nvml.nvmlDeviceGetIndex = lambda h: 1 if h["uuid"] == uuid_text else 0
+    nvml.nvmlDeviceGetName = lambda h: "NVIDIA H200"
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    dev = SimpleNamespace(kind="cuda", spec="cuda:0", index=0, name="NVIDIA H200",
+                          _props={"uuid": bytes.fromhex("00112233445566778899aabbccddeeff")})
+    where = identity(dev)
+    assert where["device"] == "cuda:1" and where["nvml_index"] == 1
+    assert where["gpu_uuid"] == uuid_text and where["driver_version"] == "580.65.06"
+    assert where["gpu_name"] == "NVIDIA H200"
+    assert identity(dev, "cuda:7")["device"] == "cuda:7"      # the local cluster's own label wins

@@ -1,0 +1,127 @@
+"""The same sweep on one GPU and on every GPU of this host (pk.sweep(..., devices=...), issue 13).
+
+Usage:  python3 benchmarks/multi_gpu_sweep.py [--models mnist_mlp,lenet,resnet_small,transformer_encoder]
+            [--batches 1,8,32,128] [--precisions fp32,fp16] [--min-time 1.0] [--cpu N]
+
+Needs only perfkit and dask[distributed] (no network: the local cluster listens on 127.0.0.1).
+
+1. A short warm-up sweep on cuda:0 (every network and precision at the smallest batch, untimed here), so
+   that CuPy's on-disk kernel cache is filled before anything is timed and neither run pays for compiling.
+2. The sweep on one GPU: ``pk.sweep(nets, device="cuda:0")`` in this process (what a user runs without
+   this feature), timed end to end.
+3. The sweep on every GPU: ``pk.sweep(nets, devices="all", out=FOLDER)``, timed end to end, including the
+   start of the local cluster (one worker process per GPU) and its shut-down.
+4. The same on a cluster already running (``devices=client``), which is what a notebook that keeps its
+   cluster pays per sweep.
+5. The one-GPU sweep again, so that a drift of the machine between the runs shows (the ratio uses the
+   mean of both one-GPU runs).
+
+Prints the wall times, the ratios (the issue's target: at most 0.6x on 2 GPUs, end to end), which GPU
+measured how many configurations, and per configuration whether the two measurements agree: their
+order-statistic intervals (at least 95%) overlap. ``--cpu N`` runs the same comparison with N CPU workers
+(each pinned to its share of the cores) against one process with as many BLAS threads as each worker has:
+a check of the mechanics on a machine without GPUs, not a performance figure.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+
+def _sweep_timed(label: str, nets: list, **kw):
+    import perfkit as pk
+    t0 = time.perf_counter()
+    frame = pk.sweep(nets, progress=False, **kw)
+    wall = time.perf_counter() - t0
+    failed = int((frame["error"] != "").sum())
+    print(f"{label:<44} {wall:8.1f} s   {len(frame)} configurations{f', {failed} failed' if failed else ''}",
+          flush=True)
+    return frame, wall
+
+
+def _agreement(one, many) -> tuple:
+    key = ["model", "precision", "batch_size"]
+    m = one.merge(many, on=key, suffixes=("_1", "_n"))
+    ok = (m["latency_ci_low_ms_1"] <= m["latency_ci_high_ms_n"]) & (m["latency_ci_low_ms_n"] <= m["latency_ci_high_ms_1"])
+    m["agree"] = np.where(m["latency_ci_low_ms_1"].isna() | m["latency_ci_low_ms_n"].isna(), "no interval",
+                          np.where(ok, "yes", "NO"))
+    m["ratio"] = m["latency_median_ms_n"] / m["latency_median_ms_1"]
+    return m, int(ok.sum())
+
+
+def main() -> None:
+    import perfkit as pk
+    from perfkit.bench.distributed import resolve_devices, start_local_cluster
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="mnist_mlp,lenet,resnet_small,transformer_encoder")
+    p.add_argument("--batches", default="1,8,32,128")
+    p.add_argument("--precisions", default="fp32,fp16")
+    p.add_argument("--min-time", type=float, default=1.0, help="timed seconds per configuration (all rounds)")
+    p.add_argument("--cpu", type=int, default=0, help="N CPU workers instead of the GPUs (mechanics check)")
+    a = p.parse_args()
+    nets = [pk.models.SAMPLES[m]() for m in a.models.split(",")]
+    batches = [int(b) for b in a.batches.split(",")]
+    precisions = a.precisions.split(",")
+    common = {"batch_sizes": batches, "precisions": precisions, "min_time_s": a.min_time}
+    if a.cpu:
+        devices = ["cpu"] * a.cpu
+        per_worker = len(os.sched_getaffinity(0)) // a.cpu
+        single = pk.get_device("cpu", threads=per_worker)
+        what = f"{a.cpu} CPU workers of {per_worker} core(s) against one process with {per_worker} BLAS thread(s)"
+    else:
+        gpus = pk.device.cuda.cuda_device_count()
+        if gpus < 2:
+            raise SystemExit(f"this machine has {gpus} visible GPU(s); the comparison needs 2 or more "
+                             "(or pass --cpu N for the mechanics on CPU workers)")
+        devices = "all"
+        single = pk.get_device("cuda:0")
+        what = f"{gpus} GPUs ({single.name}) against cuda:0 alone"
+    print(f"# multi-GPU sweep, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {what}; "
+          f"{len(nets)} networks x {len(batches)} batch sizes x {len(precisions)} precisions "
+          f"= {len(nets) * len(batches) * len(precisions)} configurations, min_time_s={a.min_time:g}", flush=True)
+    _sweep_timed("warm-up (kernel cache, not compared)", nets, device=single, batch_sizes=batches[:1],
+                 precisions=precisions, min_time_s=0.0, min_iterations=1)
+    tmp = tempfile.mkdtemp(prefix="perfkit_multi_gpu_")
+    try:
+        one_a, t_one_a = _sweep_timed("one device (in this process)", nets, device=single, **common)
+        many, t_many = _sweep_timed(f"devices={devices!r} (cluster start included)", nets, devices=devices,
+                                    out=os.path.join(tmp, "all"), **common)
+        t0 = time.perf_counter()
+        cluster, client = start_local_cluster(resolve_devices(devices))
+        print(f"{'local cluster start':<44} {time.perf_counter() - t0:8.1f} s", flush=True)
+        try:
+            warm, t_warm = _sweep_timed("devices=<Client> (cluster already running)", nets, devices=client,
+                                        out=os.path.join(tmp, "client"), **common)
+        finally:
+            client.close()
+            cluster.close()
+        one_b, t_one_b = _sweep_timed("one device again (drift check)", nets, device=single, **common)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    t_one = (t_one_a + t_one_b) / 2
+    print(f"\nratio, all devices / one device (mean of both one-device runs {t_one:.1f} s):")
+    print(f"  end to end, cluster start included: {t_many / t_one:.2f}x   (target <= 0.6x on 2 GPUs)")
+    print(f"  cluster already running:            {t_warm / t_one:.2f}x")
+    print(f"  one-device drift between its runs:  {t_one_b / t_one_a:.2f}x")
+    cols = [c for c in ("device", "host", "gpu_name", "gpu_uuid", "driver_version") if c in many.columns]
+    print("\nconfigurations per worker device:")
+    print(many.groupby(cols, dropna=False).size().to_string())
+    for name, frame in (("end to end", many), ("running cluster", warm)):
+        m, n = _agreement(one_a, frame)
+        print(f"\nper configuration, one device vs all ({name}): {n} of {len(m)} agree (95% intervals overlap)")
+        if name == "end to end":
+            show = m[["model", "precision", "batch_size", "latency_median_ms_1", "latency_ci_low_ms_1",
+                      "latency_ci_high_ms_1", "device_n", "latency_median_ms_n", "latency_ci_low_ms_n",
+                      "latency_ci_high_ms_n", "ratio", "agree"]]
+            print(show.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    m, n = _agreement(one_a, one_b)
+    print(f"\ncontrol, one device vs itself (second run): {n} of {len(m)} agree")
+
+
+if __name__ == "__main__":     # the local cluster's workers start by spawning: guard the entry point
+    main()
