@@ -4,6 +4,7 @@ findings of perfkit's analyses as sentences. Only formatting: every number comes
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from typing import Any, Iterable, Sequence
 
@@ -20,9 +21,27 @@ def section(title: str) -> str:
     return f"\n=== {title} ==="
 
 
-def wrap(text: str, indent: str = "", first: str | None = None) -> list:
-    return textwrap.wrap(" ".join(str(text).split()), WIDTH, initial_indent=indent if first is None else first,
-                         subsequent_indent=indent) or [indent.rstrip()]
+def wrap(text: str, indent: str = "", first: str | None = None, prose: bool = False) -> list:
+    """``text`` in lines of at most WIDTH. Figures (``prose=False``) break after ``,`` or ``;`` where they can, so
+    that a value and its unit (``3.55 k samples/s``, ``611 µs``) stay on one line; prose breaks between words."""
+    first = indent if first is None else first
+    text = " ".join(str(text).split())
+    if prose:
+        return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=indent) or [first.rstrip()]
+    lines: list = []
+    line = first
+    for piece in re.split(r"(?<=[,;]) ", text):
+        if line not in (first, indent) and len(line) + 1 + len(piece) > WIDTH:
+            lines.append(line)
+            line = indent
+        if len(line) + len(piece) > WIDTH:
+            parts = textwrap.wrap(piece, WIDTH, initial_indent=line, subsequent_indent=indent)
+            lines += parts[:-1]
+            line = parts[-1]
+        else:
+            line += ("" if line == first or line == indent else " ") + piece
+    lines.append(line)
+    return [x.rstrip() for x in lines]
 
 
 def ms(v: Any) -> str:
@@ -89,11 +108,11 @@ def performance(result: Any, percentiles: Sequence[float], kind: str) -> list:
     latency statistics with the median's interval and the spread, enqueue / H2D / compute / D2H, totals, host."""
     q = result.queries
     v = _values(result)
-    lines = [f"Throughput: {per_s(v.get('throughput_per_s'), 'samples')} "
-             f"({per_s(v.get('throughput_qps'), 'inferences')}) over {ms(v.get('total_host_wall_ms'))} of wall time"]
+    text = (f"{per_s(v.get('throughput_per_s'), 'samples')} ({per_s(v.get('throughput_qps'), 'inferences')}) over "
+            f"{ms(v.get('total_host_wall_ms'))} of wall time")
     if "throughput_ci_low_per_s" in v:
-        lines[-1] += (f", 95% interval {per_s(v['throughput_ci_low_per_s'])} – "
-                      f"{per_s(v.get('throughput_ci_high_per_s'))}")
+        text += f"; 95% interval {per_s(v['throughput_ci_low_per_s'])} – {per_s(v.get('throughput_ci_high_per_s'))}"
+    lines = wrap(text, "  ", "Throughput: ")
     what = "H2D + compute + D2H" if kind != "cpu" else "device-timed"
     lines += wrap(stats_line(q["latency_ms"], percentiles), "  ", f"Latency ({what}): ")
     s = latency_stats(q["latency_ms"])
@@ -107,7 +126,7 @@ def performance(result: Any, percentiles: Sequence[float], kind: str) -> list:
                        ("D2H Latency", "d2h_ms"), ("Host Latency", "host_latency_ms")):
         if col in q:
             lines += wrap(stats_line(q[col], percentiles), "  ", f"{label}: ")
-    comp = v.get("total_compute_ms")
+    comp = v.get("total_compute_ms", float(q["compute_ms"].sum()))
     lines.append(f"Total Host Walltime: {ms(v.get('total_host_wall_ms'))}; Total Compute Time: {ms(comp)}"
                  + (f" ({v['compute_share_pct']:.0f}% of the wall time)" if "compute_share_pct" in v else "")
                  + f"; {len(q)} inferences")
@@ -140,11 +159,11 @@ def findings(diagnoses: Any) -> list:
     lines = []
     if len(disturbed):
         lines += wrap(f"yes — read these figures with care: {', '.join(disturbed['finding'])} (explained below); "
-                      "measure again on a quiet machine before comparing them.", "  ", "Disturbed: ")
+                      "measure again on a quiet machine before comparing them.", "  ", "Disturbed: ", prose=True)
     else:
         lines.append("Disturbed: no sign of it.")
     for f in diagnoses.itertuples():
-        lines += wrap(f.explanation, "    ", f"  [{f.severity}] {f.finding}: ")
+        lines += wrap(f.explanation, "    ", f"  [{f.severity}] {f.finding}: ", prose=True)
     return lines
 
 
@@ -173,7 +192,7 @@ def layer_profile(run: Any, top: int | None) -> list:
                       f"{v.get('overhead_pct', float('nan')):+.1f}% (its calibrated cost "
                       f"{v.get('expected_overhead_pct', float('nan')):.1f}%)", "  ", "  ")
     for d in run.disturbances()["explanation"]:
-        lines += wrap(d, "    ", "  disturbed: ")
+        lines += wrap(d, "    ", "  disturbed: ", prose=True)
     return lines
 
 

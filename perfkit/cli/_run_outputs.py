@@ -16,8 +16,8 @@ from ._report import ADVICE, ms, per_s, table
 SUMMARY_METRICS = ("queries", "throughput_per_s", "throughput_qps", "latency_min_ms", "latency_mean_ms",
                    "latency_median_ms", "latency_median_ci_low_ms", "latency_median_ci_high_ms", "latency_max_ms",
                    "latency_std_ms", "host_latency_median_ms", "enqueue_median_ms", "h2d_median_ms",
-                   "compute_median_ms", "d2h_median_ms", "total_host_wall_ms", "copy_share_pct", "host_load_1m", "host_cpus",
-                   "host_other_busy_cores")
+                   "compute_median_ms", "d2h_median_ms", "total_host_wall_ms", "copy_share_pct", "host_load_1m",
+                   "host_cpus", "host_other_busy_cores")
 
 
 def stage_config_outputs(outs: Outputs, args: Any, cfg: Any, several: bool) -> None:
@@ -43,8 +43,7 @@ def results_row(plan: dict, cfg: Any, args: Any) -> dict:
     """One row of results.parquet and of the summary table: the configuration and its headline figures."""
     s = cfg.result.summary
     values = {m: float(v) for m, v in zip(s["metric"], s["value"])}
-    diag = getattr(cfg.result, "diagnoses", None)
-    found = list(diag["finding"]) if diag is not None else []
+    found = list(cfg.diagnoses["finding"]) if cfg.diagnoses is not None else []
     row = {"model": plan["model"], "device": plan["device"].spec, "precision": cfg.precision,
            "engine_precision": cfg.engine.precision, "batch_size": cfg.batch, "streams": args.streams,
            "threads": args.threads or 0, "include_transfers": not args.no_transfers, "engine_id": cfg.engine.id,
@@ -88,9 +87,8 @@ def stage_out_folder(outs: Outputs, args: Any, plan: dict, rows: list) -> None:
         os.makedirs(sub)
         frames = {"queries": cfg.result.queries, "summary": cfg.result.summary,
                   "engine_layers": cfg.engine.layers, "build_log": cfg.engine.build_log}
-        diag = getattr(cfg.result, "diagnoses", None)
-        if diag is not None:
-            frames["diagnoses"] = diag
+        if cfg.diagnoses is not None:
+            frames["diagnoses"] = cfg.diagnoses
         for name, frame in frames.items():
             frame.to_parquet(os.path.join(sub, f"{name}.parquet"))
         if cfg.run is not None:

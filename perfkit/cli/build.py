@@ -78,7 +78,7 @@ def build_report(engine: Any, network_layers: int | None, verbose: bool) -> list
                        ["outcome", "rule", "layers", "became", "why"])
     lines.append(section("Precision"))
     for r in log[log["phase"].isin(["precision", "reformat"])].itertuples():
-        lines += wrap(r.detail, "    ", f"  {r.matched or r.rule}: ")
+        lines += wrap(r.detail, "    ", f"  {r.matched or r.rule}: ", prose=True)
     tactic = log[(log["phase"] == "tactic") & log["outcome"].isin(["chosen", "cached"])]
     if len(tactic):
         lines.append(section("Tactics"))
@@ -89,7 +89,7 @@ def build_report(engine: Any, network_layers: int | None, verbose: bool) -> list
                        right=("rejected",))
     lines.append(section("Memory plan"))
     for r in log[log["phase"].isin(["memory_plan", "weights"])].itertuples():
-        lines += wrap(r.detail, "    ", f"  {r.rule}: ")
+        lines += wrap(r.detail, "    ", f"  {r.rule}: ", prose=True)
     if verbose:
         lines += log_lines(log)
     return lines

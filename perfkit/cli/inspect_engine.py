@@ -131,7 +131,8 @@ def report(path: str, plan: Any, view: Any, checksum: str, build_log: bool) -> l
     if len(fusion):
         lines.append(section("Fusions"))
         for r in fusion.itertuples():
-            lines += wrap(f"{r.matched} -> {r.produced or '-'} ({r.detail})", "      ", f"  {r.outcome:<9} {r.rule}: ")
+            lines += wrap(f"{r.matched} -> {r.produced or '-'} ({r.detail})", "      ", f"  {r.outcome:<9} {r.rule}: ",
+                          prose=True)
     if build_log:
         from .build import log_lines
         lines += log_lines(log)

@@ -88,6 +88,7 @@ class Config:
     network_layers: int | None = None
     result: Any = None
     run: Any = None
+    diagnoses: Any = None
     files: dict = field(default_factory=dict)
 
 
@@ -199,7 +200,8 @@ def _one(args: Any, plan: dict, cfg: Config, bar: Any) -> None:
         print(section(f"{title}: performance summary"))
         for line in performance(cfg.result, args.percentiles, kind):
             print(line)
-        for line in findings(getattr(cfg.result, "diagnoses", None)):
+        cfg.diagnoses = _diagnoses(cfg.result, kind)
+        for line in findings(cfg.diagnoses):
             print(line)
         if not args.no_profile:
             bar.phase(f"{cfg.precision} batch {cfg.batch}: profiling")
@@ -221,6 +223,21 @@ def _measure(args: Any, ctx: Any, cfg: Config) -> Any:
     return bench.measure(ctx, cfg.batch, warmup_ms=args.warmup_ms, iterations=args.iterations,
                          duration_s=args.duration_s, percentiles=tuple(args.percentiles),
                          include_transfers=not args.no_transfers, streams=args.streams)
+
+
+def _diagnoses(result: Any, kind: str) -> Any:
+    """``measure()``'s diagnoses; for a ``throughput()`` result, which has none, the shared disturbance check
+    (``profiling.summary.disturbances``) on its latency spread and the host figures its summary holds."""
+    found = getattr(result, "diagnoses", None)
+    if found is not None:
+        return found
+    from ..bench.measure import UNSTABLE_CV_PCT
+    from ..frames.stats import spread_pct
+    from ..profiling.summary import disturbances
+    v = {m: float(x) for m, x in zip(result.summary["metric"], result.summary["value"])}
+    keys = ("host_load_1m", "host_cpus", "threads", "host_other_busy_cores")
+    return disturbances({"latency_cv_pct": spread_pct(result.queries["latency_ms"]), "device": kind,
+                         **{k: v[k] for k in keys if k in v}}, max_cv_pct=UNSTABLE_CV_PCT)
 
 
 def _profile(ctx: Any, cfg: Config, iterations: int) -> Any:

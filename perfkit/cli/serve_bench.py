@@ -163,12 +163,12 @@ def _table(measured: pd.DataFrame, simulated: Any, pattern: str) -> list:
     lines += table(rows, cols, right=[c for c in cols if c != "stable"])
     if pattern == "constant" and simulated is not None:
         lines += wrap("the prediction assumes Poisson arrivals; constant arrivals wait less for a batch to fill",
-                      "  ", "  note: ")
+                      "  ", "  note: ", prose=True)
     unstable = measured[~measured["stable"]]
     if len(unstable):
         lines += wrap(f"{len(unstable)} row(s) served fewer requests per second than offered: the queue grew while "
                       "they ran, so their latencies depend on the duration; offer less, raise T or the batch size, or "
-                      "add instances", "  ", "  unstable: ")
+                      "add instances", "  ", "  unstable: ", prose=True)
     ok = measured[measured["stable"]]
     if len(ok):
         best = ok.loc[ok["latency_p99_ms"].idxmin()]

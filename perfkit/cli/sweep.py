@@ -142,7 +142,7 @@ def _trust(frame: Any) -> None:
     if not sentences:
         print("  no sign of disturbance: steady rounds, host load within its cores, no throttling")
     for s in sentences:
-        for line in wrap(s, "    ", "  - "):
+        for line in wrap(s, "    ", "  - ", prose=True):
             print(line)
     ok = frame[frame["throughput_per_s"].notna()]
     if len(ok):

@@ -105,6 +105,8 @@ def test_threads_run_through_bench_throughput_with_one_stream_per_context(tmp_pa
     q = pd.read_parquet(tmp_path / "o" / "fp32_b2" / "queries.parquet")
     assert set(q["stream"]) == {0, 1}
     assert pd.read_parquet(tmp_path / "o" / "results.parquet").loc[0, "threads"] == 2
+    assert "Disturbed: " in out                        # throughput() has no diagnoses: the shared check gives them
+    assert os.path.exists(tmp_path / "o" / "fp32_b2" / "diagnoses.parquet")
 
 
 def test_no_transfers_and_streams_reach_measure(tmp_path, monkeypatch, capsys):
