@@ -110,7 +110,9 @@ class LayerAdders:
                               {"shift": shift, "scale": scale, "power": power}, name)
 
     def add_elementwise(self, a: Any, b: Any, op: str, name: str | None = None) -> Any:
-        """sum, prod, sub, div, max, min, pow of two tensors of equal per-sample rank (1-sized dims broadcast)."""
+        """sum, prod, sub, div, max, min, pow, mod (Python's sign), fmod (C's) of two tensors of equal
+        per-sample rank (1-sized dims broadcast); equal, less, greater, less_equal, greater_equal, and,
+        or, xor give int32 0/1 (ONNX's bool; non-zero is true)."""
         return self.add_layer("elementwise", [a, b], {"op": op}, None, name)
 
     def add_unary(self, input: Any, op: str, name: str | None = None) -> Any:
