@@ -30,7 +30,12 @@ def to_chw(ctx, x, spatial: int):
     return x
 
 
-def from_chw(ctx, y, spatial: int):
+def reshaped_back(ctx, spatial: int) -> bool:
+    """Whether :func:`from_chw` adds a layer (then it, not the op's layer, carries the node's name)."""
+    return spatial != 2 or not ctx.values.lead
+
+
+def from_chw(ctx, y, spatial: int, part: str | None = None):
     """Back from (C, H, W) to the ONNX rank (undoing :func:`to_chw`)."""
     c, h, w = y.shape
     shape = (c, h, w) if spatial == 2 else (c, w)
@@ -38,7 +43,7 @@ def from_chw(ctx, y, spatial: int):
         shape = (1,) + shape
     if shape == tuple(y.shape):
         return y
-    return ctx.add("add_shuffle", y, reshape=list(shape), part="from_chw").output
+    return ctx.add("add_shuffle", y, reshape=list(shape), part=part).output
 
 
 def conv_pads(ctx, in_hw, kernel, strides, dilations, pads_attr="pads", ceil=False):
@@ -86,7 +91,8 @@ def conv(ctx):
         x = ctx.add("add_padding", x, [p[0] for p in pads], [p[1] for p in pads], part="pad").output
         pads = [(0, 0), (0, 0)]
     y = ctx.add("add_convolution", x, int(w.shape[0]), tuple(w.shape[2:]), w, bias, stride=tuple(strides),
-                padding=tuple(p[0] for p in pads), dilation=tuple(dil), groups=group).output
+                padding=tuple(p[0] for p in pads), dilation=tuple(dil), groups=group,
+                part="conv" if reshaped_back(ctx, spatial) else None).output
     ctx.output(from_chw(ctx, y, spatial))
 
 
@@ -167,6 +173,8 @@ def batch_norm(ctx):
     gamma, beta, mean, var = (np.asarray(ctx.const(i, n), np.float64).reshape(-1)
                               for i, n in ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
     eps = ctx.float_attr("epsilon", 1e-5)
+    if not np.all(var + eps > 0):
+        ctx.fail("the variance plus epsilon must be positive", malformed=True)
     scale = gamma / np.sqrt(var + eps)
     shift = beta - mean * scale
     axis = ctx.values.axis(ctx, 1, ctx.values.rank(x), "channel axis")

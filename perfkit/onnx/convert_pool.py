@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .compose import pad_axis
-from .convert_nn import conv_pads, from_chw, to_chw
+from .convert_nn import conv_pads, from_chw, reshaped_back, to_chw
 from .registry import converter
 from .values import FLOAT_MAX
 
@@ -69,8 +69,8 @@ def pool(ctx):
     kind = "max" if is_max else "avg"
     if simple:
         y = ctx.add("add_pooling", x, kind, tuple(ks), stride=tuple(strides), padding=tuple(p[0] for p in pads),
-                    exclude_padding=not include, part="pool" if integer else None).output
-        ctx.output(_back(ctx, from_chw(ctx, y, spatial), integer))
+                    exclude_padding=not include, part="pool" if integer or reshaped_back(ctx, spatial) else None).output
+        ctx.output(_back(ctx, from_chw(ctx, y, spatial, "chw" if integer else None), integer))
         return
     fill = -FLOAT_MAX if is_max else 0.0
     for axis, ((a, b), e) in zip((1, 2), zip(pads, extra)):
@@ -86,11 +86,12 @@ def pool(ctx):
         if not np.all(count == area):
             fix = (area / np.maximum(count, 1)).astype(np.float32)[None]
     y = ctx.add("add_pooling", x, kind, tuple(ks), stride=tuple(strides), padding=0, exclude_padding=False,
-                part=None if fix is None and not integer else "pool").output
+                part=None if fix is None and not integer and not reshaped_back(ctx, spatial) else "pool").output
     if fix is not None:
         t = ctx.values.constant_tensor(ctx, fix, label=f"{ctx.base}/count_fix")
-        y = ctx.add("add_elementwise", y, t, "prod").output
-    ctx.output(_back(ctx, from_chw(ctx, y, spatial), integer))
+        y = ctx.add("add_elementwise", y, t, "prod",
+                    part="count" if integer or reshaped_back(ctx, spatial) else None).output
+    ctx.output(_back(ctx, from_chw(ctx, y, spatial, "chw" if integer else None), integer))
 
 
 def _back(ctx, y, integer: bool):

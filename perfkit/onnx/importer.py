@@ -32,6 +32,10 @@ class Importer:
         self.rows: list[dict] = []
         g = self.proto.graph
         self.opset = self._opset()
+        if not g.output:
+            raise OnnxFileError("the graph has no outputs; an ONNX model names at least one")
+        known = {t.name for t in g.initializer} | {i.name for i in g.input}
+        self.order = ordered_nodes(g, known)            # undefined values and cycles, named, before the checker
         check_structure(self.onnx, self.proto)
         net_name = name or g.name or (source.rsplit("/", 1)[-1].rsplit(".", 1)[0] if "/" in source or
                                       source.endswith(".onnx") else "onnx_model")
@@ -43,7 +47,6 @@ class Importer:
         self._constants(g)
         runtime = [i for i in g.input if i.name not in self.values]
         self._inputs(runtime, batch)
-        self.order = ordered_nodes(g, set(self.values.table))
         self._labels = {id(n): node_label(n, i) for i, n in enumerate(g.node)}
 
     # set-up ----------------------------------------------------------------------------------------
@@ -102,10 +105,11 @@ class Importer:
         for vi in runtime:
             elem = vi.type.tensor_type.elem_type
             dtype = ELEM_DTYPES.get(elem)
-            self.info.input_dtypes[vi.name] = self.onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem else "?"
+            self.info.input_dtypes[vi.name] = self._np_name(elem)
             if dtype is None:
-                raise UnsupportedOnnxError(f"graph input {vi.name!r} has element type "
-                                           f"{self.onnx.TensorProto.DataType.Name(elem) if elem else 'undefined'}; "
+                kind = self.onnx.TensorProto.DataType.Name(elem) if elem in self.onnx.TensorProto.DataType.values() \
+                    else f"{elem} (undefined)"
+                raise UnsupportedOnnxError(f"graph input {vi.name!r} has element type {kind}; "
                                            "perfkit inputs are float32, float16 (float64 kept as float32), "
                                            "booleans or integers up to 32 bits (kept as int32)",
                                            opset=self.opset)
@@ -118,6 +122,12 @@ class Importer:
                                            f"pass input_shapes={{{vi.name!r}: (...)}} (per sample, without the batch)",
                                            opset=self.opset)
             self.values[vi.name] = self.net.add_input(vi.name, tuple(shape), dtype)
+
+    def _np_name(self, elem: int) -> str:
+        try:
+            return self.onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem else "?"
+        except Exception:
+            return "?"
 
     # layers --------------------------------------------------------------------------------------
     def layer_name(self, base: str, part: str | None, own: tuple = ()) -> str:
@@ -271,7 +281,7 @@ class Importer:
         for vi in self.proto.graph.output:
             v = self.values.table.get(vi.name)
             elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
-            self.info.output_dtypes[vi.name] = self.onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem else "?"
+            self.info.output_dtypes[vi.name] = self._np_name(elem)
             if v is _FAILED:
                 continue
             if v is None:
@@ -281,6 +291,9 @@ class Importer:
                     continue
                 raise UnsupportedOnnxError(f"graph output {vi.name!r} is a constant (it depends on no input); "
                                            "perfkit's outputs are computed from inputs", opset=self.opset)
+            other = self.net._tensors.get(vi.name)
+            if other is not None and other is not v and other not in self.net.inputs and other not in self.net.outputs:
+                self.net.rename_tensor(other, self.layer_name(f"{vi.name}/inner", None))   # the name is the output's
             if v in self.net.outputs or v in self.net.inputs or v.name != vi.name and vi.name in self.net._tensors:
                 layer = self.net.add_identity(v, name=self.layer_name(f"{vi.name}/copy", None))
                 self.info.layer_ops[layer.name] = "Identity"

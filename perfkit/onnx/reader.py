@@ -50,7 +50,24 @@ def _parse(onnx: Any, data: bytes, what: str) -> Any:
                             f"({type(exc).__name__}: {exc})") from None
     if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
         raise OnnxFileError(f"{what} parses as protobuf but holds no ONNX graph (not an ONNX model, or truncated)")
+    _check_text(proto, what)
     return proto
+
+
+def _check_text(proto: Any, what: str) -> None:
+    """Names that are not valid UTF-8 (protobuf hands them over as bytes) mean a corrupted file."""
+    g = proto.graph
+    texts = [proto.producer_name, proto.producer_version, proto.domain, g.name]
+    texts += [o.domain for o in proto.opset_import]
+    for n in g.node:
+        texts += [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
+    for vi in (*g.input, *g.output, *g.value_info):
+        texts.append(vi.name)
+        if vi.type.HasField("tensor_type"):
+            texts += [d.dim_param for d in vi.type.tensor_type.shape.dim]
+    texts += [t.name for t in g.initializer]
+    if any(not isinstance(t, str) for t in texts):
+        raise OnnxFileError(f"{what} holds names that are not valid UTF-8 text: the file is corrupted")
 
 
 def _external_tensors(proto: Any) -> list:
@@ -153,8 +170,12 @@ def node_label(node: Any, index: int) -> str:
 
 def check_structure(onnx: Any, proto: Any) -> None:
     """ONNX's own checker (types and attributes against the operator schemas), errors as OnnxFileError."""
-    try:
-        onnx.checker.check_model(proto)
-    except Exception as exc:
-        msg = str(exc).strip().splitlines()
-        raise OnnxFileError("the model fails ONNX's checker: " + " ".join(m.strip() for m in msg[:6])[:800]) from None
+    for what, run in (("checker", lambda: onnx.checker.check_model(proto)),
+                      ("type and shape inference", lambda: onnx.shape_inference.infer_shapes(
+                          proto, check_type=True, strict_mode=True))):
+        try:
+            run()
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()
+            raise OnnxFileError(f"the model fails ONNX's {what}: " + " ".join(m.strip() for m in msg[:6])[:800]) \
+                from None
