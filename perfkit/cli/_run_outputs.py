@@ -29,9 +29,31 @@ def stage_config_outputs(outs: Outputs, args: Any, cfg: Any, several: bool) -> N
     if args.export_profile:
         cfg.run.export_profile(outs.file(name(args.export_profile)))
     if args.export_trace:
-        cfg.run.export_chrome_trace(outs.file(name(args.export_trace)))
+        trace_run(cfg).export_chrome_trace(outs.file(name(args.export_trace)))
     if args.save_engine:
         cfg.engine.save(outs.file(name(args.save_engine)))
+
+
+def trace_run(cfg: Any) -> Any:
+    """The frames a trace shows: the timed inferences of the measurement, one lane per stream (guide 2.2: do the
+    streams overlap?), then, on the same perf_counter_ns clock, the profiling pass layer by layer with its memory
+    and GPU samples (its query numbers and layer iterations follow the timed ones)."""
+    from ..frames.schemas import SCHEMAS
+    from ..profiling import RunData
+    from ..profiling.run_files import FRAMES
+    timed = cfg.result.queries
+    frames = {k: SCHEMAS[v].frame([]) for k, v in FRAMES.items()}
+    meta = dict(getattr(cfg.result, "meta", {}))
+    if cfg.run is not None:
+        n = int(timed["query"].max()) + 1 if len(timed) else 0
+        frames.update({k: cfg.run.frames[k] for k in ("memory", "gpu")})
+        frames["layers"] = cfg.run.layers.assign(iteration=cfg.run.layers["iteration"] + n)
+        k = cfg.run.kernels
+        frames["kernels"] = k.assign(iteration=k["iteration"].where(k["iteration"] < 0, k["iteration"] + n))
+        timed = pd.concat([timed, cfg.run.queries.assign(query=cfg.run.queries["query"] + n)], ignore_index=True)
+        meta = {**meta, **cfg.run.meta}
+    frames["queries"] = timed
+    return RunData(frames, meta, [])
 
 
 def _json(path: str, obj: Any) -> None:

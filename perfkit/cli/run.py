@@ -71,8 +71,8 @@ def add_parser(sub: Any) -> None:
                    "--exportProfile JSON")
     r.add_argument("--export-times", type=A.output_path, metavar="F", help="per-inference times as trtexec "
                    "--exportTimes JSON")
-    r.add_argument("--export-trace", type=A.output_path, metavar="F", help="Chrome trace-event JSON of the "
-                   "profiled inferences (open in Perfetto)")
+    r.add_argument("--export-trace", type=A.output_path, metavar="F", help="Chrome trace-event JSON (open in "
+                   "Perfetto): the timed inferences, a lane per stream, then the profiled ones layer by layer")
     r.add_argument("--out", type=A.output_dir, metavar="DIR", help="write the frames (parquet) into the new "
                    "folder DIR: results, queries, summary, diagnoses, engine layers, build log, profile")
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -126,7 +126,7 @@ def _checked(args: Any) -> dict:
     if not args.model and not args.load_engine:
         raise ArgumentError("give a MODEL (a sample network, an .onnx file or an engine file) or --load-engine F")
     if args.no_profile:
-        for flag in ("dump_profile", "export_profile", "export_trace"):
+        for flag in ("dump_profile", "export_profile"):
             if getattr(args, flag):
                 raise ArgumentError(f"--{flag.replace('_', '-')} needs the per-layer profile; leave out --no-profile")
     if args.threads is not None and args.threads > args.streams:

@@ -52,7 +52,7 @@ BAD = {
     "run --out a file": ["run", "mnist_mlp", "--out", "notes.txt"],
     "run --out a full folder": ["run", "mnist_mlp", "--out", "full"],
     "run --no-profile with --dump-profile": ["run", "mnist_mlp", "--no-profile", "--dump-profile"],
-    "run --no-profile with --export-trace": ["run", "mnist_mlp", "--no-profile", "--export-trace", "t.json"],
+    "run --no-profile with --export-profile": ["run", "mnist_mlp", "--no-profile", "--export-profile", "p.json"],
     "run engine with --precision": ["run", "m.engine", "--precision", "fp16"],
     "run engine with --save-engine": ["run", "m.engine", "--save-engine", "n.engine"],
     "run engine past its max batch": ["run", "m.engine", "--batch", "1,4"],

@@ -42,6 +42,11 @@ def test_run_end_to_end_report_and_every_export(tmp_path):
     trace = json.loads((tmp_path / "trace.json").read_text())
     layer_slices = [e for e in trace["traceEvents"] if e.get("cat") == "layer"]
     assert {e["name"] for e in layer_slices} == set(names) and len(layer_slices) == 10 * len(names)
+    query_slices = [e for e in trace["traceEvents"] if e.get("cat") == "query"]
+    assert len(query_slices) == len(queries) + 10           # the timed inferences, then the profiled ones
+    first_layer = min(e["ts"] for e in layer_slices)
+    timed = [e for e in query_slices if int(e["name"].split()[1]) < len(queries)]
+    assert len(timed) == len(queries) and max(e["ts"] + e["dur"] for e in timed) <= first_layer
 
     results = pd.read_parquet(tmp_path / "out" / "results.parquet")
     summary = pd.read_parquet(tmp_path / "out" / "fp32_b2" / "summary.parquet").set_index("metric")["value"]
