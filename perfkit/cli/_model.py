@@ -49,3 +49,28 @@ def engine(path: str, device: Any) -> Any:
     """The engine saved in ``path``, loaded onto ``device`` (None: the kind it was built for)."""
     from ..runtime import load_engine
     return load_engine(path, device)
+
+
+def inputs_file(path: str, specs: list, batch: int) -> dict:
+    """The arrays of an ``.npz`` file (read without pickle: nothing in it runs) for bindings ``specs`` (name,
+    per-sample shape, dtype), each holding at least ``batch`` samples; anything else is one ArgumentError."""
+    import numpy as np
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as exc:
+        raise ArgumentError(f"--inputs {path!r} cannot be read as a NumPy .npz file ({exc}); write it with "
+                            "numpy.savez(path, name=array, ...)") from None
+    names = [n for n, _, _ in specs]
+    if sorted(arrays) != sorted(names):
+        raise ArgumentError(f"--inputs {path!r} holds {sorted(arrays)}; the model's inputs are {names}: save one array "
+                            "per input, named after it")
+    for name, shape, dtype in specs:
+        a, want = arrays[name], tuple(shape)
+        if a.ndim != len(want) + 1 or tuple(a.shape[1:]) != want or a.shape[0] < batch:
+            raise ArgumentError(f"--inputs: {name!r} has shape {tuple(a.shape)}; it needs (N,) + {want} with N at least "
+                                f"the largest batch, {batch}")
+        if a.dtype != np.dtype(dtype):
+            raise ArgumentError(f"--inputs: {name!r} is {a.dtype}; the model takes {np.dtype(dtype)} (convert with "
+                                f"array.astype('{np.dtype(dtype)}'))")
+    return arrays

@@ -198,3 +198,9 @@ def layer_profile(run: Any, top: int | None) -> list:
 
 def _short(name: str, width: int = 48) -> str:
     return name if len(name) <= width else name[:width - 1] + "…"
+
+
+def figures(summary: Any) -> list:
+    """A summary frame (metric, value, shown, unit, meaning) as a table: every figure with what it means."""
+    return table([{"metric": r.metric, "value": r.shown, "meaning": r.meaning} for r in summary.itertuples()],
+                 ["metric", "value", "meaning"], right=("value",))

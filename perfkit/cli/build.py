@@ -63,11 +63,11 @@ def command(args: Any) -> None:
           f"`perfkit run {args.output}`, look inside with `perfkit inspect {args.output}`")
 
 
-def build_report(engine: Any, network_layers: int | None, verbose: bool) -> list:
-    """The build log read aloud: phases and their time, each fusion, the precision decisions, the tactics chosen,
-    the memory plan; ``verbose`` adds every row of the log."""
+def build_report(engine: Any, network_layers: int | None, verbose: bool, summary: bool = True) -> list:
+    """The build log read aloud: (with ``summary``, the engine in one paragraph,) phases and their time, each fusion,
+    the precision decisions, the tactics chosen, the memory plan; ``verbose`` adds every row of the log."""
     log = engine.build_log
-    lines = [section("Build")] + engine_lines(engine, network_layers)
+    lines = [section("Build")] + engine_lines(engine, network_layers) if summary else []
     phases = log.groupby("phase", sort=False)["time_ms"].agg(["size", "sum"])
     lines += wrap("; ".join(f"{ph} {ms(r['sum'])}" for ph, r in phases.iterrows()), "  ", "Time by phase: ")
     fusion = log[log["phase"] == "fusion"]

@@ -15,6 +15,7 @@ from ..frames.units import human_bytes
 
 EXAMPLES = """examples:
   perfkit inspect mnist.engine
+  perfkit inspect model.onnx                        which nodes import, into which layers, and why not
   perfkit inspect model.engine --build-log          also the builder's log, row by row
   perfkit inspect model.engine --json | jq .layers  the same as JSON"""
 
@@ -23,7 +24,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("inspect", help="show an engine file's layers, precisions, tactics, memory plan and fusions",
                        description="Show what an engine file holds. The file is verified (checksum, plan) but not "
                                    "loaded onto a device.", epilog=EXAMPLES, formatter_class=A.Formatter)
-    p.add_argument("engine", type=A.input_file, metavar="ENGINE", help="an engine file (perfkit build / --save-engine)")
+    p.add_argument("engine", type=A.input_file, metavar="ENGINE", help="an engine file (perfkit build / "
+                   "--save-engine), or an .onnx file: which nodes perfkit imports, into which layers")
     p.add_argument("--build-log", action="store_true", help="also print the build log, row by row")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=command)
@@ -63,6 +65,8 @@ def memory_plan(plan: Any) -> list:
 
 def command(args: Any) -> None:
     from ..runtime.serialize import read_engine_file
+    if args.engine.lower().endswith(".onnx"):
+        return _onnx(args)
     plan, weights, checksum = read_engine_file(args.engine)
     view = PlanView(plan)
     layers = view.layers
@@ -137,3 +141,38 @@ def report(path: str, plan: Any, view: Any, checksum: str, build_log: bool) -> l
         from .build import log_lines
         lines += log_lines(log)
     return lines
+
+
+def _onnx(args: Any) -> None:
+    """``perfkit inspect model.onnx``: which nodes perfkit imports, into what, and why not (perfkit.onnx.check);
+    then the imported network's layers when every node is supported."""
+    from ..onnx import check, network_from
+    nodes = check(args.engine)
+    if args.json:
+        print(json.dumps({"file": args.engine, "nodes": nodes.to_dict("records")}, indent=1, default=str))
+        return
+    bad = nodes[~nodes["supported"]]
+    print(f"perfkit inspect: {args.engine} (ONNX, {human_bytes(os.path.getsize(args.engine))}): {len(nodes)} nodes, "
+          f"{len(nodes) - len(bad)} supported" + (f", {len(bad)} not" if len(bad) else ""))
+    print(section("Nodes (graph order)"))
+    for line in table([{"node": r.node, "op": r.op_type, "domain": r.domain, "opset": r.opset,
+                        "supported": "yes" if r.supported else "NO", "became": r.became or ""}
+                       for r in nodes.itertuples()], ["node", "op", "domain", "opset", "supported", "became"],
+                      right=("opset",)):
+        print(line)
+    if len(bad):
+        print(section("Not supported"))
+        for r in bad.itertuples():
+            for line in wrap(r.reason, "    ", f"  {r.node} ({r.op_type}): ", prose=True):
+                print(line)
+        return
+    net = network_from(args.engine)
+    info = net.import_info
+    print(section("Imported network (per sample; the batch dimension is implicit)"))
+    batch = {"symbolic": "symbolic batch (choose it with --batch)", "none": "no batch dimension",
+             "fixed": f"fixed batch {info.max_batch_size}"}.get(info.batch, info.batch)
+    print(f"  {net.name}: opset {info.opset}, producer {info.producer or 'unknown'}, {batch}; {len(net.layers)} layers"
+          + (f"; removed {len(info.removed)} node(s)" if info.removed else ""))
+    summary = net.summary()
+    for line in table(summary.astype(str).to_dict("records"), list(summary.columns)):
+        print(line)

@@ -11,7 +11,7 @@ from typing import Any
 from . import _args as A
 from ._files import Outputs
 from ._progress import Progress
-from ._report import engine_lines, findings, layer_profile, performance, section
+from ._report import engine_lines, figures, findings, layer_profile, performance, section, wrap
 from ._run_outputs import results_row, stage_config_outputs, stage_out_folder, summary_table
 
 EXAMPLES = """examples:
@@ -45,6 +45,9 @@ def add_parser(sub: Any) -> None:
                    "file: its max batch size)")
     g.add_argument("--precision", type=A.comma_list(str, PRECISIONS, "precision"), default=None, metavar="P[,P...]",
                    help=f"precisions allowed when building, from {', '.join(PRECISIONS)} (default: fp32)")
+    g.add_argument("--inputs", type=A.input_file, metavar="F.npz", help="time with these inputs (a NumPy .npz, one "
+                   "array per input named after it, at least the largest batch of samples; trtexec --loadInputs) "
+                   "instead of random ones")
     g.add_argument("--timing-cache", type=A.output_path, metavar="F", help="timing cache file: read if present, "
                    "written after the build (a rebuild skips the tactic timing it holds)")
     g.add_argument("--save-engine", type=A.output_path, metavar="F", help="save the engine built to F")
@@ -75,6 +78,8 @@ def add_parser(sub: Any) -> None:
                    "Perfetto): the timed inferences, a lane per stream, then the profiled ones layer by layer")
     r.add_argument("--out", type=A.output_dir, metavar="DIR", help="write the frames (parquet) into the new "
                    "folder DIR: results, queries, summary, diagnoses, engine layers, build log, profile")
+    r.add_argument("--verbose", action="store_true", help="also print what the builder did and every figure of "
+                   "the measurement with its meaning")
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.set_defaults(func=command)
@@ -159,18 +164,29 @@ def _checked(args: Any) -> dict:
                                 f"{engine_file!r} was built for; give a batch up to {engine.max_batch_size} or "
                                 "rebuild with `perfkit build ... --batch N`")
         configs = [Config(engine.precision, b, engine) for b in batches]
+        specs = [(n, engine.get_binding_shape(n), engine.get_binding_dtype(n)) for n in engine.input_names]
         return {"configs": configs, "device": engine.device, "label": f"{engine.name} (engine file {engine_file})",
-                "model": engine.name, "network": None}
+                "model": engine.name, "network": None, "inputs": _inputs(args, specs, batches)}
     net = _model.network(args.model)
     dev = get_device(args.device)
     configs = [Config(p, b, network_layers=len(net.layers)) for p in (args.precision or ["fp32"])
                for b in (args.batch or [_model.default_batch(net)])]
     kind = "ONNX model" if args.model.lower().endswith(".onnx") else "sample network"
-    return {"configs": configs, "device": dev, "label": f"{net.name} ({kind})", "model": net.name, "network": net}
+    specs = [(t.name, t.shape, t.dtype) for t in net.inputs]
+    return {"configs": configs, "device": dev, "label": f"{net.name} ({kind})", "model": net.name, "network": net,
+            "inputs": _inputs(args, specs, [c.batch for c in configs])}
+
+
+def _inputs(args: Any, specs: list, batches: list) -> Any:
+    from . import _model
+    return _model.inputs_file(args.inputs, specs, max(batches)) if args.inputs else None
 
 
 def _print_settings(args: Any, plan: dict) -> None:
     dev = plan["device"]
+    print(section("Device"))
+    for line in wrap("; ".join(f"{k} {v}" for k, v in dev.info().items()), "  ", "  "):
+        print(line)
     graphs = "n/a on the CPU" if dev.kind == "cpu" else ("on" if args.graph else "off")
     threads = f"{args.threads} worker thread(s)" if args.threads else "one host thread"
     print(section("Options"))
@@ -192,10 +208,14 @@ def _one(args: Any, plan: dict, cfg: Config, bar: Any) -> None:
     print(section(f"{title}: engine"))
     for line in engine_lines(cfg.engine, cfg.network_layers):
         print(line)
+    if args.verbose and cfg.network_layers is not None:
+        from .build import build_report
+        for line in build_report(cfg.engine, cfg.network_layers, False, summary=False):
+            print(line)
     ctx = cfg.engine.create_execution_context(cuda_graph=args.graph)
     try:
         bar.phase(f"{cfg.precision} batch {cfg.batch}: measuring for {args.duration_s:g} s")
-        cfg.result = _measure(args, ctx, cfg)
+        cfg.result = _measure(args, ctx, cfg, plan["inputs"])
         kind = plan["device"].kind
         print(section(f"{title}: performance summary"))
         for line in performance(cfg.result, args.percentiles, kind):
@@ -203,9 +223,13 @@ def _one(args: Any, plan: dict, cfg: Config, bar: Any) -> None:
         cfg.diagnoses = _diagnoses(cfg.result, kind)
         for line in findings(cfg.diagnoses):
             print(line)
+        if args.verbose:
+            print(section(f"{title}: every figure of the measurement"))
+            for line in figures(cfg.result.summary):
+                print(line)
         if not args.no_profile:
             bar.phase(f"{cfg.precision} batch {cfg.batch}: profiling")
-            cfg.run = _profile(ctx, cfg, args.profile_iterations)
+            cfg.run = _profile(ctx, cfg, args.profile_iterations, plan["inputs"])
             print(section(f"{title}: per-layer profile ({args.profile_iterations} inferences, separate from the "
                           "timing above)"))
             for line in layer_profile(cfg.run, None if args.dump_profile else 5):
@@ -214,15 +238,16 @@ def _one(args: Any, plan: dict, cfg: Config, bar: Any) -> None:
         ctx.close()
 
 
-def _measure(args: Any, ctx: Any, cfg: Config) -> Any:
+def _measure(args: Any, ctx: Any, cfg: Config, inputs: Any) -> Any:
     from .. import bench
+    given = {"inputs": inputs} if inputs is not None else {}
     if args.threads is not None:
         return bench.throughput(cfg.engine, cfg.batch, streams=args.streams, threads=args.threads,
                                 duration_s=args.duration_s, warmup_ms=args.warmup_ms,
-                                include_transfers=not args.no_transfers, percentiles=tuple(args.percentiles))
+                                include_transfers=not args.no_transfers, percentiles=tuple(args.percentiles), **given)
     return bench.measure(ctx, cfg.batch, warmup_ms=args.warmup_ms, iterations=args.iterations,
                          duration_s=args.duration_s, percentiles=tuple(args.percentiles),
-                         include_transfers=not args.no_transfers, streams=args.streams)
+                         include_transfers=not args.no_transfers, streams=args.streams, **given)
 
 
 def _diagnoses(result: Any, kind: str) -> Any:
@@ -240,13 +265,13 @@ def _diagnoses(result: Any, kind: str) -> Any:
                          **{k: v[k] for k in keys if k in v}}, max_cv_pct=UNSTABLE_CV_PCT)
 
 
-def _profile(ctx: Any, cfg: Config, iterations: int) -> Any:
+def _profile(ctx: Any, cfg: Config, iterations: int, inputs: Any) -> Any:
     """A separate profiling pass (trtexec's --separateProfileRun): layer times, memory events, GPU samples, and the
     same inferences unprofiled as the baseline that says what profiling cost."""
     from ..models import sample_input
     from ..profiling import profile
     dev = ctx.device
-    x = sample_input(cfg.engine, cfg.batch)
+    x = {k: v[:cfg.batch] for k, v in inputs.items()} if inputs is not None else sample_input(cfg.engine, cfg.batch)
     if dev.kind != "cpu":
         x = {k: dev.to_device(v) for k, v in x.items()}
     ctx.execute(x)

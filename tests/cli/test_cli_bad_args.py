@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import perfkit as pk
@@ -16,6 +17,12 @@ def where(tmp_path):
     e = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=2))
     e.save(tmp_path / "m.engine")
     (tmp_path / "notes.txt").write_text("not an engine")
+    x = np.zeros((4, 1, 28, 28), np.float32)                          # mnist_mlp's input 'data'
+    np.savez(tmp_path / "wrong_name.npz", image=x)
+    np.savez(tmp_path / "wrong_shape.npz", data=np.zeros((4, 28, 28), np.float32))
+    np.savez(tmp_path / "few_rows.npz", data=x[:2])
+    np.savez(tmp_path / "wrong_dtype.npz", data=x.astype(np.float64))
+    np.savez(tmp_path / "pickled.npz", data=np.array([{"a": 1}], dtype=object))
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     cwd = os.getcwd()
@@ -57,6 +64,13 @@ BAD = {
     "run engine with --save-engine": ["run", "m.engine", "--save-engine", "n.engine"],
     "run engine past its max batch": ["run", "m.engine", "--batch", "1,4"],
     "run unknown device": ["run", "mnist_mlp", "--device", "tpu"],
+    "run inputs of another name": ["run", "mnist_mlp", "--inputs", "wrong_name.npz"],
+    "run inputs of another shape": ["run", "mnist_mlp", "--inputs", "wrong_shape.npz"],
+    "run inputs with too few samples": ["run", "mnist_mlp", "--batch", "1,3", "--inputs", "few_rows.npz"],
+    "run inputs of another dtype": ["run", "mnist_mlp", "--inputs", "wrong_dtype.npz"],
+    "run pickled inputs": ["run", "mnist_mlp", "--inputs", "pickled.npz"],
+    "run inputs not an npz": ["run", "mnist_mlp", "--inputs", "notes.txt"],
+    "run engine inputs of another shape": ["run", "m.engine", "--inputs", "wrong_shape.npz"],
     "run unknown option": ["run", "mnist_mlp", "--bogus"],
     # build
     "build without -o": ["build", "mnist_mlp"],

@@ -173,3 +173,37 @@ def test_progress_goes_to_stderr_when_asked_and_never_into_the_report(tmp_path):
     assert "\r" not in r.stdout and "it/s" not in r.stdout
     quiet = cli(tmp_path, "run", "mnist_mlp", *QUICK, "--no-profile")       # stderr not a terminal: no bar
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_verbose_adds_the_build_and_every_figure_with_its_meaning(capsys):
+    from perfkit.cli import main
+    assert main(["run", "mnist_mlp", *QUICK, "--no-profile", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "=== Fusions ===" in out and "=== Tactics ===" in out and "=== Device ===" in out
+    block = out[out.index("every figure of the measurement"):].splitlines()
+    assert any(line.split()[0] == "throughput_per_s" and "samples per second" in line for line in block[2:])
+
+
+def test_inputs_from_a_file_are_what_is_timed_and_profiled(tmp_path, monkeypatch, capsys):
+    from perfkit import bench, profiling
+    from perfkit.cli import main
+    x = np.random.default_rng(3).standard_normal((5, 1, 28, 28)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", data=x)
+    seen, real = [], bench.measure
+
+    def spy(ctx, batch, **kw):
+        seen.append(kw["inputs"])
+        return real(ctx, batch, **kw)
+    monkeypatch.setattr(bench, "measure", spy)
+    executed, real_profile = [], profiling.profile
+
+    def profile_spy(ctx, *a, **k):
+        real_execute = ctx.execute
+        ctx.execute = lambda inputs, *b, **c: executed.append(inputs["data"].copy()) or real_execute(inputs, *b, **c)
+        return real_profile(ctx, *a, **k)
+    import perfkit.profiling as pp
+    monkeypatch.setattr(pp, "profile", profile_spy)
+    assert main(["run", "mnist_mlp", "--batch", "2", *QUICK, "--inputs", str(tmp_path / "in.npz")]) == 0, \
+        capsys.readouterr().err
+    assert len(seen) == 1 and np.array_equal(seen[0]["data"], x)
+    assert executed and all(np.array_equal(e, x[:2]) for e in executed)

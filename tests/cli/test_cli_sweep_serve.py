@@ -98,3 +98,28 @@ def test_an_onnx_file_as_model(tmp_path):
     assert np.allclose(out, np.maximum(x @ w, 0), atol=1e-5)     # the file's network, not a sample
     r = cli(tmp_path, "run", "tiny.onnx", *QUICK, "--batch", "2", "--no-profile")
     assert r.returncode == 0 and "tiny (ONNX model)" in r.stdout, r.stderr
+
+
+def test_inspect_an_onnx_file_names_what_imports_and_what_does_not(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from perfkit.cli import main
+    _tiny_onnx(tmp_path / "tiny.onnx")
+    assert main(["inspect", str(tmp_path / "tiny.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "2 nodes, 2 supported" in out and "=== Imported network" in out and "fully_connected" in out
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["h"], name="ok"),
+                               helper.make_node("Hardmax", ["h"], ["y"], name="odd")], "odd",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "odd.onnx")
+    assert main(["inspect", str(tmp_path / "odd.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "2 nodes, 1 supported, 1 not" in out and "=== Imported network" not in out
+    odd = next(line for line in out.splitlines() if line.split()[:2] == ["odd", "Hardmax"])
+    assert odd.split()[-1] == "NO"
+    assert "odd (Hardmax): operator 'Hardmax' is not supported" in out[out.index("=== Not supported ==="):]
+    assert main(["run", str(tmp_path / "odd.onnx"), *QUICK]) == 2   # running it is one line naming the node
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Hardmax" in err
