@@ -68,8 +68,8 @@ def inputs_file(path: str, specs: list, batch: int) -> dict:
     for name, shape, dtype in specs:
         a, want = arrays[name], tuple(shape)
         if a.ndim != len(want) + 1 or tuple(a.shape[1:]) != want or a.shape[0] < batch:
-            raise ArgumentError(f"--inputs: {name!r} has shape {tuple(a.shape)}; it needs (N,) + {want} with N at least "
-                                f"the largest batch, {batch}")
+            raise ArgumentError(f"--inputs: {name!r} has shape {tuple(a.shape)}; it needs (N,) + {want} with N at "
+                                f"least the largest batch, {batch}")
         if a.dtype != np.dtype(dtype):
             raise ArgumentError(f"--inputs: {name!r} is {a.dtype}; the model takes {np.dtype(dtype)} (convert with "
                                 f"array.astype('{np.dtype(dtype)}'))")

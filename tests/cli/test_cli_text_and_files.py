@@ -21,8 +21,9 @@ def test_figures_wrap_between_values_never_inside_one():
 
 
 def test_stats_line_reads_like_trtexec():
-    assert stats_line([1.0, 2.0, 3.0, 4.0], (50, 90)) == ("min = 1.00 ms, max = 4.00 ms, mean = 2.50 ms, median = "
-                                                          "2.50 ms, percentile(50%) = 2.50 ms, percentile(90%) = 3.70 ms")
+    assert stats_line([1.0, 2.0, 3.0, 4.0], (50, 90)) == (
+        "min = 1.00 ms, max = 4.00 ms, mean = 2.50 ms, median = 2.50 ms, percentile(50%) = 2.50 ms, "
+        "percentile(90%) = 3.70 ms")
     assert stats_line([]) == "n/a (no samples)"
 
 
