@@ -38,12 +38,13 @@ case("Network.add_parametric_relu", on_fresh_network("add_parametric_relu"),
 
 case("Network.add_normalization", on_fresh_network("add_normalization"),
      {"input": "img", "scale": np.ones((2, 1, 1)), "bias": None, "axes": [1, 2], "epsilon": 1e-5, "num_groups": 1,
-      "name": None},
+      "statistics": False, "name": None},
      {"input": {**TENSOR, "int32": "idx"}, "scale": {**WEIGHTS, "too_big": np.ones((3, 6, 6))},
       "bias": {k: v for k, v in WEIGHTS.items() if k != "none"},
       "axes": {**AXIS, "repeated": (1, 1), "empty": ()},
       "epsilon": family(zero=0.0, negative=-1e-5, nan=NAN, inf=INF, none=None, text="1e-5"),
-      "num_groups": {**COUNT, "not_dividing": 3}, "name": OPT_NAME},
+      "num_groups": {**COUNT, "not_dividing": 3}, "statistics": family(none=None, text="yes", number=1),
+      "name": OPT_NAME},
      accept=("scale:none",))
 
 FACTORS = family(none_with_shape=None, text="2", number_not_list=2.0, empty=[], zero=[1.0, 0.0, 1.0],

@@ -88,13 +88,15 @@ class LayerAdders:
                               None, name)
 
     def add_normalization(self, input: Any, scale: Any, bias: Any, axes: Any, epsilon: float = 1e-5,
-                          num_groups: int = 1, name: str | None = None) -> Any:
+                          num_groups: int = 1, statistics: bool = False, name: str | None = None) -> Any:
         """``(x - mean) / sqrt(var + epsilon) * scale + bias``, statistics over per-sample ``axes``;
         ``scale``/``bias`` arrays (or None) broadcasting to the input. Layer norm: the trailing axes and
-        their shape; instance norm: axes 1..rank-1, (C, 1, 1); group norm: also ``num_groups``."""
+        their shape; instance norm: axes 1..rank-1, (C, 1, 1); group norm: also ``num_groups``.
+        ``statistics=True``: outputs 1 and 2 are the mean and 1/sqrt(var + epsilon) (ONNX's Mean, InvStdDev)."""
         _ints(axes, "add_normalization: axes")
         _ints(num_groups, "add_normalization: num_groups", 1)
-        return self.add_layer("normalization", [input], {"axes": axes, "epsilon": epsilon, "num_groups": num_groups},
+        return self.add_layer("normalization", [input], {"axes": axes, "epsilon": epsilon, "num_groups": num_groups,
+                                                         "statistics": statistics},
                               {"scale": scale, "bias": bias}, name)
 
     def add_parametric_relu(self, input: Any, slope: Any, name: str | None = None) -> Any:

@@ -8,8 +8,11 @@ InstanceNormalization and GroupNormalization.
   channels and ``axes``; ``scale``/``bias`` per channel, (C, 1, 1).
 
 ``scale`` and ``bias`` are weights (arrays) that broadcast to the per-sample shape by NumPy's rules
-(missing leading dims are 1). Statistics, the normalisation and the affine step run in float32
-whatever the storage precision; the variance is the mean of squared deviations (two passes).
+(missing leading dims are 1). With ``statistics`` (no groups) the layer also outputs the mean and the
+inverse standard deviation ``1 / sqrt(var + epsilon)``, 1-sized on the normalised axes (ONNX
+LayerNormalization's optional Mean and InvStdDev outputs). Statistics, the normalisation and the
+affine step run in float32 whatever the storage precision; the variance is the mean of squared
+deviations (two passes).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ class Normalization(Op):
     type = "normalization"
     short = "norm"
     weight_names = ("scale", "bias")
+    output_names = ("y", "mean", "inv_std_dev")      # suffixes of the outputs with statistics
 
     def check(self, params, weights):
         axes = params.get("axes")
@@ -45,6 +49,13 @@ class Normalization(Op):
         if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
             raise NetworkDefinitionError(f"num_groups must be a positive int, not {groups!r}")
         params["num_groups"] = int(groups)
+        stats = params.get("statistics", False)
+        if not isinstance(stats, bool):
+            raise NetworkDefinitionError(f"normalization statistics must be True or False, not {stats!r}")
+        if stats and groups != 1:
+            raise NetworkDefinitionError("statistics outputs (mean, inverse standard deviation) are per normalised "
+                                         "row; with num_groups > 1 they are not supported")
+        params["statistics"] = stats
         for n in self.weight_names:
             if weights.get(n) is None:
                 weights.pop(n, None)
@@ -78,7 +89,10 @@ class Normalization(Op):
                                  "(NumPy rules: trailing dims equal or 1; layer norm: the normalised dims' shape; "
                                  "instance and group norm: (C, 1, 1))")
             weights[n] = w.reshape((1,) * (rank - w.ndim) + w.shape)
-        return [TensorSpec(x.shape, x.dtype)]
+        if not params["statistics"]:
+            return [TensorSpec(x.shape, x.dtype)]
+        kept = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+        return [TensorSpec(x.shape, x.dtype), TensorSpec(kept, x.dtype), TensorSpec(kept, x.dtype)]
 
     @staticmethod
     def _grouped(params, shape):
@@ -117,11 +131,15 @@ class Normalization(Op):
             np.sum(xr, axis=1, dtype=np.float32, keepdims=True, out=mr)
             mr *= np.float32(1.0 / count)
             np.subtract(xr, mr, out=yr)
+            if params.get("statistics"):
+                xp.copyto(outs[1].reshape(m.shape), m, casting="unsafe")
             np.einsum("ij,ij->i", yr, yr, out=mr.reshape(-1))
         else:
             xp.copyto(y, x, casting="unsafe")
             reduce_into(xp, "sum", yv, red, m)
             m *= np.float32(1.0 / count)
+            if params.get("statistics"):
+                xp.copyto(outs[1].reshape(m.shape), m, casting="unsafe")
             yv -= m
             t = env.scratch(yv.shape, np.float32)
             xp.multiply(yv, yv, out=t)
@@ -130,6 +148,13 @@ class Normalization(Op):
         m += np.float32(params["epsilon"])
         xp.sqrt(m, out=m)
         yv /= m
+        if params.get("statistics"):
+            inv = outs[2].reshape(m.shape)
+            if inv.dtype == np.float32:
+                xp.reciprocal(m, out=inv)
+            else:
+                xp.reciprocal(m, out=m)
+                xp.copyto(inv, m, casting="unsafe")
         if "scale" in weights:
             y *= env.float32(weights["scale"])
         if "bias" in weights:
@@ -140,5 +165,5 @@ class Normalization(Op):
     def cost(self, params, inputs, outputs, weights):
         n = outputs[0].size
         return Cost(flops=float(n * (6 + len(weights))),
-                    bytes=float(inputs[0].nbytes + outputs[0].nbytes
+                    bytes=float(inputs[0].nbytes + sum(o.nbytes for o in outputs)
                                 + sum(w.size for w in weights.values()) * outputs[0].itemsize))

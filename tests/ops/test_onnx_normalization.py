@@ -91,3 +91,35 @@ def test_normalization_cost_and_workspace():
     ws32 = op.workspace(layer.params, [spec], [spec], 2)
     half = pk.ops.TensorSpec(spec.shape, "float16")
     assert 2 * 4 * spec.size <= ws32 < op.workspace(layer.params, [half], [half], 2)
+
+
+@pytest.mark.parametrize("shape,axes", [((4, 6), [-1]), ((3, 4, 5), [1, 2]), ((3, 4, 5), [0, 1, 2])])
+def test_statistics_outputs_match_onnx_layer_normalization(device, rng, shape, axes):
+    """Mean and InvStdDev as ONNX's LayerNormalization outputs them (1-sized on the normalised axes)."""
+    net = pk.Network("stats")
+    x = net.add_input("x", shape)
+    S = rng.uniform(0.5, 1.5, shape[axes[0]:]).astype(np.float32)          # layer norm: the normalised dims
+    layer = net.add_normalization(x, S, None, axes, epsilon=1e-2, statistics=True)
+    y, mean, inv = layer.outputs
+    assert mean.shape == inv.shape == tuple(1 if i in [a % len(shape) for a in axes] else d
+                                            for i, d in enumerate(shape))
+    for t in layer.outputs:
+        net.mark_output(t)
+    X = (rng.standard_normal((2,) + shape) * 2 + 1).astype(np.float32)
+
+    def want(p):
+        v = rounded(X, p)
+        red = tuple(a % len(shape) + 1 for a in axes)
+        mu = v.mean(axis=red, keepdims=True)
+        istd = 1 / np.sqrt(((v - mu) ** 2).mean(axis=red, keepdims=True) + 1e-2)
+        return {y.name: (v - mu) * istd * rounded(S, p), mean.name: mu, inv.name: istd}
+    check(net, {"x": X}, want, device)
+
+
+def test_statistics_need_a_single_group():
+    net = pk.Network("bad")
+    x = net.add_input("x", (4, 5))
+    with pytest.raises(pk.PerfkitError, match="num_groups > 1"):
+        net.add_normalization(x, None, None, [1], num_groups=2, statistics=True)
+    with pytest.raises(pk.PerfkitError, match="True or False"):
+        net.add_normalization(x, None, None, [1], statistics=1)
