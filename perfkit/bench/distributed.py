@@ -16,7 +16,9 @@ shared filesystem).
   shared cores at once (a host-wide lock per GPU UUID or per core, :func:`~.distributed_host.exclusive`).
   Start one worker process per GPU (``dask worker --nworkers N`` with ``CUDA_VISIBLE_DEVICES``, or
   dask-cuda's ``LocalCUDACluster``) for every GPU to work in parallel; rows name the GPU by its NVML
-  number, name and UUID. ``out`` must then be a folder every worker can reach (a shared filesystem);
+  number, name and UUID. CPU workers of one host that were not given disjoint cores (the environment
+  variable ``PERFKIT_WORKER_CORES``, e.g. ``0-7`` and ``8-15``) measure one after the other, since they
+  would disturb each other's timings. ``out`` must then be a folder every worker can reach (a shared filesystem);
   where a worker cannot, the caller writes its rows.
 - A worker that dies loses the configuration it was measuring: Dask gives it to another worker (up to
   ``distributed.scheduler.allowed-failures`` times, then it is a row whose error says so). A
@@ -284,7 +286,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
     from ..device import get_device
     from ..frames.schemas import SWEEP
     from . import sweep_dataset as data
-    from .distributed_host import exclusive, pin_from_env
+    from .distributed_host import exclusive, pin_from_env, worker_label
     from .sweep import failed_row, sweep_local
     label = os.environ.get(ENV_DEVICE)
     local = ("cuda:0" if label.startswith("cuda") else "cpu") if label else device
@@ -292,6 +294,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
     try:
         cores = pin_from_env()
         dev = get_device(local)
+        label = worker_label(dev)
         if dev.kind == "cpu" and cores and dev.threads != len(cores):
             dev.threads = len(cores)
         if visible:

@@ -193,15 +193,27 @@ def library_versions(dev: Any) -> str:
     return ", ".join(f"{n} {v}" for n, v in found)
 
 
+def worker_label(dev: Any) -> str:
+    """The device a worker's rows name: the one its local cluster gave it (``PERFKIT_WORKER_DEVICE``), else
+    for a GPU its number on the host (NVML's: a process started with ``CUDA_VISIBLE_DEVICES=1`` sees its
+    GPU as cuda:0), else the device's spec."""
+    label = os.environ.get(ENV_DEVICE)
+    if label:
+        return label
+    if getattr(dev, "kind", "cpu") == "cuda":
+        index = gpu_identity(dev)["nvml_index"]
+        if index is not None:
+            return f"cuda:{index}"
+    return dev.spec
+
+
 def identity(dev: Any, label: str | None = None) -> dict:
     """Where rows timed on ``dev`` come from: the sweep columns (host, cpu_name, cpu_cores, gpu_name,
     gpu_uuid, driver_version, perfkit_version, library_versions), plus ``device`` (``label``, else the
-    device's spec; the GPU's NVML index where CUDA_VISIBLE_DEVICES renumbered it) and ``nvml_index``."""
+    device's spec) and ``nvml_index``."""
     from .._version import __version__
     gpu = gpu_identity(dev) if getattr(dev, "kind", "cpu") == "cuda" else \
         {"gpu_name": None, "gpu_uuid": None, "driver_version": None, "nvml_index": None}
-    device = label or (f"cuda:{gpu['nvml_index']}" if gpu["nvml_index"] is not None and
-                       os.environ.get("CUDA_VISIBLE_DEVICES") else dev.spec)
-    return {"device": device, **gpu, "host": socket.gethostname(), "cpu_name": cpu_name(),
+    return {"device": label or dev.spec, **gpu, "host": socket.gethostname(), "cpu_name": cpu_name(),
             "cpu_cores": core_ranges(usable_cores()), "perfkit_version": __version__,
             "library_versions": library_versions(dev)}

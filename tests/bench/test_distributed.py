@@ -168,6 +168,10 @@ def test_workers_get_disjoint_cores_and_gpus_their_own_device(monkeypatch):
     cores = [host.parse_cores(env[host.ENV_CORES]) for _, env in cpus]
     assert not cores[0] & cores[1] and cores[0] | cores[1] <= set(os.sched_getaffinity(0))
     assert all(env["OMP_NUM_THREADS"] == str(len(c)) for (_, env), c in zip(cpus, cores))
+    # "all" without a GPU: one worker per core, each on its own
+    monkeypatch.setattr("perfkit.device.cuda.cuda_device_count", lambda: 0)
+    every = dist.resolve_devices("all")
+    assert [host.parse_cores(env[host.ENV_CORES]) for _, env in every] == [{c} for c in sorted(os.sched_getaffinity(0))]
     # GPUs: one worker each, seeing only its GPU (by the parent's own CUDA_VISIBLE_DEVICES numbering)
     monkeypatch.setattr("perfkit.device.cuda.cuda_device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
@@ -234,7 +238,7 @@ def test_a_pinned_gpu_worker_names_its_gpu_by_nvml_number_uuid_and_driver(monkey
     """A worker started with CUDA_VISIBLE_DEVICES=1 sees its GPU as cuda:0; its rows name it cuda:1, by the
     UUID CUDA reports (mapped to NVML's number), with the driver NVML reports (NVML faked here)."""
     from types import ModuleType, SimpleNamespace
-    from perfkit.bench.distributed_host import identity
+    from perfkit.bench.distributed_host import ENV_DEVICE, identity, worker_label
     nvml = ModuleType("pynvml")
     uuid_text = "GPU-00112233-4455-6677-8899-aabbccddeeff"
     nvml.nvmlInit = lambda: None
@@ -246,8 +250,12 @@ def test_a_pinned_gpu_worker_names_its_gpu_by_nvml_number_uuid_and_driver(monkey
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     dev = SimpleNamespace(kind="cuda", spec="cuda:0", index=0, name="NVIDIA H200",
                           _props={"uuid": bytes.fromhex("00112233445566778899aabbccddeeff")})
+    monkeypatch.delenv(ENV_DEVICE, raising=False)
+    assert worker_label(dev) == "cuda:1"                    # a worker of the user's own cluster
+    monkeypatch.setenv(ENV_DEVICE, "cuda:5")
+    assert worker_label(dev) == "cuda:5"                    # a worker of perfkit's local cluster
     where = identity(dev)
-    assert where["device"] == "cuda:1" and where["nvml_index"] == 1
+    assert where["device"] == "cuda:0" and where["nvml_index"] == 1     # one process: the spec it was given
     assert where["gpu_uuid"] == uuid_text and where["driver_version"] == "580.65.06"
     assert where["gpu_name"] == "NVIDIA H200"
     assert identity(dev, "cuda:7")["device"] == "cuda:7"      # the local cluster's own label wins

@@ -14,7 +14,7 @@ from perfkit.bench import sweep_dataset as data
 from perfkit.bench.sweep_dataset import load_sweep, part_files
 from perfkit.frames.schemas import SWEEP
 
-FAST = {"device": "cpu", "min_time_s": 0.0, "min_iterations": 1, "rounds": 2}
+FAST = {"device": "cpu", "min_time_s": 0.0, "min_iterations": 1, "rounds": 2, "max_cv_pct": 1000.0}  # never re-measured
 
 
 def _net(name="tiny_ds"):
