@@ -155,3 +155,30 @@ def binary(ctx):
     if ctx.op_type == "Mean":
         acc = ctx.add("add_scale", acc, "uniform", scale=np.array([1.0 / count], np.float32)).output
     ctx.output(acc)
+
+
+COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater", "LessOrEqual": "less_equal",
+           "GreaterOrEqual": "greater_equal", "And": "and", "Or": "or", "Xor": "xor"}
+
+
+@converter(*COMPARE)
+def compare(ctx):
+    """Comparisons and logic: int32 0/1 tensors (booleans are stored as int32)."""
+    a, b = ctx.values.operands(ctx, [ctx.input(0), ctx.input(1)])
+    ctx.output(ctx.add("add_elementwise", a, b, COMPARE[ctx.op_type]).output)
+
+
+@converter("Not")
+def not_(ctx):
+    x = ctx.tensor(0)
+    zero = ctx.values.constant_tensor(ctx, np.zeros((1,) * len(x.shape), np.int32), label=f"{ctx.base}/zero")
+    ctx.output(ctx.add("add_elementwise", x, zero, "equal").output)
+
+
+@converter("Mod", attrs=("fmod",))
+def mod(ctx):
+    a, b = ctx.values.operands(ctx, [ctx.input(0), ctx.input(1)])
+    fmod = ctx.int_attr("fmod", 0)
+    if not fmod and "float" in a.dtype + b.dtype:
+        ctx.fail("Mod with fmod=0 is defined for integers; floats need fmod=1", malformed=True)
+    ctx.output(ctx.add("add_elementwise", a, b, "fmod" if fmod else "mod").output)

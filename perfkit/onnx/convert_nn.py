@@ -96,6 +96,58 @@ def conv(ctx):
     ctx.output(from_chw(ctx, y, spatial))
 
 
+@converter("ConvTranspose", attrs=("auto_pad", "dilations", "group", "kernel_shape", "output_padding",
+                                  "output_shape", "pads", "strides"))
+def conv_transpose(ctx):
+    x = ctx.tensor(0)
+    w = np.asarray(ctx.const(1, "the weights W"), dtype=np.float32)
+    if w.ndim not in (3, 4):
+        ctx.fail(f"weights of shape {w.shape}: perfkit's transposed convolution is 1-D or 2-D")
+    spatial = w.ndim - 2
+    ks = ctx.ints_attr("kernel_shape", list(w.shape[2:]))
+    strides = ctx.ints_attr("strides", [1] * spatial)
+    dil = ctx.ints_attr("dilations", [1] * spatial)
+    group = ctx.int_attr("group", 1)
+    out_pad = ctx.ints_attr("output_padding", [0] * spatial)
+    out_shape = ctx.ints_attr("output_shape", None)
+    if list(ks) != list(w.shape[2:]) or any(len(v) != spatial for v in (strides, dil, out_pad)) or group < 1 or \
+            min(strides + dil) < 1 or min(out_pad) < 0:
+        ctx.fail(f"kernel_shape {ks}, strides {strides}, dilations {dil}, output_padding {out_pad} and group {group} "
+                 f"do not fit weights {w.shape}", malformed=True)
+    bias = np.asarray(ctx.const(2, "the bias B"), dtype=np.float32).reshape(-1) if ctx.has(2) else None
+    x = to_chw(ctx, x, spatial)
+    in_sp = list(x.shape[3 - spatial:])
+    natural = [s * (n - 1) + op + (k - 1) * d + 1 for s, n, op, k, d in zip(strides, in_sp, out_pad, ks, dil)]
+    auto = ctx.choice("auto_pad", "NOTSET", ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"))
+    pads_attr = ctx.ints_attr("pads", None)
+    if pads_attr is not None and auto in ("NOTSET", "VALID"):
+        if len(pads_attr) != 2 * spatial or min(pads_attr) < 0:
+            ctx.fail(f"pads {pads_attr} must be {2 * spatial} non-negative ints", malformed=True)
+        pads = [(pads_attr[i], pads_attr[i + spatial]) for i in range(spatial)]
+    elif auto in ("SAME_UPPER", "SAME_LOWER") or out_shape is not None:
+        target = out_shape if out_shape is not None else [n * s for n, s in zip(in_sp, strides)]
+        if len(target) != spatial:
+            ctx.fail(f"output_shape {out_shape} must give {spatial} spatial sizes", malformed=True)
+        pads = []
+        for i, (nat, t) in enumerate(zip(natural, target)):
+            total = nat - t
+            if total < 0:                      # a larger output than the pads allow: extra rows at the end
+                out_pad[i] += -total
+                total = 0
+            small, big = total // 2, total - total // 2
+            pads.append((small, big) if auto == "SAME_UPPER" else (big, small))
+    else:
+        pads = [(0, 0)] * spatial
+    if spatial == 1:
+        w, ks, strides, dil = w[:, :, None, :], [1] + ks, [1] + strides, [1] + dil
+        out_pad, pads = [0] + out_pad, [(0, 0)] + pads
+    y = ctx.add("add_deconvolution", x, int(w.shape[1] * group), tuple(ks), w, bias, stride=tuple(strides),
+                padding=tuple(p[0] for p in pads), post_padding=tuple(p[1] for p in pads), dilation=tuple(dil),
+                groups=group, output_padding=tuple(out_pad),
+                part="deconv" if reshaped_back(ctx, spatial) else None).output
+    ctx.output(from_chw(ctx, y, spatial))
+
+
 @converter("Gemm", attrs=("alpha", "beta", "transA", "transB"))
 def gemm(ctx):
     a = ctx.input(0)
