@@ -45,10 +45,23 @@ def default_batch(net: Any) -> int:
     return fixed if isinstance(fixed, int) and fixed > 0 else 1
 
 
-def engine(path: str, device: Any) -> Any:
-    """The engine saved in ``path``, loaded onto ``device`` (None: the kind it was built for)."""
+def device(spec: Any, cpu_threads: int | None = None) -> Any:
+    """``get_device(spec)``, with the CPU device's BLAS threads set to ``cpu_threads`` when given."""
+    from ..device import get_device
+    if cpu_threads is None:
+        return get_device(spec)
+    dev = get_device(spec)
+    if dev.kind != "cpu":
+        raise ArgumentError(f"--cpu-threads sets the CPU device's BLAS threads; {dev.spec} has none: leave it out or "
+                            "use --device cpu")
+    return get_device(dev, threads=cpu_threads)
+
+
+def engine(path: str, device_spec: Any, cpu_threads: int | None = None) -> Any:
+    """The engine saved in ``path``, loaded onto ``device_spec`` (None: the kind it was built for)."""
     from ..runtime import load_engine
-    return load_engine(path, device)
+    dev = device(device_spec, cpu_threads) if device_spec is not None or cpu_threads is not None else None
+    return load_engine(path, dev)
 
 
 def inputs_file(path: str, specs: list, batch: int) -> dict:

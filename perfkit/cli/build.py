@@ -28,6 +28,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("model", metavar="MODEL", help="a sample network name or an .onnx file")
     p.add_argument("-o", "--output", type=A.output_path, required=True, metavar="ENGINE", help="engine file to write")
     p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
+                   "(default: the *_NUM_THREADS environment, else the cores other processes leave free)")
     p.add_argument("--batch", type=A.count, default=1, help="max batch size: the engine runs any batch up to it")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision allowed for the layers")
     p.add_argument("--strict-types", action="store_true", help="force --precision on every layer (no timing)")
@@ -43,14 +45,13 @@ def add_parser(sub: Any) -> None:
 
 def command(args: Any) -> None:
     from ..builder import Builder, BuilderConfig
-    from ..device import get_device
     from . import _model
     net = _model.network(args.model)
     fusions = args.fusions if args.fusions in ("all", "none") else [f.strip() for f in args.fusions.split(",")
                                                                       if f.strip()]
     config = BuilderConfig(max_batch_size=args.batch, precision=args.precision, strict_types=args.strict_types,
                            fusions=fusions, tactics=args.tactics, timing_cache=args.timing_cache)
-    dev = get_device(args.device)
+    dev = _model.device(args.device, args.cpu_threads)
     print(f"perfkit build: {net.name} ({len(net.layers)} layers) on {dev.spec} ({dev.name})")
     engine = Builder(dev).build(net, config)
     for line in build_report(engine, len(net.layers), args.verbose):

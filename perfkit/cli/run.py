@@ -40,6 +40,8 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--load-engine", type=A.input_file, metavar="F", help="run the engine saved in F (instead of MODEL)")
     g.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto; an "
                    "engine file: the kind it was built for)")
+    g.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
+                   "(default: the *_NUM_THREADS environment, else the cores other processes leave free)")
     g.add_argument("--batch", type=A.comma_list(int, what="batch size"), default=None, metavar="B[,B...]",
                    help="batch sizes, comma-separated (default: 1, or the batch an ONNX file fixes; an engine "
                    "file: its max batch size)")
@@ -123,7 +125,6 @@ def command(args: Any) -> None:
 
 def _checked(args: Any) -> dict:
     """Every argument checked, the model resolved and the device opened, before anything is built or timed."""
-    from ..device import get_device
     from ..errors import ArgumentError
     from . import _model
     if args.model and args.load_engine:
@@ -156,7 +157,7 @@ def _checked(args: Any) -> dict:
                 raise ArgumentError(f"--{flag.replace('_', '-')} applies when building, and {engine_file!r} is an "
                                     "engine file that is run as built; leave it out or give the ONNX model or "
                                     "sample name instead")
-        engine = _model.engine(engine_file, args.device)
+        engine = _model.engine(engine_file, args.device, args.cpu_threads)
         batches = args.batch or [engine.max_batch_size]
         too_big = [b for b in batches if b > engine.max_batch_size]
         if too_big:
@@ -168,7 +169,7 @@ def _checked(args: Any) -> dict:
         return {"configs": configs, "device": engine.device, "label": f"{engine.name} (engine file {engine_file})",
                 "model": engine.name, "network": None, "inputs": _inputs(args, specs, batches)}
     net = _model.network(args.model)
-    dev = get_device(args.device)
+    dev = _model.device(args.device, args.cpu_threads)
     configs = [Config(p, b, network_layers=len(net.layers)) for p in (args.precision or ["fp32"])
                for b in (args.batch or [_model.default_batch(net)])]
     kind = "ONNX model" if args.model.lower().endswith(".onnx") else "sample network"

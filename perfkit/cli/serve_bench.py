@@ -47,6 +47,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--instances", type=A.count, default=1, help="batches run at once, each by its own thread")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision allowed when building")
     p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
+                   "(default: the *_NUM_THREADS environment, else the cores other processes leave free)")
     p.add_argument("--duration-s", type=A.seconds, default=2.0, help="seconds of load per delay")
     p.add_argument("--requests", type=A.count, default=None, help="stop each load after this many requests")
     p.add_argument("--no-simulate", action="store_true", help="skip the latency curve and the prediction")
@@ -110,13 +112,12 @@ def command(args: Any) -> None:
 def _engines(args: Any) -> tuple:
     """The EngineSet built for --engines (or the one engine of an engine file), a label, and the device."""
     from ..builder import BuilderConfig, EngineSet
-    from ..device import get_device
     from . import _model
     if _model.is_engine_file(args.model):
-        e = _model.engine(args.model, args.device)
+        e = _model.engine(args.model, args.device, args.cpu_threads)
         return e, f"{e.name} (engine file {args.model})", e.device
     net = _model.network(args.model)
-    dev = get_device(args.device)
+    dev = _model.device(args.device, args.cpu_threads)
     return EngineSet(net, args.engines, BuilderConfig(precision=args.precision), dev), net.name, dev
 
 

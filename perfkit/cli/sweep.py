@@ -30,6 +30,8 @@ def add_parser(sub: Any) -> None:
                        formatter_class=A.Formatter)
     p.add_argument("models", nargs="+", metavar="MODEL", help="sample network names or .onnx files")
     p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
+                   "(default: the *_NUM_THREADS environment, else the cores other processes leave free)")
     p.add_argument("--batch", type=A.comma_list(int, what="batch size"), default=[1, 8, 32], metavar="B[,B...]",
                    help="batch sizes (default: 1,8,32)")
     p.add_argument("--precision", type=A.comma_list(str, PRECISIONS, "precision"), default=["fp32"],
@@ -50,7 +52,6 @@ def add_parser(sub: Any) -> None:
 
 def command(args: Any) -> None:
     from ..bench import sweep
-    from ..device import get_device
     from . import _model
     nets = [_model.network(m) for m in dict.fromkeys(args.models)]
     names = [n.name for n in nets]
@@ -58,7 +59,7 @@ def command(args: Any) -> None:
         from ..errors import ArgumentError
         raise ArgumentError(f"two MODELs are both named {next(n for n in names if names.count(n) > 1)!r}; the sweep "
                             "tells models apart by name, so give each once")
-    dev = get_device(args.device)
+    dev = _model.device(args.device, args.cpu_threads)
     out = args.out or _default_out(names[0])
     print(f"perfkit sweep: {', '.join(names)} on {dev.spec} ({dev.name}); batch {','.join(map(str, args.batch))}; "
           f"{','.join(args.precision)}; {args.min_time_s:g} s per configuration in {args.rounds} rounds")

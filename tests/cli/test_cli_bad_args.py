@@ -64,6 +64,8 @@ BAD = {
     "run engine with --save-engine": ["run", "m.engine", "--save-engine", "n.engine"],
     "run engine past its max batch": ["run", "m.engine", "--batch", "1,4"],
     "run unknown device": ["run", "mnist_mlp", "--device", "tpu"],
+    "run zero cpu threads": ["run", "mnist_mlp", "--cpu-threads", "0"],
+    "sweep word cpu threads": ["sweep", "mnist_mlp", "--cpu-threads", "many"],
     "run inputs of another name": ["run", "mnist_mlp", "--inputs", "wrong_name.npz"],
     "run inputs of another shape": ["run", "mnist_mlp", "--inputs", "wrong_shape.npz"],
     "run inputs with too few samples": ["run", "mnist_mlp", "--batch", "1,3", "--inputs", "few_rows.npz"],

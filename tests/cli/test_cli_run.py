@@ -207,3 +207,10 @@ def test_inputs_from_a_file_are_what_is_timed_and_profiled(tmp_path, monkeypatch
         capsys.readouterr().err
     assert len(seen) == 1 and np.array_equal(seen[0]["data"], x)
     assert executed and all(np.array_equal(e, x[:2]) for e in executed)
+
+
+def test_cpu_threads_sets_the_blas_threads_measured_with(tmp_path):
+    r = cli(tmp_path, "run", "mnist_mlp", *QUICK, "--no-profile", "--cpu-threads", "2", "--out", "o")
+    assert r.returncode == 0, r.stderr
+    summary = pd.read_parquet(tmp_path / "o" / "fp32_b1" / "summary.parquet").set_index("metric")["value"]
+    assert summary["threads"] == 2 and "2 BLAS thread(s) per stream" in r.stdout
