@@ -68,7 +68,8 @@ case("Network.add_deconvolution", on_fresh_network("add_deconvolution"),
       "bias": {k: v for k, v in ARRAY.items() if k != "none"}, "stride": COUNT,
       "padding": {**COUNT0, "crops_all": 20}, "post_padding": {k: v for k, v in COUNT0.items() if k != "none"},
       "dilation": COUNT, "groups": {**COUNT, "not_dividing": 2}, "output_padding": {**COUNT0, "not_below_stride": 2},
-      "name": OPT_NAME})
+      "name": OPT_NAME},
+     accept=("padding:negative", "post_padding:negative"))     # negative pads extend the output (ONNX output_shape)
 
 extend("Network.add_padding", {
     "mode": {**CHOICE, "numpy_only": "symmetric"},

@@ -64,12 +64,13 @@ class LayerAdders:
                           groups: int = 1, output_padding: Any = 0, name: str | None = None) -> Any:
         """Transposed 2-D convolution (ONNX ConvTranspose) of a (C, H, W) input; ``kernel`` is
         (C, num_output_maps/groups, kh, kw). ``padding``: begin pads (top, left); ``post_padding``: end
-        pads (default ``padding``); out H = (H-1)*sh + dh*(kh-1) + 1 + output_padding - pads."""
+        pads (default ``padding``); out H = (H-1)*sh + dh*(kh-1) + 1 + output_padding - pads (negative
+        pads extend the output, as ONNX's output_shape may ask)."""
         _ints(num_output_maps, "add_deconvolution: num_output_maps", 1)
         _ints(kernel_size, "add_deconvolution: kernel_size", 1)
         _ints(stride, "add_deconvolution: stride", 1)
-        _ints(padding, "add_deconvolution: padding", 0)
-        _ints(post_padding, "add_deconvolution: post_padding", 0, allow_none=True)
+        _ints(padding, "add_deconvolution: padding")                 # negative pads extend the output
+        _ints(post_padding, "add_deconvolution: post_padding", allow_none=True)
         _ints(dilation, "add_deconvolution: dilation", 1)
         _ints(groups, "add_deconvolution: groups", 1)
         _ints(output_padding, "add_deconvolution: output_padding", 0)

@@ -5,6 +5,8 @@ kernel by the input, giving every tap's contribution for every input pixel (the 
 workspace); col2im then adds tap (i, j) into the output at rows ``i * dh + sh * y`` and columns
 ``j * dw + sw * x`` (float32 accumulation), and the begin pads, end pads and ``output_padding``
 crop or extend the result: out H = (H - 1) sh + dh (kh - 1) + 1 + output_padding - pad_begin - pad_end.
+Negative pads extend the output instead of cropping it (rows no tap reaches hold the bias): ONNX's
+``output_shape`` attribute can ask for more rows than the kernel covers, which makes its pads negative.
 """
 from __future__ import annotations
 
@@ -32,9 +34,9 @@ class Deconvolution(Op):
         params["num_output_maps"] = int(k)
         params["kernel_size"] = pair(params.get("kernel_size"), "kernel_size", 1)
         params["stride"] = pair(params.get("stride", 1), "stride", 1)
-        params["padding"] = pair(params.get("padding", 0), "padding", 0)
+        params["padding"] = pair(params.get("padding", 0), "padding", -(1 << 30))          # negative: extend
         post = params.get("post_padding")
-        params["post_padding"] = params["padding"] if post is None else pair(post, "post_padding", 0)
+        params["post_padding"] = params["padding"] if post is None else pair(post, "post_padding", -(1 << 30))
         params["dilation"] = pair(params.get("dilation", 1), "dilation", 1)
         params["output_padding"] = pair(params.get("output_padding", 0), "output_padding", 0)
         for o, s, d in zip(params["output_padding"], params["stride"], params["dilation"]):
@@ -82,14 +84,16 @@ class Deconvolution(Op):
 
     @staticmethod
     def _extents(params, h, w):
-        """Height and width of the accumulator: the uncropped output, and the output_padding beyond it."""
-        full = [(n - 1) * params["stride"][i] + params["dilation"][i] * (params["kernel_size"][i] - 1) + 1
-                for i, n in enumerate((h, w))]
-        need = [params["padding"][i] + deconv_out_size(n, params["kernel_size"][i], params["stride"][i],
-                                                       params["dilation"][i], params["padding"][i],
-                                                       params["post_padding"][i], params["output_padding"][i])
-                for i, n in enumerate((h, w))]
-        return max(full[0], need[0]), max(full[1], need[1])
+        """Rows and columns of the accumulator and where the taps start in it: it spans the uncropped
+        output (0 .. full) and the output's own span (pad_begin .. pad_begin + out), whichever is wider."""
+        rows = []
+        for i, n in enumerate((h, w)):
+            k, s, d = params["kernel_size"][i], params["stride"][i], params["dilation"][i]
+            begin = params["padding"][i]
+            out = deconv_out_size(n, k, s, d, begin, params["post_padding"][i], params["output_padding"][i])
+            lo, hi = min(0, begin), max((n - 1) * s + d * (k - 1) + 1, begin + out)
+            rows.append((hi - lo, -lo))
+        return rows
 
     @staticmethod
     def _shapes(params, shape):
@@ -106,7 +110,7 @@ class Deconvolution(Op):
     def scratch_bytes(self, params, inputs, outputs, batch):
         x = inputs[0]
         _, _, o = self._shapes(params, x.shape)
-        ph, pw = self._extents(params, x.shape[1], x.shape[2])
+        (ph, _), (pw, _) = self._extents(params, x.shape[1], x.shape[2])
         cols = batch * int(np.prod(o)) * 4
         acc = 4 * batch * params["num_output_maps"] * ph * pw
         return scratch_size(cols, acc, 4 * params["num_output_maps"])
@@ -123,14 +127,15 @@ class Deconvolution(Op):
         cols = env.scratch((b,) + o_shape, cols_dtype)
         env.matmul(kern, x.reshape((b,) + b_shape), cols)
         cols = cols.reshape(b, k, kh, kw, h, w)                 # (G, K/G) -> K: group-major, as the output
-        ph, pw = self._extents(params, h, w)
+        (ph, y0), (pw, x0) = self._extents(params, h, w)
         acc = env.scratch((b, k, ph, pw), np.float32)
         acc.fill(0)
         for i in range(kh):
             for j in range(kw):
-                dst = acc[:, :, i * dh:i * dh + sh * (h - 1) + 1:sh, j * dw:j * dw + sw * (w - 1) + 1:sw]
+                r, c = y0 + i * dh, x0 + j * dw
+                dst = acc[:, :, r:r + sh * (h - 1) + 1:sh, c:c + sw * (w - 1) + 1:sw]
                 dst += cols[:, :, i, j]
-        top, left = params["padding"]
+        top, left = y0 + params["padding"][0], x0 + params["padding"][1]
         oh, ow = out.shape[2:]
         crop = acc[:, :, top:top + oh, left:left + ow]
         if "bias" in weights:

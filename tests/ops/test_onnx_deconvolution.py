@@ -13,7 +13,8 @@ def deconv2d(x, w, bias, stride, pads, dilation, groups, output_padding):
     _, kg, kh, kw = w.shape
     (sh, sw), (dh, dw), (t, l, b, r), (oph, opw) = stride, dilation, pads, output_padding
     fh, fw = (h - 1) * sh + dh * (kh - 1) + 1, (wd - 1) * sw + dw * (kw - 1) + 1
-    full = np.zeros((n, kg * groups, fh + oph, fw + opw))
+    lo_h, lo_w = max(0, -t), max(0, -l)                # negative begin pads: rows before the first tap
+    full = np.zeros((n, kg * groups, lo_h + fh + oph + max(0, -b), lo_w + fw + opw + max(0, -r)))
     cg = c // groups
     for ci in range(c):
         g = ci // cg
@@ -22,8 +23,8 @@ def deconv2d(x, w, bias, stride, pads, dilation, groups, output_padding):
                 for y in range(h):
                     for xx in range(wd):
                         contribution = x[:, ci, y, xx, None] * w[ci, :, i, j]
-                        full[:, g * kg:(g + 1) * kg, y * sh + i * dh, xx * sw + j * dw] += contribution
-    out = full[:, :, t:fh + oph - b, l:fw + opw - r]
+                        full[:, g * kg:(g + 1) * kg, lo_h + y * sh + i * dh, lo_w + xx * sw + j * dw] += contribution
+    out = full[:, :, lo_h + t:lo_h + fh + oph - b, lo_w + l:lo_w + fw + opw - r]
     return out + (0 if bias is None else np.asarray(bias).reshape(1, -1, 1, 1))
 
 
@@ -36,6 +37,7 @@ CASES = {  # name: (C, K, kernel, stride, pads (t, l, b, r), dilation, groups, o
     "groups": (4, 6, (2, 2), (2, 2), (0, 0, 0, 0), (1, 1), 2, (0, 0)),
     "depthwise": (3, 3, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 3, (0, 0)),
     "one_by_one": (5, 4, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, (0, 0)),
+    "negative_pads_extend": (2, 3, (3, 3), (3, 2), (-1, 0, 0, -2), (1, 1), 1, (0, 0)),   # ONNX output_shape
 }
 
 
@@ -59,7 +61,7 @@ def test_deconvolution(device, rng, case, with_bias):
     check(net, {"x": X}, {y.output.name: want}, device, scale=scale)
 
 
-@pytest.mark.parametrize("case", ["stride_2_output_padding", "asymmetric_pads", "dilated"])   # (its groups fail)
+@pytest.mark.parametrize("case", ["stride_2_output_padding", "asymmetric_pads", "dilated", "negative_pads_extend"])   # (its groups fail)
 def test_deconvolution_matches_onnx_reference(rng, case):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
@@ -98,7 +100,7 @@ def test_deconvolution_cost_and_workspace():
 @pytest.mark.parametrize("kwargs,match", [
     ({"kernel": np.ones((4, 4, 2, 3))}, "layout"), ({"kernel": np.ones((4, 2, 3, 3))}, "layout"),
     ({"output_padding": 2}, "smaller than the stride"), ({"groups": 3}, "dividing num_output_maps"),
-    ({"padding": 9}, "to nothing"), ({"bias": np.ones(3)}, r"bias must have shape \(4,\)"),
+    ({"padding": 9}, "to nothing"), ({"padding": 2.5}, "must be an int"), ({"bias": np.ones(3)}, r"bias must have shape \(4,\)"),
     ({"kernel": np.ones((2, 4, 3, 3))}, "the input has 4 channels")])
 def test_deconvolution_refuses_bad_parameters(kwargs, match):
     net = pk.Network("bad")
