@@ -1,7 +1,8 @@
 """ParametricReLU: ONNX ``PRelu``, ``x`` where ``x >= 0`` else ``slope * x``, with a slope tensor.
 
-The slope broadcasts to the input (equal per-sample ranks, 1-sized dims; a per-channel slope of a
-(C, H, W) input has shape (C, 1, 1)) and is usually a constant; it may also be computed per sample.
+The slope broadcasts to the input (1-sized dims; a per-channel slope of a (C, H, W) input has shape
+(C, 1, 1)) and is usually a constant, which may also have fewer dims (NumPy's rule, as ONNX's PRelu
+broadcasts: (W,) for a (C, H, W) input); a slope computed per sample has the input's rank.
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ class ParametricReLU(Op):
         x, slope = inputs
         if "float" not in x.dtype or "float" not in slope.dtype:
             raise ShapeError(f"parametric ReLU needs float input and slope, got {x.dtype} and {slope.dtype}")
-        if broadcast_shapes(x.shape, slope.shape, "parametric ReLU") != tuple(x.shape):
+        shape = tuple(slope.shape)
+        if slope.constant and len(shape) < len(x.shape):        # NumPy's rule: a constant has no batch dim
+            shape = (1,) * (len(x.shape) - len(shape)) + shape
+        if broadcast_shapes(x.shape, shape, "parametric ReLU") != tuple(x.shape):
             raise ShapeError(f"the slope {slope.shape} must broadcast to the input {x.shape} (1-sized dims "
                              "only), not enlarge it")
         return [TensorSpec(x.shape, x.dtype)]

@@ -55,7 +55,7 @@ def test_celu_refuses_a_non_positive_alpha():
 
 
 @pytest.mark.parametrize("slope_shape,constant", [((3, 1, 1), True), ((1, 1, 1), True), ((3, 4, 5), True),
-                                                  ((3, 1, 5), False)])
+                                                  ((3, 1, 5), False), ((5,), True), ((4, 1), True)])
 def test_parametric_relu(device, rng, slope_shape, constant):
     net, x, X = one_input(rng, (3, 4, 5), -2, 2, batch=2)
     S = rng.uniform(-0.5, 0.5, slope_shape if constant else (2,) + slope_shape).astype(np.float32)
@@ -72,6 +72,8 @@ def test_parametric_relu_refuses_a_slope_that_enlarges_the_input():
     s = net.add_constant(np.ones((3, 4), np.float32))
     with pytest.raises(pk.PerfkitError, match="must broadcast to the input"):
         net.add_parametric_relu(x, s.output)
+    with pytest.raises(pk.PerfkitError, match="different ranks"):      # a per-sample slope keeps the rank
+        net.add_parametric_relu(x, net.add_input("s", (1,)))
     i = net.add_input("i", (3, 1), "int32")
     with pytest.raises(pk.PerfkitError, match="float input and slope"):
         net.add_parametric_relu(i, i)
