@@ -242,8 +242,11 @@ def pad(ctx):
     span = range(first, len(x.shape))
     pre = [amounts.get(a, (0, 0))[0] for a in span]
     post = [amounts.get(a, (0, 0))[1] for a in span]
-    if len(pre) == 1:                       # the padding layer takes a sequence for its last n dims
-        pre, post = [0] + pre, [0] + post
-        if len(x.shape) < 2:
-            ctx.fail("padding a per-sample vector is not supported")
+    if mode != "constant":
+        value = 0.0                       # ONNX ignores constant_value outside constant mode
+        if min(pre + post) < 0:           # crops first: the other modes pad only
+            crop = [(a, max(0, -p), x.shape[a] - max(0, -q)) for a, p, q in zip(span, pre, post) if min(p, q) < 0]
+            x = ctx.add("add_slice", x, [c[1] for c in crop], [c[2] for c in crop], axes=[c[0] for c in crop],
+                        part="crop").output
+            pre, post = [max(0, p) for p in pre], [max(0, q) for q in post]
     ctx.output(ctx.add("add_padding", x, pre, post, mode=mode, value=value).output)

@@ -36,7 +36,7 @@ class Importer:
             raise OnnxFileError("the graph has no outputs; an ONNX model names at least one")
         known = {t.name for t in g.initializer} | {i.name for i in g.input}
         self.order = ordered_nodes(g, known)            # undefined values and cycles, named, before the checker
-        check_structure(self.onnx, self.proto)
+        self._inferred_proto = check_structure(self.onnx, self.proto)
         net_name = name or g.name or (source.rsplit("/", 1)[-1].rsplit(".", 1)[0] if "/" in source or
                                       source.endswith(".onnx") else "onnx_model")
         self.net = Network(net_name if net_name.strip() else "onnx_model")
@@ -264,10 +264,7 @@ class Importer:
     def _inferred(self) -> dict:
         if not hasattr(self, "_shapes"):
             self._shapes = {}
-            try:
-                inferred = self.onnx.shape_inference.infer_shapes(self.proto)
-            except Exception:
-                return self._shapes
+            inferred = self._inferred_proto
             for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
                 tt = vi.type.tensor_type
                 dtype = ELEM_DTYPES.get(tt.elem_type)

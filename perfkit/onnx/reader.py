@@ -168,14 +168,19 @@ def node_label(node: Any, index: int) -> str:
     return repr(node.name) if node.name else f"#{index} (output {node.output[0]!r})" if node.output else f"#{index}"
 
 
-def check_structure(onnx: Any, proto: Any) -> None:
-    """ONNX's own checker (types and attributes against the operator schemas), errors as OnnxFileError."""
-    for what, run in (("checker", lambda: onnx.checker.check_model(proto)),
-                      ("type and shape inference", lambda: onnx.shape_inference.infer_shapes(
-                          proto, check_type=True, strict_mode=True))):
+def check_structure(onnx: Any, proto: Any) -> Any:
+    """ONNX's strict type and shape inference, then its checker (attributes against the operator schemas) on
+    the inferred model (so graph outputs declared without a shape pass, as onnxruntime accepts them); errors
+    as OnnxFileError. Returns the inferred model."""
+    inferred = None
+    for what in ("type and shape inference", "checker"):
         try:
-            run()
+            if inferred is None:
+                inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+            else:
+                onnx.checker.check_model(inferred)
         except Exception as exc:
             msg = str(exc).strip().splitlines()
             raise OnnxFileError(f"the model fails ONNX's {what}: " + " ".join(m.strip() for m in msg[:6])[:800]) \
                 from None
+    return inferred

@@ -192,3 +192,14 @@ def test_opset_outside_the_supported_range_is_refused_with_the_range():
     m.opset_import[0].version = 6
     with pytest.raises(po.UnsupportedOnnxError, match="opsets 7 to"):
         po.load(m)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+def test_pad_modes_with_crops_match_onnxruntime(mode):
+    """Negative pads crop (before the other modes pad); an output declared without a shape is accepted."""
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 5)).astype(np.float32)
+    for pads in ([0, 0, -1, 1, 0, 0, 2, -1], [0, 0, 1, 0, 0, 0, 0, 2], [0, 1, 0, 0, 0, 1, 0, 0]):
+        m = _model([helper.make_node("Pad", ["x", "p", "v"], ["y"], name="pad", mode=mode)],
+                   [("x", TensorProto.FLOAT, ["N", 2, 4, 5])], [("y", TensorProto.FLOAT, None)],
+                   [("p", np.array(pads, np.int64)), ("v", np.array(1.5, np.float32))], opset=18)
+        np.testing.assert_allclose(_run(po.load(m), {"x": x})["y"], _ort(m, {"x": x})[0], rtol=1e-6)
