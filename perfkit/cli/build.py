@@ -27,7 +27,8 @@ def add_parser(sub: Any) -> None:
                        formatter_class=A.Formatter)
     p.add_argument("model", metavar="MODEL", help="a sample network name or an .onnx file")
     p.add_argument("-o", "--output", type=A.output_path, required=True, metavar="ENGINE", help="engine file to write")
-    p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--device", metavar="D",
+                   type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
                    "(default: the *_NUM_THREADS environment, else the cores other processes leave free)")
     p.add_argument("--batch", type=A.count, default=1, help="max batch size: the engine runs any batch up to it")

@@ -14,7 +14,8 @@ def add_parser(sub: Any) -> None:
                        description="The tour: sweep the sample networks over batch size and precision, profile each, "
                                    "and write frames, traces, charts and one report.html into a new folder under "
                                    "--out.", formatter_class=A.Formatter)
-    d.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    d.add_argument("--device", metavar="D",
+                   type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
     d.add_argument("--out", default="runs", help="directory for the run's files")
     d.add_argument("--batch-sizes", type=A.comma_list(int, what="batch size"), default=[1, 8, 32, 64],
                    help="comma-separated positive ints (default: 1,8,32,64)")
@@ -22,7 +23,7 @@ def add_parser(sub: Any) -> None:
                    help=f"comma-separated from {', '.join(PRECISIONS)} (default: fp32,fp16)")
     d.add_argument("--models", type=A.comma_list(str, tuple(SAMPLES), "model"), default=list(DEMO_MODELS),
                    help=f"comma-separated from {', '.join(SAMPLES)} (default: {','.join(DEMO_MODELS)})")
-    d.add_argument("--min-time", type=A.seconds, default=0.15, help="seconds of timing per configuration")
+    d.add_argument("--min-time", metavar="S", type=A.seconds, default=0.15, help="seconds of timing per configuration")
     d.set_defaults(func=command)
 
 

@@ -38,7 +38,8 @@ def add_parser(sub: Any) -> None:
                    help="a sample network name, an .onnx file or a saved engine file")
     g = p.add_argument_group("model and build")
     g.add_argument("--load-engine", type=A.input_file, metavar="F", help="run the engine saved in F (instead of MODEL)")
-    g.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto; an "
+    g.add_argument("--device", metavar="D",
+                   type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto; an "
                    "engine file: the kind it was built for)")
     g.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
                    "(default: the *_NUM_THREADS environment, else the cores other processes leave free)")
@@ -54,24 +55,27 @@ def add_parser(sub: Any) -> None:
                    "written after the build (a rebuild skips the tactic timing it holds)")
     g.add_argument("--save-engine", type=A.output_path, metavar="F", help="save the engine built to F")
     t = p.add_argument_group("timing")
-    t.add_argument("--warmup-ms", type=A.milliseconds, default=200.0, help="warm-up before timing, in ms")
-    t.add_argument("--iterations", type=A.count, default=10, help="at least this many timed inferences")
-    t.add_argument("--duration-s", type=A.seconds, default=3.0, help="and for at least this many seconds")
+    t.add_argument("--warmup-ms", metavar="MS", type=A.milliseconds, default=200.0, help="warm-up before timing, in ms")
+    t.add_argument("--iterations", metavar="N", type=A.count, default=10, help="at least this many timed inferences")
+    t.add_argument("--duration-s", metavar="S", type=A.seconds, default=3.0, help="and for at least this many seconds")
     t.add_argument("--percentiles", type=A.comma_list(float, what="percentile"), default=[90.0, 95.0, 99.0],
                    metavar="P[,P...]", help="latency percentiles to report (default: 90,95,99)")
-    t.add_argument("--streams", type=A.count, default=1, help="inferences in flight: one execution context and "
+    t.add_argument("--streams", metavar="N",
+                   type=A.count, default=1, help="inferences in flight: one execution context and "
                    "one stream each (guide 2.2)")
-    t.add_argument("--threads", type=A.count, default=None, help="worker threads feeding the streams (each owns "
+    t.add_argument("--threads", metavar="M",
+                   type=A.count, default=None, help="worker threads feeding the streams (each owns "
                    "its streams and waits only on them; perfkit.bench.throughput); default: one host thread")
     t.add_argument("--graph", action=argparse.BooleanOptionalAction, default=True,
-                   help="replay each context as a CUDA graph once warm (no effect on the CPU)")
+                   help="replay each context as a CUDA graph once warm (default: on; no effect on the CPU)")
     t.add_argument("--no-transfers", action="store_true", help="leave out the H2D and D2H copies (data already "
                    "on the device)")
     r = p.add_argument_group("profile and outputs")
     r.add_argument("--dump-profile", action="store_true", help="print every layer of the per-layer profile "
                    "(without it: the 5 slowest)")
     r.add_argument("--no-profile", action="store_true", help="skip the per-layer profiling pass")
-    r.add_argument("--profile-iterations", type=A.count, default=10, help="inferences of the profiling pass")
+    r.add_argument("--profile-iterations", metavar="N",
+                   type=A.count, default=10, help="inferences of the profiling pass")
     r.add_argument("--export-profile", type=A.output_path, metavar="F", help="per-layer times as trtexec "
                    "--exportProfile JSON")
     r.add_argument("--export-times", type=A.output_path, metavar="F", help="per-inference times as trtexec "

@@ -39,18 +39,22 @@ def add_parser(sub: Any) -> None:
                    help="maximum delays T a batch waits for more requests, in ms (default: 0,1,4)")
     p.add_argument("--pattern", choices=("poisson", "constant", "closed"), default="poisson",
                    help="arrivals: Poisson or constant rate (open loop), or closed-loop clients")
-    p.add_argument("--concurrency", type=A.count, default=None, help="client threads of the closed loop")
+    p.add_argument("--concurrency", metavar="N", type=A.count, default=None, help="client threads of the closed loop")
     p.add_argument("--engines", type=A.comma_list(int, what="batch size"), default=[1, 8, 32], metavar="B[,B...]",
                    help="max batch sizes of the engines built (default: 1,8,32)")
-    p.add_argument("--max-batch", type=A.count, default=None, help="most samples per batch (default: the largest "
+    p.add_argument("--max-batch", metavar="B",
+                   type=A.count, default=None, help="most samples per batch (default: the largest "
                    "engine's)")
-    p.add_argument("--instances", type=A.count, default=1, help="batches run at once, each by its own thread")
+    p.add_argument("--instances", metavar="N",
+                   type=A.count, default=1, help="batches run at once, each by its own thread")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision allowed when building")
-    p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--device", metavar="D",
+                   type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
                    "(default: the *_NUM_THREADS environment, else the cores other processes leave free)")
-    p.add_argument("--duration-s", type=A.seconds, default=2.0, help="seconds of load per delay")
-    p.add_argument("--requests", type=A.count, default=None, help="stop each load after this many requests")
+    p.add_argument("--duration-s", metavar="S", type=A.seconds, default=2.0, help="seconds of load per delay")
+    p.add_argument("--requests", metavar="N",
+                   type=A.count, default=None, help="stop each load after this many requests")
     p.add_argument("--no-simulate", action="store_true", help="skip the latency curve and the prediction")
     p.add_argument("--out", type=A.output_dir, metavar="DIR", help="new folder for the frames (parquet) and the "
                    "chart of latency and throughput against T")

@@ -29,15 +29,17 @@ def add_parser(sub: Any) -> None:
                                    "frame and its plots into a new folder.", epilog=EXAMPLES,
                        formatter_class=A.Formatter)
     p.add_argument("models", nargs="+", metavar="MODEL", help="sample network names or .onnx files")
-    p.add_argument("--device", type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--device", metavar="D",
+                   type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
                    "(default: the *_NUM_THREADS environment, else the cores other processes leave free)")
     p.add_argument("--batch", type=A.comma_list(int, what="batch size"), default=[1, 8, 32], metavar="B[,B...]",
                    help="batch sizes (default: 1,8,32)")
     p.add_argument("--precision", type=A.comma_list(str, PRECISIONS, "precision"), default=["fp32"],
                    metavar="P[,P...]", help=f"precisions from {', '.join(PRECISIONS)} (default: fp32)")
-    p.add_argument("--min-time-s", type=A.seconds, default=0.2, help="seconds of timing per configuration")
-    p.add_argument("--rounds", type=A.count, default=6, help="interleaved timing rounds (6 or more give an "
+    p.add_argument("--min-time-s", metavar="S", type=A.seconds, default=0.2, help="seconds of timing per configuration")
+    p.add_argument("--rounds", metavar="N",
+                   type=A.count, default=6, help="interleaved timing rounds (6 or more give an "
                    "interval of the median)")
     p.add_argument("--layers", action="store_true", help="also profile each configuration layer by layer "
                    "(sweep_layers.parquet and a per-layer chart per model and precision)")
