@@ -213,7 +213,12 @@ def _cluster_kind(client: Any, device: Any) -> str:
     spec = str(device or "auto").strip().lower()
     if spec != "auto":
         return spec.split(":")[0]
-    kinds = set(client.run(_worker_kind).values())
+    try:
+        kinds = set(client.run(_worker_kind).values())
+    except Exception as exc:  # a worker without perfkit (or a dead scheduler): say what the workers need
+        raise DeviceError(f"sweep: the cluster's workers could not run perfkit ({type(exc).__name__}: {exc}); every "
+                          "worker needs perfkit installed (pip install 'perfkit[cluster]') and the scheduler must "
+                          "be reachable") from None
     if not kinds:
         raise DeviceError("sweep: the Dask cluster has no workers; start some (or wait for them) and sweep again")
     if len(kinds) > 1:
