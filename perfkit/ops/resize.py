@@ -105,6 +105,22 @@ def _plan(params: dict, in_shape: tuple) -> list:
     return sorted(passes, key=lambda p: (p[1] / in_shape[p[0]], p[0]))
 
 
+def strided_pattern(idx: np.ndarray, n: int) -> list | None:
+    """A nearest pass that strided copies can do instead of a gather: ``["pick", start, step]`` when
+    output ``o`` reads ``start + o * step`` (downsampling by an integer), ``["repeat", start, r]`` when
+    it reads ``start + o // r`` (upsampling by an integer); None otherwise."""
+    m = idx.size
+    o = np.arange(m)
+    if m > 1 and idx[1] > idx[0] and np.array_equal(idx, idx[0] + o * (idx[1] - idx[0])):
+        return ["pick", int(idx[0]), int(idx[1] - idx[0])]
+    for r in range(2, m + 1):
+        if m % r == 0 and np.array_equal(idx, idx[0] + o // r):
+            return ["repeat", int(idx[0]), r] if idx[0] + m // r <= n else None
+        if idx[r - 1] != idx[0]:
+            break
+    return None
+
+
 @register_op
 class Resize(Op):
     type = "resize"
@@ -168,7 +184,15 @@ class Resize(Op):
         return [TensorSpec(tuple(out), x.dtype)]
 
     def prepare_tactic(self, tactic, params, weights):
-        return {**params, "tactic": tactic}, {**weights, **self._tables(params)}
+        tables = self._tables(params)
+        strided = {}
+        if params["mode"] == "nearest":
+            for key, idx in tables.items():
+                if key.startswith("index_"):
+                    how = strided_pattern(idx[0], params["in_shape"][int(key[6:])])
+                    if how:
+                        strided[key[6:]] = how
+        return {**params, "tactic": tactic, "strided": strided}, {**weights, **tables}
 
     @staticmethod
     def _tables(params):
@@ -222,7 +246,19 @@ class Resize(Op):
             last = step == len(passes) - 1
             dest = out if last and (nearest or out.dtype == np.float32) else bufs[step % 2][:n].reshape(shape)
             idx, w = tables[f"index_{a}"], tables[f"weight_{a}"]
-            if nearest:
+            how = params.get("strided", {}).get(str(a))
+            if how:                                            # strided copies instead of a gather
+                def along(s_, ax=a + 1):
+                    index = [slice(None)] * len(shape)
+                    index[ax] = s_
+                    return tuple(index)
+                kind, start, k = how
+                if kind == "pick":
+                    dest[...] = cur[along(slice(start, start + k * (m - 1) + 1, k))]
+                else:
+                    for j in range(k):
+                        dest[along(slice(j, None, k))] = cur[along(slice(start, start + m // k))]
+            elif nearest:
                 xp.take(cur, idx[0], axis=a + 1, out=dest)
             else:
                 along = (-1,) + (1,) * (len(shape) - a - 2)

@@ -157,3 +157,14 @@ def test_resize_refuses_bad_parameters(kwargs, match):
     with pytest.raises(pk.PerfkitError, match="needs a float input"):
         net.add_resize(i, shape=(3, 9), mode="linear")
     assert not net.layers
+
+
+def test_integer_factors_use_strided_copies_instead_of_gathers():
+    from perfkit.ops.resize import strided_pattern
+    assert strided_pattern(np.arange(8) // 2, 4) == ["repeat", 0, 2]
+    assert strided_pattern(np.arange(3) * 3 + 1, 9) == ["pick", 1, 3]
+    assert strided_pattern(np.array([0, 0, 1, 2, 2]), 3) is None           # 5/3: a gather
+    assert strided_pattern(np.array([0, 1, 1, 2]), 3) is None
+    net, y = resize_net((3, 5, 6), scales=(1, 2, 0.5))
+    params, _ = pk.ops.get_op("resize").prepare_tactic("gather", y.params, {})
+    assert params["strided"] == {"1": ["repeat", 0, 2], "2": ["pick", 0, 2]}
