@@ -41,7 +41,8 @@ def parser() -> A.Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (2 and one line on stderr for a user error)."""
+    """Runs the command line; returns the exit status: 0, 2 and one line on stderr for a user error, 130 when
+    interrupted, or what the subcommand returns (``sweep``: 1 when every configuration failed)."""
     from ..errors import PerfkitError
     try:
         args = parser().parse_args(argv)
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     try:
-        args.func(args)
+        status = args.func(args)
     except PerfkitError as exc:
         print(f"perfkit {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:            # `perfkit ... | head`: the reader left; not an error of ours
         sys.stderr.close()
         return 0
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

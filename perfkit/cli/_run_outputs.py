@@ -81,14 +81,14 @@ def results_row(plan: dict, cfg: Any, args: Any) -> dict:
 
 def summary_table(rows: list) -> list:
     """The configurations side by side, and the one with the highest throughput."""
+    tail = [k for k in rows[0] if k.startswith("latency_p") and k.endswith("_ms")][-1:]     # the highest percentile
+    label = tail[0][len("latency_"):-len("_ms")] if tail else ""
     shown = [{"precision": r["precision"], "batch": r["batch_size"], "median": ms(r["latency_median_ms"]),
               "95% interval": f"{ms(r['latency_median_ci_low_ms'])} – {ms(r['latency_median_ci_high_ms'])}",
-              "max percentile": ms(r[[k for k in r if k.startswith("latency_p")][-1]]) if any(
-                  k.startswith("latency_p") for k in r) else "",
-              "throughput": per_s(r["throughput_per_s"]), "disturbed": "yes" if r["disturbed"] else "no"}
-             for r in rows]
-    lines = table(shown, ["precision", "batch", "median", "95% interval", "max percentile", "throughput", "disturbed"],
-                  right=("batch", "median", "max percentile", "throughput"))
+              label: ms(r[tail[0]]) if tail else "", "throughput": per_s(r["throughput_per_s"]),
+              "disturbed": "yes" if r["disturbed"] else "no"} for r in rows]
+    lines = table(shown, ["precision", "batch", "median", "95% interval", label, "throughput", "disturbed"],
+                  right=("batch", "median", label, "throughput"))
     best = max(rows, key=lambda r: r["throughput_per_s"] if r["throughput_per_s"] == r["throughput_per_s"] else -1)
     lines.append(f"Highest throughput: {best['precision']} at batch {best['batch_size']}, "
                  f"{per_s(best['throughput_per_s'])} (median latency {ms(best['latency_median_ms'])}).")

@@ -24,3 +24,10 @@ def command(args: Any = None) -> None:
         print(f"  cuda graphs: {'on (contexts replay once warm)' if not reason else 'off: ' + reason}")
     else:
         print("  cuda: not available (no CuPy or no GPU)")
+    from ..models import SAMPLES
+    print(f"  sample networks: {', '.join(SAMPLES)}")
+    try:
+        import onnx
+        print(f"  onnx import: available (onnx {onnx.__version__})")
+    except ImportError:
+        print("  onnx import: not installed (pip install 'perfkit[onnx]')")

@@ -52,7 +52,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=command)
 
 
-def command(args: Any) -> None:
+def command(args: Any) -> int:
     from ..bench import sweep
     from . import _model
     nets = [_model.network(m) for m in dict.fromkeys(args.models)]
@@ -86,6 +86,11 @@ def command(args: Any) -> None:
     print(section("Files"))
     for name in sorted(os.listdir(out)):
         print(f"  {os.path.join(out, name)}" + (f"  ({charts[name]})" if name in charts else ""))
+    if not frame["throughput_per_s"].notna().any():
+        print(f"perfkit sweep: every configuration failed (their errors are in the table above and in {out}/sweep."
+              "parquet)", file=sys.stderr)
+        return 1
+    return 0
 
 
 #: (heading, width; negative: left-aligned) of the lines printed as configurations finish

@@ -123,3 +123,17 @@ def test_inspect_an_onnx_file_names_what_imports_and_what_does_not(tmp_path, cap
     assert main(["run", str(tmp_path / "odd.onnx"), *QUICK]) == 2   # running it is one line naming the node
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Hardmax" in err
+
+
+def test_a_sweep_whose_every_configuration_failed_exits_1_and_keeps_its_rows(tmp_path, capsys, monkeypatch):
+    from perfkit.cli import main
+
+    def refuse(self, network, config=None):
+        raise pk.BuildError("no room for this engine")
+    monkeypatch.setattr(pk.Builder, "build", refuse)
+    assert main(["sweep", "mnist_mlp", "--device", "cpu", "--batch", "1,2", "--min-time-s", "0.01",
+                 "--out", str(tmp_path / "s")]) == 1
+    captured = capsys.readouterr()
+    assert "every configuration failed" in captured.err and "no room for this engine" in captured.out
+    frame = pd.read_parquet(tmp_path / "s" / "sweep.parquet")
+    assert len(frame) == 2 and frame["error"].str.contains("no room").all()
