@@ -12,7 +12,7 @@ from .values import BATCH
 # never folded: randomness, control flow with subgraphs, ops with state
 FOLD_REFUSED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
                 "Bernoulli", "If", "Loop", "Scan", "SequenceMap"}
-MAX_FOLDED = 1 << 26          # elements a folded tensor may have (a malformed ConstantOfShape cannot eat the host)
+MAX_FOLDED = 1 << 28          # elements a folded tensor may have (a malformed ConstantOfShape cannot eat the host)
 _SHAPE_TAKERS = {"ConstantOfShape": 0, "Expand": 1, "Tile": 1}
 
 
@@ -40,6 +40,15 @@ def _expected_size(ctx: Any, ins: list) -> int:
     return 0
 
 
+def _one_node_model(node: Any, opset: int) -> Any:
+    """``node`` alone in a model of the file's opset (a bare node would be evaluated at the newest opset)."""
+    from onnx import helper
+    vi = [helper.make_empty_tensor_value_info(n) for n in node.input if n]
+    vo = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
+    g = helper.make_graph([node], "fold", vi, vo)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
 def fold_node(ctx: Any, ins: list, opset: int) -> list:
     """The node's outputs as NumPy arrays (every input is a constant)."""
     from onnx.reference import ReferenceEvaluator
@@ -51,13 +60,16 @@ def fold_node(ctx: Any, ins: list, opset: int) -> list:
         if s.dtype.kind in "iu" and (s == BATCH).any():
             ins = list(ins)
             ins[k] = np.where(s == BATCH, 1, s).astype(s.dtype)
-    if _expected_size(ctx, ins) > MAX_FOLDED or ("Range" == op and _expected_size(ctx, ins) < 0):
+    size = _expected_size(ctx, ins)
+    if size > MAX_FOLDED:
         ctx.fail(f"folding it would make a tensor of more than {MAX_FOLDED} elements", malformed=True)
+    if size > 1 << 24:
+        from ..arguments import fits_in_host_memory
+        fits_in_host_memory(8 * size, f"folding node {ctx.label} ({op}) at import", "free host memory")
     node = ctx.node
     feeds = {n: np.asarray(v) for n, v in zip(node.input, ins) if n}
     try:
-        ev = ReferenceEvaluator(node, opsets={"": opset})
-        outs = ev.run(None, feeds)
+        outs = ReferenceEvaluator(_one_node_model(node, opset)).run(None, feeds)
     except Exception as exc:
         ctx.fail(f"cannot be evaluated at import on its constant inputs ({type(exc).__name__}: "
                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''})", malformed=True)

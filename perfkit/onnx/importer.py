@@ -48,6 +48,7 @@ class Importer:
         runtime = [i for i in g.input if i.name not in self.values]
         self._inputs(runtime, batch)
         self._labels = {id(n): node_label(n, i) for i, n in enumerate(g.node)}
+        self._consumed = {n for node in g.node for n in node.input if n} | {o.name for o in g.output}
 
     # set-up ----------------------------------------------------------------------------------------
     def _opset(self) -> int:
@@ -230,7 +231,7 @@ class Importer:
     def _remove(self, ctx: NodeContext, ins: list) -> None:
         node = ctx.node
         if node.op_type == "Dropout":
-            if len(node.output) > 1 and node.output[1]:
+            if len(node.output) > 1 and node.output[1] in self._consumed:
                 ctx.fail("Dropout's mask output is not supported (inference: the mask is all ones; remove its users)")
             mode = ins[2] if len(ins) > 2 else None
             if mode is not None and (is_tensor(mode) or bool(np.asarray(mode).reshape(-1)[0])):
