@@ -77,7 +77,7 @@ def command(args: Any) -> int:
                 outs.commit()
                 print(f"perfkit sweep: interrupted; the configurations finished so far are in {out}/sweep.parquet",
                       file=sys.stderr)
-                raise SystemExit(130) from None
+                return 130
             raise
         frame, layers = result if args.layers else (result, None)
         charts = _charts(frame, layers, args.latency_budget_ms, folder)

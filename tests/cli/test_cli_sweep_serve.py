@@ -137,3 +137,25 @@ def test_a_sweep_whose_every_configuration_failed_exits_1_and_keeps_its_rows(tmp
     assert "every configuration failed" in captured.err and "no room for this engine" in captured.out
     frame = pd.read_parquet(tmp_path / "s" / "sweep.parquet")
     assert len(frame) == 2 and frame["error"].str.contains("no room").all()
+
+
+def test_an_interrupted_sweep_keeps_the_rows_it_finished(tmp_path, capsys, monkeypatch):
+    from perfkit import bench
+    from perfkit.cli import main
+    real = bench.sweep
+
+    def first_network_then_interrupt(nets, *a, out=None, **k):
+        real(nets[:1], *a, out=out, **k)          # the first network's rows reach out, as sweep writes them
+        raise KeyboardInterrupt
+    monkeypatch.setattr(bench, "sweep", first_network_then_interrupt)
+    argv = ["sweep", "mnist_mlp", "lenet", "--device", "cpu", "--batch", "1", "--min-time-s", "0.01", "--rounds", "2"]
+    assert main(argv + ["--out", str(tmp_path / "s")]) == 130
+    assert "finished so far" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["s"] and os.listdir(tmp_path / "s") == ["sweep.parquet"]
+    assert list(pd.read_parquet(tmp_path / "s" / "sweep.parquet")["model"]) == ["mnist_mlp"]
+
+    def interrupt_at_once(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(bench, "sweep", interrupt_at_once)
+    assert main(argv + ["--out", str(tmp_path / "t")]) == 130
+    assert os.listdir(tmp_path) == ["s"]                 # nothing finished: no folder
