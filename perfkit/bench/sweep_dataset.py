@@ -206,8 +206,22 @@ def load_sweep(path: Any, dask: bool = False, layers: bool = False) -> Any:
         raise ArgumentError(f"load_sweep: {target!r} is neither a sweep file nor a sweep dataset folder (a folder "
                             f"with {MARKER}); pass what pk.sweep(..., out=...) wrote")
     if not dask:
-        frame.attrs.update({"schema": schema.name, "source": target})
+        frame.attrs.update({"schema": schema.name, "source": target, **_where(frame)})
     return frame
+
+
+def _where(frame: pd.DataFrame) -> dict:
+    """attrs naming the devices the rows were timed on (as a one-device sweep's frame has them)."""
+    if not len(frame) or "device" not in frame.columns:
+        return {}
+    named: set = set()
+    if "gpu_name" in frame.columns:
+        named |= set(frame["gpu_name"].dropna().astype(str))
+    if "cpu_name" in frame.columns:
+        named |= set(frame.loc[frame["device"] == "cpu", "cpu_name"].dropna().astype(str))
+    named = sorted(named)
+    return {"device": ",".join(sorted(frame["device"].astype(str).unique())),
+            **({"device_name": ", ".join(named)} if named else {})}
 
 
 def _read_single(file: str) -> pd.DataFrame:

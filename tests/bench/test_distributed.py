@@ -259,3 +259,10 @@ def test_a_pinned_gpu_worker_names_its_gpu_by_nvml_number_uuid_and_driver(monkey
     assert where["gpu_uuid"] == uuid_text and where["driver_version"] == "580.65.06"
     assert where["gpu_name"] == "NVIDIA H200"
     assert identity(dev, "cuda:7")["device"] == "cuda:7"      # the local cluster's own label wins
+
+
+def test_the_local_cluster_listens_on_localhost_only(client):
+    info = client.scheduler_info()
+    assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+    assert info["workers"] and all(addr.startswith("tcp://127.0.0.1:") for addr in info["workers"])
+    assert all(w["nthreads"] == 1 for w in info["workers"].values())     # one measurement at a time per worker

@@ -46,7 +46,7 @@ def test_a_folder_out_is_a_partitioned_dataset_every_reader_reads(tmp_path):
     a = frame.sort_values(key).reset_index(drop=True)
     b = back.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a[b.columns], b, check_dtype=True, check_like=False)
-    assert back.attrs["source"] == out
+    assert back.attrs["source"] == out and back.attrs["device"] == "cpu" and back.attrs["device_name"]
     import pyarrow.dataset as ds
     table = ds.dataset(out, format="parquet", partitioning="hive").to_table().to_pandas()
     assert sorted(table["model"].astype(str).unique()) == ["other/net", "tiny_ds"] and len(table) == 8
