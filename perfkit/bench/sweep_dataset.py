@@ -136,6 +136,16 @@ def part_files(root: str) -> list:
     return sorted(glob.glob(os.path.join(glob.escape(root), "model=*", "device=*", "*.parquet")))
 
 
+def _files(root: str, schema: Any) -> list:
+    """The row files of a dataset, or its layer files (``SWEEP_LAYERS``) of configurations that have their
+    row: layers written by a worker that died before its row are left out (the configuration was measured
+    again, perhaps on another device, whose layers are the ones kept)."""
+    if schema is not SWEEP_LAYERS:
+        return part_files(root)
+    base = os.path.join(root, LAYERS_DIR)
+    return [f for f in part_files(base) if os.path.exists(os.path.join(root, os.path.relpath(f, base)))]
+
+
 def _partition_values(file: str) -> dict:
     device_dir = os.path.dirname(file)
     model_dir = os.path.dirname(device_dir)
@@ -169,8 +179,7 @@ def _conform(frame: pd.DataFrame, schema: Any, where: str) -> pd.DataFrame:
 
 def read_dataset(root: str, schema: Any = SWEEP) -> pd.DataFrame:
     """Every row of a dataset folder (or its ``_layers`` folder with ``SWEEP_LAYERS``) as one frame."""
-    base = os.path.join(root, LAYERS_DIR) if schema is SWEEP_LAYERS else root
-    parts = [_read_file(f, schema) for f in part_files(base)]
+    parts = [_read_file(f, schema) for f in _files(root, schema)]
     if not parts:
         return schema.frame([])
     frame = _conform(pd.concat(parts, ignore_index=True, sort=False), schema, root)
@@ -236,7 +245,7 @@ def _lazy(root: str, schema: Any) -> Any:
     from .distributed import require_dask
     require_dask("load_sweep(dask=True)")
     import dask.dataframe as dd
-    files = part_files(os.path.join(root, LAYERS_DIR) if schema is SWEEP_LAYERS else root)
+    files = _files(root, schema)
     if not files:
         return dd.from_pandas(schema.frame([]), npartitions=1)
     meta = _read_file(files[0], schema).iloc[:0]

@@ -81,6 +81,17 @@ def test_layers_go_beside_the_rows_and_resume(tmp_path):
     assert set(more["batch_size"]) == {1, 2, 4} and len(load_sweep(out, layers=True)) == len(more)
 
 
+def test_layers_of_a_configuration_without_its_row_are_not_read(tmp_path):
+    """A worker killed between writing a configuration's layers and its row: the configuration is measured
+    again (perhaps on another device); the orphan layers are not part of the dataset."""
+    out = str(tmp_path / "ds")
+    frame, layers = pk.sweep(_net(), batch_sizes=[1], precisions=["fp32"], out=out, layers=True, **FAST)
+    n = len(load_sweep(out, layers=True))
+    data.write_config(out, frame.assign(device="cuda:1", batch_size=2), layers.assign(device="cuda:1", batch_size=2))
+    os.remove(os.path.join(out, "model=tiny_ds", "device=cuda%3A1", "fp32-b2.parquet"))     # the row never came
+    assert len(load_sweep(out, layers=True)) == n and len(load_sweep(out, layers=True, dask=True).compute()) == n
+
+
 def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     out = str(tmp_path / "ds")
     data.create_dataset(out)
