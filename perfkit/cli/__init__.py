@@ -15,13 +15,13 @@ from . import _args as A
 _COMMANDS = ("run", "build", "inspect_engine", "sweep", "serve_bench", "demo", "info")
 
 _EPILOG = """examples:
-  perfkit run mnist_mlp --batch 1,32 --precision fp32,fp16      time a sample network like trtexec
-  perfkit build model.onnx -o model.engine --batch 32            build once, save the engine
-  perfkit inspect model.engine                                   layers, precisions, tactics, memory plan
-  perfkit run model.engine --export-times times.json             run a saved engine
-  perfkit sweep lenet --batch 1,8,64 --precision fp32,fp16       latency and throughput against batch size
-  perfkit serve-bench mnist_mlp --rate 2000 --max-delay-ms 0,1,4 opportunistic batching under load
-  perfkit demo                                                   the whole tour, into runs/<time>/
+  perfkit run mnist_mlp --batch 1,32 --precision fp32,fp16        time a sample network like trtexec
+  perfkit build model.onnx -o model.engine --batch 32              build once, save the engine
+  perfkit inspect model.engine                                     layers, precisions, tactics, memory plan
+  perfkit run model.engine --export-times times.json               run a saved engine
+  perfkit sweep lenet --batch 1,8,64 --precision fp32,fp16         latency and throughput against batch size
+  perfkit serve-bench mnist_mlp --rate 2000 --max-delay-ms 0,1,4   opportunistic batching under load
+  perfkit demo                                                     the whole tour, into runs/<time>/
 
 MODEL is a sample network (mnist_mlp, lenet, resnet_small, mlp, transformer_encoder), an .onnx file, or an
 engine file saved by perfkit. `perfkit COMMAND --help` describes each command."""

@@ -17,7 +17,7 @@ EXAMPLES = """examples:
   perfkit inspect mnist.engine
   perfkit inspect model.onnx                        which nodes import, into which layers, and why not
   perfkit inspect model.engine --build-log          also the builder's log, row by row
-  perfkit inspect model.engine --json | jq .layers  the same as JSON"""
+  perfkit inspect model.engine --json               the same as JSON (pipe it to jq)"""
 
 
 def add_parser(sub: Any) -> None:

@@ -162,3 +162,38 @@ def test_help_and_version(where):
                  "--export-times", "--export-trace", "--save-engine", "--load-engine", "--timing-cache", "--out",
                  "--device"):
         assert flag in script.stdout, flag
+
+
+def _examples(text: str) -> list:
+    """The ``perfkit ...`` command lines of a help epilog or a README (continuations joined, comments and the
+    descriptions after a run of spaces dropped)."""
+    import re
+    import shlex
+    text = text.replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("perfkit ") or line.startswith("$ perfkit "):
+            line = re.split(r"\s{3,}|\s#\s", line.removeprefix("$ "))[0]
+            out.append(shlex.split(line)[1:])
+    return out
+
+
+def test_every_example_in_the_help_and_the_readme_parses(monkeypatch):
+    """The examples use options that exist with values they accept (files they name need not exist here)."""
+    import perfkit.cli as cli_pkg
+    from perfkit.cli import _args
+    for name in ("input_file", "output_path", "output_dir"):
+        monkeypatch.setattr(_args, name, lambda text: text)
+    p = cli_pkg.parser()
+    helps = [p.epilog] + [sub.epilog or "" for action in p._subparsers._group_actions
+                          for sub in action.choices.values()]
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    import re
+    bash = re.findall(r"```bash\n(.*?)```", open(readme).read(), re.S) if os.path.exists(readme) else []
+    texts = helps + bash
+    examples = [argv for t in texts for argv in _examples(t)]
+    assert len(examples) > 20
+    for argv in examples:
+        args = p.parse_args(argv)
+        assert callable(args.func), argv
