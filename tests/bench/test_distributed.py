@@ -266,3 +266,21 @@ def test_the_local_cluster_listens_on_localhost_only(client):
     assert client.scheduler.address.startswith("tcp://127.0.0.1:")
     assert info["workers"] and all(addr.startswith("tcp://127.0.0.1:") for addr in info["workers"])
     assert all(w["nthreads"] == 1 for w in info["workers"].values())     # one measurement at a time per worker
+
+
+def _worker_env():
+    return os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("PERFKIT_WORKER_DEVICE"), "cupy" in sys.modules
+
+
+def test_a_gpu_worker_starts_with_its_gpu_chosen_before_any_cuda_library_loads():
+    """The local cluster's GPU worker is a process started with CUDA_VISIBLE_DEVICES in its environment,
+    so CUDA, whenever it initialises there, sees only that GPU (checked without a GPU: the environment is
+    there before anything imported CuPy)."""
+    from perfkit.bench.distributed_host import ENV_DEVICE
+    cluster, c = dist.start_local_cluster([("cuda:1", {"CUDA_VISIBLE_DEVICES": "1", ENV_DEVICE: "cuda:1"})])
+    try:
+        assert list(c.run(_worker_env).values()) == [("1", "cuda:1", False)]
+        assert dist._cluster_kind(c, None) == "cuda"
+    finally:
+        c.close()
+        cluster.close()
