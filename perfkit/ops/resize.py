@@ -87,13 +87,12 @@ def axis_taps(params: dict, out_len: int, in_len: int, scale: float) -> tuple:
 
 
 def _is_identity(idx: np.ndarray, w: np.ndarray, n: int) -> bool:
-    """Whether the taps of an axis of unchanged length ``n`` copy every position to itself."""
+    """Whether the taps of an axis of unchanged length ``n`` copy every position to itself: the weights
+    on a position's own index sum to 1 and every other tap weighs 0."""
     if idx.shape[1] != n:
         return False
-    dense = np.zeros((n, n))
-    for k in range(idx.shape[0]):
-        np.add.at(dense, (np.arange(n), idx[k]), w[k])
-    return bool(np.array_equal(dense, np.eye(n)))
+    own = idx == np.arange(n)
+    return bool(np.all(np.where(own, w, 0).sum(axis=0) == 1) and np.all(np.where(own, 0, w) == 0))
 
 
 def _plan(params: dict, in_shape: tuple) -> list:
@@ -192,7 +191,8 @@ class Resize(Op):
                     how = strided_pattern(idx[0], params["in_shape"][int(key[6:])])
                     if how:
                         strided[key[6:]] = how
-        return {**params, "tactic": tactic, "strided": strided}, {**weights, **tables}
+        passes = [[a, m, sc] for a, m, sc in _plan(params, tuple(params["in_shape"]))]
+        return {**params, "tactic": tactic, "strided": strided, "passes": passes}, {**weights, **tables}
 
     @staticmethod
     def _tables(params):
@@ -205,7 +205,8 @@ class Resize(Op):
     def _buffers(self, params, in_shape, itemsize, batch):
         """Bytes of each pass's result and the largest of them (per axis in pass order)."""
         shape, sizes = list(in_shape), []
-        for a, m, _ in _plan(params, tuple(in_shape)):
+        passes = params.get("passes")
+        for a, m, _ in (_plan(params, tuple(in_shape)) if passes is None else passes):
             shape[a] = m
             sizes.append(batch * math.prod(shape) * itemsize)
         return sizes
@@ -224,7 +225,8 @@ class Resize(Op):
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
         x, out = ins[0], outs[0]
-        passes = _plan(params, tuple(x.shape[1:]))
+        passes = params.get("passes")                  # from the tactic; computed here only when folding
+        passes = _plan(params, tuple(x.shape[1:])) if passes is None else passes
         if not passes:
             out[...] = x
             return
