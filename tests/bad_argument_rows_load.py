@@ -74,10 +74,10 @@ case("Throughput.value", lambda w, kw: _throughput(w).value(**kw), {"metric": "t
 
 case("DynamicBatcher", lambda w, kw: _fresh_batcher(kw),
      {"engine_or_engine_set": Lazy(lambda w: w.es), "max_batch_size": None, "max_delay_ms": 1.0, "instances": 1,
-      "name": "b"},
+      "name": "b", "warmup": True},
      {"engine_or_engine_set": ENGINE, "max_batch_size": {**OPT_COUNT, **HUGE, "above_largest": 3},
       "max_delay_ms": {**SECONDS, "huge": 1e12}, "instances": {**COUNT, **HUGE},
-      "name": family(empty="", blank=" ", none=None, number=3)})
+      "name": family(empty="", blank=" ", none=None, number=3), "warmup": FLAG})
 case("DynamicBatcher.submit", lambda w, kw: _batcher(w).submit(**kw).result(timeout=30),
      {"inputs": {"data": np.ones(4, np.float32)}},
      {"inputs": {**{k: v for k, v in INPUTS.items() if k != "too_large_batch"},

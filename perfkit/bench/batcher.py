@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..arguments import number, optional_positive_int, positive_int
+from ..arguments import flag, number, optional_positive_int, positive_int
 from ..errors import ArgumentError, BatchSizeError, ExecutionError
 from ..frames.schemas_load import BATCHER_REQUESTS
 from ..log import get_logger
@@ -44,7 +44,9 @@ class DynamicBatcher:
     max batch size that holds it). ``max_batch_size``: the most samples per batch (default: the largest
     engine's). ``max_delay_ms``: how long the oldest queued request may wait for others before its batch
     starts (0: run what is queued as soon as an instance is free). ``instances``: batches run at once,
-    each by its own worker thread with its own execution contexts.
+    each by its own worker thread with its own execution contexts. ``warmup``: run every batch size twice
+    on each instance before serving (on CUDA this captures each size's graph up front, so the first
+    requests of a size do not pay for a capture).
 
     ``infer(inputs)`` blocks and returns the caller's outputs; ``submit(inputs)`` returns a
     ``concurrent.futures.Future`` of them (its ``request_id`` names the request's row in
@@ -53,7 +55,7 @@ class DynamicBatcher:
     """
 
     def __init__(self, engine_or_engine_set: Any, max_batch_size: int | None = None, max_delay_ms: float = 1.0,
-                 instances: int = 1, name: str = "batcher"):
+                 instances: int = 1, name: str = "batcher", warmup: bool = False):
         self._engines = _engines(engine_or_engine_set)
         largest = max(self._engines)
         mbs = optional_positive_int(max_batch_size, "DynamicBatcher: max_batch_size")
@@ -67,6 +69,7 @@ class DynamicBatcher:
         if not isinstance(name, str) or not name.strip():
             raise ArgumentError(f"DynamicBatcher: name must be a non-empty str, not {name!r:.40}")
         self.name = name
+        warmup = flag(warmup, "DynamicBatcher: warmup")
         eng = next(iter(self._engines.values()))
         self.device = eng.device
         self.input_names = list(eng.input_names)
@@ -81,6 +84,16 @@ class DynamicBatcher:
         self._batches = itertools.count()
         self._records: list = []
         self._records_lock = threading.Lock()
+        self._contexts: list = [{} for _ in range(self.instances)]    # per instance: engine max batch -> context
+        self._staging: list = [{} for _ in range(self.instances)]
+        if warmup:
+            try:
+                self._warm_up()
+            except BaseException:
+                for contexts in self._contexts:
+                    for c in contexts.values():
+                        c.close()
+                raise
         self._threads = [threading.Thread(target=self._serve, args=(i,), name=f"perfkit-{name}-{i}", daemon=True)
                          for i in range(self.instances)]
         for t in self._threads:
@@ -222,17 +235,47 @@ class DynamicBatcher:
                 self._cv.notify_all()      # what is left may already be due: another instance may take it
             return taken, rows, trigger, next(self._batches)
 
+    def _warm_up(self) -> None:
+        """Runs every batch size up to max_batch_size twice on each instance's contexts, on this thread, before
+        the instances start (on CUDA the second run of a size captures its graph: serving then never pays for a
+        capture, and no two threads capture at once)."""
+        t0 = time.perf_counter()
+        for i in range(self.instances):
+            low = 0
+            for mbs in self._engines:
+                for rows in range(low + 1, min(mbs, self.max_batch_size) + 1):
+                    ctx = self._context(i, mbs)
+                    x = {n: b[:rows] for n, b in self._staging[i][mbs].items()}
+                    for _ in range(2):
+                        ctx.execute(x, rows)
+                low = mbs
+        _log.info("batcher %s warmed up in %.1f ms", self.name, (time.perf_counter() - t0) * 1e3)
+
+    def _context(self, instance: int, mbs: int) -> Any:
+        """The context of ``instance`` for the engine of max batch ``mbs`` (made, with its staging, on first use)."""
+        contexts = self._contexts[instance]
+        if mbs not in contexts:
+            contexts[mbs] = self._engines[mbs].create_execution_context()
+            self._staging[instance][mbs] = {n: np.zeros((mbs,) + s, d) for n, (s, d) in self._specs.items()}
+        return contexts[mbs]
+
     def _serve(self, instance: int) -> None:
-        contexts: dict = {}
-        staging: dict = {}
+        contexts = self._contexts[instance]
         try:
             while True:
                 got = self._take()
                 if got is None:
                     return
                 taken, rows, trigger, batch_no = got
-                if taken:
-                    self._run(instance, contexts, staging, taken, rows, trigger, batch_no)
+                if not taken:
+                    continue
+                try:
+                    self._run(instance, taken, rows, trigger, batch_no)
+                except BaseException as exc:    # never leave a caller waiting, whatever failed
+                    _log.exception("batcher %s: instance %d failed on batch %d", self.name, instance, batch_no)
+                    for req in taken:
+                        if not req.future.done():
+                            req.future.set_exception(exc)
         finally:
             for c in contexts.values():
                 try:
@@ -240,21 +283,18 @@ class DynamicBatcher:
                 except Exception:       # noqa: BLE001 - closing must not hide the batcher's state
                     _log.exception("batcher %s: closing a context failed", self.name)
 
-    def _run(self, instance: int, contexts: dict, staging: dict, taken: list, rows: int, trigger: str,
-             batch_no: int) -> None:
+    def _run(self, instance: int, taken: list, rows: int, trigger: str, batch_no: int) -> None:
         mbs = next(b for b in self._engines if b >= rows)
         start = time.perf_counter_ns()
         try:
-            if mbs not in contexts:
-                contexts[mbs] = self._engines[mbs].create_execution_context()
-                staging[mbs] = {n: np.empty((mbs,) + s, d) for n, (s, d) in self._specs.items()}
-            buf = staging[mbs]
+            ctx = self._context(instance, mbs)
+            buf = self._staging[instance][mbs]
             at = 0
             for req in taken:
                 for n, a in req.arrays.items():
                     buf[n][at:at + req.rows] = a
                 at += req.rows
-            out = contexts[mbs].execute({n: b[:rows] for n, b in buf.items()}, rows)
+            out = ctx.execute({n: b[:rows] for n, b in buf.items()}, rows)
         except BaseException as exc:   # every caller of the batch learns why; the batcher goes on
             _log.warning("batcher %s: a batch of %d failed: %s", self.name, rows, exc)
             for req in taken:

@@ -83,6 +83,10 @@ def _run(eng: Any, batch: int, n: int, m: int, duration_s: float, warmup_ms: flo
     contexts = [eng.create_execution_context() for _ in range(n)]
     try:
         slots = [_Slot(c, dev, host, batch) for c in contexts]
+        for sl in slots:            # one context at a time, on this thread: on CUDA the second run captures the
+            for _ in range(2):      # context's graph, and no two threads ever capture at once
+                sl.submit(transfers)
+                sl.wait()
         owned = [[i for i in range(n) if i % m == t] for t in range(m)]
         blas = dev.apply_threads(n) if dev.kind == "cpu" else 0
         load = host_load()

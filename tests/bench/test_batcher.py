@@ -121,12 +121,11 @@ def test_a_failed_batch_fails_its_callers_only(tiny, monkeypatch):
 
         def once(*args, **kwargs):
             b._run = real
-            for req in args[3]:
-                req.future.set_exception(boom)
+            raise boom
         b._run = once
         with pytest.raises(RuntimeError, match="exploded"):
             b.infer({"data": np.zeros(16, np.float32)})
-        assert b.infer({"data": np.zeros(16, np.float32)})["output"].shape == (8,)
+        assert b.infer({"data": np.zeros(16, np.float32)})["output"].shape == (8,)      # the instance goes on
 
 
 def test_bad_requests_are_refused_at_submit(tiny):
@@ -139,3 +138,14 @@ def test_bad_requests_are_refused_at_submit(tiny):
                 b.submit(bad)
         assert b.queued_rows == 0
     assert len(b.requests()) == 0
+
+
+def test_warmup_runs_every_size_on_every_instance_first(tiny):
+    net, es, single = tiny
+    with DynamicBatcher(es, max_batch_size=6, max_delay_ms=0.0, instances=2, warmup=True) as b:
+        assert [sorted(c) for c in b._contexts] == [[1, 4, 16], [1, 4, 16]]     # 1; 2-4; 5-6 on the 16 engine
+        queries = [c._queries for inst in b._contexts for c in inst.values()]
+        assert queries == [2, 6, 4] * 2                                          # every size twice
+        x = np.random.default_rng(3).uniform(-1, 1, (6, 16)).astype(np.float32)
+        np.testing.assert_allclose(b.infer({"data": x})["output"], _singles(single, x), rtol=1e-5, atol=1e-6)
+    assert all(c._closed for inst in b._contexts for c in inst.values())
