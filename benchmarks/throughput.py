@@ -80,8 +80,9 @@ def main(argv: list | None = None) -> int:
           f"(engines for {sizes}; engine capacity at batch {max(sizes)}: {capacity:.0f}/s)\n")
     print("latency vs batch (execute, median ms): " + ", ".join(f"{b}: {ms:.3f}" for b, ms in curve.items()) + "\n")
     measured = []
+    warm = dev.kind == "cuda"      # capture every batch size's graph before serving (cheap on a GPU)
     for t in delays:
-        with pk.bench.DynamicBatcher(es, max_batch_size=max(sizes), max_delay_ms=t) as b:
+        with pk.bench.DynamicBatcher(es, max_batch_size=max(sizes), max_delay_ms=t, warmup=warm) as b:
             r = pk.bench.generate_load(b, pattern="poisson", rate_per_s=rate, duration_s=max(1.0, 2 * a.duration_s))
         measured.append(r.point())
     measured = pd.concat(measured, ignore_index=True)
@@ -90,7 +91,7 @@ def main(argv: list | None = None) -> int:
     both = measured.merge(predicted, on="delay_ms", suffixes=("", "_pred"))
     print(_markdown(both[["delay_ms", "latency_p50_ms", "latency_p50_ms_pred", "latency_p99_ms", "latency_p99_ms_pred",
                           "throughput_per_s", "mean_batch", "mean_batch_pred", "stable"]]))
-    with pk.bench.DynamicBatcher(es, max_batch_size=max(sizes), max_delay_ms=1.0) as b:
+    with pk.bench.DynamicBatcher(es, max_batch_size=max(sizes), max_delay_ms=1.0, warmup=warm) as b:
         closed = pk.bench.generate_load(b, pattern="closed", concurrency=64, duration_s=max(1.0, 2 * a.duration_s))
     print(f"\nclosed loop, 64 clients, T = 1 ms: {closed.value('throughput_per_s'):.0f} requests/s, p50 "
           f"{closed.value('latency_p50_ms'):.3f} ms, p99 {closed.value('latency_p99_ms'):.3f} ms, mean batch "
