@@ -170,6 +170,22 @@ def cast(ctx):
     ctx.output(ctx.add("add_identity", x, dtype=dtype).output)
 
 
+@converter("Tile")
+def tile(ctx):
+    x = ctx.tensor(0)
+    reps = ctx.const_ints(1, "repeats")
+    rank = ctx.values.rank(x)
+    if len(reps) != rank or min(reps) < 1:
+        ctx.fail(f"repeats {reps} must be {rank} positive ints (zero repeats would make an empty tensor)",
+                 malformed=min(reps, default=1) < 0 or len(reps) != rank)
+    if ctx.values.lead and reps[0] != 1:
+        ctx.fail("tiling the batch dimension is not supported")
+    todo = [(ctx.values.axis(ctx, a, rank), r) for a, r in enumerate(reps) if r != 1]
+    for k, (a, r) in enumerate(todo):
+        x = ctx.add("add_concatenation", [x] * r, a, part=None if k == len(todo) - 1 else f"axis{a}").output
+    ctx.output(x)
+
+
 @converter("Expand")
 def expand(ctx):
     x = ctx.tensor(0)

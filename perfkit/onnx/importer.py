@@ -29,9 +29,10 @@ class Importer:
         self.onnx = require_onnx()
         self.proto, source = read_model(model)
         self.check_mode = check
+        self.converted_from = None
         self.rows: list[dict] = []
+        self.opset = self._opset()          # may replace self.proto (an old opset converted)
         g = self.proto.graph
-        self.opset = self._opset()
         if not g.output:
             raise OnnxFileError("the graph has no outputs; an ONNX model names at least one")
         known = {t.name for t in g.initializer} | {i.name for i in g.input}
@@ -41,7 +42,7 @@ class Importer:
                                       source.endswith(".onnx") else "onnx_model")
         self.net = Network(net_name if net_name.strip() else "onnx_model")
         self.info = ImportInfo(source=source, producer=" ".join(p for p in (self.proto.producer_name,
-                               self.proto.producer_version) if p), opset=self.opset)
+                               self.proto.producer_version) if p), opset=self.opset, converted_from=self.converted_from)
         self.input_shapes = dict(input_shapes or {})
         self._reserved = {o.name for o in g.output} | {i.name for i in g.input}
         self._constants(g)
@@ -58,6 +59,20 @@ class Importer:
         if v is None:
             raise OnnxFileError("the model imports no version of the default ONNX operator set (opset_import "
                                 "lacks domain '')")
+        if 1 <= v < MIN_OPSET and self.proto.graph.node:
+            # an old export (opset 1..6): ONNX's version converter rewrites it to opset 7, node by node
+            try:
+                from onnx import version_converter
+                converted = version_converter.convert_version(self.proto, MIN_OPSET)
+            except Exception as exc:
+                raise UnsupportedOnnxError(f"the model uses opset {v}; perfkit imports opsets {MIN_OPSET} to {newest}, "
+                                           f"and ONNX's version converter could not raise it to {MIN_OPSET} "
+                                           f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})",
+                                           opset=v) from None
+            _drop_legacy_attributes(self.onnx, converted, MIN_OPSET)
+            self.proto = converted
+            self.converted_from = int(v)
+            return MIN_OPSET
         if not MIN_OPSET <= v <= newest:
             raise UnsupportedOnnxError(f"the model uses opset {v}; perfkit imports opsets {MIN_OPSET} to {newest} (the "
                                        "newest the installed onnx knows); convert it with "
@@ -298,3 +313,19 @@ class Importer:
                 self.info.layer_nodes[layer.name] = vi.name
                 v = layer.output
             self.net.mark_output(v, name=vi.name)
+
+
+def _drop_legacy_attributes(onnx: Any, proto: Any, opset: int) -> None:
+    """Attributes the version converter carries over although the operator at ``opset`` no longer has them
+    (``is_test``, ``broadcast``, ``consumed_inputs``): their meaning is already in the converted graph."""
+    for node in proto.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            known = onnx.defs.get_schema(node.op_type, opset).attributes
+        except Exception:
+            continue
+        keep = [a for a in node.attribute if a.name in known]
+        if len(keep) != len(node.attribute):
+            del node.attribute[:]
+            node.attribute.extend(keep)

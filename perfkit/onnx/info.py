@@ -12,12 +12,14 @@ class ImportInfo:
     ``None`` when the batch is symbolic (choose one when building). ``batch``: "symbolic", "fixed", "given" or
     "none" (no batch dimension). ``layer_ops``/``layer_nodes``: perfkit layer -> ONNX op type / node name.
     ``removed``: (node, op type, why) of nodes that made no layer (Dropout, Identity, constants folded).
+    ``converted_from``: the file's opset when it was older than 7 and ONNX's version converter raised it.
     ``input_dtypes``/``output_dtypes``: ONNX element types of the graph inputs/outputs (perfkit keeps
     int64 as int32 and float64 as float32)."""
 
     source: str = ""
     producer: str = ""
     opset: int = 0
+    converted_from: int | None = None
     batch: str = "symbolic"
     max_batch_size: int | None = None
     layer_ops: dict = field(default_factory=dict)

@@ -187,9 +187,12 @@ def test_network_from_accepts_networks_sample_names_and_onnx(tmp_path):
         po.network_from(str(tmp_path / "missing.onnx"))
 
 
-def test_opset_outside_the_supported_range_is_refused_with_the_range():
+def test_old_opsets_are_converted_and_unknown_ones_refused_with_the_range():
     m = _fc("N")
     m.opset_import[0].version = 6
+    info = po.load(m).import_info
+    assert (info.opset, info.converted_from) == (7, 6)
+    m.opset_import[0].version = 9999
     with pytest.raises(po.UnsupportedOnnxError, match="opsets 7 to"):
         po.load(m)
 
