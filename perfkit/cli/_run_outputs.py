@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ._files import Outputs, per_config
-from ._report import ADVICE, ms, per_s, table
+from ._report import ADVICE, ms, per_s, table, wrap
 
 #: the results.parquet columns taken from the summary of measure() / throughput(), when present
 SUMMARY_METRICS = ("queries", "throughput_per_s", "throughput_qps", "latency_min_ms", "latency_mean_ms",
@@ -92,6 +92,9 @@ def summary_table(rows: list) -> list:
     best = max(rows, key=lambda r: r["throughput_per_s"] if r["throughput_per_s"] == r["throughput_per_s"] else -1)
     lines.append(f"Highest throughput: {best['precision']} at batch {best['batch_size']}, "
                  f"{per_s(best['throughput_per_s'])} (median latency {ms(best['latency_median_ms'])}).")
+    lines += wrap("these configurations were measured one after the other, so a change of load between them moves "
+                  "their comparison; `perfkit sweep` times them in interleaved rounds, and "
+                  "perfkit.widgets.compare gives the interval of each ratio.", "  ", "Note: ", prose=True)
     return lines
 
 

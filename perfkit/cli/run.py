@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import _args as A
@@ -100,7 +100,6 @@ class Config:
     result: Any = None
     run: Any = None
     diagnoses: Any = None
-    files: dict = field(default_factory=dict)
 
 
 def command(args: Any) -> None:
@@ -125,6 +124,10 @@ def command(args: Any) -> None:
         print(section("Files"))
         for w in written:
             print(f"  {w}")
+    if args.out and not args.no_profile:
+        first = plan["configs"][0]
+        print(f"Explore a profile in a notebook: perfkit.widgets.ProfileExplorer(perfkit.load_run("
+              f"{os.path.join(args.out, f'{first.precision}_b{first.batch}', 'profile')!r}))")
 
 
 def _checked(args: Any) -> dict:
