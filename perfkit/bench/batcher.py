@@ -27,6 +27,9 @@ from ..log import get_logger
 
 _log = get_logger("bench.batcher")
 MAX_INSTANCES = 64
+#: finished requests kept for :meth:`DynamicBatcher.requests` (the oldest are dropped beyond it: a long-running
+#: batcher's memory stays bounded, about 0.5 GB at this many)
+RECORDS_KEPT = 1_000_000
 
 
 class _Request:
@@ -82,7 +85,7 @@ class DynamicBatcher:
         self._closed = False
         self._ids = itertools.count()
         self._batches = itertools.count()
-        self._records: list = []
+        self._records: collections.deque = collections.deque(maxlen=RECORDS_KEPT)
         self._records_lock = threading.Lock()
         self._contexts: list = [{} for _ in range(self.instances)]    # per instance: engine max batch -> context
         self._staging: list = [{} for _ in range(self.instances)]
@@ -151,8 +154,8 @@ class DynamicBatcher:
         return self._queued_rows
 
     def requests(self) -> pd.DataFrame:
-        """One row per finished request (frame ``batcher_requests``): its batch, the engine that ran it,
-        queue time, compute time and latency."""
+        """One row per finished request (frame ``batcher_requests``; the last ``RECORDS_KEPT``): its batch, the
+        engine that ran it, queue time, compute time and latency."""
         with self._records_lock:
             rows = list(self._records)
         df = BATCHER_REQUESTS.frame(sorted(rows, key=lambda r: r["request"]))

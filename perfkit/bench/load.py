@@ -201,6 +201,12 @@ def _frame(batcher: DynamicBatcher, sent: list, run_id: str) -> pd.DataFrame:
     for fut, *_ in sent:
         fut.result()                    # every answer, or the first error
     done = batcher.requests().set_index("request")
+    lost = [f.request_id for f, *_ in sent if f.request_id not in done.index]
+    if lost:
+        from ..errors import ExecutionError
+        raise ExecutionError(f"generate_load: {len(lost)} request(s) answered but no longer in the batcher's "
+                             "records (it keeps the last perfkit.bench.batcher.RECORDS_KEPT); send fewer requests "
+                             "per run")
     rows = []
     for k, (fut, client, scheduled, submit) in enumerate(sent):
         r = done.loc[fut.request_id]

@@ -63,3 +63,14 @@ def test_bad_load_arguments(engine):
             load(b, inputs={"data": np.zeros((4, 3), np.float32)}, rate_per_s=10)
     with pytest.raises(pk.ArgumentError, match="closed"):
         load(b, rate_per_s=10)
+
+
+def test_records_are_bounded_and_a_load_beyond_them_says_so(engine, monkeypatch):
+    import perfkit.bench.batcher as batcher_module
+    monkeypatch.setattr(batcher_module, "RECORDS_KEPT", 5)
+    with DynamicBatcher(engine, 4, max_delay_ms=0.0) as b:
+        for _ in range(8):
+            b.infer({"data": np.zeros(16, np.float32)})
+        assert b.requests()["request"].tolist() == [3, 4, 5, 6, 7]        # the last five
+        with pytest.raises(pk.ExecutionError, match="RECORDS_KEPT"):
+            load(b, pattern="closed", concurrency=2, requests=12, duration_s=5)
