@@ -186,7 +186,7 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
             f = client.submit(run_config, shipped[i], p, b, opts, target, token, run_id, device, layers, pure=False,
                               key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}")
             futures[f] = (nets[i].name, p, b)
-        _collect(client, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows)
+        _collect(client, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows, opts["rounds"])
     finally:
         for f in futures:
             f.release()
@@ -236,44 +236,89 @@ def _worker_kind() -> str:
 
 
 def _collect(client: Any, futures: dict, target: str | None, run_id: str, kind: str, show: bool, on_row: Any,
-             layers: bool, rows: list, layer_rows: list) -> None:
-    """Takes each configuration's result as it comes (one progress bar for the cluster), writes what its
-    worker could not, and hands the rows to ``on_row``."""
+             layers: bool, rows: list, layer_rows: list, rounds: int) -> None:
+    """Takes each configuration's result as it comes, writes what its worker could not, and hands the rows
+    to ``on_row``. One progress bar for the cluster, a step per timing slice: workers report their slices
+    as Dask events (topic ``perfkit-sweep-<run_id>``); a configuration's steps are topped up when its
+    result comes, and a retried one does not count its slices twice."""
+    import threading
+
+    from ..builder.tactics_progress import progress_bar
+    add_layers = getattr(on_row, "add_layers", None) if layers else None
+    flush = getattr(on_row, "finish", None)
+    steps: dict = {}
+    lock = threading.Lock()
+
+    def advance(key: tuple, n: int | None) -> None:       # n None: the configuration is done
+        with lock:
+            had = steps.get(key, 0)
+            steps[key] = rounds if n is None else min(rounds, had + n)
+            bar.update(steps[key] - had)
+
+    def on_event(event: Any) -> None:
+        try:
+            model, p, b = event[1]
+            advance((str(model), str(p), int(b)), 1)
+        except Exception:  # noqa: BLE001 - a malformed event must not break the client's event loop
+            pass
+    topic = f"perfkit-sweep-{run_id}"
+    with progress_bar(len(futures) * rounds, "sweep", show) as bar:
+        if show:
+            client.subscribe_topic(topic, on_event)
+        try:
+            _each_result(client, futures, target, run_id, kind, on_row, rows, layer_rows, bar, advance,
+                         add_layers, flush)
+        finally:
+            if show:
+                client.unsubscribe_topic(topic)
+
+
+def _each_result(client: Any, futures: dict, target: str | None, run_id: str, kind: str, on_row: Any, rows: list,
+                 layer_rows: list, bar: Any, advance: Any, add_layers: Any, flush: Any) -> None:
+    """Each configuration's result as it completes: rows written where the worker could not, handed on."""
     import pandas as pd
     from distributed import as_completed
 
-    from ..builder.tactics_progress import progress_bar
     from ..frames.schemas import SWEEP, SWEEP_LAYERS
     from . import sweep_dataset as data
     from .sweep import failed_row
-    add_layers = getattr(on_row, "add_layers", None) if layers else None
-    flush = getattr(on_row, "finish", None)
-    with progress_bar(len(futures), "sweep", show) as bar:
-        for f in as_completed(list(futures)):
-            model, p, b = futures[f]
-            try:
-                res = f.result()
-            except Exception as exc:   # the configuration killed its workers, or the cluster lost it
-                why = f"{type(exc).__name__}: {exc}"
-                if type(exc).__name__ == "KilledWorker":
-                    why = (f"{why} (the worker measuring it died each time it was tried; see its worker's log, "
-                           "e.g. out of host memory)")
-                res = {"rows": [failed_row(model, p, b, kind, why, run_id, here=False)], "layers": [], "written": False}
-            if not res["written"] and target is not None:
-                res["rows"], mine = data.write_config(target, SWEEP.frame(res["rows"]),
-                                                      SWEEP_LAYERS.frame(res["layers"]) if res["layers"] else None)
-                res["layers"] = res["layers"] if mine else []
-            layer_rows.extend(res["layers"])
-            if add_layers is not None:
-                add_layers(SWEEP_LAYERS.frame(res["layers"]))
-            for row in res["rows"]:
-                rows.append(row)
-                if on_row:
-                    on_row({k: (None if v is pd.NA else v) for k, v in row.items()})
-            if callable(flush):
-                flush()
-            bar.update(1)
-            bar.set_postfix_str(f"{model} {p} batch {b} on {res['rows'][0]['device']}")
+    for f in as_completed(list(futures)):
+        model, p, b = futures[f]
+        try:
+            res = f.result()
+        except Exception as exc:   # the configuration killed its workers, or the cluster lost it
+            why = f"{type(exc).__name__}: {exc}"
+            if type(exc).__name__ == "KilledWorker":
+                why = (f"{why} (the worker measuring it died each time it was tried; see its worker's log, "
+                       "e.g. out of host memory)")
+            res = {"rows": [failed_row(model, p, b, kind, why, run_id, here=False)], "layers": [], "written": False}
+        if not res["written"] and target is not None:
+            res["rows"], mine = data.write_config(target, SWEEP.frame(res["rows"]),
+                                                  SWEEP_LAYERS.frame(res["layers"]) if res["layers"] else None)
+            res["layers"] = res["layers"] if mine else []
+        layer_rows.extend(res["layers"])
+        if add_layers is not None:
+            add_layers(SWEEP_LAYERS.frame(res["layers"]))
+        for row in res["rows"]:
+            rows.append(row)
+            if on_row:
+                on_row({k: (None if v is pd.NA else v) for k, v in row.items()})
+        if callable(flush):
+            flush()
+        advance((model, p, b), None)
+        bar.set_postfix_str(f"{model} {p} batch {b} on {res['rows'][0]['device']}")
+
+
+def _reporter(run_id: str, key: list) -> Any:
+    """A function telling the caller's progress bar that this worker timed one more slice of ``key`` (a
+    Dask event, sent between slices, batched with the worker's other messages); None outside a worker."""
+    try:
+        from distributed import get_worker
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    topic = f"perfkit-sweep-{run_id}"
+    return lambda: worker.log_event(topic, key)
 
 
 @functools.lru_cache(maxsize=None)
@@ -309,7 +354,8 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
         uuid_ = _gpu_uuid(dev.spec) if dev.kind == "cuda" else None
         with exclusive(dev, uuid_):
             got = sweep_local([net], [batch], [precision], dev, opts["min_time_s"], opts["min_iterations"], None, None,
-                              opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label)
+                              opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label,
+                              _reporter(run_id, [net.name, precision, int(batch)]))
         frame, lay = got if layers else (got, None)
     except Exception as exc:  # noqa: BLE001 - a worker returns every failure as the configuration's row
         frame = SWEEP.frame([failed_row(net.name, precision, batch, label or str(device or "?"),

@@ -123,9 +123,11 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
 
 def sweep_local(nets: list, batch_sizes: Sequence[int], precisions: Sequence[str], dev: Any, min_time_s: float,
                 min_iterations: int, on_row: Any, engines: dict | None, rounds: int, max_cv_pct: float, out: Any,
-                resume: bool, layers: bool, show: bool, run_id: str | None = None, label: str | None = None) -> Any:
+                resume: bool, layers: bool, show: bool, run_id: str | None = None, label: str | None = None,
+                on_slice: Callable[[], None] | None = None) -> Any:
     """The sweep on one device in this process (arguments checked). ``label``: the device the rows name
-    (a worker's GPU by its host-wide number); ``run_id``: the distributed sweep's."""
+    (a worker's GPU by its host-wide number); ``run_id``: the distributed sweep's; ``on_slice``: called
+    after each timing slice (a worker's progress, reported to the caller's bar)."""
     if dev.kind == "cpu":
         dev.apply_threads()
     dataset = out is not None and not os.fspath(out).endswith(".parquet")
@@ -181,7 +183,7 @@ def sweep_local(nets: list, batch_sizes: Sequence[int], precisions: Sequence[str
                 live = [s for s in slots if s.error is None]
                 bar.update(rounds * (len(slots) - len(live)))
                 _host_before(live)
-                _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail, probe, _ticker(bar))
+                _rounds.run_rounds(live, rounds, min_time_s, min_iterations, _fail, probe, _ticker(bar, on_slice))
                 again = [s for s in live if s.error is None and _summary(s)["latency_cv_pct"] > max_cv_pct]
                 for s in again:
                     s.samples, s.gpu, s.host_cpu, s.remeasured = [], [], [], True
@@ -189,7 +191,7 @@ def sweep_local(nets: list, batch_sizes: Sequence[int], precisions: Sequence[str
                 if again:
                     bar.total += rounds * len(again)
                     bar.set_postfix_str(f"re-measuring {len(again)} unstable configuration(s)")
-                _rounds.run_rounds(again, rounds, min_time_s, min_iterations, _fail, probe, _ticker(bar))
+                _rounds.run_rounds(again, rounds, min_time_s, min_iterations, _fail, probe, _ticker(bar, on_slice))
                 for s in slots:
                     finish(s)
             finally:
@@ -225,10 +227,12 @@ _IDENTITY = ("host", "cpu_name", "cpu_cores", "gpu_name", "gpu_uuid", "driver_ve
              "library_versions")
 
 
-def _ticker(bar: Any) -> Callable[[Any], None]:
+def _ticker(bar: Any, on_slice: Callable[[], None] | None = None) -> Callable[[Any], None]:
     def tick(slot: Any) -> None:
         bar.update(1)
         bar.set_postfix_str(f"{slot.net.name} {slot.precision} batch {slot.batch}")
+        if on_slice is not None:
+            on_slice()
     return tick
 
 

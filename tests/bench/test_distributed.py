@@ -284,3 +284,33 @@ def test_a_gpu_worker_starts_with_its_gpu_chosen_before_any_cuda_library_loads()
     finally:
         c.close()
         cluster.close()
+
+
+class _Bar:
+    def __init__(self, total, *a):
+        self.total, self.n, self.steps = total, 0, []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def update(self, k=1):
+        self.n += k
+        self.steps.append(k)
+
+    def set_postfix_str(self, s):
+        pass
+
+
+def test_one_bar_for_the_cluster_moves_with_every_workers_slices(client, monkeypatch):
+    bars = []
+    monkeypatch.setattr("perfkit.builder.tactics_progress.progress_bar",
+                        lambda total, desc, enabled: bars.append(_Bar(total)) or bars[-1])
+    pk.sweep(_net(), batch_sizes=[1, 2, 4], precisions=["fp32"], devices=client, progress=True,
+             **{**FAST, "min_time_s": 0.3})
+    (bar,) = bars
+    assert bar.total == 3 * FAST["rounds"] and bar.n == bar.total
+    # the workers' slices came in as they were timed: more steps than configurations, most of them single
+    assert len(bar.steps) > 3 and bar.steps.count(1) >= 3, bar.steps
