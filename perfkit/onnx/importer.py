@@ -157,8 +157,10 @@ class Importer:
             cand, i = f"{name}_{i}", i + 1
         return cand
 
-    def add(self, ctx: NodeContext, method: str, *args: Any, part: str | None = None, **kw: Any) -> Any:
-        name = self.layer_name(ctx.base, part, tuple(ctx.node.output))
+    def add(self, ctx: NodeContext, method: str, *args: Any, part: str | None = None, exact: str | None = None,
+            **kw: Any) -> Any:
+        name = self.layer_name(exact, None) if exact is not None else \
+            self.layer_name(ctx.base, part, tuple(ctx.node.output))
         try:
             layer = getattr(self.net, method)(*args, name=name, **kw)
         except NetworkDefinitionError as exc:

@@ -52,6 +52,7 @@ class Values:
         self.fixed_batch = fixed_batch
         self.table: dict[str, Any] = {}
         self._const_layers: dict[tuple, Tensor] = {}
+        self._names: dict[int, str] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self.table
@@ -61,6 +62,8 @@ class Values:
 
     def __setitem__(self, name: str, value: Any) -> None:
         self.table[name] = value
+        if isinstance(value, np.ndarray):
+            self._names.setdefault(id(value), name)       # constant layers are named after their ONNX value
 
     # shapes -----------------------------------------------------------------------------------
     def rank(self, v: Any) -> int:
@@ -103,7 +106,9 @@ class Values:
 
     def constant_tensor(self, ctx: Any, c: np.ndarray, rank: int | None = None, dtype: str | None = None,
                         label: str = "") -> Tensor:
-        """A constant layer holding ``c`` (aligned to ONNX ``rank`` if given), made once per value."""
+        """A constant layer holding ``c`` (aligned to ONNX ``rank`` if given), made once per value and named
+        after the ONNX value (initializer) it holds when it is one, else ``<node>/<label>``."""
+        onnx_name = self._names.get(id(c)) if not label else None
         arr = self.per_sample_constant(ctx, c, rank) if rank is not None else np.asarray(c)
         if arr.ndim == 0:
             arr = arr.reshape(1)
@@ -117,7 +122,10 @@ class Values:
         hit = self._const_layers.get(key)
         if hit is not None:
             return hit
-        t = self.imp.add(ctx, "add_constant", arr, part=label or "const").output
+        if onnx_name is not None:
+            t = self.imp.add(ctx, "add_constant", arr, exact=onnx_name).output
+        else:
+            t = self.imp.add(ctx, "add_constant", arr, part=label or "const").output
         self._const_layers[key] = t
         return t
 
