@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 import perfkit as pk
+import perfkit.frames.schemas_load  # noqa: F401  (the batching frame's schema)
 from perfkit.frames.units import human_bytes
 
 
@@ -79,13 +80,25 @@ def main(argv: list | None = None) -> int:
     print(f"## 2. DynamicBatcher under Poisson load: {rate:.0f} requests/s of one sample, max batch {max(sizes)} "
           f"(engines for {sizes}; engine capacity at batch {max(sizes)}: {capacity:.0f}/s)\n")
     print("latency vs batch (execute, median ms): " + ", ".join(f"{b}: {ms:.3f}" for b, ms in curve.items()) + "\n")
-    measured = []
     warm = dev.kind == "cuda"      # capture every batch size's graph before serving (cheap on a GPU)
-    for t in delays:
-        with pk.bench.DynamicBatcher(es, max_batch_size=max(sizes), max_delay_ms=t, warmup=warm) as b:
-            r = pk.bench.generate_load(b, pattern="poisson", rate_per_s=rate, duration_s=max(1.0, 2 * a.duration_s))
-        measured.append(r.point())
-    measured = pd.concat(measured, ignore_index=True)
+    points = {t: [] for t in delays}
+    batchers = {t: pk.bench.DynamicBatcher(es, max_batch_size=max(sizes), max_delay_ms=t, warmup=warm) for t in delays}
+    try:                           # 3 rounds, the delays in a rotated order each round: a burst hits every T alike
+        for r in range(3):
+            for t in delays[r % len(delays):] + delays[:r % len(delays)]:
+                res = pk.bench.generate_load(batchers[t], pattern="poisson", rate_per_s=rate, seed=r,
+                                             duration_s=max(0.5, 2 * a.duration_s / 3))
+                points[t].append(res.point())
+    finally:
+        for b in batchers.values():
+            b.close()
+    # per T: the median over the rounds of each figure; stable only when every round was
+    measured = pd.concat([pd.concat(p).median(numeric_only=True).to_frame().T.assign(
+        source="measured", stable=bool(pd.concat(p)["stable"].all())) for p in points.values()], ignore_index=True)
+    measured = pk.frames.schemas_load.BATCHING_SIMULATION.frame(
+        [{**r, "max_batch_size": int(r["max_batch_size"]), "requests": int(r["requests"])}
+         for r in measured.to_dict("records")])
+    print("(each figure: the median of 3 interleaved rounds)\n")
     predicted = pk.bench.simulate_batching(curve, rate, delays, max_batch_size=max(sizes))
     frames["batching_measured"], frames["batching_predicted"] = measured, predicted
     both = measured.merge(predicted, on="delay_ms", suffixes=("", "_pred"))
