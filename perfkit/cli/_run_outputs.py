@@ -103,9 +103,13 @@ def stage_out_folder(outs: Outputs, args: Any, plan: dict, rows: list) -> None:
     ``<precision>_b<batch>/`` with queries, summary, diagnoses, engine_layers, build_log (parquet) and the profile
     run (``perfkit.load_run`` reads it)."""
     from .._version import __version__
+    from ..frames.schemas_cli import RUN_RESULTS
     folder = outs.folder(args.out)
-    results = pd.DataFrame(rows)
-    results.attrs.update({"schema": "perfkit_run_results", "model": plan["model"], "device": plan["device"].spec})
+    declared = set(RUN_RESULTS.names)
+    results = RUN_RESULTS.frame([{k: v for k, v in r.items() if k in declared} for r in rows],
+                                {"model": plan["model"], "device": plan["device"].spec})
+    for col in [k for k in rows[0] if k not in declared]:          # latency_p<P>_ms, one per percentile asked
+        results[col] = [float(r[col]) for r in rows]
     results.to_parquet(os.path.join(folder, "results.parquet"))
     for cfg in plan["configs"]:
         sub = os.path.join(folder, f"{cfg.precision}_b{cfg.batch}")

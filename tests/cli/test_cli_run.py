@@ -48,7 +48,10 @@ def test_run_end_to_end_report_and_every_export(tmp_path):
     timed = [e for e in query_slices if int(e["name"].split()[1]) < len(queries)]
     assert len(timed) == len(queries) and max(e["ts"] + e["dur"] for e in timed) <= first_layer
 
-    results = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    from perfkit.frames.schemas_cli import RUN_RESULTS
+    results = RUN_RESULTS.validate(pd.read_parquet(tmp_path / "out" / "results.parquet"))
+    assert [c for c in results.columns if c not in RUN_RESULTS.names] == ["latency_p90_ms", "latency_p95_ms",
+                                                                         "latency_p99_ms"]
     summary = pd.read_parquet(tmp_path / "out" / "fp32_b2" / "summary.parquet").set_index("metric")["value"]
     assert len(results) == 1 and results.loc[0, "batch_size"] == 2 and results.loc[0, "precision"] == "fp32"
     assert results.loc[0, "throughput_per_s"] == summary["throughput_per_s"]
