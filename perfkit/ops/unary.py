@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkDefinitionError
-from .activation import erf_inplace
+from .activation import chunked, erf_inplace
 from .base import Cost, Op, register_op, TensorSpec
 from .env import scratch_size
 
@@ -45,10 +45,8 @@ class Unary(Op):
             getattr(xp, name)(x, out=out)
             return
         y = out if out.dtype == np.float32 else env.scratch(out.shape, np.float32)
-        xp.copyto(y, x, casting="unsafe")
-        erf_inplace(xp, y, env.scratch(y.shape, np.float32), env.scratch(y.shape, np.float32))
-        if y is not out:
-            xp.copyto(out, y, casting="unsafe")
+        temps = [env.scratch(y.shape, np.float32), env.scratch(y.shape, np.float32)]
+        chunked(xp, x, out, y, temps, lambda v, t: erf_inplace(xp, v, *t))      # block by block on the CPU
 
     def cost(self, params, inputs, outputs, weights):
         cheap = params["op"] in ("abs", "neg", "ceil", "floor", "round", "sign")
