@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .loader import check, is_onnx, load, max_batch_size, network_from
 from .errors import OnnxDependencyError, OnnxFileError, OnnxImportError, UnsupportedOnnxError
-from .info import ImportInfo
+from .info import ImportInfo  # noqa: F401  (network.import_info is one)
 
 __all__ = ["load", "check", "network_from", "is_onnx", "max_batch_size", "OnnxImportError",
            "OnnxFileError", "UnsupportedOnnxError", "OnnxDependencyError"]

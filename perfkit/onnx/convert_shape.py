@@ -266,3 +266,34 @@ def pad(ctx):
                         part="crop").output
             pre, post = [max(0, p) for p in pre], [max(0, q) for q in post]
     ctx.output(ctx.add("add_padding", x, pre, post, mode=mode, value=value).output)
+
+
+@converter("DepthToSpace", "SpaceToDepth", attrs=("blocksize", "mode"))
+def depth_space(ctx):
+    """Channel <-> spatial rearrangements as reshape-transpose-reshape shuffles of the per-sample (C, H, W)."""
+    x = ctx.tensor(0)
+    if ctx.values.rank(x) != 4 or not ctx.values.lead:
+        ctx.fail(f"{ctx.op_type} needs a batched (N, C, H, W) input, not {ctx.values.show(x)}")
+    b = ctx.int_attr("blocksize", None)
+    c, h, w = x.shape
+    if b is None or b < 1:
+        ctx.fail("blocksize must be a positive int", malformed=True)
+    if ctx.op_type == "DepthToSpace":
+        mode = ctx.choice("mode", "DCR", ("DCR", "CRD"))
+        if c % (b * b):
+            ctx.fail(f"{c} channels are not divisible by blocksize^2 = {b * b}", malformed=True)
+        cc = c // (b * b)
+        if mode == "DCR":
+            shape, perm = [b, b, cc, h, w], [2, 3, 0, 4, 1]
+        else:
+            shape, perm = [cc, b, b, h, w], [0, 3, 1, 4, 2]
+        out = [cc, h * b, w * b]
+    else:
+        if h % b or w % b:
+            ctx.fail(f"{h}x{w} is not divisible by blocksize {b}", malformed=True)
+        mode = ctx.choice("mode", "DCR", ("DCR", "CRD"))
+        shape = [c, h // b, b, w // b, b]
+        perm = [2, 4, 0, 1, 3] if mode == "DCR" else [0, 2, 4, 1, 3]
+        out = [c * b * b, h // b, w // b]
+    y = ctx.add("add_shuffle", x, reshape=shape, second_transpose=perm, part="split").output
+    ctx.output(ctx.add("add_shuffle", y, reshape=out).output)

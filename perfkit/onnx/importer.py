@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError, PerfkitError
 from ..network import Network
-from .errors import OnnxFileError, OnnxImportError, UnsupportedOnnxError, require_onnx
+from .errors import OnnxFileError, UnsupportedOnnxError, require_onnx
 from .fold import FOLD_REFUSED, fold_node, shape_of
 from .info import ImportInfo
 from .node import NodeContext
@@ -233,7 +233,8 @@ class Importer:
             ctx.fail(f"attribute(s) {', '.join(unknown)} not supported; {node.op_type} supports "
                      f"{', '.join(sorted(conv.attrs)) or 'no attributes'}")
         if ctx.version < conv.since:
-            ctx.fail(f"{node.op_type} version {ctx.version} is not supported; perfkit supports it from opset {conv.since}")
+            ctx.fail(f"{node.op_type} version {ctx.version} is not supported; perfkit supports it from opset "
+                     f"{conv.since}")
         try:
             conv.fn(ctx)
         except PerfkitError:

@@ -83,7 +83,7 @@ def _refuse_external(proto: Any, what: str) -> None:
 
 
 def _load_external(onnx: Any, proto: Any, base: str, path: str) -> None:
-    from onnx.external_data_helper import ExternalDataInfo, set_external_data  # noqa: F401
+    from onnx.external_data_helper import ExternalDataInfo
     real_base = os.path.realpath(base)
     for t in _external_tensors(proto):
         info = ExternalDataInfo(t)

@@ -126,16 +126,19 @@ def transformer_block(seq: int = 16, dim: int = 64, heads: int = 4, ffn: int = 2
     a = g.node("Reshape", [a, merge], "attn.merge")
     a = linear(a, "attn.out", dim, dim)
     h = g.node("Add", ["x", a], "residual1")
-    h = g.node("LayerNormalization", [h, g.weight("ln1.weight", (dim,), value=1.0), g.weight("ln1.bias", (dim,), value=0.0)],
-               "ln1", axis=-1, epsilon=1e-5)
+    def layer_norm(v, name):
+        return g.node("LayerNormalization", [v, g.weight(f"{name}.weight", (dim,), value=1.0),
+                                             g.weight(f"{name}.bias", (dim,), value=0.0)], name, axis=-1, epsilon=1e-5)
+
+    h = layer_norm(h, "ln1")
     f = linear(h, "ffn.fc1", dim, ffn)
-    e = g.node("Erf", [g.node("Div", [f, g.const("sqrt2", math.sqrt(2.0), np.float32)], "ffn.gelu_div")], "ffn.gelu_erf")
+    e = g.node("Div", [f, g.const("sqrt2", math.sqrt(2.0), np.float32)], "ffn.gelu_div")
+    e = g.node("Erf", [e], "ffn.gelu_erf")
     e = g.node("Add", [e, g.const("one", 1.0, np.float32)], "ffn.gelu_add")
     f = g.node("Mul", [g.node("Mul", [f, e], "ffn.gelu_mul"), g.const("half", 0.5, np.float32)], "ffn.gelu")
     f = linear(f, "ffn.fc2", ffn, dim)
     h = g.node("Add", [h, f], "residual2")
-    g.node("LayerNormalization", [h, g.weight("ln2.weight", (dim,), value=1.0), g.weight("ln2.bias", (dim,), value=0.0)],
-           "ln2", axis=-1, epsilon=1e-5)
+    layer_norm(h, "ln2")
     return g.model("transformer_block", ("x", ["N", seq, dim]), ("ln2", ["N", seq, dim]), opset)
 
 

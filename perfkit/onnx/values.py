@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..network import Tensor
-from .errors import UnsupportedOnnxError
+
 
 # Shape folded from a runtime tensor: the batch dimension, whose size is only known at run time, is this
 # marker (a prime no real dimension equals); consumers (Reshape, Expand, ConstantOfShape) read it as "the batch"

@@ -23,14 +23,15 @@ from perfkit.onnx.backend import PerfkitBackend  # noqa: E402
 
 # onnx/backend/test/case/node/<module>.py of each operator perfkit imports
 CASE_MODULES = (
-    "abs acos acosh add and_ argmax argmin asin asinh atan atanh averagepool batch_normalization cast ceil celu clip "
-    "concat constant constantofshape conv convtranspose cos cosh div dropout elu equal erf exp expand flatten floor gather gelu gemm "
-    "globalaveragepool globalmaxpool greater greater_or_equal groupnormalization hardsigmoid hardswish identity instance_normalization "
-    "layernormalization leakyrelu less less_or_equal log logsoftmax lrn matmul max maxpool mean min mish mod mul "
-    "neg not_ or_ pad pow prelu "
+    "abs acos acosh add and_ argmax argmin asin asinh atan atanh averagepool batch_normalization cast ceil celu "
+    "clip concat constant constantofshape conv convtranspose cos cosh depthtospace div dropout elu equal erf exp "
+    "expand flatten floor gather gelu gemm globalaveragepool globalmaxpool greater greater_or_equal "
+    "groupnormalization hardsigmoid hardswish identity instance_normalization layernormalization leakyrelu less "
+    "less_or_equal log logsoftmax lrn matmul max maxpool mean min mish mod mul neg not_ or_ pad pow prelu "
     "reciprocal reduce_log_sum reduce_log_sum_exp reducel1 reducel2 reducemax reducemean reducemin reduceprod "
     "reducesum reducesumsquare relu reshape resize round selu shape sigmoid sign sin sinh size slice softmax "
-    "softplus softsign split sqrt squeeze sub sum tan tanh thresholdedrelu topk transpose unsqueeze upsample where xor"
+    "spacetodepth softplus softsign split sqrt squeeze sub sum tan tanh thresholdedrelu topk transpose unsqueeze "
+    "upsample where xor"
 ).split()
 
 # test-name pattern -> why perfkit cannot pass it (by design or not yet)
