@@ -110,6 +110,11 @@ def check_sweep(networks: Any, batch_sizes: Any, precisions: Any, min_time_s: An
            minimum=0)
     resume = flag(resume, "sweep: resume")
     flag(layers, "sweep: layers (True also profiles each configuration's layers)")
+    names = [n.name for n in nets]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice and (out is not None or devices is not None):
+        raise ArgumentError(f"sweep: two networks are named {twice[0]!r}; rows (and the files of a sweep) tell networks "
+                            "apart by name: give each network its own name (Network(name=...))")
     if devices is not None:
         from .distributed import check_devices
         check_devices(devices, device)

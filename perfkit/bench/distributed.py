@@ -138,7 +138,11 @@ def start_local_cluster(workers: list) -> tuple:
         "host": "127.0.0.1", "nthreads": 1, "env": env, "memory_limit": 0, "dashboard": False,
         "silence_logs": logging.ERROR,
         "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
-    cluster = SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
+    try:
+        cluster = SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
+    except Exception as exc:  # ports, process start-up: Dask's own error, named and explained
+        raise DeviceError(f"sweep: the local Dask cluster did not start ({type(exc).__name__}: {exc}); pass a "
+                          "dask.distributed.Client of a cluster you started, or sweep without devices=") from exc
     try:
         client = Client(cluster)
     except BaseException:

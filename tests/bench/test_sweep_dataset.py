@@ -140,6 +140,8 @@ def test_an_existing_dataset_needs_resume_and_distributed_needs_a_folder(tmp_pat
     pk.sweep(_net(), batch_sizes=[1], out=out, **FAST)
     with pytest.raises(pk.ArgumentError, match="resume=True"):
         pk.sweep(_net(), batch_sizes=[1], out=out, **FAST)
+    with pytest.raises(pk.ArgumentError, match="named 'tiny_ds'"):
+        pk.sweep([_net(), _net()], batch_sizes=[1], out=str(tmp_path / "twice"), **FAST)
     pytest.importorskip("distributed")
     with pytest.raises(pk.ArgumentError, match="dataset folder"):
         pk.sweep(_net(), batch_sizes=[1], devices=["cpu"], out=str(tmp_path / "x.parquet"), min_time_s=0.0)
