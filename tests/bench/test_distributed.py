@@ -46,6 +46,7 @@ def _agree(serial, spread):
     return list(s.index[apart.to_numpy()])
 
 
+@pytest.mark.slow
 def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(client, tmp_path):
     nets = [_net(), _net("wide_d", 256)]
     kw = dict(batch_sizes=[1, 32], precisions=["fp32"], **FAST)
@@ -71,6 +72,7 @@ def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(clie
     assert not apart, f"distributed and serial timings disagree beyond their intervals for {apart}"
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_sweep_still_yields_every_row_exactly_once(client, tmp_path):
     out = str(tmp_path / "killed")
     nets = [_net(), _net("wide_k", 128)]
@@ -125,6 +127,7 @@ def test_a_configuration_that_fails_is_a_row_with_its_error(client, tmp_path):
     assert any("failed" in s for s in frame.attrs["disturbances"])
 
 
+@pytest.mark.slow
 def test_devices_list_starts_a_local_cluster_on_localhost(tmp_path, capsys):
     t0 = time.perf_counter()
     frame, layers = pk.sweep(_net(), batch_sizes=[1, 4], precisions=["fp32"], devices=["cpu", "cpu"],
@@ -272,6 +275,7 @@ def _worker_env():
     return os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("PERFKIT_WORKER_DEVICE"), "cupy" in sys.modules
 
 
+@pytest.mark.slow
 def test_a_gpu_worker_starts_with_its_gpu_chosen_before_any_cuda_library_loads():
     """The local cluster's GPU worker is a process started with CUDA_VISIBLE_DEVICES in its environment,
     so CUDA, whenever it initialises there, sees only that GPU (checked without a GPU: the environment is
