@@ -68,8 +68,8 @@ case("throughput_sweep", lambda w, kw: pk.bench.throughput_sweep(**kw),
       "duration_s": SECONDS, "rounds": {**COUNT, **HUGE}, "warmup_ms": SECONDS, "include_transfers": FLAG})
 case("Throughput", lambda w, kw: repr(pk.bench.Throughput(**kw)),
      {"queries": Lazy(lambda w: _throughput(w).queries), "summary": Lazy(lambda w: _throughput(w).summary),
-      "meta": {}}, {}, free={p: "a record that throughput() fills; it holds what it is given"
-                             for p in ("queries", "summary", "meta")})
+      "meta": {}, "diagnoses": None}, {}, free={p: "a record that throughput() fills; it holds what it is given"
+                                                for p in ("queries", "summary", "meta", "diagnoses")})
 case("Throughput.value", lambda w, kw: _throughput(w).value(**kw), {"metric": "throughput_per_s"}, {"metric": CHOICE})
 
 case("DynamicBatcher", lambda w, kw: _fresh_batcher(kw),

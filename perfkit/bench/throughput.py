@@ -27,7 +27,7 @@ from ..frames.units import with_shown
 from ..log import get_logger
 from ._args import percentile_list
 from ._load_args import batch_arg, engine_arg, host_inputs, streams_threads
-from .measure import _copy_share, _Slot
+from .measure import _copy_share, _diagnose, _Slot
 
 _log = get_logger("bench")
 WINDOWS = 10            # time windows of the timed phase, for the throughput's interval
@@ -41,6 +41,7 @@ class Throughput:
     queries: pd.DataFrame
     summary: pd.DataFrame
     meta: dict = field(default_factory=dict)
+    diagnoses: pd.DataFrame | None = None   # finding, severity, value, threshold, explanation (as measure's)
 
     def value(self, metric: str) -> float:
         """The summary's value of ``metric`` (one of ``summary["metric"]``)."""
@@ -114,10 +115,12 @@ def _run(eng: Any, batch: int, n: int, m: int, duration_s: float, warmup_ms: flo
             "precision": eng.precision, "batch_size": batch, "streams": n, "threads": m,
             "thread_of_stream": thread_of, "include_transfers": transfers, "blas_threads": blas, **load}
     queries.attrs.update(meta)
-    summary = _summary(queries, batch, wall, pcts, n, m)
+    summary = _summary(queries, batch, wall, pcts, n, m, blas, load)
+    from ..profiling.nvml import NvmlSampler
+    diagnoses = _diagnose(queries, summary, NvmlSampler().frame, transfers, dev.kind, blas * n)
     _log.info("throughput %s batch %d, %d stream(s), %d thread(s): %.1f samples/s over %d queries", eng.name,
               batch, n, m, float(summary.set_index("metric").loc["throughput_per_s", "value"]), len(queries))
-    return Throughput(queries, summary, meta)
+    return Throughput(queries, summary, meta, diagnoses)
 
 
 def _timed(slots: list, owned: list, duration_s: float, warmup_ms: float, transfers: bool) -> tuple:
@@ -207,10 +210,11 @@ def window_rates(end_ns: np.ndarray, samples: int, wall: tuple, windows: int = W
     return counts * samples / width_s if width_s > 0 else np.full(w, np.nan)
 
 
-def _summary(q: pd.DataFrame, batch: int, wall: tuple, pcts: list, n: int, m: int) -> pd.DataFrame:
+def _summary(q: pd.DataFrame, batch: int, wall: tuple, pcts: list, n: int, m: int, blas: int = 0,
+             host: dict | None = None) -> pd.DataFrame:
     wall_ms = (wall[1] - wall[0]) / 1e6
     st = latency_stats(q["latency_ms"], pcts)
-    host = latency_stats(q["host_latency_ms"], pcts)
+    host_lat = latency_stats(q["host_latency_ms"], pcts)
     lo, hi = median_ci(window_rates(q["end_ns"].to_numpy(), batch, wall))
     inflight, overlap_pct = overlap(q)
     tput = len(q) * batch / (wall_ms / 1e3) if wall_ms > 0 else float("nan")
@@ -227,12 +231,21 @@ def _summary(q: pd.DataFrame, batch: int, wall: tuple, pcts: list, n: int, m: in
             ("latency_median_ci_low_ms", st["median_ci_low"], "ms", "95% interval of the median latency: low"),
             ("latency_median_ci_high_ms", st["median_ci_high"], "ms", "95% interval of the median latency: high")]
     rows += [(f"latency_p{p:g}_ms", st[f"p{p:g}"], "ms", f"{p:g}th percentile of the latency") for p in pcts]
-    rows += [("host_latency_median_ms", host["median"], "ms", "host wall clock from submission to observed end"),
+    rows += [("host_latency_median_ms", host_lat["median"], "ms", "host wall clock from submission to observed end"),
+             ("enqueue_median_ms", q["enqueue_ms"].median(), "ms", "host time to submit one inference: median"),
+             ("h2d_median_ms", q["h2d_ms"].median(), "ms", "input copy: median"),
              ("compute_median_ms", q["compute_ms"].median(), "ms", "network execution per query: median"),
+             ("d2h_median_ms", q["d2h_ms"].median(), "ms", "output copy: median"),
              ("copy_share_pct", _copy_share(q), "%", "H2D + D2H share of the device-timed latency"),
              ("in_flight_mean", inflight, "", "queries in flight on average (1 = no overlap)"),
              ("overlap_pct", overlap_pct, "%", "share of the time with two or more queries in flight"),
-             ("total_host_wall_ms", wall_ms, "ms", "wall time of the timed phase")]
+             ("total_host_wall_ms", wall_ms, "ms", "wall time of the timed phase"),
+             ("blas_threads", blas, "", "BLAS threads per stream on the CPU device (0 on a GPU)")]
+    host = host or {}
+    rows += [("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average before timing"),
+             ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use"),
+             ("host_other_busy_cores", host.get("host_other_busy_cores", float("nan")), "",
+              "cores other processes kept busy while timing (NaN where unknown)")]
     return with_shown(pd.DataFrame([{"metric": k, "value": float(v), "unit": u, "meaning": d}
                                     for k, v, u, d in rows]))
 

@@ -82,3 +82,11 @@ def test_two_contexts_on_two_streams_beat_twice_one():
             break
     assert two["speedup"] > 1.0, df.to_string()
     assert two["overlap_pct"] > 50
+
+
+def test_host_figures_and_diagnoses_like_measure(small):
+    r = pk.bench.throughput(small, 8, streams=2, duration_s=0.1, warmup_ms=10)
+    s = r.summary.set_index("metric")["value"]
+    assert s["host_cpus"] >= 1 and s["host_load_1m"] >= 0 and s["blas_threads"] >= 1
+    assert s["host_latency_median_ms"] > 0 and s["enqueue_median_ms"] >= 0
+    assert list(r.diagnoses.columns) == ["finding", "severity", "value", "threshold", "explanation"]
