@@ -375,13 +375,21 @@ def _replay(op: Any, params: dict, weights: dict, ins: list) -> tuple:
         except Exception as exc:
             first_error = first_error or exc
             continue
-        if _json(final) == _json(params) is not None and sorted(final_w) == sorted(weights) and all(
+        if _same_or_defaults_added(final, params) and sorted(final_w) == sorted(weights) and all(
                 final_w[k].shape == weights[k].shape and final_w[k].dtype == weights[k].dtype
                 and np.array_equal(final_w[k], weights[k]) for k in weights):
             return specs, final
     if first_error is not None:
         raise first_error
     raise ValueError("the parameters or weight layout differ from what the op's check produces")
+
+
+def _same_or_defaults_added(final: dict, stored: dict) -> bool:
+    """Whether the stored parameters are what the op's check makes of them, or those of an engine saved
+    before the op gained a parameter with a default: every stored key kept, only new keys added."""
+    if _json(final) == _json(stored) is not None:
+        return True
+    return set(stored) < set(final) and _json({k: final[k] for k in stored}) == _json(stored) is not None
 
 
 def _json(d: dict) -> Any:
