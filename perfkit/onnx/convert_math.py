@@ -123,6 +123,57 @@ def prelu(ctx):
     ctx.output(ctx.add("add_parametric_relu", x, slope).output)
 
 
+SCALE_OPS = ("Add", "Sub", "Mul", "Div")
+
+
+def _as_scale(ctx, a, b):
+    """A float run-time tensor with a constant that is one value, one per channel (ONNX axis 1) or one per
+    element, combined by + - * /: a Scale layer (``x * scale + shift``), which the builder folds into a
+    preceding convolution or a following activation, as TensorRT's parser makes such nodes IScaleLayers.
+    ``None`` when the pair does not fit (the caller adds an element-wise layer)."""
+    if is_tensor(a) == is_tensor(b):
+        return None
+    x, c, const_first = (a, b, False) if is_tensor(a) else (b, a, True)
+    if "float" not in x.dtype:
+        return None
+    c = np.asarray(c)
+    if c.dtype.kind != "f" or not np.all(np.isfinite(c)) or np.ndim(c) > ctx.values.rank(x):
+        return None
+    try:
+        ps = ctx.values.per_sample_constant(ctx, c, ctx.values.rank(x)).astype(np.float64)
+    except Exception:
+        return None
+    shape = tuple(x.shape)
+    if np.broadcast_shapes(ps.shape, shape) != shape:
+        return None                                  # the constant would enlarge the tensor
+    op = ctx.op_type
+    if op == "Div" and (const_first or np.any(ps == 0)):
+        return None
+    if ps.size == 1:
+        mode, v, axis = "uniform", ps.reshape(1), 0
+    elif ps.shape == shape:
+        mode, v, axis = "elementwise", ps, 0
+    else:
+        varying = [i for i, d in enumerate(ps.shape) if d != 1]
+        if ps.ndim != len(shape) or len(varying) != 1:
+            return None
+        mode, v, axis = "channel", ps.reshape(-1), varying[0]
+    v = v.astype(np.float32)
+    if op == "Add":
+        kw = {"shift": v}
+    elif op == "Mul":
+        kw = {"scale": v}
+    elif op == "Div":
+        kw = {"scale": (1.0 / v.astype(np.float64)).astype(np.float32)}
+    elif const_first:                                # c - x
+        kw = {"scale": -np.ones_like(v), "shift": v}
+    else:                                            # x - c
+        kw = {"shift": -v}
+    if not all(np.all(np.isfinite(w)) for w in kw.values()):
+        return None
+    return ctx.add("add_scale", x, mode, channel_axis=axis, **kw).output
+
+
 @converter(*BINARY)
 def binary(ctx):
     ins = [ctx.input(i) for i in range(ctx.n_inputs)]
@@ -135,6 +186,11 @@ def binary(ctx):
         return
     if len(ins) > 2 and ctx.op_type not in ("Sum", "Mean", "Max", "Min"):
         ctx.fail(f"{ctx.op_type} takes two inputs, got {len(ins)}", malformed=True)
+    if len(ins) == 2 and ctx.op_type in SCALE_OPS:
+        y = _as_scale(ctx, ins[0], ins[1])
+        if y is not None:
+            ctx.output(y)
+            return
     consts = [v for v in ins if not is_tensor(v)]
     if len(consts) > 1:               # constants combined at import (Sum/Max/Min of several)
         from functools import reduce
