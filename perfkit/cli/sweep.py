@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   perfkit sweep lenet --batch 1,8,64 --precision fp32,fp16
   perfkit sweep mnist_mlp model.onnx --batch 1,32 --min-time-s 0.5 --layers --out sweeps/today
   perfkit sweep resnet_small --device cuda --batch 1,8,32,128 --latency-budget-ms 2
+  perfkit sweep resnet_small --device cuda --batch 8 --streams 1,2,4,8 --threads 1,2   where throughput saturates
 
 Each (model, precision, batch) gets its own engine built for that batch; the configurations are timed in
 interleaved rounds, so a disturbance hits them all alike, and each median comes with its 95% interval. Open
@@ -43,6 +44,11 @@ def add_parser(sub: Any) -> None:
                    "interval of the median)")
     p.add_argument("--layers", action="store_true", help="also profile each configuration layer by layer "
                    "(sweep_layers.parquet and a per-layer chart per model and precision)")
+    p.add_argument("--streams", type=A.comma_list(int, what="stream count"), default=None, metavar="N[,N...]",
+                   help="sweep streams instead of batch sizes: throughput against execution contexts in flight, one "
+                   "stream each, at each --batch and --precision (perfkit.bench.throughput_sweep; guide 2.2)")
+    p.add_argument("--threads", type=A.comma_list(int, what="thread count"), default=None, metavar="M[,M...]",
+                   help="with --streams: worker thread counts to cross with them (default: one thread per stream)")
     p.add_argument("--latency-budget-ms", type=A.milliseconds, default=None, metavar="MS",
                    help="mark the highest throughput within this median latency on the throughput/latency chart")
     p.add_argument("--out", type=A.output_dir, default=None, metavar="DIR",
@@ -61,8 +67,17 @@ def command(args: Any) -> int:
         from ..errors import ArgumentError
         raise ArgumentError(f"two MODELs are both named {next(n for n in names if names.count(n) > 1)!r}; the sweep "
                             "tells models apart by name, so give each once")
+    if args.streams is None and args.threads is not None:
+        from ..errors import ArgumentError
+        raise ArgumentError("--threads crosses worker threads with --streams; give --streams too")
+    if args.streams is not None and args.layers:
+        from ..errors import ArgumentError
+        raise ArgumentError("--layers profiles a batch-size sweep; leave it out with --streams")
     dev = _model.device(args.device, args.cpu_threads)
     out = args.out or _default_out(names[0])
+    if args.streams is not None:
+        from .sweep_streams import streams_sweep
+        return streams_sweep(args, nets, dev, out)
     print(f"perfkit sweep: {', '.join(names)} on {dev.spec} ({dev.name}); batch {','.join(map(str, args.batch))}; "
           f"{','.join(args.precision)}; {args.min_time_s:g} s per configuration in {args.rounds} rounds")
     print(_line([c for c, _ in COLUMNS]).rstrip())

@@ -95,6 +95,9 @@ BAD = {
     "sweep --out a file": ["sweep", "mnist_mlp", "--out", "notes.txt"],
     "sweep --out a full folder": ["sweep", "mnist_mlp", "--out", "full"],
     "sweep negative budget": ["sweep", "mnist_mlp", "--latency-budget-ms", "-2"],
+    "sweep threads without streams": ["sweep", "mnist_mlp", "--threads", "2"],
+    "sweep layers with streams": ["sweep", "mnist_mlp", "--streams", "1,2", "--layers"],
+    "sweep zero streams": ["sweep", "mnist_mlp", "--streams", "0,2"],
     # serve-bench
     "serve-bench no rate": ["serve-bench", "mnist_mlp"],
     "serve-bench zero rate": ["serve-bench", "mnist_mlp", "--rate", "0"],

@@ -159,3 +159,19 @@ def test_an_interrupted_sweep_keeps_the_rows_it_finished(tmp_path, capsys, monke
     monkeypatch.setattr(bench, "sweep", interrupt_at_once)
     assert main(argv + ["--out", str(tmp_path / "t")]) == 130
     assert os.listdir(tmp_path) == ["s"]                 # nothing finished: no folder
+
+
+def test_sweep_over_streams_and_threads(tmp_path, capsys):
+    from perfkit import bench
+    if not hasattr(bench, "throughput_sweep"):
+        pytest.skip("perfkit.bench.throughput_sweep is not in this tree yet")
+    from perfkit.cli import main
+    from perfkit.frames.schemas_load import THROUGHPUT
+    assert main(["sweep", "mnist_mlp", "--device", "cpu", "--batch", "2", "--streams", "1,2", "--threads", "1,2",
+                 "--min-time-s", "0.02", "--rounds", "2", "--out", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    frame = THROUGHPUT.validate(pd.read_parquet(tmp_path / "t" / "throughput.parquet"))
+    assert sorted(zip(frame["streams"], frame["threads"])) == [(1, 1), (2, 1), (2, 2)]    # threads <= streams
+    assert (frame["batch_size"] == 2).all()
+    assert sorted(os.listdir(tmp_path / "t")) == ["throughput.parquet", "throughput_vs_streams_mnist_mlp_fp32_b2.png"]
+    assert "saturates at" in out and len([line for line in out.splitlines() if line.rstrip().endswith("%")]) == 3
