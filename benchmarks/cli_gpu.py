@@ -36,6 +36,8 @@ def main() -> int:
         ["run", "mnist_mlp", "--batch", "1,64", "--precision", "fp32,fp16", "--duration-s", "1", *d],
         ["sweep", "resnet_small", "--batch", "1,8,32", "--precision", "fp32,fp16", "--min-time-s", "0.3", *d,
          "--out", os.path.join(a.out, "sweep")],
+        ["sweep", "resnet_small", "--batch", "8", "--streams", "1,2,4,8", "--threads", "1,2,4", "--min-time-s", "0.5",
+         *d, "--out", os.path.join(a.out, "streams")],
         ["serve-bench", "resnet_small", "--engines", "1,8,32", "--rate", "2000,8000", "--max-delay-ms", "0,0.5,2",
          "--duration-s", "2", *d, "--out", os.path.join(a.out, "serve")],
     ]
