@@ -137,8 +137,11 @@ def gpu_identity(dev: Any) -> dict:
         import pynvml
         pynvml.nvmlInit()
         out["driver_version"] = _text(pynvml.nvmlSystemGetDriverVersion())
-        handle = pynvml.nvmlDeviceGetHandleByUUID(out["gpu_uuid"]) if out["gpu_uuid"] else None
-        if handle is None:      # CUDA gave no UUID: the PCI address names the same GPU for NVML
+        handle = None
+        if out["gpu_uuid"]:
+            with contextlib.suppress(Exception):
+                handle = pynvml.nvmlDeviceGetHandleByUUID(out["gpu_uuid"])
+        if handle is None:      # no UUID from CUDA, or NVML knows it not: the PCI address names the same GPU
             bus = "%04x:%02x:%02x.0" % (props.get("pciDomainID", 0), props.get("pciBusID", 0),
                                         props.get("pciDeviceID", 0))
             handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus)

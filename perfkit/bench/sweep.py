@@ -146,7 +146,10 @@ def sweep_local(nets: list, batch_sizes: Sequence[int], precisions: Sequence[str
         _data.create_dataset(os.fspath(out))
     builder = Builder(dev)
     nvml = where.get("nvml_index")
-    probe = _rounds.gpu_probe(dev) if nvml is None or nvml == dev.index else _rounds.gpu_probe(dev, nvml)
+    if nvml is None and dev.kind == "cuda" and os.environ.get("CUDA_VISIBLE_DEVICES"):
+        probe = None        # NVML numbers GPUs its own way: without knowing this one's number, read no clocks
+    else:
+        probe = _rounds.gpu_probe(dev) if nvml is None or nvml == dev.index else _rounds.gpu_probe(dev, nvml)
     run_id = run_id or uuid.uuid4().hex[:8]
     extra = {k: where[k] for k in where if k in SWEEP.names and k != "device"}
     attrs = {"run_id": run_id, "device": spec, "device_name": dev.name, "max_cv_pct": float(max_cv_pct),

@@ -318,3 +318,24 @@ def test_one_bar_for_the_cluster_moves_with_every_workers_slices(client, monkeyp
     assert bar.total == 3 * FAST["rounds"] and bar.n == bar.total
     # the workers' slices came in as they were timed: more steps than configurations, most of them single
     assert len(bar.steps) > 3 and bar.steps.count(1) >= 3, bar.steps
+
+
+def test_a_gpu_nvml_cannot_find_by_uuid_is_found_by_its_pci_address(monkeypatch):
+    from types import ModuleType, SimpleNamespace
+    from perfkit.bench.distributed_host import gpu_identity
+    nvml = ModuleType("pynvml")
+    nvml.nvmlInit = lambda: None
+    nvml.nvmlSystemGetDriverVersion = lambda: b"580.1"
+
+    def by_uuid(u):
+        raise RuntimeError("NVML_ERROR_NOT_FOUND")
+    nvml.nvmlDeviceGetHandleByUUID = by_uuid
+    nvml.nvmlDeviceGetHandleByPciBusId = lambda bus: {"bus": bus}
+    nvml.nvmlDeviceGetUUID = lambda h: b"GPU-from-pci"
+    nvml.nvmlDeviceGetIndex = lambda h: 3 if h["bus"] == "0000:c1:00.0" else 0
+    nvml.nvmlDeviceGetName = lambda h: "NVIDIA H200"
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    dev = SimpleNamespace(kind="cuda", spec="cuda:0", index=0, name="NVIDIA H200",
+                          _props={"uuid": b"\x00" * 16, "pciDomainID": 0, "pciBusID": 0xC1, "pciDeviceID": 0})
+    got = gpu_identity(dev)
+    assert got["nvml_index"] == 3 and got["gpu_uuid"] == "GPU-from-pci" and got["driver_version"] == "580.1"
