@@ -339,3 +339,11 @@ def test_a_gpu_nvml_cannot_find_by_uuid_is_found_by_its_pci_address(monkeypatch)
                           _props={"uuid": b"\x00" * 16, "pciDomainID": 0, "pciBusID": 0xC1, "pciDeviceID": 0})
     got = gpu_identity(dev)
     assert got["nvml_index"] == 3 and got["gpu_uuid"] == "GPU-from-pci" and got["driver_version"] == "580.1"
+
+
+def test_without_out_the_rows_come_back_and_nothing_is_written(client, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    frame = pk.sweep(_net(), batch_sizes=[1, 2], precisions=["fp32"], devices=client, device="cpu", **FAST)
+    assert _keys(frame) == [("tiny_d", "fp32", 1), ("tiny_d", "fp32", 2)] and (frame["error"] == "").all()
+    assert os.listdir(tmp_path) == []
+    assert frame["host"].notna().all() and frame["cpu_cores"].str.len().gt(0).all()
