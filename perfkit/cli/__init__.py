@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"perfkit {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
     except BrokenPipeError:            # `perfkit ... | head`: the reader left; not an error of ours
-        sys.stderr.close()
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())     # no second error when Python exits
         return 0
     return int(status or 0)
 
