@@ -127,8 +127,8 @@ SCALE_OPS = ("Add", "Sub", "Mul", "Div")
 
 
 def _as_scale(ctx, a, b):
-    """A float run-time tensor with a constant that is one value, one per channel (ONNX axis 1) or one per
-    element, combined by + - * /: a Scale layer (``x * scale + shift``), which the builder folds into a
+    """A float run-time tensor with a constant that is one value or one per channel (ONNX axis 1 of an
+    (N, C, ...) tensor), combined by + - * /: a Scale layer (``x * scale + shift``), which the builder folds into a
     preceding convolution or a following activation, as TensorRT's parser makes such nodes IScaleLayers.
     ``None`` when the pair does not fit (the caller adds an element-wise layer)."""
     if is_tensor(a) == is_tensor(b):
@@ -149,15 +149,16 @@ def _as_scale(ctx, a, b):
     op = ctx.op_type
     if op == "Div" and (const_first or np.any(ps == 0)):
         return None
+    producer = ctx.imp.net.get_layer(x.producer).type if x.producer else ""
+    if producer in ("fully_connected", "matrix_multiply", "mlp"):
+        return None                                  # a bias: the builder fuses the element-wise sum instead
     if ps.size == 1:
         mode, v, axis = "uniform", ps.reshape(1), 0
-    elif ps.shape == shape:
-        mode, v, axis = "elementwise", ps, 0
     else:
         varying = [i for i, d in enumerate(ps.shape) if d != 1]
-        if ps.ndim != len(shape) or len(varying) != 1:
-            return None
-        mode, v, axis = "channel", ps.reshape(-1), varying[0]
+        if ps.ndim != len(shape) or len(varying) != 1 or varying[0] != 0 or len(shape) < 2:
+            return None                              # per channel: ONNX axis 1 of (N, C, ...) only
+        mode, v, axis = "channel", ps.reshape(-1), 0
     v = v.astype(np.float32)
     if op == "Add":
         kw = {"shift": v}

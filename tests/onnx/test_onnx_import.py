@@ -206,3 +206,24 @@ def test_pad_modes_with_crops_match_onnxruntime(mode):
                    [("x", TensorProto.FLOAT, ["N", 2, 4, 5])], [("y", TensorProto.FLOAT, None)],
                    [("p", np.array(pads, np.int64)), ("v", np.array(1.5, np.float32))], opset=18)
         np.testing.assert_allclose(_run(po.load(m), {"x": x})["y"], _ort(m, {"x": x})[0], rtol=1e-6)
+
+
+def test_per_channel_arithmetic_after_a_convolution_folds_into_it():
+    """Mul/Add by per-channel constants (batch norm as exporters sometimes write it) become Scale layers,
+    which the builder folds into the convolution: one engine layer, same values as onnxruntime."""
+    rng = np.random.default_rng(4)
+    m = _model([helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+                helper.make_node("Mul", ["c", "s"], ["m"], name="bn_mul"),
+                helper.make_node("Add", ["t", "m"], ["a"], name="bn_add"),
+                helper.make_node("Relu", ["a"], ["y"], name="relu")],
+               [("x", TensorProto.FLOAT, ["N", 3, 6, 6])], [("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
+               [("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+                ("s", rng.uniform(0.5, 2, (1, 4, 1, 1)).astype(np.float32)),
+                ("t", rng.standard_normal((4, 1, 1)).astype(np.float32))])
+    net = po.load(m)
+    assert [layer.type for layer in net.layers] == ["convolution", "scale", "scale", "activation"]
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2, tactics="default"))
+    assert len(eng.layers) == 1 and eng.layers["source_op"][0] == "Conv, Mul, Add, Relu"
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    y = eng.create_execution_context().execute({"x": x})["y"]
+    np.testing.assert_allclose(y, _ort(m, {"x": x})[0], rtol=1e-4, atol=1e-5)
