@@ -25,10 +25,19 @@ MAX_REQUESTS = 10_000_000
 
 
 def latency_curve(latency_by_batch: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(batch sizes, latencies in ms), sorted, from a ``{batch: ms}`` mapping or a frame with
-    ``batch_size`` and ``latency_median_ms`` (a sweep) or ``latency_ms`` columns, one row per batch size."""
+    """(batch sizes, latencies in ms), sorted, from a ``{batch: ms}`` mapping, a frame with ``batch_size`` and
+    ``latency_median_ms`` (a sweep) or ``latency_ms`` columns (one row per batch size), or the requests frame of
+    a batcher or a load run (``batcher_requests``, ``load_requests``: the median run time of its batches per
+    batch size, which includes the batcher's own copying in and out)."""
     what = "simulate_batching: latency_by_batch"
-    if isinstance(latency_by_batch, pd.DataFrame):
+    if isinstance(latency_by_batch, pd.DataFrame) and {"batch", "batch_size", "compute_ms"} <= \
+            set(latency_by_batch.columns):      # requests of a batcher or a load run (or several, concatenated)
+        f = latency_by_batch                    # the batcher's own batches: median run time per batch size
+        if not len(f):
+            raise ArgumentError(f"{what}: the requests frame is empty; serve some requests first")
+        batches = f.drop_duplicates(["batch"] + (["run_id"] if "run_id" in f.columns else []))
+        pairs = batches.groupby("batch_size")["compute_ms"].median().to_dict()
+    elif isinstance(latency_by_batch, pd.DataFrame):
         col = next((c for c in ("latency_median_ms", "latency_ms") if c in latency_by_batch.columns), None)
         if "batch_size" not in latency_by_batch.columns or col is None:
             raise ArgumentError(f"{what}: a frame needs batch_size and latency_median_ms (or latency_ms) columns, "
@@ -58,9 +67,10 @@ def simulate_batching(latency_by_batch: Any, arrival_rate_per_s: float, delays_m
                       max_batch_size: int | None = None, requests: int = 20_000, seed: int = 0) -> pd.DataFrame:
     """Predicted p50/p99/mean latency, throughput, mean batch and utilisation for each delay T in
     ``delays_ms`` (frame ``batching_simulation``, one row per T). ``latency_by_batch``: see
-    :func:`latency_curve`; ``arrival_rate_per_s``: Poisson arrivals of one-sample requests;
-    ``max_batch_size``: default the largest measured batch size (and at most that); ``requests``
-    simulated per T, the same arrivals for every T (``seed``)."""
+    :func:`latency_curve` (a load run's ``requests`` frame gives the batcher's own curve);
+    ``arrival_rate_per_s``: Poisson arrivals of one-sample requests; ``max_batch_size``: default the largest
+    measured batch size (and at most that); ``requests`` simulated per T, the same arrivals for every T
+    (``seed``)."""
     sizes, ms = latency_curve(latency_by_batch)
     rate = number(arrival_rate_per_s, "simulate_batching: arrival_rate_per_s", minimum=0)
     if not rate > 0:

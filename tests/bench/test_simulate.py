@@ -64,3 +64,18 @@ def test_curve_from_a_frame_and_interpolation():
     with pytest.raises(pk.ArgumentError):
         simulate_batching({1: 1.0}, 10, [-1.0])
     assert np.isfinite(simulate_batching({1: 1.0}, 10, 2.0, requests=1)["latency_p50_ms"]).all()
+
+
+def test_curve_from_a_load_run_is_the_median_per_batch_size():
+    from perfkit.frames.schemas_load import LOAD_REQUESTS
+    rows = []
+    for batch, size, ms in ((0, 1, 1.0), (1, 1, 3.0), (2, 1, 2.0), (3, 4, 5.0)):
+        for _ in range(size):                    # every request of a batch repeats the batch's figures
+            rows.append({"run_id": "r", "request": len(rows), "client": 0, "scheduled_ns": 0, "submit_ns": 0,
+                         "late_ms": 0.0, "start_ns": 0, "end_ns": 1, "queue_ms": 0.0, "batch": batch,
+                         "batch_size": size, "engine_batch_size": 4, "compute_ms": ms, "latency_ms": ms})
+    frame = LOAD_REQUESTS.frame(rows)
+    a = simulate_batching(frame, 100, [0.0], requests=2000)
+    assert a.attrs["curve_batch_sizes"] == [1, 4] and a.attrs["curve_latency_ms"] == [2.0, 5.0]
+    with pytest.raises(pk.ArgumentError, match="empty"):
+        simulate_batching(LOAD_REQUESTS.frame([]), 100, [0.0])
