@@ -2,7 +2,8 @@
 
 Tactics: ``im2col`` gathers every window into a column matrix (workspace) and runs one GEMM;
 ``taps`` runs one small GEMM per kernel tap over a strided view of the input, with no column
-matrix. A fused layer may add a residual input (ElementWise sum fusion), raise to a power and apply
+matrix; ``sample`` (one sample at a time, in cache) and ``batched`` (one GEMM over every sample's
+columns) are the CPU forms of ``conv_forms.py`` (on CUDA they run as ``im2col``). A fused layer may add a residual input (ElementWise sum fusion), raise to a power and apply
 an activation as an epilogue; batch-norm Scales are folded into the weights by the builder.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 from ..errors import NetworkDefinitionError, ShapeError
 from .base import Cost, Op, TensorSpec, as_array, pair, register_op
 from .env import scratch_size
+from . import conv_forms
 from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
 
 
@@ -25,7 +27,8 @@ class Convolution(Op):
     short = "conv"
     weight_names = ("kernel", "bias")
     max_inputs = 2           # the second input is a fused residual sum
-    tactic_names = ("im2col", "taps")
+    tactic_names = ("im2col", "taps") + conv_forms.FORMS
+    same_at_batch_one = {"batched": "sample"}      # the builder times one of them at batch 1
 
     def check(self, params, weights):
         k = params.get("num_output_maps")
@@ -56,7 +59,7 @@ class Convolution(Op):
 
     def applicable_tactics(self, params, inputs):
         direct, _ = self._plan(params, inputs[0].shape, None)
-        return ("im2col",) if direct else self.tactic_names
+        return ("im2col",) + conv_forms.FORMS if direct else self.tactic_names
 
     def infer(self, params, inputs, weights):
         x = inputs[0]
@@ -84,6 +87,16 @@ class Convolution(Op):
         direct = (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)
         return direct, (h + 2 * ph, w + 2 * pw)
 
+    def workspace(self, params, inputs, outputs, batch, device_kind=None):
+        # the CPU forms run as im2col on CUDA: their workspace depends on the device
+        if params.get("tactic") not in conv_forms.FORMS:
+            return super().workspace(params, inputs, outputs, batch, device_kind)
+        cpu = conv_forms.scratch_bytes(params, inputs[0], outputs[0], batch, len(inputs) > 1)
+        if device_kind == "cpu":
+            return cpu
+        cuda = super().workspace({**params, "tactic": "im2col"}, inputs, outputs, batch, device_kind)
+        return cuda if device_kind is not None else max(cpu, cuda)
+
     def scratch_bytes(self, params, inputs, outputs, batch):
         x, o = inputs[0], outputs[0]
         direct, (hp, wp) = self._plan(params, x.shape, o.shape)
@@ -100,6 +113,8 @@ class Convolution(Op):
         return scratch_size(padded, batch * c * kh * kw * oh * ow * x.itemsize, *epilogue)
 
     def gemms(self, params, inputs, outputs, batch):
+        if params.get("tactic") in conv_forms.FORMS:
+            return []                           # float32 columns and weights of their own (see workspace)
         if params.get("tactic") == "taps" and not self._plan(params, inputs[0].shape, None)[0]:
             return []                           # the taps multiply float32 copies they make themselves
         c, (k, oh, ow) = inputs[0].shape[0], outputs[0].shape
@@ -120,7 +135,14 @@ class Convolution(Op):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (params[n] for n in ("kernel_size", "stride", "padding", "dilation"))
         wmat = weights["kernel"].reshape(g, kg, cg * kh * kw)
         direct, (hp, wp) = self._plan(params, (c, h, w), (k, oh, ow))
-        if env.device_kind == "cuda" and params["tactic"] == "im2col" and self._cuda_fused(env, ins, out, params, weights,
+        tactic = params["tactic"]
+        if tactic in conv_forms.FORMS:
+            if env.device_kind == "cpu":
+                conv_forms.run(env, x, out, weights["kernel"], weights.get("bias"), params,
+                               ins[1] if len(ins) > 1 else None)
+                return
+            tactic = "im2col"
+        if env.device_kind == "cuda" and tactic == "im2col" and self._cuda_fused(env, ins, out, params, weights,
                                                                                       direct, (oh, ow)):
             return
         if not direct:
@@ -132,7 +154,7 @@ class Convolution(Op):
                 padded = xp.ascontiguousarray(x)
         if direct:
             cols = x.reshape(b, g, cg, h * w)
-        elif params["tactic"] == "taps":
+        elif tactic == "taps":
             self._taps(env, padded, out, weights["kernel"], params, (oh, ow))
             cols = None
         else:
