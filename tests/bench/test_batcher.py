@@ -149,3 +149,14 @@ def test_warmup_runs_every_size_on_every_instance_first(tiny):
         x = np.random.default_rng(3).uniform(-1, 1, (6, 16)).astype(np.float32)
         np.testing.assert_allclose(b.infer({"data": x})["output"], _singles(single, x), rtol=1e-5, atol=1e-6)
     assert all(c._closed for inst in b._contexts for c in inst.values())
+
+
+def test_a_request_cancelled_before_its_batch_is_skipped(tiny):
+    net, es, _ = tiny
+    b = DynamicBatcher(es, max_batch_size=16, max_delay_ms=10_000.0)
+    keep, drop = (b.submit({"data": np.full(16, v, np.float32)}) for v in (1.0, 2.0))
+    assert drop.cancel()
+    b.close(timeout_s=30)
+    assert keep.result().keys() == {"output"} and drop.cancelled()
+    df = b.requests()
+    assert df["request"].tolist() == [keep.request_id] and df["batch_size"].tolist() == [1]
