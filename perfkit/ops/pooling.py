@@ -8,15 +8,21 @@ from .base import Cost, Op, pair, register_op, TensorSpec
 from .env import scratch_size
 from .reductions import reduce_into
 
+#: bytes of one padded block of channels that the ``rows`` tactic reduces at a time (within L2)
+ROWS_BLOCK_BYTES = 1 << 19
+
 
 @register_op
 class Pooling(Op):
     """Tactics: ``strided`` reduces a strided window view in one call; ``taps`` combines one
-    shifted slice per window position (kh*kw element-wise passes, no window view)."""
+    shifted slice per window position (kh*kw element-wise passes, no window view); ``rows`` is
+    separable: it reduces along each row (kw - 1 passes) then across rows (kh - 1 passes), a block of
+    channels of one sample at a time so that the passes stay in cache (:data:`ROWS_BLOCK_BYTES`), and
+    never copies the padding (each tap reaches only the outputs whose window covers it)."""
 
     type = "pooling"
     short = "pool"
-    tactic_names = ("strided", "taps")
+    tactic_names = ("strided", "taps", "rows")
 
     def check(self, params, weights):
         if params.get("pool") not in ("max", "avg"):
@@ -44,6 +50,11 @@ class Pooling(Op):
     def scratch_bytes(self, params, inputs, outputs, batch):
         (c, h, w), (oh, ow) = inputs[0].shape, outputs[0].shape[1:]
         ph, pw = params["padding"]
+        if params.get("tactic") == "rows":
+            block, acc = self._rows_plan(params, inputs[0])
+            counts = 4 * oh * ow if params["pool"] == "avg" and params["exclude_padding"] and (ph or pw) else 0
+            sums = 0 if outputs[0].dtype == "float32" or params["pool"] == "max" else 4 * block * oh * ow
+            return scratch_size(block * h * ow * acc, sums, counts)
         padded = batch * c * (h + 2 * ph) * (w + 2 * pw) * inputs[0].itemsize if ph or pw else 0
         if params["pool"] == "max":
             return scratch_size(padded)
@@ -62,6 +73,9 @@ class Pooling(Op):
         b, c, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = params["window"], params["stride"], params["padding"]
         oh, ow = out.shape[2:]
+        if params["tactic"] == "rows":
+            self._rows(env, x, out, params)
+            return
         if ph or pw:
             padded = env.scratch((b, c, h + 2 * ph, w + 2 * pw), x.dtype)
             padded.fill(-np.inf if params["pool"] == "max" else 0)
@@ -107,6 +121,45 @@ class Pooling(Op):
             xp.copyto(out, total, casting="unsafe")
 
     @staticmethod
+    def _rows_plan(params, x: TensorSpec) -> tuple:
+        """(channels per block, bytes per accumulated value) of the ``rows`` tactic."""
+        c, h, w = x.shape
+        acc = x.itemsize if params["pool"] == "max" else 4
+        return max(1, min(c, ROWS_BLOCK_BYTES // (h * w * acc))), acc
+
+    def _rows(self, env, x, out, params) -> None:
+        """Separable pooling with the padding never copied: each tap combines only the outputs whose
+        window position falls inside the input (a tap covering every output goes first and sets them)."""
+        xp = env.xp
+        b, c, h, w = x.shape
+        oh, ow = out.shape[2:]
+        (kh, kw), (sh, sw), (ph, pw) = params["window"], params["stride"], params["padding"]
+        block, _ = self._rows_plan(params, TensorSpec(x.shape[1:], x.dtype.name))
+        is_max = params["pool"] == "max"
+        dtype = x.dtype if is_max else np.float32
+        combine = xp.maximum if is_max else xp.add
+        across = _spans(w, ow, kw, sw, pw)                      # taps along a row
+        down = _spans(h, oh, kh, sh, ph)                        # taps across rows
+        rows = env.scratch((block, h, ow), dtype)
+        sums = None if out.dtype == dtype else env.scratch((block, oh, ow), np.float32)
+        divisor = None
+        if not is_max and params["exclude_padding"] and (ph or pw):
+            divisor = env.scratch((oh, ow), np.float32)
+            np.outer(self._counts(xp, h, kh, sh, ph, oh), self._counts(xp, w, kw, sw, pw, ow), out=divisor)
+        for i in range(b):
+            for c0 in range(0, c, block):
+                n = min(block, c - c0)
+                r = rows[:n]
+                _combine_taps(xp, combine, is_max, x[i, c0:c0 + n], r, across, sw, 2)
+                dst = out[i, c0:c0 + n]
+                acc = dst if sums is None else sums[:n]             # avg of fp16: sums in float32
+                _combine_taps(xp, combine, is_max, r, acc, down, sh, 1)
+                if not is_max:
+                    xp.divide(acc, divisor if divisor is not None else float(kh * kw), out=acc)
+                if acc is not dst:
+                    xp.copyto(dst, acc, casting="unsafe")
+
+    @staticmethod
     def _windows(xp, padded, size, params):
         """A (B, C, OH, OW, kh, kw) view of every pooling window (no copy)."""
         (kh, kw), (sh, sw) = params["window"], params["stride"]
@@ -118,3 +171,34 @@ class Pooling(Op):
     def cost(self, params, inputs, outputs, weights):
         kh, kw = params["window"]
         return Cost(flops=float(outputs[0].size * kh * kw), bytes=float(inputs[0].nbytes + outputs[0].nbytes))
+
+
+def _spans(n_in: int, n_out: int, k: int, stride: int, pad: int) -> list:
+    """Per window tap ``t``: (first output, end output, first input) of the outputs whose tap falls inside
+    the input (output ``j`` reads input ``stride * j + t - pad``); taps covering every output first."""
+    spans = []
+    for t in range(k):
+        o0 = max(0, -(-(pad - t) // stride))
+        o1 = min(n_out, (n_in - 1 + pad - t) // stride + 1)
+        if o1 > o0:
+            spans.append((o0, o1, stride * o0 + t - pad))
+    return sorted(spans, key=lambda s: s[1] - s[0] != n_out)
+
+
+def _combine_taps(xp, combine, is_max, src, dst, spans, stride, axis) -> None:
+    """``dst`` = the max (or sum) over ``spans`` of ``src``'s strided slices along ``axis`` (1: rows, 2:
+    columns); outputs no tap covers hold -inf (or 0)."""
+    n_out = dst.shape[axis]
+    for k, (o0, o1, i0) in enumerate(spans):
+        count = o1 - o0
+        tap = src[:, i0:i0 + stride * (count - 1) + 1:stride] if axis == 1 else \
+            src[:, :, i0:i0 + stride * (count - 1) + 1:stride]
+        part = dst[:, o0:o1] if axis == 1 else dst[:, :, o0:o1]
+        if k == 0:
+            if count != n_out:
+                dst.fill(-np.inf if is_max else 0)
+                combine(part, tap, out=part)
+            else:
+                xp.copyto(part, tap, casting="unsafe")
+        else:
+            combine(part, tap, out=part)
