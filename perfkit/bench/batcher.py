@@ -121,6 +121,9 @@ class DynamicBatcher:
 
     def infer(self, inputs: Mapping[str, Any]) -> dict:
         """Runs one request and waits for its outputs (name -> array: the caller's rows only)."""
+        if threading.current_thread() in self._threads:
+            raise ExecutionError(f"DynamicBatcher {self.name!r}: infer() was called on one of its own instance "
+                                 "threads (from a Future callback?), which would wait for itself; use submit() there")
         return self.submit(inputs).result()
 
     def close(self, timeout_s: float | None = None) -> None:

@@ -160,3 +160,18 @@ def test_a_request_cancelled_before_its_batch_is_skipped(tiny):
     assert keep.result().keys() == {"output"} and drop.cancelled()
     df = b.requests()
     assert df["request"].tolist() == [keep.request_id] and df["batch_size"].tolist() == [1]
+
+
+def test_infer_from_a_callback_on_an_instance_thread_is_refused_not_a_deadlock(tiny):
+    net, es, _ = tiny
+    seen = []
+    with DynamicBatcher(es, max_batch_size=4, max_delay_ms=300.0) as b:   # not done before the callback is added
+        def again(_):
+            try:
+                b.infer({"data": np.zeros(16, np.float32)})
+            except pk.ExecutionError as exc:
+                seen.append(str(exc))
+        fut = b.submit({"data": np.zeros(16, np.float32)})
+        fut.add_done_callback(again)
+        fut.result(timeout=10)
+    assert seen and "own instance" in seen[0]
