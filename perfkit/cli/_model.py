@@ -87,3 +87,20 @@ def inputs_file(path: str, specs: list, batch: int) -> dict:
             raise ArgumentError(f"--inputs: {name!r} is {a.dtype}; the model takes {np.dtype(dtype)} (convert with "
                                 f"array.astype('{np.dtype(dtype)}'))")
     return arrays
+
+
+def not_an_input(target: str, flag: str, inputs: list) -> None:
+    """Refuses an output path that names one of the command's input files (it would be replaced)."""
+    for given in inputs:
+        if given and os.path.exists(given) and os.path.exists(target) and os.path.samefile(given, target):
+            raise ArgumentError(f"{flag} {target!r} is also an input of this command and would be overwritten; "
+                                "write the output elsewhere")
+
+
+def timing_cache(path: str | None) -> Any:
+    """The TimingCache in ``path`` (read now, so that an unreadable one is refused before anything is built; the
+    builder writes it back after a build that timed something new), or None."""
+    if path is None:
+        return None
+    from ..builder.tactics import TimingCache
+    return TimingCache(path)

@@ -47,11 +47,14 @@ def add_parser(sub: Any) -> None:
 def command(args: Any) -> None:
     from ..builder import Builder, BuilderConfig
     from . import _model
+    _model.not_an_input(args.output, "-o", [args.model])
+    if args.timing_cache:
+        _model.not_an_input(args.timing_cache, "--timing-cache", [args.model, args.output])
     net = _model.network(args.model)
     fusions = args.fusions if args.fusions in ("all", "none") else [f.strip() for f in args.fusions.split(",")
                                                                       if f.strip()]
     config = BuilderConfig(max_batch_size=args.batch, precision=args.precision, strict_types=args.strict_types,
-                           fusions=fusions, tactics=args.tactics, timing_cache=args.timing_cache)
+                           fusions=fusions, tactics=args.tactics, timing_cache=_model.timing_cache(args.timing_cache))
     dev = _model.device(args.device, args.cpu_threads)
     print(f"perfkit build: {net.name} ({len(net.layers)} layers) on {dev.spec} ({dev.name})")
     engine = Builder(dev).build(net, config)

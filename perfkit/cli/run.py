@@ -157,6 +157,7 @@ def _checked(args: Any) -> dict:
             if os.path.abspath(target) == os.path.abspath(other):
                 raise ArgumentError(f"--{g.replace('_', '-')} and --{f.replace('_', '-')} both name {target!r}; give "
                                     "each output its own file")
+        _model.not_an_input(target, f"--{f.replace('_', '-')}", [args.model, args.load_engine, args.inputs])
     engine_file = args.load_engine or (args.model if _model.is_engine_file(args.model) else None)
     if engine_file:
         for flag in ("precision", "timing_cache", "save_engine"):
@@ -182,7 +183,7 @@ def _checked(args: Any) -> dict:
     kind = "ONNX model" if args.model.lower().endswith(".onnx") else "sample network"
     specs = [(t.name, t.shape, t.dtype) for t in net.inputs]
     return {"configs": configs, "device": dev, "label": f"{net.name} ({kind})", "model": net.name, "network": net,
-            "inputs": _inputs(args, specs, [c.batch for c in configs])}
+            "inputs": _inputs(args, specs, [c.batch for c in configs]), "cache": _model.timing_cache(args.timing_cache)}
 
 
 def _inputs(args: Any, specs: list, batches: list) -> Any:
@@ -211,7 +212,7 @@ def _one(args: Any, plan: dict, cfg: Config, bar: Any) -> None:
     title = f"{plan['model']} {cfg.precision} batch {cfg.batch}"
     if cfg.engine is None:
         bar.phase(f"{cfg.precision} batch {cfg.batch}: building")
-        config = BuilderConfig(max_batch_size=cfg.batch, precision=cfg.precision, timing_cache=args.timing_cache)
+        config = BuilderConfig(max_batch_size=cfg.batch, precision=cfg.precision, timing_cache=plan["cache"])
         cfg.engine = Builder(plan["device"]).build(plan["network"], config)
     print(section(f"{title}: engine"))
     for line in engine_lines(cfg.engine, cfg.network_layers):
