@@ -31,6 +31,8 @@ class Importer:
         self.check_mode = check
         self.converted_from = None
         self.rows: list[dict] = []
+        if self.proto.functions:            # model-local functions (newer exporters): inlined into the graph
+            self.proto = _inline(self.onnx, self.proto)
         self.opset = self._opset()          # may replace self.proto (an old opset converted)
         g = self.proto.graph
         if not g.output:
@@ -332,3 +334,12 @@ def _drop_legacy_attributes(onnx: Any, proto: Any, opset: int) -> None:
         if len(keep) != len(node.attribute):
             del node.attribute[:]
             node.attribute.extend(keep)
+
+
+def _inline(onnx: Any, proto: Any) -> Any:
+    try:
+        from onnx import inliner
+        return inliner.inline_local_functions(proto)
+    except Exception as exc:
+        raise OnnxFileError(f"the model's local functions could not be inlined ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None

@@ -227,3 +227,20 @@ def test_per_channel_arithmetic_after_a_convolution_folds_into_it():
     x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
     y = eng.create_execution_context().execute({"x": x})["y"]
     np.testing.assert_allclose(y, _ort(m, {"x": x})[0], rtol=1e-4, atol=1e-5)
+
+
+def test_model_local_functions_are_inlined():
+    f = helper.make_function("local", "ScaledRelu", ["X", "S"], ["Y"],
+                             [helper.make_node("Mul", ["X", "S"], ["T"]), helper.make_node("Relu", ["T"], ["Y"])],
+                             opset_imports=[helper.make_opsetid("", 17)])
+    g = helper.make_graph([helper.make_node("ScaledRelu", ["x", "s"], ["y"], domain="local", name="block")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+                          [numpy_helper.from_array(np.array([1, -2, 3, 0.5], np.float32), "s")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)],
+                          functions=[f])
+    m.ir_version = 8
+    net = po.load(m)
+    assert {layer.source_op for layer in net.layers} >= {"Mul", "Relu"}
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(net, {"x": x})["y"], _ort(m, {"x": x})[0], rtol=1e-6)
