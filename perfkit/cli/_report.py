@@ -169,20 +169,25 @@ def findings(diagnoses: Any) -> list:
 
 def layer_profile(run: Any, top: int | None) -> list:
     """The per-layer profile of a profiling run (trtexec --dumpProfile): each layer's median with its interval,
-    total and share, the precision and tactic the builder chose, and the run's layer sum against end-to-end."""
+    total and share, the precision and tactic the builder chose, and the run's layer sum against end-to-end. The
+    ``top`` slowest layers, or (``top=None``) every layer in execution order, numbered as ``perfkit inspect``."""
     summary = run.summary()
     info = run.engine_layers.set_index("layer") if len(run.engine_layers) else None
-    shownrows = summary if top is None else summary.head(top)
+    if top is None:
+        order = run.layers.groupby("layer")["index"].min()
+        shownrows = summary.assign(index=summary["layer"].map(order)).sort_values("index", kind="stable")
+    else:
+        shownrows = summary.head(top).assign(index=summary["layer"].map(run.layers.groupby("layer")["index"].min()))
     rows = []
     for r in shownrows.itertuples():
         i = info.loc[r.layer] if info is not None and r.layer in info.index else {}
         ci = f"{ms(r.median_ci_low_ms)} – {ms(r.median_ci_high_ms)}" if r.median_ci_low_ms == r.median_ci_low_ms \
             else "n/a"
-        rows.append({"layer": _short(r.layer), "type": r.type, "precision": i.get("precision", ""),
+        rows.append({"#": r.index, "layer": _short(r.layer), "type": r.type, "precision": i.get("precision", ""),
                      "tactic": i.get("tactic", "") or "", "median": ms(r.median_ms), "95% interval": ci,
                      "total": ms(r.total_ms), "share": f"{r.pct:.1f}%"})
-    lines = table(rows, ["layer", "type", "precision", "tactic", "median", "95% interval", "total", "share"],
-                  right=("median", "total", "share"))
+    lines = table(rows, ["#", "layer", "type", "precision", "tactic", "median", "95% interval", "total", "share"],
+                  right=("#", "median", "total", "share"))
     if top is not None and len(summary) > top:
         lines.append(f"  ({top} slowest of {len(summary)} layers; --dump-profile lists every layer)")
     v = run.overview_values()

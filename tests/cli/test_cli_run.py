@@ -98,6 +98,8 @@ def test_dump_profile_lists_every_layer_and_default_the_slowest_five(tmp_path, c
     assert len(rows) == 5 and f"(5 slowest of {n} layers; --dump-profile lists every layer)" in text
     rows, _ = profile_rows(["--dump-profile"])
     assert len(rows) == n
+    assert [int(r.split()[0]) for r in rows] == list(range(n))                          # in execution order
+    assert [r.split()[1] for r in rows] == [name.split()[0] for name in e.layers["layer"]]
 
 
 def test_threads_run_through_bench_throughput_with_one_stream_per_context(tmp_path, capsys):
