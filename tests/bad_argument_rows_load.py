@@ -55,10 +55,10 @@ def _close(w, kw):
 
 case("throughput", lambda w, kw: pk.bench.throughput(**kw),
      {"engine": Lazy(lambda w: w.engine), "batch_size": None, "streams": 1, "threads": None, "duration_s": 0.0,
-      "warmup_ms": 0.0, "inputs": None, "include_transfers": True, "percentiles": (90,)},
+      "warmup_ms": 0.0, "inputs": None, "include_transfers": True, "percentiles": (90,), "gpu_metrics": False},
      {"engine": ENGINE, "batch_size": {**OPT_COUNT, **HUGE, "above_max": 3}, "streams": {**COUNT, **HUGE},
       "threads": {**OPT_COUNT, **HUGE, "above_streams": 2}, "duration_s": SECONDS, "warmup_ms": SECONDS,
-      "inputs": HOST_INPUTS, "include_transfers": FLAG, "percentiles": PERCENTILES})
+      "inputs": HOST_INPUTS, "include_transfers": FLAG, "percentiles": PERCENTILES, "gpu_metrics": FLAG})
 case("throughput_sweep", lambda w, kw: pk.bench.throughput_sweep(**kw),
      {"engine": Lazy(lambda w: w.engine), "batch_size": None, "streams": (1,), "threads": None, "duration_s": 0.0,
       "rounds": 1, "warmup_ms": 0.0, "include_transfers": False},
@@ -68,8 +68,9 @@ case("throughput_sweep", lambda w, kw: pk.bench.throughput_sweep(**kw),
       "duration_s": SECONDS, "rounds": {**COUNT, **HUGE}, "warmup_ms": SECONDS, "include_transfers": FLAG})
 case("Throughput", lambda w, kw: repr(pk.bench.Throughput(**kw)),
      {"queries": Lazy(lambda w: _throughput(w).queries), "summary": Lazy(lambda w: _throughput(w).summary),
-      "meta": {}, "diagnoses": None}, {}, free={p: "a record that throughput() fills; it holds what it is given"
-                                                for p in ("queries", "summary", "meta", "diagnoses")})
+      "meta": {}, "diagnoses": None, "gpu": None}, {},
+     free={p: "a record that throughput() fills; it holds what it is given"
+           for p in ("queries", "summary", "meta", "diagnoses", "gpu")})
 case("Throughput.value", lambda w, kw: _throughput(w).value(**kw), {"metric": "throughput_per_s"}, {"metric": CHOICE})
 
 case("DynamicBatcher", lambda w, kw: _fresh_batcher(kw),

@@ -42,6 +42,7 @@ class Throughput:
     summary: pd.DataFrame
     meta: dict = field(default_factory=dict)
     diagnoses: pd.DataFrame | None = None   # finding, severity, value, threshold, explanation (as measure's)
+    gpu: pd.DataFrame | None = None         # NVML samples of the timed phase (frame gpu_samples; empty on the CPU)
 
     def value(self, metric: str) -> float:
         """The summary's value of ``metric`` (one of ``summary["metric"]``)."""
@@ -57,13 +58,15 @@ class Throughput:
 
 def throughput(engine: Any, batch_size: int | None = None, streams: int = 1, threads: int | None = None,
                duration_s: float = 2.0, warmup_ms: float = 200.0, inputs: dict | None = None,
-               include_transfers: bool = True, percentiles: Sequence[float] = (90, 95, 99)) -> Throughput:
+               include_transfers: bool = True, percentiles: Sequence[float] = (90, 95, 99),
+               gpu_metrics: bool = True) -> Throughput:
     """Runs ``streams`` execution contexts of ``engine``, each on its own stream, fed by ``threads`` worker
     threads (default: one per stream; each thread owns at least one context and its stream), for
     ``duration_s`` seconds after ``warmup_ms`` of warm-up. ``engine``: an Engine, or an EngineSet (its
     engine for ``batch_size``). ``inputs``: host arrays with at least ``batch_size`` samples (default:
     ``perfkit.models.sample_input``). With ``include_transfers`` every query copies its inputs in from
-    page-locked host memory and its outputs back."""
+    page-locked host memory and its outputs back. ``gpu_metrics``: sample clocks, power and utilisation
+    (NVML) while timing, on a GPU."""
     what = "throughput"
     eng = engine_arg(engine, what, batch_size if isinstance(batch_size, int) and batch_size > 0 else None)
     batch = batch_arg(batch_size, eng.max_batch_size, what) or eng.max_batch_size
@@ -72,15 +75,18 @@ def throughput(engine: Any, batch_size: int | None = None, streams: int = 1, thr
     warmup_ms = number(warmup_ms, f"{what}: warmup_ms", minimum=0, maximum=3600e3)
     include_transfers = flag(include_transfers, f"{what}: include_transfers")
     pcts = percentile_list(percentiles, f"{what}: percentiles")
+    gpu_metrics = flag(gpu_metrics, f"{what}: gpu_metrics")
     from ..models import sample_input
     host = host_inputs(eng, inputs if inputs is not None else sample_input(eng, batch), batch, what)
-    return _run(eng, batch, n, m, duration_s, warmup_ms, host, include_transfers, pcts)
+    return _run(eng, batch, n, m, duration_s, warmup_ms, host, include_transfers, pcts, gpu=gpu_metrics)
 
 
 def _run(eng: Any, batch: int, n: int, m: int, duration_s: float, warmup_ms: float, host: dict,
-         transfers: bool, pcts: list, run_id: str | None = None) -> Throughput:
+         transfers: bool, pcts: list, run_id: str | None = None, gpu: bool = False) -> Throughput:
     from ..device import cpu_snapshot, host_load, other_busy_cores
+    from ..profiling.nvml import NvmlSampler
     dev = eng.device
+    sampler = NvmlSampler(dev.index) if gpu and dev.kind == "cuda" else None
     contexts = [eng.create_execution_context() for _ in range(n)]
     try:
         slots = [_Slot(c, dev, host, batch) for c in contexts]
@@ -93,7 +99,7 @@ def _run(eng: Any, batch: int, n: int, m: int, duration_s: float, warmup_ms: flo
         load = host_load()
         before = cpu_snapshot()
         try:
-            rows, wall = _timed(slots, owned, duration_s, warmup_ms, transfers)
+            rows, wall = _timed(slots, owned, duration_s, warmup_ms, transfers, sampler)
         finally:
             if dev.kind == "cpu":
                 dev.apply_threads()
@@ -116,18 +122,24 @@ def _run(eng: Any, batch: int, n: int, m: int, duration_s: float, warmup_ms: flo
             "thread_of_stream": thread_of, "include_transfers": transfers, "blas_threads": blas, **load}
     queries.attrs.update(meta)
     summary = _summary(queries, batch, wall, pcts, n, m, blas, load)
-    from ..profiling.nvml import NvmlSampler
-    diagnoses = _diagnose(queries, summary, NvmlSampler().frame, transfers, dev.kind, blas * n)
+    samples = sampler.frame if sampler is not None else NvmlSampler().frame
+    diagnoses = _diagnose(queries, summary, samples, transfers, dev.kind, blas * n)
     _log.info("throughput %s batch %d, %d stream(s), %d thread(s): %.1f samples/s over %d queries", eng.name,
               batch, n, m, float(summary.set_index("metric").loc["throughput_per_s", "value"]), len(queries))
-    return Throughput(queries, summary, meta, diagnoses)
+    return Throughput(queries, summary, meta, diagnoses, samples)
 
 
-def _timed(slots: list, owned: list, duration_s: float, warmup_ms: float, transfers: bool) -> tuple:
-    """Runs one worker thread per entry of ``owned``; returns (rows, (wall start ns, wall end ns))."""
+def _timed(slots: list, owned: list, duration_s: float, warmup_ms: float, transfers: bool,
+           sampler: Any = None) -> tuple:
+    """Runs one worker thread per entry of ``owned``; returns (rows, (wall start ns, wall end ns)). ``sampler``
+    (an NvmlSampler or None) runs over the timed phase."""
     clock: dict = {}
-    start = threading.Barrier(len(owned) + 1, action=lambda: clock.update(t0=time.perf_counter(),
-                                                                          wall0=time.perf_counter_ns()))
+
+    def begin() -> None:
+        if sampler is not None:
+            sampler.start()
+        clock.update(t0=time.perf_counter(), wall0=time.perf_counter_ns())
+    start = threading.Barrier(len(owned) + 1, action=begin)
     errors: list = []
     results: list = [[] for _ in owned]
 
@@ -176,6 +188,8 @@ def _timed(slots: list, owned: list, duration_s: float, warmup_ms: float, transf
     for w in workers:
         w.join()
     wall1 = time.perf_counter_ns()
+    if sampler is not None and "wall0" in clock:
+        sampler.stop()
     if errors:
         raise errors[0]
     return [r for rs in results for r in rs], (clock["wall0"], wall1)

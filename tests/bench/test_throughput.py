@@ -90,3 +90,4 @@ def test_host_figures_and_diagnoses_like_measure(small):
     assert s["host_cpus"] >= 1 and s["host_load_1m"] >= 0 and s["blas_threads"] >= 1
     assert s["host_latency_median_ms"] > 0 and s["enqueue_median_ms"] >= 0
     assert list(r.diagnoses.columns) == ["finding", "severity", "value", "threshold", "explanation"]
+    assert r.gpu is not None and len(r.gpu) == 0                     # no NVML samples on the CPU

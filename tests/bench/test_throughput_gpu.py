@@ -21,6 +21,7 @@ def resnet():
 
 def test_streams_and_threads_on_the_gpu(resnet):
     r = pk.bench.throughput(resnet, 8, streams=4, threads=2, duration_s=0.5, warmup_ms=100)
+    assert len(r.gpu) > 0                      # NVML samples of the timed phase (nvidia-ml-py on the GPU machine)
     q = r.queries
     assert set(q["stream"]) == {0, 1, 2, 3} and (q["compute_ms"] > 0).all() and (q["h2d_ms"] > 0).all()
     assert r.value("in_flight_mean") > 1.5
