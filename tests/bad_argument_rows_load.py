@@ -55,10 +55,12 @@ def _close(w, kw):
 
 case("throughput", lambda w, kw: pk.bench.throughput(**kw),
      {"engine": Lazy(lambda w: w.engine), "batch_size": None, "streams": 1, "threads": None, "duration_s": 0.0,
-      "warmup_ms": 0.0, "inputs": None, "include_transfers": True, "percentiles": (90,), "gpu_metrics": False},
+      "warmup_ms": 0.0, "inputs": None, "include_transfers": True, "percentiles": (90,), "gpu_metrics": False,
+      "cuda_graph": True},
      {"engine": ENGINE, "batch_size": {**OPT_COUNT, **HUGE, "above_max": 3}, "streams": {**COUNT, **HUGE},
       "threads": {**OPT_COUNT, **HUGE, "above_streams": 2}, "duration_s": SECONDS, "warmup_ms": SECONDS,
-      "inputs": HOST_INPUTS, "include_transfers": FLAG, "percentiles": PERCENTILES, "gpu_metrics": FLAG})
+      "inputs": HOST_INPUTS, "include_transfers": FLAG, "percentiles": PERCENTILES, "gpu_metrics": FLAG,
+      "cuda_graph": FLAG})
 case("throughput_sweep", lambda w, kw: pk.bench.throughput_sweep(**kw),
      {"engine": Lazy(lambda w: w.engine), "batch_size": None, "streams": (1,), "threads": None, "duration_s": 0.0,
       "rounds": 1, "warmup_ms": 0.0, "include_transfers": False},

@@ -61,9 +61,10 @@ def measure(context: Any, batch_size: int | None = None, inputs: dict | None = N
     batch = int(batch_size or engine.max_batch_size)
     host_inputs = inputs if inputs is not None else sample_input(engine, batch)
     check_host_inputs(engine, host_inputs, batch)
-    contexts = [context] + [engine.create_execution_context() for _ in range(max(1, streams) - 1)]
+    graphs = bool(getattr(context, "cuda_graph", True))     # the other contexts replay graphs as the given one does
+    contexts = [context] + [engine.create_execution_context(cuda_graph=graphs) for _ in range(max(1, streams) - 1)]
     slots = [_Slot(c, dev, host_inputs, batch) for c in contexts]
-    sampler = NvmlSampler(dev.index) if gpu_metrics and dev.kind == "cuda" else None
+    sampler = NvmlSampler(dev.nvml_index) if gpu_metrics and dev.kind == "cuda" else None
     # streams x BLAS threads within the device's threads (CPU): each stream's worker gets its share
     threads = dev.apply_threads(len(slots)) if dev.kind == "cpu" else 0
     run_id = uuid.uuid4().hex[:8]

@@ -59,14 +59,15 @@ class Throughput:
 def throughput(engine: Any, batch_size: int | None = None, streams: int = 1, threads: int | None = None,
                duration_s: float = 2.0, warmup_ms: float = 200.0, inputs: dict | None = None,
                include_transfers: bool = True, percentiles: Sequence[float] = (90, 95, 99),
-               gpu_metrics: bool = True) -> Throughput:
+               gpu_metrics: bool = True, cuda_graph: bool = True) -> Throughput:
     """Runs ``streams`` execution contexts of ``engine``, each on its own stream, fed by ``threads`` worker
     threads (default: one per stream; each thread owns at least one context and its stream), for
     ``duration_s`` seconds after ``warmup_ms`` of warm-up. ``engine``: an Engine, or an EngineSet (its
     engine for ``batch_size``). ``inputs``: host arrays with at least ``batch_size`` samples (default:
     ``perfkit.models.sample_input``). With ``include_transfers`` every query copies its inputs in from
     page-locked host memory and its outputs back. ``gpu_metrics``: sample clocks, power and utilisation
-    (NVML) while timing, on a GPU."""
+    (NVML) while timing, on a GPU. ``cuda_graph``: whether the contexts replay CUDA graphs once warm (CUDA
+    only; False launches every layer from Python)."""
     what = "throughput"
     eng = engine_arg(engine, what, batch_size if isinstance(batch_size, int) and batch_size > 0 else None)
     batch = batch_arg(batch_size, eng.max_batch_size, what) or eng.max_batch_size
@@ -76,18 +77,21 @@ def throughput(engine: Any, batch_size: int | None = None, streams: int = 1, thr
     include_transfers = flag(include_transfers, f"{what}: include_transfers")
     pcts = percentile_list(percentiles, f"{what}: percentiles")
     gpu_metrics = flag(gpu_metrics, f"{what}: gpu_metrics")
+    cuda_graph = flag(cuda_graph, f"{what}: cuda_graph")
     from ..models import sample_input
     host = host_inputs(eng, inputs if inputs is not None else sample_input(eng, batch), batch, what)
-    return _run(eng, batch, n, m, duration_s, warmup_ms, host, include_transfers, pcts, gpu=gpu_metrics)
+    return _run(eng, batch, n, m, duration_s, warmup_ms, host, include_transfers, pcts, gpu=gpu_metrics,
+                graphs=cuda_graph)
 
 
 def _run(eng: Any, batch: int, n: int, m: int, duration_s: float, warmup_ms: float, host: dict,
-         transfers: bool, pcts: list, run_id: str | None = None, gpu: bool = False) -> Throughput:
+         transfers: bool, pcts: list, run_id: str | None = None, gpu: bool = False,
+         graphs: bool = True) -> Throughput:
     from ..device import cpu_snapshot, host_load, other_busy_cores
     from ..profiling.nvml import NvmlSampler
     dev = eng.device
-    sampler = NvmlSampler(dev.index) if gpu and dev.kind == "cuda" else None
-    contexts = [eng.create_execution_context() for _ in range(n)]
+    sampler = NvmlSampler(dev.nvml_index) if gpu and dev.kind == "cuda" else None
+    contexts = [eng.create_execution_context(cuda_graph=graphs) for _ in range(n)]
     try:
         slots = [_Slot(c, dev, host, batch) for c in contexts]
         for sl in slots:            # one context at a time, on this thread: on CUDA the second run captures the
@@ -119,7 +123,8 @@ def _run(eng: Any, batch: int, n: int, m: int, duration_s: float, warmup_ms: flo
     thread_of = [i % m for i in range(n)]
     meta = {"run_id": run_id, "engine": eng.name, "engine_id": eng.id, "device": dev.spec, "device_name": dev.name,
             "precision": eng.precision, "batch_size": batch, "streams": n, "threads": m,
-            "thread_of_stream": thread_of, "include_transfers": transfers, "blas_threads": blas, **load}
+            "thread_of_stream": thread_of, "include_transfers": transfers, "blas_threads": blas,
+            "cuda_graph": bool(graphs and dev.kind == "cuda"), **load}
     queries.attrs.update(meta)
     summary = _summary(queries, batch, wall, pcts, n, m, blas, load)
     samples = sampler.frame if sampler is not None else NvmlSampler().frame

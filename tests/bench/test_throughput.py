@@ -91,3 +91,21 @@ def test_host_figures_and_diagnoses_like_measure(small):
     assert s["host_latency_median_ms"] > 0 and s["enqueue_median_ms"] >= 0
     assert list(r.diagnoses.columns) == ["finding", "severity", "value", "threshold", "explanation"]
     assert r.gpu is not None and len(r.gpu) == 0                     # no NVML samples on the CPU
+
+
+def test_cuda_graph_setting_reaches_every_context(small, monkeypatch):
+    made = []
+    real = type(small).create_execution_context
+
+    def spy(self, *args, **kwargs):
+        ctx = real(self, *args, **kwargs)
+        made.append(ctx.cuda_graph)
+        return ctx
+    monkeypatch.setattr(type(small), "create_execution_context", spy)
+    pk.bench.throughput(small, 4, streams=3, duration_s=0.02, warmup_ms=0, cuda_graph=False)
+    assert made == [False] * 3
+    made.clear()
+    first = real(small, cuda_graph=False)
+    pk.bench.measure(first, 4, streams=3, duration_s=0.02, warmup_ms=0, iterations=3, gpu_metrics=False)
+    assert made == [False, False]                     # measure's other contexts follow the one it was given
+    first.close()
