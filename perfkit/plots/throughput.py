@@ -115,7 +115,9 @@ def plot_stream_timeline(queries: pd.DataFrame, ax: Any = None, max_queries: int
     ax.set_xlabel(f"time since the first query ({unit}); a bar: submission to observed completion")
     ax.grid(True, axis="x", alpha=0.3)
     shown = f"first {len(q)} of {len(queries)} queries" if len(q) < len(queries) else f"{len(q)} queries"
-    ax.set_title(f"queries per stream — {' · '.join(title_parts(queries))} ({shown})", fontsize=10)
+    busy = float((q["end_ns"] - q["enqueue_start_ns"]).sum()) / 1e6
+    inflight = f", {busy / span_ms:.1f} in flight on average" if span_ms > 0 else ""
+    ax.set_title(f"queries per stream — {' · '.join(title_parts(queries))} ({shown}{inflight})", fontsize=10)
     return fig
 
 

@@ -49,6 +49,7 @@ def test_stream_timeline_has_a_lane_per_stream():
     assert labels == ["stream 0 · thread 0", "stream 1 · thread 0", "stream 2 · thread 0"]
     bars = [c for c in ax.collections if c.get_gid() == "query"]
     assert len(bars) == 3 and sum(len(b.get_paths()) for b in bars) == min(30, len(r.queries))
+    assert "in flight on average" in ax.get_title()
     plt.close(fig)
 
 
