@@ -61,3 +61,26 @@ def test_batcher_logs_its_batches(caplog):
     assert "perfkit.bench.batcher" in names
     assert any("batch 0" in r.getMessage() for r in caplog.records)
     assert any(r.threadName.startswith("perfkit-lb-") for r in caplog.records)
+
+
+def test_builder_refuses_a_second_thread_and_names_the_first(monkeypatch):
+    b = pk.Builder("cpu")
+    inside, release = threading.Event(), threading.Event()
+    real = type(b)._build
+
+    def slow(self, network, config):
+        inside.set()
+        release.wait(10)
+        return real(self, network, config)
+    monkeypatch.setattr(type(b), "_build", slow)
+    net = pk.models.mlp((4, 4), seed=0, name="busy")
+    first = threading.Thread(target=lambda: b.build(net), name="builder-A")
+    first.start()
+    assert inside.wait(10)
+    try:
+        with pytest.raises(pk.BuilderBusyError, match="'builder-A'.*one Builder per thread"):
+            b.build(net)
+    finally:
+        release.set()
+        first.join()
+    assert b.build(net).max_batch_size >= 1               # free again once the first build ended
