@@ -40,14 +40,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pattern", choices=("poisson", "constant", "closed"), default="poisson",
                    help="arrivals: Poisson or constant rate (open loop), or closed-loop clients")
     p.add_argument("--concurrency", metavar="N", type=A.count, default=None, help="client threads of the closed loop")
-    p.add_argument("--engines", type=A.comma_list(int, what="batch size"), default=[1, 8, 32], metavar="B[,B...]",
-                   help="max batch sizes of the engines built (default: 1,8,32)")
+    p.add_argument("--engines", type=A.comma_list(int, what="batch size"), default=None, metavar="B[,B...]",
+                   help="max batch sizes of the engines built from MODEL (default: 1,8,32)")
     p.add_argument("--max-batch", metavar="B",
                    type=A.count, default=None, help="most samples per batch (default: the largest "
                    "engine's)")
     p.add_argument("--instances", metavar="N",
                    type=A.count, default=1, help="batches run at once, each by its own thread")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision allowed when building")
+    p.add_argument("--precision", choices=PRECISIONS, default=None, help="precision allowed when building "
+                   "(default: fp32)")
     p.add_argument("--device", metavar="D",
                    type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
@@ -74,10 +75,10 @@ def command(args: Any) -> None:
         if args.rate is None or args.concurrency is not None:
             raise ArgumentError(f"--pattern {args.pattern} takes --rate R (requests per second), not --concurrency")
         loads = [{"rate_per_s": r} for r in args.rate]
-    if args.max_batch is not None and args.max_batch > max(args.engines):
-        raise ArgumentError(f"--max-batch {args.max_batch} is more than the largest engine ({max(args.engines)}); "
-                            f"add a larger size to --engines")
     engines, label, dev = _engines(args)
+    if args.max_batch is not None and args.max_batch > engines.max_batch_size:
+        raise ArgumentError(f"--max-batch {args.max_batch} is more than the largest engine ({engines.max_batch_size}); "
+                            "add a larger size to --engines (or build the engine file for a larger batch)")
     biggest = args.max_batch or engines.max_batch_size
     print(f"perfkit serve-bench: {label} on {dev.spec} ({dev.name}); batches up to {biggest}; {args.instances} "
           f"instance(s); {args.pattern} load for {args.duration_s:g} s per delay")
@@ -118,11 +119,17 @@ def _engines(args: Any) -> tuple:
     from ..builder import BuilderConfig, EngineSet
     from . import _model
     if _model.is_engine_file(args.model):
+        from ..errors import ArgumentError
+        for flag in ("engines", "precision"):
+            if getattr(args, flag) is not None:
+                raise ArgumentError(f"--{flag} applies when building from a model, and {args.model!r} is an engine "
+                                    "file that is served as built; leave it out or give the ONNX model or sample name")
         e = _model.engine(args.model, args.device, args.cpu_threads)
         return e, f"{e.name} (engine file {args.model})", e.device
     net = _model.network(args.model)
     dev = _model.device(args.device, args.cpu_threads)
-    return EngineSet(net, args.engines, BuilderConfig(precision=args.precision), dev), net.name, dev
+    config = BuilderConfig(precision=args.precision or "fp32")
+    return EngineSet(net, args.engines or [1, 8, 32], config, dev), net.name, dev
 
 
 def _curve(engines: Any, biggest: int, args: Any) -> dict:

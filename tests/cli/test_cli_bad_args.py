@@ -113,6 +113,9 @@ BAD = {
     "serve-bench unknown pattern": ["serve-bench", "mnist_mlp", "--pattern", "bursty"],
     "serve-bench --out a full folder": ["serve-bench", "mnist_mlp", "--rate", "10", "--out", "full"],
     "serve-bench unknown model": ["serve-bench", "nope", "--rate", "10"],
+    "serve-bench engine file with --engines": ["serve-bench", "m.engine", "--rate", "10", "--engines", "1,2"],
+    "serve-bench engine file with --precision": ["serve-bench", "m.engine", "--rate", "10", "--precision", "fp16"],
+    "serve-bench max batch past the engine": ["serve-bench", "m.engine", "--rate", "10", "--max-batch", "4"],
     # the command itself
     "unknown command": ["nope"],
     "no command": [],

@@ -110,19 +110,20 @@ def test_inspect_an_onnx_file_names_what_imports_and_what_does_not(tmp_path, cap
     out = capsys.readouterr().out
     assert "2 nodes, 2 supported" in out and "=== Imported network" in out and "fully_connected" in out
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["h"], name="ok"),
-                               helper.make_node("Hardmax", ["h"], ["y"], name="odd")], "odd",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                               helper.make_node("Frobnicate", ["h"], ["y"], name="odd", domain="com.example")],
+                              "odd", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "odd.onnx")
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), tmp_path / "odd.onnx")   # an op no importer knows
     assert main(["inspect", str(tmp_path / "odd.onnx")]) == 0
     out = capsys.readouterr().out
     assert "2 nodes, 1 supported, 1 not" in out and "=== Imported network" not in out
-    odd = next(line for line in out.splitlines() if line.split()[:2] == ["odd", "Hardmax"])
-    assert odd.split()[-1] == "NO"
-    assert "odd (Hardmax): operator 'Hardmax' is not supported" in out[out.index("=== Not supported ==="):]
+    odd = next(line for line in out.splitlines() if line.split()[:2] == ["odd", "Frobnicate"])
+    assert odd.split()[-1] == "NO" and "com.example" in odd
+    assert "odd (Frobnicate): operator domain 'com.example'" in out[out.index("=== Not supported ==="):]
     assert main(["run", str(tmp_path / "odd.onnx"), *QUICK]) == 2   # running it is one line naming the node
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Hardmax" in err
+    assert len(err.strip().splitlines()) == 1 and "Frobnicate" in err
 
 
 def test_a_sweep_whose_every_configuration_failed_exits_1_and_keeps_its_rows(tmp_path, capsys, monkeypatch):
