@@ -1,13 +1,11 @@
 """Slice: ONNX ``Slice`` over per-sample axes: starts, ends, axes and steps, negative ones included.
 
-Starts and ends count from the end when negative and are clamped to the axis, as ONNX does, so an
-end of ``2**63 - 1`` means "to the end"; a negative step walks backwards. The layer keeps the
+Starts and ends count from the end when negative and are clamped to the axis as NumPy (and ONNX's
+reference) clamp them, so an end of ``2**63 - 1`` means "to the end"; a negative step walks backwards. The layer keeps the
 resolved Python slices (``params["slices"]``), and its output is a strided view of its input copied
 once. Several slices of one tensor make an ONNX ``Split``.
 """
 from __future__ import annotations
-
-import math
 
 from ..arguments import integer
 from ..errors import NetworkDefinitionError, ShapeError
@@ -21,18 +19,12 @@ def _int_list(value, what: str) -> list:
 
 
 def resolve(start: int, end: int, step: int, n: int) -> tuple:
-    """ONNX's clamping of one axis of length ``n``: ``(start, stop, step, length)``, with ``stop``
-    None where a backwards slice runs past index 0 (Python would read -1 as the last index)."""
-    if start < 0:
-        start += n
-    if end < 0:
-        end += n
-    if step > 0:
-        start, end = min(max(start, 0), n), min(max(end, 0), n)
-    else:
-        start, end = min(max(start, 0), n - 1), min(max(end, -1), n - 1)
-    length = max(0, math.ceil((end - start) / step))
-    return start, (None if end < 0 else end), step, length
+    """One axis of length ``n`` sliced as NumPy slices it, which is what ONNX's reference does:
+    ``(start, stop, step, length)``, with ``stop`` None where a backwards slice runs past index 0
+    (Python would read -1 as the last index). A negative start before the axis begins selects
+    nothing backwards (x[-5:-7:-2] of 3 values), though ONNX's text clamps it to 0."""
+    start, stop, step = slice(start, end, step).indices(n)
+    return start, (None if stop < 0 else stop), step, len(range(start, stop, step))
 
 
 @register_op

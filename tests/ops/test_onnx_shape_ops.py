@@ -98,6 +98,7 @@ def test_select_refuses_mixed_value_kinds():
 @pytest.mark.parametrize("kwargs,match", [
     ({"starts": [0], "ends": [1], "steps": [0]}, "non-zero"),
     ({"starts": [3], "ends": [1]}, "selects nothing"),
+    ({"starts": [-5], "ends": [-7], "axes": [0], "steps": [-2]}, "selects nothing"),   # NumPy's clamping, not 0
     ({"starts": [0, 0], "ends": [1, 1], "axes": [1, -2]}, "same axis twice"),
     ({"starts": [0], "ends": [1], "axes": [3]}, "out of range"),
     ({"starts": [0], "ends": [1, 2]}, "equal length"),
@@ -108,6 +109,40 @@ def test_slice_refuses_bad_parameters_at_add_time(kwargs, match):
     with pytest.raises(pk.PerfkitError, match=match):
         net.add_slice(x, **kwargs)
     assert not net.layers
+
+
+def test_slice_random_parameters_against_onnx_reference():
+    """100 seeded random slices (negative starts, ends and steps beyond the axes) against onnx.reference."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(7)
+    compared = 0
+    for _ in range(100):
+        shape = tuple(int(v) for v in rng.integers(1, 7, 3))
+        axes = [int(a) for a in rng.choice(3, int(rng.integers(1, 4)), replace=False)]
+        steps = [int(rng.choice([-3, -2, -1, 1, 2, 3])) for _ in axes]
+        starts = [int(rng.integers(-8, 8)) for _ in axes]
+        ends = [s + int(np.sign(p)) * int(rng.integers(1, 9)) for s, p in zip(starts, steps)]   # mostly non-empty
+        X = rng.standard_normal((2,) + shape).astype(np.float32)
+        inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+                 (("s", [0] + starts), ("e", [2] + ends), ("a", [0] + [a + 1 for a in axes]), ("p", [1] + steps))]
+        graph = helper.make_graph([helper.make_node("Slice", ["x", "s", "e", "a", "p"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, X.shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+        want = ReferenceEvaluator(helper.make_model(graph)).run(None, {"x": X})[0]
+        net = pk.Network("fuzz")
+        x = net.add_input("x", shape)
+        if want.size == 0:                      # perfkit has no empty tensors: refused at add time
+            with pytest.raises(pk.PerfkitError, match="selects nothing"):
+                net.add_slice(x, starts, ends, axes, steps)
+            continue
+        y = net.add_slice(x, starts, ends, axes, steps)
+        net.mark_output(y.output)
+        eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2))
+        np.testing.assert_array_equal(eng.create_execution_context().execute({"x": X})[y.output.name], want)
+        compared += 1
+    assert compared >= 25          # the rest select nothing and are refused
 
 
 def test_expand_refuses_incompatible_shapes():
