@@ -113,7 +113,7 @@ def test_slice_refuses_bad_parameters_at_add_time(kwargs, match):
 
 def test_slice_random_parameters_against_onnx_reference():
     """100 seeded random slices (negative starts, ends and steps beyond the axes) against onnx.reference."""
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
     from onnx.reference import ReferenceEvaluator
     rng = np.random.default_rng(7)
