@@ -2,10 +2,16 @@
 
 A layer type lists its implementations (``Op.tactic_names``). For every layer with more than one
 applicable candidate the builder runs each at the engine's maximum batch size on random inputs of
-the right shapes and of the engine's own storage dtypes — a warm-up, then ``tactic_iterations``
-timed runs, median — and keeps the fastest. The same timing serves the choice between precisions
+the right shapes and of the engine's own storage dtypes, as a race: every candidate runs once (after
+a warm-up); those more than :data:`PRUNE` times slower than the fastest first run stop there (noise
+on a loaded host makes a run slower, not faster, so a candidate that far behind does not win); the
+others, still set up and warm, run again in turns, up to ``tactic_iterations`` runs each, and stop
+early once the fastest one's best run leads every other's best run by more than the noise
+(:data:`NOISE`, or twice the leader's own spread, after three runs each). Each keeps its best run;
+the fastest is kept. The same timing serves the choice between precisions
 (``precision_choice.py``). A :class:`TimingCache` remembers the choice per (device, precision,
-layer signature), so a rebuild skips the timing entirely.
+layer signature), so a rebuild skips the timing entirely; without one, the build keeps an in-memory
+cache, so identical layers (the repeated blocks of a ResNet) are timed once.
 
 Every measurement goes through :func:`measure`, one replaceable function: tests substitute it to
 make a build's choices deterministic.
@@ -29,6 +35,11 @@ from ..ops.cuda_gemm import BLAS_WORKSPACE_BYTES
 from .tactics_progress import progress_bar, progress_wanted
 
 CACHE_VERSION = 1
+
+#: candidates whose first run took more than this many times the fastest first run stop there
+PRUNE = 1.25
+#: the least lead over the others' best runs at which the race stops early
+NOISE = 0.05
 
 
 class TimingCacheError(PerfkitError, ValueError):
@@ -156,40 +167,115 @@ def random_input(shape: tuple, dtype: Any, rng: np.random.Generator) -> np.ndarr
 
 def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list, out_specs: list,
                constants: list, names: tuple, precision: str, device: Any, allocator: Any, batch: int,
-               iterations: int) -> dict:
+               iterations: int, race: bool = False) -> dict:
     """Times ``op`` with each tactic in ``names`` (``("",)``: the op has none) at ``batch``.
 
     ``in_specs``/``out_specs`` carry the storage dtypes; ``constants[i]`` is the (converted) value
     of input ``i`` when it is a constant, else ``None``; ``weights`` are already in storage dtypes.
-    Returns ``{tactic: milliseconds}``.
+    Returns ``{tactic: milliseconds}``: the median of ``iterations`` runs each, or with ``race`` the
+    race of the module's docstring (then :func:`last_race` tells how each candidate ended).
     """
     xp = device.xp
     rng = np.random.default_rng(0)
     ins = [xp.asarray(c) if c is not None else xp.asarray(random_input((batch,) + tuple(s.shape), s.dtype, rng))
            for s, c in zip(in_specs, constants)]
     outs = [xp.empty((batch,) + tuple(s.shape), s.dtype) for s in out_specs]
-    times = {}
-    for name in names:
+    make = lambda name: _Candidate(op, name, params, weights, in_specs, out_specs, batch, device,  # noqa: E731
+                                   allocator, ins, outs)
+    target = lambda name: Target(layer, op.type, precision, name, ins, outs)  # noqa: E731
+    _RACE.result = {}
+    if not race or len(names) < 2 or iterations < 2:
+        times = {}
+        for name in names:
+            cand = make(name)
+            try:
+                times[name] = measure(target(name), cand.run, device, iterations)
+            finally:
+                cand.close()
+        return times
+    cands: dict = {}
+    try:
+        runs = {}
+        for name in names:
+            cands[name] = make(name)
+            runs[name] = [measure(target(name), cands[name].run, device, 1)]
+        fastest = min(r[0] for r in runs.values())
+        kept = [n for n in names if runs[n][0] <= PRUNE * fastest]
+        for name in names:
+            if name not in kept:
+                cands.pop(name).close()
+                _RACE.result[name] = f"one run at batch {batch}, {runs[name][0] / fastest:.2f}x the fastest: " \
+                                     "stopped there"
+        for i in range(iterations - 1):
+            if len(kept) < 2 or (i >= 2 and _clear([runs[n] for n in kept])):
+                break
+            for name in kept:           # warm already: measure's warm-up call is skipped
+                runs[name].append(measure(target(name), _warm(cands[name].run), device, 1))
+        for name in kept:
+            _RACE.result[name] = f"best of {len(runs[name])} runs at batch {batch}"
+        return {name: min(r) for name, r in runs.items()}
+    finally:
+        for cand in cands.values():
+            cand.close()
+
+
+def _clear(runs: list) -> bool:
+    """Whether the fastest candidate's best run leads every other's best run by more than the noise: 5%,
+    or twice its own runs' spread (median over best), whichever is larger."""
+    best = min(runs, key=min)
+    lo = min(best)
+    margin = max(NOISE, 2 * (float(np.median(best)) - lo) / lo)
+    return all(min(r) > lo * (1 + margin) for r in runs if r is not best)
+
+
+def _warm(run: Callable[[], None]) -> Callable[[], None]:
+    """``run``, except that its first call (the warm-up :func:`measure` makes) does nothing."""
+    calls = [0]
+
+    def once_warm() -> None:
+        calls[0] += 1
+        if calls[0] > 1:
+            run()
+    return once_warm
+
+
+class _Candidate:
+    """One tactic set up to run: its parameters and weights on the device, its workspace, its Env."""
+
+    def __init__(self, op: Any, name: str, params: dict, weights: dict, in_specs: list, out_specs: list,
+                 batch: int, device: Any, allocator: Any, ins: list, outs: list) -> None:
+        xp = device.xp
         params_t, weights_t = op.prepare_tactic(name, params, weights) if name else (params, weights)
         dev_w = {k: xp.asarray(v) for k, v in weights_t.items()}
         ws_bytes = int(op.workspace(params_t, in_specs, out_specs, batch, device.kind))
-        ws = allocate(allocator, ws_bytes, "workspace", "builder", device.kind) if ws_bytes else None
-        blas_ws = allocate(allocator, BLAS_WORKSPACE_BYTES, "workspace", "builder", device.kind) \
-            if device.kind == "cuda" else None
-        env = Env(xp, device.kind, None if ws is None else ws.array, None if blas_ws is None else blas_ws.array)
+        self.allocator = allocator
+        self.bufs = [allocate(allocator, ws_bytes, "workspace", "builder", device.kind) if ws_bytes else None,
+                     allocate(allocator, BLAS_WORKSPACE_BYTES, "workspace", "builder", device.kind)
+                     if device.kind == "cuda" else None]
+        ws, blas_ws = self.bufs
+        self.env = env = Env(xp, device.kind, None if ws is None else ws.array,
+                             None if blas_ws is None else blas_ws.array)
 
-        def run(env=env, params_t=params_t, dev_w=dev_w) -> None:
+        def run() -> None:
             env.reset_scratch()
             with np.errstate(all="ignore"):      # random inputs: sqrt/log of negatives are expected
                 op.compute(env, ins, outs, params_t, dev_w)
-        try:
-            times[name] = measure(Target(layer, op.type, precision, name, ins, outs), run, device, iterations)
-        finally:
-            env.close()
-            for buf in (ws, blas_ws):
-                if buf is not None:
-                    allocator.free(buf)
-    return times
+        self.run = run
+
+    def close(self) -> None:
+        self.env.close()
+        for buf in self.bufs:
+            if buf is not None:
+                self.allocator.free(buf)
+        self.bufs = [None, None]
+
+
+_RACE = threading.local()
+
+
+def last_race() -> dict:
+    """How each candidate of the last raced :func:`time_layer` of this thread was timed, in words."""
+    return dict(getattr(_RACE, "result", {}))
 
 
 def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, cache: Any = None,
@@ -200,6 +286,8 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, c
     layer, precision and dtypes are not timed twice).
     """
     cache = as_cache(config.timing_cache) if cache is None else cache
+    if cache is None:
+        cache = TimingCache()               # in memory: identical layers of this build are timed once
     timed = timed or {}
     batch = config.max_batch_size
     stats = {"timed_ms": 0.0, "saved_ms": 0.0, "hits": 0, "misses": 0}
@@ -221,6 +309,9 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
     names = tuple(op.applicable_tactics(node.params, specs)) if op.tactic_names else ()
     if not names:
         return
+    if batch == 1:                          # tactics an op declares the same as another at batch 1: timed once
+        same = getattr(op, "same_at_batch_one", {})
+        names = tuple(n for n in names if same.get(n) not in names) or names
     if len(names) == 1 or config.tactics == "default":
         node.params, node.weights = op.prepare_tactic(names[0], node.params, node.weights)
         return
@@ -233,9 +324,10 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
         stats["hits"] += 1
         stats["saved_ms"] += float(entry.get("timing_ms", 0.0))
         node.params, node.weights = op.prepare_tactic(entry["tactic"], node.params, node.weights)
+        source = f"timed for {entry['layer']!r}" if entry.get("layer") and entry["layer"] != node.name else ""
         log.add("tactic", entry["tactic"], node.name, node.name, len(g.nodes), len(g.nodes), 0.0,
-                "from the timing cache: " + ", ".join(f"{k} {v:.3f} ms" for k, v in entry["times_ms"].items()),
-                "cached")
+                "from the timing cache" + (f" ({source})" if source else "") + ": "
+                + ", ".join(f"{k} {v:.3f} ms" for k, v in entry["times_ms"].items()), "cached")
         return
     if fresh:
         times, spent = dict(entry["times_ms"]), float(entry.get("timing_ms", 0.0))
@@ -244,19 +336,21 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
         try:
             times = time_layer(node.name, op, node.params, node.weights, specs,
                                [g.tensors[t] for t in node.outputs], [g.constants.get(t) for t in node.inputs],
-                               names, node.precision, device, allocator, batch, config.tactic_iterations)
+                               names, node.precision, device, allocator, batch, config.tactic_iterations, race=True)
         except PerfkitError:
             raise
         except Exception as exc:
             raise BuildError(_cannot_run(node, device, exc)) from exc
         spent = (time.perf_counter() - t0) * 1e3
+    race = {} if fresh else last_race()
     stats["timed_ms"] += spent
     stats["misses"] += 1
     best = min(times, key=times.get)
+    n = config.tactic_iterations
     for name, ms in times.items():
+        how = race.get(name, f"median of {n} runs at batch {batch}")
         log.add("tactic", name, node.name, node.name if name == best else "", len(g.nodes), len(g.nodes), ms,
-                f"median of {config.tactic_iterations} runs at batch {batch}" +
-                ("" if name == best else f"; {ms / times[best]:.2f}x the time of {best}"),
+                how + ("" if name == best else f"; {ms / times[best]:.2f}x the time of {best}"),
                 "chosen" if name == best else "rejected")
     node.params, node.weights = op.prepare_tactic(best, node.params, node.weights)
     if cache is not None and not fresh:
