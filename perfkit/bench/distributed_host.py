@@ -124,39 +124,11 @@ def exclusive(dev: Any, uuid: str | None) -> Iterator[None]:
 
 
 def gpu_identity(dev: Any) -> dict:
-    """Name, UUID, driver version and NVML index of a CUDA device (as far as CUDA and NVML tell)."""
-    out: dict = {"gpu_name": getattr(dev, "name", None), "gpu_uuid": None, "driver_version": None, "nvml_index": None}
-    props = getattr(dev, "_props", {}) or {}
-    raw = props.get("uuid")
-    if isinstance(raw, (bytes, bytearray)) and len(raw) == 16:
-        h = raw.hex()
-        out["gpu_uuid"] = f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-    elif isinstance(raw, str) and raw:
-        out["gpu_uuid"] = raw if raw.startswith("GPU-") else f"GPU-{raw}"
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-        out["driver_version"] = _text(pynvml.nvmlSystemGetDriverVersion())
-        handle = None
-        if out["gpu_uuid"]:
-            with contextlib.suppress(Exception):
-                handle = pynvml.nvmlDeviceGetHandleByUUID(out["gpu_uuid"])
-        if handle is None:      # no UUID from CUDA, or NVML knows it not: the PCI address names the same GPU
-            bus = "%04x:%02x:%02x.0" % (props.get("pciDomainID", 0), props.get("pciBusID", 0),
-                                        props.get("pciDeviceID", 0))
-            handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus)
-            out["gpu_uuid"] = _text(pynvml.nvmlDeviceGetUUID(handle))
-        out["nvml_index"] = int(pynvml.nvmlDeviceGetIndex(handle))
-        out["gpu_name"] = out["gpu_name"] or _text(pynvml.nvmlDeviceGetName(handle))
-    except Exception:  # no nvidia-ml-py or no NVML: CUDA's own driver version, no NVML index
-        with contextlib.suppress(Exception):
-            drv = dev.xp.cuda.runtime.driverGetVersion()
-            out["driver_version"] = out["driver_version"] or f"{drv // 1000}.{drv % 1000 // 10}"
-    return out
-
-
-def _text(x: Any) -> str:
-    return x.decode() if isinstance(x, bytes) else str(x)
+    """Name, UUID, driver version and NVML index of a CUDA device (as far as CUDA and NVML tell):
+    :meth:`perfkit.device.cuda.CudaDevice.identity`, or the CPU's empty identity."""
+    if getattr(dev, "kind", None) == "cuda":
+        return dict(dev.identity())
+    return {"gpu_name": getattr(dev, "name", None), "gpu_uuid": None, "driver_version": None, "nvml_index": None}
 
 
 @functools.lru_cache(maxsize=1)

@@ -93,7 +93,7 @@ def gpu_probe(device: Any, nvml_index: int | None = None) -> Callable[[], dict] 
     if getattr(device, "kind", None) != "cuda":
         return None
     from ..profiling.nvml import NvmlSampler
-    sampler = NvmlSampler(device.index if nvml_index is None else int(nvml_index))
+    sampler = NvmlSampler(device.nvml_index if nvml_index is None else int(nvml_index))
     try:
         sampler.sample()
     except Exception:  # no driver, no nvidia-ml-py: the rows leave the GPU columns empty

@@ -131,6 +131,7 @@ class CudaDevice(Device):
         # tensor cores run float16 from sm_70 and bfloat16 from sm_80
         self.fast_fp16 = cc >= (7, 0)
         self.fast_bf16 = cc >= (8, 0)
+        self._identity: dict | None = None
 
     #: CuPy 14 holds bfloat16 arrays, but its matmul ("data type 'E' not understood") and its sort
     #: refuse them, and perfkit's own CUDA kernels (im2col, epilogues, pooling counts) are written for
@@ -216,6 +217,20 @@ class CudaDevice(Device):
                 a = self._cp.ascontiguousarray(a)
             return a.get(stream=raw, out=out)
 
+    def identity(self) -> dict:
+        """``gpu_name``, ``gpu_uuid``, ``driver_version`` and ``nvml_index`` of this GPU, as far as CUDA and
+        NVML tell (read once). NVML numbers GPUs across the host; CUDA renumbers the GPUs it is allowed to
+        see (``CUDA_VISIBLE_DEVICES``), so the NVML GPU of ``cuda:0`` is found by its UUID (else its PCI address)."""
+        if self._identity is None:
+            self._identity = _identity(self._cp, self._props, self.name)
+        return self._identity
+
+    @property
+    def nvml_index(self) -> int:
+        """NVML's number of this GPU (what ``NvmlSampler`` samples); this device's CUDA index where NVML cannot tell."""
+        found = self.identity()["nvml_index"]
+        return self.index if found is None else found
+
     def pinned_empty(self, shape: tuple, dtype: Any = np.float32) -> np.ndarray:
         """A page-locked host array (fast asynchronous copies)."""
         import cupyx
@@ -232,3 +247,34 @@ class CudaDevice(Device):
                 "compute_capability": f"{self._props.get('major', 0)}.{self._props.get('minor', 0)}",
                 "fast_fp16": self.fast_fp16, "fast_bf16": self.fast_bf16,
                 "cupy": cp.__version__}
+
+
+def _identity(cp: Any, props: dict, name: str) -> dict:
+    import contextlib
+    out: dict = {"gpu_name": name, "gpu_uuid": None, "driver_version": None, "nvml_index": None}
+    raw = props.get("uuid")
+    if isinstance(raw, (bytes, bytearray)) and len(raw) == 16:
+        h = raw.hex()
+        out["gpu_uuid"] = f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    elif isinstance(raw, str) and raw:
+        out["gpu_uuid"] = raw if raw.startswith("GPU-") else f"GPU-{raw}"
+    text = lambda x: x.decode() if isinstance(x, bytes) else str(x)  # noqa: E731
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        out["driver_version"] = text(pynvml.nvmlSystemGetDriverVersion())
+        handle = None
+        if out["gpu_uuid"]:
+            with contextlib.suppress(Exception):
+                handle = pynvml.nvmlDeviceGetHandleByUUID(out["gpu_uuid"])
+        if handle is None:      # no UUID from CUDA, or NVML knows it not: the PCI address names the same GPU
+            bus = "%04x:%02x:%02x.0" % (props.get("pciDomainID", 0), props.get("pciBusID", 0),
+                                        props.get("pciDeviceID", 0))
+            handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus)
+            out["gpu_uuid"] = text(pynvml.nvmlDeviceGetUUID(handle))
+        out["nvml_index"] = int(pynvml.nvmlDeviceGetIndex(handle))
+    except Exception:  # no nvidia-ml-py or no NVML: CUDA's own driver version, no NVML index
+        with contextlib.suppress(Exception):
+            drv = cp.cuda.runtime.driverGetVersion()
+            out["driver_version"] = out["driver_version"] or f"{drv // 1000}.{drv % 1000 // 10}"
+    return out

@@ -75,7 +75,7 @@ class Run(RunData):
         self._timer = LayerTimer(run_id) if layers else None
         self._observer = _CallObserver()
         self._tracker = engine.allocator if hasattr(engine.allocator, "events_since") else None
-        self._sampler = NvmlSampler(dev.index, interval_ms) if gpu_metrics and dev.kind == "cuda" else None
+        self._sampler = NvmlSampler(dev.nvml_index, interval_ms) if gpu_metrics and dev.kind == "cuda" else None
         self._hooks: list = []
         self._cupy_hook = None
         self._tracer = None

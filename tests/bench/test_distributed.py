@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import perfkit as pk
+from perfkit.device.cuda import _identity as cuda_identity
 from perfkit.bench import distributed as dist
 from perfkit.bench.sweep_dataset import load_sweep, part_files
 
@@ -251,8 +252,9 @@ def test_a_pinned_gpu_worker_names_its_gpu_by_nvml_number_uuid_and_driver(monkey
     nvml.nvmlDeviceGetName = lambda h: "NVIDIA H200"
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    props = {"uuid": bytes.fromhex("00112233445566778899aabbccddeeff")}
     dev = SimpleNamespace(kind="cuda", spec="cuda:0", index=0, name="NVIDIA H200",
-                          _props={"uuid": bytes.fromhex("00112233445566778899aabbccddeeff")})
+                          identity=lambda: cuda_identity(None, props, "NVIDIA H200"))
     monkeypatch.delenv(ENV_DEVICE, raising=False)
     assert worker_label(dev) == "cuda:1"                    # a worker of the user's own cluster
     monkeypatch.setenv(ENV_DEVICE, "cuda:5")
@@ -335,8 +337,9 @@ def test_a_gpu_nvml_cannot_find_by_uuid_is_found_by_its_pci_address(monkeypatch)
     nvml.nvmlDeviceGetIndex = lambda h: 3 if h["bus"] == "0000:c1:00.0" else 0
     nvml.nvmlDeviceGetName = lambda h: "NVIDIA H200"
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    props = {"uuid": b"\x00" * 16, "pciDomainID": 0, "pciBusID": 0xC1, "pciDeviceID": 0}
     dev = SimpleNamespace(kind="cuda", spec="cuda:0", index=0, name="NVIDIA H200",
-                          _props={"uuid": b"\x00" * 16, "pciDomainID": 0, "pciBusID": 0xC1, "pciDeviceID": 0})
+                          identity=lambda: cuda_identity(None, props, "NVIDIA H200"))
     got = gpu_identity(dev)
     assert got["nvml_index"] == 3 and got["gpu_uuid"] == "GPU-from-pci" and got["driver_version"] == "580.1"
 
