@@ -92,7 +92,8 @@ class LayerAdders:
                           num_groups: int = 1, statistics: bool = False, name: str | None = None) -> Any:
         """``(x - mean) / sqrt(var + epsilon) * scale + bias``, statistics over per-sample ``axes``;
         ``scale``/``bias`` arrays (or None) broadcasting to the input. Layer norm: the trailing axes and
-        their shape; instance norm: axes 1..rank-1, (C, 1, 1); group norm: also ``num_groups``.
+        their shape; instance norm: axes 1..rank-1, (C, 1, 1); group norm: also ``num_groups`` > 1
+        (1: no grouping, as TensorRT; ONNX GroupNormalization with one group is axes 0..rank-1).
         ``statistics=True``: outputs 1 and 2 are the mean and 1/sqrt(var + epsilon) (ONNX's Mean, InvStdDev)."""
         _ints(axes, "add_normalization: axes")
         _ints(num_groups, "add_normalization: num_groups", 1)

@@ -4,8 +4,10 @@ InstanceNormalization and GroupNormalization.
 
 - layer norm: ``axes`` the trailing dims from the ONNX axis on, ``scale``/``bias`` of their shape;
 - instance norm: ``axes`` every dim after the channel, ``scale``/``bias`` of shape (C, 1, 1);
-- group norm: ``num_groups`` G splits the channel axis (0) in G groups, each normalised over its
-  channels and ``axes``; ``scale``/``bias`` per channel, (C, 1, 1).
+- group norm: ``num_groups`` G > 1 splits the channel axis (0) in G groups, each normalised over its
+  channels and ``axes``; ``scale``/``bias`` per channel, (C, 1, 1). As in TensorRT, ``num_groups=1``
+  means no grouping (the axes alone decide): ONNX's GroupNormalization with one group normalises
+  every channel together, which is ``axes`` 0..rank-1 with the per-channel scale and bias.
 
 ``scale`` and ``bias`` are weights (arrays) that broadcast to the per-sample shape by NumPy's rules
 (missing leading dims are 1). With ``statistics`` (no groups) the layer also outputs the mean and the

@@ -123,3 +123,27 @@ def test_statistics_need_a_single_group():
         net.add_normalization(x, None, None, [1], num_groups=2, statistics=True)
     with pytest.raises(pk.PerfkitError, match="True or False"):
         net.add_normalization(x, None, None, [1], statistics=1)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 6])
+def test_onnx_group_normalization_mapping(rng, groups):
+    """ONNX GroupNormalization (opset 21, per-channel scale) is num_groups=G over axes 1..rank-1 for G > 1,
+    and, with one group, axes 0..rank-1 (num_groups=1 means no grouping, as in TensorRT)."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    X = (rng.standard_normal((2, 6, 3, 4)) * 2 + 0.5).astype(np.float32)
+    S, B = rng.standard_normal(6).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    node = helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], num_groups=groups, epsilon=1e-3)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, X.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(S, "s"), numpy_helper.from_array(B, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    want = ReferenceEvaluator(model).run(None, {"x": X})[0]
+    net = pk.Network("gn")
+    x = net.add_input("x", (6, 3, 4))
+    axes = [0, 1, 2] if groups == 1 else [1, 2]
+    y = net.add_normalization(x, S.reshape(6, 1, 1), B.reshape(6, 1, 1), axes, epsilon=1e-3, num_groups=groups)
+    net.mark_output(y.output)
+    got = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2)).create_execution_context().execute({"x": X})
+    np.testing.assert_allclose(got[y.output.name], want, rtol=1e-4, atol=1e-4)
