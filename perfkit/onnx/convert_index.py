@@ -173,3 +173,34 @@ def reduce(ctx):
         ctx.fail("reducing every per-sample dimension without keepdims leaves a per-sample scalar; perfkit "
                  "tensors keep a dimension per sample (keepdims=1 works)")
     ctx.output(ctx.add("add_reduce", x, REDUCE[ctx.op_type], ps_axes, keep_dims=keep).output)
+
+
+@converter("Hardmax", attrs=("axis",))
+def hardmax(ctx):
+    """1 where a value is the first maximum along the axis, else 0: top-1 index == position."""
+    x = ctx.tensor(0)
+    rank = ctx.values.rank(x)
+    if ctx.version < 13 and ctx.int_attr("axis", 1) != rank - 1:
+        ctx.fail("Hardmax before opset 13 over flattened trailing dimensions is not supported (only the last axis)")
+    a = ctx.values.axis(ctx, ctx.int_attr("axis", -1 if ctx.version >= 13 else 1), rank)
+    idx = ctx.add("add_topk", x, "max", 1, a, part="argmax").outputs[1]
+    shape = [1] * len(x.shape)
+    shape[a] = x.shape[a]
+    pos = ctx.values.constant_tensor(ctx, np.arange(x.shape[a], dtype=np.int32).reshape(shape),
+                                     label=f"{ctx.base}/positions")
+    hit = ctx.add("add_elementwise", idx, pos, "equal", part="equal").output
+    ctx.output(ctx.add("add_identity", hit, dtype=x.dtype).output)
+
+
+@converter("LpNormalization", attrs=("axis", "p"))
+def lp_normalization(ctx):
+    x = ctx.tensor(0)
+    p = ctx.int_attr("p", 2)
+    if p not in (1, 2):
+        ctx.fail(f"p={p}: LpNormalization is defined for p = 1 or 2", malformed=True)
+    a = ctx.values.axis(ctx, ctx.int_attr("axis", -1), ctx.values.rank(x))
+    norm = ctx.add("add_reduce", x, "l1_norm" if p == 1 else "l2_norm", [a], keep_dims=True, part="norm").output
+    tiny = ctx.values.constant_tensor(ctx, np.full((1,) * len(x.shape), np.finfo(np.float32).tiny, np.float32),
+                                      label=f"{ctx.base}/tiny")
+    norm = ctx.add("add_elementwise", norm, tiny, "max", part="nonzero").output     # 0 / tiny = 0, as ONNX gives
+    ctx.output(ctx.add("add_elementwise", x, norm, "div").output)

@@ -186,6 +186,19 @@ def tile(ctx):
     ctx.output(x)
 
 
+@converter("CastLike", attrs=("saturate", "round_mode"))
+def cast_like(ctx):
+    x, like = ctx.input(0), ctx.input(1)
+    want = like.dtype if is_tensor(like) else str(np.asarray(like).dtype)
+    if not is_tensor(x):                      # a constant cast to a run-time tensor's type stays a constant
+        ctx.output(np.asarray(x).astype({"int32": np.int64}.get(want, want)))
+        return
+    dtype = {"float64": "float32", "float32": "float32", "float16": "float16"}.get(want, "int32")
+    if "bool" in want:
+        ctx.fail("CastLike to booleans at run time is not supported")
+    ctx.output(x if dtype == x.dtype else ctx.add("add_identity", x, dtype=dtype).output)
+
+
 @converter("Expand")
 def expand(ctx):
     x = ctx.tensor(0)

@@ -167,9 +167,10 @@ class Importer:
             layer = getattr(self.net, method)(*args, name=name, **kw)
         except NetworkDefinitionError as exc:
             ctx.fail(f"perfkit's {method[4:]} layer refused it: {exc}")
-        layer.source_op = ctx.op_type
-        self.info.layer_ops[layer.name] = ctx.op_type
-        self.info.layer_nodes[layer.name] = ctx.node.name or ctx.base
+        source = getattr(ctx, "source", ctx.op_type)          # a function body's layers: the outer op
+        layer.source_op = source
+        self.info.layer_ops[layer.name] = source
+        self.info.layer_nodes[layer.name] = getattr(ctx, "outer_name", ctx.node.name or ctx.base)
         return layer
 
     # nodes ---------------------------------------------------------------------------------------
@@ -227,9 +228,11 @@ class Importer:
             self.info.removed.append((ctx.base, node.op_type, "folded at import (constant inputs)"))
             return
         conv = CONVERTERS.get(node.op_type)
+        if conv is None and self._expand(ctx):
+            return
         if conv is None:
             ctx.fail(f"operator {node.op_type!r} is not supported (on run-time tensors); supported: "
-                     f"{', '.join(sorted(CONVERTERS))}")
+                     f"{', '.join(sorted(CONVERTERS))}, and operators ONNX defines as functions of these")
         unknown = sorted(set(ctx.attrs) - set(conv.attrs))
         if unknown:
             ctx.fail(f"attribute(s) {', '.join(unknown)} not supported; {node.op_type} supports "
@@ -247,6 +250,29 @@ class Importer:
         for o in node.output:
             if o and o not in self.values:
                 ctx.fail(f"output {o!r} is not supported (perfkit computes only the node's main outputs)")
+
+    def _expand(self, ctx: NodeContext) -> bool:
+        """Converts a node through its ONNX function body (see expand.py); False when it has none."""
+        from .expand import body_opset, expanded_nodes, function_body
+        found = function_body(self.onnx, ctx.node, self.opset)
+        if found is None or getattr(ctx, "depth", 0) > 4:
+            return False
+        schema, body = found
+        outer, self.opset = self.opset, body_opset(body, self.opset)
+        try:
+            for inner in expanded_nodes(self.onnx, ctx.node, schema, body, ctx.base):
+                self._labels[id(inner)] = repr(inner.name)
+                sub = self._context(inner)
+                sub.source, sub.depth = getattr(ctx, "source", ctx.op_type), getattr(ctx, "depth", 0) + 1
+                sub.outer_name = getattr(ctx, "outer_name", ctx.node.name or ctx.base)
+                try:
+                    self._convert(sub)
+                except UnsupportedOnnxError as exc:
+                    ctx.fail(f"its ONNX function body does not import: {exc}")
+        finally:
+            self.opset = outer
+        self.info.removed.append((ctx.base, ctx.op_type, "expanded into its ONNX function body"))
+        return True
 
     def _remove(self, ctx: NodeContext, ins: list) -> None:
         node = ctx.node

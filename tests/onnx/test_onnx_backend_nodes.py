@@ -26,12 +26,13 @@ CASE_MODULES = (
     "abs acos acosh add and_ argmax argmin asin asinh atan atanh averagepool batch_normalization cast ceil celu "
     "clip concat constant constantofshape conv convtranspose cos cosh depthtospace div dropout elu equal erf exp "
     "expand flatten floor gather gelu gemm globalaveragepool globalmaxpool greater greater_or_equal "
-    "groupnormalization hardsigmoid hardswish identity instance_normalization layernormalization leakyrelu less "
-    "less_or_equal log logsoftmax lrn matmul max maxpool mean min mish mod mul neg not_ or_ pad pow prelu "
-    "reciprocal reduce_log_sum reduce_log_sum_exp reducel1 reducel2 reducemax reducemean reducemin reduceprod "
-    "reducesum reducesumsquare relu reshape resize round selu shape sigmoid sign sin sinh size slice softmax "
-    "spacetodepth softplus softsign split sqrt squeeze sub sum tan tanh thresholdedrelu topk transpose unsqueeze "
-    "upsample where xor"
+    "groupnormalization hardmax hardsigmoid hardswish identity instance_normalization layernormalization "
+    "leakyrelu less less_or_equal log logsoftmax lpnormalization lrn matmul max maxpool mean "
+    "meanvariancenormalization min mish mod mul neg not_ or_ pad pow prelu reciprocal reduce_log_sum "
+    "reduce_log_sum_exp reducel1 reducel2 reducemax reducemean reducemin reduceprod reducesum reducesumsquare "
+    "relu reshape resize round selu shape shrink sigmoid sign sin sinh size slice softmax spacetodepth softplus "
+    "softsign split sqrt squeeze sub sum swish tan tanh thresholdedrelu topk transpose unsqueeze upsample where "
+    "xor"
 ).split()
 
 # test-name pattern -> why perfkit cannot pass it (by design or not yet)

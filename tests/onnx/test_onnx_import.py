@@ -133,9 +133,10 @@ def test_unsupported_operator_and_attribute_name_node_op_and_opset():
 
 
 def test_check_stands_in_for_a_failed_node_when_shapes_are_known():
-    m = _model([helper.make_node("Relu", ["x"], ["r"], name="a"), helper.make_node("Hardmax", ["r"], ["h"], name="b"),
+    m = _model([helper.make_node("Relu", ["x"], ["r"], name="a"),
+                helper.make_node("CumSum", ["r", "ax"], ["h"], name="b"),
                 helper.make_node("Softmax", ["h"], ["y"], name="c", axis=-1)],
-               [("x", TensorProto.FLOAT, ["N", 4])], [("y", TensorProto.FLOAT, ["N", 4])])
+               [("x", TensorProto.FLOAT, ["N", 4])], [("y", TensorProto.FLOAT, ["N", 4])], [("ax", np.array(1))])
     frame = po.check(m)
     assert list(frame["supported"]) == [True, False, True] and frame.loc[2, "reason"] == ""
     assert frame.loc[2, "became"] == "c"
