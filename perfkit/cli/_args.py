@@ -111,6 +111,16 @@ def delays(text: str) -> list:
     return list(dict.fromkeys(milliseconds(t) for t in items))
 
 
+def devices(text: str) -> object:
+    """``all`` or comma-separated device specs (``cuda:0,cuda:1``, ``cpu,cpu``)."""
+    if text.strip().lower() == "all":
+        return "all"
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give all or a comma-separated list of devices such as cuda:0,cuda:1")
+    return [device(t) for t in items]
+
+
 def rates(text: str) -> list:
     """Comma-separated positive requests per second."""
     items = [t.strip() for t in text.split(",") if t.strip()]

@@ -132,11 +132,12 @@ def performance(result: Any, percentiles: Sequence[float], kind: str) -> list:
                  + f"; {len(q)} inferences")
     if "copy_share_pct" in v:
         lines.append(f"Transfers: H2D + D2H are {v['copy_share_pct']:.1f}% of the latency")
+    blas = v.get("blas_threads", v.get("threads"))      # throughput(): "threads" counts its worker threads
     host = [f"load {v['host_load_1m']:.2f} on {int(v['host_cpus'])} cores before timing"
             if _num(v.get("host_load_1m")) and _num(v.get("host_cpus")) else "",
             f"other processes kept {v['host_other_busy_cores']:.2f} cores busy while timing"
             if _num(v.get("host_other_busy_cores")) else "",
-            f"{int(v['threads'])} BLAS thread(s) per stream" if kind == "cpu" and _num(v.get("threads")) else ""]
+            f"{int(blas)} BLAS thread(s) per stream" if kind == "cpu" and _num(blas) else ""]
     if any(host):
         lines += wrap("; ".join(h for h in host if h), "  ", "Host: ")
     return lines

@@ -253,25 +253,24 @@ def _measure(args: Any, ctx: Any, cfg: Config, inputs: Any) -> Any:
     if args.threads is not None:
         return bench.throughput(cfg.engine, cfg.batch, streams=args.streams, threads=args.threads,
                                 duration_s=args.duration_s, warmup_ms=args.warmup_ms,
-                                include_transfers=not args.no_transfers, percentiles=tuple(args.percentiles), **given)
+                                include_transfers=not args.no_transfers, percentiles=tuple(args.percentiles),
+                                cuda_graph=args.graph, **given)
     return bench.measure(ctx, cfg.batch, warmup_ms=args.warmup_ms, iterations=args.iterations,
                          duration_s=args.duration_s, percentiles=tuple(args.percentiles),
                          include_transfers=not args.no_transfers, streams=args.streams, **given)
 
 
 def _diagnoses(result: Any, kind: str) -> Any:
-    """``measure()``'s diagnoses; for a ``throughput()`` result, which has none, the shared disturbance check
-    (``profiling.summary.disturbances``) on its latency spread and the host figures its summary holds."""
+    """The findings of ``measure()`` or ``throughput()`` (a result from a perfkit that has none: the shared
+    disturbance check on its latency spread)."""
     found = getattr(result, "diagnoses", None)
     if found is not None:
         return found
     from ..bench.measure import UNSTABLE_CV_PCT
     from ..frames.stats import spread_pct
     from ..profiling.summary import disturbances
-    v = {m: float(x) for m, x in zip(result.summary["metric"], result.summary["value"])}
-    keys = ("host_load_1m", "host_cpus", "threads", "host_other_busy_cores")
-    return disturbances({"latency_cv_pct": spread_pct(result.queries["latency_ms"]), "device": kind,
-                         **{k: v[k] for k in keys if k in v}}, max_cv_pct=UNSTABLE_CV_PCT)
+    return disturbances({"latency_cv_pct": spread_pct(result.queries["latency_ms"]), "device": kind},
+                        max_cv_pct=UNSTABLE_CV_PCT)
 
 
 def _profile(ctx: Any, cfg: Config, iterations: int, inputs: Any) -> Any:

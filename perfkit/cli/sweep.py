@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   perfkit sweep mnist_mlp model.onnx --batch 1,32 --min-time-s 0.5 --layers --out sweeps/today
   perfkit sweep resnet_small --device cuda --batch 1,8,32,128 --latency-budget-ms 2
   perfkit sweep resnet_small --device cuda --batch 8 --streams 1,2,4,8 --threads 1,2   where throughput saturates
+  perfkit sweep lenet resnet_small --batch 1,8,64 --devices all     every GPU of this host at once (Dask)
 
 Each (model, precision, batch) gets its own engine built for that batch; the configurations are timed in
 interleaved rounds, so a disturbance hits them all alike, and each median comes with its 95% interval. Open
@@ -44,6 +45,10 @@ def add_parser(sub: Any) -> None:
                    "interval of the median)")
     p.add_argument("--layers", action="store_true", help="also profile each configuration layer by layer "
                    "(sweep_layers.parquet and a per-layer chart per model and precision)")
+    p.add_argument("--devices", type=A.devices, default=None, metavar="all|D[,D...]",
+                   help="spread the configurations over several devices through Dask (perfkit[cluster]): all (every "
+                   "GPU here, else one CPU worker per core) or a list such as cuda:0,cuda:1; the rows then go to "
+                   "the dataset folder sweep/ (perfkit.load_sweep reads it)")
     p.add_argument("--streams", type=A.comma_list(int, what="stream count"), default=None, metavar="N[,N...]",
                    help="sweep streams instead of batch sizes: throughput against execution contexts in flight, one "
                    "stream each, at each --batch and --precision (perfkit.bench.throughput_sweep; guide 2.2)")
@@ -70,28 +75,37 @@ def command(args: Any) -> int:
     if args.streams is None and args.threads is not None:
         from ..errors import ArgumentError
         raise ArgumentError("--threads crosses worker threads with --streams; give --streams too")
-    if args.streams is not None and args.layers:
+    if args.streams is not None and (args.layers or args.devices is not None):
         from ..errors import ArgumentError
-        raise ArgumentError("--layers profiles a batch-size sweep; leave it out with --streams")
+        raise ArgumentError(f"--{'layers' if args.layers else 'devices'} applies to a batch-size sweep; leave it out "
+                            "with --streams")
+    if args.devices is not None and (args.device is not None or args.cpu_threads is not None):
+        from ..errors import ArgumentError
+        raise ArgumentError("--devices places each configuration on a worker's device; leave out --device and "
+                            "--cpu-threads with it")
     dev = _model.device(args.device, args.cpu_threads)
     out = args.out or _default_out(names[0])
     if args.streams is not None:
         from .sweep_streams import streams_sweep
         return streams_sweep(args, nets, dev, out)
-    print(f"perfkit sweep: {', '.join(names)} on {dev.spec} ({dev.name}); batch {','.join(map(str, args.batch))}; "
+    where = f"{dev.spec} ({dev.name})" if args.devices is None else \
+        f"devices {args.devices if args.devices == 'all' else ','.join(args.devices)} (Dask workers)"
+    print(f"perfkit sweep: {', '.join(names)} on {where}; batch {','.join(map(str, args.batch))}; "
           f"{','.join(args.precision)}; {args.min_time_s:g} s per configuration in {args.rounds} rounds")
     print(_line([c for c, _ in COLUMNS]).rstrip())
     with Outputs() as outs:
         folder = outs.folder(out)
-        path = os.path.join(folder, "sweep.parquet")
+        path = os.path.join(folder, "sweep.parquet" if args.devices is None else "sweep")
+        spread = {} if args.devices is None else {"devices": args.devices}
         try:
-            result = sweep(nets, args.batch, args.precision, dev, min_time_s=args.min_time_s, rounds=args.rounds,
-                           on_row=_show, out=path, layers=args.layers, progress=args.progress)
+            result = sweep(nets, args.batch, args.precision, None if spread else dev, min_time_s=args.min_time_s,
+                           rounds=args.rounds, on_row=_show, out=path, layers=args.layers, progress=args.progress,
+                           **spread)
         except KeyboardInterrupt:
             if os.path.exists(path):          # rows of whole networks were written as they finished: keep them
                 outs.commit()
-                print(f"perfkit sweep: interrupted; the configurations finished so far are in {out}/sweep.parquet",
-                      file=sys.stderr)
+                print(f"perfkit sweep: interrupted; the configurations finished so far are in "
+                      f"{os.path.join(out, os.path.basename(path))}", file=sys.stderr)
                 return 130
             raise
         frame, layers = result if args.layers else (result, None)

@@ -115,8 +115,12 @@ def test_threads_run_through_bench_throughput_with_one_stream_per_context(tmp_pa
     q = pd.read_parquet(tmp_path / "o" / "fp32_b2" / "queries.parquet")
     assert set(q["stream"]) == {0, 1}
     assert pd.read_parquet(tmp_path / "o" / "results.parquet").loc[0, "threads"] == 2
-    assert "Disturbed: " in out                        # throughput() has no diagnoses: the shared check gives them
+    assert "Disturbed: " in out
     assert os.path.exists(tmp_path / "o" / "fp32_b2" / "diagnoses.parquet")
+    summary = pd.read_parquet(tmp_path / "o" / "fp32_b2" / "summary.parquet").set_index("metric")["value"]
+    import re
+    blas = int(re.search(r"(\d+) BLAS thread\(s\) per stream", out).group(1))
+    assert blas == summary["blas_threads"]                 # not the 2 worker threads throughput() also reports
 
 
 def test_no_transfers_and_streams_reach_measure(tmp_path, monkeypatch, capsys):

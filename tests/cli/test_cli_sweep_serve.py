@@ -176,3 +176,24 @@ def test_sweep_over_streams_and_threads(tmp_path, capsys):
     assert (frame["batch_size"] == 2).all()
     assert sorted(os.listdir(tmp_path / "t")) == ["throughput.parquet", "throughput_vs_streams_mnist_mlp_fp32_b2.png"]
     assert "saturates at" in out and len([line for line in out.splitlines() if line.rstrip().endswith("%")]) == 3
+
+
+def test_sweep_devices_spread_the_configurations_through_pk_sweep(tmp_path, capsys, monkeypatch):
+    from perfkit import bench
+    from perfkit.cli import main
+    seen = {}
+    real = bench.sweep
+
+    def spy(nets, *a, **k):
+        seen.update(k)
+        k.pop("devices")
+        return real(nets, *a, **{**k, "out": k["out"] + ".parquet"})     # measured here, in this process
+    monkeypatch.setattr(bench, "sweep", spy)
+    assert main(["sweep", "mnist_mlp", "--batch", "1", "--min-time-s", "0.01", "--rounds", "2", "--devices",
+                 "cpu,cpu", "--out", str(tmp_path / "s")]) == 0
+    assert seen["devices"] == ["cpu", "cpu"] and seen["out"].endswith(os.sep + "sweep")     # a dataset folder
+    assert "devices cpu,cpu (Dask workers)" in capsys.readouterr().out
+    for argv in (["--devices", "all", "--device", "cpu"], ["--devices", "cuda:0,gpu"],
+                 ["--devices", "all", "--streams", "1"]):
+        assert main(["sweep", "mnist_mlp", *argv]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
