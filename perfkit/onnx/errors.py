@@ -32,7 +32,7 @@ def require_onnx():
     """The ``onnx`` module, or an :class:`OnnxDependencyError` that says how to install it."""
     try:
         import onnx
-    except ImportError as exc:          # pragma: no cover - the test environment has onnx
+    except ImportError as exc:
         raise OnnxDependencyError("perfkit.onnx needs the 'onnx' package: pip install 'perfkit[onnx]' "
                                   f"({exc})") from None
     return onnx

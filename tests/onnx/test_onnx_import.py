@@ -245,3 +245,12 @@ def test_model_local_functions_are_inlined():
     assert {layer.source_op for layer in net.layers} >= {"Mul", "Relu"}
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     np.testing.assert_allclose(_run(net, {"x": x})["y"], _ort(m, {"x": x})[0], rtol=1e-6)
+
+
+def test_without_the_onnx_package_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    assert po.is_onnx("model.onnx") and po.network_from("mnist_mlp").name == "mnist_mlp"
+    for call in (lambda: po.load(b"\x08\x07"), lambda: po.check("model.onnx")):
+        with pytest.raises(po.OnnxDependencyError, match=r"pip install 'perfkit\[onnx\]'") as info:
+            call()
+        assert isinstance(info.value, pk.PerfkitError)
