@@ -234,18 +234,6 @@ def batch_norm(ctx):
                        channel_axis=axis).output)
 
 
-def _normalize(ctx, x, axes: list, eps: float):
-    """(x - mean) / sqrt(var + eps) over per-sample ``axes`` from elementary layers, and the mean and
-    1/std (for LayerNormalization's optional outputs)."""
-    mean = ctx.add("add_reduce", x, "avg", axes, keep_dims=True, part="mean").output
-    d = ctx.add("add_elementwise", x, mean, "sub", part="centred").output
-    sq = ctx.add("add_elementwise", d, d, "prod", part="squared").output
-    var = ctx.add("add_reduce", sq, "avg", axes, keep_dims=True, part="var").output
-    inv = ctx.add("add_scale", var, "uniform", shift=np.array([eps], np.float32),
-                  power=np.array([-0.5], np.float32), part="inv_std").output
-    return ctx.add("add_elementwise", d, inv, "prod", part="normalized").output, mean, inv
-
-
 def _affine(ctx, what: str, i: int, shape: tuple, rank: int):
     """Scale or bias input ``i`` as an array broadcasting to the per-sample ``shape`` (None when absent)."""
     if not ctx.has(i):
@@ -285,7 +273,8 @@ def group_norm(ctx):
     if ctx.version < 21 and gamma.size == groups:            # opset 18: one scale per group
         gamma, beta = np.repeat(gamma, c // groups), np.repeat(beta, c // groups)
     shape = (c,) + (1,) * (len(x.shape) - 1)
-    axes = list(range(1, len(x.shape)))
+    # perfkit's num_groups=1 means no grouping (as TensorRT); ONNX's one group spans every channel
+    axes = list(range(0 if groups == 1 else 1, len(x.shape)))
     ctx.output(ctx.add("add_normalization", x, gamma.reshape(shape), beta.reshape(shape), axes,
                        epsilon=ctx.float_attr("epsilon", 1e-5), num_groups=groups).output)
 
@@ -299,17 +288,10 @@ def layer_norm(ctx):
     eps = ctx.float_attr("epsilon", 1e-5)
     scale = _affine(ctx, "scale", 1, tuple(x.shape), rank)
     bias = _affine(ctx, "B", 2, tuple(x.shape), rank)
-    if not any(ctx.node.output[1:]):
-        ctx.output(ctx.add("add_normalization", x, scale, bias, axes, epsilon=eps).output)
-        return
-    y, mean, inv = _normalize(ctx, x, axes, eps)          # the statistics are outputs too: elementary layers
-    for what, c, op in (("scale", scale, "prod"), ("B", bias, "sum")):
-        if c is not None:
-            t = ctx.values.constant_tensor(ctx, c, label=f"{ctx.base}/{what}")
-            y = ctx.add("add_elementwise", y, t, op, part=what).output
-    ctx.output(y, 0)
-    ctx.output(mean, 1)
-    ctx.output(inv, 2)
+    stats = any(ctx.node.output[1:])               # ONNX's optional Mean and InvStdDev outputs
+    layer = ctx.add("add_normalization", x, scale, bias, axes, epsilon=eps, statistics=stats)
+    for i, t in enumerate(layer.outputs):
+        ctx.output(t, i)
 
 
 @converter("LRN", attrs=("alpha", "beta", "bias", "size"))

@@ -23,7 +23,6 @@ def function_body(onnx: Any, node: Any, opset: int) -> Any | None:
 def expanded_nodes(onnx: Any, node: Any, schema: Any, body: Any, base: str) -> list:
     """The body's nodes with values renamed (formal inputs/outputs -> the node's, internals -> ``base/...``)
     and attribute references replaced by the node's attributes (or the schema's defaults)."""
-    from onnx import helper
     rename = {}
     for i, formal in enumerate(body.input):
         rename[formal] = node.input[i] if i < len(node.input) else ""

@@ -254,3 +254,18 @@ def test_without_the_onnx_package_the_error_says_how_to_install_it(monkeypatch):
         with pytest.raises(po.OnnxDependencyError, match=r"pip install 'perfkit\[onnx\]'") as info:
             call()
         assert isinstance(info.value, pk.PerfkitError)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_group_normalization_matches_onnx_reference(groups):
+    """One group spans every channel (perfkit's num_groups=1 would normalise each channel alone)."""
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(groups)
+    m = _model([helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], name="gn", num_groups=groups,
+                                 epsilon=1e-5)],
+               [("x", TensorProto.FLOAT, ["N", 4, 3, 5])], [("y", TensorProto.FLOAT, ["N", 4, 3, 5])],
+               [("s", rng.uniform(0.5, 2, 4).astype(np.float32)), ("b", rng.standard_normal(4).astype(np.float32))],
+               opset=21, ir=10)
+    x = (rng.standard_normal((2, 4, 3, 5)) * np.arange(1, 5)[None, :, None, None]).astype(np.float32)
+    ref = ReferenceEvaluator(m).run(None, {"x": x})[0]
+    np.testing.assert_allclose(_run(po.load(m), {"x": x})["y"], ref, rtol=1e-4, atol=1e-5)
