@@ -1,8 +1,6 @@
 """Every subcommand refuses a bad argument with one line on stderr and exit status 2, no traceback, nothing on
 stdout, and nothing written: no file, no folder, no temporary name."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -148,32 +146,34 @@ def test_a_missing_gpu_is_one_line(where, capsys):
 
 
 def test_the_installed_command_reports_bad_arguments_without_traceback(where):
-    for argv in (["run", "nope"], ["run", "m.engine", "--batch", "8", *QUICK], ["inspect", "notes.txt"]):
+    for argv in (["run", "nope"], ["run", "m.engine", "--batch", "8", *QUICK]):
         r = cli(where, *argv)
         assert r.returncode == 2
         line = one_error_line(r.stderr)
         assert line.startswith(f"perfkit {argv[0]}")
 
 
-def test_help_and_version(where):
+def test_help_and_version(where, capsys):
     from perfkit.cli import main
     r = cli(where, "--help")
     assert r.returncode == 0 and "examples:" in r.stdout
     for name in ("run", "build", "inspect", "sweep", "serve-bench", "demo", "info"):
         assert f"    {name}" in r.stdout
-    r = cli(where, "--version")
-    assert r.returncode == 0 and r.stdout.strip() == f"perfkit {pk.__version__}"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"perfkit {pk.__version__}"
     for name in ("run", "build", "inspect", "sweep", "serve-bench"):
         with pytest.raises(SystemExit) as exit_:
             main([name, "--help"])
         assert exit_.value.code == 0
-    script = subprocess.run([sys.executable, "-c", "import perfkit.cli, sys; sys.argv[0] = 'perfkit'; "
-                             "sys.exit(perfkit.cli.main(['run', '--help']))"], capture_output=True, text=True)
-    for flag in ("--batch", "--precision", "--warmup-ms", "--iterations", "--duration-s", "--percentiles", "--streams",
-                 "--threads", "--graph", "--no-graph", "--no-transfers", "--dump-profile", "--export-profile",
-                 "--export-times", "--export-trace", "--save-engine", "--load-engine", "--timing-cache", "--out",
-                 "--device"):
-        assert flag in script.stdout, flag
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: perfkit {name}") and "examples:" in text
+        if name == "run":
+            for flag in ("--batch", "--precision", "--warmup-ms", "--iterations", "--duration-s", "--percentiles",
+                         "--streams", "--threads", "--graph", "--no-graph", "--no-transfers", "--dump-profile",
+                         "--export-profile", "--export-times", "--export-trace", "--save-engine", "--load-engine",
+                         "--timing-cache", "--out", "--device"):
+                assert flag in text, flag
 
 
 def _examples(text: str) -> list:

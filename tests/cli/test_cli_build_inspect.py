@@ -2,11 +2,13 @@
 import json
 
 import numpy as np
+import pytest
 
 import perfkit as pk
 from cli_helpers import QUICK, cli, one_error_line
 
 
+@pytest.mark.slow
 def test_round_trip_build_inspect_run(tmp_path):
     b = cli(tmp_path, "build", "lenet", "-o", "lenet.engine", "--batch", "4", "--device", "cpu")
     assert b.returncode == 0, b.stderr
