@@ -85,6 +85,10 @@ def milliseconds(text: str) -> float:
     return _number(text, "milliseconds", positive=False)
 
 
+def positive_milliseconds(text: str) -> float:
+    return _number(text, "milliseconds", positive=True)
+
+
 def rate(text: str) -> float:
     return _number(text, "requests per second", positive=True)
 

@@ -72,7 +72,8 @@ def inputs_file(path: str, specs: list, batch: int) -> dict:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError) as exc:
-        raise ArgumentError(f"--inputs {path!r} cannot be read as a NumPy .npz file ({exc}); write it with "
+        why = str(exc).split(". ")[0].rstrip(".")        # numpy's first sentence (not its advice to unpickle)
+        raise ArgumentError(f"--inputs {path!r} is not a NumPy .npz of plain arrays ({why}); write it with "
                             "numpy.savez(path, name=array, ...)") from None
     names = [n for n, _, _ in specs]
     if sorted(arrays) != sorted(names):
@@ -102,5 +103,9 @@ def timing_cache(path: str | None) -> Any:
     builder writes it back after a build that timed something new), or None."""
     if path is None:
         return None
-    from ..builder.tactics import TimingCache
-    return TimingCache(path)
+    from ..builder.tactics import TimingCache, TimingCacheError
+    try:
+        return TimingCache(path)
+    except TimingCacheError as exc:
+        raise ArgumentError(f"--timing-cache {path!r} is not a timing cache this perfkit can use ({exc}); name a new "
+                            "file (it is created), or remove that one if perfkit wrote it") from None

@@ -169,7 +169,7 @@ def _checked(args: Any) -> dict:
         batches = args.batch or [engine.max_batch_size]
         too_big = [b for b in batches if b > engine.max_batch_size]
         if too_big:
-            raise ArgumentError(f"--batch {too_big[0]} is more than the max batch size {engine.max_batch_size} "
+            raise ArgumentError(f"--batch {too_big[0]} is more than the max batch size {engine.max_batch_size} that "
                                 f"{engine_file!r} was built for; give a batch up to {engine.max_batch_size} or "
                                 "rebuild with `perfkit build ... --batch N`")
         configs = [Config(engine.precision, b, engine) for b in batches]
@@ -229,7 +229,7 @@ def _one(args: Any, plan: dict, cfg: Config, bar: Any) -> None:
         print(section(f"{title}: performance summary"))
         for line in performance(cfg.result, args.percentiles, kind):
             print(line)
-        cfg.diagnoses = _diagnoses(cfg.result, kind)
+        cfg.diagnoses = cfg.result.diagnoses
         for line in findings(cfg.diagnoses):
             print(line)
         if args.verbose:
@@ -258,19 +258,6 @@ def _measure(args: Any, ctx: Any, cfg: Config, inputs: Any) -> Any:
     return bench.measure(ctx, cfg.batch, warmup_ms=args.warmup_ms, iterations=args.iterations,
                          duration_s=args.duration_s, percentiles=tuple(args.percentiles),
                          include_transfers=not args.no_transfers, streams=args.streams, **given)
-
-
-def _diagnoses(result: Any, kind: str) -> Any:
-    """The findings of ``measure()`` or ``throughput()`` (a result from a perfkit that has none: the shared
-    disturbance check on its latency spread)."""
-    found = getattr(result, "diagnoses", None)
-    if found is not None:
-        return found
-    from ..bench.measure import UNSTABLE_CV_PCT
-    from ..frames.stats import spread_pct
-    from ..profiling.summary import disturbances
-    return disturbances({"latency_cv_pct": spread_pct(result.queries["latency_ms"]), "device": kind},
-                        max_cv_pct=UNSTABLE_CV_PCT)
 
 
 def _profile(ctx: Any, cfg: Config, iterations: int, inputs: Any) -> Any:

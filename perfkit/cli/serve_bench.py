@@ -68,12 +68,18 @@ def command(args: Any) -> None:
     from .. import bench
     from ..errors import ArgumentError
     if args.pattern == "closed":
-        if args.rate is not None or args.concurrency is None:
-            raise ArgumentError("--pattern closed takes --concurrency N (client threads), not --rate")
+        if args.rate is not None:
+            raise ArgumentError("--rate is for the open-loop patterns (poisson, constant); --pattern closed takes "
+                                "--concurrency N client threads instead")
+        if args.concurrency is None:
+            raise ArgumentError("--pattern closed needs --concurrency N (client threads, each waiting for its answer)")
         loads = [{"concurrency": args.concurrency}]
     else:
-        if args.rate is None or args.concurrency is not None:
-            raise ArgumentError(f"--pattern {args.pattern} takes --rate R (requests per second), not --concurrency")
+        if args.concurrency is not None:
+            raise ArgumentError(f"--concurrency is for --pattern closed; --pattern {args.pattern} takes --rate R "
+                                "(requests per second) instead")
+        if args.rate is None:
+            raise ArgumentError(f"--pattern {args.pattern} needs --rate R (requests per second), e.g. --rate 1000")
         loads = [{"rate_per_s": r} for r in args.rate]
     engines, label, dev = _engines(args)
     if args.max_batch is not None and args.max_batch > engines.max_batch_size:
@@ -82,7 +88,7 @@ def command(args: Any) -> None:
     biggest = args.max_batch or engines.max_batch_size
     print(f"perfkit serve-bench: {label} on {dev.spec} ({dev.name}); batches up to {biggest}; {args.instances} "
           f"instance(s); {args.pattern} load for {args.duration_s:g} s per delay")
-    generate = getattr(bench, "generate_load", None) or getattr(bench, "load")
+    generate = bench.generate_load
     measured, requests, simulations = [], [], []
     with Progress(len(loads) * len(args.max_delay_ms) + (not args.no_simulate), "perfkit serve-bench",
                   args.progress) as bar:

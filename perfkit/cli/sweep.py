@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
                    "stream each, at each --batch and --precision (perfkit.bench.throughput_sweep; guide 2.2)")
     p.add_argument("--threads", type=A.comma_list(int, what="thread count"), default=None, metavar="M[,M...]",
                    help="with --streams: worker thread counts to cross with them (default: one thread per stream)")
-    p.add_argument("--latency-budget-ms", type=A.milliseconds, default=None, metavar="MS",
+    p.add_argument("--latency-budget-ms", type=A.positive_milliseconds, default=None, metavar="MS",
                    help="mark the highest throughput within this median latency on the throughput/latency chart")
     p.add_argument("--out", type=A.output_dir, default=None, metavar="DIR",
                    help="new folder for the files (default: sweep-<first model>-<time> here)")
