@@ -131,9 +131,10 @@ def conv_transpose(ctx):
         pads = []
         for i, (nat, t) in enumerate(zip(natural, target)):
             total = nat - t
-            if total < 0:                      # a larger output than the pads allow: extra rows at the end
-                out_pad[i] += -total
-                total = 0
+            if total < 0:
+                if out_shape is not None:      # a larger output than the pads allow: extra rows at the end
+                    out_pad[i] += -total
+                total = 0                      # SAME with a 1-wide kernel: no negative pads (as onnxruntime)
             small, big = total // 2, total - total // 2
             pads.append((small, big) if auto == "SAME_UPPER" else (big, small))
     else:
