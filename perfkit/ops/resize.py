@@ -58,8 +58,9 @@ def _cubic(r: np.ndarray, a: float) -> list:
     return [far(r + 1), near(r), near(1 - r), far(2 - r)]
 
 
-def axis_taps(params: dict, out_len: int, in_len: int, scale: float) -> tuple:
-    """(indices (taps, out_len) int32, weights (taps, out_len) float32) of one resized axis."""
+def axis_taps(params: dict, out_len: int, in_len: int, scale: float, clamp: bool = True) -> tuple:
+    """(indices (taps, out_len) int32, weights (taps, out_len) float32) of one resized axis; with
+    ``clamp=False`` (linear and cubic) the indices before clamping to the axis (int64)."""
     resized = None if params.get("shape") is not None else scale * in_len
     x = source_coordinates(params["coordinate_transformation"], out_len, in_len, scale, resized)
     mode = params["mode"]
@@ -82,8 +83,26 @@ def axis_taps(params: dict, out_len: int, in_len: int, scale: float) -> tuple:
         if params["exclude_outside"]:
             w = np.where((raw >= 0) & (raw <= in_len - 1), w, 0.0)
             w = w / w.sum(axis=0, keepdims=True)
+        if not clamp:
+            return raw.astype(np.int64), w.astype(np.float32)
         idx = np.clip(raw, 0, in_len - 1)
     return idx.astype(np.int32), w.astype(np.float32)
+
+
+def periodic_pattern(params: dict, out_len: int, in_len: int, scale: float) -> dict | None:
+    """A linear or cubic pass that upsamples by an integer ``r`` with taps that repeat every ``r``
+    outputs, one input further each time (half_pixel, asymmetric, ... at integer scales): output
+    ``i * r + j`` is ``sum_k w[j][k] * x[i + offset[j][k]]`` with the input edge-extended by ``lo``
+    before and ``hi`` after. ``{"r", "lo", "hi", "phases": [[[offset, weight], ...] per phase j]}``,
+    or None (other scales, align_corners, exclude_outside, nearest)."""
+    if params["mode"] == "nearest" or params["exclude_outside"] or out_len % in_len:
+        return None
+    r = out_len // in_len
+    raw, w = axis_taps(params, out_len, in_len, scale, clamp=False)
+    if not (np.array_equal(raw[:, r:], raw[:, :-r] + 1) and np.array_equal(w[:, r:], w[:, :-r])):
+        return None
+    phases = [[[int(raw[k, j]), float(w[k, j])] for k in range(raw.shape[0])] for j in range(r)]
+    return {"r": r, "lo": max(0, -int(raw.min())), "hi": max(0, int(raw.max()) - in_len + 1), "phases": phases}
 
 
 def _is_identity(idx: np.ndarray, w: np.ndarray, n: int) -> bool:
@@ -192,7 +211,10 @@ class Resize(Op):
                     if how:
                         strided[key[6:]] = how
         passes = [[a, m, sc] for a, m, sc in _plan(params, tuple(params["in_shape"]))]
-        return {**params, "tactic": tactic, "strided": strided, "passes": passes}, {**weights, **tables}
+        periodic = {str(a): how for a, m, sc in passes
+                    if (how := periodic_pattern(params, m, params["in_shape"][a], sc)) is not None}
+        return ({**params, "tactic": tactic, "strided": strided, "passes": passes, "periodic": periodic},
+                {**weights, **tables})
 
     @staticmethod
     def _tables(params):
@@ -211,6 +233,18 @@ class Resize(Op):
             sizes.append(batch * math.prod(shape) * itemsize)
         return sizes
 
+    @staticmethod
+    def _padded(params, in_shape, batch):
+        """Values of the edge-extended input of the largest periodic pass (0 when none)."""
+        shape, most = list(in_shape), 0
+        passes = params.get("passes")
+        for a, m, sc in (_plan(params, tuple(in_shape)) if passes is None else passes):
+            how = periodic_pattern(params, m, shape[a], sc)
+            if how:
+                most = max(most, batch * math.prod(shape) // shape[a] * (shape[a] + how["lo"] + how["hi"]))
+            shape[a] = m
+        return most
+
     def scratch_bytes(self, params, inputs, outputs, batch):
         x = inputs[0]
         if params["mode"] == "nearest":
@@ -220,7 +254,7 @@ class Resize(Op):
         if not sizes:
             return 0
         own = 0 if x.dtype == "float32" else 4 * batch * x.size
-        return scratch_size(own, *[max(sizes)] * 3)
+        return scratch_size(own, *[max(sizes)] * 3, 4 * self._padded(params, x.shape, batch))
 
     def compute(self, env, ins, outs, params, weights):
         xp = env.xp
@@ -242,6 +276,8 @@ class Resize(Op):
         else:
             bufs = [env.scratch((max(counts),), np.float32) for _ in range(2)]
         tmp = None if nearest else env.scratch((max(counts),), np.float32)
+        periodic = params.get("periodic", {})
+        padded = env.scratch((self._padded(params, x.shape[1:], x.shape[0]),), np.float32) if periodic else None
         for step, (a, m, _) in enumerate(passes):
             shape[a + 1] = m
             n = math.prod(shape)
@@ -262,6 +298,8 @@ class Resize(Op):
                         dest[along(slice(j, None, k))] = cur[along(slice(start, start + m // k))]
             elif nearest:
                 xp.take(cur, idx[0], axis=a + 1, out=dest)
+            elif str(a) in periodic:                          # phases of shifted slices, no gather
+                self._periodic(xp, cur, dest, a + 1, periodic[str(a)], padded, tmp)
             else:
                 along = (-1,) + (1,) * (len(shape) - a - 2)
                 t = tmp[:n].reshape(shape)
@@ -274,6 +312,35 @@ class Resize(Op):
             cur = dest
         if cur is not out:
             xp.copyto(out, cur, casting="unsafe")
+
+    @staticmethod
+    def _periodic(xp, cur, dest, ax, how, padded, tmp):
+        """dest = one periodic pass of ``cur`` along ``ax`` (see :func:`periodic_pattern`): the input
+        edge-extended into ``padded``, then per phase j, dest[j::r] = sum of weight * shifted slices."""
+        n, r, lo, hi = cur.shape[ax], how["r"], how["lo"], how["hi"]
+
+        def along(arr, s_):
+            index = [slice(None)] * arr.ndim
+            index[ax] = s_
+            return arr[tuple(index)]
+        shape = list(cur.shape)
+        shape[ax] = n + lo + hi
+        ext = padded[:math.prod(shape)].reshape(shape)
+        along(ext, slice(lo, lo + n))[...] = cur
+        if lo:
+            along(ext, slice(0, lo))[...] = along(cur, slice(0, 1))
+        if hi:
+            along(ext, slice(lo + n, None))[...] = along(cur, slice(n - 1, n))
+        for j, taps in enumerate(how["phases"]):
+            dj = along(dest, slice(j, None, r))
+            tj = tmp[:dj.size].reshape(dj.shape)
+            for k, (off, w) in enumerate(taps):
+                src = along(ext, slice(lo + off, lo + off + n))
+                if k == 0:
+                    xp.multiply(src, np.float32(w), out=dj)
+                else:
+                    xp.multiply(src, np.float32(w), out=tj)
+                    dj += tj
 
     def cost(self, params, inputs, outputs, weights):
         taps = MODES[params["mode"]]

@@ -169,3 +169,17 @@ def test_integer_factors_use_strided_copies_instead_of_gathers():
     net, y = resize_net((3, 5, 6), scales=(1, 2, 0.5))
     params, _ = pk.ops.get_op("resize").prepare_tactic("gather", y.params, {})
     assert params["strided"] == {"1": ["repeat", 0, 2], "2": ["pick", 0, 2]}
+
+
+def test_integer_linear_and_cubic_upsampling_use_periodic_phases():
+    from perfkit.ops.resize import periodic_pattern
+    net, y = resize_net((3, 5, 6), scales=(1, 2, 3), mode="linear")
+    params, _ = pk.ops.get_op("resize").prepare_tactic("gather", y.params, {})
+    assert sorted(params["periodic"]) == ["1", "2"]
+    two = params["periodic"]["1"]                      # half_pixel x2: x[i-1]/4 + 3x[i]/4, then 3x[i]/4 + x[i+1]/4
+    assert (two["r"], two["lo"], two["hi"]) == (2, 1, 1)
+    assert two["phases"] == [[[-1, 0.25], [0, 0.75]], [[0, 0.75], [1, 0.25]]]
+    p = {**y.params, "mode": "linear", "coordinate_transformation": "align_corners"}
+    assert periodic_pattern(p, 10, 5, 2.0) is None     # align_corners' taps do not repeat
+    assert periodic_pattern({**y.params, "mode": "cubic", "exclude_outside": True}, 10, 5, 2.0) is None
+    assert periodic_pattern({**y.params, "mode": "linear"}, 7, 5, 1.4) is None
