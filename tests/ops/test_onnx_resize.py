@@ -108,7 +108,7 @@ def test_tables_are_built_once_as_weights_and_identity_axes_are_skipped(rng):
     np.testing.assert_allclose(got, reference_resize(X, sizes=(2, 3, 10, 6), mode="linear"), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["cubic", "nearest"])          # nearest: with its strided passes
+@pytest.mark.parametrize("mode", ["cubic", "nearest", "linear"])   # nearest: strided passes; linear: periodic
 def test_a_saved_resize_engine_loads_and_computes_the_same(rng, tmp_path, mode):
     net, y = resize_net((2, 4, 4), scales=(1, 2, 0.5), mode=mode, exclude_outside=mode == "cubic")
     eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2))
