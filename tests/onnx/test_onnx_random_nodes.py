@@ -20,6 +20,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import perfkit as pk  # noqa: E402
 import perfkit.onnx as po  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # Pow of negatives: NaN on both sides
+
 
 def _conv(r):
     c, g = r.choice([(4, 1), (4, 2), (6, 3), (4, 4)])
@@ -111,7 +113,15 @@ def _misc(r):
     return kind, [], (3, 4, 5), {"axis": r.choice([1, 2, 3, -1])}
 
 
-MAKERS = [_conv, _conv_t, _pool, _slice, _pad, _reduce, _resize, _misc]
+def _binary(r):
+    """A run-time (N, 3, 4, 5) tensor with a constant of a random broadcastable shape, either side."""
+    op = r.choice(["Add", "Sub", "Mul", "Div", "Max", "Min", "Pow"])
+    shape = [d if r.random() < 0.5 else 1 for d in (1, 3, 4, 5)][r.randint(0, 4):]
+    c = np.random.default_rng(r.randrange(99)).uniform(0.5, 2.0, shape)
+    return op, [("c", c)], (3, 4, 5), {"_const_first": r.random() < 0.5}
+
+
+MAKERS = [_conv, _conv_t, _pool, _slice, _pad, _reduce, _resize, _misc, _binary]
 
 
 def _case(r: random.Random):
@@ -120,6 +130,8 @@ def _case(r: random.Random):
     if op == "Resize":
         names = ["x", "roi", "scales"]
     outs = ["y", "z"] if op == "Split" else ["y"]
+    if attrs.pop("_const_first", False):
+        names = names[::-1]
     node = helper.make_node(op, names, outs, name="node", **attrs)
     inits = [numpy_helper.from_array(np.asarray(v, np.float32 if np.asarray(v).dtype.kind == "f" else np.int64), n)
              for n, v in consts]
