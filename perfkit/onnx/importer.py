@@ -322,6 +322,10 @@ class Importer:
 
     # outputs ---------------------------------------------------------------------------------------
     def _outputs(self) -> None:
+        names = [vi.name for vi in self.proto.graph.output]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise OnnxFileError(f"graph output(s) {', '.join(map(repr, twice))} listed more than once")
         for vi in self.proto.graph.output:
             v = self.values.table.get(vi.name)
             elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
@@ -338,6 +342,10 @@ class Importer:
             other = self.net._tensors.get(vi.name)
             if other is not None and other is not v and other not in self.net.inputs and other not in self.net.outputs:
                 self.net.rename_tensor(other, self.layer_name(f"{vi.name}/inner", None))   # the name is the output's
+            if v in self.net.inputs and v.name == vi.name:
+                raise UnsupportedOnnxError(f"graph output {vi.name!r} is the graph input of the same name; perfkit's "
+                                           "outputs are computed by layers and need names of their own",
+                                           opset=self.opset)
             if v in self.net.outputs or v in self.net.inputs or v.name != vi.name and vi.name in self.net._tensors:
                 layer = self.net.add_identity(v, name=self.layer_name(f"{vi.name}/copy", None))
                 self.info.layer_ops[layer.name] = "Identity"

@@ -269,3 +269,17 @@ def test_group_normalization_matches_onnx_reference(groups):
     x = (rng.standard_normal((2, 4, 3, 5)) * np.arange(1, 5)[None, :, None, None]).astype(np.float32)
     ref = ReferenceEvaluator(m).run(None, {"x": x})[0]
     np.testing.assert_allclose(_run(po.load(m), {"x": x})["y"], ref, rtol=1e-4, atol=1e-5)
+
+
+def test_outputs_that_are_inputs_or_listed_twice_are_refused_with_a_reason():
+    def graph(outputs):
+        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["N", 2]) for o in outputs])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        return m
+    with pytest.raises(po.UnsupportedOnnxError, match="graph output 'x' is the graph input"):
+        po.load(graph(["y", "x"]))
+    with pytest.raises(po.OnnxFileError, match="'y' listed more than once"):
+        po.load(graph(["y", "y"]))
