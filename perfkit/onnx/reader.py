@@ -148,15 +148,17 @@ def ordered_nodes(graph: Any, known: set) -> list:
         deps.append(d)
         for j in d:
             users[j].append(i)
-    order, ready = [], [i for i, d in enumerate(deps) if not d]
+    import heapq
+    order, ready = [], [i for i, d in enumerate(deps) if not d]     # a heap: the file's order where it is valid
+    heapq.heapify(ready)
     left = [len(d) for d in deps]
     while ready:
-        i = ready.pop(0)
+        i = heapq.heappop(ready)
         order.append(i)
         for j in users[i]:
             left[j] -= 1
             if left[j] == 0:
-                ready.append(j)
+                heapq.heappush(ready, j)
     if len(order) != len(graph.node):
         stuck = [node_label(graph.node[i], i) for i in range(len(graph.node)) if left[i] > 0]
         raise OnnxFileError(f"the graph has a cycle: nodes {', '.join(stuck[:6])}{' ...' if len(stuck) > 6 else ''} "

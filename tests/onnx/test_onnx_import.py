@@ -283,3 +283,8 @@ def test_outputs_that_are_inputs_or_listed_twice_are_refused_with_a_reason():
         po.load(graph(["y", "x"]))
     with pytest.raises(po.OnnxFileError, match="'y' listed more than once"):
         po.load(graph(["y", "y"]))
+
+
+def test_check_rows_follow_the_files_node_order():
+    m = samples.resnet_cnn(image=8, widths=(4, 8))
+    assert list(po.check(m)["node"]) == [n.name for n in m.graph.node]
