@@ -1,5 +1,6 @@
-"""``perfkit sweep MODEL ...``: ``perfkit.sweep`` over batch sizes and precisions from the command line; writes the
-sweep frame (parquet) and its plots into a new folder, and prints each configuration as it finishes."""
+"""``perfkit sweep MODEL ...``: ``perfkit.sweep`` over batch sizes and precisions from the command line (on several
+devices with ``--devices``); writes the sweep frame (parquet) and its plots into a new folder, and prints each
+configuration as it finishes. ``--streams`` sweeps streams and worker threads instead (``sweep_streams.py``)."""
 from __future__ import annotations
 
 import argparse
@@ -21,14 +22,16 @@ EXAMPLES = """examples:
 
 Each (model, precision, batch) gets its own engine built for that batch; the configurations are timed in
 interleaved rounds, so a disturbance hits them all alike, and each median comes with its 95% interval. Open
-the folder in a notebook with perfkit.widgets.SweepExplorer("<folder>/sweep.parquet")."""
+the folder in a notebook with perfkit.widgets.SweepExplorer("<folder>/sweep.parquet") (with --devices:
+"<folder>/sweep", a dataset folder)."""
 
 
 def add_parser(sub: Any) -> None:
     from ..precision import PRECISIONS
     p = sub.add_parser("sweep", help="latency and throughput against batch size and precision, frame and plots",
-                       description="Sweep models over batch size and precision (perfkit.sweep) and write the sweep "
-                                   "frame and its plots into a new folder.", epilog=EXAMPLES,
+                       description="Sweep models over batch size and precision (perfkit.sweep), or over streams and "
+                                   "worker threads (--streams), and write the frame and its plots into a new "
+                                   "folder.", epilog=EXAMPLES,
                        formatter_class=A.Formatter)
     p.add_argument("models", nargs="+", metavar="MODEL", help="sample network names or .onnx files")
     p.add_argument("--device", metavar="D",
