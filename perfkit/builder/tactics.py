@@ -8,7 +8,8 @@ on a loaded host makes a run slower, not faster, so a candidate that far behind 
 others, still set up and warm, run again in turns, up to ``tactic_iterations`` runs each, and stop
 early once the fastest one's best run leads every other's best run by more than the noise
 (:data:`NOISE`, or twice the leader's own spread, after three runs each). Each keeps its best run;
-the fastest is kept. The same timing serves the choice between precisions
+the fastest is kept. An op may name the tactics that cannot win on the CPU for a layer (its
+``cpu_losers(params, inputs)``, a cost model); those are not timed there. The same timing serves the choice between precisions
 (``precision_choice.py``). A :class:`TimingCache` remembers the choice per (device, precision,
 layer signature), so a rebuild skips the timing entirely; without one, the build keeps an in-memory
 cache, so identical layers (the repeated blocks of a ResNet) are timed once.
@@ -309,6 +310,10 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
     names = tuple(op.applicable_tactics(node.params, specs)) if op.tactic_names else ()
     if not names:
         return
+    losers = getattr(op, "cpu_losers", None)
+    if device.kind == "cpu" and losers is not None and config.tactics != "default":
+        # the op's cost model: these cannot win on the CPU here, so they are not timed
+        names = tuple(n for n in names if n not in losers(node.params, specs)) or names
     if batch == 1:                          # tactics an op declares the same as another at batch 1: timed once
         same = getattr(op, "same_at_batch_one", {})
         names = tuple(n for n in names if same.get(n) not in names) or names

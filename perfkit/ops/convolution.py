@@ -61,6 +61,11 @@ class Convolution(Op):
         direct, _ = self._plan(params, inputs[0].shape, None)
         return ("im2col",) + conv_forms.FORMS if direct else self.tactic_names
 
+    def cpu_losers(self, params, inputs) -> tuple:
+        """Tactics that cannot win on the CPU here (the builder does not time them): for a 1x1 kernel
+        ``taps`` is one strided copy and one GEMM, the same work as ``sample``'s exact form."""
+        return ("taps",) if params["kernel_size"] == (1, 1) else ()
+
     def infer(self, params, inputs, weights):
         x = inputs[0]
         if len(x.shape) != 3:

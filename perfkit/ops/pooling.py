@@ -36,6 +36,15 @@ class Pooling(Op):
             raise NetworkDefinitionError(f"padding {params['padding']} must be smaller than the window {params['window']}")
         return params
 
+    def cpu_losers(self, params, inputs) -> tuple:
+        """Tactics that cannot win on the CPU here (the builder does not time them): ``strided`` reduces
+        each window in a NumPy inner loop of kh*kw strided values, which only pays off when there are
+        fewer windows than values per window (global pooling); many small windows take 10-20x as long."""
+        (kh, kw), (sh, sw), (ph, pw) = params["window"], params["stride"], params["padding"]
+        _, h, w = inputs[0].shape
+        windows = ((h + 2 * ph - kh) // sh + 1) * ((w + 2 * pw - kw) // sw + 1)
+        return ("strided",) if windows > kh * kw else ()
+
     def infer(self, params, inputs, weights):
         x = inputs[0]
         if len(x.shape) != 3:

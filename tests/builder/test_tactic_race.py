@@ -89,3 +89,19 @@ def test_tactics_the_op_declares_the_same_at_batch_one_are_timed_once(monkeypatc
         pk.Builder("cpu").build(_two_identical_convs(), pk.BuilderConfig(max_batch_size=batch))
     assert "batched" not in seen[1] and "sample" in seen[1]
     assert {"sample", "batched"} <= seen[2]
+
+
+def test_tactics_that_cannot_win_on_the_cpu_are_not_timed(monkeypatch):
+    timed = {}
+    monkeypatch.setattr(tactics, "measure", lambda target, run, device, iterations:
+                        timed.setdefault(target.layer, set()).add(target.tactic) or 1.0)
+    rng = np.random.default_rng(0)
+    net = pk.Network("losers")
+    x = net.add_input("x", (4, 16, 16))
+    x = net.add_pooling(x, "max", 3, 2, 1, name="small_windows").output           # 64 windows of 9
+    x = net.add_convolution(x, 4, 1, rng.standard_normal((4, 4, 1, 1)), None, stride=2, name="one").output
+    net.mark_output(net.add_pooling(x, "avg", 4, 4, name="global").output)       # 1 window of 16
+    pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2))
+    assert timed["small_windows"] == {"taps", "rows"}
+    assert timed["global"] == {"strided", "taps", "rows"}
+    assert "taps" not in timed["one"] and {"im2col", "sample", "batched"} <= timed["one"]
