@@ -20,7 +20,7 @@ SUMMARY_METRICS = ("queries", "throughput_per_s", "throughput_qps", "latency_min
                    "host_cpus", "host_other_busy_cores")
 
 
-def stage_config_outputs(outs: Outputs, args: Any, cfg: Any, several: bool) -> None:
+def stage_config_outputs(outs: Outputs, args: Any, cfg: Any, several: bool, inputs: Any = None) -> None:
     """The exports of one configuration, written now under temporary names."""
     from ..frames.exporters import trtexec_times
     name = lambda p: per_config(p, cfg.precision, cfg.batch, several)  # noqa: E731
@@ -32,6 +32,12 @@ def stage_config_outputs(outs: Outputs, args: Any, cfg: Any, several: bool) -> N
         trace_run(cfg).export_chrome_trace(outs.file(name(args.export_trace)))
     if args.save_engine:
         cfg.engine.save(outs.file(name(args.save_engine)))
+    if args.export_layer_info:
+        from .inspect_engine import describe
+        with open(outs.file(name(args.export_layer_info)), "w") as f:
+            json.dump(describe(cfg.engine), f, indent=1, default=str)
+    if args.export_output:
+        _outputs(outs.file(name(args.export_output)), cfg, inputs)
 
 
 def trace_run(cfg: Any) -> Any:
@@ -54,6 +60,26 @@ def trace_run(cfg: Any) -> Any:
         meta = {**meta, **cfg.run.meta}
     frames["queries"] = timed
     return RunData(frames, meta, [])
+
+
+def _outputs(path: str, cfg: Any, inputs: Any) -> None:
+    """One inference at the configuration's batch on its inputs (--inputs, else perfkit.models.sample_input's), its
+    outputs saved as an .npz (host arrays, written by numpy without pickle)."""
+    import numpy as np
+
+    from ..models import sample_input
+    dev = cfg.engine.device
+    x = {k: v[:cfg.batch] for k, v in inputs.items()} if inputs is not None else sample_input(cfg.engine, cfg.batch)
+    if dev.kind != "cpu":
+        x = {k: dev.to_device(v) for k, v in x.items()}
+    ctx = cfg.engine.create_execution_context()
+    try:
+        out = ctx.execute(x)
+        host = {k: np.asarray(dev.to_host(v) if dev.kind != "cpu" else v) for k, v in out.items()}
+    finally:
+        ctx.close()
+    with open(path, "wb") as f:                  # a file object: np.savez would add .npz to a temporary name
+        np.savez(f, **host)
 
 
 def _json(path: str, obj: Any) -> None:

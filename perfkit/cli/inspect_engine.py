@@ -69,22 +69,30 @@ def command(args: Any) -> None:
         return _onnx(args)
     plan, weights, checksum = read_engine_file(args.engine)
     view = PlanView(plan)
-    layers = view.layers
     if args.json:
-        doc = {"file": args.engine, "bytes": os.path.getsize(args.engine), "sha256": checksum, "name": plan.name,
-               "device_kind": plan.device_kind, "device_name": plan.device_name, "precision": plan.precision,
-               "max_batch_size": plan.max_batch_size, "perfkit_version": plan.perfkit_version,
-               "format_version": plan.format_version, "build_time_ms": plan.build_time_ms,
-               "inputs": _bindings(plan, plan.inputs), "outputs": _bindings(plan, plan.outputs),
-               "memory": view.memory, "device_memory_bytes": view.device_memory_bytes,
-               "build_config": plan.build_config, "layers": layers.to_dict("records"),
-               "memory_plan": memory_plan(plan)}
-        if args.build_log:
-            doc["build_log"] = view.build_log.to_dict("records")
+        doc = {"file": args.engine, "bytes": os.path.getsize(args.engine), "sha256": checksum,
+               **describe(view, args.build_log)}
         print(json.dumps(doc, indent=1, default=str))
         return
     for line in report(args.engine, plan, view, checksum, args.build_log):
         print(line)
+
+
+def describe(engine: Any, build_log: bool = False) -> dict:
+    """An engine (or a PlanView of its file) as JSON-able data: header, bindings, memory, build settings, every layer
+    (precision, tactic, fused members), the memory plan (and the build log): ``inspect --json`` and ``perfkit run
+    --export-layer-info`` (trtexec --exportLayerInfo)."""
+    plan = engine.plan
+    doc = {"name": plan.name, "device_kind": plan.device_kind, "device_name": plan.device_name,
+           "precision": plan.precision, "max_batch_size": plan.max_batch_size, "perfkit_version": plan.perfkit_version,
+           "format_version": plan.format_version, "build_time_ms": plan.build_time_ms,
+           "inputs": _bindings(plan, plan.inputs), "outputs": _bindings(plan, plan.outputs),
+           "memory": engine.memory, "device_memory_bytes": engine.device_memory_bytes,
+           "build_config": plan.build_config, "layers": engine.layers.to_dict("records"),
+           "memory_plan": memory_plan(plan)}
+    if build_log:
+        doc["build_log"] = engine.build_log.to_dict("records")
+    return doc
 
 
 def _bindings(plan: Any, names: list) -> list:

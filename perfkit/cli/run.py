@@ -82,6 +82,10 @@ def add_parser(sub: Any) -> None:
                    "--exportTimes JSON")
     r.add_argument("--export-trace", type=A.output_path, metavar="F", help="Chrome trace-event JSON (open in "
                    "Perfetto): the timed inferences, a lane per stream, then the profiled ones layer by layer")
+    r.add_argument("--export-layer-info", type=A.output_path, metavar="F", help="the engine's layers (precision, "
+                   "tactic, fused members), bindings and memory plan as JSON (trtexec --exportLayerInfo)")
+    r.add_argument("--export-output", type=A.output_path, metavar="F.npz", help="the outputs of one inference on "
+                   "the timed inputs, one array per output (trtexec --exportOutput; compare them with another runtime)")
     r.add_argument("--out", type=A.output_dir, metavar="DIR", help="write the frames (parquet) into the new "
                    "folder DIR: results, queries, summary, diagnoses, engine layers, build log, profile")
     r.add_argument("--verbose", action="store_true", help="also print what the builder did and every figure of "
@@ -110,7 +114,7 @@ def command(args: Any) -> None:
     with Progress(len(plan["configs"]), "perfkit run", args.progress) as bar, Outputs() as outs:
         for cfg in plan["configs"]:
             _one(args, plan, cfg, bar)
-            stage_config_outputs(outs, args, cfg, several)
+            stage_config_outputs(outs, args, cfg, several, plan["inputs"])
             bar.step()
         rows = [results_row(plan, cfg, args) for cfg in plan["configs"]]
         if several:
@@ -150,8 +154,8 @@ def _checked(args: Any) -> dict:
         if not hasattr(bench, "throughput"):
             raise ArgumentError("--threads needs perfkit.bench.throughput, which this perfkit lacks; leave out "
                                 "--threads")
-    named = [(f, getattr(args, f)) for f in ("export_profile", "export_times", "export_trace", "save_engine", "out",
-                                             "timing_cache") if getattr(args, f)]
+    named = [(f, getattr(args, f)) for f in ("export_profile", "export_times", "export_trace", "export_layer_info",
+                                             "export_output", "save_engine", "out", "timing_cache") if getattr(args, f)]
     for i, (f, target) in enumerate(named):
         for g, other in named[:i]:
             if os.path.abspath(target) == os.path.abspath(other):

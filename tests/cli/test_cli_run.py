@@ -14,7 +14,7 @@ from perfkit.frames import QUERIES
 def test_run_end_to_end_report_and_every_export(tmp_path):
     r = cli(tmp_path, "run", "lenet", "--batch", "2", *QUICK, "--iterations", "20", "--export-times", "times.json",
             "--export-profile", "profile.json", "--export-trace", "trace.json", "--save-engine", "lenet.engine",
-            "--out", "out")
+            "--export-layer-info", "layers.json", "--out", "out")
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for text in ("perfkit run: lenet (sample network) on cpu", "=== lenet fp32 batch 2: performance summary ===",
@@ -35,6 +35,9 @@ def test_run_end_to_end_report_and_every_export(tmp_path):
 
     engine = pk.load_engine(tmp_path / "lenet.engine")                   # the engine that was measured
     names = list(engine.layers["layer"])
+    info = json.loads((tmp_path / "layers.json").read_text())           # trtexec --exportLayerInfo
+    assert [x["layer"] for x in info["layers"]] == names and info["memory"] == engine.memory
+    assert [x["tactic"] for x in info["layers"]] == list(engine.layers["tactic"])
     profile = json.loads((tmp_path / "profile.json").read_text())        # trtexec --exportProfile
     assert profile[0] == {"count": 10}
     assert [p["name"] for p in profile[1:]] == names                     # every engine layer, in order

@@ -96,8 +96,13 @@ def test_an_onnx_file_as_model(tmp_path):
     x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
     out = next(iter(e.create_execution_context().execute({e.input_names[0]: x}).values()))
     assert np.allclose(out, np.maximum(x @ w, 0), atol=1e-5)     # the file's network, not a sample
-    r = cli(tmp_path, "run", "tiny.onnx", *QUICK, "--batch", "2", "--no-profile")
+    x = np.random.default_rng(2).standard_normal((2, 16)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    r = cli(tmp_path, "run", "tiny.onnx", *QUICK, "--batch", "2", "--no-profile", "--inputs", "x.npz",
+            "--export-output", "y.npz")
     assert r.returncode == 0 and "tiny (ONNX model)" in r.stdout, r.stderr
+    with np.load(tmp_path / "y.npz") as y:                  # trtexec --exportOutput: the file's network on x
+        assert list(y.files) == ["y"] and np.allclose(y["y"], np.maximum(x @ w, 0), atol=1e-5)
 
 
 def test_inspect_an_onnx_file_names_what_imports_and_what_does_not(tmp_path, capsys):
