@@ -46,8 +46,8 @@ def pool(ctx):
     dil = ctx.ints_attr("dilations", [1] * spatial)
     if len(strides) != spatial or min(strides) < 1:
         ctx.fail(f"strides {strides} must be {spatial} positive ints", malformed=True)
-    if any(d != 1 for d in dil):
-        ctx.fail(f"dilations {dil} are not supported in pooling (only 1)")
+    if len(dil) != spatial or min(dil) < 1:
+        ctx.fail(f"dilations {dil} must be {spatial} positive ints", malformed=True)
     ceil = bool(ctx.int_attr("ceil_mode", 0))
     include = bool(ctx.int_attr("count_include_pad", 0))
     is_max = ctx.op_type == "MaxPool"
@@ -60,7 +60,14 @@ def pool(ctx):
     in_sp = list(x.shape[3 - spatial:])
     pads = conv_pads(ctx, in_sp, ks, strides, dil)
     if spatial == 1:
-        ks, strides, pads, in_sp = [1] + ks, [1] + strides, [(0, 0)] + pads, [1] + in_sp
+        ks, strides, pads, in_sp, dil = [1] + ks, [1] + strides, [(0, 0)] + pads, [1] + in_sp, [1] + dil
+    if any(d != 1 for d in dil):
+        if ctx.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+            ctx.fail("auto_pad SAME with dilations is not supported: onnxruntime and ONNX's reference disagree on "
+                     "its padding; give explicit pads")
+        y = _dilated(ctx, x, ks, strides, dil, pads, in_sp, ceil, include, is_max)
+        ctx.output(_back(ctx, from_chw(ctx, y, spatial, "chw" if integer else None), integer))
+        return
     outs = [_out_size(n, k, s, a, b, ceil) for n, k, s, (a, b) in zip(in_sp, ks, strides, pads)]
     if min(outs) < 1:
         ctx.fail(f"a {ks} window does not fit an input of {in_sp} with pads {pads}", malformed=True)
@@ -107,3 +114,33 @@ def global_pool(ctx):
     axes = [ctx.values.axis(ctx, a, rank) for a in range(2, rank)]
     op = "avg" if ctx.op_type == "GlobalAveragePool" else "max"
     ctx.output(ctx.add("add_reduce", x, op, axes, keep_dims=True).output)
+
+
+def _dilated(ctx, x, ks, strides, dil, pads, in_sp, ceil, include, is_max):
+    """Dilated pooling, which perfkit's pooling layer lacks: one strided slice per window tap of the padded
+    input, combined by element-wise max (or sum, then divided by each window's count of counted values)."""
+    span = [(k - 1) * d + 1 for k, d in zip(ks, dil)]
+    outs = [_out_size(n, k, s, a, b, ceil) for n, k, s, (a, b) in zip(in_sp, span, strides, pads)]
+    if min(outs) < 1:
+        ctx.fail(f"a dilated {ks} window does not fit an input of {in_sp} with pads {pads}", malformed=True)
+    extra = [max(0, (o - 1) * s + k - (n + a + b)) for o, k, s, n, (a, b) in zip(outs, span, strides, in_sp, pads)]
+    for axis, ((a, b), e) in zip((1, 2), zip(pads, extra)):
+        x = pad_axis(ctx, x, axis, a, b + e, -FLOAT_MAX if is_max else 0.0, f"pad{axis}")
+    acc = None
+    for i in range(ks[0]):
+        for j in range(ks[1]):
+            start = [i * dil[0], j * dil[1]]
+            end = [start[0] + (outs[0] - 1) * strides[0] + 1, start[1] + (outs[1] - 1) * strides[1] + 1]
+            tap = ctx.add("add_slice", x, start, end, axes=[1, 2], steps=list(strides), part=f"tap{i}_{j}").output
+            acc = tap if acc is None else ctx.add("add_elementwise", acc, tap, "max" if is_max else "sum",
+                                                  part=f"window{i}_{j}").output
+    if is_max:
+        return acc
+    counts = []
+    for n, k, s, d, o, (a, b) in zip(in_sp, ks, strides, dil, outs, pads):
+        lo, hi = (0, n + a + b) if include else (a, a + n)
+        pos = np.arange(o)[:, None] * s + np.arange(k)[None, :] * d
+        counts.append(((pos >= lo) & (pos < hi)).sum(axis=1))
+    inv = (1.0 / np.maximum(np.outer(counts[0], counts[1]), 1)).astype(np.float32)[None]
+    return ctx.add("add_elementwise", acc, ctx.values.constant_tensor(ctx, inv, label=f"{ctx.base}/counts"),
+                   "prod").output

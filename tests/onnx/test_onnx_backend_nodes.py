@@ -43,7 +43,6 @@ EXPECTED_FAILURES = {
         "the output is a constant or depends only on shapes: perfkit outputs are computed from inputs",
     r"empty_set|zero_size|start_out_of_bounds|allowzero_reordered": "empty tensors: perfkit has no zero-size dims",
     r"pool_3d_": "3-D pooling: perfkit's pooling is 2-D (1-D through H=1)",
-    r"pool_2d_dilations": "dilated pooling",
     r"training|dropout_default_mask|dropout_default_mask_ratio": "training mode / Dropout's mask output",
     r"maxpool_with_argmax": "MaxPool's Indices output",
     r"test_matmul_1d_1d|test_matmul_1d_3d": "MatMul with a 1-D first operand (a per-sample scalar or batch-crossing)",
@@ -53,7 +52,6 @@ EXPECTED_FAILURES = {
     r"mod_float_edge_cases|mod_.*mixed_sign_fmod_0": "NaN and infinity constants; scalar inputs",
     r"convtranspose_3d": "3-D transposed convolution",
     r"test_(AvgPool|MaxPool|Conv)3d|PoolNd": "3-D (volumetric) convolution and pooling",
-    r"Pool\dd_stride_padding_dilation": "dilated pooling",
     r"test_operator_(add_broadcast|add_size1_right_broadcast|add_size1_singleton_broadcast|addconstant)":
         "float64 inputs holding values beyond float32's range (uninitialised memory in the recorded data)",
     r"test_operator_(addmm|mm)$|test_operator_(addmm|mm)_": "Gemm of two run-time matrices",

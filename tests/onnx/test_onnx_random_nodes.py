@@ -57,6 +57,8 @@ def _pool(r):
     else:
         attrs["pads"] = [r.randint(0, k[0] - 1), r.randint(0, k[1] - 1), r.randint(0, k[0] - 1), r.randint(0, k[1] - 1)]
     op = r.choice(["MaxPool", "AveragePool"])
+    if r.random() < 0.3:
+        attrs["dilations"] = [r.randint(1, 2), r.randint(1, 3)]
     if op == "AveragePool":
         attrs["count_include_pad"] = r.randint(0, 1)
     return op, [], (3, 7, 9), attrs
