@@ -350,3 +350,13 @@ def test_without_out_the_rows_come_back_and_nothing_is_written(client, tmp_path,
     assert _keys(frame) == [("tiny_d", "fp32", 1), ("tiny_d", "fp32", 2)] and (frame["error"] == "").all()
     assert os.listdir(tmp_path) == []
     assert frame["host"].notna().all() and frame["cpu_cores"].str.len().gt(0).all()
+
+
+def _dask_timers():
+    import dask
+    return (dask.config.get("distributed.worker.profile.enabled"), dask.config.get("distributed.admin.tick.interval"))
+
+
+def test_perfkit_workers_run_no_statistical_profiler_beside_the_timing(client):
+    # Dask's worker profiler samples every thread's stack every 10 ms, taking the GIL from host-bound timing
+    assert set(client.run(_dask_timers).values()) == {(False, "1s")}
