@@ -140,8 +140,7 @@ def stage_out_folder(outs: Outputs, args: Any, plan: dict, rows: list) -> None:
     for cfg in plan["configs"]:
         sub = os.path.join(folder, f"{cfg.precision}_b{cfg.batch}")
         os.makedirs(sub)
-        frames = {"queries": cfg.result.queries, "summary": cfg.result.summary,
-                  "engine_layers": cfg.engine.layers, "build_log": cfg.engine.build_log}
+        frames = {"queries": cfg.result.queries, "summary": cfg.result.summary, **cfg.frames}
         if cfg.diagnoses is not None:
             frames["diagnoses"] = cfg.diagnoses
         for name, frame in frames.items():

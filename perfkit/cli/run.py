@@ -104,6 +104,8 @@ class Config:
     result: Any = None
     run: Any = None
     diagnoses: Any = None
+    row: Any = None            # its results row and engine frames, kept when the engine is let go
+    frames: Any = None
 
 
 def command(args: Any) -> None:
@@ -115,8 +117,9 @@ def command(args: Any) -> None:
         for cfg in plan["configs"]:
             _one(args, plan, cfg, bar)
             stage_config_outputs(outs, args, cfg, several, plan["inputs"])
+            _release(cfg, args, plan)
             bar.step()
-        rows = [results_row(plan, cfg, args) for cfg in plan["configs"]]
+        rows = [cfg.row for cfg in plan["configs"]]
         if several:
             print(section("Summary"))
             for line in summary_table(rows):
@@ -132,6 +135,18 @@ def command(args: Any) -> None:
         first = plan["configs"][0]
         print(f"Explore a profile in a notebook: perfkit.widgets.ProfileExplorer(perfkit.load_run("
               f"{os.path.join(args.out, f'{first.precision}_b{first.batch}', 'profile')!r}))")
+
+
+def _release(cfg: Config, args: Any, plan: dict) -> None:
+    """Keeps what the summary and --out need of a configuration and lets go of the engine built for it (and of the
+    profiled context that refers to it), so that device memory holds one configuration's engine at a time."""
+    cfg.row = results_row(plan, cfg, args)
+    cfg.frames = {"engine_layers": cfg.engine.layers, "build_log": cfg.engine.build_log}
+    if cfg.network_layers is not None:          # built here (a loaded engine serves every configuration)
+        if cfg.run is not None:
+            from ..profiling import RunData
+            cfg.run = RunData(dict(cfg.run.frames), dict(cfg.run.meta), list(cfg.run.messages))
+        cfg.engine = None
 
 
 def _checked(args: Any) -> dict:

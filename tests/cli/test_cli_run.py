@@ -226,3 +226,29 @@ def test_cpu_threads_sets_the_blas_threads_measured_with(tmp_path):
     assert r.returncode == 0, r.stderr
     summary = pd.read_parquet(tmp_path / "o" / "fp32_b1" / "summary.parquet").set_index("metric")["value"]
     assert summary["threads"] == 2 and "2 BLAS thread(s) per stream" in r.stdout
+
+
+def test_each_built_engine_is_let_go_once_its_configuration_is_done(tmp_path, capsys, monkeypatch):
+    import gc
+    import weakref
+
+    from perfkit import builder
+    from perfkit.cli import main
+    built, real = [], builder.Builder.build
+
+    def keep_a_weak_reference(self, *a, **k):
+        e = real(self, *a, **k)
+        built.append(weakref.ref(e))
+        return e
+    monkeypatch.setattr(builder.Builder, "build", keep_a_weak_reference)
+    alive_when_next_built = []
+    real_measure = __import__("perfkit").bench.measure
+
+    def measure(ctx, batch, **kw):
+        gc.collect()
+        alive_when_next_built.append(sum(r() is not None for r in built))
+        return real_measure(ctx, batch, **kw)
+    monkeypatch.setattr(__import__("perfkit").bench, "measure", measure)
+    assert main(["run", "mnist_mlp", "--batch", "1,2,3", *QUICK, "--out", str(tmp_path / "o")]) == 0
+    assert alive_when_next_built == [1, 1, 1]            # the earlier configurations' engines were freed
+    assert pk.load_run(tmp_path / "o" / "fp32_b3" / "profile").layers["iteration"].nunique() == 10
