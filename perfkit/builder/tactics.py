@@ -200,11 +200,13 @@ def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list,
         for name in names:
             cands[name] = make(name)
             runs[name] = [measure(target(name), cands[name].run, device, 1)]
+            for other in list(cands):     # out of the race already: its workspace goes back at once
+                if runs[other][0] > PRUNE * min(r[0] for r in runs.values()):
+                    cands.pop(other).close()
         fastest = min(r[0] for r in runs.values())
         kept = [n for n in names if runs[n][0] <= PRUNE * fastest]
         for name in names:
             if name not in kept:
-                cands.pop(name).close()
                 _RACE.result[name] = f"one run at batch {batch}, {runs[name][0] / fastest:.2f}x the fastest: " \
                                      "stopped there"
         for i in range(iterations - 1):
