@@ -113,6 +113,6 @@ def fresh_copy(a: Any, stream: Any) -> Any:
         return a.copy()
     import cupy as cp
     with a.device:
-        out = cp.empty_like(a)
+        out = cp.ndarray(a.shape, a.dtype)      # empty_like works out an order and strides first (~10 us)
         out.data.copy_from_device_async(a.data, a.nbytes, stream.raw)
     return out
