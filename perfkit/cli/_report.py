@@ -184,7 +184,7 @@ def layer_profile(run: Any, top: int | None) -> list:
         i = info.loc[r.layer] if info is not None and r.layer in info.index else {}
         ci = f"{ms(r.median_ci_low_ms)} – {ms(r.median_ci_high_ms)}" if r.median_ci_low_ms == r.median_ci_low_ms \
             else "n/a"
-        rows.append({"#": r.index, "layer": _short(r.layer), "type": r.type, "precision": i.get("precision", ""),
+        rows.append({"#": r.index, "layer": short(r.layer), "type": r.type, "precision": i.get("precision", ""),
                      "tactic": i.get("tactic", "") or "", "median": ms(r.median_ms), "95% interval": ci,
                      "total": ms(r.total_ms), "share": f"{r.pct:.1f}%"})
     lines = table(rows, ["#", "layer", "type", "precision", "tactic", "median", "95% interval", "total", "share"],
@@ -202,7 +202,7 @@ def layer_profile(run: Any, top: int | None) -> list:
     return lines
 
 
-def _short(name: str, width: int = 48) -> str:
+def short(name: str, width: int = 48) -> str:
     return name if len(name) <= width else name[:width - 1] + "…"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from . import _args as A
 from ._files import Outputs
 from ..frames.units import human_bytes
-from ._report import engine_lines, ms, section, table, wrap
+from ._report import engine_lines, ms, section, short, table, wrap
 
 EXAMPLES = """examples:
   perfkit build mnist_mlp -o mnist.engine --batch 32
@@ -79,7 +79,7 @@ def build_report(engine: Any, network_layers: int | None, verbose: bool, summary
     if len(fusion):
         lines.append(section("Fusions"))
         lines += table([{"outcome": r.outcome, "rule": r.rule, "layers": r.matched, "became": r.produced or "-",
-                         "why": r.detail[:70]} for r in fusion.itertuples()],
+                         "why": short(r.detail, 70)} for r in fusion.itertuples()],
                        ["outcome", "rule", "layers", "became", "why"])
     lines.append(section("Precision"))
     for r in log[log["phase"].isin(["precision", "reformat"])].itertuples():
@@ -89,7 +89,7 @@ def build_report(engine: Any, network_layers: int | None, verbose: bool, summary
         lines.append(section("Tactics"))
         rejected = log[(log["phase"] == "tactic") & (log["outcome"] == "rejected")].groupby("matched").size()
         lines += table([{"layer": r.matched, "tactic": r.rule, "outcome": r.outcome,
-                         "rejected": int(rejected.get(r.matched, 0)), "why": r.detail[:70]}
+                         "rejected": int(rejected.get(r.matched, 0)), "why": short(r.detail, 70)}
                         for r in tactic.itertuples()], ["layer", "tactic", "outcome", "rejected", "why"],
                        right=("rejected",))
     lines.append(section("Memory plan"))

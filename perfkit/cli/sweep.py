@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _args as A
 from ._files import Outputs
-from ._report import ms, section, wrap
+from ._report import ms, section, short, wrap
 
 EXAMPLES = """examples:
   perfkit sweep lenet --batch 1,8,64 --precision fp32,fp16
@@ -142,7 +142,7 @@ def _show(r: dict) -> None:
     print(_line([r["model"], r["precision"], r["batch_size"], ms(r["latency_median_ms"]),
                  f"{ms(lo)} – {ms(hi)}" if lo == lo else "n/a", f"{r.get('latency_cv_pct', float('nan')):.1f}%",
                  ms(r["latency_p90_ms"]), f"{tput:.1f}" if tput == tput else "n/a",
-                 " ".join(str(flag).split())[:80]]).rstrip(), flush=True)
+                 short(" ".join(str(flag).split()), 80)]).rstrip(), flush=True)
 
 
 def _default_out(model: str) -> str:
