@@ -393,9 +393,9 @@ SCHEMAS = {s.name: s for s in (BUILD_LOG, ENGINE_LAYERS, SWEEP, SWEEP_LAYERS, EN
                                MEMORY_EVENTS, QUERIES, GPU_SAMPLES, KERNELS, LAYER_SUMMARY, DIAGNOSES)}
 
 # schemas kept in files of their own (they import _s from here, so they are read after it is defined)
-from . import schemas_load, schemas_onnx  # noqa: E402
+from . import schemas_cli, schemas_load, schemas_onnx  # noqa: E402
 
-for _module in (schemas_load, schemas_onnx):
+for _module in (schemas_load, schemas_onnx, schemas_cli):
     SCHEMAS.update({s.name: s for s in vars(_module).values() if isinstance(s, Schema)})
 
 
