@@ -117,8 +117,10 @@ def global_pool(ctx):
 
 
 def _dilated(ctx, x, ks, strides, dil, pads, in_sp, ceil, include, is_max):
-    """Dilated pooling, which perfkit's pooling layer lacks: one strided slice per window tap of the padded
-    input, combined by element-wise max (or sum, then divided by each window's count of counted values)."""
+    """Dilated pooling, which perfkit's pooling layer lacks. Strides that are multiples of the dilations: the
+    padded input's phase x[::d] pooled with the plain window (three layers); otherwise one strided slice per
+    window tap combined by element-wise max or sum. Averages are then rescaled by each window's count of
+    counted values."""
     span = [(k - 1) * d + 1 for k, d in zip(ks, dil)]
     outs = [_out_size(n, k, s, a, b, ceil) for n, k, s, (a, b) in zip(in_sp, span, strides, pads)]
     if min(outs) < 1:
@@ -126,14 +128,28 @@ def _dilated(ctx, x, ks, strides, dil, pads, in_sp, ceil, include, is_max):
     extra = [max(0, (o - 1) * s + k - (n + a + b)) for o, k, s, n, (a, b) in zip(outs, span, strides, in_sp, pads)]
     for axis, ((a, b), e) in zip((1, 2), zip(pads, extra)):
         x = pad_axis(ctx, x, axis, a, b + e, -FLOAT_MAX if is_max else 0.0, f"pad{axis}")
-    acc = None
-    for i in range(ks[0]):
-        for j in range(ks[1]):
-            start = [i * dil[0], j * dil[1]]
-            end = [start[0] + (outs[0] - 1) * strides[0] + 1, start[1] + (outs[1] - 1) * strides[1] + 1]
-            tap = ctx.add("add_slice", x, start, end, axes=[1, 2], steps=list(strides), part=f"tap{i}_{j}").output
-            acc = tap if acc is None else ctx.add("add_elementwise", acc, tap, "max" if is_max else "sum",
-                                                  part=f"window{i}_{j}").output
+    if all(st % d == 0 for st, d in zip(strides, dil)):
+        # strides that are multiples of the dilation: every window reads one phase, x[::d], as a plain window
+        x = ctx.add("add_slice", x, [0, 0], [2 ** 62, 2 ** 62], axes=[1, 2], steps=list(dil), part="phase").output
+        acc = ctx.add("add_pooling", x, "max" if is_max else "avg", tuple(ks),
+                      stride=tuple(st // d for st, d in zip(strides, dil)), padding=0, exclude_padding=False,
+                      part="pool").output
+        if tuple(acc.shape[1:]) != tuple(outs):
+            acc = ctx.add("add_slice", acc, [0, 0], list(outs), axes=[1, 2], part="crop").output
+        area = float(np.prod(ks))
+    else:
+        if ks[0] * ks[1] > 64:
+            ctx.fail(f"a dilated {ks} window with strides {strides} that are not multiples of the dilations {dil} "
+                     "is not supported (more than 64 window taps)")
+        acc, area = None, 1.0
+        for i in range(ks[0]):
+            for j in range(ks[1]):
+                start = [i * dil[0], j * dil[1]]
+                end = [start[0] + (outs[0] - 1) * strides[0] + 1, start[1] + (outs[1] - 1) * strides[1] + 1]
+                tap = ctx.add("add_slice", x, start, end, axes=[1, 2], steps=list(strides),
+                              part=f"tap{i}_{j}").output
+                acc = tap if acc is None else ctx.add("add_elementwise", acc, tap, "max" if is_max else "sum",
+                                                      part=f"window{i}_{j}").output
     if is_max:
         return acc
     counts = []
@@ -141,6 +157,6 @@ def _dilated(ctx, x, ks, strides, dil, pads, in_sp, ceil, include, is_max):
         lo, hi = (0, n + a + b) if include else (a, a + n)
         pos = np.arange(o)[:, None] * s + np.arange(k)[None, :] * d
         counts.append(((pos >= lo) & (pos < hi)).sum(axis=1))
-    inv = (1.0 / np.maximum(np.outer(counts[0], counts[1]), 1)).astype(np.float32)[None]
+    inv = (area / np.maximum(np.outer(counts[0], counts[1]), 1)).astype(np.float32)[None]
     return ctx.add("add_elementwise", acc, ctx.values.constant_tensor(ctx, inv, label=f"{ctx.base}/counts"),
                    "prod").output
