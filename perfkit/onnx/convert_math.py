@@ -149,7 +149,7 @@ def _as_scale(ctx, a, b):
     op = ctx.op_type
     if op == "Div" and (const_first or np.any(ps == 0)):
         return None
-    producer = ctx.imp.net.get_layer(x.producer).type if x.producer else ""
+    producer = ctx.imp.layer_types.get(x.producer, "") if x.producer else ""
     if producer in ("fully_connected", "matrix_multiply", "mlp"):
         return None                                  # a bias: the builder fuses the element-wise sum instead
     if ps.size == 1:

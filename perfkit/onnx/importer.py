@@ -30,6 +30,7 @@ class Importer:
         self.proto, source = read_model(model)
         self.check_mode = check
         self.converted_from = None
+        self.layer_types: dict[str, str] = {}
         self.rows: list[dict] = []
         if self.proto.functions:            # model-local functions (newer exporters): inlined into the graph
             self.proto = _inline(self.onnx, self.proto)
@@ -167,6 +168,7 @@ class Importer:
             layer = getattr(self.net, method)(*args, name=name, **kw)
         except NetworkDefinitionError as exc:
             ctx.fail(f"perfkit's {method[4:]} layer refused it: {exc}")
+        self.layer_types[layer.name] = layer.type
         source = getattr(ctx, "source", ctx.op_type)          # a function body's layers: the outer op
         layer.source_op = source
         self.info.layer_ops[layer.name] = source
