@@ -118,7 +118,8 @@ class Values:
             ctx.fail(f"constant {label or ''} cannot be stored: {exc}")
         if dtype == "float16" or (dtype == "float32" and arr.dtype != np.float32):
             arr = arr.astype(np.float32)
-        key = (label, arr.shape, str(arr.dtype), arr.tobytes()) if arr.size <= 4096 else (label, id(c), arr.shape)
+        tag = label or onnx_name or ""
+        key = (tag, arr.shape, str(arr.dtype), arr.tobytes()) if arr.size <= 4096 else (tag, id(c), arr.shape)
         hit = self._const_layers.get(key)
         if hit is not None:
             return hit
