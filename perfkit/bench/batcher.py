@@ -307,7 +307,7 @@ class DynamicBatcher:
                 req.future.set_exception(exc)
             return
         end = time.perf_counter_ns()
-        records, at = [], 0
+        records, answers, at = [], [], 0
         for req in taken:
             mine = {n: (o[at] if req.single else o[at:at + req.rows]).copy() for n, o in out.items()}
             at += req.rows
@@ -316,9 +316,11 @@ class DynamicBatcher:
                             "submit_ns": req.submit_ns, "start_ns": start, "end_ns": end,
                             "queue_ms": (start - req.submit_ns) / 1e6, "compute_ms": (end - start) / 1e6,
                             "latency_ms": (end - req.submit_ns) / 1e6})
-            req.future.set_result(mine)
-        with self._records_lock:
-            self._records.extend(records)
+            answers.append((req.future, mine))
+        with self._records_lock:             # recorded before any caller is answered: an answered request
+            self._records.extend(records)     # is always in requests()
+        for future, mine in answers:
+            future.set_result(mine)
         if _log.isEnabledFor(10):
             _log.debug("batch %d: %d request(s), %d sample(s) on the max-batch-%d engine (%s), %.3f ms", batch_no,
                        len(taken), rows, mbs, trigger, (end - start) / 1e6)

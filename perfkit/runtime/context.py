@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ContextBusyError, ExecutionError
 from .bindings import BindingCache, check_bindings_cached, check_stream
-from .buffers import ContextBuffers, fresh_copy
+from .buffers import ContextBuffers, fresh_copies
 from .launch import Call, Launcher, Pending, StepLoop
 from .profiled import Profiling
 
@@ -134,7 +134,7 @@ class ExecutionContext:
                 return result
             if any(host.values()):
                 return {n: dev.to_host(v, stream=stream) for n, v in outs.items()}
-            return {n: fresh_copy(v, stream) for n, v in outs.items()}
+            return fresh_copies(outs, stream)
 
     def enqueue(self, bindings: Mapping[str, Any], stream: Any = None, input_consumed: Any = None,
                 batch_size: int | None = None) -> dict:

@@ -175,3 +175,17 @@ def test_infer_from_a_callback_on_an_instance_thread_is_refused_not_a_deadlock(t
         fut.add_done_callback(again)
         fut.result(timeout=10)
     assert seen and "own instance" in seen[0]
+
+
+def test_an_answered_request_is_already_in_the_records():
+    # a caller woken by its answer (here: a done-callback, run in the batcher's thread) finds its own row
+    import perfkit as pk
+    eng = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=4))
+    one = {n: a[0] for n, a in pk.models.sample_input(eng, 1).items()}
+    seen = []
+    with pk.bench.DynamicBatcher(eng, max_batch_size=4, max_delay_ms=0.5) as batcher:
+        for _ in range(20):
+            fut = batcher.submit(one)
+            fut.add_done_callback(lambda f: seen.append(f.request_id in set(batcher.requests()["request"])))
+            fut.result()
+    assert len(seen) == 20 and all(seen)
