@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arguments import fits_in_host_memory
 from ..errors import ArgumentError
 from .errors import OnnxFileError, require_onnx
 
@@ -85,7 +86,12 @@ def _refuse_external(proto: Any, what: str) -> None:
 def _load_external(onnx: Any, proto: Any, base: str, path: str) -> None:
     from onnx.external_data_helper import ExternalDataInfo
     real_base = os.path.realpath(base)
-    for t in _external_tensors(proto):
+    tensors = _external_tensors(proto)
+    need = {id(t): _declared_bytes(onnx, t, path) for t in tensors}
+    # a few bytes of model can point many initializers at one large file: the sum is checked before reading
+    fits_in_host_memory(sum(need.values()), f"{path!r}: the external data of {len(tensors)} initializer(s)",
+                        "the model does not fit this machine")
+    for t in tensors:
         info = ExternalDataInfo(t)
         loc = info.location or ""
         full = os.path.realpath(os.path.join(base, loc))
@@ -100,11 +106,27 @@ def _load_external(onnx: Any, proto: Any, base: str, path: str) -> None:
         if offset < 0 or offset > size or (length is not None and (length < 0 or offset + int(length) > size)):
             raise OnnxFileError(f"{path!r}: initializer {t.name!r} reads bytes {offset}..{offset + int(length or 0)}"
                                 f" of {loc!r}, which has {size}")
+        length = size - offset if length is None else int(length)
+        if length != need[id(t)]:
+            raise OnnxFileError(f"{path!r}: initializer {t.name!r} declares {need[id(t)]} bytes (its dims and type) "
+                                f"but its external data holds {length}: the file or its data is corrupted")
         with open(full, "rb") as f:
             f.seek(offset)
-            t.raw_data = f.read(int(length) if length is not None else -1)
+            t.raw_data = f.read(length)
         t.data_location = onnx.TensorProto.DEFAULT
         del t.external_data[:]
+
+
+def _declared_bytes(onnx: Any, t: Any, path: str) -> int:
+    """The bytes an initializer's dims and data type declare."""
+    try:
+        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    except Exception:
+        raise OnnxFileError(f"{path!r}: initializer {t.name!r} has data type {t.data_type}, which cannot be stored "
+                            "as external data") from None
+    if any(d < 0 for d in t.dims):
+        raise OnnxFileError(f"{path!r}: initializer {t.name!r} has negative dims {list(t.dims)}")
+    return int(np.prod(list(t.dims), dtype=object)) * itemsize
 
 
 def to_array(tensor: Any, where: str) -> np.ndarray:

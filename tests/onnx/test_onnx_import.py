@@ -288,3 +288,26 @@ def test_outputs_that_are_inputs_or_listed_twice_are_refused_with_a_reason():
 def test_check_rows_follow_the_files_node_order():
     m = samples.resnet_cnn(image=8, widths=(4, 8))
     assert list(po.check(m)["node"]) == [n.name for n in m.graph.node]
+
+
+@pytest.mark.parametrize("dims, length", [([1], None), ([4], 8), ([2], 64)])
+def test_external_data_must_hold_exactly_what_its_initializer_declares(tmp_path, dims, length):
+    # a 1 KB model can point many initializers at one large file: each reads its declared bytes or is refused
+    import onnx
+    from onnx import TensorProto, helper
+    (tmp_path / "w.bin").write_bytes(b"\0" * 4096)
+    inits = []
+    for i in range(30):
+        t = helper.make_tensor(f"w{i}", TensorProto.FLOAT, dims, [0.0] * int(np.prod(dims)))
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        for k, v in (("location", "w.bin"),) + ((("length", str(length)),) if length is not None else ()):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        inits.append(t)
+    g = helper.make_graph([helper.make_node("Add", ["x", "w0"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"] + dims)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"] + dims)], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
+    with pytest.raises(po.OnnxFileError, match="declares .* bytes"):
+        po.load(str(tmp_path / "m.onnx"))
