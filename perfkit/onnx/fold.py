@@ -37,7 +37,35 @@ def _expected_size(ctx: Any, ins: list) -> int:
     if op == "Range" and len(ins) == 3 and all(v is not None for v in ins):
         start, limit, delta = (float(np.asarray(v).reshape(-1)[0]) for v in ins)
         return 0 if delta == 0 else max(0, math.ceil((limit - start) / delta))
+    shapes = [np.shape(v) for v in ins if v is not None]
+    try:
+        if op in _BROADCASTING and shapes:
+            return math.prod(np.broadcast_shapes(*shapes))
+        if op in ("MatMul", "Gemm") and len(shapes) >= 2 and min(map(len, shapes[:2])) >= 1:
+            a, b = shapes[0], shapes[1]
+            return math.prod(a[:-1] or (1,)) * math.prod(b[-1:]) * max(1, math.prod(b[:-2]))
+        if op == "Pad" and len(ins) > 1 and ins[1] is not None:
+            pads = np.abs(np.asarray(ins[1]).reshape(-1)).astype(np.float64)
+            rank = len(shapes[0])
+            return int(np.prod([d + pads[i] + pads[i + len(pads) // 2] if i < len(pads) // 2 else d
+                                for i, d in enumerate(shapes[0])] or [1])) if rank else 1
+        if op in ("Resize", "Upsample") and ins:
+            sizes = ins[3] if op == "Resize" and len(ins) > 3 else None
+            scales = ins[2] if op == "Resize" and len(ins) > 2 else (ins[1] if len(ins) > 1 else None)
+            if sizes is not None and np.size(sizes):
+                return math.prod(int(abs(v)) for v in np.asarray(sizes).reshape(-1))
+            if scales is not None and np.size(scales):
+                return int(math.prod(shapes[0]) * math.prod(abs(float(v)) for v in np.asarray(scales).reshape(-1)))
+        if op == "OneHot" and len(ins) > 1 and ins[1] is not None:
+            return math.prod(shapes[0]) * int(abs(float(np.asarray(ins[1]).reshape(-1)[0])))
+    except (ValueError, OverflowError, IndexError):
+        return 0                     # shapes that do not broadcast: ONNX's evaluator says why
     return 0
+
+
+# operators whose output has the broadcast shape of their inputs
+_BROADCASTING = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
+                 "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod", "BitShift", "PRelu"}
 
 
 def _one_node_model(node: Any, opset: int) -> Any:

@@ -311,3 +311,17 @@ def test_external_data_must_hold_exactly_what_its_initializer_declares(tmp_path,
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "m.onnx"))
     with pytest.raises(po.OnnxFileError, match="declares .* bytes"):
         po.load(str(tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize("op, shapes", [("Mul", [(17000, 1), (1, 17000)]), ("Add", [(20000, 1, 1), (1, 20000, 1)]),
+                                        ("MatMul", [(17000, 1), (1, 17000)])])
+def test_a_folded_tensor_is_bounded_before_it_is_computed(op, shapes):
+    # a 136 KB model whose constant product would be 1.2 GB: refused from the shapes, not after evaluating it
+    inits = [numpy_helper.from_array(np.ones(s, np.float32), n) for n, s in zip("ab", shapes)]
+    nodes = [helper.make_node(op, ["a", "b"], ["c"]), helper.make_node("ReduceSum", ["c"], ["s"], keepdims=0),
+             helper.make_node("Add", ["x", "s"], ["y"])]
+    g = helper.make_graph(nodes, "bomb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(po.OnnxFileError, match="would make a tensor of more than"):
+        po.load(m.SerializeToString())
