@@ -17,7 +17,43 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and a return code, not an exit with usage text."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        hints = [f"{flag} is {hint}" for flag, hint in TRTEXEC_HINTS.items()
+                 if "unrecognized arguments" in message and re.search(rf"(^|\s){re.escape(flag)}(=|\s|$)", message)]
+        hint = f"; trtexec's {'; '.join(hints)}" if hints else ""
+        raise UsageError(f"{self.prog}: error: {message}{hint} (see {self.prog} --help)")
+
+
+#: trtexec's flags that perfkit spells otherwise, and what to write instead
+TRTEXEC_HINTS = {
+    "--onnx": "MODEL: give the .onnx path itself (perfkit run model.onnx)",
+    "--loadEngine": "--load-engine F (or the engine path as MODEL)", "--saveEngine": "--save-engine F",
+    "--fp16": "--precision fp16 (fp32,fp16 times both)", "--bf16": "--precision bf16",
+    "--int8": "not available: perfkit runs fp32, fp16 and bf16", "--best": "--precision fp32,fp16,bf16",
+    "--shapes": "--shapes NAME:DxD (per-sample dims) with --batch N", "--minShapes": "--shapes and --batch",
+    "--optShapes": "--shapes and --batch", "--maxShapes": "--shapes and --batch",
+    "--warmUp": "--warmup-ms MS", "--duration": "--duration-s S", "--exportTimes": "--export-times F",
+    "--exportProfile": "--export-profile F", "--exportLayerInfo": "--export-layer-info F",
+    "--exportOutput": "--export-output F", "--loadInputs": "--inputs F.npz", "--dumpProfile": "--dump-profile",
+    "--useCudaGraph": "--graph (on by default)", "--noDataTransfers": "--no-transfers",
+    "--timingCacheFile": "--timing-cache F", "--avgRuns": "not needed: every statistic is over all timed runs",
+    "--percentile": "--percentiles P,P", "--device": "--device cuda:N", "--verbose": "--verbose",
+}
+
+
+def shapes(text: str) -> dict:
+    """``NAME:D1xD2x...,NAME:...``: per-sample dims (without the batch) of an ONNX model's inputs whose dims are
+    symbolic beyond the batch (trtexec's --shapes, less the batch, which --batch gives)."""
+    out = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, sep, dims = item.rpartition(":")
+        parts = dims.lower().split("x")
+        if not sep or not name or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise argparse.ArgumentTypeError(f"{item!r} is not NAME:D1xD2... with positive dims (e.g. x:128x64, "
+                                             "the per-sample shape without the batch)")
+        out[name] = tuple(int(p) for p in parts)
+    if not out:
+        raise argparse.ArgumentTypeError("give at least one NAME:D1xD2...")
+    return out
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -140,11 +176,7 @@ def output_path(text: str) -> str:
         raise argparse.ArgumentTypeError("give a file name")
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
-    folder = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"the folder {folder!r} does not exist; create it first or write elsewhere")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"the folder {folder!r} is not writable; write elsewhere")
+    _creatable_in(os.path.dirname(os.path.abspath(text)))
     return text
 
 
@@ -157,12 +189,20 @@ def output_dir(text: str) -> str:
             raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder; choose a new folder")
         if os.listdir(text):
             raise argparse.ArgumentTypeError(f"{text!r} already holds files; choose a new or empty folder")
-    parent = os.path.dirname(os.path.abspath(text))
-    if not os.path.isdir(parent):
-        raise argparse.ArgumentTypeError(f"the folder {parent!r} does not exist; create it first or write elsewhere")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"the folder {parent!r} is not writable; write elsewhere")
+    _creatable_in(os.path.dirname(os.path.abspath(text)))
     return text
+
+
+def _creatable_in(folder: str) -> None:
+    """``folder`` exists and is writable, or can be created (mkdir -p, when the command succeeds) in the nearest
+    existing folder above it, which must be a writable folder."""
+    at = folder
+    while not os.path.exists(at):
+        at = os.path.dirname(at)
+    if not os.path.isdir(at):
+        raise argparse.ArgumentTypeError(f"{at!r} is a file, so the folder {folder!r} cannot be made; write elsewhere")
+    if not os.access(at, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"the folder {at!r} is not writable; write elsewhere")
 
 
 def input_file(text: str) -> str:

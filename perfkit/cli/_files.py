@@ -1,6 +1,7 @@
 """Every file and folder a command writes goes to a temporary name beside its target and is renamed into place
 only when the whole command succeeded: a failed or interrupted command leaves no partial file and no empty
-folder behind (and never replaces a good file with a half-written one)."""
+folder behind (and never replaces a good file with a half-written one). Missing folders above a target are
+made when the command succeeds, as ``mkdir -p`` would."""
 from __future__ import annotations
 
 import os
@@ -25,7 +26,11 @@ class Outputs:
         self._staged: list = []          # (temporary, target, is_folder)
 
     def _temp(self, target: str) -> str:
+        """Beside the target, or in the nearest existing folder above it (its missing folders are made only by
+        ``commit``), so the rename stays on one file system."""
         folder, base = os.path.split(os.path.abspath(target))
+        while not os.path.isdir(folder):
+            folder = os.path.dirname(folder)
         return os.path.join(folder, f".{base}.partial-{os.getpid()}-{len(self._staged)}")
 
     def file(self, target: str) -> str:
@@ -54,6 +59,8 @@ class Outputs:
         """Renames every staged output into place; returns the targets that were written."""
         done = []
         for tmp, target, is_folder in self._staged:
+            if is_folder or os.path.exists(tmp):
+                os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)   # --out runs/new/x: mkdir -p
             if is_folder:
                 if os.path.isdir(target) and not os.listdir(target):
                     os.rmdir(target)              # an empty folder named by --out: take its place

@@ -12,17 +12,21 @@ def is_engine_file(model: str) -> bool:
     return os.path.isfile(model) and not model.lower().endswith(".onnx")
 
 
-def network(model: str) -> Any:
-    """The Network that ``model`` names: a sample network (``perfkit.models.SAMPLES``) or an ``.onnx`` file.
+def network(model: str, shapes: dict | None = None) -> Any:
+    """The Network that ``model`` names: a sample network (``perfkit.models.SAMPLES``) or an ``.onnx`` file
+    (``shapes``: per-sample dims of its inputs whose dims are symbolic, ``--shapes``).
     An engine file, a missing file or an unknown name is an ArgumentError that says what MODEL may be."""
     from ..models import SAMPLES
+    if shapes and not model.lower().endswith(".onnx"):
+        raise ArgumentError(f"--shapes sets the symbolic dims of an ONNX model's inputs; {model!r} is not an .onnx "
+                            "file: leave --shapes out")
     if is_engine_file(model):
         raise ArgumentError(f"MODEL {model!r} is an engine file, and this command builds engines: give an ONNX file "
                             f"or a sample network ({', '.join(SAMPLES)}); run an engine file with `perfkit run`")
     if model.lower().endswith(".onnx"):
         if not os.path.isfile(model):
             raise ArgumentError(f"MODEL {model!r} does not exist; give the path of an ONNX file")
-        return _from_onnx(model)
+        return _from_onnx(model, shapes)
     if model in SAMPLES:
         return SAMPLES[model]()
     looks_like_path = os.sep in model or "." in os.path.basename(model)
@@ -31,11 +35,16 @@ def network(model: str) -> Any:
                         + f" (samples: {', '.join(SAMPLES)})")
 
 
-def _from_onnx(path: str) -> Any:
-    """``perfkit.onnx.network_from``; without the onnx package its OnnxDependencyError (a PerfkitError) names
+def _from_onnx(path: str, shapes: dict | None = None) -> Any:
+    """``perfkit.onnx.load``; without the onnx package its OnnxDependencyError (a PerfkitError) names
     ``pip install perfkit[onnx]``."""
-    from ..onnx import network_from
-    return network_from(path)
+    from ..onnx import OnnxImportError, load
+    try:
+        return load(path, input_shapes=shapes or None)
+    except OnnxImportError as exc:
+        if "input_shapes=" not in str(exc):
+            raise
+        raise ArgumentError(f"{exc}; on the command line: --shapes NAME:D1xD2 (per sample, e.g. x:128x16)") from None
 
 
 def default_batch(net: Any) -> int:

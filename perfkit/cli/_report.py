@@ -178,7 +178,9 @@ def layer_profile(run: Any, top: int | None) -> list:
         order = run.layers.groupby("layer")["index"].min()
         shownrows = summary.assign(index=summary["layer"].map(order)).sort_values("index", kind="stable")
     else:
-        shownrows = summary.head(top).assign(index=summary["layer"].map(run.layers.groupby("layer")["index"].min()))
+        # the slowest per inference (median), not by total: one outlier inference must not rank a layer first
+        slowest = summary.sort_values("median_ms", ascending=False, kind="stable").head(top)
+        shownrows = slowest.assign(index=slowest["layer"].map(run.layers.groupby("layer")["index"].min()))
     rows = []
     for r in shownrows.itertuples():
         i = info.loc[r.layer] if info is not None and r.layer in info.index else {}

@@ -26,6 +26,7 @@ def add_parser(sub: Any) -> None:
                                    "loaded). Prints what the builder did.", epilog=EXAMPLES,
                        formatter_class=A.Formatter)
     p.add_argument("model", metavar="MODEL", help="a sample network name or an .onnx file")
+    p.add_argument("--shapes", type=A.shapes, default=None, metavar="S", help="per-sample dims of an ONNX model's inputs that are symbolic beyond the batch, NAME:D1xD2[,...] (trtexec's --shapes without the batch, which --batch gives)")
     p.add_argument("-o", "--output", type=A.output_path, required=True, metavar="ENGINE", help="engine file to write")
     p.add_argument("--device", metavar="D",
                    type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
@@ -50,7 +51,7 @@ def command(args: Any) -> None:
     _model.not_an_input(args.output, "-o", [args.model])
     if args.timing_cache:
         _model.not_an_input(args.timing_cache, "--timing-cache", [args.model, args.output])
-    net = _model.network(args.model)
+    net = _model.network(args.model, args.shapes)
     fusions = args.fusions if args.fusions in ("all", "none") else [f.strip() for f in args.fusions.split(",")
                                                                       if f.strip()]
     config = BuilderConfig(max_batch_size=args.batch, precision=args.precision, strict_types=args.strict_types,

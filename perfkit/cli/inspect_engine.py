@@ -66,6 +66,10 @@ def memory_plan(plan: Any) -> list:
 def command(args: Any) -> None:
     from ..runtime.serialize import read_engine_file
     if args.engine.lower().endswith(".onnx"):
+        if args.build_log:
+            from ..errors import ArgumentError
+            raise ArgumentError("--build-log shows an engine's build log, and an ONNX file has none yet: build it "
+                                "first (perfkit build model.onnx -o model.engine) and inspect the engine")
         return _onnx(args)
     plan, weights, checksum = read_engine_file(args.engine)
     view = PlanView(plan)

@@ -38,6 +38,7 @@ def add_parser(sub: Any) -> None:
                    help="a sample network name, an .onnx file or a saved engine file")
     g = p.add_argument_group("model and build")
     g.add_argument("--load-engine", type=A.input_file, metavar="F", help="run the engine saved in F (instead of MODEL)")
+    g.add_argument("--shapes", type=A.shapes, default=None, metavar="S", help="per-sample dims of an ONNX model's inputs that are symbolic beyond the batch, NAME:D1xD2[,...] (trtexec's --shapes without the batch, which --batch gives)")
     g.add_argument("--device", metavar="D",
                    type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto; an "
                    "engine file: the kind it was built for)")
@@ -179,7 +180,7 @@ def _checked(args: Any) -> dict:
         _model.not_an_input(target, f"--{f.replace('_', '-')}", [args.model, args.load_engine, args.inputs])
     engine_file = args.load_engine or (args.model if _model.is_engine_file(args.model) else None)
     if engine_file:
-        for flag in ("precision", "timing_cache", "save_engine"):
+        for flag in ("precision", "timing_cache", "save_engine", "shapes"):
             if getattr(args, flag):
                 raise ArgumentError(f"--{flag.replace('_', '-')} applies when building, and {engine_file!r} is an "
                                     "engine file that is run as built; leave it out or give the ONNX model or "
@@ -195,7 +196,7 @@ def _checked(args: Any) -> dict:
         specs = [(n, engine.get_binding_shape(n), engine.get_binding_dtype(n)) for n in engine.input_names]
         return {"configs": configs, "device": engine.device, "label": f"{engine.name} (engine file {engine_file})",
                 "model": engine.name, "network": None, "inputs": _inputs(args, specs, batches)}
-    net = _model.network(args.model)
+    net = _model.network(args.model, args.shapes)
     dev = _model.device(args.device, args.cpu_threads)
     configs = [Config(p, b, network_layers=len(net.layers)) for p in (args.precision or ["fp32"])
                for b in (args.batch or [_model.default_batch(net)])]

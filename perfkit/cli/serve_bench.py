@@ -33,6 +33,7 @@ def add_parser(sub: Any) -> None:
                                    "generator, for each maximum delay T; compare with simulate_batching's prediction.",
                        epilog=EXAMPLES, formatter_class=A.Formatter)
     p.add_argument("model", metavar="MODEL", help="a sample network name, an .onnx file or an engine file")
+    p.add_argument("--shapes", type=A.shapes, default=None, metavar="S", help="per-sample dims of an ONNX model's inputs that are symbolic beyond the batch, NAME:D1xD2[,...] (trtexec's --shapes without the batch, which --batch gives)")
     p.add_argument("--rate", type=A.rates, default=None, metavar="R[,R...]",
                    help="offered requests per second (open-loop patterns)")
     p.add_argument("--max-delay-ms", type=A.delays, default=[0.0, 1.0, 4.0], metavar="T[,T...]",
@@ -132,7 +133,7 @@ def _engines(args: Any) -> tuple:
                                     "file that is served as built; leave it out or give the ONNX model or sample name")
         e = _model.engine(args.model, args.device, args.cpu_threads)
         return e, f"{e.name} (engine file {args.model})", e.device
-    net = _model.network(args.model)
+    net = _model.network(args.model, args.shapes)
     dev = _model.device(args.device, args.cpu_threads)
     config = BuilderConfig(precision=args.precision or "fp32")
     return EngineSet(net, args.engines or [1, 8, 32], config, dev), net.name, dev

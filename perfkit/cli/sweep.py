@@ -34,6 +34,7 @@ def add_parser(sub: Any) -> None:
                                    "folder.", epilog=EXAMPLES,
                        formatter_class=A.Formatter)
     p.add_argument("models", nargs="+", metavar="MODEL", help="sample network names or .onnx files")
+    p.add_argument("--shapes", type=A.shapes, default=None, metavar="S", help="per-sample dims of an ONNX model's inputs that are symbolic beyond the batch, NAME:D1xD2[,...] (trtexec's --shapes without the batch, which --batch gives)")
     p.add_argument("--device", metavar="D",
                    type=A.device, default=None, help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--cpu-threads", type=A.count, default=None, metavar="N", help="BLAS threads of the CPU device "
@@ -69,7 +70,8 @@ def add_parser(sub: Any) -> None:
 def command(args: Any) -> int:
     from ..bench import sweep
     from . import _model
-    nets = [_model.network(m) for m in dict.fromkeys(args.models)]
+    nets = [_model.network(m, args.shapes if m.lower().endswith(".onnx") else None)
+            for m in dict.fromkeys(args.models)]
     names = [n.name for n in nets]
     if len(set(names)) < len(names):
         from ..errors import ArgumentError

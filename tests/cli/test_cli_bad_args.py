@@ -51,7 +51,7 @@ BAD = {
     "run NaN duration": ["run", "mnist_mlp", "--duration-s", "nan"],
     "run word warm-up": ["run", "mnist_mlp", "--warmup-ms", "long"],
     "run zero iterations": ["run", "mnist_mlp", "--iterations", "0"],
-    "run export into a missing folder": ["run", "mnist_mlp", "--export-times", "no/such/t.json"],
+    "run export under a file": ["run", "mnist_mlp", "--export-times", "notes.txt/t.json"],
     "run export onto a folder": ["run", "mnist_mlp", "--export-profile", "full"],
     "run two exports one file": ["run", "mnist_mlp", "--export-times", "a.json", "--export-profile", "a.json"],
     "run --out a file": ["run", "mnist_mlp", "--out", "notes.txt"],
@@ -80,7 +80,7 @@ BAD = {
     "run unknown option": ["run", "mnist_mlp", "--bogus"],
     # build
     "build without -o": ["build", "mnist_mlp"],
-    "build into a missing folder": ["build", "mnist_mlp", "-o", "no/such/m.engine"],
+    "build under a file": ["build", "mnist_mlp", "-o", "notes.txt/sub/m.engine"],
     "build onto a folder": ["build", "mnist_mlp", "-o", "full"],
     "build unknown fusion rule": ["build", "mnist_mlp", "-o", "n.engine", "--fusions", "fc_relu,nope"],
     "build unknown precision": ["build", "mnist_mlp", "-o", "n.engine", "--precision", "int4"],
