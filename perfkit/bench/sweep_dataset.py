@@ -184,7 +184,27 @@ def read_dataset(root: str, schema: Any = SWEEP) -> pd.DataFrame:
         return schema.frame([])
     frame = _conform(pd.concat(parts, ignore_index=True, sort=False), schema, root)
     order = [c for c in ("model", "device", "precision", "batch_size", "index") if c in frame.columns]
-    return frame.sort_values(order, kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
+    return _one_per_configuration(frame, schema)
+
+
+def _one_per_configuration(frame: pd.DataFrame, schema: Any) -> pd.DataFrame:
+    """One measurement per configuration and device kind, as the dataset promises. Two can be there only when a
+    task ran twice at once (Dask re-ran it while a worker it had given up on was still measuring): the first
+    device's is kept (with its layers), and ``attrs['duplicates_dropped']`` counts what was left out."""
+    key = ["model", "precision", "batch_size"]
+    kinds = frame["device"].astype(str).map(device_kind)
+    configs = frame[key].assign(kind=kinds)
+    if schema is SWEEP:
+        dup = configs.duplicated(keep="first")
+    else:                                    # layer rows: keep those of each configuration's first device
+        first = configs.assign(device=frame["device"]).drop_duplicates(key + ["kind"], keep="first")
+        kept = set(map(tuple, first[key + ["kind", "device"]].astype(str).to_numpy()))
+        dup = ~configs.assign(device=frame["device"]).astype(str).apply(tuple, axis=1).isin(kept)
+    if dup.any():
+        frame = frame[~dup].reset_index(drop=True)
+        frame.attrs["duplicates_dropped"] = int(dup.sum())
+    return frame
 
 
 def load_sweep(path: Any, dask: bool = False, layers: bool = False) -> Any:

@@ -182,3 +182,35 @@ def test_explorers_open_a_dataset_folder(tmp_path):
     both = load_sweep(out)
     cmp = w.compare(both[both["precision"] == "fp32"], out, interactive=False)
     assert cmp is not None
+
+
+def test_a_configuration_written_twice_at_once_is_read_once(tmp_path, monkeypatch):
+    # two attempts of one task (Dask re-ran it while the first still measured) both looked before either wrote
+    import threading
+
+    from perfkit.bench import sweep_dataset as data
+    from perfkit.bench.sweep import failed_row
+    from perfkit.frames.schemas import SWEEP, SWEEP_LAYERS
+    out = str(tmp_path / "ds")
+    data.create_dataset(out)
+    real, gate = data.find_config, threading.Barrier(2)
+
+    def slow_find(*a):
+        found = real(*a)
+        gate.wait(timeout=10)
+        return found
+    monkeypatch.setattr(data, "find_config", slow_find)
+
+    def attempt(dev):
+        row = failed_row("m", "fp32", 1, dev, "x", "r1", here=False)
+        layer = {c.name: (dev if c.name == "device" else row.get(c.name, 0)) for c in SWEEP_LAYERS.columns
+                 if not c.optional}
+        data.write_config(out, SWEEP.frame([row]), SWEEP_LAYERS.frame([layer]))
+    threads = [threading.Thread(target=attempt, args=(d,)) for d in ("cuda:0", "cuda:1")]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    monkeypatch.setattr(data, "find_config", real)
+    frame = data.read_dataset(out)
+    assert frame[["model", "device"]].values.tolist() == [["m", "cuda:0"]]
+    assert frame.attrs["duplicates_dropped"] == 1
+    assert data.read_dataset(out, SWEEP_LAYERS)["device"].tolist() == ["cuda:0"]
