@@ -389,7 +389,9 @@ def _same_or_defaults_added(final: dict, stored: dict) -> bool:
     before the op gained a parameter with a default: every stored key kept, only new keys added."""
     if _json(final) == _json(stored) is not None:
         return True
-    return set(stored) < set(final) and _json({k: final[k] for k in stored}) == _json(stored) is not None
+    added = set(final) - set(stored)
+    return (set(stored) < set(final) and "tactic" not in added      # a tactic is never a default: it sets the layout
+            and _json({k: final[k] for k in stored}) == _json(stored) is not None)
 
 
 def _json(d: dict) -> Any:

@@ -43,3 +43,18 @@ def test_a_file_with_a_malformed_source_op_table_is_refused(tmp_path, bad):
     craft.write(path, meta, plan, tensors)
     with pytest.raises(pk.EngineFileError, match="source_ops"):
         pk.load_engine(path)
+
+
+def test_a_step_whose_tactic_was_removed_is_refused(tmp_path):
+    # parameters an op gained later may be missing from older files (their defaults apply), but never the
+    # tactic: it decides the weights' layout, so a default could compute something else
+    import engine_craft as craft
+    path = tmp_path / "e.engine"
+    pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=2)).save(path)
+    meta, plan, tensors = craft.read(path)
+    steps = [s for s in plan["steps"] if "tactic" in s["params"]]
+    assert steps
+    del steps[0]["params"]["tactic"]
+    craft.write(path, meta, plan, tensors)
+    with pytest.raises(pk.EngineFileError, match="params"):
+        pk.load_engine(path)
