@@ -118,16 +118,22 @@ class Pooling(Op):
             reduce_into(xp, "sum", self._windows(xp, padded, (oh, ow), params), (4, 5), total[..., None, None])
         if params["exclude_padding"] and (ph or pw):
             divisor = env.scratch((oh, ow), np.float32)
-            if xp is np:
-                np.outer(self._counts(xp, h, kh, sh, ph, oh), self._counts(xp, w, kw, sw, pw, ow), out=divisor)
-            else:
-                from .cuda_kernels import pool_counts
-                pool_counts(divisor, (h, w), (kh, kw), (sh, sw), (ph, pw))
+            self._divisor(xp, divisor, (h, w), (kh, kw), (sh, sw), (ph, pw), (oh, ow))
             xp.divide(total, divisor, out=total)
         else:
             xp.divide(total, float(kh * kw), out=total)
         if total is not out:
             xp.copyto(out, total, casting="unsafe")
+
+    @classmethod
+    def _divisor(cls, xp, divisor, size, window, stride, pad, out_size) -> None:
+        """The count of input values in each window (padding excluded), into ``divisor`` on either device."""
+        (h, w), (kh, kw), (sh, sw), (ph, pw), (oh, ow) = size, window, stride, pad, out_size
+        if xp is np:
+            np.outer(cls._counts(xp, h, kh, sh, ph, oh), cls._counts(xp, w, kw, sw, pw, ow), out=divisor)
+        else:
+            from .cuda_kernels import pool_counts
+            pool_counts(divisor, (h, w), (kh, kw), (sh, sw), (ph, pw))
 
     @staticmethod
     def _rows_plan(params, x: TensorSpec) -> tuple:
@@ -154,7 +160,7 @@ class Pooling(Op):
         divisor = None
         if not is_max and params["exclude_padding"] and (ph or pw):
             divisor = env.scratch((oh, ow), np.float32)
-            np.outer(self._counts(xp, h, kh, sh, ph, oh), self._counts(xp, w, kw, sw, pw, ow), out=divisor)
+            self._divisor(xp, divisor, (h, w), (kh, kw), (sh, sw), (ph, pw), (oh, ow))
         for i in range(b):
             for c0 in range(0, c, block):
                 n = min(block, c - c0)
