@@ -166,6 +166,17 @@ def broadcast_shapes(a: tuple, b: tuple, where: str) -> tuple:
     return tuple(out)
 
 
+def check_bias(weights: dict, k: int) -> None:
+    """A layer's optional ``bias`` weight: one value per output map (``(k,)``) as a float32 array, or absent."""
+    if weights.get("bias") is not None:
+        b = as_array(weights["bias"], "bias")
+        if b.shape != (k,):
+            raise ShapeError(f"bias must have shape ({k},), got {b.shape}")
+        weights["bias"] = b
+    else:
+        weights.pop("bias", None)
+
+
 def as_array(value: Any, what: str, dtype: Any = np.float32) -> np.ndarray:
     if value is None:
         raise NetworkDefinitionError(f"{what} is missing (None): pass an array of numbers")

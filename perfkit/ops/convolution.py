@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
-from .base import Cost, Op, TensorSpec, as_array, pair, register_op
+from .base import as_array, check_bias, Cost, Op, pair, register_op, TensorSpec
 from .env import scratch_size
 from . import conv_forms
 from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
@@ -47,13 +47,7 @@ class Convolution(Op):
         if w.ndim != 4 or w.shape[0] != k or w.shape[2:] != (kh, kw):
             raise ShapeError(f"kernel must have shape ({k}, C/groups, {kh}, {kw}), got {w.shape}")
         weights["kernel"] = w
-        if weights.get("bias") is not None:
-            b = as_array(weights["bias"], "bias")
-            if b.shape != (k,):
-                raise ShapeError(f"bias must have shape ({k},), got {b.shape}")
-            weights["bias"] = b
-        else:
-            weights.pop("bias", None)
+        check_bias(weights, k)
         params.setdefault("tactic", "im2col")
         return check_epilogue(params)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
-from .base import Cost, Op, TensorSpec, as_array, pair, register_op
+from .base import as_array, check_bias, Cost, Op, pair, register_op, TensorSpec
 from .env import scratch_size
 
 
@@ -54,13 +54,7 @@ class Deconvolution(Op):
             raise ShapeError(f"a deconvolution kernel has shape (C, num_output_maps/groups, kh, kw) = "
                              f"(C, {k // g}, {kh}, {kw}), ONNX's ConvTranspose layout; got {w.shape}")
         weights["kernel"] = w
-        if weights.get("bias") is not None:
-            b = as_array(weights["bias"], "bias")
-            if b.shape != (k,):
-                raise ShapeError(f"bias must have shape ({k},), got {b.shape}")
-            weights["bias"] = b
-        else:
-            weights.pop("bias", None)
+        check_bias(weights, k)
         return params
 
     def infer(self, params, inputs, weights):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
-from .base import Cost, Op, TensorSpec, as_array, register_op
+from .base import as_array, check_bias, Cost, Op, register_op, TensorSpec
 from .env import scratch_size
 from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
 
@@ -32,13 +32,7 @@ class FullyConnected(Op):
         if w.ndim != 2 or w.shape[0] != k:
             raise ShapeError(f"kernel must have shape (num_outputs={k}, inputs), got {w.shape}")
         weights["kernel"] = w
-        if weights.get("bias") is not None:
-            b = as_array(weights["bias"], "bias")
-            if b.shape != (k,):
-                raise ShapeError(f"bias must have shape ({k},), got {b.shape}")
-            weights["bias"] = b
-        else:
-            weights.pop("bias", None)
+        check_bias(weights, k)
         params.setdefault("tactic", "nt")
         return check_epilogue(params)
 
