@@ -152,8 +152,10 @@ def _values(result: Any) -> dict:
     return {m: float(x) for m, x in zip(s["metric"], s["value"])}
 
 
-def findings(diagnoses: Any) -> list:
-    """A sentence that says whether the measurement was disturbed, then every finding explained."""
+def findings(diagnoses: Any, explained: set | None = None) -> list:
+    """A sentence that says whether the measurement was disturbed, then every finding explained. ``explained``:
+    the findings an earlier configuration of the same command explained; they get their figure only (the part
+    of the explanation before its advice), and the set is updated."""
     if diagnoses is None or not len(diagnoses):
         return ["Disturbed: no sign of it (steady latency, host load within its cores, no throttling)."]
     disturbed = diagnoses[~diagnoses["finding"].isin(ADVICE)]
@@ -164,7 +166,12 @@ def findings(diagnoses: Any) -> list:
     else:
         lines.append("Disturbed: no sign of it.")
     for f in diagnoses.itertuples():
-        lines += wrap(f.explanation, "    ", f"  [{f.severity}] {f.finding}: ", prose=True)
+        text = f.explanation
+        if explained is not None:
+            if f.finding in explained and ": " in text:
+                text = text.split(": ")[0] + " (advice above)"
+            explained.add(f.finding)
+        lines += wrap(text, "    ", f"  [{f.severity}] {f.finding}: ", prose=True)
     return lines
 
 

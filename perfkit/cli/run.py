@@ -250,7 +250,7 @@ def _one(args: Any, plan: dict, cfg: Config, bar: Any) -> None:
         for line in performance(cfg.result, args.percentiles, kind):
             print(line)
         cfg.diagnoses = cfg.result.diagnoses
-        for line in findings(cfg.diagnoses):
+        for line in findings(cfg.diagnoses, plan.setdefault("explained", set())):
             print(line)
         if args.verbose:
             print(section(f"{title}: every figure of the measurement"))

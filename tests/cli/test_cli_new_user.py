@@ -54,3 +54,17 @@ def test_the_demo_takes_an_onnx_file(tmp_path):
     assert r.returncode == 0, r.stderr
     (run,) = os.listdir(tmp_path / "runs")
     assert os.path.isfile(tmp_path / "runs" / run / "report.html")
+
+
+def test_a_finding_is_explained_once_per_command():
+    import pandas as pd
+
+    from perfkit.cli._report import findings
+    d = pd.DataFrame({"finding": ["unstable"], "severity": ["warning"],
+                      "explanation": ["latency varied by 4.4% (above 2.5%): stop other work, or measure longer."]})
+    seen: set = set()
+    first, second = "\n".join(findings(d, seen)), "\n".join(findings(d.assign(explanation=[
+        "latency varied by 7.0% (above 2.5%): stop other work, or measure longer."]), seen))
+    assert "stop other work" in first and "4.4%" in first
+    assert "stop other work" not in second and "7.0%" in second and "advice above" in second
+    assert "stop other work" in "\n".join(findings(d))                 # without the set: always in full
