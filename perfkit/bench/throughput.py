@@ -255,7 +255,7 @@ def _summary(q: pd.DataFrame, batch: int, wall: tuple, pcts: list, n: int, m: in
              ("h2d_median_ms", q["h2d_ms"].median(), "ms", "input copy: median"),
              ("compute_median_ms", q["compute_ms"].median(), "ms", "network execution per query: median"),
              ("d2h_median_ms", q["d2h_ms"].median(), "ms", "output copy: median"),
-             ("copy_share_pct", _copy_share(q), "%", "H2D + D2H share of the device-timed latency"),
+             ("copy_share_pct", _copy_share(q), "%", "H2D + D2H share of a query's device-timed latency: median"),
              ("in_flight_mean", inflight, "", "queries in flight on average (1 = no overlap)"),
              ("overlap_pct", overlap_pct, "%", "share of the time with two or more queries in flight"),
              ("total_host_wall_ms", wall_ms, "ms", "wall time of the timed phase"),

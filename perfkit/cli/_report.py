@@ -131,7 +131,7 @@ def performance(result: Any, percentiles: Sequence[float], kind: str) -> list:
                  + (f" ({v['compute_share_pct']:.0f}% of the wall time)" if "compute_share_pct" in v else "")
                  + f"; {len(q)} inferences")
     if "copy_share_pct" in v:
-        lines.append(f"Transfers: H2D + D2H are {v['copy_share_pct']:.1f}% of the latency")
+        lines.append(f"Transfers: H2D + D2H are {v['copy_share_pct']:.1f}% of a query's latency (median over queries)")
     blas = v.get("blas_threads", v.get("threads"))      # throughput(): "threads" counts its worker threads
     host = [f"load {v['host_load_1m']:.2f} on {int(v['host_cpus'])} cores before timing"
             if _num(v.get("host_load_1m")) and _num(v.get("host_cpus")) else "",
