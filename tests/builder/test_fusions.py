@@ -368,3 +368,34 @@ def test_precision_override_blocks_fusion(rng):
     eng = build(net, layer_precisions={"relu": "fp16"})
     assert_not = rows(eng, "conv_relu", "not fused")
     assert assert_not["detail"].str.contains("different precision").any()
+
+
+def gelu_written_out(half=0.5, extra_reader=False):
+    """PyTorch's GELU below ONNX opset 20: x/sqrt2 -> erf -> +1 -> *x -> *0.5 (then a tanh, so the GELU is
+    not the output)."""
+    net = pk.Network("g")
+    x = net.add_input("x", (4, 6))
+    d = net.add_scale(x, "uniform", scale=[1 / np.sqrt(2)], name="div").output
+    e = net.add_unary(d, "erf", name="erf").output
+    a = net.add_scale(e, "uniform", shift=[1.0], name="add").output
+    m = net.add_elementwise(x, a, "prod", name="mul").output
+    h = net.add_scale(m, "uniform", scale=[half], name="half").output
+    net.mark_output(net.add_activation(h, "tanh", name="tanh").output)
+    if extra_reader:
+        net.mark_output(net.add_activation(a, "relu", name="other").output)
+    return net
+
+
+def test_gelu_written_out_becomes_one_activation(device, rng):
+    eng = assert_fused(gelu_written_out(), "gelu_erf", device)
+    assert "div + erf + add + mul + half" in list(eng.layers["layer"])
+    assert (eng.layers["type"] == "activation").sum() == 2 and "unary" not in set(eng.layers["type"])
+
+
+@pytest.mark.parametrize("net, reason", [(lambda: gelu_written_out(half=0.25), None),
+                                         (lambda: gelu_written_out(extra_reader=True), "read by 2 layers")])
+def test_gelu_not_fused_when_the_constants_or_the_readers_differ(net, reason):
+    eng = build(net())
+    assert not len(rows(eng, "gelu_erf", "fused"))
+    if reason:
+        assert rows(eng, "gelu_erf", "not fused")["detail"].str.contains(reason).any()

@@ -11,12 +11,14 @@ import time
 from ...errors import BuildError
 from .base import Fusion, Rejection, Rule, View
 from .conv_fc import conv_relu, conv_scale, conv_sum, fc_relu
+from .gelu import gelu_erf
 from .mlp import mlp_absorb, mlp_create
 from .reduce import l1_norm, l2_norm, log_sum, log_sum_exp, reduce_to_pooling, sum_squares
 from .scale_shuffle import erase_identity_scale, scale_activation, shuffle_reduce, shuffle_shuffle
 
 RULES = [
     Rule("erase_identity_scale", erase_identity_scale, "Scale adding 0, multiplying by 1, power 1 -> erased"),
+    Rule("gelu_erf", gelu_erf, "x/sqrt2 -> erf -> +1 -> *x -> *0.5 written out -> one GELU activation"),
     Rule("shuffle_shuffle", shuffle_shuffle, "Shuffle + Shuffle -> one Shuffle or nothing"),
     Rule("shuffle_reduce", shuffle_reduce, "Shuffle without reshape + Reduce with keep-dims -> Reduce"),
     Rule("reduce_to_pooling", reduce_to_pooling, "Reduce avg over H, W with keep-dims on CHW -> average Pooling"),
