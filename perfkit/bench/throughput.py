@@ -170,7 +170,7 @@ def _timed(slots: list, owned: list, duration_s: float, warmup_ms: float, transf
                 sl = mine[k % len(mine)]
                 if sl.busy:
                     rows.append(sl.collect(0))
-                if time.perf_counter() >= end and k >= len(mine):
+                if (time.perf_counter() >= end and k >= len(mine)) or errors:   # another worker failed: stop
                     break
                 sl.submit(transfers, owned[t][k % len(mine)])
                 k += 1

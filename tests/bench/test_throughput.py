@@ -111,3 +111,22 @@ def test_cuda_graph_setting_reaches_every_context(small, monkeypatch):
     pk.bench.measure(first, 4, streams=3, duration_s=0.02, warmup_ms=0, iterations=3, gpu_metrics=False)
     assert made == [False, False]                     # measure's other contexts follow the one it was given
     first.close()
+
+
+def test_a_failing_worker_stops_the_others_at_once(small, monkeypatch):
+    # one worker's error ends the timed phase for every worker, not duration_s later
+    import time
+
+    from perfkit.bench.throughput import _Slot
+    real, calls = _Slot.submit, []
+
+    def submit(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 40:
+            raise RuntimeError("a broken stream")
+        return real(self, *a, **k)
+    monkeypatch.setattr(_Slot, "submit", submit)
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="a broken stream"):
+        pk.bench.throughput(small, 8, streams=2, threads=2, duration_s=30, warmup_ms=1)
+    assert time.perf_counter() - t0 < 10
