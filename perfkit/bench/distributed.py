@@ -360,8 +360,9 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
             dev.threads = len(cores)
         if visible:
             found = data.find_config(out, net.name, dev.kind, precision, batch)
-            if found is not None:     # a worker that died after writing it: the row stands
-                return {"rows": data.read_config(found), "layers": [], "written": True}
+            if found is not None:     # a worker that died after writing it: the row (and its layers) stand
+                return {"rows": data.read_config(found),
+                        "layers": data.read_config_layers(out, found) if layers else [], "written": True}
         uuid_ = _gpu_uuid(dev.spec) if dev.kind == "cuda" else None
         with exclusive(dev, uuid_):
             got = sweep_local([net], [batch], [precision], dev, opts["min_time_s"], opts["min_iterations"], None, None,
@@ -376,4 +377,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
         return {"rows": frame.to_dict("records"), "layers": [] if lay is None else lay.to_dict("records"),
                 "written": False}
     rows, mine = data.write_config(out, frame, lay)
-    return {"rows": rows, "layers": lay.to_dict("records") if mine and lay is not None else [], "written": True}
+    if mine or not layers:
+        return {"rows": rows, "layers": lay.to_dict("records") if mine and lay is not None else [], "written": True}
+    found = data.find_config(out, net.name, data.device_kind(str(rows[0]["device"])), precision, batch)
+    return {"rows": rows, "layers": data.read_config_layers(out, found) if found else [], "written": True}

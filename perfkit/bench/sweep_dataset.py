@@ -104,6 +104,12 @@ def write_config(out: str, frame: pd.DataFrame, layers: pd.DataFrame | None = No
     return frame.to_dict("records"), True
 
 
+def read_config_layers(out: str, file: str) -> list:
+    """The layer rows (dicts) written beside the configuration file ``file`` of dataset ``out`` ([] when none)."""
+    twin = os.path.join(out, LAYERS_DIR, os.path.relpath(file, out))
+    return _read_file(twin, SWEEP_LAYERS).to_dict("records") if os.path.isfile(twin) else []
+
+
 def read_config(file: str) -> list:
     """The rows (dicts) of one configuration's file."""
     return _read_file(file, SWEEP).to_dict("records")

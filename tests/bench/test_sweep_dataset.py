@@ -214,3 +214,18 @@ def test_a_configuration_written_twice_at_once_is_read_once(tmp_path, monkeypatc
     assert frame[["model", "device"]].values.tolist() == [["m", "cuda:0"]]
     assert frame.attrs["duplicates_dropped"] == 1
     assert data.read_dataset(out, SWEEP_LAYERS)["device"].tolist() == ["cuda:0"]
+
+
+def test_a_configuration_found_again_comes_back_with_its_layers(tmp_path):
+    # a retried task finds the row its first attempt wrote: it returns that row's layers too
+    from perfkit.bench import sweep_dataset as data
+    from perfkit.bench.sweep import failed_row
+    from perfkit.frames.schemas import SWEEP, SWEEP_LAYERS
+    out = str(tmp_path / "ds")
+    data.create_dataset(out)
+    row = failed_row("m", "fp32", 1, "cpu", "x", "r1", here=False)
+    layer = {c.name: row.get(c.name, 0) for c in SWEEP_LAYERS.columns if not c.optional}
+    data.write_config(out, SWEEP.frame([row]), SWEEP_LAYERS.frame([layer]))
+    found = data.find_config(out, "m", "cpu", "fp32", 1)
+    assert [r["model"] for r in data.read_config_layers(out, found)] == ["m"]
+    assert data.read_config_layers(out, os.path.join(out, "model=m", "device=cpu", "fp16-b8.parquet")) == []
