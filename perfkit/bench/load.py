@@ -29,6 +29,7 @@ from ..log import get_logger
 from ._args import percentile_list
 from ._load_args import MAX_CLIENTS
 from .batcher import DynamicBatcher
+from .measure import summary_value
 
 _log = get_logger("bench.load")
 PATTERNS = ("constant", "poisson", "closed")
@@ -45,8 +46,7 @@ class LoadResult:
 
     def value(self, metric: str) -> float:
         """The summary's value of ``metric`` (one of ``summary["metric"]``)."""
-        s = self.summary.set_index("metric")["value"]
-        return float(s[one_of(metric, s.index, "LoadResult.value: metric")])
+        return summary_value(self.summary, metric, "LoadResult.value")
 
     def point(self) -> pd.DataFrame:
         """This run as one ``measured`` row of the ``batching_simulation`` frame, to set beside

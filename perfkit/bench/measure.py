@@ -36,8 +36,7 @@ class Measurement:
 
     def value(self, metric: str) -> float:
         """The summary's value of ``metric`` (one of ``summary["metric"]``)."""
-        s = self.summary.set_index("metric")["value"]
-        return float(s[one_of(metric, s.index, "Measurement.value: metric")])
+        return summary_value(self.summary, metric, "Measurement.value")
 
     def __repr__(self) -> str:
         s = self.summary.set_index("metric")["value"]
@@ -214,6 +213,12 @@ def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[
              ("host_other_busy_cores", host.get("host_other_busy_cores", float("nan")), "",
               "cores other processes kept busy while timing (/proc/stat less this process; NaN where unknown)")]
     return with_shown(pd.DataFrame([{"metric": m, "value": float(v), "unit": u, "meaning": d} for m, v, u, d in rows]))
+
+
+def summary_value(summary: pd.DataFrame, metric: str, what: str) -> float:
+    """The value of ``metric`` in a (metric, value, ...) summary frame; a name not in it is an ArgumentError."""
+    s = summary.set_index("metric")["value"]
+    return float(s[one_of(metric, s.index, f"{what}: metric")])
 
 
 def _copy_share(q: pd.DataFrame) -> float:

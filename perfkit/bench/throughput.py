@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..arguments import flag, number, one_of
+from ..arguments import flag, number
 from ..errors import ArgumentError
 from ..frames.schemas import QUERIES
 from ..frames.stats import latency_stats, median_ci
@@ -27,7 +27,7 @@ from ..frames.units import with_shown
 from ..log import get_logger
 from ._args import percentile_list
 from ._load_args import batch_arg, engine_arg, host_inputs, streams_threads
-from .measure import _copy_share, _diagnose, _Slot
+from .measure import _copy_share, _diagnose, _Slot, summary_value
 
 _log = get_logger("bench")
 WINDOWS = 10            # time windows of the timed phase, for the throughput's interval
@@ -46,8 +46,7 @@ class Throughput:
 
     def value(self, metric: str) -> float:
         """The summary's value of ``metric`` (one of ``summary["metric"]``)."""
-        s = self.summary.set_index("metric")["value"]
-        return float(s[one_of(metric, s.index, "Throughput.value: metric")])
+        return summary_value(self.summary, metric, "Throughput.value")
 
     def __repr__(self) -> str:
         m = self.meta

@@ -5,19 +5,9 @@ import numpy as np
 import pytest
 
 import perfkit as pk
-from device_helpers import STRICT, to_host
+from device_helpers import to_host
+from onnx_op_check import PRECISIONS, build      # shared with the ONNX layers' tests
 from oracles import assert_close, reference_forward
-
-PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-def build(net, device, precision, batch):
-    if STRICT and precision == "bf16" and not device.runs_bf16:
-        pytest.skip(f"{device.name} cannot run bf16 layers: strict bf16 is refused (tests/builder/test_precision.py checks the error)")
-    eng = pk.Builder(device).build(net, pk.BuilderConfig(max_batch_size=batch, precision=precision, **STRICT))
-    layers = eng.layers[~eng.layers["layer"].str.startswith("reformat ")]
-    assert (layers["precision"] == precision).all(), layers[["layer", "precision"]]
-    return eng
 
 
 def run(net, inputs, device, precision="fp32", batch=None):
