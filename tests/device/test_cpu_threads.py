@@ -9,7 +9,9 @@ from perfkit.bench import rounds as rounds_mod
 
 
 def _blas_threads():
-    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    """The threads of each BLAS library loaded that has threads to size (a serial build reports 1 always)."""
+    return [i["num_threads"] for i in threadpool_info()
+            if i["user_api"] == "blas" and i.get("threading_layer") != "disabled"]
 
 
 class ThreadSpy:
@@ -52,7 +54,7 @@ def test_threads_are_in_force_inside_the_computation(cpu, threads):
     spy = ThreadSpy()
     ctx.step_hooks = [spy]
     ctx.execute(pk.models.sample_input(net, 4))
-    assert spy.seen and set(spy.seen) == {threads}
+    assert spy.seen and set(spy.seen) == {threads}, threadpool_info()
 
 
 @pytest.mark.skipif(not _blas_threads(), reason="NumPy without a BLAS that threadpoolctl knows")
@@ -60,7 +62,7 @@ def test_the_device_puts_its_threads_back_when_something_else_changed_them(cpu):
     from threadpoolctl import threadpool_limits
     cpu.threads = 2
     threadpool_limits(1, user_api="blas")               # another library changed the process's pools
-    assert cpu.apply_threads() == 2 and set(_blas_threads()) == {2}
+    assert cpu.apply_threads() == 2 and set(_blas_threads()) == {2}, threadpool_info()
 
 
 def _no_thread_env(monkeypatch):
@@ -93,7 +95,7 @@ def test_the_threads_set_in_the_environment_are_the_default_and_threads_wins(cpu
     cpu.threads = None
     assert cpu.threads == want and cpu.info()["threads"] == want
     if _blas_threads():
-        assert cpu.apply_threads() == want and set(_blas_threads()) == {want}    # in force, not only recorded
+        assert cpu.apply_threads() == want and set(_blas_threads()) == {want}, threadpool_info()  # in force
     assert pk.get_device("cpu", threads=2).threads == 2                          # an explicit count wins
 
 
@@ -129,3 +131,39 @@ def test_sweep_rows_and_runs_record_the_threads(cpu, monkeypatch):
     with pk.profile(ctx, memory=False, gpu_metrics=False) as run:
         ctx.execute(pk.models.sample_input(net, 4))
     assert run.meta["threads"] == 1 and run.overview_values()["threads"] == 1.0
+
+
+class _FakeLib:
+    def __init__(self, threads, threading_layer="pthreads"):
+        self.threads = threads
+        self.threading_layer = threading_layer
+
+    def get_num_threads(self):
+        return self.threads
+
+    def set_num_threads(self, n):
+        self.threads = n
+
+
+def test_a_blas_loaded_after_the_first_look_is_sized_too(monkeypatch):
+    """A second OpenBLAS that arrives with a later import (SciPy's, PyTorch's) gets the threads as well:
+    the device once kept the libraries it found first and left a later one at its own count. A serial
+    build, which has no threads to size, is left alone."""
+    import sys
+    import threadpoolctl
+    from perfkit.device.host import _Blas
+    loaded = [_FakeLib(4), _FakeLib(1, threading_layer="disabled")]        # the second is a serial build
+
+    class Controller:
+        def select(self, user_api):
+            assert user_api == "blas"
+            return type("Selection", (), {"lib_controllers": list(loaded)})()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Controller)
+    blas = _Blas()
+    blas.apply(2)
+    assert [lib.threads for lib in loaded] == [2, 1]
+    loaded.append(_FakeLib(1))                                  # a library arrives with an import
+    monkeypatch.setitem(sys.modules, "perfkit_test_late_blas", sys)
+    blas.apply(3)
+    assert [lib.threads for lib in loaded] == [3, 1, 3] and blas.current() == 3
