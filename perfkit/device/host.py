@@ -157,24 +157,25 @@ def default_threads() -> int:
 
 
 class _Blas:
-    """The process's BLAS thread pools (OpenBLAS, MKL, BLIS, found once through threadpoolctl). Their
-    thread count is process-wide; :meth:`apply` reads it (about 1 µs a library) and sets it only when
-    it differs, so calling it before every measurement costs nothing measurable. (A
-    ``threadpool_limits`` block around each inference would cost about 250 µs, half of a small MLP's
-    inference; see benchmarks/RESULTS.md, the threadpool_limits_per_call rows.)"""
+    """The process's BLAS thread pools (OpenBLAS, MKL, BLIS, found through threadpoolctl). Their thread
+    count is process-wide. :meth:`apply` looks for the loaded libraries again each time (about 1 ms; the
+    timing functions call it once before and once after a measurement), so a library that arrived after
+    the last look, with an import (SciPy's or PyTorch's own OpenBLAS) or loaded through ctypes, is sized
+    too; it sets a library's count only where it differs. (A ``threadpool_limits`` block around each
+    inference would cost about 250 µs, half of a small MLP's inference; see benchmarks/RESULTS.md, the
+    threadpool_limits_per_call rows.)"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._libs: Any = None
         self._modules = -1
 
-    def libs(self) -> list:
-        """The BLAS libraries loaded now that can be sized. A library loaded after the last look (an import that brings its
-        own OpenBLAS, as SciPy's or PyTorch's wheels do) is found: the scan (about 1 ms) is repeated
-        whenever the number of imported modules changed since, a check that costs about 0.1 µs."""
+    def libs(self, fresh: bool = False) -> list:
+        """The BLAS libraries loaded that can be sized: looked for again when ``fresh``, or when the
+        number of imported modules changed since the last look (a check of about 0.1 µs)."""
         with self._lock:
             modules = len(sys.modules)
-            if self._libs is None or modules != self._modules:
+            if fresh or self._libs is None or modules != self._modules:
                 from threadpoolctl import ThreadpoolController
                 found = ThreadpoolController().select(user_api="blas").lib_controllers
                 # a BLAS built without threads (Debian's serial OpenBLAS, a reference BLAS) cannot be sized
@@ -183,7 +184,7 @@ class _Blas:
             return self._libs
 
     def apply(self, threads: int) -> None:
-        for lib in self.libs():
+        for lib in self.libs(fresh=True):
             if lib.get_num_threads() != threads:
                 lib.set_num_threads(threads)
 
