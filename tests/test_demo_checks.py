@@ -39,7 +39,7 @@ def test_layer_why_names_precision_tactic_members_and_achieved_rates():
         for _ in range(3):
             ctx.execute(x)
     why = _layer_why(run, 8).set_index("layer")
-    mlp = why.loc["2-layer MLP"]
+    mlp = why.loc["2-layer MLP (ip1 + relu1 + ip2)"]
     assert mlp["precision"] == "fp32" and mlp["tactic"] in ("nn", "nt")
     assert mlp["fused network layers"] == "ip1, relu1, ip2"
     assert float(mlp["GFLOP/s"].replace(",", "")) > 0 and float(mlp["GB/s"].replace(",", "")) > 0

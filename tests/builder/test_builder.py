@@ -41,7 +41,7 @@ def test_fp16_reformats_and_override():
     eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2, precision="fp16", strict_types=True,
                                                         layer_precisions={"prob": "fp32"}))
     layers = eng.layers.set_index("layer")
-    assert layers.loc["2-layer MLP", "precision"] == "fp16" and layers.loc["prob", "precision"] == "fp32"
+    assert layers.loc["2-layer MLP (ip1 + relu1 + ip2)", "precision"] == "fp16" and layers.loc["prob", "precision"] == "fp32"
     reformats = eng.build_log.query("phase == 'reformat'")
     assert len(reformats) >= 2      # data -> fp16, ip2 -> fp32 for prob
     assert eng.get_binding_dtype("data") == np.float32 and eng.get_binding_dtype("prob") == np.float32

@@ -55,10 +55,10 @@ def conv_net(rng, *tail, c=4, k=6, hw=7):
 
 def test_mnist_shows_the_guides_fusions(device):
     eng = build(pk.models.mnist_mlp(), device)
-    assert list(eng.layers["layer"]) == ["2-layer MLP", "prob"]
+    assert list(eng.layers["layer"]) == ["2-layer MLP (ip1 + relu1 + ip2)", "prob"]    # the guide's label, and its layers
     assert eng.layers.loc[0, "origin"] == "ip1, relu1, ip2"
     log = eng.build_log.query("phase == 'fusion' and outcome == 'fused'")
-    assert list(log["produced"]) == ["ip1 + relu1", "2-layer MLP"]
+    assert list(log["produced"]) == ["ip1 + relu1", "2-layer MLP (ip1 + relu1 + ip2)"]
     assert list(log["matched"]) == ["ip1, relu1", "ip1 + relu1, ip2"]
     none = build(pk.models.mnist_mlp(), device, fusions="none")
     assert list(none.layers["layer"]) == ["ip1", "relu1", "ip2", "prob"]
@@ -99,7 +99,7 @@ def test_fc_relu_and_fc_with_other_activation_becomes_mlp(device, rng):
     x = net2.add_input("x", (12,))
     y = net2.add_fully_connected(x, 5, rng.standard_normal((5, 12)), name="fc").output
     net2.mark_output(net2.add_activation(y, "sigmoid", name="sig").output)
-    eng = assert_fused(net2, "mlp_create", device, ["1-layer MLP"])
+    eng = assert_fused(net2, "mlp_create", device, ["1-layer MLP (fc + sig)"])
     assert list(rows(eng, "fc_relu", "not fused")["detail"]) == ["the activation is sigmoid; only ReLU fuses into "
                                                                  "a fully_connected"]
 
@@ -300,9 +300,13 @@ def _matmul_chain(rng, n, width=8, act=True, seq=4):
 
 
 def test_matmul_mlp_absorbs_bias_activation_and_gemms(device, rng):
-    eng = assert_fused(_matmul_chain(rng, 3), "mlp_create", device, ["3-layer MLP"])
+    eng = assert_fused(_matmul_chain(rng, 3), "mlp_create", device,
+                       ["3-layer MLP (mm0 + ... + act2, 9 layers)"])
     absorbed = rows(eng, "mlp_absorb", "fused")                  # each activation and each following GEMM
-    assert list(absorbed["produced"]) == ["1-layer MLP", "2-layer MLP", "2-layer MLP", "3-layer MLP", "3-layer MLP"]
+    assert list(absorbed["produced"]) == ["1-layer MLP (mm0 + bias0 + act0)", "2-layer MLP (mm0 + ... + bias1, 5 layers)",
+                                          "2-layer MLP (mm0 + ... + act1, 6 layers)",
+                                          "3-layer MLP (mm0 + ... + bias2, 8 layers)",
+                                          "3-layer MLP (mm0 + ... + act2, 9 layers)"]
     assert eng.layers.loc[0, "origin"] == "mm0, bias0, act0, mm1, bias1, act1, mm2, bias2, act2"
 
 
@@ -310,7 +314,8 @@ def test_mlp_layer_limit(rng):
     net = _matmul_chain(rng, 33, act=False)
     eng = build(net)
     assert any(r for r in rows(eng, "mlp_absorb", "not fused")["detail"] if "limit is 31" in r)
-    assert list(eng.layers["layer"]) == ["31-layer MLP", "2-layer MLP"]       # 33 GEMMs: 31, then the other 2
+    assert list(eng.layers["layer"]) == ["31-layer MLP (mm0 + ... + bias30, 62 layers)",    # 33 GEMMs: 31,
+                                         "2-layer MLP (mm31 + bias31 + mm32 + bias32)"]     # then the other 2
 
 
 def test_mlp_width_limit(rng):
@@ -318,7 +323,7 @@ def test_mlp_width_limit(rng):
     assert_not_fused(net, "mlp_create", "over the shared-memory limit", mlp_max_width_product=16 * 16 - 1)
     net2 = _matmul_chain(rng, 2, width=16)
     eng = build(net2, mlp_max_width_product=16 * 16)
-    assert eng.layers["layer"].iloc[0] == "2-layer MLP"
+    assert eng.layers["layer"].iloc[0] == "2-layer MLP (mm0 + ... + act1, 6 layers)"
 
 
 def test_fc_scale_shift_and_fc_fc(device, rng):
@@ -328,7 +333,7 @@ def test_fc_scale_shift_and_fc_fc(device, rng):
     y = net.add_scale(y, "channel", shift=rng.standard_normal(5), name="shift").output
     y = net.add_fully_connected(y, 4, rng.standard_normal((4, 5)), rng.standard_normal(4), name="fc2").output
     net.mark_output(net.add_activation(y, "elu", name="elu").output)
-    eng = assert_fused(net, "mlp_create", device, ["2-layer MLP"])
+    eng = assert_fused(net, "mlp_create", device, ["2-layer MLP (fc1 + shift + fc2 + elu)"])
     assert eng.layers.loc[0, "origin"] == "fc1, shift, fc2, elu"
 
 

@@ -91,5 +91,6 @@ def test_inspect_needs_no_device_of_the_engine_kind(tmp_path, capsys, monkeypatc
     import perfkit.device
     monkeypatch.setattr(perfkit.device, "get_device", lambda *a, **k: (_ for _ in ()).throw(AssertionError("device")))
     assert main(["inspect", str(tmp_path / "m.engine")]) == 0
-    assert "2-layer MLP" in capsys.readouterr().out
+    assert "2-layer MLP (ip1 + relu1 + ip2)" in capsys.readouterr().out
     assert np.isfinite(e.device_memory_bytes)
+

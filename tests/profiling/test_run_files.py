@@ -84,7 +84,7 @@ def test_saved_run_round_trips_with_checksums(saved, tmp_path):
 
 def test_the_engine_that_ran_is_saved_and_older_runs_without_it_load(saved, tmp_path):
     run = pk.load_run(saved)
-    assert "2-layer MLP" in set(run.engine_layers["layer"]) and run.engine_layers["flops"].gt(0).all()
+    assert "2-layer MLP (ip1 + relu1 + ip2)" in set(run.engine_layers["layer"]) and run.engine_layers["flops"].gt(0).all()
     assert (run.build_log["phase"] == "tactic").any()
     d = _copy(saved, tmp_path)                  # a run saved before issue 9: no engine frames
     info = _info(d)

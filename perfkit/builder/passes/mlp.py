@@ -52,8 +52,16 @@ def _bias_of(g, node, width):
     return None, None
 
 
-def _name(g, n_stages, taken):
-    base = f"{n_stages}-layer MLP"
+#: the most original layers an MLP's name lists in full (beyond it: the first, the last and how many)
+NAMED_MEMBERS = 4
+
+
+def _name(n_stages, members, taken):
+    """The guide's label (``2-layer MLP``) with the layers it fused, so a timeline of an imported model reads
+    like the model: ``2-layer MLP (ip1 + relu1 + ip2)``; ``... #2`` where that name is taken."""
+    shown = " + ".join(members) if len(members) <= NAMED_MEMBERS else \
+        f"{members[0]} + ... + {members[-1]}, {len(members)} layers"
+    base = f"{n_stages}-layer MLP ({shown})" if members else f"{n_stages}-layer MLP"
     name, i = base, 2
     while name in taken:
         name, i = f"{base} #{i}", i + 1
@@ -76,8 +84,9 @@ def _build(g, view, nodes, stages, weights, flatten, cfg):
     taken = {n.name for n in g.nodes if n not in nodes}
     params = {"stages": stages, "flatten": flatten,
               "widths": [int(weights["w0"].shape[0])] + [int(weights[f"w{i}"].shape[1]) for i in range(len(stages))]}
-    node = Node(_name(g, len(stages), taken), "mlp", params, weights, nodes[0].inputs[:1], nodes[-1].outputs,
-                nodes[0].precision, [o for n in nodes for o in n.origin])
+    origin = [o for n in nodes for o in n.origin]
+    node = Node(_name(len(stages), origin, taken), "mlp", params, weights, nodes[0].inputs[:1], nodes[-1].outputs,
+                nodes[0].precision, origin)
     return Fusion(nodes, node, detail=f"{len(stages)} GEMM stage(s): " + ", ".join(o for n in nodes for o in n.origin))
 
 
