@@ -103,11 +103,13 @@ class Builder:
         for rule, matched, produced, detail in reformats:
             log.add("reformat", rule, matched, produced, len(g.nodes), len(g.nodes), 0.0, detail)
         tstats = choose_tactics(g, self.device, self.allocator, config, log, cache, timed)
-        if tstats["hits"] or tstats["misses"]:
+        if tstats["hits"] or tstats["misses"] or tstats["reused"]:
+            reused = (f"; {tstats['reused']} chosen from the timings the precision choice made (their time is on "
+                      "the precision rows)") if tstats["reused"] else ""
             log.add("tactic", "timing_cache" if config.timing_cache is not None else "timing", "", "", len(g.nodes),
                     len(g.nodes), tstats["timed_ms"],
                     f"{tstats['misses']} layer(s) timed in {tstats['timed_ms']:.1f} ms; {tstats['hits']} from the "
-                    f"timing cache, saving {tstats['saved_ms']:.1f} ms")
+                    f"timing cache, saving {tstats['saved_ms']:.1f} ms" + reused)
 
         batch = config.max_batch_size
         steps, workspace = [], 0

@@ -69,12 +69,21 @@ def command(args: Any) -> None:
           f"`perfkit run {args.output}`, look inside with `perfkit inspect {args.output}`")
 
 
+def phase_times(log: Any) -> Any:
+    """Per builder phase of a ``build_log`` frame, in build order: its rows (``size``) and the wall time the
+    builder spent in it (``sum``, ms). A tactic's chosen / rejected row holds the time that tactic measured,
+    not time spent, so it is left out: the tactic phase's time is on its summary row, and tactics timed while
+    choosing the precision are on the precision rows (counted once)."""
+    spent = log[~((log["phase"] == "tactic") & log["outcome"].isin(["chosen", "rejected"]))]
+    return spent.groupby("phase", sort=False)["time_ms"].agg(["size", "sum"])
+
+
 def build_report(engine: Any, network_layers: int | None, verbose: bool, summary: bool = True) -> list:
     """The build log read aloud: (with ``summary``, the engine in one paragraph,) phases and their time, each fusion,
     the precision decisions, the tactics chosen, the memory plan; ``verbose`` adds every row of the log."""
     log = engine.build_log
     lines = [section("Build")] + engine_lines(engine, network_layers) if summary else []
-    phases = log.groupby("phase", sort=False)["time_ms"].agg(["size", "sum"])
+    phases = phase_times(log)
     lines += wrap("; ".join(f"{ph} {ms(r['sum'])}" for ph, r in phases.iterrows()), "  ", "Time by phase: ")
     fusion = log[log["phase"] == "fusion"]
     if len(fusion):

@@ -139,7 +139,8 @@ BUILD_LOG = _s(
     ("produced", "string", "", "engine layer or tensor the step produced ('' when none)"),
     ("layers_before", "int64", "", "layer count before the step"),
     ("layers_after", "int64", "", "layer count after the step"),
-    ("time_ms", "float64", "ms", "wall time spent in the step"),
+    ("time_ms", "float64", "ms", "wall time spent in the step; on a tactic's chosen / rejected row, the time "
+                                 "that tactic measured for the layer (the phase's time spent is on its 'done' row)"),
     ("outcome", "string", "", "done; fusion: fused / not fused; tactic: chosen / rejected / cached"),
     ("detail", "string", "", "a plain-language explanation of the outcome"),
 )

@@ -94,3 +94,17 @@ def test_inspect_needs_no_device_of_the_engine_kind(tmp_path, capsys, monkeypatc
     assert "2-layer MLP (ip1 + relu1 + ip2)" in capsys.readouterr().out
     assert np.isfinite(e.device_memory_bytes)
 
+
+def test_time_by_phase_counts_each_millisecond_once():
+    """A build that chooses fp16 by timing: the tactics it timed then are reused, not timed again, and the
+    time by phase (perfkit build's report) adds up to no more than the build took (it once counted the
+    tactic timing twice, and each candidate's own measured time as builder time)."""
+    from perfkit.cli.build import phase_times
+    eng = pk.Builder("cpu").build(pk.models.resnet_small(), pk.BuilderConfig(max_batch_size=4, precision="fp16"))
+    log = eng.build_log
+    assert (log["phase"] == "precision").sum() > 1
+    summary = log[(log["phase"] == "tactic") & (log["outcome"] == "done")]
+    assert len(summary) == 1 and "chosen from the timings the precision choice made" in summary["detail"].iloc[0]
+    phases = phase_times(log)
+    assert phases["sum"].sum() <= eng.build_time_ms
+    assert phases.loc["tactic", "sum"] == summary["time_ms"].iloc[0]
