@@ -87,7 +87,7 @@ def _build(g, view, nodes, stages, weights, flatten, cfg):
     origin = [o for n in nodes for o in n.origin]
     node = Node(_name(len(stages), origin, taken), "mlp", params, weights, nodes[0].inputs[:1], nodes[-1].outputs,
                 nodes[0].precision, origin)
-    return Fusion(nodes, node, detail=f"{len(stages)} GEMM stage(s): " + ", ".join(o for n in nodes for o in n.origin))
+    return Fusion(nodes, node, detail=f"{len(stages)} GEMM stage(s): " + ", ".join(origin))
 
 
 def _extend(g, view, node, nxt, stages, weights, flatten, cfg):
