@@ -364,7 +364,8 @@ case("Measurement.value", lambda w, kw: w.measurement.value(**kw), {"metric": "l
 case("fusion_benefit", lambda w, kw: pk.analysis.fusion_benefit(**kw),
      {"network": Lazy(lambda w: w.net), "config": Lazy(lambda w: w.config), "batch_size": None, "device": "cpu",
       "min_time_s": 0.0, "rounds": 1, "progress": False},
-     {"network": NETWORK, "config": family(text="fp16", number=3, dict={}), "batch_size": {**OPT_COUNT, **HUGE},
+     {"network": {**{k: v for k, v in NETWORK.items() if k != "text"}, "unknown_name": "no_such_model"},  # "mlp": a sample
+      "config": family(text="fp16", number=3, dict={}), "batch_size": {**OPT_COUNT, **HUGE},
       "device": DEVICE, "min_time_s": SECONDS, "rounds": {**COUNT, **HUGE},
       "progress": family(text="yes", number=2)})
 

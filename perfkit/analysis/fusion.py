@@ -26,8 +26,9 @@ REFERENCE = "(all rules)"
 def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size: int | None = None,
                    device: Any = None, min_time_s: float = 0.3, rounds: int = 6,
                    progress: bool | None = None) -> pd.DataFrame:
-    """Builds ``network`` with all fusions, then once per rule that fired with that rule switched
-    off, and times each engine at ``batch_size`` (default: the config's max batch size).
+    """Builds ``network`` (a Network, a sample name or an ``.onnx`` file, as ``sweep`` takes it) with all
+    fusions, then once per rule that fired with that rule switched off, and times each engine at
+    ``batch_size`` (default: the config's max batch size).
 
     Engines are timed in ``rounds`` interleaved rounds (each a slice of ``min_time_s / rounds``
     seconds per engine), so drift of the machine lands on every row alike. A row's
@@ -42,9 +43,12 @@ def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size
     Rows are sorted by the latency a rule saves, largest first. ``progress``: a ``tqdm`` bar (None:
     automatic, as in ``sweep``).
     """
-    from ..network import Network
-    if not isinstance(network, Network):
-        raise ArgumentError(f"fusion_benefit needs a perfkit Network, not {type(network).__name__}")
+    from ..bench._args import _network
+    try:                        # a Network, or as sweep takes it: a sample name or an .onnx file
+        network = _network(network)
+    except ArgumentError:
+        raise ArgumentError(f"fusion_benefit needs a perfkit Network, a sample name or an .onnx file, not "
+                            f"{type(network).__name__} {network!r:.60}") from None
     if config is not None and not isinstance(config, BuilderConfig):
         raise ArgumentError(f"fusion_benefit: config must be a BuilderConfig or None, not {type(config).__name__}")
     optional_positive_int(batch_size, "fusion_benefit: batch_size")

@@ -41,3 +41,12 @@ def test_the_sample_imports_and_matches_onnxruntime():
     eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2, tactics="default"))
     y = eng.create_execution_context().execute({"x": x})["fc"]
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_sweep_and_fusion_benefit_take_the_onnx_path():
+    sweep = pk.sweep(SAMPLE, batch_sizes=[1], device="cpu", min_time_s=0.0, min_iterations=1, rounds=2,
+                     progress=False)
+    assert list(sweep["model"]) == ["sample_cnn"] and (sweep["error"] == "").all()
+    benefit = pk.analysis.fusion_benefit(SAMPLE, pk.BuilderConfig(max_batch_size=1), device="cpu", min_time_s=0.0,
+                                         rounds=1, progress=False)
+    assert benefit["rule"].iloc[0] == "(all rules)" and {"conv_relu", "conv_scale"} <= set(benefit["rule"])
