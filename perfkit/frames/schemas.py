@@ -148,7 +148,8 @@ BUILD_LOG = _s(
 ENGINE_LAYERS = _s(
     "engine_layers", "One row per engine layer (execution step), in execution order.",
     ("index", "int64", "", "execution order"),
-    ("layer", "string", "", "engine layer name (fused layers join original names with ' + ')"),
+    ("layer", "string", "", "engine layer name (fused layers join original names with ' + '; an MLP fusion: "
+                                 "'2-layer MLP (ip1 + relu1 + ip2)')"),
     ("type", "string", "", "layer type"),
     ("precision", "string", "", "fp32, fp16 or bf16"),
     ("inputs", "string", "", "input tensor names, joined by ', '"),
@@ -239,7 +240,8 @@ SWEEP_LAYERS = _s(
     ("precision", "string", "", "precision the engine was built for (fp32, fp16, bf16)"),
     ("batch_size", "int64", "", "samples per inference"),
     ("index", "int64", "", "layer position in execution order"),
-    ("layer", "string", "", "engine layer name (fused layers join original names with ' + ')"),
+    ("layer", "string", "", "engine layer name (fused layers join original names with ' + '; an MLP fusion: "
+                                 "'2-layer MLP (ip1 + relu1 + ip2)')"),
     ("type", "string", "", "layer type"),
     ("layer_precision", "string", "", "precision the builder chose for this layer"),
     ("count", "int64", "", "profiled executions of the layer"),
