@@ -299,7 +299,7 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, c
         for node in g.nodes:
             _choose(node, g, device, allocator, config, log, cache, timed, batch, stats)
             bar.update(1)
-    if cache is not None and stats["misses"]:
+    if cache is not None and (stats["misses"] or stats["reused"]):   # reused: the precision choice put them
         cache.save()
     return stats
 

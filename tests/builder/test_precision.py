@@ -150,6 +150,20 @@ def test_timing_cache_serves_the_precision_choice(monkeypatch, tmp_path):
     assert list(first.layers["precision"]) == list(second.layers["precision"])
 
 
+def test_a_build_whose_tactics_all_came_from_the_precision_choice_saves_its_timing_cache(tmp_path):
+    """Every layer of the MNIST MLP with a choice of tactics was timed while choosing its precision and its
+    tactic reused from there: the cache file must still be written (it once was only when the tactic phase
+    timed something itself), so the next build reads it instead of timing again."""
+    path = tmp_path / "mnist.cache"
+    cfg = pk.BuilderConfig(max_batch_size=4, precision="fp16", timing_cache=str(path))
+    first = pk.Builder("cpu").build(pk.models.mnist_mlp(), cfg)
+    summary = first.build_log.query("phase == 'tactic' and outcome == 'done'")["detail"].iloc[0]
+    assert summary.startswith("0 layer(s) timed") and "chosen from the timings the precision choice made" in summary
+    assert path.exists()
+    second = pk.Builder("cpu").build(pk.models.mnist_mlp(), cfg)
+    assert second.plan.extra["tactic_timing_ms"] == 0 and second.plan.extra["timing_cache_hits"] > 0
+
+
 # --- storage ---------------------------------------------------------------------------------------
 
 def test_bf16_is_stored_as_bfloat16_and_takes_half_the_memory():
