@@ -3,6 +3,7 @@ interval of each difference, so that a difference within the noise says so inste
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -44,11 +45,12 @@ def fusion_benefit(network: Any, config: BuilderConfig | None = None, batch_size
     automatic, as in ``sweep``).
     """
     from ..bench._args import _network
-    try:                        # a Network, or as sweep takes it: a sample name or an .onnx file
-        network = _network(network)
-    except ArgumentError:
+    from ..network import Network
+    if isinstance(network, (str, bytes, os.PathLike)):
+        network = _network(network)     # as sweep takes it; an unknown name or a bad file raises its own error
+    elif not isinstance(network, Network):
         raise ArgumentError(f"fusion_benefit needs a perfkit Network, a sample name or an .onnx file, not "
-                            f"{type(network).__name__} {network!r:.60}") from None
+                            f"{type(network).__name__} {network!r:.60}")
     if config is not None and not isinstance(config, BuilderConfig):
         raise ArgumentError(f"fusion_benefit: config must be a BuilderConfig or None, not {type(config).__name__}")
     optional_positive_int(batch_size, "fusion_benefit: batch_size")
