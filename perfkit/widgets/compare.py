@@ -38,7 +38,7 @@ class Comparison(Shown):
         n, sig = len(table), int(table["significant"].sum()) if len(table) else 0
         self.note = w.HTML(f"<p style='margin:2px'>{n} {what}(s) compared: {sig} differ significantly; {n - sig} "
                            "cannot be told apart (the 95% interval of their ratio contains 1 or is unknown, or the "
-                           f"ratio is within {NOISE_PCT:g}% of 1).</p>")
+                           f"ratio is within {NOISE_PCT:g}% of 1).{_unmatched(table)}</p>")
         self.widget = w.VBox([self.note, self.view.widget, self.table_html])
         self.widget.add_class("perfkit-explorer")
         self.widget.add_class("perfkit-compare")
@@ -65,6 +65,18 @@ def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comp
     fa, fb = read_sweep(_sweep_only(a, "a")), read_sweep(_sweep_only(b, "b"))
     devices = [f[0].attrs.get("device_name") or "/".join(sorted(map(str, f[0]["device"].unique()))) for f in (fa, fb)]
     return Comparison(sweep_ratios(fa[0], fb[0], labels), labels, "configuration", interactive, _shared(*devices))
+
+
+def _unmatched(table: pd.DataFrame) -> str:
+    """A sentence naming the layers only one run profiled (not compared), '' when every layer matched."""
+    import html
+    only = {k: v for k, v in table.attrs.get("unmatched", {}).items() if v}
+    if not only:
+        return ""
+    parts = "; ".join(f"only in {k}: " + ", ".join(v[:4]) + (f" and {len(v) - 4} more" if len(v) > 4 else "")
+                      for k, v in only.items())
+    return html.escape(f" Not compared, as each is in one run only (engines built differently, or saved before "
+                       f"a layer was renamed; the sum of layers still compares the whole inference): {parts}.")
 
 
 def _shared(*pairs: Any) -> str:

@@ -81,4 +81,7 @@ def run_ratios(a: pd.DataFrame, b: pd.DataFrame, labels: tuple, seed: int = 0) -
         rows.append({"layer": name, "a_ms": float(np.median(sa)), "b_ms": float(np.median(sb)), "ratio": ratio,
                      "ratio_low": lo, "ratio_high": hi})
     table = pd.DataFrame(rows, columns=["layer", "a_ms", "b_ms", "ratio", "ratio_low", "ratio_high"])
+    # layers profiled in one run only (engines built differently, or saved before a rename): said, not dropped
+    table.attrs["unmatched"] = {labels[0]: [k for k in groups[0] if k not in groups[1]],
+                                labels[1]: [k for k in groups[1] if k not in groups[0]]}
     return verdicts(table, labels)

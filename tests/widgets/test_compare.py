@@ -125,6 +125,20 @@ def test_two_runs_are_compared_per_layer_and_per_inference():
     assert t.loc["(inference: sum of layers)", "ratio"] == pytest.approx(0.7 / 0.4, rel=0.05)
 
 
+def test_layers_profiled_in_one_run_only_are_named_not_dropped():
+    """A run recorded before a layer was renamed (the MLP fusions' names changed) against a new one: the
+    renamed layer cannot be matched, and the note says so instead of leaving it out silently."""
+    from test_profile_explorer import synthetic_run
+    a, b = synthetic_run(), synthetic_run()
+    a.frames["layers"], b.frames["layers"] = _run_frame(1.0), _run_frame(1.0)
+    b.frames["layers"]["layer"] = b.frames["layers"]["layer"].replace({"conv": "conv (renamed)"})
+    c = compare(a, b, labels=("old", "new"))
+    assert list(c.table["layer"]) == ["(inference: sum of layers)", "fc"]
+    assert c.table.attrs["unmatched"] == {"old": ["conv"], "new": ["conv (renamed)"]}
+    assert "only in old: conv; only in new: conv (renamed)" in c.note.value
+    assert "Not compared" not in compare(a, a, labels=("x", "y")).note.value
+
+
 def test_a_real_run_against_itself_is_not_significant(tiny_run):
     c = compare(tiny_run, tiny_run, labels=("x", "y"))
     assert (c.table["ratio"] == 1.0).all() and not c.table["significant"].any()
