@@ -133,6 +133,7 @@ for (n, c, h, k, kk, st, pad) in cases:
                     R = rt.contiguous(memory_format=mf)
                     Y = torch.empty((n, k, oh, oh), device="cuda", dtype=tdt).contiguous(memory_format=mf)
                     B = bt.reshape(1, k, 1, 1).contiguous()
+                    torch.cuda.synchronize()    # PyTorch prepared them on its stream; the graphs run on `stream`
                     pack = {T["X"]: X.data_ptr(), T["W"]: Wd.data_ptr(), T["Y"]: Y.data_ptr()}
                     if "B" in T:
                         pack[T["B"]] = B.data_ptr()
@@ -161,7 +162,7 @@ for (n, c, h, k, kk, st, pad) in cases:
                     # capture
                     if layout == "nchw" and fuse == "bias_add_relu":
                         Y.zero_()
-                        stream.synchronize()
+                        torch.cuda.synchronize()    # the zeroing ran on PyTorch's stream
                         stream.begin_capture()
                         run()
                         graph = stream.end_capture()

@@ -1,5 +1,5 @@
 """What measuring inside a Dask worker costs: one timing loop in this process, in a worker's task thread and
-in a plain child process of the worker (what perfkit.bench.measure_process measures in), on perfkit's own
+in a plain child process of the worker (a process with no event loop, as a measuring child would be), on perfkit's own
 local cluster and on a cluster with Dask's default worker settings (what a user's own cluster has).
 
     python3 benchmarks/worker_overhead.py [--model mnist_mlp] [--batch 1] [--calls 4000] [--clusters 3]
@@ -8,7 +8,8 @@ The loop builds ``--model`` for the CPU with one BLAS thread, warms up, then tim
 ``execute`` one by one and reports the median and the 10th percentile in µs. For each of ``--clusters``
 fresh clusters of each kind (one single-threaded worker process) it runs the loop twice in the worker's
 task thread and twice in a child process of the worker, then once in this process. Read the medians side
-by side: a ratio near 1 for the child and above 1 for the thread is the effect measure_process.py removes.
+by side: a ratio near 1 for the child and above 1 for the thread is what the worker's event loop costs the timing
+(benchmarks/RESULTS.md, 2026-11-29 22:00 UTC).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def loop(model: str, batch: int, calls: int) -> tuple:
 
 
 def in_child(model: str, batch: int, calls: int) -> tuple:
-    """``loop`` in a plain child process of this worker, as perfkit.bench.measure_process starts one (the
+    """``loop`` in a plain child process of this worker, started from the task's thread (the
     worker's environment, no event loop), its result read back as JSON."""
     import json
     import subprocess

@@ -73,7 +73,8 @@ def phase_times(log: Any) -> Any:
     """Per builder phase of a ``build_log`` frame, in build order: its rows (``size``) and the wall time the
     builder spent in it (``sum``, ms). A tactic's chosen / rejected row holds the time that tactic measured,
     not time spent, so it is left out: the tactic phase's time is on its summary row, and tactics timed while
-    choosing the precision are on the precision rows (counted once)."""
+    choosing the precision are on the precision rows (counted once). Engines built before 2026-11-29 22:00
+    UTC also put the reused tactics' time on the summary row, so their tactic phase counts it a second time."""
     spent = log[~((log["phase"] == "tactic") & log["outcome"].isin(["chosen", "rejected"]))]
     return spent.groupby("phase", sort=False)["time_ms"].agg(["size", "sum"])
 

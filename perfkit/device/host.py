@@ -158,7 +158,7 @@ def default_threads() -> int:
 
 class _Blas:
     """The process's BLAS thread pools (OpenBLAS, MKL, BLIS, found through threadpoolctl). Their thread
-    count is process-wide. :meth:`apply` looks for the loaded libraries again each time (about 1 ms; the
+    count is process-wide. :meth:`apply` looks for the loaded libraries again each time (under 1 ms; the
     timing functions call it once before and once after a measurement), so a library that arrived after
     the last look, with an import (SciPy's or PyTorch's own OpenBLAS) or loaded through ctypes, is sized
     too; it sets a library's count only where it differs. (A ``threadpool_limits`` block around each
@@ -171,8 +171,9 @@ class _Blas:
         self._modules = -1
 
     def libs(self, fresh: bool = False) -> list:
-        """The BLAS libraries loaded that can be sized: looked for again when ``fresh``, or when the
-        number of imported modules changed since the last look (a check of about 0.1 µs)."""
+        """The BLAS libraries loaded that can be sized: looked for again when ``fresh`` (what :meth:`apply`
+        asks), or for :meth:`current` when the number of imported modules changed since the last look (a
+        check of about 0.1 µs)."""
         with self._lock:
             modules = len(sys.modules)
             if fresh or self._libs is None or modules != self._modules:
@@ -189,9 +190,13 @@ class _Blas:
                 lib.set_num_threads(threads)
 
     def current(self) -> int | None:
-        """The BLAS threads in force now (the first BLAS library's), None without one."""
+        """The BLAS threads in force now: NumPy's own BLAS's (the one the CPU engine computes with; else the
+        first library's), None without one."""
         libs = self.libs()
-        return int(libs[0].get_num_threads()) if libs else None
+        if not libs:
+            return None
+        own = [lib for lib in libs if "numpy" in str(getattr(lib, "filepath", ""))]
+        return int((own or libs)[0].get_num_threads())
 
 
 _BLAS = _Blas()

@@ -301,12 +301,12 @@ def _matmul_chain(rng, n, width=8, act=True, seq=4):
 
 def test_matmul_mlp_absorbs_bias_activation_and_gemms(device, rng):
     eng = assert_fused(_matmul_chain(rng, 3), "mlp_create", device,
-                       ["3-layer MLP (mm0 + ... + act2, 9 layers)"])
+                       ["3-layer MLP (mm0 + ... + act2, 9 fused)"])
     absorbed = rows(eng, "mlp_absorb", "fused")                  # each activation and each following GEMM
-    assert list(absorbed["produced"]) == ["1-layer MLP (mm0 + bias0 + act0)", "2-layer MLP (mm0 + ... + bias1, 5 layers)",
-                                          "2-layer MLP (mm0 + ... + act1, 6 layers)",
-                                          "3-layer MLP (mm0 + ... + bias2, 8 layers)",
-                                          "3-layer MLP (mm0 + ... + act2, 9 layers)"]
+    assert list(absorbed["produced"]) == ["1-layer MLP (mm0 + bias0 + act0)", "2-layer MLP (mm0 + ... + bias1, 5 fused)",
+                                          "2-layer MLP (mm0 + ... + act1, 6 fused)",
+                                          "3-layer MLP (mm0 + ... + bias2, 8 fused)",
+                                          "3-layer MLP (mm0 + ... + act2, 9 fused)"]
     assert eng.layers.loc[0, "origin"] == "mm0, bias0, act0, mm1, bias1, act1, mm2, bias2, act2"
 
 
@@ -314,7 +314,7 @@ def test_mlp_layer_limit(rng):
     net = _matmul_chain(rng, 33, act=False)
     eng = build(net)
     assert any(r for r in rows(eng, "mlp_absorb", "not fused")["detail"] if "limit is 31" in r)
-    assert list(eng.layers["layer"]) == ["31-layer MLP (mm0 + ... + bias30, 62 layers)",    # 33 GEMMs: 31,
+    assert list(eng.layers["layer"]) == ["31-layer MLP (mm0 + ... + bias30, 62 fused)",    # 33 GEMMs: 31,
                                          "2-layer MLP (mm31 + bias31 + mm32 + bias32)"]     # then the other 2
 
 
@@ -323,7 +323,7 @@ def test_mlp_width_limit(rng):
     assert_not_fused(net, "mlp_create", "over the shared-memory limit", mlp_max_width_product=16 * 16 - 1)
     net2 = _matmul_chain(rng, 2, width=16)
     eng = build(net2, mlp_max_width_product=16 * 16)
-    assert eng.layers["layer"].iloc[0] == "2-layer MLP (mm0 + ... + act1, 6 layers)"
+    assert eng.layers["layer"].iloc[0] == "2-layer MLP (mm0 + ... + act1, 6 fused)"
 
 
 def test_fc_scale_shift_and_fc_fc(device, rng):

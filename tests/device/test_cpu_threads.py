@@ -138,9 +138,10 @@ def test_sweep_rows_and_runs_record_the_threads(cpu, monkeypatch):
 
 
 class _FakeLib:
-    def __init__(self, threads, threading_layer="pthreads"):
+    def __init__(self, threads, threading_layer="pthreads", filepath="/site-packages/other/libopenblas.so"):
         self.threads = threads
         self.threading_layer = threading_layer
+        self.filepath = filepath
 
     def get_num_threads(self):
         return self.threads
@@ -166,6 +167,8 @@ def test_a_blas_loaded_after_the_first_look_is_sized_too(monkeypatch):
     blas = _Blas()
     blas.apply(2)
     assert [lib.threads for lib in loaded] == [2, 1]
-    loaded.append(_FakeLib(1))              # a library arrives (through ctypes: no module was imported)
-    blas.apply(3)
+    loaded.append(_FakeLib(1, filepath="/site-packages/numpy.libs/libscipy_openblas64_.so"))   # NumPy's own,
+    blas.apply(3)                                   # arriving late (through ctypes: no module was imported)
     assert [lib.threads for lib in loaded] == [3, 1, 3] and blas.current() == 3
+    loaded[0].threads = 7                           # the foreign library changed by its owner
+    assert blas.current() == 3                      # the count in force is NumPy's BLAS's

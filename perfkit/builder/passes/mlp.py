@@ -52,7 +52,8 @@ def _bias_of(g, node, width):
     return None, None
 
 
-#: the most original layers an MLP's name lists in full (beyond it: the first, the last and how many)
+#: the most network layers an MLP's name lists in full (beyond it: the first, the last and how many were fused;
+#: the label's own count, "3-layer", is the guide's: GEMM stages)
 NAMED_MEMBERS = 4
 
 
@@ -60,7 +61,7 @@ def _name(n_stages, members, taken):
     """The guide's label (``2-layer MLP``) with the layers it fused, so a timeline of an imported model reads
     like the model: ``2-layer MLP (ip1 + relu1 + ip2)``; ``... #2`` where that name is taken."""
     shown = " + ".join(members) if len(members) <= NAMED_MEMBERS else \
-        f"{members[0]} + ... + {members[-1]}, {len(members)} layers"
+        f"{members[0]} + ... + {members[-1]}, {len(members)} fused"
     base = f"{n_stages}-layer MLP ({shown})" if members else f"{n_stages}-layer MLP"
     name, i = base, 2
     while name in taken:
