@@ -2,7 +2,9 @@
 
 perfkit does not schedule: Dask does. Each configuration (network, precision, batch size) is one task;
 a worker measures it with the ordinary one-device sweep (:func:`perfkit.bench.sweep.sweep_local`, so the
-rows are the same as a serial sweep's), writes its row into the ``out`` dataset
+rows are the same as a serial sweep's) in a child process of its own, away from the GIL its event loop
+takes (:mod:`perfkit.bench.measure_process`: host-bound configurations ran 35% slower in the worker's
+thread), writes its row into the ``out`` dataset
 (:mod:`perfkit.bench.sweep_dataset`) and returns it. The caller's process only hands out tasks, draws one
 progress bar, and writes the rows of workers that cannot see the dataset folder (another host without a
 shared filesystem).
@@ -346,6 +348,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
     Anything that goes wrong is the configuration's row, with its error."""
     from ..device import get_device
     from ..frames.schemas import SWEEP
+    from . import measure_process
     from . import sweep_dataset as data
     from .distributed_host import exclusive, pin_from_env, worker_label
     from .sweep import failed_row, sweep_local
@@ -364,14 +367,20 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
                 return {"rows": data.read_config(found),
                         "layers": data.read_config_layers(out, found) if layers else [], "written": True}
         uuid_ = _gpu_uuid(dev.spec) if dev.kind == "cuda" else None
+        report = _reporter(run_id, [net.name, precision, int(batch)])
+        payload = {"net": net, "batch": int(batch), "precision": precision, "device": local, "opts": opts,
+                   "layers": layers, "run_id": run_id, "label": label}
         with exclusive(dev, uuid_):
-            got = sweep_local([net], [batch], [precision], dev, opts["min_time_s"], opts["min_iterations"], None, None,
-                              opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label,
-                              _reporter(run_id, [net.name, precision, int(batch)]))
+            if report is not None and measure_process.ENABLED:   # in a Dask worker: in its child, away from its loop
+                got = measure_process.measure(payload, report)
+            else:
+                got = sweep_local([net], [batch], [precision], dev, opts["min_time_s"], opts["min_iterations"], None,
+                                  None, opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label)
         frame, lay = got if layers else (got, None)
     except Exception as exc:  # noqa: BLE001 - a worker returns every failure as the configuration's row
-        frame = SWEEP.frame([failed_row(net.name, precision, batch, label or str(device or "?"),
-                                        f"{type(exc).__name__}: {exc}", run_id, here=True)])
+        why = exc.text if isinstance(exc, measure_process.MeasureProcessError) else f"{type(exc).__name__}: {exc}"
+        frame = SWEEP.frame([failed_row(net.name, precision, batch, label or str(device or "?"), why, run_id,
+                                        here=True)])
         lay = None
     if not visible:
         return {"rows": frame.to_dict("records"), "layers": [] if lay is None else lay.to_dict("records"),

@@ -37,14 +37,23 @@ def _keys(frame):
     return sorted(zip(frame["model"], frame["precision"], frame["batch_size"].astype(int)))
 
 
+#: how far apart two processes on this 2-core host time the same ~40 µs configuration with nothing wrong:
+#: fresh processes differ by up to 5%, and a worker's measuring process shares its one core with the
+#: worker's own event loop (up to 7% at batch 1, 12% once at batch 32, benchmarks/RESULTS.md 2026-11-29)
+PROCESS_PCT = 15.0
+
+
 def _agree(serial, spread):
     """Configurations whose two measurements disagree: their 95% intervals do not overlap, even widened by
-    the rows' own spread (this host is shared with other work)."""
+    the rows' own spread (this host is shared with other work), and their medians are more than
+    PROCESS_PCT apart. A distortion of the distributed sweep (threads, pinning, the wrong configuration,
+    a worker's event loop slowing its timing by 35-100%) is larger than that."""
     s, d = (f.set_index(["model", "batch_size"]).sort_index() for f in (serial, spread))
     slack = np.maximum(s["latency_cv_pct"], d["latency_cv_pct"]) / 100 * s["latency_median_ms"]
     apart = (d["latency_ci_low_ms"] > s["latency_ci_high_ms"] + slack) | \
         (s["latency_ci_low_ms"] > d["latency_ci_high_ms"] + slack)
-    return list(s.index[apart.to_numpy()])
+    far = (d["latency_median_ms"] / s["latency_median_ms"] - 1).abs() * 100 > PROCESS_PCT
+    return list(s.index[(apart & far).to_numpy()])
 
 
 @pytest.mark.slow
@@ -53,7 +62,7 @@ def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(clie
     kw = dict(batch_sizes=[1, 32], precisions=["fp32"], **FAST)
     cpu = pk.get_device("cpu")
     before = cpu._threads
-    apart = []
+    persistent = None
     for attempt in range(3):      # a burst of other work on this shared host can move one measurement
         cpu.threads = 1            # as each worker: one core, one BLAS thread
         try:
@@ -67,10 +76,15 @@ def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(clie
         # each worker pinned to one core, timing with one BLAS thread
         assert spread["host_cpus"].eq(1).all() and spread["threads"].eq(1).all()
         assert _keys(load_sweep(str(tmp_path / f"ds{attempt}"))) == _keys(spread)
-        apart = _agree(serial, spread)
-        if not apart:
+        # a distortion of the distributed sweep (threads, pinning, the wrong configuration) moves the same rows
+        # every time; two separate processes on a shared host also differ by a microsecond or two now and
+        # then, on whichever rows it falls: only a disagreement that every attempt repeats counts
+        apart = set(_agree(serial, spread))
+        persistent = apart if persistent is None else persistent & apart
+        if not persistent:
             break
-    assert not apart, f"distributed and serial timings disagree beyond their intervals for {apart}"
+    assert not persistent, f"distributed and serial timings disagree beyond their intervals, every time, for " \
+                           f"{sorted(persistent)}"
 
 
 @pytest.mark.slow
@@ -360,3 +374,19 @@ def _dask_timers():
 def test_perfkit_workers_run_no_statistical_profiler_beside_the_timing(client):
     # Dask's worker profiler samples every thread's stack every 10 ms, taking the GIL from host-bound timing
     assert set(client.run(_dask_timers).values()) == {(False, "1s")}
+
+
+def _measuring_child():
+    from perfkit.bench import measure_process
+    child = measure_process._child
+    return None if child is None or not child.alive() else child.proc.pid
+
+
+def test_workers_measure_in_a_child_process_away_from_their_event_loop(client, tmp_path):
+    # a worker's event loop takes the GIL from its task thread (measure_process.py): the timing runs elsewhere
+    frame = pk.sweep([_net("child_m")], batch_sizes=[1, 2], devices=client, out=str(tmp_path / "c"), **FAST)
+    assert (frame["error"] == "").all()
+    children = client.run(_measuring_child)
+    pids = client.run(os.getpid)
+    measured = {w: pid for w, pid in children.items() if pid is not None}
+    assert measured and all(pid != pids[w] for w, pid in measured.items())

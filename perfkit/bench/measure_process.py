@@ -1,0 +1,194 @@
+"""The process a Dask worker measures in: timings taken away from the worker's event loop.
+
+A Dask worker runs a task in a thread beside its event loop, and the loop wants the GIL for a share of
+every second (heartbeats to the scheduler and their serialisation; with Dask's default settings also
+its statistical profiler and its memory monitor). While it waits for the GIL, each release of the GIL by
+the timed thread (a NumPy pass over more than 500 values, a BLAS or CUDA library call) hands over, and
+the timed thread waits to take it back: every call is slower, not a few. Measured on the 2-core dev
+machine (benchmarks/worker_overhead.py, benchmarks/RESULTS.md 2026-11-29): the MNIST MLP at batch 1 took
+97 µs a call in a plain process, 131-135 µs in the task thread of a worker with Dask's default settings
+(a user's own cluster), and 94-99 µs in a child process of that worker. perfkit's own workers (no
+profiler, no memory monitor, slow ticks) time their first configuration at full speed and later ones up
+to 1.4x slower; in tests/bench/test_distributed.py rows timed in a worker's thread came out 60-100% above
+the serial sweep's in 4 of 15 runs. GPU configurations small enough to be host-bound ran 10-47% slower
+in workers on two H200s.
+
+So a worker measures in a child process of its own: a plain Python process with no event loop, started
+from the worker's thread with the worker's environment (its GPU, its cores, its BLAS threads), kept for
+the configurations that follow (imports, the device's context and the BLAS warm-up are paid once), and
+connected by a socket pair. The worker sends a configuration, passes each timing slice the child reports
+on to the caller's progress bar, and receives the frames. A child that dies ends only the configuration it
+was measuring, whose row says so, and the next configuration starts a new child; a child whose worker
+died ends within a fraction of a second (it watches its parent). Messages are pickled: both ends are
+this process tree, as trusted as Dask's own messages between the worker and its nanny.
+
+Known: on the 2-core dev machine, a child pinned to one core with its worker times a ~40 µs configuration
+1-2 µs (3-7%) above a serial sweep in the caller's process, whose cores are otherwise idle; the cause is not
+established (the worker's own event loop shares that core).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import threading
+from typing import Any, Callable
+
+from ..errors import PerfkitError
+
+#: seconds between a child's checks that the worker that started it is still there
+WATCH_S = 0.2
+
+#: False: a worker measures in its task thread, beside its event loop (for comparisons: see
+#: benchmarks/worker_overhead.py, which sets it in the workers with ``client.run``)
+ENABLED = True
+
+
+class MeasureProcessError(PerfkitError, RuntimeError):
+    """The measurement failed in the measuring process (``text``: its own error, type and message), or the
+    process ended while measuring."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class Child:
+    """One measuring process and the worker's end of its socket."""
+
+    def __init__(self) -> None:
+        from multiprocessing.connection import Connection
+        mine, theirs = socket.socketpair()
+        try:
+            # the child imports what this process can (perfkit, and the modules a pickled network refers to)
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            self.proc = subprocess.Popen([sys.executable, "-m", "perfkit.bench.measure_process", str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True, env=env)
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        self.conn = Connection(mine.detach())
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def measure(self, payload: dict, on_slice: Callable[[], None] | None) -> Any:
+        """Sends one configuration; relays its slices to ``on_slice``; returns what the child measured."""
+        try:
+            self.conn.send(("measure", payload))
+            while True:
+                kind, value = self.conn.recv()
+                if kind == "slice":
+                    if on_slice is not None:
+                        on_slice()
+                elif kind == "done":
+                    return value
+                else:
+                    raise MeasureProcessError(str(value))
+        except (EOFError, OSError) as exc:
+            self.close()
+            code = self.proc.returncode
+            how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+            raise MeasureProcessError(
+                f"the worker's measuring process (pid {self.proc.pid}) {how} while measuring "
+                f"({type(exc).__name__}); out of host or GPU memory is the usual cause: see the system log") from None
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_lock = threading.Lock()
+_child: Child | None = None
+
+
+def measure(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
+    """:func:`run` of ``payload`` in this process's measuring child (started on first use, or again after one
+    ended). One configuration at a time per worker process."""
+    global _child
+    with _lock:
+        if _child is None or not _child.alive():
+            _child = Child()
+        return _child.measure(payload, on_slice)
+
+
+@atexit.register
+def _close() -> None:
+    global _child
+    if _child is not None:
+        _child.close()
+        _child = None
+
+
+def run(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
+    """Measures one configuration on this process's device: what ``sweep_local`` returns for it."""
+    from ..device import get_device
+    from .distributed_host import pin_from_env
+    from .sweep import sweep_local
+    cores = pin_from_env()
+    dev = get_device(payload["device"])
+    if dev.kind == "cpu" and cores and dev.threads != len(cores):
+        dev.threads = len(cores)
+    opts = payload["opts"]
+    return sweep_local([payload["net"]], [payload["batch"]], [payload["precision"]], dev, opts["min_time_s"],
+                       opts["min_iterations"], None, None, opts["rounds"], opts["max_cv_pct"], None, False,
+                       payload["layers"], False, payload["run_id"], payload["label"], on_slice)
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+    while os.getppid() == parent:
+        time.sleep(WATCH_S)
+    os._exit(3)          # the worker is gone: stop measuring at once (nobody will read the result)
+
+
+class _Lost(Exception):
+    """The worker's end of the socket is gone."""
+
+
+def main(fd: int) -> None:
+    """The child: measures each configuration it receives until the worker closes the socket."""
+    from multiprocessing.connection import Connection
+    conn = Connection(fd)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="perfkit-watch-parent").start()
+
+    def send(kind: str, value: Any) -> None:
+        try:
+            conn.send((kind, value))
+        except (OSError, ValueError) as exc:
+            raise _Lost from exc
+
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if kind != "measure":
+                send("error", f"ProtocolError: unknown request {kind!r}")
+                continue
+            try:
+                result = run(payload, lambda: send("slice", None))
+            except _Lost:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure goes back as the configuration's error
+                send("error", f"{type(exc).__name__}: {exc}")
+                continue
+            send("done", result)
+        except _Lost:
+            return
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

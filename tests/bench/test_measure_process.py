@@ -1,0 +1,75 @@
+"""A sweep worker's measuring child (perfkit.bench.measure_process): it measures what the worker's thread
+would, a child that dies ends only its configuration, errors come back as text, an orphan stops."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import perfkit as pk
+from perfkit.bench import measure_process as mp
+
+FAST = {"min_time_s": 0.02, "min_iterations": 3, "rounds": 3, "max_cv_pct": 10.0}
+
+
+def _payload(device="cpu", batch=2):
+    return {"net": pk.models.mlp((16, 24, 4), seed=3, name="tiny_m"), "batch": batch, "precision": "fp32",
+            "device": device, "opts": FAST, "layers": False, "run_id": "r1", "label": "cpu"}
+
+
+@pytest.fixture
+def child():
+    c = mp.Child()
+    yield c
+    c.close()
+
+
+def test_the_child_measures_a_configuration_and_reports_its_slices(child):
+    slices = []
+    frame = child.measure(_payload(), lambda: slices.append(1))
+    assert len(frame) == 1 and frame["error"].iloc[0] == "" and frame["model"].iloc[0] == "tiny_m"
+    assert int(frame["batch_size"].iloc[0]) == 2 and frame["latency_median_ms"].iloc[0] > 0
+    assert len(slices) == FAST["rounds"] and frame["run_id"].iloc[0] == "r1"
+    again = child.measure(_payload(batch=4), None)        # the same process measures the next one
+    assert int(again["batch_size"].iloc[0]) == 4 and child.alive()
+
+
+def test_a_child_killed_while_measuring_fails_only_that_configuration(child):
+    def kill():
+        if child.alive():
+            os.kill(child.proc.pid, signal.SIGKILL)
+    with pytest.raises(mp.MeasureProcessError, match="killed by signal 9 while measuring"):
+        child.measure(_payload(), kill)
+    assert not child.alive()
+    fresh = mp.Child()                  # what measure() starts for the next configuration
+    try:
+        assert fresh.measure(_payload(), None)["error"].iloc[0] == ""
+    finally:
+        fresh.close()
+
+
+def test_an_error_in_the_child_comes_back_as_its_type_and_message(child):
+    with pytest.raises(mp.MeasureProcessError) as err:
+        child.measure(_payload(device="cuda:97"), None)
+    assert err.value.text.startswith(("DeviceError", "ArgumentError")), err.value.text
+    assert child.alive() and child.measure(_payload(), None)["error"].iloc[0] == ""
+
+
+def test_a_child_whose_worker_died_stops():
+    code = ("from perfkit.bench import measure_process as m; import os; c = m.Child(); "
+            "print(c.proc.pid, flush=True); os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    pid = int(out.stdout.split()[-1])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = open(f"/proc/{pid}/status").read().split("State:")[1].split()[0]
+        except (OSError, IndexError):
+            return                          # gone
+        if state == "Z":
+            return                          # ended, waiting for its new parent to reap it
+        time.sleep(0.1)
+    pytest.fail(f"the orphaned measuring process {pid} is still running")
