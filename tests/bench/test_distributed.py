@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import perfkit as pk
@@ -62,8 +63,8 @@ def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(clie
     kw = dict(batch_sizes=[1, 32], precisions=["fp32"], **FAST)
     cpu = pk.get_device("cpu")
     before = cpu._threads
-    persistent = None
-    for attempt in range(3):      # a burst of other work on this shared host can move one measurement
+    serials, spreads, apart = [], [], []
+    for attempt in range(4):      # a burst of other work on this shared host can move one measurement
         cpu.threads = 1            # as each worker: one core, one BLAS thread
         try:
             serial = pk.sweep(nets, device="cpu", **kw)
@@ -76,15 +77,22 @@ def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(clie
         # each worker pinned to one core, timing with one BLAS thread
         assert spread["host_cpus"].eq(1).all() and spread["threads"].eq(1).all()
         assert _keys(load_sweep(str(tmp_path / f"ds{attempt}"))) == _keys(spread)
-        # a distortion of the distributed sweep (threads, pinning, the wrong configuration) moves the same rows
-        # every time; two separate processes on a shared host also differ by a microsecond or two now and
-        # then, on whichever rows it falls: only a disagreement that every attempt repeats counts
-        apart = set(_agree(serial, spread))
-        persistent = apart if persistent is None else persistent & apart
-        if not persistent:
+        # other work on this shared host only ever adds time, to whichever side it falls on (the serial sweep's
+        # process hosts the cluster's scheduler too); a distortion of the distributed sweep (threads, pinning,
+        # the wrong configuration) is there every time. So each side's fastest row of the attempts so far:
+        serials.append(serial)
+        spreads.append(spread)
+        apart = _agree(_fastest(serials), _fastest(spreads))
+        if not apart:
             break
-    assert not persistent, f"distributed and serial timings disagree beyond their intervals, every time, for " \
-                           f"{sorted(persistent)}"
+    assert not apart, f"distributed and serial timings disagree beyond their intervals for {apart}, in each " \
+                      "side's fastest of 4 attempts"
+
+
+def _fastest(frames):
+    """Per configuration, the row with the smallest median latency among ``frames``."""
+    rows = pd.concat(frames, ignore_index=True)
+    return rows.loc[rows.groupby(["model", "batch_size"])["latency_median_ms"].idxmin()]
 
 
 @pytest.mark.slow
