@@ -66,19 +66,23 @@ def conv_pads(ctx, in_hw, kernel, strides, dilations, pads_attr="pads", ceil=Fal
     return [(pads[i], pads[i + n]) for i in range(n)]
 
 
+def _geometry(ctx, unsupported_rank: str) -> tuple:
+    """A (transposed) convolution's weights W (input 1, rank 3 or 4, else ``unsupported_rank`` is the error),
+    its spatial rank and its kernel_shape, strides, dilations and group attributes, not yet checked."""
+    w = np.asarray(ctx.const(1, "the weights W"), dtype=np.float32)
+    if w.ndim not in (3, 4):
+        ctx.fail(f"weights of shape {w.shape}: {unsupported_rank}")
+    spatial = w.ndim - 2
+    return (w, spatial, ctx.ints_attr("kernel_shape", list(w.shape[2:])), ctx.ints_attr("strides", [1] * spatial),
+            ctx.ints_attr("dilations", [1] * spatial), ctx.int_attr("group", 1))
+
+
 @converter("Conv", attrs=("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"))
 def conv(ctx):
     x = ctx.tensor(0)
-    w = np.asarray(ctx.const(1, "the weights W"), dtype=np.float32)
-    if w.ndim not in (3, 4):
-        ctx.fail(f"weights of shape {w.shape}: perfkit convolves in 1-D or 2-D (weights of rank 3 or 4)")
-    spatial = w.ndim - 2
-    ks = ctx.ints_attr("kernel_shape", list(w.shape[2:]))
+    w, spatial, ks, strides, dil, group = _geometry(ctx, "perfkit convolves in 1-D or 2-D (weights of rank 3 or 4)")
     if list(ks) != list(w.shape[2:]):
         ctx.fail(f"kernel_shape {ks} does not match the weights {w.shape}", malformed=True)
-    strides = ctx.ints_attr("strides", [1] * spatial)
-    dil = ctx.ints_attr("dilations", [1] * spatial)
-    group = ctx.int_attr("group", 1)
     if len(strides) != spatial or len(dil) != spatial or min(strides + dil) < 1 or group < 1:
         ctx.fail(f"strides {strides}, dilations {dil} and group {group} must be positive, one per spatial dim",
                  malformed=True)
@@ -100,14 +104,7 @@ def conv(ctx):
                                   "output_shape", "pads", "strides"))
 def conv_transpose(ctx):
     x = ctx.tensor(0)
-    w = np.asarray(ctx.const(1, "the weights W"), dtype=np.float32)
-    if w.ndim not in (3, 4):
-        ctx.fail(f"weights of shape {w.shape}: perfkit's transposed convolution is 1-D or 2-D")
-    spatial = w.ndim - 2
-    ks = ctx.ints_attr("kernel_shape", list(w.shape[2:]))
-    strides = ctx.ints_attr("strides", [1] * spatial)
-    dil = ctx.ints_attr("dilations", [1] * spatial)
-    group = ctx.int_attr("group", 1)
+    w, spatial, ks, strides, dil, group = _geometry(ctx, "perfkit's transposed convolution is 1-D or 2-D")
     out_pad = ctx.ints_attr("output_padding", [0] * spatial)
     out_shape = ctx.ints_attr("output_shape", None)
     if list(ks) != list(w.shape[2:]) or any(len(v) != spatial for v in (strides, dil, out_pad)) or group < 1 or \
