@@ -207,11 +207,18 @@ def _summary(q: pd.DataFrame, batch: int, wall_ms: float, percentiles: Sequence[
              ("compute_share_pct", 100.0 * q["compute_ms"].sum() / wall_ms, "%",
               "total compute / total wall time (above 100% with overlapping streams)"),
              ("threads", threads, "", "BLAS threads per stream on the CPU device (0 on a GPU)")]
+    return summary_frame(rows, host)
+
+
+def summary_frame(rows: list, host: dict | None) -> pd.DataFrame:
+    """A summary frame (metric, value, unit, meaning) of ``rows`` (metric, value, unit, meaning) followed by the
+    host's load, cores and other processes' busy cores while timing (NaN where ``host`` does not say)."""
     host = host or {}
-    rows += [("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average before timing"),
-             ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use"),
-             ("host_other_busy_cores", host.get("host_other_busy_cores", float("nan")), "",
-              "cores other processes kept busy while timing (/proc/stat less this process; NaN where unknown)")]
+    rows = rows + [
+        ("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average before timing"),
+        ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use"),
+        ("host_other_busy_cores", host.get("host_other_busy_cores", float("nan")), "",
+         "cores other processes kept busy while timing (/proc/stat less this process; NaN where unknown)")]
     return with_shown(pd.DataFrame([{"metric": m, "value": float(v), "unit": u, "meaning": d} for m, v, u, d in rows]))
 
 

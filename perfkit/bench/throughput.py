@@ -23,11 +23,10 @@ from ..arguments import flag, number
 from ..errors import ArgumentError
 from ..frames.schemas import QUERIES
 from ..frames.stats import latency_stats, median_ci
-from ..frames.units import with_shown
 from ..log import get_logger
 from ._args import percentile_list
 from ._load_args import batch_arg, engine_arg, host_inputs, streams_threads
-from .measure import _copy_share, _diagnose, _Slot, summary_value
+from .measure import _copy_share, _diagnose, _Slot, summary_frame, summary_value
 
 _log = get_logger("bench")
 WINDOWS = 10            # time windows of the timed phase, for the throughput's interval
@@ -259,13 +258,7 @@ def _summary(q: pd.DataFrame, batch: int, wall: tuple, pcts: list, n: int, m: in
              ("overlap_pct", overlap_pct, "%", "share of the time with two or more queries in flight"),
              ("total_host_wall_ms", wall_ms, "ms", "wall time of the timed phase"),
              ("blas_threads", blas, "", "BLAS threads per stream on the CPU device (0 on a GPU)")]
-    host = host or {}
-    rows += [("host_load_1m", host.get("host_load_1m", float("nan")), "", "host 1-minute load average before timing"),
-             ("host_cpus", host.get("host_cpus", float("nan")), "", "CPU cores this process may use"),
-             ("host_other_busy_cores", host.get("host_other_busy_cores", float("nan")), "",
-              "cores other processes kept busy while timing (NaN where unknown)")]
-    return with_shown(pd.DataFrame([{"metric": k, "value": float(v), "unit": u, "meaning": d}
-                                    for k, v, u, d in rows]))
+    return summary_frame(rows, host)
 
 
 def throughput_sweep(engine: Any, batch_size: int | None = None, streams: Sequence[int] = (1, 2, 4, 8),
