@@ -38,7 +38,7 @@ class Comparison(Shown):
         n, sig = len(table), int(table["significant"].sum()) if len(table) else 0
         self.note = w.HTML(f"<p style='margin:2px'>{n} {what}(s) compared: {sig} differ significantly; {n - sig} "
                            "cannot be told apart (the 95% interval of their ratio contains 1 or is unknown, or the "
-                           f"ratio is within {NOISE_PCT:g}% of 1).{_unmatched(table)}</p>")
+                           f"ratio is within {NOISE_PCT:g}% of 1).{_unmatched(table)}{_drift(table)}</p>")
         self.widget = w.VBox([self.note, self.view.widget, self.table_html])
         self.widget.add_class("perfkit-explorer")
         self.widget.add_class("perfkit-compare")
@@ -50,13 +50,17 @@ def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comp
     median latency per match with a 95% interval (sweeps: from the rows' intervals; runs: a bootstrap
     over the layers' samples); a ratio whose interval contains 1, is unknown (rows timed in fewer than 6
     rounds have no interval) or lies within 3% of 1 is not counted as a difference. ``labels``
-    names a and b (default: their device, precision or run id, the first that differs; else 'a', 'b')."""
+    names a and b (default: their device, precision or run id, the first that differs; else 'a', 'b'). Two runs
+    of the same engine (same layers, precisions and tactics) are said to differ only by the machine's drift
+    between them, and layers profiled in one run only are named."""
     labels = _labels(labels, a, b)
     if _is_run(a) and _is_run(b):
         ra, rb = as_run(a, f"{WHAT}: a"), as_run(b, f"{WHAT}: b")
         for r, n in ((ra, "a"), (rb, "b")):
             check_frame(r.layers, f"{WHAT}: {n}'s layer times", ("layer", "iteration", "ms"))
-        return Comparison(run_ratios(ra.layers, rb.layers, labels), labels, "layer", interactive,
+        table = run_ratios(ra.layers, rb.layers, labels)
+        table.attrs["same_engine"] = _same_engine(ra.engine_layers, rb.engine_layers)
+        return Comparison(table, labels, "layer", interactive,
                           _shared(ra.meta.get("engine"), rb.meta.get("engine"), ra.meta.get("device_name"),
                                   rb.meta.get("device_name")))
     if _is_run(a) or _is_run(b):
@@ -65,6 +69,26 @@ def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comp
     fa, fb = read_sweep(_sweep_only(a, "a")), read_sweep(_sweep_only(b, "b"))
     devices = [f[0].attrs.get("device_name") or "/".join(sorted(map(str, f[0]["device"].unique()))) for f in (fa, fb)]
     return Comparison(sweep_ratios(fa[0], fb[0], labels), labels, "configuration", interactive, _shared(*devices))
+
+
+def _same_engine(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two runs' engines execute the same layers with the same precisions and tactics (False where a
+    run was saved without its engine)."""
+    cols = [c for c in ("layer", "type", "precision", "tactic") if c in a.columns and c in b.columns]
+    if not len(a) or not len(b) or "layer" not in cols:
+        return False
+    key = lambda f: sorted(map(tuple, f[cols].astype(str).to_numpy()))  # noqa: E731
+    return key(a) == key(b)
+
+
+def _drift(table: pd.DataFrame) -> str:
+    """A warning when both runs ran the same engine: their differences are the machine's, not the engines'."""
+    if not table.attrs.get("same_engine"):
+        return ""
+    return (" Both runs executed the same engine layers with the same precisions and tactics, one after the other: "
+            "any difference here is the machine's drift between the two runs (other work, clocks, a cold start), "
+            "not the engines'. For a fair comparison time them in interleaved rounds: pk.sweep, then compare the "
+            "two sweeps.")
 
 
 def _unmatched(table: pd.DataFrame) -> str:

@@ -1,5 +1,6 @@
 """compare(): ratios with intervals, and 'not significant' where the interval holds 1."""
 import numpy as np
+import pandas as pd
 import pytest
 from explorer_data import sweep_frame, sweep_row
 
@@ -142,6 +143,20 @@ def test_layers_profiled_in_one_run_only_are_named_not_dropped():
 def test_a_real_run_against_itself_is_not_significant(tiny_run):
     c = compare(tiny_run, tiny_run, labels=("x", "y"))
     assert (c.table["ratio"] == 1.0).all() and not c.table["significant"].any()
+    # the same engine on both sides: whatever differs is the machine's drift, and the note says so
+    assert c.table.attrs["same_engine"] and "the machine's drift between the two runs" in c.note.value
+
+
+def test_runs_of_different_engines_get_no_drift_warning(tiny_run):
+    from perfkit.profiling.data import RunData
+    assert len(tiny_run.engine_layers)
+    other = RunData({**tiny_run.frames, "engine_layers": tiny_run.engine_layers.assign(precision=pd.Series("fp16", index=tiny_run.engine_layers.index, dtype="string"))},
+                    dict(tiny_run.meta), list(tiny_run.messages))
+    c = compare(tiny_run, other, labels=("x", "y"))
+    assert not c.table.attrs["same_engine"] and "machine's drift" not in c.note.value
+    saved_without = RunData({k: v for k, v in tiny_run.frames.items() if k != "engine_layers"},
+                            dict(tiny_run.meta), list(tiny_run.messages))
+    assert not compare(tiny_run, saved_without, labels=("x", "y")).table.attrs["same_engine"]
 
 
 @pytest.mark.parametrize("a, b, labels", [(None, None, None), ("sweep", "run", None), ("sweep", "sweep", ("x",)),
