@@ -65,7 +65,8 @@ class Builder:
                                    "time (guide 2.3): create one Builder per thread")
         self._building_thread = threading.current_thread().name
         try:
-            return self._build(network, config)
+            with self.device.activate():       # a builder of cuda:1 times and allocates there, from any thread
+                return self._build(network, config)
         finally:
             self._building_thread = None
             self._lock.release()

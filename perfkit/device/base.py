@@ -1,6 +1,7 @@
 """What every device offers: an array module, streams, events, copies, pinned buffers, an allocator."""
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,12 @@ class Device:
     @property
     def spec(self) -> str:
         return self.kind if self.kind == "cpu" else f"{self.kind}:{self.index}"
+
+    def activate(self) -> Any:
+        """A context manager under which this device's work runs: on CUDA it makes this GPU the calling
+        thread's current device (kernels, allocations and library handles follow the current device),
+        and restores the previous one on leaving; nothing on the CPU."""
+        return contextlib.nullcontext()
 
     # streams and events ------------------------------------------------------------------
     def create_stream(self) -> Any:

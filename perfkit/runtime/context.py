@@ -53,15 +53,16 @@ class ExecutionContext:
         self.name = name
         self.device = engine.device
         self.owner = f"context:{name}"
-        self._buffers = ContextBuffers(engine, self.owner)
-        self._loop = StepLoop(engine, self._buffers.env)
-        self._pending = Pending(self.device)
-        self._profiling = Profiling(self.device)
-        self._graphs = None
-        if self.device.kind == "cuda":
-            from .cuda_graph import GraphRunner
-            self._graphs = GraphRunner(self.device, engine.allocator, self.owner, engine.plan, self._loop,
-                                       self._buffers, self._profiling, self._pending.wait)
+        with self.device.activate():            # its buffers and streams live on its device
+            self._buffers = ContextBuffers(engine, self.owner)
+            self._loop = StepLoop(engine, self._buffers.env)
+            self._pending = Pending(self.device)
+            self._profiling = Profiling(self.device)
+            self._graphs = None
+            if self.device.kind == "cuda":
+                from .cuda_graph import GraphRunner
+                self._graphs = GraphRunner(self.device, engine.allocator, self.owner, engine.plan, self._loop,
+                                           self._buffers, self._profiling, self._pending.wait)
         self._launcher = Launcher(self.device, self._loop, self._buffers, self._profiling, self._graphs)
         self.cuda_graph = cuda_graph
         self._finalizer = weakref.finalize(self, _release, self._buffers, self._graphs, self._profiling)
@@ -241,7 +242,8 @@ class ExecutionContext:
                 self._profiling.raise_error()
             self._owner = me
             call = Call(self, -1, kind, self.profiler, list(self.step_hooks))
-            yield call
+            with self.device.activate():        # a context on cuda:1 runs there from any thread
+                yield call
         finally:
             self._busy_lock.release()
 

@@ -186,4 +186,5 @@ def load_engine(path: Any, device: Any = None, allocator: Any = None) -> Any:
             raise EngineDeviceError(f"{os.fspath(path)!r} was built for {plan.device_kind} ({plan.device_name}) and "
                                     f"cannot run on {dev.spec}; rebuild it with Builder(device={dev.spec!r})")
     plan.extra["loaded_on"] = dev.name
-    return Engine(plan, weights, dev, allocator if allocator is not None else dev.tracking_allocator)
+    with dev.activate():                        # the weights go to that GPU, whatever the thread's current one
+        return Engine(plan, weights, dev, allocator if allocator is not None else dev.tracking_allocator)

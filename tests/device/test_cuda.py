@@ -55,3 +55,39 @@ def test_cpu_engine_rejects_cupy_arrays():
     eng = pk.Builder("cpu").build(pk.models.mnist_mlp(), pk.BuilderConfig(max_batch_size=2))
     with pytest.raises(pk.BindingError, match="CuPy array"):
         eng.create_execution_context().execute({"data": cupy.zeros((1, 1, 28, 28), np.float32)})
+
+
+@pytest.mark.skipif(not HAS_CUDA or pk.device.cuda.cuda_device_count() < 2, reason="needs two GPUs")
+def test_a_second_gpu_builds_loads_and_runs_from_any_thread(tmp_path):
+    """cuda:1 used from a thread whose current GPU is cuda:0 (CUDA's default): the build times, the weights
+    land and every kernel runs on cuda:1, and the thread's current GPU is left as it was. Before the device
+    was made current for these calls, the build's first kernel read cuda:1's arrays from cuda:0 and failed
+    with an illegal memory access."""
+    import threading
+
+    import cupy
+    net = pk.models.lenet()
+    x = pk.models.sample_input(net, 4)
+    want = reference_forward(net, x)["prob"]
+    cupy.cuda.Device(0).use()
+    eng = pk.Builder("cuda:1").build(net, pk.BuilderConfig(max_batch_size=4, precision="fp16"))
+    assert cupy.cuda.runtime.getDevice() == 0
+    path = tmp_path / "lenet.engine"
+    eng.save(path)
+    loaded = pk.load_engine(path, device="cuda:1")
+    for engine in (eng, loaded):
+        ctx = engine.create_execution_context()
+        outs = [ctx.execute(x)["prob"] for _ in range(3)]           # eager, capture, replay
+        assert ctx.graph_status.startswith("on"), ctx.graph_status
+        dev_out = ctx.execute({"data": engine.device.to_device(x["data"])})["prob"]
+        assert dev_out.device.id == 1
+        got = {}
+        t = threading.Thread(target=lambda: got.update(out=ctx.execute(x)["prob"]))
+        t.start()
+        t.join()
+        for out in outs + [dev_out.get(), got["out"]]:
+            assert_close(out, want, "fp16", depth=depth(net))
+        assert cupy.cuda.runtime.getDevice() == 0
+    rows = pk.sweep([net], batch_sizes=[2], precisions=["fp32"], device="cuda:1", min_time_s=0.0,
+                    min_iterations=2, progress=False)
+    assert rows["error"].tolist() == [""] and rows["device"].tolist() == ["cuda:1"]
