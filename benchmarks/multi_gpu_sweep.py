@@ -12,8 +12,9 @@ four times (two on one GPU, two on all), so expect about three times the one-GPU
 
 Needs only perfkit and dask[distributed] (no network: the local cluster listens on 127.0.0.1).
 
-1. A short warm-up sweep on cuda:0 (every network and precision at the smallest batch, untimed here), so
-   that CuPy's on-disk kernel cache is filled before anything is timed and neither run pays for compiling.
+1. A warm-up sweep on cuda:0 in a separate process (every configuration once, untimed here), so that
+   CuPy's on-disk kernel cache holds every kernel before anything is timed and neither run pays for
+   compiling (a warm-up at the smallest batch only left kernels of other shapes to the first timed run).
 2. The sweep on one GPU: ``pk.sweep(nets, device="cuda:0")`` in this process (what a user runs without
    this feature), timed end to end.
 3. The sweep on every GPU: ``pk.sweep(nets, devices="all", out=FOLDER)``, timed end to end, including the
@@ -34,6 +35,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -94,8 +97,11 @@ def main() -> None:
     print(f"# multi-GPU sweep, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {what}; "
           f"{len(nets)} networks x {len(batches)} batch sizes x {len(precisions)} precisions "
           f"= {len(nets) * len(batches) * len(precisions)} configurations, min_time_s={a.min_time:g}", flush=True)
-    _sweep_timed("warm-up (kernel cache, not compared)", nets, device=single, batch_sizes=batches[:1],
-                 precisions=precisions, min_time_s=0.0, min_iterations=1)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import perfkit as pk; pk.sweep([pk.models.SAMPLES[m]() for m in "
+                    f"{a.models.split(',')!r}], batch_sizes={batches!r}, precisions={precisions!r}, "
+                    f"device={single.spec!r}, min_time_s=0.0, min_iterations=1, progress=False)"], check=True)
+    print(f"{'warm-up, another process (kernel cache)':<44} {time.perf_counter() - t0:8.1f} s", flush=True)
     tmp = tempfile.mkdtemp(prefix="perfkit_multi_gpu_")
     try:
         one_a, t_one_a = _sweep_timed("one device (in this process)", nets, device=single, **common)

@@ -1,6 +1,8 @@
 """Sweeps spread over several GPUs or machines with Dask distributed (``pk.sweep(..., devices=...)``).
 
-perfkit does not schedule: Dask does. Each configuration (network, precision, batch size) is one task;
+perfkit does not schedule: Dask does. Each configuration (network, precision, batch size) is one task,
+handed out largest first, one per worker at a time (:class:`Feeder`), so that no large configuration ends
+the sweep on one worker while the others wait;
 a worker measures it with the ordinary one-device sweep (:func:`perfkit.bench.sweep.sweep_local`, so the
 rows are the same as a serial sweep's) in a child process of its own, away from the GIL its event loop
 takes (:mod:`perfkit.bench.measure_process`: host-bound configurations ran 35% slower in the worker's
@@ -140,12 +142,14 @@ def start_local_cluster(workers: list) -> tuple:
     import importlib.util
 
     from distributed import Client, Nanny, Scheduler, SpecCluster
+
+    from .worker_prepare import PrepareMeasuring
     dashboard = importlib.util.find_spec("bokeh") is not None
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
                                                "dashboard_address": "127.0.0.1:0"}}
     specs = {f"perfkit-{i}-{label}": {"cls": Nanny, "options": {
         "host": "127.0.0.1", "nthreads": 1, "env": env, "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
-        "silence_logs": logging.ERROR,
+        "silence_logs": logging.ERROR, "plugins": {PrepareMeasuring()},
         "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
     try:
         cluster = SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
@@ -195,11 +199,17 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
                 if (net.name, kind, p, int(b)) not in done]
         order = {(nets[i].name, p, b): n for n, (i, p, b) in enumerate(todo)}
         shipped = [client.scatter(net, broadcast=True, hash=False) for net in nets] if todo else []
-        for i, p, b in todo:
+        todo.sort(key=lambda t: expected_cost(nets[t[0]], t[1], t[2]), reverse=True)
+
+        def submit(item: tuple) -> Any:
+            i, p, b = item
             f = client.submit(run_config, shipped[i], p, b, opts, target, token, run_id, device, layers, pure=False,
                               key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}")
             futures[f] = (nets[i].name, p, b)
-        _collect(client, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows, opts["rounds"])
+            return f
+        feeder = Feeder(client, todo, submit, len(cluster.workers) if cluster is not None else 1)
+        _collect(client, feeder, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows,
+                 opts["rounds"])
     finally:
         for f in futures:
             f.release()
@@ -248,8 +258,46 @@ def _worker_kind() -> str:
     return "cuda" if cuda_available() else "cpu"
 
 
-def _collect(client: Any, futures: dict, target: str | None, run_id: str, kind: str, show: bool, on_row: Any,
-             layers: bool, rows: list, layer_rows: list, rounds: int) -> None:
+def expected_cost(net: Any, precision: str, batch: int) -> float:
+    """A configuration's expected share of a sweep's time, to hand out the largest first (only the order
+    counts). Measured on an H200 (benchmarks/RESULTS.md, 2026-11-30), a configuration's time is mostly its
+    build, whose tactic timing grows with the layers and the batch, and which times every layer twice when
+    a reduced precision is allowed (fp16 builds of the 50-layer samples took 6-12 s at batch 128-256, fp32
+    ones under 0.7 s), plus the fixed timing slices."""
+    return len(net.layers) * (int(batch) + 8) * (1 if precision == "fp32" else 8)
+
+
+class Feeder:
+    """Hands configurations to the cluster largest first, one more each time one ends, as many at once as
+    the cluster has workers (longest-processing-time-first list scheduling). Submitted all at once,
+    Dask spread them over the workers' queues in submission order, and the largest configurations, last
+    in a sweep's order, ended it on one worker while the other waited: on two H200s the 40 configurations
+    of the four samples took 0.68x the one-GPU time where the work alone would take 0.5x."""
+
+    def __init__(self, client: Any, todo: list, submit: Any, at_least: int = 1) -> None:
+        self.client, self.todo, self.submit = client, list(todo), submit
+        self.total = len(todo)
+        self.at_least = max(1, int(at_least))     # the workers perfkit started, registered or not yet
+
+    def _workers(self) -> int:
+        try:
+            n = len(self.client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - a scheduler that cannot say: the workers known to be there
+            n = 0
+        return max(self.at_least, n)
+
+    def start(self) -> list:
+        return self.more(0)
+
+    def more(self, in_flight: int) -> list:
+        """Futures to add now, ``in_flight`` others not yet returned: up to one per worker."""
+        take = max(0, self._workers() - in_flight)
+        first, self.todo = self.todo[:take], self.todo[take:]
+        return [self.submit(item) for item in first]
+
+
+def _collect(client: Any, feeder: Feeder, futures: dict, target: str | None, run_id: str, kind: str, show: bool,
+             on_row: Any, layers: bool, rows: list, layer_rows: list, rounds: int) -> None:
     """Takes each configuration's result as it comes, writes what its worker could not, and hands the rows
     to ``on_row``. One progress bar for the cluster, a step per timing slice: workers report their slices
     as Dask events (topic ``perfkit-sweep-<run_id>``); a configuration's steps are topped up when its
@@ -275,27 +323,31 @@ def _collect(client: Any, futures: dict, target: str | None, run_id: str, kind: 
         except Exception:  # noqa: BLE001 - a malformed event must not break the client's event loop
             pass
     topic = f"perfkit-sweep-{run_id}"
-    with progress_bar(len(futures) * rounds, "sweep", show) as bar:
+    with progress_bar(feeder.total * rounds, "sweep", show) as bar:
         if show:
             client.subscribe_topic(topic, on_event)
         try:
-            _each_result(client, futures, target, run_id, kind, on_row, rows, layer_rows, bar, advance,
+            _each_result(feeder, futures, target, run_id, kind, on_row, rows, layer_rows, bar, advance,
                          add_layers, flush)
         finally:
             if show:
                 client.unsubscribe_topic(topic)
 
 
-def _each_result(client: Any, futures: dict, target: str | None, run_id: str, kind: str, on_row: Any, rows: list,
-                 layer_rows: list, bar: Any, advance: Any, add_layers: Any, flush: Any) -> None:
-    """Each configuration's result as it completes: rows written where the worker could not, handed on."""
+def _each_result(feeder: Feeder, futures: dict, target: str | None, run_id: str, kind: str, on_row: Any,
+                 rows: list, layer_rows: list, bar: Any, advance: Any, add_layers: Any, flush: Any) -> None:
+    """Each configuration's result as it completes (the next ones handed out as each ends): rows written
+    where the worker could not, handed on."""
     import pandas as pd
     from distributed import as_completed
 
     from ..frames.schemas import SWEEP, SWEEP_LAYERS
     from . import sweep_dataset as data
     from .sweep import failed_row
-    for f in as_completed(list(futures)):
+    running = as_completed(feeder.start())
+    for f in running:
+        for g in feeder.more(running.count()):
+            running.add(g)
         model, p, b = futures[f]
         try:
             res = f.result()
@@ -341,6 +393,13 @@ def _gpu_uuid(spec: str) -> str | None:
     return gpu_identity(get_device(spec))["gpu_uuid"]
 
 
+def local_device_spec(device: Any) -> Any:
+    """The device this worker measures on: its own GPU (``cuda:0``, the only one it sees) or the CPU in
+    perfkit's local cluster, else ``device`` as the sweep was given it."""
+    label = os.environ.get(ENV_DEVICE)
+    return ("cuda:0" if label.startswith("cuda") else "cpu") if label else device
+
+
 def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None, token: str | None, run_id: str,
                device: Any, layers: bool) -> dict:
     """A worker's task: one configuration measured on this worker's device, written into the dataset
@@ -353,7 +412,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
     from .distributed_host import exclusive, pin_from_env, worker_label
     from .sweep import failed_row, sweep_local
     label = os.environ.get(ENV_DEVICE)
-    local = ("cuda:0" if label.startswith("cuda") else "cpu") if label else device
+    local = local_device_spec(device)
     visible = out is not None and data.is_sweep_dataset(out) and data.dataset_token(out) == token
     try:
         cores = pin_from_env()

@@ -36,6 +36,8 @@ import sys
 import threading
 from typing import Any, Callable
 
+import numpy as np
+
 from ..errors import PerfkitError
 
 #: seconds between a child's checks that the worker that started it is still there
@@ -123,6 +125,19 @@ def measure(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
         return _child.measure(payload, on_slice)
 
 
+def prestart(device: str) -> None:
+    """Starts this worker's measuring child now, before its first configuration, and has it get ``device``
+    ready (imports, the CUDA context, the BLAS warm-up) while the cluster is still starting."""
+    global _child
+    with _lock:
+        if _child is None or not _child.alive():
+            _child = Child()
+        try:
+            _child.conn.send(("prepare", device))
+        except OSError:     # a child that died at once: the first configuration starts another and says why
+            pass
+
+
 @atexit.register
 def _close() -> None:
     global _child
@@ -144,6 +159,21 @@ def run(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
     return sweep_local([payload["net"]], [payload["batch"]], [payload["precision"]], dev, opts["min_time_s"],
                        opts["min_iterations"], None, None, opts["rounds"], opts["max_cv_pct"], None, False,
                        payload["layers"], False, payload["run_id"], payload["label"], on_slice)
+
+
+def prepare(device: str) -> None:
+    """What the first configuration would pay before its build: the measuring modules, the device (its CUDA
+    context, or the CPU's BLAS threads) and a first small product (cuBLAS's handle)."""
+    from ..builder import builder  # noqa: F401
+    from ..device import get_device
+    from . import sweep  # noqa: F401
+    from .distributed_host import pin_from_env
+    pin_from_env()
+    dev = get_device(device)
+    xp = dev.xp
+    with dev.activate():
+        a = xp.ones((64, 64), dtype=np.float32)
+        float((a @ a).sum())
 
 
 def _watch_parent(parent: int) -> None:
@@ -174,6 +204,12 @@ def main(fd: int) -> None:
             kind, payload = conn.recv()
         except (EOFError, OSError):
             return
+        if kind == "prepare":
+            try:
+                prepare(payload)
+            except Exception:  # noqa: BLE001 - the first configuration meets the same failure and reports it
+                pass
+            continue
         try:
             if kind != "measure":
                 send("error", f"ProtocolError: unknown request {kind!r}")

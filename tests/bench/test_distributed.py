@@ -398,3 +398,40 @@ def test_workers_measure_in_a_child_process_away_from_their_event_loop(client, t
     pids = client.run(os.getpid)
     measured = {w: pid for w, pid in children.items() if pid is not None}
     assert measured and all(pid != pids[w] for w, pid in measured.items())
+
+
+class _FakeClient:
+    def __init__(self, workers):
+        self.workers = workers
+
+    def scheduler_info(self):
+        return {"workers": {f"w{i}": {} for i in range(self.workers)}}
+
+
+def test_configurations_go_out_largest_first_one_per_worker_at_a_time():
+    # longest-processing-time-first: the largest configurations (reduced precision, large batch, many layers)
+    # start first, and a worker gets its next one only when it has ended one, so none ends the sweep alone
+    small, big = _net("small_n"), pk.models.resnet_small()
+    todo = [(i, p, b) for i in (0, 1) for p in ("fp32", "fp16") for b in (1, 256)]
+    nets = [small, big]
+    todo.sort(key=lambda t: dist.expected_cost(nets[t[0]], t[1], t[2]), reverse=True)
+    assert todo[0] == (1, "fp16", 256) and todo[-1] == (0, "fp32", 1)
+    sent = []
+    feeder = dist.Feeder(_FakeClient(2), todo, lambda item: sent.append(item) or item)
+    assert feeder.start() == todo[:2] and feeder.total == 8
+    assert feeder.more(2) == [] and feeder.more(1) == [todo[2]]
+    feeder.client.workers = 3                       # a worker joined: it gets one too
+    assert feeder.more(1) == todo[3:5]
+    assert dist.Feeder(_FakeClient(0), todo, lambda item: item, at_least=2).start() == todo[:2]
+    assert sent == todo[:5]
+
+
+def test_local_workers_start_their_measuring_child_with_the_worker():
+    # started by the worker plugin, before any configuration: its imports and device overlap the cluster's start
+    cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    try:
+        started = c.run(_measuring_child)
+    finally:
+        c.close()
+        cluster.close()
+    assert len(started) == 2 and all(pid is not None for pid in started.values()), started
