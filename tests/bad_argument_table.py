@@ -419,6 +419,7 @@ case("EngineSetContext", lambda w, kw: pk.runtime.EngineSetContext(**kw).execute
 case("Device.create_stream", lambda w, kw: w.device.create_stream(), {}, {})
 case("Device.create_event", lambda w, kw: w.device.create_event(), {}, {})
 case("Device.synchronize", lambda w, kw: w.device.synchronize(), {}, {})
+case("Device.activate", lambda w, kw: w.device.activate(), {}, {})
 case("Device.info", lambda w, kw: w.device.info(), {}, {})
 case("Device.is_device_array", lambda w, kw: w.device.is_device_array(**kw), {"a": np.ones(2)}, {},
      free={"a": "a question about any object; every value has an answer"})
