@@ -166,6 +166,24 @@ def random_input(shape: tuple, dtype: Any, rng: np.random.Generator) -> np.ndarr
     return out
 
 
+def draw_input(shape: tuple, dtype: Any, xp: Any, rng: np.random.Generator) -> Any:
+    """A timing input where the layer runs: :func:`random_input` on the host; on a GPU drawn there by its
+    own generator (seeded from ``rng``), since drawing an activation-sized array on the host and copying it
+    over, for every layer and every precision timed, was a large share of a GPU build's time at large batches
+    (benchmarks/RESULTS.md, 2026-11-30)."""
+    if xp is np:
+        return random_input(shape, dtype, rng)
+    out = xp.zeros(shape, dtype)
+    if np.dtype(dtype).kind in "iub":
+        return out
+    gen = xp.random.default_rng(int(rng.integers(1 << 31)))
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, 16 * RANDOM_CHUNK):      # float32 draws, converted as they land
+        n = min(16 * RANDOM_CHUNK, flat.size - start)
+        flat[start:start + n] = gen.standard_normal(n, dtype=np.float32)
+    return out
+
+
 def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list, out_specs: list,
                constants: list, names: tuple, precision: str, device: Any, allocator: Any, batch: int,
                iterations: int, race: bool = False) -> dict:
@@ -178,7 +196,7 @@ def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list,
     """
     xp = device.xp
     rng = np.random.default_rng(0)
-    ins = [xp.asarray(c) if c is not None else xp.asarray(random_input((batch,) + tuple(s.shape), s.dtype, rng))
+    ins = [xp.asarray(c) if c is not None else draw_input((batch,) + tuple(s.shape), s.dtype, xp, rng)
            for s, c in zip(in_specs, constants)]
     outs = [xp.empty((batch,) + tuple(s.shape), s.dtype) for s in out_specs]
     make = lambda name: _Candidate(op, name, params, weights, in_specs, out_specs, batch, device,  # noqa: E731
