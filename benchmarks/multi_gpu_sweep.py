@@ -45,12 +45,21 @@ import numpy as np
 
 def _sweep_timed(label: str, nets: list, **kw):
     import perfkit as pk
+    arrived: list = []
     t0 = time.perf_counter()
-    frame = pk.sweep(nets, progress=False, **kw)
+    frame = pk.sweep(nets, progress=False, on_row=lambda r: arrived.append((time.perf_counter() - t0, r["device"])),
+                     **kw)
     wall = time.perf_counter() - t0
     failed = int((frame["error"] != "").sum())
     print(f"{label:<44} {wall:8.1f} s   {len(frame)} configurations{f', {failed} failed' if failed else ''}",
           flush=True)
+    if "devices" in kw and arrived:      # where a distributed sweep's time beyond the work goes
+        per = {}
+        for t, d in arrived:
+            per.setdefault(d, []).append(t)
+        print("    rows arrived: " + "; ".join(f"{d} first {min(v):.1f} s, last {max(v):.1f} s ({len(v)})"
+                                          for d, v in sorted(per.items()))
+              + f"; the sweep returned {wall - max(t for t, _ in arrived):.1f} s after the last row", flush=True)
     return frame, wall
 
 
