@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import multiprocessing
 import os
 import re
 import sys
@@ -136,6 +137,10 @@ QUIET_WORKER = {"distributed.worker.profile.enabled": False, "distributed.admin.
                 "distributed.admin.system-monitor.interval": "5s"}
 
 
+_UNGUARDED = ("Dask starts its workers by spawning new Python processes, which run the script's top level again "
+              "before they work: put the script's sweep under 'if __name__ == \"__main__\":'")
+
+
 def start_local_cluster(workers: list) -> tuple:
     """A Dask cluster on 127.0.0.1: a scheduler and one single-threaded worker process per entry of
     ``workers`` ((label, environment)), each started with its environment. Returns (cluster, client)."""
@@ -151,10 +156,14 @@ def start_local_cluster(workers: list) -> tuple:
         "host": "127.0.0.1", "nthreads": 1, "env": env, "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
         "silence_logs": logging.ERROR, "plugins": {PrepareMeasuring()},
         "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise DeviceError(_UNGUARDED + " (this process is such a worker, starting)")
     try:
         cluster = SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
     except Exception as exc:  # ports, process start-up: Dask's own error, named and explained
-        raise DeviceError(f"sweep: the local Dask cluster did not start ({type(exc).__name__}: {exc}); pass a "
+        script = getattr(sys.modules.get("__main__"), "__file__", None)
+        hint = f"; if {os.path.basename(script)!r} calls sweep at its top level: {_UNGUARDED}" if script else ""
+        raise DeviceError(f"sweep: the local Dask cluster did not start ({type(exc).__name__}: {exc}){hint}; pass a "
                           "dask.distributed.Client of a cluster you started, or sweep without devices=") from exc
     try:
         client = Client(cluster)

@@ -435,3 +435,17 @@ def test_local_workers_start_their_measuring_child_with_the_worker():
         c.close()
         cluster.close()
     assert len(started) == 2 and all(pid is not None for pid in started.values()), started
+
+
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
+    # Dask spawns its workers, which run the script's top level again: Dask itself only says "Nanny failed to start"
+    import subprocess
+    script = tmp_path / "my_sweep.py"
+    script.write_text("import perfkit as pk\npk.sweep([pk.models.mnist_mlp()], batch_sizes=[1], precisions=['fp32'], "
+                      "devices=['cpu', 'cpu'], min_time_s=0.01, progress=False)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("perfkit.errors.DeviceError: sweep: the local Dask cluster did not start"), last
+    assert "'my_sweep.py' calls sweep at its top level" in last and 'if __name__ == "__main__":' in last, last
