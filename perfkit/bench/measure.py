@@ -127,12 +127,13 @@ class _Slot:
         self.stream = dev.create_stream()
         xp = dev.xp
         self.h_in = {n: _pinned_copy(dev, a[:batch]) for n, a in host_inputs.items()}
-        self.d_in = {n: xp.empty(a.shape, a.dtype) for n, a in self.h_in.items()}
+        eng = ctx.engine
+        with dev.activate():                    # the buffers of a cuda:1 context live on cuda:1, from any thread
+            self.d_in = {n: xp.empty(a.shape, a.dtype) for n, a in self.h_in.items()}
+            self.d_out = {n: xp.empty((batch,) + eng.get_binding_shape(n), eng.get_binding_dtype(n))
+                          for n in eng.output_names}
         for n in self.h_in:
             dev.to_device(self.h_in[n], out=self.d_in[n])
-        eng = ctx.engine
-        self.d_out = {n: xp.empty((batch,) + eng.get_binding_shape(n), eng.get_binding_dtype(n))
-                      for n in eng.output_names}
         self.h_out = {n: dev.pinned_empty(a.shape, a.dtype) for n, a in self.d_out.items()}
         self.ev = [dev.create_event() for _ in range(4)]
         self.busy = False

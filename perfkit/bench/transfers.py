@@ -58,7 +58,8 @@ def transfers(device: Any = "cpu", sizes_bytes: Sequence[int] | None = None, rep
         for size in sizes:
             buffers = {"pageable": np.ones(size, np.uint8), "pinned": dev.pinned_empty((size,), np.uint8)}
             buffers["pinned"][...] = 1
-            on_device = dev.xp.zeros(size, np.uint8)
+            with dev.activate():                # on the device measured, whatever the thread's current GPU
+                on_device = dev.xp.zeros(size, np.uint8)
             for direction in directions:
                 times = {m: [] for m in buffers}
                 for r in range(repeats + 1):                      # the first round warms up, untimed
