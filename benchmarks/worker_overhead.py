@@ -69,6 +69,7 @@ def main() -> None:
         for i in range(a.clusters):
             if kind == "perfkit":
                 cluster, client = dist.start_local_cluster(dist.resolve_devices(["cpu"]))
+                client.run(_stop_measuring_child)       # its worker plugin started one: idle cores for the loops
             else:
                 cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
                 client = Client(cluster)
@@ -83,6 +84,13 @@ def main() -> None:
             print(f"{kind:12s} cluster {i + 1}: here {fmt([here])}  thread {fmt(thread)}  child {fmt(child)}  "
                   f"thread/here {np.median([m for m, _ in thread]) / here[0]:.2f}  "
                   f"child/here {np.median([m for m, _ in child]) / here[0]:.2f}", flush=True)
+
+
+def _stop_measuring_child() -> None:
+    """Ends the measuring child a perfkit worker starts with itself (once it is ready), so that it does not
+    share the worker's core while the loops run."""
+    from perfkit.bench import measure_process
+    measure_process._close()
 
 
 if __name__ == "__main__":

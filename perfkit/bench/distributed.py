@@ -1,8 +1,8 @@
 """Sweeps spread over several GPUs or machines with Dask distributed (``pk.sweep(..., devices=...)``).
 
 perfkit does not schedule: Dask does. Each configuration (network, precision, batch size) is one task,
-handed out largest first, one per worker at a time (:class:`Feeder`), so that no large configuration ends
-the sweep on one worker while the others wait;
+submitted largest first with that order as its Dask priority (:func:`expected_cost`), so that no large
+configuration ends the sweep on one worker while the others wait;
 a worker measures it with the ordinary one-device sweep (:func:`perfkit.bench.sweep.sweep_local`, so the
 rows are the same as a serial sweep's) in a child process of its own, away from the GIL its event loop
 takes (:mod:`perfkit.bench.measure_process`: host-bound configurations ran 35% slower in the worker's
@@ -162,7 +162,9 @@ def start_local_cluster(workers: list) -> tuple:
         cluster = SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
     except Exception as exc:  # ports, process start-up: Dask's own error, named and explained
         script = getattr(sys.modules.get("__main__"), "__file__", None)
-        hint = f"; if {os.path.basename(script)!r} calls sweep at its top level: {_UNGUARDED}" if script else ""
+        own = script is not None and os.path.abspath(script).startswith(os.path.abspath(sys.prefix) + os.sep)
+        hint = (f"; if {os.path.basename(script)!r} calls sweep at its top level: {_UNGUARDED}"
+                if script and not own and "Nanny failed to start" in str(exc) else "")
         raise DeviceError(f"sweep: the local Dask cluster did not start ({type(exc).__name__}: {exc}){hint}; pass a "
                           "dask.distributed.Client of a cluster you started, or sweep without devices=") from exc
     try:
@@ -208,17 +210,11 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
                 if (net.name, kind, p, int(b)) not in done]
         order = {(nets[i].name, p, b): n for n, (i, p, b) in enumerate(todo)}
         shipped = [client.scatter(net, broadcast=True, hash=False) for net in nets] if todo else []
-        todo.sort(key=lambda t: expected_cost(nets[t[0]], t[1], t[2]), reverse=True)
-
-        def submit(item: tuple) -> Any:
-            i, p, b = item
+        for rank, (i, p, b) in enumerate(largest_first(nets, todo)):
             f = client.submit(run_config, shipped[i], p, b, opts, target, token, run_id, device, layers, pure=False,
-                              key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}")
+                              key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}", priority=len(todo) - rank)
             futures[f] = (nets[i].name, p, b)
-            return f
-        feeder = Feeder(client, todo, submit, len(cluster.workers) if cluster is not None else 1)
-        _collect(client, feeder, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows,
-                 opts["rounds"])
+        _collect(client, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows, opts["rounds"])
     finally:
         for f in futures:
             f.release()
@@ -276,37 +272,16 @@ def expected_cost(net: Any, precision: str, batch: int) -> float:
     return len(net.layers) * (int(batch) + 8) * (1 if precision == "fp32" else 8)
 
 
-class Feeder:
-    """Hands configurations to the cluster largest first, one more each time one ends, as many at once as
-    the cluster has workers (longest-processing-time-first list scheduling). Submitted all at once,
-    Dask spread them over the workers' queues in submission order, and the largest configurations, last
-    in a sweep's order, ended it on one worker while the other waited: on two H200s the 40 configurations
-    of the four samples took 0.68x the one-GPU time where the work alone would take 0.5x."""
-
-    def __init__(self, client: Any, todo: list, submit: Any, at_least: int = 1) -> None:
-        self.client, self.todo, self.submit = client, list(todo), submit
-        self.total = len(todo)
-        self.at_least = max(1, int(at_least))     # the workers perfkit started, registered or not yet
-
-    def _workers(self) -> int:
-        try:
-            n = len(self.client.scheduler_info().get("workers", {}))
-        except Exception:  # noqa: BLE001 - a scheduler that cannot say: the workers known to be there
-            n = 0
-        return max(self.at_least, n)
-
-    def start(self) -> list:
-        return self.more(0)
-
-    def more(self, in_flight: int) -> list:
-        """Futures to add now, ``in_flight`` others not yet returned: up to one per worker."""
-        take = max(0, self._workers() - in_flight)
-        first, self.todo = self.todo[:take], self.todo[take:]
-        return [self.submit(item) for item in first]
+def largest_first(nets: list, todo: list) -> list:
+    """``todo`` ((network index, precision, batch) each) by :func:`expected_cost`, largest first (a stable
+    sort: equal costs keep the sweep's order). Submitted in the sweep's order, the largest configurations
+    came last and ended a sweep on one of two H200s 6.3 s after the other; sorted, the sweep took 44.8-52.9 s
+    of an 85 s one-GPU sweep in four runs (benchmarks/RESULTS.md, 2026-11-30)."""
+    return sorted(todo, key=lambda t: expected_cost(nets[t[0]], t[1], t[2]), reverse=True)
 
 
-def _collect(client: Any, feeder: Feeder, futures: dict, target: str | None, run_id: str, kind: str, show: bool,
-             on_row: Any, layers: bool, rows: list, layer_rows: list, rounds: int) -> None:
+def _collect(client: Any, futures: dict, target: str | None, run_id: str, kind: str, show: bool, on_row: Any,
+             layers: bool, rows: list, layer_rows: list, rounds: int) -> None:
     """Takes each configuration's result as it comes, writes what its worker could not, and hands the rows
     to ``on_row``. One progress bar for the cluster, a step per timing slice: workers report their slices
     as Dask events (topic ``perfkit-sweep-<run_id>``); a configuration's steps are topped up when its
@@ -332,31 +307,26 @@ def _collect(client: Any, feeder: Feeder, futures: dict, target: str | None, run
         except Exception:  # noqa: BLE001 - a malformed event must not break the client's event loop
             pass
     topic = f"perfkit-sweep-{run_id}"
-    with progress_bar(feeder.total * rounds, "sweep", show) as bar:
+    with progress_bar(len(futures) * rounds, "sweep", show) as bar:
         if show:
             client.subscribe_topic(topic, on_event)
         try:
-            _each_result(feeder, futures, target, run_id, kind, on_row, rows, layer_rows, bar, advance,
-                         add_layers, flush)
+            _each_result(futures, target, run_id, kind, on_row, rows, layer_rows, bar, advance, add_layers, flush)
         finally:
             if show:
                 client.unsubscribe_topic(topic)
 
 
-def _each_result(feeder: Feeder, futures: dict, target: str | None, run_id: str, kind: str, on_row: Any,
-                 rows: list, layer_rows: list, bar: Any, advance: Any, add_layers: Any, flush: Any) -> None:
-    """Each configuration's result as it completes (the next ones handed out as each ends): rows written
-    where the worker could not, handed on."""
+def _each_result(futures: dict, target: str | None, run_id: str, kind: str, on_row: Any, rows: list,
+                 layer_rows: list, bar: Any, advance: Any, add_layers: Any, flush: Any) -> None:
+    """Each configuration's result as it completes: rows written where the worker could not, handed on."""
     import pandas as pd
     from distributed import as_completed
 
     from ..frames.schemas import SWEEP, SWEEP_LAYERS
     from . import sweep_dataset as data
     from .sweep import failed_row
-    running = as_completed(feeder.start())
-    for f in running:
-        for g in feeder.more(running.count()):
-            running.add(g)
+    for f in as_completed(list(futures)):
         model, p, b = futures[f]
         try:
             res = f.result()

@@ -43,6 +43,9 @@ from ..errors import PerfkitError
 #: seconds between a child's checks that the worker that started it is still there
 WATCH_S = 0.2
 
+#: seconds a closing worker waits for its child to end before killing it
+CLOSE_S = 3
+
 #: False: a worker measures in its task thread, beside its event loop (for comparisons: see
 #: benchmarks/worker_overhead.py, which sets it in the workers with ``client.run``)
 ENABLED = True
@@ -96,7 +99,7 @@ class Child:
             code = self.proc.returncode
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
             raise MeasureProcessError(
-                f"the worker's measuring process (pid {self.proc.pid}) {how} while measuring "
+                f"the worker's measuring process (pid {self.proc.pid}) {how} while getting ready or measuring "
                 f"({type(exc).__name__}); out of host or GPU memory is the usual cause: see the system log") from None
 
     def close(self) -> None:
@@ -104,8 +107,8 @@ class Child:
             self.conn.close()
         except OSError:
             pass
-        try:
-            self.proc.wait(timeout=10)
+        try:            # it ends on the closed socket, after a preparation in progress (seconds at most)
+            self.proc.wait(timeout=CLOSE_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

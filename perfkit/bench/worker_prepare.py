@@ -5,7 +5,10 @@ device in the worker, then for starting its measuring child (:mod:`.measure_proc
 CUDA context and first cuBLAS call came before the first build. Started with the worker, the child gets
 its device ready while the cluster is still starting and the configurations are handed out, and the
 worker's own device (used to name the GPU and to take its host-wide lock) is made in a thread beside it.
-Imported only where a local cluster starts (it needs Dask distributed).
+On two H200s the 40-configuration sweep took 46.0 and 52.9 s with it and 52.7 s without (benchmarks/
+RESULTS.md, 2026-11-30): within the run-to-run spread, so its gain is not established; it only moves work
+that every worker does anyway off the first configuration's path. Imported only where a local cluster
+starts (it needs Dask distributed).
 """
 from __future__ import annotations
 
@@ -22,9 +25,12 @@ class PrepareMeasuring(WorkerPlugin):
         from . import measure_process
         from .distributed import local_device_spec
         spec = local_device_spec(None)
-        if measure_process.ENABLED:
-            measure_process.prestart(spec)
-        threading.Thread(target=_device, args=(spec,), daemon=True, name="perfkit-prepare-device").start()
+        try:            # a failure here would stop the worker from starting: the first configuration retries it
+            if measure_process.ENABLED:
+                measure_process.prestart(spec)
+            threading.Thread(target=_device, args=(spec,), daemon=True, name="perfkit-prepare-device").start()
+        except Exception:  # noqa: BLE001 - and reports it as that configuration's error
+            pass
 
 
 def _device(spec: str) -> None:

@@ -400,30 +400,24 @@ def test_workers_measure_in_a_child_process_away_from_their_event_loop(client, t
     assert measured and all(pid != pids[w] for w, pid in measured.items())
 
 
-class _FakeClient:
-    def __init__(self, workers):
-        self.workers = workers
-
-    def scheduler_info(self):
-        return {"workers": {f"w{i}": {} for i in range(self.workers)}}
-
-
-def test_configurations_go_out_largest_first_one_per_worker_at_a_time():
-    # longest-processing-time-first: the largest configurations (reduced precision, large batch, many layers)
-    # start first, and a worker gets its next one only when it has ended one, so none ends the sweep alone
+def test_configurations_go_out_largest_first_as_dask_priorities(client, monkeypatch):
+    # the largest configurations (reduced precision, large batch, many layers) start first, so that none of them
+    # ends the sweep on one worker while the others wait
     small, big = _net("small_n"), pk.models.resnet_small()
     todo = [(i, p, b) for i in (0, 1) for p in ("fp32", "fp16") for b in (1, 256)]
-    nets = [small, big]
-    todo.sort(key=lambda t: dist.expected_cost(nets[t[0]], t[1], t[2]), reverse=True)
-    assert todo[0] == (1, "fp16", 256) and todo[-1] == (0, "fp32", 1)
+    order = dist.largest_first([small, big], todo)
+    assert order[0] == (1, "fp16", 256) and order[-1] == (0, "fp32", 1) and sorted(order) == sorted(todo)
     sent = []
-    feeder = dist.Feeder(_FakeClient(2), todo, lambda item: sent.append(item) or item)
-    assert feeder.start() == todo[:2] and feeder.total == 8
-    assert feeder.more(2) == [] and feeder.more(1) == [todo[2]]
-    feeder.client.workers = 3                       # a worker joined: it gets one too
-    assert feeder.more(1) == todo[3:5]
-    assert dist.Feeder(_FakeClient(0), todo, lambda item: item, at_least=2).start() == todo[:2]
-    assert sent == todo[:5]
+    submit = client.submit
+
+    def recording(*args, **kw):
+        sent.append((args[2], args[3], kw["priority"]))
+        return submit(*args, **kw)
+    monkeypatch.setattr(client, "submit", recording)
+    frame = pk.sweep([_net("prio_n")], batch_sizes=[1, 8], precisions=["fp32", "fp16"], devices=client, **FAST)
+    assert (frame["error"] == "").all() and len(frame) == 4
+    assert [(p, b) for p, b, _ in sent] == [("fp16", 8), ("fp16", 1), ("fp32", 8), ("fp32", 1)]
+    assert [q for _, _, q in sent] == [4, 3, 2, 1]                  # Dask runs higher priorities first
 
 
 def test_local_workers_start_their_measuring_child_with_the_worker():
@@ -449,3 +443,11 @@ def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("perfkit.errors.DeviceError: sweep: the local Dask cluster did not start"), last
     assert "'my_sweep.py' calls sweep at its top level" in last and 'if __name__ == "__main__":' in last, last
+
+
+def test_a_worker_bootstrapping_from_an_unguarded_script_stops_with_the_advice(monkeypatch):
+    # the spawned worker re-runs the script's top level: it must not start a cluster of its own
+    import multiprocessing
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(pk.DeviceError, match='if __name__ == "__main__":'):
+        dist.start_local_cluster(dist.resolve_devices(["cpu"]))
