@@ -159,10 +159,16 @@ def random_input(shape: tuple, dtype: Any, rng: np.random.Generator) -> np.ndarr
     out = np.zeros(shape, dtype)
     if np.dtype(dtype).kind in "iub":
         return out
+    return _fill_standard_normal(out, rng, RANDOM_CHUNK)
+
+
+def _fill_standard_normal(out: Any, gen: Any, chunk: int) -> Any:
+    """``out`` (NumPy or CuPy) filled with ``gen``'s float32 standard normals, ``chunk`` at a time, each
+    converted to ``out``'s dtype as it lands."""
     flat = out.reshape(-1)
-    for start in range(0, flat.size, RANDOM_CHUNK):
-        n = min(RANDOM_CHUNK, flat.size - start)
-        flat[start:start + n] = rng.standard_normal(n, dtype=np.float32)
+    for start in range(0, flat.size, chunk):
+        n = min(chunk, flat.size - start)
+        flat[start:start + n] = gen.standard_normal(n, dtype=np.float32)
     return out
 
 
@@ -176,12 +182,7 @@ def draw_input(shape: tuple, dtype: Any, xp: Any, rng: np.random.Generator) -> A
     out = xp.zeros(shape, dtype)
     if np.dtype(dtype).kind in "iub":
         return out
-    gen = xp.random.default_rng(int(rng.integers(1 << 31)))
-    flat = out.reshape(-1)
-    for start in range(0, flat.size, 16 * RANDOM_CHUNK):      # float32 draws, converted as they land
-        n = min(16 * RANDOM_CHUNK, flat.size - start)
-        flat[start:start + n] = gen.standard_normal(n, dtype=np.float32)
-    return out
+    return _fill_standard_normal(out, xp.random.default_rng(int(rng.integers(1 << 31))), 16 * RANDOM_CHUNK)
 
 
 def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list, out_specs: list,

@@ -138,15 +138,20 @@ def test_fusion_benefit_table():
     assert row.loc["(all rules)", "latency_delta_ms"] == 0
 
 
-def test_timing_inputs_are_drawn_where_the_layer_runs(device):
+def test_timing_inputs_are_drawn_where_the_layer_runs(device, monkeypatch):
     # on a GPU drawn there (a host draw and copy per layer and precision took 77-96% of an fp16 build at batch
     # 256 on an H200); standard-normal values of the storage dtype either way, zeros for integers
-    from perfkit.builder.tactics import draw_input
+    from perfkit.builder import tactics
     xp = device.xp
     rng = np.random.default_rng(0)
+    monkeypatch.setattr(tactics, "RANDOM_CHUNK", 1000)        # many chunks, the last one partial
     for dtype in (np.float32, np.float16):
-        x = draw_input((64, 3, 40, 40), dtype, xp, rng)
-        assert isinstance(x, xp.ndarray) and x.dtype == dtype and x.shape == (64, 3, 40, 40)
+        x = tactics.draw_input((64, 3, 40, 41), dtype, xp, rng)
+        assert isinstance(x, xp.ndarray) and x.dtype == dtype and x.shape == (64, 3, 40, 41)
         h = to_host(x).astype(np.float64)
         assert abs(h.mean()) < 0.02 and abs(h.std() - 1) < 0.02 and np.isfinite(h).all()
-    assert not to_host(draw_input((5, 7), np.int64, xp, rng)).any()
+        assert abs(h[-1000:].std() - 1) < 0.15                  # the tail was filled too
+    assert not to_host(tactics.draw_input((5, 7), np.int64, xp, rng)).any()
+    if device.kind == "cpu":                                     # the CPU's values are NumPy's, as before
+        want = tactics.random_input((3, 500), np.float16, np.random.default_rng(5))
+        np.testing.assert_array_equal(tactics.draw_input((3, 500), np.float16, np, np.random.default_rng(5)), want)
