@@ -91,3 +91,7 @@ def test_a_second_gpu_builds_loads_and_runs_from_any_thread(tmp_path):
     rows = pk.sweep([net], batch_sizes=[2], precisions=["fp32"], device="cuda:1", min_time_s=0.0,
                     min_iterations=2, progress=False)
     assert rows["error"].tolist() == [""] and rows["device"].tolist() == ["cuda:1"]
+    m = pk.bench.measure(eng.create_execution_context(), 4, warmup_ms=5, iterations=5, duration_s=0.05, streams=2)
+    assert len(m.queries) >= 5 and (m.queries["compute_ms"] > 0).all()      # its buffers and copies on cuda:1
+    assert (pk.bench.transfers("cuda:1", sizes_bytes=[1 << 20], repeats=2)["bandwidth_gb_s"] > 0).all()
+    assert cupy.cuda.runtime.getDevice() == 0
