@@ -267,8 +267,9 @@ def expected_cost(net: Any, precision: str, batch: int) -> float:
     """A configuration's expected share of a sweep's time, to hand out the largest first (only the order
     counts). Measured on an H200 (benchmarks/RESULTS.md, 2026-11-30), a configuration's time is mostly its
     build, whose tactic timing grows with the layers and the batch, and which times every layer twice when
-    a reduced precision is allowed (fp16 builds of the 50-layer samples took 6-12 s at batch 128-256, fp32
-    ones under 0.7 s), plus the fixed timing slices."""
+    a reduced precision is allowed (at batch 256, fp16 builds of the 50-layer samples took 0.6-2.9 s and
+    fp32 ones 0.1-0.7 s; 12-14 s and 0.1-0.7 s while timing inputs were drawn on the host), plus the fixed
+    timing slices."""
     return len(net.layers) * (int(batch) + 8) * (1 if precision == "fp32" else 8)
 
 
