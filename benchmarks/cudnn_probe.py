@@ -8,9 +8,13 @@ down-converting engines deselected, as perfkit's fp32 must stay fp32), NCHW and 
 exists (heuristics A then FALLBACK), the plan's name, its workspace, the graph's build time, its median time on
 the device (CUDA events, 20 runs) against ``torch.nn.functional.conv2d`` on the same stream (cuDNN benchmark
 mode, TF32 off), the result's relative error against PyTorch, the host time of one ``execute`` call, and for
-the NCHW fused graph whether it captures into a CUDA graph and replays to the same result. Not yet run:
-written while the device budget was spent; its answers decide the design of the ``cudnn`` convolution tactic.
+every NHWC graph whether it captures into a CUDA graph and replays to the same result, and the replay's time.
+``--batches 32`` (a comma list) keeps the shapes of those batch sizes only; ``--no-nchw`` leaves NCHW out.
+First run 2026-11-29 23:59 UTC on an H200 (benchmarks/RESULTS.md): NHWC right everywhere, NCHW wrong or
+unsupported, so capture is now checked on the NHWC graphs (it was tried only on an NCHW graph, which did not
+build).
 """
+import argparse
 import json
 import os
 import sys
@@ -97,6 +101,13 @@ cases = [  # N, C, H, K, k, stride, pad  (ResNet-50 layers)
     (32, 64, 56, 64, 3, 1, 1), (32, 256, 56, 64, 1, 1, 0), (32, 128, 28, 128, 3, 1, 1),
     (32, 512, 7, 2048, 1, 1, 0), (256, 64, 56, 64, 3, 1, 1), (256, 3, 224, 64, 7, 2, 3),
     (1, 64, 56, 64, 3, 1, 1), (256, 256, 14, 256, 3, 1, 1)]
+ap = argparse.ArgumentParser()
+ap.add_argument("--batches", default="", help="keep only these batch sizes' shapes (comma list)")
+ap.add_argument("--no-nchw", action="store_true", help="NHWC strides only")
+args = ap.parse_args()
+if args.batches:
+    cases = [c for c in cases if c[0] in {int(b) for b in args.batches.split(",")}]
+layouts = ("nhwc",) if args.no_nchw else ("nchw", "nhwc")
 rows = []
 for (n, c, h, k, kk, st, pad) in cases:
     xs, ws = (n, c, h, h), (k, c, kk, kk)
@@ -115,7 +126,7 @@ for (n, c, h, k, kk, st, pad) in cases:
             with torch.cuda.stream(torch.cuda.ExternalStream(stream.ptr)):
                 torch.nn.functional.conv2d(xt, wt, None, stride=st, padding=pad)
         t_torch = timeit(torch_conv)
-        for layout in ("nchw", "nhwc"):
+        for layout in layouts:
             for fuse in ("none", "bias_relu", "bias_add_relu"):
                 row = dict(case=(n, c, h, k, kk, st, pad), prec=prec, layout=layout, fuse=fuse, torch_conv_ms=t_torch)
                 try:
@@ -159,16 +170,23 @@ for (n, c, h, k, kk, st, pad) in cases:
                         run()
                     row["host_us"] = (time.perf_counter() - t0) / 200 * 1e6
                     stream.synchronize()
-                    # capture
-                    if layout == "nchw" and fuse == "bias_add_relu":
+                    # capture: the graph's execute inside a CUDA graph, replayed, and its replay time
+                    if layout == "nhwc":
                         Y.zero_()
                         torch.cuda.synchronize()    # the zeroing ran on PyTorch's stream
-                        stream.begin_capture()
-                        run()
-                        graph = stream.end_capture()
-                        graph.launch(stream)
-                        stream.synchronize()
-                        row["capture_err"] = ((Y.float() - want.float()).abs().max() / want.float().abs().max()).item()
+                        try:
+                            stream.begin_capture()
+                            try:
+                                run()
+                            finally:
+                                graph = stream.end_capture()
+                            graph.launch(stream)
+                            stream.synchronize()
+                            row["capture_err"] = ((Y.float() - want.float()).abs().max()
+                                                  / want.float().abs().max()).item()
+                            row["replay_ms"] = timeit(lambda: graph.launch(stream))
+                        except Exception as exc:  # noqa: BLE001
+                            row["capture_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
                 except Exception as exc:  # noqa: BLE001
                     row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
                 say(json.dumps(row))
