@@ -191,30 +191,52 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
     if resume and target is not None and data.is_sweep_dataset(target):
         previous = data.read_dataset(target)
         prev_layers = data.read_dataset(target, SWEEP_LAYERS) if layers else None
-    token = data.create_dataset(target) if target is not None else None
     run_id = uuid.uuid4().hex[:8]
-    cluster = None
-    if is_client(devices):
+
+    def remaining(kind: str) -> list:
+        done = set() if previous is None else {(m, data.device_kind(d), p, int(b)) for m, d, p, b in zip(
+            previous["model"], previous["device"], previous["precision"], previous["batch_size"])}
+        return [(i, p, int(b)) for i, net in enumerate(nets) for p in precisions for b in batch_sizes
+                if (net.name, kind, p, int(b)) not in done]
+    workers = None if is_client(devices) else resolve_devices(devices)
+    cluster = client = None
+    todo: list = []
+    if workers is None:
         client = devices
-    else:
-        cluster, client = start_local_cluster(resolve_devices(devices))
+    else:           # perfkit's own cluster: started only when something is left to measure
+        kind = "cuda" if workers[0][0].startswith("cuda") else "cpu"
+        todo = remaining(kind)
+        if todo:
+            cluster, client = start_local_cluster(workers)
     rows: list = []
     layer_rows: list = []
     futures: dict = {}
     order: dict = {}
     try:
-        kind = _cluster_kind(client, device)
-        done = set() if previous is None else {(m, data.device_kind(d), p, int(b)) for m, d, p, b in zip(
-            previous["model"], previous["device"], previous["precision"], previous["batch_size"])}
-        todo = [(i, p, int(b)) for i, net in enumerate(nets) for p in precisions for b in batch_sizes
-                if (net.name, kind, p, int(b)) not in done]
+        if workers is None:
+            kind = _cluster_kind(client, device)
+            todo = remaining(kind)
+        # after the cluster's start: a start that fails leaves no dataset behind to block the next attempt
+        token = data.create_dataset(target) if target is not None else None
+        if not todo:
+            print(f"perfkit sweep: nothing to measure: every configuration asked for is in {target!r} already",
+                  flush=True)
         order = {(nets[i].name, p, b): n for n, (i, p, b) in enumerate(todo)}
         shipped = [client.scatter(net, broadcast=True, hash=False) for net in nets] if todo else []
         for rank, (i, p, b) in enumerate(largest_first(nets, todo)):
             f = client.submit(run_config, shipped[i], p, b, opts, target, token, run_id, device, layers, pure=False,
                               key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}", priority=len(todo) - rank)
             futures[f] = (nets[i].name, p, b)
-        _collect(client, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows, opts["rounds"])
+        try:
+            if futures:
+                _collect(client, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows,
+                         opts["rounds"])
+        except KeyboardInterrupt:
+            where = f"are in {target!r}: run the same sweep with resume=True to measure the rest" if target else \
+                "were measured (no out=, so nothing was kept)"
+            print(f"perfkit sweep interrupted: at least {len(rows)} of {len(futures)} configurations {where}",
+                  file=sys.stderr, flush=True)
+            raise
     finally:
         for f in futures:
             f.release()
@@ -227,7 +249,7 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
     names = sorted({str(r.get("gpu_name") or "") for r in rows} - {""})
     attrs = {"run_id": run_id, "device": ",".join(sorted({str(r["device"]) for r in rows})) or kind,
              "device_name": ", ".join(names) if names else kind, "max_cv_pct": opts["max_cv_pct"],
-             "devices": "client" if cluster is None else "local cluster"}
+             "devices": "client" if workers is None else "local cluster"}
     frame = _combined(SWEEP, previous, rows, attrs)
     frame.attrs["disturbances"] = sweep_disturbances(frame, opts["max_cv_pct"])
     if layers:
@@ -329,6 +351,7 @@ def _each_result(futures: dict, target: str | None, run_id: str, kind: str, on_r
     from .sweep import failed_row
     for f in as_completed(list(futures)):
         model, p, b = futures[f]
+        keep = True
         try:
             res = f.result()
         except Exception as exc:   # the configuration killed its workers, or the cluster lost it
@@ -336,8 +359,9 @@ def _each_result(futures: dict, target: str | None, run_id: str, kind: str, on_r
             if type(exc).__name__ == "KilledWorker":
                 why = (f"{why} (the worker measuring it died each time it was tried; see its worker's log, "
                        "e.g. out of host memory)")
+            keep = not getattr(exc, "interrupted", False)      # interrupted: in the frame, not in the dataset
             res = {"rows": [failed_row(model, p, b, kind, why, run_id, here=False)], "layers": [], "written": False}
-        if not res["written"] and target is not None:
+        if keep and not res["written"] and target is not None:
             res["rows"], mine = data.write_config(target, SWEEP.frame(res["rows"]),
                                                   SWEEP_LAYERS.frame(res["layers"]) if res["layers"] else None)
             res["layers"] = res["layers"] if mine else []
@@ -417,6 +441,8 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
                                   None, opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label)
         frame, lay = got if layers else (got, None)
     except Exception as exc:  # noqa: BLE001 - a worker returns every failure as the configuration's row
+        if getattr(exc, "interrupted", False):
+            raise           # an interrupt or a shutdown: no row in the dataset, so that resume measures it
         why = exc.text if isinstance(exc, measure_process.MeasureProcessError) else f"{type(exc).__name__}: {exc}"
         frame = SWEEP.frame([failed_row(net.name, precision, batch, label or str(device or "?"), why, run_id,
                                         here=True)])

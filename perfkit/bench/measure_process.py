@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -53,11 +54,20 @@ ENABLED = True
 
 class MeasureProcessError(PerfkitError, RuntimeError):
     """The measurement failed in the measuring process (``text``: its own error, type and message), or the
-    process ended while measuring."""
+    process ended while measuring. ``interrupted``: it was stopped by an interrupt or a shutdown (SIGINT,
+    SIGTERM, SIGHUP), which says nothing of the configuration: it is not a row to keep."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, interrupted: bool = False) -> None:
         super().__init__(text)
         self.text = text
+        self.interrupted = interrupted
+
+    def __reduce__(self) -> tuple:       # keeps ``interrupted`` through Dask's pickling of task errors
+        return (type(self), (self.text, self.interrupted))
+
+
+#: signals that stop a measuring process without saying anything about the configuration it measured
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Child:
@@ -97,6 +107,11 @@ class Child:
         except (EOFError, OSError) as exc:
             self.close()
             code = self.proc.returncode
+            if code is not None and -code in STOP_SIGNALS:
+                raise MeasureProcessError(
+                    f"the worker's measuring process (pid {self.proc.pid}) was stopped by "
+                    f"{signal.Signals(-code).name} (an interrupt or a shutdown): not measured, and not written; "
+                    "resume=True measures it", interrupted=True) from None
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
             raise MeasureProcessError(
                 f"the worker's measuring process (pid {self.proc.pid}) {how} while getting ready or measuring "
@@ -193,6 +208,9 @@ class _Lost(Exception):
 def main(fd: int) -> None:
     """The child: measures each configuration it receives until the worker closes the socket."""
     from multiprocessing.connection import Connection
+    # Ctrl-C in a terminal reaches the whole process group: the worker's shutdown ends this process (the closed
+    # socket, or the parent watch), so an interrupt here would only add a traceback and fail the configuration
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="perfkit-watch-parent").start()
 

@@ -12,6 +12,7 @@ starts (it needs Dask distributed).
 """
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Any
 
@@ -25,6 +26,10 @@ class PrepareMeasuring(WorkerPlugin):
         from . import measure_process
         from .distributed import local_device_spec
         spec = local_device_spec(None)
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C reaches every process of the terminal's group: the caller's interrupt closes the cluster,
+            # which ends its workers; their own KeyboardInterrupt would only print Dask's tracebacks
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:            # a failure here would stop the worker from starting: the first configuration retries it
             if measure_process.ENABLED:
                 measure_process.prestart(spec)

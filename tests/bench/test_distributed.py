@@ -451,3 +451,26 @@ def test_a_worker_bootstrapping_from_an_unguarded_script_stops_with_the_advice(m
     monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
     with pytest.raises(pk.DeviceError, match='if __name__ == "__main__":'):
         dist.start_local_cluster(dist.resolve_devices(["cpu"]))
+
+
+def test_resume_with_nothing_left_starts_no_cluster_and_says_so(tmp_path, capsys):
+    out = str(tmp_path / "done")
+    first = pk.sweep(_net("done_n"), batch_sizes=[1, 2], precisions=["fp32"], devices=["cpu", "cpu"], out=out, **FAST)
+    capsys.readouterr()
+    again = pk.sweep(_net("done_n"), batch_sizes=[1, 2], precisions=["fp32"], devices=["cpu", "cpu"], out=out,
+                     resume=True, **FAST)
+    said = capsys.readouterr().out
+    assert "nothing to measure" in said and "Dask cluster" not in said, said
+    assert _keys(again) == _keys(first) and again["run_id"].tolist() == first["run_id"].tolist()
+
+
+def test_a_cluster_that_fails_to_start_leaves_no_dataset_behind(tmp_path, monkeypatch):
+    # a failed start (an unguarded script, a port clash) used to leave the dataset's marker, and the corrected
+    # run was then refused: "the sweep dataset exists; pass resume=True"
+    def refuse(workers):
+        raise pk.DeviceError("sweep: the local Dask cluster did not start (test)")
+    monkeypatch.setattr(dist, "start_local_cluster", refuse)
+    out = tmp_path / "never"
+    with pytest.raises(pk.DeviceError, match="did not start"):
+        pk.sweep(_net(), batch_sizes=[1], precisions=["fp32"], devices=["cpu", "cpu"], out=str(out), **FAST)
+    assert not out.exists()

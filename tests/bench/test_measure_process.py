@@ -51,6 +51,27 @@ def test_a_child_killed_while_measuring_fails_only_that_configuration(child):
         fresh.close()
 
 
+def test_a_child_ignores_ctrl_c_and_one_stopped_by_a_shutdown_is_not_a_failed_configuration(child):
+    # Ctrl-C reaches the whole process group: the child goes on (its worker's shutdown ends it) ...
+    sent = []
+
+    def interrupt():
+        if not sent:
+            sent.append(os.kill(child.proc.pid, signal.SIGINT))
+    assert child.measure(_payload(), interrupt)["error"].iloc[0] == "" and sent and child.alive()
+
+    # ... and one stopped by SIGTERM says so, marked interrupted (no row is kept; resume measures it), and the
+    # mark survives Dask's pickling of task errors
+    def stop():
+        if child.alive():
+            os.kill(child.proc.pid, signal.SIGTERM)
+    with pytest.raises(mp.MeasureProcessError, match="stopped by SIGTERM") as err:
+        child.measure(_payload(), stop)
+    assert err.value.interrupted and "out of host" not in err.value.text
+    import pickle
+    assert pickle.loads(pickle.dumps(err.value)).interrupted
+
+
 def test_an_error_in_the_child_comes_back_as_its_type_and_message(child):
     with pytest.raises(mp.MeasureProcessError) as err:
         child.measure(_payload(device="cuda:97"), None)
