@@ -158,6 +158,7 @@ def test_measure_reads_the_host_load_before_timing_and_advises_one_thread(monkey
     monkeypatch.setattr(measure_mod, "_timed", timed)
     monkeypatch.setattr(os, "getloadavg", lambda: (load["now"], 0.0, 0.0))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(measure_mod, "other_busy_cores", lambda a, b: float("nan"))   # unknown: the load decides
     dev = pk.get_device("cpu", threads=2)
     try:
         net = pk.models.mnist_mlp()
@@ -190,3 +191,15 @@ def test_a_negative_overhead_within_noise_is_no_finding_and_beyond_it_is():
     d = disturbances({**QUIET, "overhead_pct": 100.0 * (34.07 - 283.98) / 283.98})
     assert list(d["finding"]) == ["overhead_negative"]
     assert d["threshold"].iloc[0] == -8.0 and "-88%" in d["explanation"].iloc[0]
+
+
+def test_measured_busy_cores_decide_over_the_machine_wide_load_average():
+    # a sweep worker pinned to one core: the load average counts the other worker too, the measured busy cores
+    # of its own core do not
+    pinned = {"host_load_1m": 1.5, "host_cpus": 1, "threads": 1}
+    assert disturbances({**pinned, "host_other_busy_cores": 0.05}).empty
+    assert disturbances(pinned)["finding"].tolist() == ["host_loaded"]          # unknown: the load average
+    (said,) = disturbances({**pinned, "host_other_busy_cores": 0.9})["explanation"]
+    assert "one BLAS thread" in said and "threads=1" not in said                  # no advice it already follows
+    (said,) = disturbances({"host_cpus": 2, "threads": 2, "host_other_busy_cores": 1.5})["explanation"]
+    assert "threads=1" in said
