@@ -220,7 +220,9 @@ def load_sweep(path: Any, dask: bool = False, layers: bool = False) -> Any:
     ``dask=True`` returns a lazy ``dask.dataframe`` instead (one partition per configuration file; needs
     ``perfkit[cluster]``), for datasets too large to read at once. ``layers=True`` returns the
     ``sweep_layers`` rows instead (``sweep(..., layers=True)``). Rows come in the dataset's order:
-    by model, device, precision and batch size. The frame's ``attrs`` name the source."""
+    by model, device, precision and batch size. The frame's ``attrs`` name the source and, for sweep rows,
+    carry ``disturbances`` as ``sweep()``'s frame does (:func:`~perfkit.bench.sweep_disturbances`, its spread
+    limit the default 10%)."""
     from ..arguments import flag
     from ..arguments import path as check_path
     target = check_path(path, "load_sweep: path")
@@ -242,6 +244,9 @@ def load_sweep(path: Any, dask: bool = False, layers: bool = False) -> Any:
                             f"with {MARKER}); pass what pk.sweep(..., out=...) wrote")
     if not dask:
         frame.attrs.update({"schema": schema.name, "source": target, **_where(frame)})
+        if not layers:
+            from .rounds import sweep_disturbances
+            frame.attrs["disturbances"] = sweep_disturbances(frame)
     return frame
 
 

@@ -47,6 +47,13 @@ def test_a_folder_out_is_a_partitioned_dataset_every_reader_reads(tmp_path):
     b = back.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a[b.columns], b, check_dtype=True, check_like=False)
     assert back.attrs["source"] == out and back.attrs["device"] == "cpu" and back.attrs["device_name"]
+    # the sentences the sweep's own frame carried, said again for the loaded one (the README reads them there)
+    from perfkit.bench import sweep_disturbances
+    assert back.attrs["disturbances"] == sweep_disturbances(back)
+    shaky = back.assign(latency_cv_pct=40.0, unstable=True)
+    shaky.to_parquet(tmp_path / "shaky.parquet")
+    assert any("spread" in s or "unstable" in s or "varied" in s for s in load_sweep(str(tmp_path / "shaky.parquet"))
+               .attrs["disturbances"]), load_sweep(str(tmp_path / "shaky.parquet")).attrs["disturbances"]
     import pyarrow.dataset as ds
     table = ds.dataset(out, format="parquet", partitioning="hive").to_table().to_pandas()
     assert sorted(table["model"].astype(str).unique()) == ["other/net", "tiny_ds"] and len(table) == 8
