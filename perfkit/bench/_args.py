@@ -151,8 +151,14 @@ def check_out(out: Any, resume: bool, distributed: bool) -> str:
     from .sweep_dataset import is_sweep_dataset
     target = path(out, "sweep: out")
     parent = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(parent):
+    if target.endswith(".parquet") and not os.path.isdir(parent):
         raise ArgumentError(f"sweep: the folder of out ({parent}) does not exist; create it first")
+    if not target.endswith(".parquet"):      # a dataset folder is made with its missing parents, as written
+        above = parent
+        while not os.path.exists(above):
+            above = os.path.dirname(above)
+        if not os.path.isdir(above):
+            raise ArgumentError(f"sweep: out {target!r} cannot be a folder: {above!r} is a file")
     if target.endswith(".parquet"):
         if distributed:
             raise ArgumentError(f"sweep: with devices=, out is a dataset folder that every worker writes into (a name "
@@ -172,9 +178,12 @@ def check_out(out: Any, resume: bool, distributed: bool) -> str:
             raise ArgumentError(f"sweep: out {target!r} is a folder that holds other files, not a sweep dataset; give "
                                 "a new folder name (or a .parquet file name)")
         return target
-    if os.path.exists(target) or os.path.splitext(target)[1]:
-        raise ArgumentError(f"sweep: out must be a file name ending in .parquet or a folder name (for a partitioned "
-                            f"dataset, no suffix), not {target!r}")
+    if os.path.exists(target):
+        raise ArgumentError(f"sweep: out {target!r} is an existing file, not a sweep: give a new folder name"
+                            + ("" if distributed else " (or a .parquet file name)"))
+    if os.path.splitext(target)[1]:
+        raise ArgumentError(f"sweep: out must be a folder name (a partitioned dataset, no suffix)"
+                            + ("" if distributed else " or a file name ending in .parquet") + f", not {target!r}")
     return target
 
 

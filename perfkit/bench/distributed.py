@@ -112,9 +112,13 @@ def resolve_devices(devices: Any) -> list:
                                 "measurements share a GPU")
         gpus = cuda_device_count()
         missing = [s for s in specs if int(s.split(":")[1]) >= gpus]
+        if missing and not gpus:
+            raise DeviceError(f"sweep: devices {missing} do not exist: this machine has no visible GPU (CuPy finds "
+                              "none: on a GPU machine install the extra matching its driver, perfkit[cuda12] or "
+                              "perfkit[cuda13]); on the CPU use devices='all' or a list such as ['cpu', 'cpu']")
         if missing:
             raise DeviceError(f"sweep: devices {missing} do not exist: this machine has {gpus} visible GPU(s); "
-                              "use devices='all' or cuda:0 .. cuda:N-1")
+                              f"use devices='all' or cuda:0 .. cuda:{gpus - 1}")
         visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
         return [(s, {"CUDA_VISIBLE_DEVICES": visible[int(s[5:])] if visible else s[5:], ENV_DEVICE: s})
                 for s in specs]

@@ -199,13 +199,15 @@ def test_workers_get_disjoint_cores_and_gpus_their_own_device(monkeypatch):
     every = dist.resolve_devices("all")
     assert [host.parse_cores(env[host.ENV_CORES]) for _, env in every] == [{c} for c in sorted(os.sched_getaffinity(0))]
     # GPUs: one worker each, seeing only its GPU (by the parent's own CUDA_VISIBLE_DEVICES numbering)
+    with pytest.raises(pk.DeviceError, match=r"no visible GPU .*perfkit\[cuda13\].*\['cpu', 'cpu'\]"):
+        dist.resolve_devices(["cuda:0"])
     monkeypatch.setattr("perfkit.device.cuda.cuda_device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     gpus = dist.resolve_devices("all")
     assert [(label, env["CUDA_VISIBLE_DEVICES"]) for label, env in gpus] == [("cuda:0", "2"), ("cuda:1", "3")]
     with pytest.raises(pk.ArgumentError, match="twice"):
         dist.resolve_devices(["cuda:1", "cuda:1"])
-    with pytest.raises(pk.DeviceError, match="2 visible"):
+    with pytest.raises(pk.DeviceError, match="2 visible GPU.*cuda:0 .. cuda:1"):
         dist.resolve_devices(["cuda:0", "cuda:2"])
 
 

@@ -236,3 +236,17 @@ def test_a_configuration_found_again_comes_back_with_its_layers(tmp_path):
     found = data.find_config(out, "m", "cpu", "fp32", 1)
     assert [r["model"] for r in data.read_config_layers(out, found)] == ["m"]
     assert data.read_config_layers(out, os.path.join(out, "model=m", "device=cpu", "fp16-b8.parquet")) == []
+
+
+def test_out_folders_are_made_with_their_parents_and_wrong_outs_say_why(tmp_path):
+    # the README's out="sweeps/run1" in a fresh folder used to fail: "the folder of out does not exist"
+    out = tmp_path / "sweeps" / "run1"
+    pk.sweep(_net(), batch_sizes=[1], precisions=["fp32"], out=str(out), **FAST)
+    assert data.is_sweep_dataset(str(out))
+    with pytest.raises(pk.ArgumentError, match="create it first"):       # one file: its folder must be there
+        pk.sweep(_net(), batch_sizes=[1], precisions=["fp32"], out=str(tmp_path / "no" / "s.parquet"), **FAST)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(pk.ArgumentError, match="'.*afile' is an existing file, not a sweep: give a new folder name"):
+        pk.sweep(_net(), batch_sizes=[1], precisions=["fp32"], out=str(tmp_path / "afile"), **FAST)
+    with pytest.raises(pk.ArgumentError, match="cannot be a folder: .*afile' is a file"):
+        pk.sweep(_net(), batch_sizes=[1], precisions=["fp32"], out=str(tmp_path / "afile" / "run"), **FAST)
