@@ -127,7 +127,7 @@ def test_a_row_already_there_is_not_written_twice(tmp_path):
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda t: os.path.join(t, "sweep.csv"), "ending in .parquet or a folder"),
+    (lambda t: os.path.join(t, "sweep.csv"), "a folder name .* or a file name ending in .parquet, not"),
     (lambda t: _folder_with(t, "notes.txt"), "holds other files"),
 ])
 def test_out_that_is_neither_file_nor_dataset_is_refused(tmp_path, make, match):
