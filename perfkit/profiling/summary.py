@@ -98,7 +98,7 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
                     "the profiler; per-layer times are inflated by it."))
     if over is not None and over < -(expected or 0.0) - OVERHEAD_SLACK_PCT:
         out.append(("overhead_negative", over, -(expected or 0.0) - OVERHEAD_SLACK_PCT,
-                    f"disturbed: the unprofiled baseline was slower than the profiled run (profiling overhead "
+                    f"the unprofiled baseline was slower than the profiled run (profiling overhead "
                     f"{over:+.0f}%, which cannot be below zero beyond noise), so the machine changed between them; "
                     "the end-to-end baseline and the shares against it are not trustworthy: measure again on a quiet "
                     "machine."))

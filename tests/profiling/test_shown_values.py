@@ -51,4 +51,4 @@ def test_a_disturbed_overview_shows_the_finding_with_its_unit():
     ov = run.overview().set_index("metric")
     row = ov.loc["disturbed: overhead_negative"]
     assert row["unit"] == "%" and row["shown"] == "-88.0 %"
-    assert row["meaning"].startswith("disturbed: the unprofiled baseline was slower than the profiled run")
+    assert row["meaning"].startswith("the unprofiled baseline was slower than the profiled run")
