@@ -11,10 +11,12 @@ weights: as a perfkit Network, and as a PyTorch module holding the same tensors.
 - ``resnet50``: ResNet-50 (bottlenecks 3-4-6-3, 224x224, batch norm in evaluation mode) from the seeded weights
   of ``benchmarks/cpu_models.py`` (torchvision's layer names and shapes; no download, no torchvision needed).
 
-Per (model, precision, batch): the perfkit engine is built (its build time recorded), then three ways of running
+Per (model, precision, batch): the perfkit engine is built (its build time recorded), then four ways of running
 the same inference are timed in interleaved rounds, each call synchronised and host-timed: perfkit
-``context.execute`` on device inputs (CUDA graph replay once warm), PyTorch eager under ``inference_mode`` and a
-captured ``torch.cuda.CUDAGraph`` replayed. PyTorch runs with cuDNN benchmark mode and TF32 off (perfkit's fp32
+``context.execute`` on device inputs (CUDA graph replay once warm; it returns fresh output arrays), perfkit
+``context.enqueue`` into preallocated outputs then a stream synchronisation (as the replay of PyTorch's graph
+writes its static output), PyTorch eager under ``inference_mode`` and a captured ``torch.cuda.CUDAGraph``
+replayed. PyTorch runs with cuDNN benchmark mode and TF32 off (perfkit's fp32
 is strict fp32); in fp16 it takes fp16 inputs, perfkit float32 inputs converted on the GPU (its bindings stay
 float32, as TensorRT's do by default). Printed and written to ``$OUT/gpu_vs_torch.jsonl`` (or /tmp):
 
@@ -189,7 +191,11 @@ def run_case(pk, torch, name, net, make_torch, prec, batch, peaks, rounds, min_t
 
         def eager():
             model(xt)
+        stream = dev.create_stream()
+        outs = {n: dev.xp.empty((batch,) + tuple(eng.get_binding_shape(n)), eng.get_binding_dtype(n))
+                for n in eng.output_names}
         ways = {"perfkit": (lambda: ctx.execute(x), dev.synchronize),
+                "perfkit enqueue": (lambda: ctx.enqueue({**x, **outs}, stream), stream.synchronize),
                 "torch eager": (eager, torch.cuda.synchronize),
                 "torch graph": (replay, torch.cuda.synchronize)}
         samples = {k: [] for k in ways}
@@ -209,6 +215,7 @@ def run_case(pk, torch, name, net, make_torch, prec, batch, peaks, rounds, min_t
         row[f"{k} p99 ms"] = p99[k]
         row[f"{k} per s"] = batch / med[k] * 1e3
     row["perfkit / torch graph"] = med["perfkit"] / med["torch graph"]
+    row["perfkit enqueue / torch graph"] = med["perfkit enqueue"] / med["torch graph"]
     row["perfkit / torch eager"] = med["perfkit"] / med["torch eager"]
     ctx.close()
     eng.close()
@@ -236,9 +243,9 @@ def main() -> None:
     print(f"# perfkit vs PyTorch {torch.__version__}, {dev.name}, {when}; "
           + "; ".join(f"{pr} peaks {f / 1e12:.0f} TFLOP/s, {b / 1e12:.2f} TB/s" for pr, (f, b) in peaks.items()),
           flush=True)
-    print("| model | prec | batch | perfkit ms (p99) | torch graph ms (p99) | torch eager ms | perfkit/graph | "
-          "perfkit/eager | perfkit per s | roofline | max diff | build s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("| model | prec | batch | perfkit ms (p99) | enqueue ms | torch graph ms (p99) | torch eager ms | "
+          "perfkit/graph | enqueue/graph | perfkit/eager | perfkit per s | roofline | max diff | build s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     path = os.path.join(os.environ.get("OUT", "/tmp"), "gpu_vs_torch.jsonl")
     with open(path, "a") as f:
         for name in a.models.split(","):
@@ -254,8 +261,10 @@ def main() -> None:
                     f.write(json.dumps(r) + "\n")
                     f.flush()
                     print(f"| {name} | {prec} | {batch} | {r['perfkit median ms']:.3f} ({r['perfkit p99 ms']:.3f}) | "
+                          f"{r['perfkit enqueue median ms']:.3f} | "
                           f"{r['torch graph median ms']:.3f} ({r['torch graph p99 ms']:.3f}) | "
                           f"{r['torch eager median ms']:.3f} | {r['perfkit / torch graph']:.2f} | "
+                          f"{r['perfkit enqueue / torch graph']:.2f} | "
                           f"{r['perfkit / torch eager']:.2f} | {r['perfkit per s']:.0f} | "
                           f"{r['roofline_fraction']:.0%} | {r['max_rel_diff']:.1e} | {r['build_s']:.1f} |", flush=True)
 
