@@ -104,8 +104,12 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     cores split evenly among the CPU workers, BLAS threads sized to them), or a
     ``dask.distributed.Client``, whose cluster is used as it is (each worker times on ``device``,
     default its first GPU, else its CPU). A local cluster is started on 127.0.0.1 only, its dashboard
-    link printed, and closed at the end. A worker that dies loses only the configuration it was
-    measuring, which another worker measures; a configuration that fails is a row with its error.
+    link printed, and closed at the end (and not started at all when ``resume=True`` leaves nothing to
+    measure); in a script, call ``sweep`` under ``if __name__ == "__main__":`` (Dask spawns its workers, which
+    run the script's top level again). Configurations go out largest first (reduced precision, large batch,
+    many layers), so that none ends the sweep alone. A worker that dies loses only the configuration it was
+    measuring, which another worker measures; a configuration that fails is a row with its error; one
+    stopped by an interrupt (Ctrl-C) or a shutdown is not written, so that ``resume=True`` measures it.
     Dask's transport unpickles what it receives: keep a cluster inside a trusted network, and use TLS
     where its traffic leaves one. See :mod:`perfkit.bench.distributed`.
     """
