@@ -250,11 +250,10 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
             with contextlib.suppress(Exception):
                 cluster.close()
     rows.sort(key=lambda r: order.get((r["model"], r["precision"], int(r["batch_size"])), len(order)))
-    names = sorted({str(r.get("gpu_name") or "") for r in rows} - {""})
-    attrs = {"run_id": run_id, "device": ",".join(sorted({str(r["device"]) for r in rows})) or kind,
-             "device_name": ", ".join(names) if names else kind, "max_cv_pct": opts["max_cv_pct"],
+    attrs = {"run_id": run_id, "device": kind, "device_name": kind, "max_cv_pct": opts["max_cv_pct"],
              "devices": "client" if workers is None else "local cluster"}
     frame = _combined(SWEEP, previous, rows, attrs)
+    frame.attrs.update(data.devices_named(frame))       # GPU or CPU names, as load_sweep gives them
     frame.attrs["disturbances"] = sweep_disturbances(frame, opts["max_cv_pct"])
     if layers:
         return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)

@@ -243,14 +243,14 @@ def load_sweep(path: Any, dask: bool = False, layers: bool = False) -> Any:
         raise ArgumentError(f"load_sweep: {target!r} is neither a sweep file nor a sweep dataset folder (a folder "
                             f"with {MARKER}); pass what pk.sweep(..., out=...) wrote")
     if not dask:
-        frame.attrs.update({"schema": schema.name, "source": target, **_where(frame)})
+        frame.attrs.update({"schema": schema.name, "source": target, **devices_named(frame)})
         if not layers:
             from .rounds import sweep_disturbances
             frame.attrs["disturbances"] = sweep_disturbances(frame)
     return frame
 
 
-def _where(frame: pd.DataFrame) -> dict:
+def devices_named(frame: pd.DataFrame) -> dict:
     """attrs naming the devices the rows were timed on (as a one-device sweep's frame has them)."""
     if not len(frame) or "device" not in frame.columns:
         return {}

@@ -160,6 +160,8 @@ def test_devices_list_starts_a_local_cluster_on_localhost(tmp_path, capsys):
     assert len(frame) == 2 and (frame["error"] == "").all()
     assert set(layers["batch_size"]) == {1, 4} and len(layers) >= 2
     assert len(load_sweep(str(tmp_path / "local"), layers=True)) == len(layers)
+    back = load_sweep(str(tmp_path / "local"))      # the frame names its devices as the loaded dataset does
+    assert frame.attrs["device_name"] == back.attrs["device_name"] != "cpu" and frame.attrs["device"] == "cpu"
     assert time.perf_counter() - t0 < 60
 
 
