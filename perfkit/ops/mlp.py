@@ -18,14 +18,39 @@ from .epilogue import apply_epilogue, epilogue_scratch
 MAX_STAGES = 31
 
 
+#: the multiple Tensor Cores want every GEMM dimension of a float16/bfloat16 product to be (guide chapter 3)
+TENSOR_CORE_MULTIPLE = 8
+PAD = "+pad8"
+
+
+def padded_width(n: int) -> int:
+    return -(-int(n) // TENSOR_CORE_MULTIPLE) * TENSOR_CORE_MULTIPLE
+
+
 @register_op
 class MLP(Op):
     """Tactics: ``nn`` keeps each stage's weights as (inputs, outputs); ``nt`` stores them as
-    (outputs, inputs) and multiplies by the transposed view, which BLAS may run faster."""
+    (outputs, inputs) and multiplies by the transposed view, which BLAS may run faster. ``nn+pad8`` and
+    ``nt+pad8`` (reduced precisions, when a width between stages is not a multiple of 8) widen those inner
+    widths to the next multiple of 8 with zero weights and biases, so that every product runs on Tensor Core
+    kernels (guide chapter 3: M, K and N multiples of 8); the padded outputs meet zero weights in the next
+    stage, so the result is unchanged and the layer's output width stays. The builder times them against
+    the unpadded ones on a GPU; the CPU has no Tensor Cores and does not time them."""
 
     type = "mlp"
     short = "mlp"
-    tactic_names = ("nn", "nt")
+    tactic_names = ("nn", "nt", "nn" + PAD, "nt" + PAD)
+
+    def applicable_tactics(self, params, inputs):
+        inner = [int(w) for w in params["widths"][1:-1]]
+        reduced = np.dtype(inputs[0].dtype).itemsize == 2
+        if reduced and any(w % TENSOR_CORE_MULTIPLE for w in inner):
+            return self.tactic_names
+        return self.tactic_names[:2]
+
+    def cpu_losers(self, params, inputs) -> tuple:
+        """No Tensor Cores on the CPU: padding only adds work there."""
+        return self.tactic_names[2:]
 
     def check(self, params, weights):
         stages = params.get("stages")
@@ -43,17 +68,45 @@ class MLP(Op):
         return params
 
     def prepare_tactic(self, tactic, params, weights):
-        if tactic == params.get("tactic", "nn"):
+        """The weights and parameters of ``tactic`` from those of ``params["tactic"]`` (any of them: the
+        engine-file check also undoes a tactic's layout). A padded tactic keeps the network's widths in
+        ``net_widths`` and the padded ones in ``widths``."""
+        source = params.get("tactic", "nn")
+        if tactic == source:
             return {**params, "tactic": tactic}, weights
-        flipped = {k: (np.ascontiguousarray(v.T) if k.startswith("w") else v) for k, v in weights.items()}
-        return {**params, "tactic": tactic}, flipped
+        if tactic not in self.tactic_names or source not in self.tactic_names:
+            raise ValueError(f"unknown MLP tactic {tactic if tactic not in self.tactic_names else source!r}")
+        n = len(params["stages"])
+        w = {k: (np.ascontiguousarray(v.T) if source.startswith("nt") and k.startswith("w") else v)
+             for k, v in weights.items()}
+        net = [int(x) for x in (params["net_widths"] if source.endswith(PAD) else params["widths"])]
+        if source.endswith(PAD):                # back to the network's widths
+            for i in range(n):
+                w[f"w{i}"] = np.ascontiguousarray(w[f"w{i}"][:net[i], :net[i + 1]])
+                if f"b{i}" in w:
+                    w[f"b{i}"] = np.ascontiguousarray(w[f"b{i}"][:net[i + 1]])
+        out = {k: v for k, v in params.items() if k != "net_widths"}
+        widths = net
+        if tactic.endswith(PAD):
+            widths = [net[0]] + [padded_width(x) for x in net[1:-1]] + [net[-1]]
+            for i in range(n):
+                grown = np.zeros((widths[i], widths[i + 1]), w[f"w{i}"].dtype)
+                grown[:net[i], :net[i + 1]] = w[f"w{i}"]
+                w[f"w{i}"] = grown
+                if f"b{i}" in w:
+                    w[f"b{i}"] = np.concatenate([w[f"b{i}"], np.zeros(widths[i + 1] - net[i + 1], w[f"b{i}"].dtype)])
+            out["net_widths"] = net
+        if tactic.startswith("nt"):
+            w = {k: (np.ascontiguousarray(v.T) if k.startswith("w") else v) for k, v in w.items()}
+        out.update(tactic=tactic, widths=widths)
+        return out, w
 
     def infer(self, params, inputs, weights):
         x = inputs[0]
         width = x.size if params["flatten"] else x.shape[-1]
         for i in range(len(params["stages"])):
             w = weights[f"w{i}"]
-            if params.get("tactic") == "nt":
+            if str(params.get("tactic")).startswith("nt"):
                 w = w.T
             if w.shape[0] != width:
                 raise ShapeError(f"MLP stage {i} expects {w.shape[0]} inputs, gets {width}")
@@ -87,7 +140,7 @@ class MLP(Op):
         h = x.reshape(b, -1) if params["flatten"] else x
         final = out.reshape(h.shape[:-1] + (out.shape[-1],))
         n = len(params["stages"])
-        nt = params.get("tactic") == "nt"
+        nt = str(params.get("tactic")).startswith("nt")
         inner = max([int(w) for w in params["widths"][1:-1]] or [0])
         count = int(np.prod(h.shape[:-1]))
         pingpong = [env.scratch((count * inner,), out.dtype) for _ in range(min(2, n - 1))]
@@ -115,7 +168,8 @@ class MLP(Op):
         flops = 0.0
         wbytes = 0
         for i, st in enumerate(params["stages"]):
-            k, n = weights[f"w{i}"].shape[::-1] if params.get("tactic") == "nt" else weights[f"w{i}"].shape
+            w = weights[f"w{i}"]
+            k, n = w.shape[::-1] if str(params.get("tactic")).startswith("nt") else w.shape
             flops += rows * (2.0 * k * n + n)
             if st.get("activation"):
                 flops += rows * n * ACTIVATIONS[st["activation"]["kind"]][2]
