@@ -239,15 +239,14 @@ class _Chooser:
         tactic's best over the rounds."""
         op = get_op(n.type)
         ins, outs, consts, weights = self._specs(n, p)
-        names = tuple(op.applicable_tactics(n.params, ins)) if op.tactic_names else ()
-        names = names or ("",)
         batch = self.config.max_batch_size
+        names = tactics.candidate_tactics(op, n.params, ins, self.device, self.config, batch) or ("",)
         key = tactics.signature_of(self.device, p, n.type, n.params, ins, [c is not None for c in consts], weights,
                                    batch)
         earlier = self.timed.get(key)
         if earlier is None:
             entry = self.cache.get(key) if self.cache is not None else None
-            if entry is not None and entry.get("tactic") in names:
+            if tactics.covers(entry, names):
                 if key in self._from_cache:
                     return None
                 self._from_cache.add(key)

@@ -323,30 +323,45 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, c
     return stats
 
 
+def candidate_tactics(op: Any, params: dict, specs: list, device: Any, config: Any, batch: int) -> tuple:
+    """The tactics worth timing for a layer: those the op offers for these inputs, less those its cost model
+    says cannot win on the CPU (``cpu_losers``), and one of each pair it declares the same at batch 1. Used by
+    the tactic choice and by the precision choice alike."""
+    names = tuple(op.applicable_tactics(params, specs)) if op.tactic_names else ()
+    if not names:
+        return ()
+    losers = getattr(op, "cpu_losers", None)
+    if device.kind == "cpu" and losers is not None and config.tactics != "default":
+        names = tuple(n for n in names if n not in losers(params, specs)) or names
+    if batch == 1:
+        same = getattr(op, "same_at_batch_one", {})
+        names = tuple(n for n in names if same.get(n) not in names) or names
+    return names
+
+
+def covers(entry: dict | None, names: tuple) -> bool:
+    """Whether a timing-cache entry chose among all of ``names`` (one saved before an op gained a tactic
+    did not time it, and is timed again)."""
+    return entry is not None and entry.get("tactic") in names and set(names) <= set(entry.get("times_ms", {}))
+
+
 def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: Any, cache: Any, timed: dict,
             batch: int, stats: dict) -> None:
     """The tactic of one node: the only one, the default, a cached or already timed choice, or timed now."""
     op = get_op(node.type)
     specs = [g.tensors[t] for t in node.inputs]
-    names = tuple(op.applicable_tactics(node.params, specs)) if op.tactic_names else ()
+    names = candidate_tactics(op, node.params, specs, device, config, batch)
     if not names:
         return
-    losers = getattr(op, "cpu_losers", None)
-    if device.kind == "cpu" and losers is not None and config.tactics != "default":
-        # the op's cost model: these cannot win on the CPU here, so they are not timed
-        names = tuple(n for n in names if n not in losers(node.params, specs)) or names
-    if batch == 1:                          # tactics an op declares the same as another at batch 1: timed once
-        same = getattr(op, "same_at_batch_one", {})
-        names = tuple(n for n in names if same.get(n) not in names) or names
     if len(names) == 1 or config.tactics == "default":
         node.params, node.weights = op.prepare_tactic(names[0], node.params, node.weights)
         return
     key = signature(device, node.precision, node, g, batch)
     entry = timed.get(key)
-    fresh = entry is not None and entry.get("tactic") in names
+    fresh = covers(entry, names)
     if not fresh:
         entry = cache.get(key) if cache is not None else None
-    if entry is not None and entry.get("tactic") in names and not fresh:
+    if covers(entry, names) and not fresh:
         stats["hits"] += 1
         stats["saved_ms"] += float(entry.get("timing_ms", 0.0))
         node.params, node.weights = op.prepare_tactic(entry["tactic"], node.params, node.weights)
