@@ -77,8 +77,8 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
     :func:`perfkit.frames.stats.spread_pct`, interquartile range / 1.349 over the median, which one
     outlying sample does not move; sweeps take it over round medians, runs and ``measure`` over
     single inferences); ``gpu_throttle`` (NVML reasons, '|'-joined);
-    ``host_load_1m`` with ``host_cpus`` (and ``threads``, the CPU device's BLAS threads, for advice), only
-    where ``host_other_busy_cores`` is unknown;
+    ``host_load_1m`` with ``host_cpus`` (and ``threads``, the CPU device's BLAS threads, for advice), on CPU
+    rows only where ``host_other_busy_cores`` is unknown;
     ``host_other_busy_cores`` with ``threads`` and ``host_cpus`` (``contended``: other processes' busy
     cores plus the BLAS threads exceed the cores by more than ``CONTENDED_SLACK_CORES``; not on CUDA
     rows, whose ``threads`` is 0). Missing or NaN values are not findings."""
@@ -113,10 +113,12 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
                     f"GPU clocks were throttled while measuring ({', '.join(reasons)}): figures are low and unstable; "
                     "check cooling, power and concurrent work."))
     load, cpus, threads = v.get("host_load_1m"), v.get("host_cpus"), v.get("threads")
-    # the load average counts the whole machine, perfkit's own threads included: where the cores other
-    # processes kept busy on this process's own cores were measured (``contended``), they decide instead (a
-    # sweep worker pinned to one core saw the other worker's load as "1.5 on 1 core(s)" on every row)
-    if load is not None and cpus and load > cpus and v.get("host_other_busy_cores") is None:
+    # the load average counts the whole machine, perfkit's own threads included: on CPU rows where the cores
+    # other processes kept busy on this process's own cores were measured (``contended``), they decide instead
+    # (a sweep worker pinned to one core saw the other worker's load as "1.5 on 1 core(s)" on every row);
+    # CUDA rows have no ``contended`` rule, so the load average still speaks for them
+    cpu_row = bool(threads) and not str(v.get("device", "cpu")).startswith("cuda")
+    if load is not None and cpus and load > cpus and (v.get("host_other_busy_cores") is None or not cpu_row):
         hint = "" if not threads or threads <= 1 else (
             f" With {int(threads)} BLAS threads on a loaded host a matrix product waits for whichever of its threads "
             "is descheduled (milliseconds each time): time with perfkit.get_device('cpu', threads=1) there.")

@@ -47,7 +47,7 @@ def test_a_profiled_run_states_its_disturbances_in_the_overview_and_summary():
     assert ov.loc["disturbed", "value"] == 1.0
     assert "209%" in ov.loc["disturbed: layer_sum_above_e2e", "meaning"]
     assert run.summary().attrs["disturbances"] == [ov.loc["disturbed: layer_sum_above_e2e", "meaning"]]
-    run.meta.update(host_load_1m=5.0)
+    run.meta.update(host_load_1m=5.0, host_other_busy_cores=float("nan"))   # busy cores unknown: the load speaks
     assert set(run.disturbances()["finding"]) == {"layer_sum_above_e2e", "host_loaded"}
     run.meta["e2e_unprofiled_ms"] = v["layer_sum_corrected_ms"] * 1.5
     run.meta["e2e_profiled_ms"] = run.meta["e2e_unprofiled_ms"] * 1.5
@@ -203,3 +203,10 @@ def test_measured_busy_cores_decide_over_the_machine_wide_load_average():
     assert "one BLAS thread" in said and "threads=1" not in said                  # no advice it already follows
     (said,) = disturbances({"host_cpus": 2, "threads": 2, "host_other_busy_cores": 1.5})["explanation"]
     assert "threads=1" in said
+
+
+def test_gpu_rows_keep_the_load_average_finding():
+    # CUDA rows have no 'contended' rule (their threads are 0): their measured busy cores do not silence the load
+    (said,) = disturbances({"host_load_1m": 40.0, "host_cpus": 16, "threads": 0, "device": "cuda:0",
+                            "host_other_busy_cores": 14.0})["finding"]
+    assert said == "host_loaded"
