@@ -151,6 +151,9 @@ def check_out(out: Any, resume: bool, distributed: bool) -> str:
     from .sweep_dataset import is_sweep_dataset
     target = path(out, "sweep: out")
     parent = os.path.dirname(os.path.abspath(target))
+    if target.endswith(".parquet") and distributed:
+        raise ArgumentError(f"sweep: with devices=, out is a dataset folder that every worker writes into (a name "
+                            f"without .parquet, e.g. {target[:-8]!r}), not one file {target!r}")
     if target.endswith(".parquet") and not os.path.isdir(parent):
         raise ArgumentError(f"sweep: the folder of out ({parent}) does not exist; create it first")
     if not target.endswith(".parquet"):      # a dataset folder is made with its missing parents, as written

@@ -141,6 +141,10 @@ QUIET_WORKER = {"distributed.worker.profile.enabled": False, "distributed.admin.
                 "distributed.admin.system-monitor.interval": "5s"}
 
 
+#: times a configuration whose measuring process was stopped by an interrupt or a shutdown (its worker
+#: preempted or scaled down) is tried again; a task raises only then (every other failure is its row)
+INTERRUPT_RETRIES = 2
+
 _UNGUARDED = ("Dask starts its workers by spawning new Python processes, which run the script's top level again "
               "before they work: put the script's sweep under 'if __name__ == \"__main__\":'")
 
@@ -229,7 +233,8 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
         shipped = [client.scatter(net, broadcast=True, hash=False) for net in nets] if todo else []
         for rank, (i, p, b) in enumerate(largest_first(nets, todo)):
             f = client.submit(run_config, shipped[i], p, b, opts, target, token, run_id, device, layers, pure=False,
-                              key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}", priority=len(todo) - rank)
+                              key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}", priority=len(todo) - rank,
+                              retries=INTERRUPT_RETRIES)
             futures[f] = (nets[i].name, p, b)
         try:
             if futures:
@@ -256,7 +261,7 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
     frame.attrs.update(data.devices_named(frame))       # GPU or CPU names, as load_sweep gives them
     frame.attrs["disturbances"] = sweep_disturbances(frame, opts["max_cv_pct"])
     if layers:
-        return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)
+        return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, {**attrs, **data.devices_named(frame)})
     return frame
 
 

@@ -32,8 +32,9 @@ class MLP(Op):
     """Tactics: ``nn`` keeps each stage's weights as (inputs, outputs); ``nt`` stores them as
     (outputs, inputs) and multiplies by the transposed view, which BLAS may run faster. ``nn+pad8`` and
     ``nt+pad8`` (reduced precisions, when a width between stages is not a multiple of 8) widen those inner
-    widths to the next multiple of 8 with zero weights and biases, so that every product runs on Tensor Core
-    kernels (guide chapter 3: M, K and N multiples of 8); the padded outputs meet zero weights in the next
+    widths to the next multiple of 8 with zero weights and biases, the N of one product and the K of the next
+    (guide chapter 3: Tensor Core kernels want M, K and N multiples of 8; the input width, the output width
+    and the batch are the network's and stay as they are); the padded outputs meet zero weights in the next
     stage, so the result is unchanged and the layer's output width stays. The builder times them against
     the unpadded ones on a GPU; the CPU has no Tensor Cores and does not time them."""
 
@@ -164,14 +165,18 @@ class MLP(Op):
             h = dst
 
     def cost(self, params, inputs, outputs, weights):
+        """The network's flops (a padded tactic's zero lanes are not counted: achieved FLOP/s stay comparable
+        between tactics) and the bytes the stored, possibly padded, weights take."""
         rows = 1 if params["flatten"] else int(np.prod(inputs[0].shape[:-1]))
+        net = [int(x) for x in params.get("net_widths", params["widths"])]
         flops = 0.0
         wbytes = 0
         for i, st in enumerate(params["stages"]):
-            w = weights[f"w{i}"]
-            k, n = w.shape[::-1] if str(params.get("tactic")).startswith("nt") else w.shape
+            k, n = net[i], net[i + 1]
             flops += rows * (2.0 * k * n + n)
             if st.get("activation"):
                 flops += rows * n * ACTIVATIONS[st["activation"]["kind"]][2]
-            wbytes += (k * n + n) * outputs[0].itemsize
+            stored = weights[f"w{i}"].shape             # padded or not, as the engine holds them
+            wbytes += (stored[0] * stored[1] + stored[1 if not str(params.get("tactic")).startswith("nt") else 0]) \
+                * outputs[0].itemsize
         return Cost(flops=flops, bytes=float(inputs[0].nbytes + outputs[0].nbytes + wbytes))

@@ -478,3 +478,25 @@ def test_a_cluster_that_fails_to_start_leaves_no_dataset_behind(tmp_path, monkey
     with pytest.raises(pk.DeviceError, match="did not start"):
         pk.sweep(_net(), batch_sizes=[1], precisions=["fp32"], devices=["cpu", "cpu"], out=str(out), **FAST)
     assert not out.exists()
+
+
+def _stopped():
+    from perfkit.bench.measure_process import MeasureProcessError
+    raise MeasureProcessError("stopped by SIGTERM (an interrupt or a shutdown): not measured", interrupted=True)
+
+
+def test_an_interrupted_configuration_is_a_row_of_the_frame_but_not_of_the_dataset(client, tmp_path):
+    # a worker preempted or scaled down: its configuration is retried (retries=), and when it still cannot be
+    # measured it is not written, so that resume=True measures it
+    from perfkit.bench import sweep_dataset as data
+    out = str(tmp_path / "ds")
+    data.create_dataset(out)
+    futures = {client.submit(_stopped, pure=False): ("tiny_d", "fp32", 1)}
+    rows, layer_rows = [], []
+    steps = []
+    bar = type("Bar", (), {"update": lambda self, n: None, "set_postfix_str": lambda self, s: None})()
+    dist._each_result(futures, out, "r1", "cpu", None, rows, layer_rows, bar, lambda k, n: steps.append(k), None,
+                      None)
+    assert len(rows) == 1 and "stopped by SIGTERM" in rows[0]["error"]
+    assert data.part_files(out) == [] and steps == [("tiny_d", "fp32", 1)]
+    assert dist.INTERRUPT_RETRIES >= 1
