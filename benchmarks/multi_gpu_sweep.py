@@ -2,7 +2,7 @@
 
 Usage:  python3 benchmarks/multi_gpu_sweep.py [--models mnist_mlp,lenet,resnet_small,transformer_encoder]
             [--batches 1,8,32,128,256] [--precisions fp32,fp16] [--min-time 0.5] [--skip-client]
-            [--skip-drift] [--cpu N]
+            [--skip-drift] [--pairs N] [--cpu N]
 
 The default is close to the issue's case: the sample networks over 5 batch sizes x 2 precisions (40
 configurations; bf16 is left out by default because CUDA devices keep bf16-allowed layers in fp32, so those
@@ -23,6 +23,8 @@ Needs only perfkit and dask[distributed] (no network: the local cluster listens 
    cluster pays per sweep.
 5. The one-GPU sweep again, so that a drift of the machine between the runs shows (the ratio uses the
    mean of both one-GPU runs).
+6. With ``--pairs N``, N-1 more pairs of one-GPU and all-GPU sweeps, their order alternating: the ratio's
+   median and range over the pairs (single pairs of the same code gave 0.53-0.64x on two H200s).
 
 Prints the wall times, the ratios (the issue's target: at most 0.6x on 2 GPUs, end to end), which GPU
 measured how many configurations, and per configuration whether the two measurements agree: their
@@ -83,6 +85,8 @@ def main() -> None:
     p.add_argument("--min-time", type=float, default=0.5, help="timed seconds per configuration (all rounds)")
     p.add_argument("--skip-client", action="store_true", help="leave out the run on an already running cluster")
     p.add_argument("--skip-drift", action="store_true", help="leave out the second one-device run")
+    p.add_argument("--pairs", type=int, default=1, help="one-device and all-devices sweeps in N pairs (order "
+                   "alternating): the ratio's median and range over them, since one pair moved by 0.53-0.64x")
     p.add_argument("--cpu", type=int, default=0, help="N CPU workers instead of the GPUs (mechanics check)")
     a = p.parse_args()
     nets = [pk.models.SAMPLES[m]() for m in a.models.split(",")]
@@ -129,6 +133,13 @@ def main() -> None:
                 cluster.close()
         one_b, t_one_b = (None, t_one_a) if a.skip_drift else \
             _sweep_timed("one device again (drift check)", nets, device=single, **common)
+        pairs = [(t_one_a, t_many)]
+        for k in range(1, a.pairs):          # more pairs, their order alternating, so that a drift cancels
+            runs = [("one", lambda: _sweep_timed(f"pair {k + 1}: one device", nets, device=single, **common)),
+                    ("all", lambda: _sweep_timed(f"pair {k + 1}: devices={devices!r}", nets, devices=devices,
+                                                 out=os.path.join(tmp, f"pair{k}"), **common))]
+            got = dict((name, run()[1]) for name, run in (runs if k % 2 == 0 else runs[::-1]))
+            pairs.append((got["one"], got["all"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     t_one = (t_one_a + t_one_b) / 2
@@ -138,6 +149,12 @@ def main() -> None:
         print(f"  cluster already running:            {t_warm / t_one:.2f}x")
     if one_b is not None:
         print(f"  one-device drift between its runs:  {t_one_b / t_one_a:.2f}x")
+    if len(pairs) > 1:
+        ratios = sorted(m / o for o, m in pairs)
+        print(f"  per pair (one device, all devices, ratio): "
+              + "; ".join(f"{o:.1f} s, {m:.1f} s, {m / o:.2f}x" for o, m in pairs)
+              + f"\n  median of {len(pairs)} pairs: {float(np.median(ratios)):.2f}x "
+              f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
     cols = [c for c in ("device", "host", "gpu_name", "gpu_uuid", "driver_version") if c in many.columns]
     print("\nconfigurations per worker device:")
     print(many.groupby(cols, dropna=False).size().to_string())
