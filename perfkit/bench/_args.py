@@ -163,9 +163,6 @@ def check_out(out: Any, resume: bool, distributed: bool) -> str:
         if not os.path.isdir(above):
             raise ArgumentError(f"sweep: out {target!r} cannot be a folder: {above!r} is a file")
     if target.endswith(".parquet"):
-        if distributed:
-            raise ArgumentError(f"sweep: with devices=, out is a dataset folder that every worker writes into (a name "
-                                f"without .parquet, e.g. {target[:-8]!r}), not one file {target!r}")
         if os.path.isdir(target):
             raise ArgumentError(f"sweep: out {target!r} is a folder; give a .parquet file name")
         if os.path.exists(target) and not resume:

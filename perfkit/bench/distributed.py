@@ -258,10 +258,11 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
     attrs = {"run_id": run_id, "device": kind, "device_name": kind, "max_cv_pct": opts["max_cv_pct"],
              "devices": "client" if workers is None else "local cluster"}
     frame = _combined(SWEEP, previous, rows, attrs)
-    frame.attrs.update(data.devices_named(frame))       # GPU or CPU names, as load_sweep gives them
+    attrs.update(data.devices_named(frame))             # GPU or CPU names, as load_sweep gives them
+    frame.attrs.update(attrs)
     frame.attrs["disturbances"] = sweep_disturbances(frame, opts["max_cv_pct"])
     if layers:
-        return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, {**attrs, **data.devices_named(frame)})
+        return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)
     return frame
 
 

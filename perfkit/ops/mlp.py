@@ -27,6 +27,11 @@ def padded_width(n: int) -> int:
     return -(-int(n) // TENSOR_CORE_MULTIPLE) * TENSOR_CORE_MULTIPLE
 
 
+def _transposed(params: dict) -> bool:
+    """Whether the stages' weights are stored as (outputs, inputs): the ``nt`` tactics."""
+    return str(params.get("tactic")).startswith("nt")
+
+
 @register_op
 class MLP(Op):
     """Tactics: ``nn`` keeps each stage's weights as (inputs, outputs); ``nt`` stores them as
@@ -107,7 +112,7 @@ class MLP(Op):
         width = x.size if params["flatten"] else x.shape[-1]
         for i in range(len(params["stages"])):
             w = weights[f"w{i}"]
-            if str(params.get("tactic")).startswith("nt"):
+            if _transposed(params):
                 w = w.T
             if w.shape[0] != width:
                 raise ShapeError(f"MLP stage {i} expects {w.shape[0]} inputs, gets {width}")
@@ -141,7 +146,7 @@ class MLP(Op):
         h = x.reshape(b, -1) if params["flatten"] else x
         final = out.reshape(h.shape[:-1] + (out.shape[-1],))
         n = len(params["stages"])
-        nt = str(params.get("tactic")).startswith("nt")
+        nt = _transposed(params)
         inner = max([int(w) for w in params["widths"][1:-1]] or [0])
         count = int(np.prod(h.shape[:-1]))
         pingpong = [env.scratch((count * inner,), out.dtype) for _ in range(min(2, n - 1))]
@@ -176,7 +181,5 @@ class MLP(Op):
             flops += rows * (2.0 * k * n + n)
             if st.get("activation"):
                 flops += rows * n * ACTIVATIONS[st["activation"]["kind"]][2]
-            stored = weights[f"w{i}"].shape             # padded or not, as the engine holds them
-            wbytes += (stored[0] * stored[1] + stored[1 if not str(params.get("tactic")).startswith("nt") else 0]) \
-                * outputs[0].itemsize
+            wbytes += (weights[f"w{i}"].size + int(params["widths"][i + 1])) * outputs[0].itemsize   # as stored
         return Cost(flops=flops, bytes=float(inputs[0].nbytes + outputs[0].nbytes + wbytes))
