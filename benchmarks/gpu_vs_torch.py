@@ -168,6 +168,13 @@ def torch_graph(torch, model, x):
     return g.replay, y
 
 
+def _tactic_counts(eng) -> str:
+    """'convolution: cudnn 53; identity: - 4' - which tactic each layer type runs, and the reformat layers."""
+    from collections import Counter
+    c = Counter((s.type, s.params.get("tactic") or "-") for s in eng.plan.steps)
+    return "; ".join(f"{t} {tac} {n}" for (t, tac), n in sorted(c.items()))
+
+
 def run_case(pk, torch, name, net, make_torch, prec, batch, peaks, rounds, min_time) -> dict:
     dt = {"fp32": torch.float32, "fp16": torch.float16}[prec]
     dev = pk.get_device("cuda")
@@ -209,6 +216,7 @@ def run_case(pk, torch, name, net, make_torch, prec, batch, peaks, rounds, min_t
     p99 = {k: float(np.percentile(v, 99)) for k, v in samples.items()}
     row = {"model": name, "precision": prec, "batch": batch, "build_s": round(build_s, 2),
            "graph": ctx.graph_status.split(":")[0], "max_rel_diff": diff,
+           "tactics": _tactic_counts(eng),
            "roofline_fraction": roofline_ms(eng, batch, peaks[prec]) / med["perfkit"]}
     for k in ways:
         row[f"{k} median ms"] = med[k]
@@ -267,6 +275,8 @@ def main() -> None:
                           f"{r['perfkit enqueue / torch graph']:.2f} | "
                           f"{r['perfkit / torch eager']:.2f} | {r['perfkit per s']:.0f} | "
                           f"{r['roofline_fraction']:.0%} | {r['max_rel_diff']:.1e} | {r['build_s']:.1f} |", flush=True)
+                    if name == "resnet50":
+                        print(f"  {name} {prec} b{batch} layers: {r['tactics']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from ..runtime.plan import EnginePlan, StepPlan, TensorPlan, WeightPlan
 from .build_log import BuildLog
 from .config import BuilderConfig
 from .graph import Graph, eliminate_dead_nodes, fold_constants
+from .layout import assign_layouts, layout_summary
 from .memory_check import check_memory
 from .memory_plan import lifetimes_of, plan_arena
 from .passes import run_fusions
@@ -112,6 +113,12 @@ class Builder:
                     f"{tstats['misses']} layer(s) timed in {tstats['timed_ms']:.1f} ms; {tstats['hits']} from the "
                     f"timing cache, saving {tstats['saved_ms']:.1f} ms" + reused)
 
+        layouts, lrows = assign_layouts(g)
+        if layouts:
+            log.add("layout", "channels-last", "", "", len(g.nodes), len(g.nodes), 0.0, layout_summary(layouts, lrows, g))
+        for rule, matched, produced, detail in lrows:
+            log.add("reformat", rule, matched, produced, len(g.nodes), len(g.nodes), 0.0, detail)
+
         batch = config.max_batch_size
         steps, workspace = [], 0
         with log.timed("memory_plan", "liveness reuse", count) as info:
@@ -141,7 +148,7 @@ class Builder:
             spec = g.tensors[t]
             kind = ("input" if t in g.inputs else "output" if t in g.outputs else
                     "constant" if t in g.constants else "activation")
-            tensors[t] = TensorPlan(t, list(spec.shape), spec.dtype, kind, offsets.get(t, 0))
+            tensors[t] = TensorPlan(t, list(spec.shape), spec.dtype, kind, offsets.get(t, 0), layouts.get(t, ""))
 
         with log.timed("weights", "pack", count) as info:
             host_weights: dict = {}

@@ -32,6 +32,7 @@ import numpy as np
 from ..device.memory import allocate
 from ..errors import BuildError, PerfkitError
 from ..ops import Env, get_op
+from ..ops.base import NHWC, nhwc_copy, nhwc_empty, TacticUnavailable
 from ..ops.cuda_gemm import BLAS_WORKSPACE_BYTES
 from .tactics_progress import progress_bar, progress_wanted
 
@@ -207,25 +208,35 @@ def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list,
     if not race or len(names) < 2 or iterations < 2:
         times = {}
         for name in names:
-            cand = make(name)
+            cand = None
             try:
+                cand = make(name)
                 times[name] = measure(target(name), cand.run, device, iterations)
+            except TacticUnavailable as exc:
+                _unavailable(name, exc, names, times)
             finally:
-                cand.close()
+                if cand is not None:
+                    cand.close()
         return times
     cands: dict = {}
     try:
         runs = {}
         for name in names:
-            cands[name] = make(name)
-            runs[name] = [measure(target(name), cands[name].run, device, 1)]
+            try:
+                cands[name] = make(name)
+                runs[name] = [measure(target(name), cands[name].run, device, 1)]
+            except TacticUnavailable as exc:
+                if name in cands:
+                    cands.pop(name).close()
+                _unavailable(name, exc, names, runs)
+                continue
             for other in list(cands):     # out of the race already: its workspace goes back at once
                 if runs[other][0] > PRUNE * min(r[0] for r in runs.values()):
                     cands.pop(other).close()
         fastest = min(r[0] for r in runs.values())
-        kept = [n for n in names if runs[n][0] <= PRUNE * fastest]
+        kept = [n for n in names if n in runs and runs[n][0] <= PRUNE * fastest]
         for name in names:
-            if name not in kept:
+            if name in runs and name not in kept:
                 _RACE.result[name] = f"one run at batch {batch}, {runs[name][0] / fastest:.2f}x the fastest: " \
                                      "stopped there"
         for i in range(iterations - 1):
@@ -239,6 +250,13 @@ def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list,
     finally:
         for cand in cands.values():
             cand.close()
+
+
+def _unavailable(name: str, exc: Exception, names: tuple, timed: dict) -> None:
+    """Drops a tactic that cannot run for this layer, saying why; the last one left cannot be dropped."""
+    _RACE.result[name] = f"unavailable: {exc}"
+    if name == names[-1] and not timed:
+        raise exc
 
 
 def _clear(runs: list) -> bool:
@@ -268,6 +286,9 @@ class _Candidate:
                  batch: int, device: Any, allocator: Any, ins: list, outs: list) -> None:
         xp = device.xp
         params_t, weights_t = op.prepare_tactic(name, params, weights) if name else (params, weights)
+        if op.tactic_layouts.get(name) == NHWC:     # the layout the builder's layout pass will give it
+            ins = [a if s.constant else nhwc_copy(xp, a) for a, s in zip(ins, in_specs)]
+            outs = [nhwc_empty(xp, a.shape, a.dtype) for a in outs]
         dev_w = {k: xp.asarray(v) for k, v in weights_t.items()}
         ws_bytes = int(op.workspace(params_t, in_specs, out_specs, batch, device.kind))
         self.allocator = allocator
@@ -328,6 +349,7 @@ def candidate_tactics(op: Any, params: dict, specs: list, device: Any, config: A
     says cannot win on the CPU (``cpu_losers``), and one of each pair it declares the same at batch 1. Used by
     the tactic choice and by the precision choice alike."""
     names = tuple(op.applicable_tactics(params, specs)) if op.tactic_names else ()
+    names = tuple(n for n in names if op.tactic_unavailable(n, device.kind) is None)
     if not names:
         return ()
     losers = getattr(op, "cpu_losers", None)
@@ -391,6 +413,9 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
         stats["misses"] += 1
     best = min(times, key=times.get)
     n = config.tactic_iterations
+    for name, how in race.items():
+        if how.startswith("unavailable"):
+            log.add("tactic", name, node.name, "", len(g.nodes), len(g.nodes), 0.0, how, "rejected")
     for name, ms in times.items():
         how = race.get(name, f"median of {n} runs at batch {batch}")
         log.add("tactic", name, node.name, node.name if name == best else "", len(g.nodes), len(g.nodes), ms,

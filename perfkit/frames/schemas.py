@@ -133,7 +133,7 @@ BUILD_LOG = _s(
     "build_log", "One row per builder step: what it did, to which layers, and how long it took.",
     ("step", "int64", "", "position of the row in the build"),
     ("phase", "string", "", "builder phase: validate, dead_layers, constant_folding, fusion, precision, reformat, "
-                            "tactic, memory_plan, weights"),
+                            "tactic, layout (channels-last tensors), memory_plan, weights"),
     ("rule", "string", "", "the rule or action applied within the phase"),
     ("matched", "string", "", "network layers the step looked at, joined by ', '"),
     ("produced", "string", "", "engine layer or tensor the step produced ('' when none)"),

@@ -21,6 +21,27 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError, UnknownOpError
 
+class TacticUnavailable(RuntimeError):
+    """A tactic cannot run for this layer here (e.g. cuDNN has no plan for it): the builder drops it from the
+    race and says why in the build log, rather than failing the build."""
+
+
+#: per-sample (C, H, W) tensors stored channels-last: a batch is (N, H, W, C) memory seen as (N, C, H, W)
+NHWC = "nhwc"
+
+
+def nhwc_empty(xp: Any, shape: tuple, dtype: Any) -> Any:
+    """An uninitialised (N, C, H, W) array whose memory is (N, H, W, C)."""
+    n, c, h, w = shape
+    return xp.empty((n, h, w, c), dtype).transpose(0, 3, 1, 2)
+
+
+def nhwc_copy(xp: Any, a: Any) -> Any:
+    """``a`` (N, C, H, W) copied into channels-last memory."""
+    out = nhwc_empty(xp, a.shape, a.dtype)
+    out[...] = a
+    return out
+
 FLOAT_DTYPES = ("float32", "float16")
 DTYPES = ("float32", "float16", "int32")
 
@@ -60,6 +81,15 @@ class Op:
     output_names: tuple = ("",)  # suffixes of output tensor names ("" = the layer's name)
     weight_names: tuple = ()
     tactic_names: tuple = ()     # implementations the builder may time; the first is the default
+    device_tactics: dict = {}    # tactic -> the one device kind it runs on (others run everywhere)
+    tactic_layouts: dict = {}    # tactic -> the layout ("nhwc") its data inputs and outputs must have
+
+    def tactic_unavailable(self, tactic: str, device_kind: str) -> str | None:
+        """Why ``tactic`` cannot run on a ``device_kind`` device here, or None when it can."""
+        kind = self.device_tactics.get(tactic)
+        if kind is not None and kind != device_kind:
+            return f"runs on {kind} devices only"
+        return None
 
     def applicable_tactics(self, params: dict, inputs: Sequence[TensorSpec]) -> tuple:
         return self.tactic_names

@@ -3,7 +3,10 @@
 Tactics: ``im2col`` gathers every window into a column matrix (workspace) and runs one GEMM;
 ``taps`` runs one small GEMM per kernel tap over a strided view of the input, with no column
 matrix; ``sample`` (one sample at a time, in cache) and ``batched`` (one GEMM over every sample's
-columns) are the CPU forms of ``conv_forms.py`` (on CUDA they run as ``im2col``). A fused layer may add a residual input (ElementWise sum fusion), raise to a power and apply
+columns) are the CPU forms of ``conv_forms.py`` (on CUDA they run as ``im2col``); ``cudnn`` (CUDA, fp16, one
+group) is cuDNN's own convolution with its bias and ReLU fused (``cuda_cudnn.py``), on channels-last tensors
+and a kernel stored as (K, kh, kw, C): the builder's layout pass gives it NHWC tensors and inserts reformat
+layers where its neighbours want NCHW. A fused layer may add a residual input (ElementWise sum fusion), raise to a power and apply
 an activation as an epilogue; batch-norm Scales are folded into the weights by the builder.
 """
 from __future__ import annotations
@@ -14,7 +17,10 @@ from ..errors import NetworkDefinitionError, ShapeError
 from .base import as_array, check_bias, Cost, Op, pair, register_op, TensorSpec
 from .env import scratch_size
 from . import conv_forms
+from .cuda_cudnn import WORKSPACE_BYTES
 from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
+
+CUDNN = "cudnn"
 
 
 def conv_out_size(n: int, k: int, s: int, p: int, d: int) -> int:
@@ -27,8 +33,10 @@ class Convolution(Op):
     short = "conv"
     weight_names = ("kernel", "bias")
     max_inputs = 2           # the second input is a fused residual sum
-    tactic_names = ("im2col", "taps") + conv_forms.FORMS
+    tactic_names = ("im2col", "taps") + conv_forms.FORMS + (CUDNN,)
     same_at_batch_one = {"batched": "sample"}      # the builder times one of them at batch 1
+    device_tactics = {CUDNN: "cuda"}               # offered on that device kind only
+    tactic_layouts = {CUDNN: "nhwc"}               # its data inputs and output are channels-last
 
     def check(self, params, weights):
         k = params.get("num_output_maps")
@@ -53,7 +61,30 @@ class Convolution(Op):
 
     def applicable_tactics(self, params, inputs):
         direct, _ = self._plan(params, inputs[0].shape, None)
-        return ("im2col",) + conv_forms.FORMS if direct else self.tactic_names
+        names = ("im2col",) + conv_forms.FORMS if direct else self.tactic_names[:-1]
+        return names + ((CUDNN,) if self._cudnn_fits(params, inputs) else ())
+
+    def tactic_unavailable(self, tactic, device_kind):
+        why = super().tactic_unavailable(tactic, device_kind)
+        if why is None and tactic == CUDNN:
+            from .cuda_cudnn import unavailable_reason
+            return unavailable_reason()
+        return why
+
+    @staticmethod
+    def _cudnn_fits(params, inputs) -> bool:
+        """cuDNN's NHWC convolution: float16 storage (fp32 plans were slower than im2col's GEMM and need
+        hundreds of MB of workspace; benchmarks/RESULTS.md), one group, non-constant data inputs."""
+        return (params["groups"] == 1 and all(t.dtype == "float16" and not t.constant for t in inputs))
+
+    def prepare_tactic(self, tactic, params, weights):
+        """``cudnn`` stores the kernel as (K, kh, kw, C); every other tactic as (K, C, kh, kw)."""
+        source = params.get("tactic", "im2col")
+        out = {**params, "tactic": tactic}
+        if (source == CUDNN) == (tactic == CUDNN):
+            return out, weights
+        axes = (0, 2, 3, 1) if tactic == CUDNN else (0, 3, 1, 2)
+        return out, {**weights, "kernel": np.ascontiguousarray(np.asarray(weights["kernel"]).transpose(axes))}
 
     def cpu_losers(self, params, inputs) -> tuple:
         """Tactics that cannot win on the CPU here (the builder does not time them): for a 1x1 kernel
@@ -66,7 +97,8 @@ class Convolution(Op):
             raise ShapeError(f"convolution needs a per-sample (C, H, W) input, got {x.shape}")
         c, h, w = x.shape
         g = params["groups"]
-        if c % g or weights["kernel"].shape[1] != c // g:
+        kernel_c = weights["kernel"].shape[3 if params.get("tactic") == CUDNN else 1]
+        if c % g or kernel_c != c // g:
             raise ShapeError(f"input has {c} channels; with groups={g} the kernel needs "
                              f"{c // g if c % g == 0 else 'C divisible by groups'} input channels per group, "
                              f"kernel shape is {weights['kernel'].shape}")
@@ -87,6 +119,8 @@ class Convolution(Op):
         return direct, (h + 2 * ph, w + 2 * pw)
 
     def workspace(self, params, inputs, outputs, batch, device_kind=None):
+        if params.get("tactic") == CUDNN:       # cuDNN's plan (limited to this) and the epilogue's scratch
+            return scratch_size(WORKSPACE_BYTES, *epilogue_scratch(params, batch * outputs[0].size, outputs[0].dtype))
         # the CPU forms run as im2col on CUDA: their workspace depends on the device
         if params.get("tactic") not in conv_forms.FORMS:
             return super().workspace(params, inputs, outputs, batch, device_kind)
@@ -112,6 +146,8 @@ class Convolution(Op):
         return scratch_size(padded, batch * c * kh * kw * oh * ow * x.itemsize, *epilogue)
 
     def gemms(self, params, inputs, outputs, batch):
+        if params.get("tactic") == CUDNN:
+            return []
         if params.get("tactic") in conv_forms.FORMS:
             return []                           # float32 columns and weights of their own (see workspace)
         if params.get("tactic") == "taps" and not self._plan(params, inputs[0].shape, None)[0]:
@@ -135,6 +171,9 @@ class Convolution(Op):
         wmat = weights["kernel"].reshape(g, kg, cg * kh * kw)
         direct, (hp, wp) = self._plan(params, (c, h, w), (k, oh, ow))
         tactic = params["tactic"]
+        if tactic == CUDNN:
+            self._cudnn(env, ins, out, params, weights)
+            return
         if tactic in conv_forms.FORMS:
             if env.device_kind == "cpu":
                 conv_forms.run(env, x, out, weights["kernel"], weights.get("bias"), params,
@@ -171,6 +210,28 @@ class Convolution(Op):
         if "bias" in weights:
             xp.add(out, weights["bias"].reshape(k, 1, 1), out=out)
         apply_epilogue(env, out, params, ins[1] if len(ins) > 1 else None)
+
+    @staticmethod
+    def _cudnn(env, ins, out, params, weights) -> None:
+        """cuDNN's convolution + bias (+ ReLU when it is the whole epilogue), then the rest of the epilogue (a
+        power, the residual sum, another activation) as element-wise work over the same NHWC memory."""
+        from . import cuda_cudnn
+        act, power = params.get("activation"), params.get("power")
+        residual = ins[1] if len(ins) > 1 else None
+        only_relu = act is not None and act["kind"] == "relu" and power is None and residual is None
+        cuda_cudnn.conv(env, ins[0], weights["kernel"], weights.get("bias"), out, params, only_relu)
+        if only_relu or (act is None and power is None and residual is None):
+            return
+        phys = out.transpose(0, 2, 3, 1)                 # the contiguous NHWC memory
+        if residual is not None:
+            if not cuda_cudnn.channels_last(residual):
+                raise cuda_cudnn.CudnnUnavailable("the fused residual input of a cudnn convolution must be NHWC")
+            residual = residual.transpose(0, 2, 3, 1)
+        if act is None or act["kind"] == "relu":
+            from .cuda_kernels import epilogue
+            epilogue(phys, None, power, residual, act is not None)
+        else:
+            apply_epilogue(env, phys, params, residual)
 
     @staticmethod
     def _cuda_fused(env, ins, out, params, weights, direct, size) -> bool:

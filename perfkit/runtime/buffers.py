@@ -12,6 +12,7 @@ import numpy as np
 
 from ..device.memory import align, allocate
 from ..ops import Env
+from ..ops.base import NHWC
 
 
 class ContextBuffers:
@@ -41,8 +42,7 @@ class ContextBuffers:
             for buf in taken:
                 alloc.free(buf)
             raise
-        self._act = {n: self.arena.view(p.offset, (b,) + tuple(p.shape), p.dtype)
-                     for n, p in t.items() if p.kind == "activation"}
+        self._act = {n: _activation_view(self.arena, p, b) for n, p in t.items() if p.kind == "activation"}
         self._const = {n: engine.weights[f"constant/{n}"] for n, p in t.items() if p.kind == "constant"}
         self._io, off = {}, 0
         for n in plan.inputs + plan.outputs:
@@ -122,3 +122,11 @@ def fresh_copies(outs: dict, stream: Any) -> dict:
     done.record(stream.raw)
     cp.cuda.get_current_stream().wait_event(done)
     return result
+
+
+def _activation_view(arena: Any, p: Any, batch: int) -> Any:
+    """An activation's (B, ...) view in the arena; a channels-last one is (B, H, W, C) memory seen as (B, C, H, W)."""
+    if p.layout == NHWC:
+        c, h, w = p.shape
+        return arena.view(p.offset, (batch, h, w, c), p.dtype).transpose(0, 3, 1, 2)
+    return arena.view(p.offset, (batch,) + tuple(p.shape), p.dtype)

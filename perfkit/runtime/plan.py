@@ -16,6 +16,7 @@ class TensorPlan:
     dtype: str
     kind: str              # input, output, activation, constant
     offset: int = 0        # activation: arena offset; constant: weight key's offset is in weights
+    layout: str = ""       # "" row-major per sample; "nhwc": a (C, H, W) activation stored channels-last
 
 
 @dataclass

@@ -33,7 +33,7 @@ from ..device.memory import DEFAULT_ALIGNMENT, align
 from ..errors import EngineFileError, PluginNotRegisteredError, UnknownOpError
 from ..frames.schemas import BUILD_LOG
 from ..ops import get_op
-from ..ops.base import TensorSpec
+from ..ops.base import NHWC, TensorSpec
 from ..ops.cuda_gemm import BLAS_WORKSPACE_BYTES
 from ..precision import PRECISIONS, STORAGE, as_dtype, is_float
 from .plan import FORMAT_VERSION, EnginePlan
@@ -189,6 +189,8 @@ def _check_tensors(p: EnginePlan) -> None:
             raise fail(f"{f}.kind", t.kind, f"the plan's bindings make it {want or 'an activation or constant'}")
         if t.kind != "activation" and t.offset != 0:
             raise fail(f"{f}.offset", t.offset, "only activations have an arena offset")
+        if t.layout not in ("", NHWC) or (t.layout and (t.kind != "activation" or len(t.shape) != 3)):
+            raise fail(f"{f}.layout", t.layout, "expected '' or, for a (C, H, W) activation, 'nhwc'")
     for n in p.inputs + p.outputs:
         if n not in p.tensors:
             raise fail("inputs/outputs", n, "the binding has no tensor in the plan")
@@ -333,6 +335,12 @@ def _check_op(p: EnginePlan, i: int, s: Any, f: str, stored: dict) -> int:
     if [(tuple(o.shape), o.dtype) for o in inferred] != [(o.shape, o.dtype) for o in outs]:
         raise fail(f"{f}.outputs", {t: [p.tensors[t].shape, p.tensors[t].dtype] for t in s.outputs},
                    f"the op infers {[(list(o.shape), o.dtype) for o in inferred]}")
+    want = op.tactic_layouts.get(params.get("tactic"), "")
+    for t in s.inputs + s.outputs:       # a reformat (identity) converts layouts; any other step reads its own
+        have = p.tensors[t].layout
+        if have != want and p.tensors[t].kind != "constant" and not (s.type == "identity" and not want):
+            raise fail(f"tensors[{t!r}].layout", have, f"step {s.name!r} ({s.type}, tactic "
+                       f"{params.get('tactic')!r}) reads and writes {want or 'the default layout'}")
     storage = STORAGE[s.precision]
     for wname, arr in weights.items():
         if is_float(arr.dtype) and arr.dtype.name != storage:

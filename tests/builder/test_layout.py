@@ -1,0 +1,148 @@
+"""The builder's layout pass: channels-last tensors around layers whose tactic wants them, reformat layers between
+layouts, and engines that keep them through save and load. On the CPU with a test op whose ``nhwc`` tactic
+refuses any tensor that is not channels-last, so every check here also proves the views are NHWC."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import perfkit as pk
+from perfkit.builder import tactics
+from perfkit.errors import EngineFileError
+from perfkit.ops import base
+from perfkit.ops.base import Op, TacticUnavailable, TensorSpec
+from perfkit.ops.convolution import Convolution
+
+
+class NhwcRelu(Op):
+    type = "nhwc_relu_test"
+    short = "nrelu"
+    tactic_names = ("plain", "nhwc")
+    tactic_layouts = {"nhwc": "nhwc"}
+    refuse = False
+
+    def check(self, params, weights):
+        params.setdefault("tactic", "plain")
+        return params
+
+    def infer(self, params, inputs, weights):
+        return [TensorSpec(inputs[0].shape, inputs[0].dtype)]
+
+    def compute(self, env, ins, outs, params, weights):
+        x, out = ins[0], outs[0]
+        if params["tactic"] == "nhwc":
+            if NhwcRelu.refuse:
+                raise TacticUnavailable("no plan for this shape (test)")
+            for a in (x, out):
+                assert a.transpose(0, 2, 3, 1).flags.c_contiguous, a.strides
+        np.maximum(x, 0, out=out)
+
+
+@pytest.fixture
+def nhwc_op(monkeypatch):
+    monkeypatch.setitem(base._REGISTRY, NhwcRelu.type, NhwcRelu())
+    monkeypatch.setattr(NhwcRelu, "refuse", False)
+    # deterministic choice: the nhwc tactic is the faster one
+    monkeypatch.setattr(tactics, "measure", lambda target, run, device, iterations:
+                        (run(), 1.0 if target.tactic == "nhwc" else 2.0)[1])
+
+
+def _net():
+    net = pk.Network("layouts")
+    x = net.add_input("x", (4, 5, 6))
+    r1 = net.add_layer(NhwcRelu.type, [x], {}, name="r1").outputs[0]
+    r2 = net.add_layer(NhwcRelu.type, [r1], {}, name="r2").outputs[0]
+    net.mark_output(r2, "out1")
+    pool = net.add_pooling(r1, "max", 2, name="pool")
+    net.mark_output(pool, "out2")
+    return net
+
+
+def _reference(x):
+    r = np.maximum(x, 0)
+    b, c, h, w = r.shape
+    pool = r[:, :, :h // 2 * 2, :w // 2 * 2].reshape(b, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+    return r, pool
+
+
+def test_nhwc_tactics_get_channels_last_tensors_and_reformat_layers(nhwc_op, tmp_path):
+    dev = pk.get_device("cpu")
+    eng = pk.Builder(dev).build(_net(), pk.BuilderConfig(max_batch_size=3, tactics="time"))
+    steps = {s.name: s for s in eng.plan.steps}
+    assert steps["r1"].params["tactic"] == steps["r2"].params["tactic"] == "nhwc"
+    lay = {n: t.layout for n, t in eng.plan.tensors.items()}
+    assert lay[steps["r1"].outputs[0]] == lay[steps["r2"].outputs[0]] == "nhwc"
+    assert lay["x"] == lay["out1"] == lay["out2"] == ""           # bindings keep the default layout
+    assert lay[steps["pool"].inputs[0]] == ""
+    log = eng.build_log
+    rows = log[log["phase"] == "reformat"]["detail"].tolist()
+    assert sorted(rows) == sorted(["NCHW -> NHWC for r1", "NHWC -> NCHW for pool", "NHWC -> NCHW for output out1"])
+    assert "2 layer(s) run channels-last" in log[log["phase"] == "layout"]["detail"].iloc[0]
+    assert sum(s.type == "identity" for s in eng.plan.steps) == 3
+    x = np.random.default_rng(0).standard_normal((3, 4, 5, 6)).astype(np.float32)
+    want_r, want_pool = _reference(x)
+    ctx = eng.create_execution_context()
+    for b in (3, 1):                                     # a smaller batch slices the same NHWC views
+        got = ctx.execute({"x": x[:b]})
+        np.testing.assert_array_equal(got["out1"], want_r[:b])
+        np.testing.assert_array_equal(got["out2"], want_pool[:b])
+    ctx.close()
+    path = tmp_path / "e.engine"
+    eng.save(path)
+    loaded = pk.load_engine(path, dev)
+    assert {n: t.layout for n, t in loaded.plan.tensors.items()} == lay
+    c2 = loaded.create_execution_context()
+    np.testing.assert_array_equal(c2.execute({"x": x})["out1"], want_r)
+    c2.close()
+
+
+def test_a_plan_whose_layouts_disagree_with_its_steps_is_refused(nhwc_op):
+    from perfkit.runtime.plan_check import check_plan
+    dev = pk.get_device("cpu")
+    eng = pk.Builder(dev).build(_net(), pk.BuilderConfig(max_batch_size=2, tactics="time"))
+    stored = eng.host_weights()
+    check_plan(eng.plan, stored)                          # as built: accepted
+    plan = pk.runtime.plan.EnginePlan.from_json(json.loads(json.dumps(eng.plan.to_json())))
+    r1_out = next(s for s in plan.steps if s.name == "r1").outputs[0]
+    plan.tensors[r1_out].layout = ""
+    with pytest.raises(EngineFileError, match="layout"):
+        check_plan(plan, stored)
+    plan.tensors[r1_out].layout = "nchw4"
+    with pytest.raises(EngineFileError, match="layout"):
+        check_plan(plan, stored)
+
+
+def test_no_layout_rows_when_no_tactic_wants_one():
+    eng = pk.Builder(pk.get_device("cpu")).build(pk.models.resnet_small(), pk.BuilderConfig(max_batch_size=2))
+    assert not (eng.build_log["phase"] == "layout").any()
+    assert {t.layout for t in eng.plan.tensors.values()} == {""}
+
+
+def test_a_tactic_that_cannot_run_is_dropped_with_its_reason(nhwc_op):
+    NhwcRelu.refuse = True
+    eng = pk.Builder(pk.get_device("cpu")).build(_net(), pk.BuilderConfig(max_batch_size=2, tactics="time"))
+    log = eng.build_log
+    rows = log[(log["phase"] == "tactic") & (log["rule"] == "nhwc")]
+    assert (rows["outcome"] == "rejected").all() and rows["detail"].str.contains("no plan for this shape").all()
+    assert {s.params.get("tactic") for s in eng.plan.steps if s.type == NhwcRelu.type} == {"plain"}
+    assert not (log["phase"] == "layout").any()
+
+
+def test_cudnn_is_never_offered_on_the_cpu_and_its_kernel_layout_round_trips():
+    op = Convolution()
+    params = op.check({"num_output_maps": 8, "kernel_size": 3, "padding": 1},
+                      {"kernel": np.zeros((8, 4, 3, 3), np.float16)})
+    specs = [TensorSpec((4, 10, 10), "float16")]
+    assert "cudnn" in op.applicable_tactics(params, specs)
+    assert "cudnn" not in op.applicable_tactics(params, [TensorSpec((4, 10, 10), "float32")])
+    assert op.tactic_unavailable("cudnn", "cpu") == "runs on cuda devices only"
+    cfg = pk.BuilderConfig(max_batch_size=2, tactics="time")
+    assert "cudnn" not in tactics.candidate_tactics(op, params, specs, pk.get_device("cpu"), cfg, 2)
+    k = np.arange(8 * 4 * 9, dtype=np.float16).reshape(8, 4, 3, 3)
+    p2, w2 = op.prepare_tactic("cudnn", params, {"kernel": k})
+    assert w2["kernel"].shape == (8, 3, 3, 4) and np.array_equal(w2["kernel"], k.transpose(0, 2, 3, 1))
+    assert op.infer(p2, specs, w2)[0].shape == (8, 10, 10)
+    _, w3 = op.prepare_tactic("im2col", p2, w2)
+    assert np.array_equal(w3["kernel"], k)
