@@ -21,7 +21,7 @@ from ..runtime.plan import EnginePlan, StepPlan, TensorPlan, WeightPlan
 from .build_log import BuildLog
 from .config import BuilderConfig
 from .graph import Graph, eliminate_dead_nodes, fold_constants
-from .layout import assign_layouts, layout_summary
+from .layout import assign_layouts, choose_layouts, layout_summary
 from .memory_check import check_memory
 from .memory_plan import lifetimes_of, plan_arena
 from .passes import run_fusions
@@ -113,6 +113,7 @@ class Builder:
                     f"{tstats['misses']} layer(s) timed in {tstats['timed_ms']:.1f} ms; {tstats['hits']} from the "
                     f"timing cache, saving {tstats['saved_ms']:.1f} ms" + reused)
 
+        choose_layouts(g, self.device, config.max_batch_size, log)
         layouts, lrows = assign_layouts(g)
         if layouts:
             log.add("layout", "channels-last", "", "", len(g.nodes), len(g.nodes), 0.0, layout_summary(layouts, lrows, g))

@@ -23,6 +23,7 @@ class Node:
     outputs: list
     precision: str | None = None
     origin: list = field(default_factory=list)
+    tactic_times: dict = field(default_factory=dict)     # tactic -> ms, as the tactic choice measured them
 
 
 @dataclass

@@ -11,9 +11,16 @@ input and output meet them. Nothing changes when no layer chose such a tactic (e
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..ops import get_op
-from ..ops.base import NHWC
+from ..ops.base import NHWC, nhwc_empty
+from ..precision import PRECISION_OF
+from . import tactics
 from .graph import Graph, Node
+
+#: passes of single-layer switches at most (each pass tries every layer once)
+MAX_PASSES = 8
 
 
 def wanted_layout(n: Node) -> str:
@@ -44,7 +51,7 @@ def assign_layouts(g: Graph) -> tuple[dict, list]:
                 n.inputs = [internal if i == t else i for i in n.inputs]
             g.tensors[internal] = g.tensors[t]
             layouts[internal] = layouts.pop(t)
-            tail.append(Node(f"reformat {t} -> nchw", "identity", {}, {}, [internal], [t], producer.precision, []))
+            tail.append(Node(f"reformat {t} -> nchw", "identity", {}, {}, [internal], [t], _precision(g, t), []))
             rows.append(("reformat", producer.name, tail[-1].name, f"NHWC -> NCHW for output {t}"))
     converted: dict = {}                    # (tensor, layout) -> the tensor holding it in that layout
     nodes: list = []
@@ -63,7 +70,7 @@ def assign_layouts(g: Graph) -> tuple[dict, list]:
                 if want:
                     layouts[name] = want
                 nodes.append(Node(f"reformat {t} -> {want or 'nchw'}", "identity", {}, {}, [t], [name],
-                                  n.precision, []))
+                                  _precision(g, t), []))
                 rows.append(("reformat", t, nodes[-1].name,
                              f"{(have or 'nchw').upper()} -> {(want or 'nchw').upper()} for {n.name}"))
                 converted[key] = name
@@ -72,6 +79,88 @@ def assign_layouts(g: Graph) -> tuple[dict, list]:
         nodes.append(n)
     g.nodes = nodes + tail
     return layouts, rows
+
+
+def choose_layouts(g: Graph, device: Any, batch: int, log: Any) -> None:
+    """Re-decides, on total time with reformats, the tactic of every layer that timed a channels-last tactic
+    and one in the default layout (see the module docstring); logs each layer it switches and a summary."""
+    cands = {}
+    for n in g.nodes:
+        op = get_op(n.type)
+        nhwc = {t: ms for t, ms in n.tactic_times.items() if op.tactic_layouts.get(t)}
+        plain = {t: ms for t, ms in n.tactic_times.items() if not op.tactic_layouts.get(t)}
+        if nhwc and plain:
+            cands[n.name] = (min(plain, key=plain.get), min(nhwc, key=nhwc.get))
+    if not cands:
+        return
+    reformat_ms: dict = {}
+    own = {n.name: n.params.get("tactic") for n in g.nodes}
+
+    def total(assign: dict) -> float:
+        layout, ms = {}, 0.0
+        for n in g.nodes:
+            tactic = assign.get(n.name, own[n.name])
+            if n.name in cands:
+                ms += n.tactic_times[tactic]
+            want = get_op(n.type).tactic_layouts.get(tactic, "")
+            for t in n.inputs:
+                if t not in g.constants and layout.get(t, "") != want:
+                    ms += _reformat_ms(g, t, device, batch, reformat_ms)
+            for t in n.outputs:
+                layout[t] = want
+        return ms + sum(_reformat_ms(g, t, device, batch, reformat_ms) for t in g.outputs if layout.get(t))
+
+    starts = [{k: own[k] for k in cands}, {k: v[1] for k, v in cands.items()}, {k: v[0] for k, v in cands.items()}]
+    best, best_ms = None, float("inf")
+    for assign in starts:
+        ms = total(assign)
+        for _ in range(MAX_PASSES):
+            improved = False
+            for name, (plain, nhwc) in cands.items():
+                trial = {**assign, name: nhwc if assign[name] == plain else plain}
+                trial_ms = total(trial)
+                if trial_ms < ms:
+                    assign, ms, improved = trial, trial_ms, True
+            if not improved:
+                break
+        if ms < best_ms:
+            best, best_ms = assign, ms
+    before = total({k: own[k] for k in cands})
+    switched = 0
+    for n in g.nodes:
+        if n.name in cands and best[n.name] != own[n.name]:
+            t = best[n.name]
+            n.params, n.weights = get_op(n.type).prepare_tactic(t, n.params, n.weights)
+            switched += 1
+            log.add("layout", t, n.name, n.name, len(g.nodes), len(g.nodes), n.tactic_times[t],
+                    f"{t} ({n.tactic_times[t]:.3f} ms) instead of {own[n.name]} ({n.tactic_times[own[n.name]]:.3f} "
+                    "ms alone): fewer reformats between layouts over the whole engine", "chosen")
+    log.add("layout", "tactics and reformats", "", "", len(g.nodes), len(g.nodes), 0.0,
+            f"{len(cands)} layer(s) with a channels-last tactic; {switched} switched; layers and reformats "
+            f"{best_ms:.3f} ms against {before:.3f} ms with each layer's own fastest tactic (at batch {batch}, "
+            f"{len(reformat_ms)} reformat shape(s) timed)")
+
+
+def _reformat_ms(g: Graph, t: str, device: Any, batch: int, cache: dict) -> float:
+    """Milliseconds of one layout reformat of tensor ``t`` at ``batch`` (measured once per shape and dtype)."""
+    spec = g.tensors[t]
+    key = (tuple(spec.shape), spec.dtype)
+    if key not in cache:
+        if len(spec.shape) != 3:
+            cache[key] = float("inf")           # no channels-last form: such a layout is never chosen
+            return cache[key]
+        xp = device.xp
+        src = xp.zeros((batch,) + tuple(spec.shape), spec.dtype)
+        dst = nhwc_empty(xp, src.shape, spec.dtype)
+        target = tactics.Target(f"reformat {t}", "identity", PRECISION_OF.get(spec.dtype, "fp32"), "", [src], [dst])
+        cache[key] = tactics.measure(target, lambda: dst.__setitem__(Ellipsis, src), device, 3)
+    return cache[key]
+
+
+def _precision(g: Graph, t: str) -> str:
+    """A layout reformat copies ``t`` as it is stored: it runs in the precision of that dtype (the consumer may
+    be a precision reformat that runs in another)."""
+    return PRECISION_OF.get(g.tensors[t].dtype, "fp32")
 
 
 def layout_summary(layouts: dict, rows: list, g: Graph) -> str:

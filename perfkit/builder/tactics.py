@@ -387,6 +387,7 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
         stats["hits"] += 1
         stats["saved_ms"] += float(entry.get("timing_ms", 0.0))
         node.params, node.weights = op.prepare_tactic(entry["tactic"], node.params, node.weights)
+        node.tactic_times = dict(entry["times_ms"])
         source = f"timed for {entry['layer']!r}" if entry.get("layer") and entry["layer"] != node.name else ""
         log.add("tactic", entry["tactic"], node.name, node.name, len(g.nodes), len(g.nodes), 0.0,
                 "from the timing cache" + (f" ({source})" if source else "") + ": "
@@ -422,6 +423,7 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
                 how + ("" if name == best else f"; {ms / times[best]:.2f}x the time of {best}"),
                 "chosen" if name == best else "rejected")
     node.params, node.weights = op.prepare_tactic(best, node.params, node.weights)
+    node.tactic_times = dict(times)
     if cache is not None and not fresh:
         cache.put(key, {"tactic": best, "times_ms": times, "timing_ms": spent, "layer": node.name})
 

@@ -44,9 +44,9 @@ class NhwcRelu(Op):
 def nhwc_op(monkeypatch):
     monkeypatch.setitem(base._REGISTRY, NhwcRelu.type, NhwcRelu())
     monkeypatch.setattr(NhwcRelu, "refuse", False)
-    # deterministic choice: the nhwc tactic is the faster one
+    # deterministic choice: the nhwc tactic is the faster one, and a reformat costs little
     monkeypatch.setattr(tactics, "measure", lambda target, run, device, iterations:
-                        (run(), 1.0 if target.tactic == "nhwc" else 2.0)[1])
+                        (run(), 0.1 if target.type == "identity" else 1.0 if target.tactic == "nhwc" else 2.0)[1])
 
 
 def _net():
@@ -67,9 +67,10 @@ def _reference(x):
     return r, pool
 
 
-def test_nhwc_tactics_get_channels_last_tensors_and_reformat_layers(nhwc_op, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_nhwc_tactics_get_channels_last_tensors_and_reformat_layers(nhwc_op, tmp_path, precision):
     dev = pk.get_device("cpu")
-    eng = pk.Builder(dev).build(_net(), pk.BuilderConfig(max_batch_size=3, tactics="time"))
+    eng = pk.Builder(dev).build(_net(), pk.BuilderConfig(max_batch_size=3, precision=precision, strict_types=True))
     steps = {s.name: s for s in eng.plan.steps}
     assert steps["r1"].params["tactic"] == steps["r2"].params["tactic"] == "nhwc"
     lay = {n: t.layout for n, t in eng.plan.tensors.items()}
@@ -77,11 +78,14 @@ def test_nhwc_tactics_get_channels_last_tensors_and_reformat_layers(nhwc_op, tmp
     assert lay["x"] == lay["out1"] == lay["out2"] == ""           # bindings keep the default layout
     assert lay[steps["pool"].inputs[0]] == ""
     log = eng.build_log
-    rows = log[log["phase"] == "reformat"]["detail"].tolist()
-    assert sorted(rows) == sorted(["NCHW -> NHWC for r1", "NHWC -> NCHW for pool", "NHWC -> NCHW for output out1"])
-    assert "2 layer(s) run channels-last" in log[log["phase"] == "layout"]["detail"].iloc[0]
-    assert sum(s.type == "identity" for s in eng.plan.steps) == 3
-    x = np.random.default_rng(0).standard_normal((3, 4, 5, 6)).astype(np.float32)
+    rows = [d for d in log[log["phase"] == "reformat"]["detail"] if "NHWC" in d]     # fp16 adds dtype reformats
+    # in fp16 the output's layout reformat feeds its dtype reformat (fp16 -> the declared float32)
+    last = "output out1" if precision == "fp32" else "reformat out1 -> float32"
+    assert sorted(rows) == sorted(["NCHW -> NHWC for r1", "NHWC -> NCHW for pool", f"NHWC -> NCHW for {last}"])
+    assert "2 layer(s) run channels-last" in log.query("phase == 'layout' and rule == 'channels-last'")["detail"].iloc[0]
+    assert sum(s.type == "identity" and "dtype" not in s.params for s in eng.plan.steps) == 3
+    # fp16-exact values: ReLU and max pooling then give the same numbers in either precision
+    x = np.random.default_rng(0).standard_normal((3, 4, 5, 6)).astype(np.float16).astype(np.float32)
     want_r, want_pool = _reference(x)
     ctx = eng.create_execution_context()
     for b in (3, 1):                                     # a smaller batch slices the same NHWC views
@@ -146,3 +150,40 @@ def test_cudnn_is_never_offered_on_the_cpu_and_its_kernel_layout_round_trips():
     assert op.infer(p2, specs, w2)[0].shape == (8, 10, 10)
     _, w3 = op.prepare_tactic("im2col", p2, w2)
     assert np.array_equal(w3["kernel"], k)
+
+
+def _chain(n):
+    net = pk.Network("chain")
+    t = net.add_input("x", (4, 5, 6))
+    for i in range(n):
+        # a parameter of its own: identical layers would share one timing
+        t = net.add_layer(NhwcRelu.type, [t], {"k": i}, name=f"r{i}").outputs[0]
+    net.mark_output(t, "y")
+    return net
+
+
+def _timed(monkeypatch, layer_ms, reformat_ms):
+    """Fake timings: ``layer_ms[layer][tactic]``, every reformat ``reformat_ms``."""
+    monkeypatch.setattr(tactics, "measure", lambda target, run, device, iterations:
+                        reformat_ms if target.type == "identity" else layer_ms[target.layer][target.tactic])
+
+
+def test_a_layer_slower_alone_in_nhwc_joins_its_neighbours_when_that_saves_reformats(nhwc_op, monkeypatch):
+    # r1 alone is faster in the default layout, but switching it would cost two reformats (0.3 ms each)
+    _timed(monkeypatch, {"r0": {"plain": 1.0, "nhwc": 0.5}, "r1": {"plain": 1.0, "nhwc": 1.1},
+                         "r2": {"plain": 1.0, "nhwc": 0.5}}, 0.3)
+    eng = pk.Builder("cpu").build(_chain(3), pk.BuilderConfig(max_batch_size=2))
+    assert [s.params["tactic"] for s in eng.plan.steps if s.type == NhwcRelu.type] == ["nhwc"] * 3
+    log = eng.build_log
+    switched = log[(log["phase"] == "layout") & (log["outcome"] == "chosen")]
+    assert switched["matched"].tolist() == ["r1"] and "instead of plain" in switched["detail"].iloc[0]
+    assert sum(s.type == "identity" for s in eng.plan.steps) == 2       # into NHWC once, out once
+
+
+def test_reformats_that_cost_more_than_they_save_keep_the_default_layout(nhwc_op, monkeypatch):
+    _timed(monkeypatch, {f"r{i}": {"plain": 1.0, "nhwc": 0.9} for i in range(3)}, 0.5)
+    eng = pk.Builder("cpu").build(_chain(3), pk.BuilderConfig(max_batch_size=2))
+    assert {s.params["tactic"] for s in eng.plan.steps if s.type == NhwcRelu.type} == {"plain"}
+    assert {t.layout for t in eng.plan.tensors.values()} == {""}
+    summary = eng.build_log.query("phase == 'layout' and rule == 'tactics and reformats'")["detail"].iloc[0]
+    assert "3 layer(s) with a channels-last tactic; 3 switched" in summary
