@@ -100,6 +100,7 @@ class Env:
         self._ws_offset = 0
         self._blas_ws = blas_workspace
         self._blas = None
+        self._lt = None
 
     @property
     def blas(self) -> Any:
@@ -109,10 +110,22 @@ class Env:
             self._blas = Blas(self._blas_ws)
         return self._blas
 
+    @property
+    def lt(self) -> Any:
+        """This context's cuBLASLt handle and plans (CUDA only), created on first use; it shares the cuBLAS
+        workspace (the two run in stream order)."""
+        if self._lt is None:
+            from .cuda_lt import Lt
+            self._lt = Lt(self._blas_ws)
+        return self._lt
+
     def close(self) -> None:
         if self._blas is not None:
             self._blas.close()
             self._blas = None
+        if self._lt is not None:
+            self._lt.close()
+            self._lt = None
 
     # scratch ------------------------------------------------------------------------------------
     def reset_scratch(self) -> None:

@@ -4,8 +4,9 @@ Tactics: ``nt`` multiplies by the kernel as stored, (outputs, inputs), transpose
 ``nn`` stores the kernel pre-transposed, (inputs, outputs), contiguous; ``wx`` computes the transposed
 product ``W @ x^T`` (outputs, batch) with the kernel as stored, in workspace, and the epilogue's first
 pass writes it back transposed: at small batches BLAS runs it 20-50% faster than the other two (measured
-on OpenBLAS: batch 8, 2048x2048, 1.64 ms against 2.09 for nn and 3.17 for nt). A fused activation runs
-as an epilogue (``ip1 + relu1``).
+on OpenBLAS: batch 8, 2048x2048, 1.64 ms against 2.09 for nn and 3.17 for nt). ``lt`` (CUDA, float16 or
+float32, no activation or ReLU) is one cuBLASLt matmul with the bias and ReLU in its epilogue
+(``cuda_lt.py``), the kernel as stored. A fused activation otherwise runs as an epilogue (``ip1 + relu1``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,21 @@ class FullyConnected(Op):
     type = "fully_connected"
     short = "fc"
     weight_names = ("kernel", "bias")
-    tactic_names = ("nt", "nn", "wx")
+    tactic_names = ("nt", "nn", "wx", "lt")
+    device_tactics = {"lt": "cuda"}
+
+    def applicable_tactics(self, params, inputs):
+        act = params.get("activation")
+        lt = inputs[0].dtype in ("float16", "float32") and not inputs[0].constant and (
+            act is None or act["kind"] == "relu")
+        return self.tactic_names if lt else self.tactic_names[:-1]
+
+    def tactic_unavailable(self, tactic, device_kind):
+        why = super().tactic_unavailable(tactic, device_kind)
+        if why is None and tactic == "lt":
+            from .cuda_lt import unavailable_reason
+            return unavailable_reason()
+        return why
 
     def check(self, params, weights):
         k = params.get("num_outputs")
@@ -55,6 +70,8 @@ class FullyConnected(Op):
 
     def gemms(self, params, inputs, outputs, batch):
         n, k = inputs[0].size, outputs[0].size
+        if params.get("tactic") == "lt":
+            return []                   # cuBLASLt multiplies the storage dtype itself
         if params.get("tactic") == "wx":
             return [((k, n), (n, batch), (k, batch), "float32" if inputs[0].dtype == "float32" else inputs[0].dtype)]
         return [((batch, n), (n, k), (batch, k), outputs[0].dtype)]
@@ -62,6 +79,10 @@ class FullyConnected(Op):
     def compute(self, env, ins, outs, params, weights):
         x, out = ins[0], outs[0]
         w = weights["kernel"]
+        if params["tactic"] == "lt":
+            act = params.get("activation")
+            env.lt.linear(x.reshape(x.shape[0], -1), w, weights.get("bias"), out, act is not None, False)
+            return
         if params["tactic"] == "wx" and env.device_kind == "cpu":
             self._wx(env, x, out, w, weights.get("bias"), params)
             return
