@@ -2,6 +2,7 @@
 
 - ``im2col``: gathers every convolution window, padding and dilation included, straight from the
   input into the column matrix: one launch instead of a fill, a copy and a strided gather.
+- ``softmax``: (log-)softmax over the last axis, one block per row, one launch.
 - ``epilogue``: bias, power, residual sum and ReLU of a fused layer in one element-wise pass over its
   output, instead of one launch (and one read and write of the output) per operation.
 """
@@ -92,3 +93,72 @@ def pool_counts(out: Any, size, window, stride, padding) -> None:
             """, "perfkit_pool_counts")
     (h, w), (kh, kw), (sh, sw), (ph, pw) = size, window, stride, padding
     _kernel("pool_counts", build)(h, w, kh, kw, sh, sw, ph, pw, out.shape[1], out)
+
+
+_SOFTMAX = r"""
+#include <cuda_fp16.h>
+__device__ __forceinline__ float pk_max(float a, float b) { return (a > b || a != a) ? a : b; }
+
+template <bool SUM> __device__ float pk_block(float v, float* red) {
+    for (int o = 16; o > 0; o >>= 1) {
+        float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = SUM ? v + u : pk_max(v, u);
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+    if (warps > 1) {
+        if (lane == 0) red[warp] = v;
+        __syncthreads();
+        v = lane < warps ? red[lane] : (SUM ? 0.f : __int_as_float(0xff800000));
+        for (int o = 16; o > 0; o >>= 1) {
+            float u = __shfl_xor_sync(0xffffffffu, v, o);
+            v = SUM ? v + u : pk_max(v, u);
+        }
+        __syncthreads();
+    }
+    return v;
+}
+
+template <typename TI, typename TO>
+__device__ void pk_softmax(const TI* x, TO* y, long long n, int log_softmax) {
+    __shared__ float red[32];
+    const TI* xr = x + (long long)blockIdx.x * n;
+    TO* yr = y + (long long)blockIdx.x * n;
+    float m = __int_as_float(0xff800000);
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) m = pk_max(m, (float)xr[i]);
+    m = pk_block<false>(m, red);
+    float s = 0.f;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) s += expf((float)xr[i] - m);
+    s = pk_block<true>(s, red);
+    float ls = logf(s);
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = (float)xr[i] - m;
+        yr[i] = (TO)(log_softmax ? v - ls : expf(v) / s);
+    }
+}
+
+extern "C" {
+__global__ void pk_softmax_ff(const float* x, float* y, long long n, int l) { pk_softmax<float, float>(x, y, n, l); }
+__global__ void pk_softmax_hh(const __half* x, __half* y, long long n, int l) { pk_softmax<__half, __half>(x, y, n, l); }
+__global__ void pk_softmax_hf(const __half* x, float* y, long long n, int l) { pk_softmax<__half, float>(x, y, n, l); }
+__global__ void pk_softmax_fh(const float* x, __half* y, long long n, int l) { pk_softmax<float, __half>(x, y, n, l); }
+}
+"""
+_SOFTMAX_TYPES = {np.dtype(np.float32): "f", np.dtype(np.float16): "h"}
+
+
+def softmax_fits(x: Any, out: Any) -> bool:
+    """Whether :func:`softmax` applies: contiguous float32/float16 arrays, softmax over the last axis."""
+    return (x.dtype in _SOFTMAX_TYPES and out.dtype in _SOFTMAX_TYPES and x.flags.c_contiguous
+            and out.flags.c_contiguous and x.size > 0)
+
+
+def softmax(x: Any, out: Any, log: bool) -> None:
+    """out = (log-)softmax of x over its last axis, one block per row: the max, the sum of exponentials and the
+    result in one launch (float32 arithmetic), instead of a copy, two reductions and three element-wise passes."""
+    import cupy
+    module = _kernel("softmax", lambda: cupy.RawModule(code=_SOFTMAX, options=("--std=c++14",)))
+    fn = module.get_function(f"pk_softmax_{_SOFTMAX_TYPES[x.dtype]}{_SOFTMAX_TYPES[out.dtype]}")
+    n = x.shape[-1]
+    rows = x.size // n
+    threads = 32 if n <= 256 else 256 if n <= 8192 else 1024
+    fn((rows,), (threads,), (x, out, np.int64(n), np.int32(bool(log))))

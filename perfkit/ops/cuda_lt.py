@@ -23,6 +23,9 @@ from .base import TacticUnavailable
 _R_32F, _R_16F = 0, 2
 _COMPUTE_32F = 68
 _OP_N, _OP_T = 0, 1
+#: heuristic algorithms timed on the first eager call of each product shape (the fastest is kept)
+CANDIDATES = 8
+TIMED_RUNS = 5
 
 
 def _lib() -> Any:
@@ -68,14 +71,17 @@ class _Plan:
             ws = np.array([workspace_bytes], np.uint64)
             lt.matmul_preference_set_attribute(self.pref, lt.MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES,
                                                ws.ctypes.data, ws.nbytes)
-            self.result = lt.MatmulHeuristicResult(1)
+            self.result = lt.MatmulHeuristicResult(CANDIDATES)
             count = np.zeros(1, np.int32)
-            lt.matmul_algo_get_heuristic(handle, self.desc, self.a, self.b, self.d, self.d, self.pref, 1,
+            lt.matmul_algo_get_heuristic(handle, self.desc, self.a, self.b, self.d, self.d, self.pref, CANDIDATES,
                                          self.result.ptr, count.ctypes.data)
-            if count[0] < 1:
+            self.count = int(count[0])
+            if self.count < 1:
                 raise TacticUnavailable("cuBLASLt has no algorithm for this product and epilogue")
-            self.algo = self.result.ptr            # the algorithm is the result's first member
-            self.workspace = int(np.asarray(self.result.workspace_size).reshape(-1)[0])
+            self._size = np.dtype(lt.matmul_heuristic_result_dtype).itemsize
+            self._ws = np.asarray(self.result.workspace_size).reshape(-1)
+            self.pick(0)
+            self.tuned = self.count == 1
         except TacticUnavailable:
             self.close()
             raise
@@ -83,6 +89,12 @@ class _Plan:
             self.close()
             raise TacticUnavailable(f"cuBLASLt cannot plan this product ({type(exc).__name__}: {exc})") from exc
         self._bias = np.zeros(1, np.uint64)        # the BIAS_POINTER attribute's value, set per call
+
+    def pick(self, i: int) -> None:
+        """Runs the ``i``-th heuristic algorithm from now on (each result's first member is its algorithm)."""
+        self.index = i
+        self.algo = self.result.ptr + i * self._size
+        self.workspace = int(self._ws[i])
 
     def _set(self, attr: int, value: int, dtype: Any) -> None:
         v = np.array([value], dtype)
@@ -135,9 +147,15 @@ class Lt:
         if bias is not None:
             plan.set_bias(bias.data.ptr)
         ws = 0 if self.workspace is None else self.workspace.data.ptr
-        lt.matmul(self.handle, plan.desc, self._one.ctypes.data, w.data.ptr, plan.a, x.data.ptr, plan.b,
-                  self._zero.ctypes.data, out.data.ptr, plan.d, out.data.ptr, plan.d, plan.algo, ws,
-                  plan.workspace, cupy.cuda.get_current_stream().ptr)
+        stream = cupy.cuda.get_current_stream()
+
+        def run() -> None:
+            lt.matmul(self.handle, plan.desc, self._one.ctypes.data, w.data.ptr, plan.a, x.data.ptr, plan.b,
+                      self._zero.ctypes.data, out.data.ptr, plan.d, out.data.ptr, plan.d, plan.algo, ws,
+                      plan.workspace, stream.ptr)
+        if not plan.tuned and not stream.is_capturing():
+            _autotune(plan, run, stream)
+        run()
 
     def close(self) -> None:
         for plan in self.plans.values():
@@ -149,3 +167,30 @@ class Lt:
             except Exception:
                 pass
             self.handle = 0
+
+
+def _autotune(plan: _Plan, run: Any, stream: Any) -> None:
+    """Times each heuristic algorithm on the call's own operands (CUDA events, the median of
+    :data:`TIMED_RUNS` after a warm-up) and keeps the fastest: cuBLASLt's first choice is a prediction, and at
+    batch 1 on an H200 it was a GEMV kernel slower than the fp32 one. Runs once per plan, on an eager call."""
+    import cupy
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    best, best_ms = 0, float("inf")
+    for i in range(plan.count):
+        plan.pick(i)
+        try:
+            run()
+            times = []
+            for _ in range(TIMED_RUNS):
+                start.record(stream)
+                run()
+                end.record(stream)
+                end.synchronize()
+                times.append(cupy.cuda.get_elapsed_time(start, end))
+        except Exception:               # an algorithm the heuristic offered but cannot run here: skip it
+            continue
+        ms = float(np.median(times))
+        if ms < best_ms:
+            best, best_ms = i, ms
+    plan.pick(best)
+    plan.tuned = True

@@ -41,22 +41,34 @@ class MLP(Op):
     (guide chapter 3: Tensor Core kernels want M, K and N multiples of 8; the input width, the output width
     and the batch are the network's and stay as they are); the padded outputs meet zero weights in the next
     stage, so the result is unchanged and the layer's output width stays. The builder times them against
-    the unpadded ones on a GPU; the CPU has no Tensor Cores and does not time them."""
+    the unpadded ones on a GPU; the CPU has no Tensor Cores and does not time them. ``lt`` (CUDA; ReLU or no
+    activation) keeps the ``nn`` weights and runs each stage as one cuBLASLt matmul with its bias and ReLU in the
+    epilogue (``cuda_lt.py``)."""
 
     type = "mlp"
     short = "mlp"
-    tactic_names = ("nn", "nt", "nn" + PAD, "nt" + PAD)
+    tactic_names = ("nn", "nt", "nn" + PAD, "nt" + PAD, "lt")
+    device_tactics = {"lt": "cuda"}
 
     def applicable_tactics(self, params, inputs):
         inner = [int(w) for w in params["widths"][1:-1]]
         reduced = np.dtype(inputs[0].dtype).itemsize == 2
-        if reduced and any(w % TENSOR_CORE_MULTIPLE for w in inner):
-            return self.tactic_names
-        return self.tactic_names[:2]
+        names = self.tactic_names[:4] if reduced and any(w % TENSOR_CORE_MULTIPLE for w in inner) \
+            else self.tactic_names[:2]
+        lt = inputs[0].dtype in ("float16", "float32") and not inputs[0].constant and all(
+            st.get("activation") is None or st["activation"]["kind"] == "relu" for st in params["stages"])
+        return names + (("lt",) if lt else ())
+
+    def tactic_unavailable(self, tactic, device_kind):
+        why = super().tactic_unavailable(tactic, device_kind)
+        if why is None and tactic == "lt":
+            from .cuda_lt import unavailable_reason
+            return unavailable_reason()
+        return why
 
     def cpu_losers(self, params, inputs) -> tuple:
         """No Tensor Cores on the CPU: padding only adds work there."""
-        return self.tactic_names[2:]
+        return self.tactic_names[2:4]
 
     def check(self, params, weights):
         stages = params.get("stages")
@@ -137,6 +149,8 @@ class MLP(Op):
         x = inputs[0]
         lead = (batch,) if params["flatten"] else (batch,) + tuple(x.shape[:-1])     # as compute shapes them
         w = [int(v) for v in params["widths"]]
+        if params.get("tactic") == "lt":
+            return []                   # cuBLASLt multiplies the storage dtype itself
         return [(lead + (w[i],), (w[i], w[i + 1]), lead + (w[i + 1],), outputs[0].dtype) for i in range(len(w) - 1)]
 
     def compute(self, env, ins, outs, params, weights):
@@ -150,7 +164,15 @@ class MLP(Op):
         inner = max([int(w) for w in params["widths"][1:-1]] or [0])
         count = int(np.prod(h.shape[:-1]))
         pingpong = [env.scratch((count * inner,), out.dtype) for _ in range(min(2, n - 1))]
+        lt = params["tactic"] == "lt"
         for i, st in enumerate(params["stages"]):
+            if lt:                  # one cuBLASLt matmul per stage, bias and ReLU in its epilogue ("nn" weights)
+                w = weights[f"w{i}"]
+                dst = final if i == n - 1 else pingpong[i % 2][:count * w.shape[1]].reshape(h.shape[:-1] + (w.shape[1],))
+                env.lt.linear(h.reshape(count, -1), w, weights.get(f"b{i}"), dst.reshape(count, -1),
+                              st.get("activation") is not None, True)
+                h = dst
+                continue
             w = weights[f"w{i}"].T if nt else weights[f"w{i}"]
             shape = h.shape[:-1] + (w.shape[1],)
             dst = final if i == n - 1 else pingpong[i % 2][:count * w.shape[1]].reshape(shape)

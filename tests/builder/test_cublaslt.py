@@ -1,4 +1,4 @@
-"""cuBLASLt's fully connected tactic on a GPU (issue 11): bias and ReLU in the GEMM's epilogue, fp32 (strict) and
+"""cuBLASLt's fully connected and MLP tactic on a GPU (issue 11): bias and ReLU in the GEMM's epilogue, fp32 (strict) and
 fp16, with and without bias or ReLU, equal to the float64 reference of the unfused network, captured in a CUDA
 graph, and loaded back from an engine file."""
 import numpy as np
@@ -8,6 +8,7 @@ import perfkit as pk
 from device_helpers import to_host
 from oracles import assert_close, depth, reference_forward
 from perfkit.builder import tactics
+from perfkit.builder.passes import RULE_NAMES
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")]
 
@@ -25,18 +26,21 @@ def _net(bias: bool, relu: bool):
     return net
 
 
+@pytest.mark.parametrize("layer", ["fully_connected", "mlp"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 @pytest.mark.parametrize("bias,relu", [(True, True), (True, False), (False, True), (False, False)])
-def test_lt_matches_the_reference_with_its_epilogue(monkeypatch, tmp_path, precision, bias, relu):
+def test_lt_matches_the_reference_with_its_epilogue(monkeypatch, tmp_path, layer, precision, bias, relu):
     dev = pk.get_device("cuda")
     real = tactics.measure
     monkeypatch.setattr(tactics, "measure", lambda target, run, device, iterations:
                         real(target, run, device, 1) * (0.01 if target.tactic == "lt" else 1.0))
     net = _net(bias, relu)
-    eng = pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=16, precision=precision, strict_types=True))
-    fcs = [s for s in eng.plan.steps if s.type == "fully_connected"]
-    assert [s.params["tactic"] for s in fcs] == ["lt", "lt"]
-    assert (fcs[0].params.get("activation") is not None) == relu          # the ReLU is fused into fc1
+    no_mlp = [r for r in RULE_NAMES if not r.startswith("mlp")] if layer == "fully_connected" else "all"
+    eng = pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=16, precision=precision, strict_types=True,
+                                                      fusions=no_mlp))
+    steps = [s for s in eng.plan.steps if s.type == layer]
+    assert steps and all(s.params["tactic"] == "lt" for s in steps), [(s.type, s.params.get("tactic"))
+                                                                      for s in eng.plan.steps]
     ctx = eng.create_execution_context()
     for batch in (16, 1, 5):
         x = pk.models.sample_input(net, batch, seed=batch)

@@ -242,6 +242,14 @@ def test_softmax(device, rng, axis):
     check(net, inp, device)
 
 
+@pytest.mark.parametrize("n", [300, 10000])
+def test_softmax_of_long_rows(device, rng, n):
+    # on CUDA one block per row: 256 threads up to 8192 values, 1024 beyond (ops/cuda_kernels.py)
+    net, x, inp = single(rng, (2, n), low=-5, high=5)
+    net.mark_output(net.add_softmax(x, -1).output)
+    check(net, inp, device)
+
+
 @pytest.mark.parametrize("window", [1, 3, 5])
 def test_lrn(device, rng, window):
     net, x, inp = single(rng, (6, 3, 3))
