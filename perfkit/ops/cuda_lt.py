@@ -7,9 +7,13 @@ the output (measured on an H200: that pass was 6.4 us of each 4096-wide layer's 
 ``(K, N)`` as the network stores it (``TRANSA = T``) or ``(N, K)`` pre-transposed (``TRANSA = N``). float16 and
 float32 storage, float32 accumulation; float32 stays strict (``CUBLAS_COMPUTE_32F``: no TF32).
 
-A plan (descriptors, layouts and cuBLASLt's first heuristic algorithm within the workspace) is made once per
-shape, dtype and epilogue on the context's own handle and kept with it; the bias pointer is set on the plan's
-descriptor per call. The workspace is the context's cuBLAS workspace: the two libraries run in stream order and
+A plan (descriptors, layouts and cuBLASLt's heuristic list of up to four algorithms within the workspace, for the
+operands' actual alignments) is made once per shape, dtype, epilogue and alignment on the context's own handle and
+kept with it; the bias pointer is set on the plan's descriptor per call. The tactics ``lt``, ``lt1``, ``lt2`` and
+``lt3`` run the first to fourth algorithm of that list: the builder times them like any tactics (cuBLASLt's first
+choice is a prediction; at batch 1 on an H200 it lost to fp32's GEMV), and the engine fixes the choice, so that
+its contexts all run the same kernels. An algorithm picked per context by timing made contexts of one engine
+disagree in the last bits. The workspace is the context's cuBLAS workspace: the two libraries run in stream order and
 never at once. ``cublasLtMatmul`` is an asynchronous launch that CUDA stream capture accepts.
 """
 from __future__ import annotations
@@ -23,9 +27,19 @@ from .base import TacticUnavailable
 _R_32F, _R_16F = 0, 2
 _COMPUTE_32F = 68
 _OP_N, _OP_T = 0, 1
-#: heuristic algorithms timed on the first eager call of each product shape (the fastest is kept)
-CANDIDATES = 8
-TIMED_RUNS = 5
+#: the tactics ``lt``, ``lt1`` .. : the i-th algorithm of cuBLASLt's heuristic list for the product's shape
+TACTICS = ("lt", "lt1", "lt2", "lt3")
+CANDIDATES = len(TACTICS)
+
+
+def algorithm_index(tactic: str) -> int:
+    return TACTICS.index(tactic)
+
+
+def _alignment(ptr: int) -> int:
+    """The largest power of two (up to 256) that divides an address: cuBLASLt's heuristics assume 256 bytes
+    unless told, and a user's binding may be a slice at any offset."""
+    return min(256, ptr & -ptr) if ptr else 256
 
 
 def _lib() -> Any:
@@ -49,7 +63,7 @@ class _Plan:
     """Descriptors and algorithm of one product shape; destroyed with the handle."""
 
     def __init__(self, lt: Any, handle: int, m: int, n: int, k: int, trans_a: int, dtype: Any, epilogue: int,
-                 workspace_bytes: int) -> None:
+                 workspace_bytes: int, alignments: tuple) -> None:
         self.lt = lt
         dt = _R_16F if np.dtype(dtype) == np.float16 else _R_32F
         self.desc = lt.matmul_desc_create(_COMPUTE_32F, _R_32F)
@@ -71,6 +85,11 @@ class _Plan:
             ws = np.array([workspace_bytes], np.uint64)
             lt.matmul_preference_set_attribute(self.pref, lt.MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES,
                                                ws.ctypes.data, ws.nbytes)
+            P = lt.MatmulPreferenceAttribute
+            for attr, value in zip((P.MIN_ALIGNMENT_A_BYTES, P.MIN_ALIGNMENT_B_BYTES, P.MIN_ALIGNMENT_C_BYTES,
+                                    P.MIN_ALIGNMENT_D_BYTES), alignments):
+                v = np.array([value], np.uint32)
+                lt.matmul_preference_set_attribute(self.pref, attr, v.ctypes.data, v.nbytes)
             self.result = lt.MatmulHeuristicResult(CANDIDATES)
             count = np.zeros(1, np.int32)
             lt.matmul_algo_get_heuristic(handle, self.desc, self.a, self.b, self.d, self.d, self.pref, CANDIDATES,
@@ -80,8 +99,6 @@ class _Plan:
                 raise TacticUnavailable("cuBLASLt has no algorithm for this product and epilogue")
             self._size = np.dtype(lt.matmul_heuristic_result_dtype).itemsize
             self._ws = np.asarray(self.result.workspace_size).reshape(-1)
-            self.pick(0)
-            self.tuned = self.count == 1
         except TacticUnavailable:
             self.close()
             raise
@@ -90,11 +107,11 @@ class _Plan:
             raise TacticUnavailable(f"cuBLASLt cannot plan this product ({type(exc).__name__}: {exc})") from exc
         self._bias = np.zeros(1, np.uint64)        # the BIAS_POINTER attribute's value, set per call
 
-    def pick(self, i: int) -> None:
-        """Runs the ``i``-th heuristic algorithm from now on (each result's first member is its algorithm)."""
-        self.index = i
-        self.algo = self.result.ptr + i * self._size
-        self.workspace = int(self._ws[i])
+    def algorithm(self, i: int) -> tuple:
+        """(algorithm pointer, workspace bytes) of the ``i``-th heuristic choice, or of the last one when the list
+        is shorter (each result's first member is its algorithm)."""
+        i = min(i, self.count - 1)
+        return self.result.ptr + i * self._size, int(self._ws[i])
 
     def _set(self, attr: int, value: int, dtype: Any) -> None:
         v = np.array([value], dtype)
@@ -130,8 +147,10 @@ class Lt:
         self._one = np.ones(1, np.float32)
         self._zero = np.zeros(1, np.float32)
 
-    def linear(self, x: Any, w: Any, bias: Any, out: Any, relu: bool, transposed: bool) -> None:
-        """out (B, K) = relu?(x (B, N) @ W^T + bias); ``w`` is (K, N), or (N, K) when ``transposed``."""
+    def linear(self, x: Any, w: Any, bias: Any, out: Any, relu: bool, transposed: bool, index: int = 0) -> None:
+        """out (B, K) = relu?(x (B, N) @ W^T + bias); ``w`` is (K, N), or (N, K) when ``transposed``; ``index``:
+        which of cuBLASLt's heuristic algorithms (the tactic chose it at build time, so every context of an engine
+        runs the same one and gives the same bits)."""
         import cupy
         lt = self.lib
         b, n = x.shape
@@ -140,22 +159,20 @@ class Lt:
         ep = lt.Epilogue
         epilogue = int((ep.RELU_BIAS if relu else ep.BIAS) if bias is not None else (ep.RELU if relu else ep.DEFAULT))
         ws_bytes = 0 if self.workspace is None else int(self.workspace.nbytes)
-        key = (k, b, n, trans_a, np.dtype(out.dtype).str, epilogue, ws_bytes)
+        alignments = (_alignment(w.data.ptr), _alignment(x.data.ptr), _alignment(out.data.ptr),
+                      _alignment(out.data.ptr))
+        key = (k, b, n, trans_a, np.dtype(out.dtype).str, epilogue, ws_bytes, alignments)
         plan = self.plans.get(key)
         if plan is None:
-            plan = self.plans[key] = _Plan(lt, self.handle, k, b, n, trans_a, out.dtype, epilogue, ws_bytes)
+            plan = self.plans[key] = _Plan(lt, self.handle, k, b, n, trans_a, out.dtype, epilogue, ws_bytes,
+                                           alignments)
         if bias is not None:
             plan.set_bias(bias.data.ptr)
-        ws = 0 if self.workspace is None else self.workspace.data.ptr
-        stream = cupy.cuda.get_current_stream()
-
-        def run() -> None:
-            lt.matmul(self.handle, plan.desc, self._one.ctypes.data, w.data.ptr, plan.a, x.data.ptr, plan.b,
-                      self._zero.ctypes.data, out.data.ptr, plan.d, out.data.ptr, plan.d, plan.algo, ws,
-                      plan.workspace, stream.ptr)
-        if not plan.tuned and not stream.is_capturing():
-            _autotune(plan, run, stream)
-        run()
+        algo, algo_ws = plan.algorithm(index)
+        lt.matmul(self.handle, plan.desc, self._one.ctypes.data, w.data.ptr, plan.a, x.data.ptr, plan.b,
+                  self._zero.ctypes.data, out.data.ptr, plan.d, out.data.ptr, plan.d, algo,
+                  0 if self.workspace is None else self.workspace.data.ptr, algo_ws,
+                  cupy.cuda.get_current_stream().ptr)
 
     def close(self) -> None:
         for plan in self.plans.values():
@@ -168,29 +185,3 @@ class Lt:
                 pass
             self.handle = 0
 
-
-def _autotune(plan: _Plan, run: Any, stream: Any) -> None:
-    """Times each heuristic algorithm on the call's own operands (CUDA events, the median of
-    :data:`TIMED_RUNS` after a warm-up) and keeps the fastest: cuBLASLt's first choice is a prediction, and at
-    batch 1 on an H200 it was a GEMV kernel slower than the fp32 one. Runs once per plan, on an eager call."""
-    import cupy
-    start, end = cupy.cuda.Event(), cupy.cuda.Event()
-    best, best_ms = 0, float("inf")
-    for i in range(plan.count):
-        plan.pick(i)
-        try:
-            run()
-            times = []
-            for _ in range(TIMED_RUNS):
-                start.record(stream)
-                run()
-                end.record(stream)
-                end.synchronize()
-                times.append(cupy.cuda.get_elapsed_time(start, end))
-        except Exception:               # an algorithm the heuristic offered but cannot run here: skip it
-            continue
-        ms = float(np.median(times))
-        if ms < best_ms:
-            best, best_ms = i, ms
-    plan.pick(best)
-    plan.tuned = True

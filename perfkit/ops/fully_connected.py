@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import NetworkDefinitionError, ShapeError
 from .base import as_array, check_bias, Cost, Op, register_op, TensorSpec
+from .cuda_lt import TACTICS as LT_TACTICS
 from .env import scratch_size
 from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
 
@@ -23,18 +24,18 @@ class FullyConnected(Op):
     type = "fully_connected"
     short = "fc"
     weight_names = ("kernel", "bias")
-    tactic_names = ("nt", "nn", "wx", "lt")
-    device_tactics = {"lt": "cuda"}
+    tactic_names = ("nt", "nn", "wx") + LT_TACTICS
+    device_tactics = {t: "cuda" for t in LT_TACTICS}
 
     def applicable_tactics(self, params, inputs):
         act = params.get("activation")
         lt = inputs[0].dtype in ("float16", "float32") and not inputs[0].constant and (
             act is None or act["kind"] == "relu")
-        return self.tactic_names if lt else self.tactic_names[:-1]
+        return self.tactic_names if lt else self.tactic_names[:3]
 
     def tactic_unavailable(self, tactic, device_kind):
         why = super().tactic_unavailable(tactic, device_kind)
-        if why is None and tactic == "lt":
+        if why is None and tactic in LT_TACTICS:
             from .cuda_lt import unavailable_reason
             return unavailable_reason()
         return why
@@ -70,7 +71,7 @@ class FullyConnected(Op):
 
     def gemms(self, params, inputs, outputs, batch):
         n, k = inputs[0].size, outputs[0].size
-        if params.get("tactic") == "lt":
+        if params.get("tactic") in LT_TACTICS:
             return []                   # cuBLASLt multiplies the storage dtype itself
         if params.get("tactic") == "wx":
             return [((k, n), (n, batch), (k, batch), "float32" if inputs[0].dtype == "float32" else inputs[0].dtype)]
@@ -79,9 +80,10 @@ class FullyConnected(Op):
     def compute(self, env, ins, outs, params, weights):
         x, out = ins[0], outs[0]
         w = weights["kernel"]
-        if params["tactic"] == "lt":
+        if params["tactic"] in LT_TACTICS:
             act = params.get("activation")
-            env.lt.linear(x.reshape(x.shape[0], -1), w, weights.get("bias"), out, act is not None, False)
+            env.lt.linear(x.reshape(x.shape[0], -1), w, weights.get("bias"), out, act is not None, False,
+                          LT_TACTICS.index(params["tactic"]))
             return
         if params["tactic"] == "wx" and env.device_kind == "cpu":
             self._wx(env, x, out, w, weights.get("bias"), params)

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import NetworkDefinitionError, ShapeError
 from .activation import ACTIVATIONS
 from .base import Cost, Op, TensorSpec, register_op
+from .cuda_lt import TACTICS as LT_TACTICS
 from .env import scratch_size
 from .epilogue import apply_epilogue, epilogue_scratch
 
@@ -47,8 +48,8 @@ class MLP(Op):
 
     type = "mlp"
     short = "mlp"
-    tactic_names = ("nn", "nt", "nn" + PAD, "nt" + PAD, "lt")
-    device_tactics = {"lt": "cuda"}
+    tactic_names = ("nn", "nt", "nn" + PAD, "nt" + PAD) + LT_TACTICS
+    device_tactics = {t: "cuda" for t in LT_TACTICS}
 
     def applicable_tactics(self, params, inputs):
         inner = [int(w) for w in params["widths"][1:-1]]
@@ -57,11 +58,11 @@ class MLP(Op):
             else self.tactic_names[:2]
         lt = inputs[0].dtype in ("float16", "float32") and not inputs[0].constant and all(
             st.get("activation") is None or st["activation"]["kind"] == "relu" for st in params["stages"])
-        return names + (("lt",) if lt else ())
+        return names + (LT_TACTICS if lt else ())
 
     def tactic_unavailable(self, tactic, device_kind):
         why = super().tactic_unavailable(tactic, device_kind)
-        if why is None and tactic == "lt":
+        if why is None and tactic in LT_TACTICS:
             from .cuda_lt import unavailable_reason
             return unavailable_reason()
         return why
@@ -149,7 +150,7 @@ class MLP(Op):
         x = inputs[0]
         lead = (batch,) if params["flatten"] else (batch,) + tuple(x.shape[:-1])     # as compute shapes them
         w = [int(v) for v in params["widths"]]
-        if params.get("tactic") == "lt":
+        if params.get("tactic") in LT_TACTICS:
             return []                   # cuBLASLt multiplies the storage dtype itself
         return [(lead + (w[i],), (w[i], w[i + 1]), lead + (w[i + 1],), outputs[0].dtype) for i in range(len(w) - 1)]
 
@@ -164,13 +165,13 @@ class MLP(Op):
         inner = max([int(w) for w in params["widths"][1:-1]] or [0])
         count = int(np.prod(h.shape[:-1]))
         pingpong = [env.scratch((count * inner,), out.dtype) for _ in range(min(2, n - 1))]
-        lt = params["tactic"] == "lt"
+        lt = LT_TACTICS.index(params["tactic"]) if params["tactic"] in LT_TACTICS else None
         for i, st in enumerate(params["stages"]):
-            if lt:                  # one cuBLASLt matmul per stage, bias and ReLU in its epilogue ("nn" weights)
+            if lt is not None:      # one cuBLASLt matmul per stage, bias and ReLU in its epilogue ("nn" weights)
                 w = weights[f"w{i}"]
                 dst = final if i == n - 1 else pingpong[i % 2][:count * w.shape[1]].reshape(h.shape[:-1] + (w.shape[1],))
                 env.lt.linear(h.reshape(count, -1), w, weights.get(f"b{i}"), dst.reshape(count, -1),
-                              st.get("activation") is not None, True)
+                              st.get("activation") is not None, True, lt)
                 h = dst
                 continue
             w = weights[f"w{i}"].T if nt else weights[f"w{i}"]
