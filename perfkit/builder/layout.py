@@ -97,7 +97,7 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any) -> None:
     own = {n.name: n.params.get("tactic") for n in g.nodes}
 
     def total(assign: dict) -> float:
-        layout, ms = {}, 0.0
+        layout, ms, reformats = {}, 0.0, set()
         for n in g.nodes:
             tactic = assign.get(n.name, own[n.name])
             if n.name in cands:
@@ -105,10 +105,11 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any) -> None:
             want = get_op(n.type).tactic_layouts.get(tactic, "")
             for t in n.inputs:
                 if t not in g.constants and layout.get(t, "") != want:
-                    ms += _reformat_ms(g, t, device, batch, reformat_ms)
+                    reformats.add((t, want))        # one reformat per tensor and layout, as assign_layouts makes
             for t in n.outputs:
                 layout[t] = want
-        return ms + sum(_reformat_ms(g, t, device, batch, reformat_ms) for t in g.outputs if layout.get(t))
+        reformats |= {(t, "") for t in g.outputs if layout.get(t)}
+        return ms + sum(_reformat_ms(g, t, device, batch, reformat_ms) for t, _ in reformats)
 
     starts = [{k: own[k] for k in cands}, {k: v[1] for k, v in cands.items()}, {k: v[0] for k, v in cands.items()}]
     best, best_ms = None, float("inf")
