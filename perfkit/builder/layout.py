@@ -40,8 +40,10 @@ def assign_layouts(g: Graph) -> tuple[dict, list]:
         if wants[n.name]:
             for t in n.outputs:
                 layouts[t] = wants[n.name]
-    # network outputs keep the default layout: the producer writes an internal NHWC tensor, a reformat copies it
-    tail = []
+    # network outputs keep the default layout: the producer writes an internal NHWC tensor, and a reformat right
+    # after it writes the output, which layers wanting the default layout then read (one copy, freed early)
+    converted: dict = {}                    # (tensor, layout) -> the tensor holding it in that layout
+    after: dict = {}                        # producer name -> reformat nodes that go right after it
     for t in g.outputs:
         if layouts.get(t):
             producer = next(n for n in g.nodes if t in n.outputs)
@@ -51,9 +53,10 @@ def assign_layouts(g: Graph) -> tuple[dict, list]:
                 n.inputs = [internal if i == t else i for i in n.inputs]
             g.tensors[internal] = g.tensors[t]
             layouts[internal] = layouts.pop(t)
-            tail.append(Node(f"reformat {t} -> nchw", "identity", {}, {}, [internal], [t], _precision(g, t), []))
-            rows.append(("reformat", producer.name, tail[-1].name, f"NHWC -> NCHW for output {t}"))
-    converted: dict = {}                    # (tensor, layout) -> the tensor holding it in that layout
+            after.setdefault(producer.name, []).append(
+                Node(f"reformat {t} -> nchw", "identity", {}, {}, [internal], [t], _precision(g, t), []))
+            rows.append(("reformat", producer.name, after[producer.name][-1].name, f"NHWC -> NCHW for output {t}"))
+            converted[(internal, "")] = t
     nodes: list = []
     for n in g.nodes:
         want = wants[n.name]
@@ -77,7 +80,8 @@ def assign_layouts(g: Graph) -> tuple[dict, list]:
             new_inputs.append(converted[key])
         n.inputs = new_inputs
         nodes.append(n)
-    g.nodes = nodes + tail
+        nodes.extend(after.get(n.name, []))
+    g.nodes = nodes
     return layouts, rows
 
 

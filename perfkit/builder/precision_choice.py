@@ -240,7 +240,7 @@ class _Chooser:
         op = get_op(n.type)
         ins, outs, consts, weights = self._specs(n, p)
         batch = self.config.max_batch_size
-        names = tactics.candidate_tactics(op, n.params, ins, self.device, self.config, batch) or ("",)
+        names = tactics.candidate_tactics(op, n.params, ins, self.device, self.config, batch, outs) or ("",)
         key = tactics.signature_of(self.device, p, n.type, n.params, ins, [c is not None for c in consts], weights,
                                    batch)
         earlier = self.timed.get(key)

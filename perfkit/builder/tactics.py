@@ -344,12 +344,17 @@ def choose_tactics(g: Any, device: Any, allocator: Any, config: Any, log: Any, c
     return stats
 
 
-def candidate_tactics(op: Any, params: dict, specs: list, device: Any, config: Any, batch: int) -> tuple:
+def candidate_tactics(op: Any, params: dict, specs: list, device: Any, config: Any, batch: int,
+                      out_specs: list | None = None) -> tuple:
     """The tactics worth timing for a layer: those the op offers for these inputs, less those its cost model
     says cannot win on the CPU (``cpu_losers``), and one of each pair it declares the same at batch 1. Used by
     the tactic choice and by the precision choice alike."""
     names = tuple(op.applicable_tactics(params, specs)) if op.tactic_names else ()
     names = tuple(n for n in names if op.tactic_unavailable(n, device.kind) is None)
+    cap = config.max_workspace_bytes
+    if cap is not None and out_specs is not None:      # a tactic whose workspace breaks the cap would fail the build
+        names = tuple(n for n in names
+                      if op.workspace({**params, "tactic": n}, specs, out_specs, batch, device.kind) <= cap) or names
     if not names:
         return ()
     losers = getattr(op, "cpu_losers", None)
@@ -363,8 +368,9 @@ def candidate_tactics(op: Any, params: dict, specs: list, device: Any, config: A
 
 def covers(entry: dict | None, names: tuple) -> bool:
     """Whether a timing-cache entry chose among all of ``names`` (one saved before an op gained a tactic
-    did not time it, and is timed again)."""
-    return entry is not None and entry.get("tactic") in names and set(names) <= set(entry.get("times_ms", {}))
+    did not time it, and is timed again); a tactic that could not run for the layer counts as covered."""
+    return entry is not None and entry.get("tactic") in names and \
+        set(names) <= set(entry.get("times_ms", {})) | set(entry.get("unavailable", {}))
 
 
 def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: Any, cache: Any, timed: dict,
@@ -372,7 +378,7 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
     """The tactic of one node: the only one, the default, a cached or already timed choice, or timed now."""
     op = get_op(node.type)
     specs = [g.tensors[t] for t in node.inputs]
-    names = candidate_tactics(op, node.params, specs, device, config, batch)
+    names = candidate_tactics(op, node.params, specs, device, config, batch, [g.tensors[t] for t in node.outputs])
     if not names:
         return
     if len(names) == 1 or config.tactics == "default":
@@ -425,7 +431,9 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
     node.params, node.weights = op.prepare_tactic(best, node.params, node.weights)
     node.tactic_times = dict(times)
     if cache is not None and not fresh:
-        cache.put(key, {"tactic": best, "times_ms": times, "timing_ms": spent, "layer": node.name})
+        unavailable = {n: how for n, how in race.items() if how.startswith("unavailable")}
+        cache.put(key, {"tactic": best, "times_ms": times, "timing_ms": spent, "layer": node.name,
+                        **({"unavailable": unavailable} if unavailable else {})})
 
 
 def _cannot_run(node: Any, device: Any, exc: Exception) -> str:

@@ -45,6 +45,7 @@ def _alignment(ptr: int) -> int:
 def _lib() -> Any:
     try:
         from nvmath.bindings import cublasLt
+        cublasLt.get_version()           # loads libcublasLt now: a missing library drops the tactic at once
         return cublasLt
     except Exception as exc:             # not installed, or libcublasLt failed to load
         raise TacticUnavailable(f"cuBLASLt is not available ({type(exc).__name__}: {exc}); pip install "
@@ -96,7 +97,9 @@ class _Plan:
                                          self.result.ptr, count.ctypes.data)
             self.count = int(count[0])
             if self.count < 1:
-                raise TacticUnavailable("cuBLASLt has no algorithm for this product and epilogue")
+                raise TacticUnavailable(f"cuBLASLt has no algorithm for a {m}x{k} by {k}x{n} product in "
+                                        f"{np.dtype(dtype).name} with epilogue {epilogue} and operand alignments "
+                                        f"{alignments} bytes")
             self._size = np.dtype(lt.matmul_heuristic_result_dtype).itemsize
             self._ws = np.asarray(self.result.workspace_size).reshape(-1)
         except TacticUnavailable:

@@ -30,7 +30,7 @@ class FullyConnected(Op):
     def applicable_tactics(self, params, inputs):
         act = params.get("activation")
         lt = inputs[0].dtype in ("float16", "float32") and not inputs[0].constant and (
-            act is None or act["kind"] == "relu")
+            act is None or act["kind"] == "relu") and params.get("power") is None
         return self.tactic_names if lt else self.tactic_names[:3]
 
     def tactic_unavailable(self, tactic, device_kind):

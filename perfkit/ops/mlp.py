@@ -57,7 +57,8 @@ class MLP(Op):
         names = self.tactic_names[:4] if reduced and any(w % TENSOR_CORE_MULTIPLE for w in inner) \
             else self.tactic_names[:2]
         lt = inputs[0].dtype in ("float16", "float32") and not inputs[0].constant and all(
-            st.get("activation") is None or st["activation"]["kind"] == "relu" for st in params["stages"])
+            (st.get("activation") is None or st["activation"]["kind"] == "relu") and st.get("power") is None
+            for st in params["stages"])
         return names + (LT_TACTICS if lt else ())
 
     def tactic_unavailable(self, tactic, device_kind):

@@ -63,7 +63,11 @@ class EnginePlan:
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        for t in d["tensors"].values():     # only channels-last tensors say so: files stay readable by older perfkit
+            if not t["layout"]:
+                del t["layout"]
+        return d
 
     @classmethod
     def from_json(cls, d: Any) -> "EnginePlan":

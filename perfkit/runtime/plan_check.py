@@ -320,7 +320,7 @@ def _check_op(p: EnginePlan, i: int, s: Any, f: str, stored: dict) -> int:
     outs = [TensorSpec(tuple(p.tensors[t].shape), p.tensors[t].dtype) for t in s.outputs]
     weights = {k: stored[v] for k, v in s.weights.items()}
     try:
-        inferred, params = _replay(op, s.params, weights, ins)
+        inferred, params = _replay(op, s.params, weights, ins, p.device_kind)
         # the builder computed these on its own parameters, which a fusion may have left as lists where
         # the op's check makes tuples: either form is what the builder could have written
         forms = (params, s.params)
@@ -360,7 +360,7 @@ def _check_op(p: EnginePlan, i: int, s: Any, f: str, stored: dict) -> int:
     return s.workspace_bytes
 
 
-def _replay(op: Any, params: dict, weights: dict, ins: list) -> tuple:
+def _replay(op: Any, params: dict, weights: dict, ins: list, device_kind: str) -> tuple:
     """The op's check and shape inference on the network-layout parameters and weights, then the
     tactic's layout again: the stored step must be exactly what the builder produced from them.
     Returns the inferred output specs and the parameters as the op's check leaves them."""
@@ -369,6 +369,9 @@ def _replay(op: Any, params: dict, weights: dict, ins: list) -> tuple:
     if tactic is not None:
         if type(tactic) is not str or tactic not in op.tactic_names:
             raise ValueError(f"tactic {tactic!r} is not one of {op.tactic_names}")
+        if op.device_tactics.get(tactic) not in (None, device_kind):
+            raise ValueError(f"tactic {tactic!r} runs on {op.device_tactics[tactic]} devices only, and this is a "
+                             f"{device_kind} engine")
         for t in (tactic, op.tactic_names[0]):     # the layout change undone, for ops whose tactics change it
             candidates.append(op.prepare_tactic(t, params, weights)[1])
     first_error = None

@@ -201,3 +201,41 @@ def test_a_tensor_read_by_two_nhwc_layers_is_reformatted_once(nhwc_op, monkeypat
     assert {s.params["tactic"] for s in eng.plan.steps if s.type == NhwcRelu.type} == {"nhwc"}
     rows = [d for d in eng.build_log.query("phase == 'reformat'")["detail"] if d.startswith("NCHW -> NHWC")]
     assert rows == ["NCHW -> NHWC for r0"]            # one reformat of x serves both layers
+
+
+def test_an_nhwc_output_also_read_inside_is_copied_once_and_right_away(nhwc_op):
+    net = pk.Network("output_read_inside")
+    x = net.add_input("x", (4, 6, 6))
+    y0 = net.add_layer(NhwcRelu.type, [x], {}, name="r0").outputs[0]
+    net.mark_output(y0, "y0")
+    net.mark_output(net.add_pooling(y0, "max", 2, name="pool"), "y1")
+    eng = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2))
+    names = [s.name for s in eng.plan.steps]
+    assert names == ["reformat x -> nhwc", "r0", "reformat y0 -> nchw", "pool"], names
+    assert next(s for s in eng.plan.steps if s.name == "pool").inputs == ["y0"]     # it reads the output itself
+    v = np.random.default_rng(1).standard_normal((2, 4, 6, 6)).astype(np.float32)
+    got = eng.create_execution_context().execute({"x": v})
+    want_r, want_pool = _reference(v)
+    np.testing.assert_array_equal(got["y0"], want_r)
+    np.testing.assert_array_equal(got["y1"], want_pool)
+
+
+def test_a_tactic_whose_workspace_breaks_the_cap_is_not_timed(nhwc_op, monkeypatch):
+    # cuDNN's tactic declares 8 MiB of workspace: with max_workspace_bytes below it, the build must still succeed
+    monkeypatch.setattr(NhwcRelu, "scratch_bytes", lambda self, params, inputs, outputs, batch:
+                        (1 << 20) if params.get("tactic") == "nhwc" else 0, raising=False)
+    eng = pk.Builder("cpu").build(_chain(2), pk.BuilderConfig(max_batch_size=2, max_workspace_bytes=4096))
+    assert {s.params["tactic"] for s in eng.plan.steps if s.type == NhwcRelu.type} == {"plain"}
+    eng = pk.Builder("cpu").build(_chain(2), pk.BuilderConfig(max_batch_size=2))          # no cap: it wins
+    assert {s.params["tactic"] for s in eng.plan.steps if s.type == NhwcRelu.type} == {"nhwc"}
+
+
+def test_a_layer_whose_tactic_could_not_run_is_served_by_the_timing_cache(nhwc_op, monkeypatch, tmp_path):
+    NhwcRelu.refuse = True
+    cache = str(tmp_path / "timing.json")
+    pk.Builder("cpu").build(_chain(2), pk.BuilderConfig(max_batch_size=2, timing_cache=cache))
+    calls = []
+    monkeypatch.setattr(tactics, "measure", lambda target, run, device, iterations: calls.append(target) or 1.0)
+    eng = pk.Builder("cpu").build(_chain(2), pk.BuilderConfig(max_batch_size=2, timing_cache=cache))
+    assert not [c for c in calls if c.type == NhwcRelu.type]       # not timed again
+    assert set(eng.build_log.query("phase == 'tactic' and rule == 'plain'")["outcome"]) == {"cached"}

@@ -58,3 +58,23 @@ def test_a_step_whose_tactic_was_removed_is_refused(tmp_path):
     craft.write(path, meta, plan, tensors)
     with pytest.raises(pk.EngineFileError, match="params"):
         pk.load_engine(path)
+
+
+@pytest.mark.parametrize("tactic", ["lt1", "cudnn"])
+def test_a_cpu_file_naming_a_gpu_tactic_is_refused(tmp_path, tactic):
+    # cuBLASLt's and cuDNN's tactics run on CUDA only: a CPU engine that names one would fail at its first execute
+    import engine_craft as craft
+    path = tmp_path / "e.engine"
+    pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=2)).save(path)
+    meta, plan, tensors = craft.read(path)
+    layer = "mlp" if tactic == "lt1" else "convolution"              # lenet's fully connected layers fuse into an MLP
+    step = next(s for s in plan["steps"] if s["type"] == layer)
+    step["params"]["tactic"] = tactic
+    craft.write(path, meta, plan, tensors)
+    with pytest.raises(pk.EngineFileError, match="runs on cuda devices only"):
+        pk.load_engine(path)
+
+
+def test_only_channels_last_tensors_carry_a_layout_in_the_file():
+    plan = pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=2)).plan.to_json()
+    assert not any("layout" in t for t in plan["tensors"].values())     # older perfkit reads CPU files as before
