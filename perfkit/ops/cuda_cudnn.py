@@ -14,7 +14,9 @@ contiguous ``(N, H, W, C)`` memory itself. The kernel is stored as ``(K, kh, kw,
 Graphs depend on the batch size, so one is planned per (shape, batch) at first use and kept for the process
 (the builder's timing plans the engine's maximum batch; a context plans smaller batches on their first,
 eager, call, before a CUDA graph captures them). Plans are limited to :data:`WORKSPACE_BYTES` of workspace,
-carved from the context's. Handles are per thread and device; each call binds the current CuPy stream.
+carved from the context's. Handles are per thread and device, kept for the thread's life (as PyTorch keeps its
+cuDNN handles); each call binds the current CuPy stream. One lock serialises planning (a few milliseconds per
+shape, on first use only).
 """
 from __future__ import annotations
 

@@ -13,7 +13,10 @@ kept with it; the bias pointer is set on the plan's descriptor per call. The tac
 ``lt3`` run the first to fourth algorithm of that list: the builder times them like any tactics (cuBLASLt's first
 choice is a prediction; at batch 1 on an H200 it lost to fp32's GEMV), and the engine fixes the choice, so that
 its contexts all run the same kernels. An algorithm picked per context by timing made contexts of one engine
-disagree in the last bits. The workspace is the context's cuBLAS workspace: the two libraries run in stream order and
+disagree in the last bits. The same kernels need the same alignments: a user binding that is a slice at an odd
+offset gets the heuristic list for that alignment, so its results may differ from an aligned call's in the last
+bits (still within the precision's tolerance). When the list is shorter than four, the later tactics run its last
+algorithm (the builder then times the same kernel twice). The workspace is the context's cuBLAS workspace: the two libraries run in stream order and
 never at once. ``cublasLtMatmul`` is an asynchronous launch that CUDA stream capture accepts.
 """
 from __future__ import annotations
