@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..device.cpu import CpuEvent, CpuStream
 from ..errors import BatchSizeError, BindingError
 
 
@@ -137,7 +138,6 @@ def check_dtype(name: str, a: Any, declared: str, exact: bool) -> None:
 
 def check_stream(device: Any, stream: Any, event: Any) -> None:
     """The stream (and ``input_consumed`` event) of an ``enqueue`` belong to the engine's device."""
-    from ..device.cpu import CpuEvent, CpuStream
     cpu = device.kind == "cpu"
     if cpu != isinstance(stream, CpuStream) or not hasattr(stream, "synchronize"):
         raise BindingError(f"stream {stream!r} does not belong to the {device.spec} device; "

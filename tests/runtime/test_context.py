@@ -86,6 +86,12 @@ def test_enqueue_output_binding_and_input_consumed(device, rng):
     assert device.elapsed_ms(consumed, done) > 0        # inputs were free before the outputs were ready
     np.testing.assert_allclose(to_host(out).sum(axis=1), 1, rtol=1e-5)
     np.testing.assert_array_equal(to_host(out), to_host(ctx.execute({"data": x})["prob"]))
+    assert res["prob"] is out                 # a binding of exactly the batch is used as it is, not re-sliced
+    bigger = device.xp.zeros((6, 10), np.float32)
+    res = ctx.enqueue({"data": x, "prob": bigger}, s, batch_size=4)
+    s.synchronize()
+    assert res["prob"].shape == (4, 10) and res["prob"] is not bigger
+    np.testing.assert_array_equal(to_host(bigger)[:4], to_host(out))
 
 
 def test_enqueue_rejects_host_arrays_and_foreign_streams(device, rng):
