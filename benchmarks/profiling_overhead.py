@@ -11,6 +11,10 @@ On CUDA, figures 1-3 are given for both launch modes: replayed CUDA graphs (a co
 eager launches (``cuda_graph=False``).
 
 Usage:  python3 benchmarks/profiling_overhead.py [--device cuda] [--batch 32] [--rounds 15] [--modes graph,eager]
+            [--model resnet_small|resnet50] [--precision fp16]
+
+``--model resnet50`` builds ResNet-50 from ``benchmarks/cpu_models.py`` (issue 11's target: profiling within 3%
+on ResNet-50 fp16 batch 32, with cuDNN's kernels mapped to their layers).
 """
 from __future__ import annotations
 
@@ -30,17 +34,25 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--model", default="resnet_small", help="resnet_small (perfkit's sample) or resnet50")
     p.add_argument("--kernel-batches", default="32,256", help="batches for the CUPTI kernel-vs-event comparison")
     p.add_argument("--modes", default="graph,eager", help="CUDA launch modes to measure: graph (replayed CUDA "
                    "graphs, the default of a context) and/or eager (every layer launched from Python)")
     a = p.parse_args()
     dev = pk.get_device(a.device)
-    net = pk.models.resnet_small()
+    if a.model == "resnet50":
+        import os
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import cpu_models
+        net = cpu_models.resnet_network("resnet50")
+    else:
+        net = pk.models.resnet_small()
     eng = pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=a.batch, precision=a.precision))
     x = pk.models.sample_input(net, a.batch)
     if dev.kind != "cpu":
         x = {k: dev.to_device(v) for k, v in x.items()}
-    print(f"# profiling figures, resnet_small batch {a.batch} {a.precision} on {dev.spec} ({dev.name}), "
+    print(f"# profiling figures, {a.model} batch {a.batch} {a.precision} on {dev.spec} ({dev.name}), "
           f"{time.strftime('%Y-%m-%d')}")
     allocator_figures(dev)            # first, while few Python objects are alive (the garbage collector
     modes = a.modes.split(",") if dev.kind == "cuda" else ["host"]     # scales with them)
