@@ -167,6 +167,10 @@ ENGINE_LAYERS = _s(
     # added with issue 10 (optional)
     ("source_op", "string", "", "op types in the imported model (ONNX) of the network layers this engine layer "
                                 "computes, joined by ', '; empty for networks written with the API", False, True),
+    # added with issue 11 (optional)
+    ("layout", "string", "", "memory layout the layer reads and writes: 'nhwc' (channels-last, e.g. cuDNN's "
+                             "convolutions), 'nchw -> nhwc' / 'nhwc -> nchw' for a reformat layer between layouts, "
+                             "'' for the default row-major layout", False, True),
 )
 
 SWEEP = _s(

@@ -185,7 +185,8 @@ class Engine:
                 "weights_bytes": int(sum(np.dtype(self.plan.weights[k].dtype).itemsize
                                          * int(np.prod(self.plan.weights[k].shape)) for k in s.weights.values())),
                 "workspace_bytes": s.workspace_bytes, "tactic": str(s.params.get("tactic") or ""),
-                "source_op": ", ".join(dict.fromkeys(ops[o] for o in s.origin if o in ops))})
+                "source_op": ", ".join(dict.fromkeys(ops[o] for o in s.origin if o in ops)),
+                "layout": _layout_of(s, t)})
         return ENGINE_LAYERS.frame(rows, {"engine": self.name, "precision": self.precision,
                                           "max_batch_size": self.max_batch_size})
 
@@ -232,3 +233,14 @@ class Engine:
     def __repr__(self) -> str:
         return (f"<Engine {self.name!r} on {self.device.spec}: {len(self.plan.steps)} layers, {self.precision}, "
                 f"max batch {self.max_batch_size}, {self.device_memory_bytes / 2**20:.2f} MiB>")
+
+
+def _layout_of(step: Any, tensors: dict) -> str:
+    """'' (row-major), 'nhwc', or 'a -> b' for a step that reads one layout and writes another (a reformat)."""
+    read = {tensors[n].layout for n in step.inputs if tensors[n].kind != "constant"}
+    written = {tensors[n].layout for n in step.outputs}
+    if not (read | written) - {""}:
+        return ""
+    if read == written:
+        return "/".join(sorted(x or "nchw" for x in read))
+    return f"{'/'.join(sorted(x or 'nchw' for x in read))} -> {'/'.join(sorted(x or 'nchw' for x in written))}"

@@ -84,6 +84,10 @@ def test_nhwc_tactics_get_channels_last_tensors_and_reformat_layers(nhwc_op, tmp
     assert sorted(rows) == sorted(["NCHW -> NHWC for r1", "NHWC -> NCHW for pool", f"NHWC -> NCHW for {last}"])
     assert "2 layer(s) run channels-last" in log.query("phase == 'layout' and rule == 'channels-last'")["detail"].iloc[0]
     assert sum(s.type == "identity" and "dtype" not in s.params for s in eng.plan.steps) == 3
+    layers = eng.layers.set_index("layer")["layout"]           # engine.layers says which layers run NHWC
+    assert layers["r1"] == layers["r2"] == "nhwc" and layers["pool"] == ""
+    reformats = eng.layers.query("type == 'identity'")["layout"].tolist()
+    assert sorted(r for r in reformats if r) == ["nchw -> nhwc", "nhwc -> nchw", "nhwc -> nchw"]
     # fp16-exact values: ReLU and max pooling then give the same numbers in either precision
     x = np.random.default_rng(0).standard_normal((3, 4, 5, 6)).astype(np.float16).astype(np.float32)
     want_r, want_pool = _reference(x)
