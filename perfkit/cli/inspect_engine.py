@@ -121,13 +121,16 @@ def report(path: str, plan: Any, view: Any, checksum: str, build_log: bool) -> l
                     for kind, names in (("input", plan.inputs), ("output", plan.outputs))
                     for b in _bindings(plan, names)], ["binding", "kind", "shape", "dtype"])
     lines.append(section("Layers (execution order)"))
+    nhwc = bool((layers["layout"] != "").any())            # a layout column only where a layer runs channels-last
     lines += table([{"#": r.index, "layer": r.layer, "type": r.type, "precision": r.precision,
-                     "tactic": r.tactic or "-", "output": r.output_shapes, "MFLOP/sample": f"{r.flops / 1e6:.3f}",
+                     "tactic": r.tactic or "-", "layout": r.layout or "-", "output": r.output_shapes,
+                     "MFLOP/sample": f"{r.flops / 1e6:.3f}",
                      "weights": human_bytes(r.weights_bytes), "workspace": human_bytes(r.workspace_bytes),
                      "fused network layers": r.origin if r.origin != r.layer else ""}
                     for r in layers.itertuples()],
-                   ["#", "layer", "type", "precision", "tactic", "output", "MFLOP/sample", "weights", "workspace",
-                    "fused network layers"], right=("#", "MFLOP/sample", "weights", "workspace"))
+                   ["#", "layer", "type", "precision", "tactic"] + (["layout"] if nhwc else [])
+                   + ["output", "MFLOP/sample", "weights", "workspace", "fused network layers"],
+                   right=("#", "MFLOP/sample", "weights", "workspace"))
     counts = layers[layers["type"] != "identity"]["precision"].value_counts()
     lines.append("  precisions: " + ", ".join(f"{int(n)} layer(s) in {p}" for p, n in counts.items()))
     lines.append(section(f"Memory plan (activation arena at batch {plan.max_batch_size}; tensors whose lifetimes do "

@@ -243,3 +243,16 @@ def test_a_layer_whose_tactic_could_not_run_is_served_by_the_timing_cache(nhwc_o
     eng = pk.Builder("cpu").build(_chain(2), pk.BuilderConfig(max_batch_size=2, timing_cache=cache))
     assert not [c for c in calls if c.type == NhwcRelu.type]       # not timed again
     assert set(eng.build_log.query("phase == 'tactic' and rule == 'plain'")["outcome"]) == {"cached"}
+
+
+def test_inspect_shows_the_layout_column_only_for_engines_with_nhwc_layers(nhwc_op, tmp_path, capsys):
+    from perfkit.cli import main
+    path = tmp_path / "e.engine"
+    pk.Builder("cpu").build(_net(), pk.BuilderConfig(max_batch_size=2)).save(path)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert " layout " in out and "nchw -> nhwc" in out and "nhwc -> nchw" in out
+    plain = tmp_path / "plain.engine"
+    pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=2)).save(plain)
+    assert main(["inspect", str(plain)]) == 0
+    assert " layout " not in capsys.readouterr().out
