@@ -127,6 +127,8 @@ def _run_demo(dev: Any, run_dir: str, batch_sizes: list, precisions: list, model
     for _, r in best.iterrows():
         print(f"  {r['model']:<22}{r['throughput_per_s']:>12.1f} samples/s  ({r['precision']}, batch {r['batch_size']}, "
               f"{r['latency_median_ms']:.3f} ms, {human_bytes(r['device_memory_bytes'])} device memory)")
+        for sentence in _best_caveats(frame, r, engines):
+            print(f"  {'':<22}{sentence}")
     figures = _demo_figures(frame, profiles, engines, precisions[0], top, run_dir)
     report = _demo_report(dev, frame, nets, engines, precisions, top, profiles, figures, run_dir)
     print(f"\nwrote {', '.join(sorted(os.listdir(run_dir)))} in {run_dir}")
@@ -160,6 +162,28 @@ def _profile(dev: Any, e: Any, net: Any, batch: int, run_dir: str) -> tuple:
     events = _own_events(e.allocator.events if hasattr(e.allocator, "events") else run.memory, e.owner)
     ctx.close()
     return run, events
+
+
+def _best_caveats(frame: Any, r: Any, engines: dict) -> list:
+    """What qualifies a model's best row: a reduced precision that no layer took (the engine is the fp32 one
+    in all but name), and the other precisions at that batch whose latency intervals overlap the best's (the
+    pick between them is within the measurement's uncertainty)."""
+    out = []
+    e = engines.get((r["model"], r["precision"], int(r["batch_size"])))
+    if r["precision"] != "fp32" and e is not None:
+        steps = e.layers.query("type != 'identity'")
+        if not (steps["precision"] == r["precision"]).any():
+            out.append(f"{r['precision']} was allowed but every layer stayed in fp32: this is an fp32 engine")
+    lo, hi = (float(r.get(c, float("nan"))) for c in ("latency_ci_low_ms", "latency_ci_high_ms"))
+    if lo == lo and hi == hi:
+        same = frame[(frame["model"] == r["model"]) & (frame["batch_size"] == r["batch_size"])
+                     & (frame["precision"] != r["precision"])]
+        for _, o in same.iterrows():
+            olo, ohi = (float(o.get(c, float("nan"))) for c in ("latency_ci_low_ms", "latency_ci_high_ms"))
+            if olo == olo and ohi == ohi and olo <= hi and lo <= ohi:
+                out.append(f"not distinguishable from {o['precision']} at this batch: latency intervals "
+                           f"{lo:.3f}-{hi:.3f} and {olo:.3f}-{ohi:.3f} ms overlap")
+    return out
 
 
 def _cross_check(frame: Any, profiles: dict, precision: str, batch: int) -> list:

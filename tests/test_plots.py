@@ -70,7 +70,7 @@ def test_plot_sweep_draws_the_interval_of_each_line_as_a_band():
         want = (lo, hi) if metric == "latency_median_ms" else (b / hi * 1e3, b / lo * 1e3)
         assert np.isclose(ys.min(), min(want[0])) and np.isclose(ys.max(), max(want[1]))
         assert bands[3].get_facecolor()[0][:3] == pytest.approx(matplotlib.colors.to_rgb(ax.lines[3].get_color()))
-        assert "band: 95% interval of the median latency" in _legend(ax)
+        assert "band: interval of the median latency (at least 95%)" in _legend(ax)
 
 
 def test_plot_sweep_batch_ticks_unstable_rings_and_failed_rows():

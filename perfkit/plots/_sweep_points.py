@@ -100,7 +100,7 @@ def plot_sweep_points(pts: pd.DataFrame, metric: str, x: str = "batch_size", col
         fig.legend(handles=list(handles.values()), labels=[h.get_label() for h in handles.values()],
                    loc="outside right center", fontsize=7, title=" · ".join(varying), title_fontsize=7)
     if bands and any(c.get_gid() == "band" for ax in axes.flat for c in ax.collections):
-        fig.text(0.995, 0.003, "bands: 95% interval of the median", ha="right", va="bottom", fontsize=7, color="0.35")
+        fig.text(0.995, 0.003, "bands: interval of the median (at least 95%)", ha="right", va="bottom", fontsize=7, color="0.35")
     return fig
 
 

@@ -50,7 +50,7 @@ def plot_latency_throughput(sweep: pd.DataFrame, budget_ms: Any = None, ax: Any 
     ax.grid(True, which="both", lw=0.3, alpha=0.6)
     notes = []
     if any(c.get_gid() == "ci" for c in ax.collections):
-        notes.append("error bars: 95% interval of the median")
+        notes.append("error bars: interval of the median (at least 95%)")
     if len(df) > len(ok):
         notes.append(f"{len(df) - len(ok)} configuration(s) failed, not drawn")
     if notes:

@@ -138,6 +138,13 @@ def _contended(v: Mapping[str, Any]) -> list:
     limit = float(cpus) + CONTENDED_SLACK_CORES - float(threads)
     if other <= limit:
         return []
+    if threads > float(cpus) + CONTENDED_SLACK_CORES:     # perfkit's own threads alone outnumber the cores
+        return [("contended", float(other), limit,
+                 f"perfkit itself ran {int(threads)} BLAS threads (all its streams together) on {int(cpus)} core(s)"
+                 + (f", and other processes kept {other:.1f} busy" if other >= 0.5 else "") + ": its threads "
+                 "take turns on the cores, and a matrix product waits for whichever is descheduled, so these times "
+                 "are inflated and noisy; use fewer streams, or fewer BLAS threads per stream, so that together "
+                 "they fit the cores.")]
     if threads > 1:
         return [("contended", float(other), limit,
                  f"other processes kept {other:.1f} of {int(cpus)} cores busy while {int(threads)} BLAS threads "

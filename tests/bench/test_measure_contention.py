@@ -40,3 +40,14 @@ def test_a_profile_run_names_a_contended_host(monkeypatch, engine, busy, said, t
     assert ("contended" in set(run.disturbances()["finding"])) is said
     again = pk.load_run(run.save(tmp_path / "run"))           # saved with the run, checked on load
     assert again.overview_values()["host_other_busy_cores"] == busy
+
+
+def test_streams_that_outnumber_the_cores_are_named_as_perfkit_s_own_doing():
+    # perfkit run --streams 4 on 2 cores, nothing else running: the fix is fewer streams, not a quiet machine
+    from perfkit.profiling.summary import _contended
+    (finding,) = _contended({"host_other_busy_cores": 0.0, "host_cpus": 2, "threads": 4, "device": "cpu"})
+    assert finding[0] == "contended"
+    assert "perfkit itself ran 4 BLAS threads" in finding[3] and "fewer streams" in finding[3]
+    assert "other processes kept" not in finding[3]
+    (busy,) = _contended({"host_other_busy_cores": 1.5, "host_cpus": 2, "threads": 2, "device": "cpu"})
+    assert busy[3].startswith("other processes kept 1.5 of 2 cores busy")      # a busy neighbour: as before

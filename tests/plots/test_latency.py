@@ -60,7 +60,7 @@ def test_a_curve_per_model_and_precision_through_the_batch_sizes():
     (ring,) = by_gid(ax, "unstable")
     row = df[df["unstable"]].iloc[0]
     assert list(ring.get_xdata()) == [row["latency_median_ms"]]
-    assert any("95% interval of the median" in t.get_text() for t in ax.texts)
+    assert any("interval of the median (at least 95%)" in t.get_text() for t in ax.texts)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[:4] == ["a fp32", "a fp16", "b fp32", "b fp16"] and "unstable: spread too wide" in labels
 
