@@ -208,7 +208,10 @@ def _creatable_in(folder: str) -> None:
 def input_file(text: str) -> str:
     """A file to read: it must exist and be a file."""
     if not os.path.exists(text):
-        raise argparse.ArgumentTypeError(f"{text!r} does not exist")
+        from ..models import SAMPLES
+        hint = (f"; {text!r} is a sample network: write it to an engine file first "
+                f"(perfkit build {text} -o {text}.engine)") if text in SAMPLES else ""
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist{hint}")
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a file")
     return text

@@ -109,7 +109,7 @@ def report(path: str, plan: Any, view: Any, checksum: str, build_log: bool) -> l
              section("Engine")]
     lines += wrap(f"{plan.name}: built for {plan.device_kind} ({plan.device_name}) by perfkit {plan.perfkit_version} "
                   f"(format {plan.format_version}) in {plan.build_time_ms:.1f} ms; {plan.precision} allowed, max batch "
-                  f"{plan.max_batch_size}; {len(layers)} layers; {memory_line(view)}", "  ", "  ")
+                  f"{plan.max_batch_size}; {len(layers)} layer{'s' if len(layers) != 1 else ''}; {memory_line(view)}", "  ", "  ")
     cfg = plan.build_config
     from ..builder.passes import RULE_NAMES
     shown_cfg = {**cfg, "fusions": "all" if sorted(cfg.get("fusions", [])) == sorted(RULE_NAMES) else

@@ -213,3 +213,11 @@ def test_every_example_in_the_help_and_the_readme_parses(monkeypatch):
     for argv in examples:
         args = p.parse_args(argv)
         assert callable(args.func), argv
+
+
+def test_inspecting_a_sample_name_says_to_build_it_first(capsys, tmp_path, monkeypatch):
+    from perfkit.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", "lenet"]) == 2
+    err = capsys.readouterr().err
+    assert "'lenet' does not exist" in err and "perfkit build lenet -o lenet.engine" in err

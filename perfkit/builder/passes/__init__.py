@@ -52,7 +52,8 @@ def resolve_fusions(spec) -> set:
     names = set(spec)
     unknown = sorted(names - set(RULE_NAMES))
     if unknown:
-        raise BuildError(f"unknown fusion rule(s) {unknown}; rules: {', '.join(RULE_NAMES)}")
+        raise BuildError(f"unknown fusion rule(s) {unknown}: fusions takes 'all', 'none' or a set of rule names "
+                         f"({', '.join(RULE_NAMES)})")
     return names
 
 
