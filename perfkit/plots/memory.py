@@ -150,7 +150,7 @@ def _draw(ax: Any, data: MemoryData, levels: np.ndarray, names: list, span: tupl
     _mark_peak(ax, ev, x[peak], float(top[peak, -1]), event, per, when)
     if predicted is not None:
         ax.axhline(predicted / per, color="#c0392b", ls="--", lw=1.2, gid="predicted",
-                   label=f"builder's prediction {human_bytes(predicted)}")
+                   label=f"builder's prediction {human_bytes(predicted)} (engine + one context)")
     ymax = max(float(top.max()), float(predicted or 0)) / per * 1.25 / (1 - headroom(ev, span)) or 1.0
     ax.set_ylim(-BAND * ymax, ymax)
     _phase_marks(ax, ts, phase, phases, span, xa, lt)

@@ -88,7 +88,7 @@ def test_default_view_stacks_each_tag_without_the_build():
     assert label.get_text() == "peak 10.0 MiB at 12 ms\nduring fc"                               # real time
     (pred,) = by_gid(ax, "predicted")
     assert list(pred.get_ydata()) == [7.0, 7.0]
-    assert "builder's prediction 7.00 MiB" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "builder's prediction 7.00 MiB (engine + one context)" in [t.get_text() for t in ax.get_legend().get_texts()]
     (bands,) = [c for c in ax.collections if c.get_gid() == "layer_bands"]
     xs = sorted(p.vertices[:, 0].min() for p in bands.get_paths())
     assert np.allclose(xs, [2.15, 4.15]) and all(p.vertices[:, 1].max() < 0 for p in bands.get_paths())
