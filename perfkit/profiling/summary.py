@@ -54,6 +54,8 @@ FINDING_UNITS = {"layer_sum_above_e2e": "%", "overhead_beyond_calibration": "%",
                  "unstable": "%"}
 #: other processes' busy cores + BLAS threads may exceed the cores by this much before it is contention
 CONTENDED_SLACK_CORES = 0.25
+#: an interval of the median wider than this share of the median says some rounds were disturbed
+WIDE_INTERVAL_PCT = 25.0
 BENIGN_THROTTLE = frozenset({"", "gpu_idle", "applications_clocks", "sw_power_cap"})
 
 
@@ -73,6 +75,8 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
     described by ``values`` was disturbed, each explained in words. Keys read when present:
     ``layer_sum_pct_of_e2e``; ``overhead_pct`` with ``expected_overhead_pct`` (the profiler's calibrated
     cost; a negative overhead beyond that cost and ``OVERHEAD_SLACK_PCT`` is a disturbed baseline);
+    ``latency_ci_low_ms``/``latency_ci_high_ms`` with ``latency_median_ms`` (``wide_interval``: the interval of the
+    median wider than ``WIDE_INTERVAL_PCT`` of it, which the robust spread, blind to a few outlying rounds, misses);
     ``latency_cv_pct`` (against ``max_cv_pct``: the robust coefficient of variation of
     :func:`perfkit.frames.stats.spread_pct`, interquartile range / 1.349 over the median, which one
     outlying sample does not move; sweeps take it over round medians, runs and ``measure`` over
@@ -107,6 +111,15 @@ def disturbances(values: Mapping[str, Any], max_cv_pct: float = 10.0) -> pd.Data
         out.append(("unstable", cv, max_cv_pct,
                     f"latency varied by {cv:.1f}% (robust coefficient of variation above {max_cv_pct:g}%): the "
                     "figures are not stable; stop other work, lock clocks, or measure longer."))
+    lo, hi, med = v.get("latency_ci_low_ms"), v.get("latency_ci_high_ms"), v.get("latency_median_ms")
+    if lo is not None and hi is not None and med and (hi - lo) / med * 100.0 > WIDE_INTERVAL_PCT:
+        width = (hi - lo) / med * 100.0
+        out.append(("wide_interval", width, WIDE_INTERVAL_PCT,
+                    f"the interval of the median runs from {lo:.4g} to {hi:.4g} ms, {width:.0f}% of the median "
+                    f"{med:.4g} ms" + (f", although the rounds' robust spread is only {cv:.1f}%" if cv is not None
+                                       and cv <= max_cv_pct else "")
+                    + ": some rounds were much slower (or faster) than the rest, an intermittent disturbance; "
+                    "compare it with other rows only through the interval, or measure again with more rounds."))
     reasons = throttle_reasons(v.get("gpu_throttle"))
     if reasons:
         out.append(("throttled", float(len(reasons)), 0.0,

@@ -210,3 +210,15 @@ def test_gpu_rows_keep_the_load_average_finding():
     (said,) = disturbances({"host_load_1m": 40.0, "host_cpus": 16, "threads": 0, "device": "cuda:0",
                             "host_other_busy_cores": 14.0})["finding"]
     assert said == "host_loaded"
+
+
+def test_a_lopsided_interval_is_named_even_when_the_robust_spread_is_small():
+    from perfkit.profiling.summary import disturbances
+    # the new user's lenet row: 0.2848 ms (0.281-0.4717), spread 1.3%: one round far slower than the rest
+    row = {"latency_median_ms": 0.2848, "latency_ci_low_ms": 0.281, "latency_ci_high_ms": 0.4717,
+           "latency_cv_pct": 1.3}
+    d = disturbances(row)
+    (said,) = d[d["finding"] == "wide_interval"]["explanation"]
+    assert "67% of the median" in said and "robust spread is only 1.3%" in said
+    tight = {**row, "latency_ci_high_ms": 0.30}
+    assert "wide_interval" not in set(disturbances(tight)["finding"])
