@@ -83,13 +83,15 @@ class Op:
     tactic_names: tuple = ()     # implementations the builder may time; the first is the default
     device_tactics: dict = {}    # tactic -> the one device kind it runs on (others run everywhere)
     tactic_layouts: dict = {}    # tactic -> the layout ("nhwc") its data inputs and outputs must have
+    tactic_needs: dict = {}      # tactic -> a function saying why a library it needs is missing (None: it is there)
 
     def tactic_unavailable(self, tactic: str, device_kind: str) -> str | None:
         """Why ``tactic`` cannot run on a ``device_kind`` device here, or None when it can."""
         kind = self.device_tactics.get(tactic)
         if kind is not None and kind != device_kind:
             return f"runs on {kind} devices only"
-        return None
+        need = self.tactic_needs.get(tactic)
+        return need() if need is not None else None
 
     def applicable_tactics(self, params: dict, inputs: Sequence[TensorSpec]) -> tuple:
         return self.tactic_names

@@ -18,6 +18,7 @@ from .base import as_array, check_bias, Cost, Op, pair, register_op, TensorSpec
 from .env import scratch_size
 from . import conv_forms
 from .cuda_cudnn import WORKSPACE_BYTES
+from .cuda_cudnn import unavailable_reason as cudnn_unavailable
 from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
 
 CUDNN = "cudnn"
@@ -37,6 +38,7 @@ class Convolution(Op):
     same_at_batch_one = {"batched": "sample"}      # the builder times one of them at batch 1
     device_tactics = {CUDNN: "cuda"}               # offered on that device kind only
     tactic_layouts = {CUDNN: "nhwc"}               # its data inputs and output are channels-last
+    tactic_needs = {CUDNN: cudnn_unavailable}      # cuDNN's Python frontend and library
 
     def check(self, params, weights):
         k = params.get("num_output_maps")
@@ -63,13 +65,6 @@ class Convolution(Op):
         direct, _ = self._plan(params, inputs[0].shape, None)
         names = ("im2col",) + conv_forms.FORMS if direct else self.tactic_names[:-1]
         return names + ((CUDNN,) if self._cudnn_fits(params, inputs) else ())
-
-    def tactic_unavailable(self, tactic, device_kind):
-        why = super().tactic_unavailable(tactic, device_kind)
-        if why is None and tactic == CUDNN:
-            from .cuda_cudnn import unavailable_reason
-            return unavailable_reason()
-        return why
 
     @staticmethod
     def _cudnn_fits(params, inputs) -> bool:

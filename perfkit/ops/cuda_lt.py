@@ -55,6 +55,14 @@ def _lib() -> Any:
                                 "perfkit[cuda13] (or [cuda12]) installs nvmath-python") from exc
 
 
+def fits(x: Any, epilogues: Any) -> bool:
+    """Whether the ``lt`` tactics apply: a float16/float32, non-constant input ``x`` (a TensorSpec), and
+    epilogues (the layer's parameters, or an MLP's stages) of at most a ReLU, without a power."""
+    return x.dtype in ("float16", "float32") and not x.constant and all(
+        (e.get("activation") is None or e["activation"]["kind"] == "relu") and e.get("power") is None
+        for e in epilogues)
+
+
 def unavailable_reason() -> str | None:
     try:
         _lib()

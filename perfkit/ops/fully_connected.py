@@ -15,6 +15,8 @@ import numpy as np
 from ..errors import NetworkDefinitionError, ShapeError
 from .base import as_array, check_bias, Cost, Op, register_op, TensorSpec
 from .cuda_lt import TACTICS as LT_TACTICS
+from .cuda_lt import fits as lt_fits
+from .cuda_lt import unavailable_reason as lt_unavailable
 from .env import scratch_size
 from .epilogue import apply_epilogue, check_epilogue, epilogue_flops, epilogue_scratch
 
@@ -26,19 +28,10 @@ class FullyConnected(Op):
     weight_names = ("kernel", "bias")
     tactic_names = ("nt", "nn", "wx") + LT_TACTICS
     device_tactics = {t: "cuda" for t in LT_TACTICS}
+    tactic_needs = {t: lt_unavailable for t in LT_TACTICS}
 
     def applicable_tactics(self, params, inputs):
-        act = params.get("activation")
-        lt = inputs[0].dtype in ("float16", "float32") and not inputs[0].constant and (
-            act is None or act["kind"] == "relu") and params.get("power") is None
-        return self.tactic_names if lt else self.tactic_names[:3]
-
-    def tactic_unavailable(self, tactic, device_kind):
-        why = super().tactic_unavailable(tactic, device_kind)
-        if why is None and tactic in LT_TACTICS:
-            from .cuda_lt import unavailable_reason
-            return unavailable_reason()
-        return why
+        return self.tactic_names if lt_fits(inputs[0], [params]) else self.tactic_names[:3]
 
     def check(self, params, weights):
         k = params.get("num_outputs")

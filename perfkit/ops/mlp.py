@@ -13,6 +13,8 @@ from ..errors import NetworkDefinitionError, ShapeError
 from .activation import ACTIVATIONS
 from .base import Cost, Op, TensorSpec, register_op
 from .cuda_lt import TACTICS as LT_TACTICS
+from .cuda_lt import fits as lt_fits
+from .cuda_lt import unavailable_reason as lt_unavailable
 from .env import scratch_size
 from .epilogue import apply_epilogue, epilogue_scratch
 
@@ -50,23 +52,14 @@ class MLP(Op):
     short = "mlp"
     tactic_names = ("nn", "nt", "nn" + PAD, "nt" + PAD) + LT_TACTICS
     device_tactics = {t: "cuda" for t in LT_TACTICS}
+    tactic_needs = {t: lt_unavailable for t in LT_TACTICS}
 
     def applicable_tactics(self, params, inputs):
         inner = [int(w) for w in params["widths"][1:-1]]
         reduced = np.dtype(inputs[0].dtype).itemsize == 2
         names = self.tactic_names[:4] if reduced and any(w % TENSOR_CORE_MULTIPLE for w in inner) \
             else self.tactic_names[:2]
-        lt = inputs[0].dtype in ("float16", "float32") and not inputs[0].constant and all(
-            (st.get("activation") is None or st["activation"]["kind"] == "relu") and st.get("power") is None
-            for st in params["stages"])
-        return names + (LT_TACTICS if lt else ())
-
-    def tactic_unavailable(self, tactic, device_kind):
-        why = super().tactic_unavailable(tactic, device_kind)
-        if why is None and tactic in LT_TACTICS:
-            from .cuda_lt import unavailable_reason
-            return unavailable_reason()
-        return why
+        return names + (LT_TACTICS if lt_fits(inputs[0], params["stages"]) else ())
 
     def cpu_losers(self, params, inputs) -> tuple:
         """No Tensor Cores on the CPU: padding only adds work there."""

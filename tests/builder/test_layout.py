@@ -256,3 +256,12 @@ def test_inspect_shows_the_layout_column_only_for_engines_with_nhwc_layers(nhwc_
     pk.Builder("cpu").build(pk.models.lenet(), pk.BuilderConfig(max_batch_size=2)).save(plain)
     assert main(["inspect", str(plain)]) == 0
     assert " layout " not in capsys.readouterr().out
+
+
+def test_a_tactic_whose_library_is_missing_is_not_offered(nhwc_op, monkeypatch):
+    # cuDNN's and cuBLASLt's tactics name the library they need (Op.tactic_needs): without it they are not timed
+    monkeypatch.setattr(NhwcRelu, "tactic_needs", {"nhwc": lambda: "the test library is not installed"},
+                        raising=False)
+    assert NhwcRelu().tactic_unavailable("nhwc", "cpu") == "the test library is not installed"
+    eng = pk.Builder("cpu").build(_chain(2), pk.BuilderConfig(max_batch_size=2))
+    assert {s.params["tactic"] for s in eng.plan.steps if s.type == NhwcRelu.type} == {"plain"}
