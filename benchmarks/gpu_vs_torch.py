@@ -1,7 +1,7 @@
 """perfkit's GPU engine against PyTorch eager and PyTorch CUDA graphs, same weights (issue 11).
 
     python3 benchmarks/gpu_vs_torch.py [--models mnist_mlp,mlp4096,resnet50] [--batches 1,8,32,128,256]
-        [--precisions fp32,fp16] [--rounds 5] [--min-time 1.0]
+        [--precisions fp32,fp16] [--rounds 5] [--min-time 1.0] [--io float32|precision]
 
 Run on the GPU machine (PyTorch is used here only, never by perfkit). Each model is built twice from one set of
 weights: as a perfkit Network, and as a PyTorch module holding the same tensors.
@@ -18,7 +18,9 @@ the same inference are timed in interleaved rounds, each call synchronised and h
 writes its static output), PyTorch eager under ``inference_mode`` and a captured ``torch.cuda.CUDAGraph``
 replayed. PyTorch runs with cuDNN benchmark mode and TF32 off (perfkit's fp32
 is strict fp32); in fp16 it takes fp16 inputs, perfkit float32 inputs converted on the GPU (its bindings stay
-float32, as TensorRT's do by default). Printed and written to ``$OUT/gpu_vs_torch.jsonl`` (or /tmp):
+float32, as TensorRT's do by default). With ``--io precision`` the MLPs' perfkit networks declare their input in
+the precision's dtype (float16 I/O, as a TensorRT user sets the bindings' formats), so both sides are fed the
+same bytes and neither converts (ResNet-50 keeps float32 I/O). Printed and written to ``$OUT/gpu_vs_torch.jsonl`` (or /tmp):
 
 - latency median (the median of the round medians) and p99 (of every call), throughput at the median;
 - perfkit / PyTorch graph and perfkit / eager latency (above 1: perfkit slower);
@@ -59,6 +61,27 @@ def perfkit_model(name: str):
         net = cpu_models.resnet_network("resnet50")
         return net, lambda torch, dt: _torch_resnet(torch, "resnet50", dt)
     raise SystemExit(f"unknown model {name!r}: mnist_mlp, mlp4096 or resnet50")
+
+
+def with_input_dtype(net, dtype: str):
+    """The same fully connected / activation / softmax chain as ``net`` (same weights), its input declared
+    ``dtype``: the layers' tensors, and the output, follow the input's dtype."""
+    import perfkit as pk
+    src, = net.inputs
+    out = pk.Network(net.name)
+    x = out.add_input(src.name, src.shape, dtype)
+    for layer in net.layers:
+        if layer.type == "fully_connected":
+            x = out.add_fully_connected(x, layer.params["num_outputs"], layer.weights["kernel"],
+                                        layer.weights.get("bias"), name=layer.name).output
+        elif layer.type == "activation":
+            x = out.add_activation(x, layer.params["activation"], name=layer.name).output
+        elif layer.type == "softmax":
+            x = out.add_softmax(x, axis=layer.params.get("axis", 0), name=layer.name).output
+        else:
+            raise SystemExit(f"{net.name}: --io precision is written for chains of fully connected layers")
+    out.mark_output(x, net.outputs[0].name)
+    return out
 
 
 def _torch_sequential(torch, net, dt):
@@ -175,9 +198,11 @@ def _tactic_counts(eng) -> str:
     return "; ".join(f"{t} {tac} {n}" for (t, tac), n in sorted(c.items()))
 
 
-def run_case(pk, torch, name, net, make_torch, prec, batch, peaks, rounds, min_time) -> dict:
+def run_case(pk, torch, name, net, make_torch, prec, batch, peaks, rounds, min_time, io="float32") -> dict:
     dt = {"fp32": torch.float32, "fp16": torch.float16}[prec]
     dev = pk.get_device("cuda")
+    if io == "precision" and prec == "fp16" and name != "resnet50":
+        net = with_input_dtype(net, "float16")
     t0 = time.perf_counter()
     eng = pk.Builder(dev).build(net, pk.BuilderConfig(max_batch_size=batch, precision=prec))
     build_s = time.perf_counter() - t0
@@ -215,6 +240,7 @@ def run_case(pk, torch, name, net, make_torch, prec, batch, peaks, rounds, min_t
     med = {k: float(np.median(v)) for k, v in medians.items()}
     p99 = {k: float(np.percentile(v, 99)) for k, v in samples.items()}
     row = {"model": name, "precision": prec, "batch": batch, "build_s": round(build_s, 2),
+           "io": str(eng.get_binding_dtype(iname)),
            "graph": ctx.graph_status.split(":")[0], "max_rel_diff": diff,
            "tactics": _tactic_counts(eng),
            "roofline_fraction": roofline_ms(eng, batch, peaks[prec]) / med["perfkit"]}
@@ -240,6 +266,8 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32,fp16")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--min-time", type=float, default=1.0, help="timed seconds per way and case (all rounds)")
+    p.add_argument("--io", choices=("float32", "precision"), default="float32",
+                   help="perfkit's input dtype for the MLPs: float32 (TensorRT's default) or the precision's")
     a = p.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -261,14 +289,16 @@ def main() -> None:
             for prec in precisions:
                 for batch in (int(b) for b in a.batches.split(",")):
                     try:
-                        r = run_case(pk, torch, name, net, make_torch, prec, batch, peaks, a.rounds, a.min_time)
+                        r = run_case(pk, torch, name, net, make_torch, prec, batch, peaks, a.rounds, a.min_time,
+                                     a.io)
                     except Exception as exc:  # noqa: BLE001 - one failing case must not end the table
                         print(f"| {name} | {prec} | {batch} | failed: {type(exc).__name__}: {str(exc)[:200]} |",
                               flush=True)
                         continue
                     f.write(json.dumps(r) + "\n")
                     f.flush()
-                    print(f"| {name} | {prec} | {batch} | {r['perfkit median ms']:.3f} ({r['perfkit p99 ms']:.3f}) | "
+                    print(f"| {name}{' (' + r['io'] + ' I/O)' if r['io'] != 'float32' else ''} | {prec} | {batch} | "
+                          f"{r['perfkit median ms']:.3f} ({r['perfkit p99 ms']:.3f}) | "
                           f"{r['perfkit enqueue median ms']:.3f} | "
                           f"{r['torch graph median ms']:.3f} ({r['torch graph p99 ms']:.3f}) | "
                           f"{r['torch eager median ms']:.3f} | {r['perfkit / torch graph']:.2f} | "

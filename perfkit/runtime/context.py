@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import ContextBusyError, ExecutionError
 from .bindings import BindingCache, check_bindings_cached, check_stream
 from .buffers import ContextBuffers, fresh_copies
+from .express import Express, signature, try_enqueue, try_execute
 from .launch import Call, Launcher, Pending, StepLoop
 from .profiled import Profiling
 
@@ -72,7 +73,8 @@ class ExecutionContext:
         self._sync_stream = None
         self._default_stream = None
         self._closed = False
-        self._seen, self._seen_enqueue = BindingCache(), BindingCache()   # the host fast path (bindings.py)
+        self._seen, self._seen_enqueue = BindingCache(), BindingCache()   # validation skipped (bindings.py)
+        self._express, self._express_enqueue = Express(), Express()      # the warm replay path (express.py)
         # profiling (see runtime/profiled.py): an IProfiler, step hooks, and call observers
         self.profiler: Any = None
         self.step_hooks: list = []
@@ -97,6 +99,10 @@ class ExecutionContext:
         """Runs one inference and waits for it. ``inputs``: name -> array with a leading batch
         dimension (host NumPy or, on CUDA, device CuPy arrays). Returns name -> array: NumPy when
         any input was a host array, else device arrays (fresh copies either way)."""
+        if batch_size is None and self._graphs is not None:
+            result = try_execute(self, self._express, inputs)
+            if result is not None:
+                return result
         with self._busy("execute") as call:
             batch, arrays, host = check_bindings_cached(self._seen, self.engine.plan, self.device, inputs,
                                                         batch_size, False)
@@ -122,6 +128,9 @@ class ExecutionContext:
             stream.synchronize()
             self._profiling.run_deferred()
             outs = {n: bufs.io(n, batch) for n in self.engine.plan.outputs}
+            replayed = self._replayed(call, batch_size)
+            if replayed is not None and all(bound[n] is a for n, a in inputs.items()):
+                self._express.remember(signature(inputs), stream, replayed, outs)   # read where they were
             call.t1_ns = time.perf_counter_ns()
             for ob in self.observers:
                 ob.on_call(call, inputs)
@@ -147,6 +156,11 @@ class ExecutionContext:
         (an event of the device) fires as soon as the inputs may be refilled (guide 1.3).
         The work is ordered after this context's earlier work on any stream.
         """
+        if input_consumed is None and batch_size is None and self._graphs is not None:
+            result = try_enqueue(self, self._express_enqueue, bindings, stream)
+            if result is not None:
+                return result
+        given = bindings
         with self._busy("enqueue") as call:
             plan = self.engine.plan
             if stream is None:
@@ -183,7 +197,11 @@ class ExecutionContext:
             call.t1_ns = time.perf_counter_ns()
             for ob in self.observers:
                 ob.on_call(call, bindings)
-            return {n: bindings[n] for n in plan.outputs}
+            result = {n: bindings[n] for n in plan.outputs}
+            replayed = self._replayed(call, batch_size)
+            if replayed is not None and input_consumed is None:
+                self._express_enqueue.remember(signature(given), stream, replayed, dict(result))
+            return result
 
     @property
     def graph_status(self) -> str:
@@ -215,6 +233,8 @@ class ExecutionContext:
             self._pending.wait()
             self._profiling.drain()
             streams, self._default_stream, self._sync_stream = (self._default_stream, self._sync_stream), None, None
+            self._express.forget()
+            self._express_enqueue.forget()
             self._finalizer()
             self._graphs = self._launcher.graphs = None
             self._closed = True
@@ -223,6 +243,15 @@ class ExecutionContext:
                     s.close()
 
     # internals -----------------------------------------------------------------------------------
+    def _replayed(self, call: Call, batch_size: Any) -> Any:
+        """The graph this call replayed, when a repeat of it may take the fast path (``express.py``):
+        no batch size asked for, nothing that watches calls."""
+        graphs = self._graphs
+        if graphs is None or not self._launcher.use_graphs or graphs.last_launched is None \
+                or batch_size is not None or call.profiled or self.observers:
+            return None
+        return graphs.last_launched
+
     @contextlib.contextmanager
     def _busy(self, kind: str) -> Iterator[Call]:
         me = threading.get_ident()

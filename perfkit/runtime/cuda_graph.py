@@ -176,6 +176,7 @@ class GraphRunner:
         self.replays = 0
         self.capture_ms = 0.0
         self.failure = ""
+        self.last_launched: CapturedGraph | None = None   # the graph of the last run() that replayed
         self._support = graph_support()
 
     @property
@@ -197,6 +198,7 @@ class GraphRunner:
     def run(self, call: Any, batch: int, bindings: dict, stream: Any, input_consumed: Any, sync: bool) -> bool:
         """Replays (capturing first if needed) and returns True, or returns False: run eagerly.
         ``call`` carries the query id and the profiler and step hooks the call was submitted with."""
+        self.last_launched = None
         if not self.available or any(not getattr(h, "graph_aware", False) for h in call.hooks):
             return False
         timed = call.profiler is not None
@@ -230,6 +232,7 @@ class GraphRunner:
         if timed:
             report_graph_times(self.profiling, self.loop.desc, call, graph, stream, sync)
         self.replays += 1
+        self.last_launched = graph
         return True
 
     def _launch(self, graph: CapturedGraph, stream: Any, call: Any) -> None:

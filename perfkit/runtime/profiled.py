@@ -159,6 +159,11 @@ class Profiling:
             if self._error is None:
                 self._error = error
 
+    @property
+    def has_error(self) -> bool:
+        """Whether an error waits to be raised (read without the lock: a hint for the fast path)."""
+        return self._error is not None
+
     def raise_error(self) -> None:
         with self._lock:
             err, self._error = self._error, None
