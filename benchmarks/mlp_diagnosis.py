@@ -80,7 +80,8 @@ def case(pk, name, prec, batch):
         print(f"bare replay not measured ({type(exc).__name__}: {exc})")
     e_us, q_us = _us_per_call(exe), _us_per_call(enq)
     print(f"host us per call: execute {e_us:.1f}, enqueue+sync {q_us:.1f}, bare graph launch+sync "
-          f"{'-' if bare is None else f'{bare:.1f}'}")
+          f"{'-' if bare is None else f'{bare:.1f}'}; fast-path calls: execute {ctx._express.hits}, "  # noqa: SLF001
+          f"enqueue {ctx._express_enqueue.hits}")  # noqa: SLF001
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(2000):
