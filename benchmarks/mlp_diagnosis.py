@@ -59,7 +59,12 @@ def case(pk, name, prec, batch):
         ctx.enqueue(binds, stream)
     stream.synchronize()
     print(f"\n## {name} {prec} batch {batch}: graph {ctx.graph_status}")
-    print("layers:", [(s.name, s.type, s.params.get("tactic")) for s in eng.plan.steps])
+    print("layers:", [(s.name, s.type, s.precision, s.params.get("tactic")) for s in eng.plan.steps])
+    log = eng.build_log
+    race = log[log["phase"].isin(["precision", "tactic"]) & (log["outcome"] != "done")]
+    for r in race.itertuples():                 # what the builder measured for each candidate
+        print(f"  build: {r.phase:<9} {r.rule:<22} {r.matched[:40]:<40} {r.time_ms:9.4f} ms  {r.outcome:<8} "
+              f"{r.detail[:110]}")
 
     def enq():
         ctx.enqueue(binds, stream)
@@ -111,11 +116,37 @@ def case(pk, name, prec, batch):
     eng.close()
 
 
+def kernels(pk) -> None:
+    """perfkit's gemv kernel against cuBLAS (CuPy's matmul) and cuBLASLt-free GEMV for a 4096x4096 layer."""
+    import cupy as cp
+    from perfkit.ops.cuda_gemv import gemv
+    for dt in ("float16", "float32"):
+        w = cp.asarray(np.random.default_rng(0).standard_normal((4096, 4096)).astype(dt) * 0.01)
+        b = cp.zeros(4096, dt)
+        for batch in (1, 4, 8, 16):
+            x = cp.ones((batch, 4096), dt)
+            out = cp.empty((batch, 4096), dt)
+            for label, fn in (("gemv", lambda: gemv(x, w, b, out, True)), ("cupy matmul", lambda: cp.matmul(x, w.T, out=out))):
+                for _ in range(20):
+                    fn()
+                e0, e1 = cp.cuda.Event(), cp.cuda.Event()
+                e0.record()
+                for _ in range(200):
+                    fn()
+                e1.record()
+                e1.synchronize()
+                us = cp.cuda.get_elapsed_time(e0, e1) / 200 * 1e3
+                print(f"kernel {label:<12} {dt} batch {batch:>2}: {us:6.1f} us, {w.nbytes / us / 1e6:5.2f} TB/s of weights")
+
+
 def main():
     import perfkit as pk
     p = argparse.ArgumentParser()
     p.add_argument("--cases", default="mnist_mlp:fp32:1,mnist_mlp:fp16:1,mlp4096:fp16:1,mlp4096:fp16:256")
+    p.add_argument("--kernels", action="store_true", help="also time the gemv kernel against CuPy's matmul")
     a = p.parse_args()
+    if a.kernels:
+        kernels(pk)
     print(f"# MLP diagnosis, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {pk.get_device('cuda').name}")
     for c in a.cases.split(","):
         name, prec, batch = c.split(":")
