@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 ROWS = 8                # input rows per slice (float32 accumulators per lane)
+UNROLL = 4              # 16-byte weight loads in flight per lane
 WARPS = 8               # warps (output rows) per block
 
 _SOURCE = r"""
@@ -51,17 +52,26 @@ __device__ void pk_gemv(const T* __restrict__ W, const T* __restrict__ x, const 
     int done = 0;
     if (vec) {
         const int pieces = N / E;
-#pragma unroll 4
-        for (int c = lane; c < pieces; c += 32) {
-            float wv[E];
-            pk_load(w + c * E, wv);
+        // UNROLL 16-byte pieces of the weight row per lane are loaded before any is used: that many loads in
+        // flight per lane keep the memory busy (the row is read once; there is nothing to reuse)
+        for (int c = lane; c < pieces; c += 32 * UNROLL) {
+            float wv[UNROLL][E];
 #pragma unroll
-            for (int b = 0; b < ROWS; ++b) {
-                if (b < nb) {
-                    float xv[E];
-                    pk_load(xs + (long long)b * N + c * E, xv);
+            for (int u = 0; u < UNROLL; ++u) {
+                if (c + 32 * u < pieces) pk_load(w + (c + 32 * u) * E, wv[u]);
+            }
 #pragma unroll
-                    for (int e = 0; e < E; ++e) acc[b] = fmaf(wv[e], xv[e], acc[b]);
+            for (int u = 0; u < UNROLL; ++u) {
+                if (c + 32 * u < pieces) {
+#pragma unroll
+                    for (int b = 0; b < ROWS; ++b) {
+                        if (b < nb) {
+                            float xv[E];
+                            pk_load(xs + (long long)b * N + (c + 32 * u) * E, xv);
+#pragma unroll
+                            for (int e = 0; e < E; ++e) acc[b] = fmaf(wv[u][e], xv[e], acc[b]);
+                        }
+                    }
                 }
             }
         }
@@ -100,7 +110,7 @@ __global__ void pk_gemv_h(const __half* W, const __half* x, const __half* b, __h
 }
 """
 _TYPES = {np.dtype(np.float32): "f", np.dtype(np.float16): "h"}
-_module: list = []
+_modules: dict = {}
 
 
 def fits(dtype: Any) -> bool:
@@ -108,17 +118,18 @@ def fits(dtype: Any) -> bool:
     return np.dtype(dtype) in _TYPES
 
 
-def gemv(x: Any, w: Any, bias: Any, out: Any, relu: bool) -> None:
+def gemv(x: Any, w: Any, bias: Any, out: Any, relu: bool, unroll: int = UNROLL) -> None:
     """out (B, K) = relu?(x (B, N) @ w (K, N)^T + bias (K,)), all of one dtype, C-contiguous, on the current
-    stream."""
-    import cupy
-    if not _module:
-        _module.append(cupy.RawModule(code=f"#define ROWS {ROWS}\n" + _SOURCE, options=("--std=c++14",)))
-    fn = _module[0].get_function(f"pk_gemv_{_TYPES[w.dtype]}")
+    stream. ``unroll``: weight loads in flight per lane (a compile-time constant; benchmarks try others)."""
+    module = _modules.get(unroll)
+    if module is None:
+        import cupy
+        source = f"#define ROWS {ROWS}\n#define UNROLL {int(unroll)}\n" + _SOURCE
+        module = _modules[unroll] = cupy.RawModule(code=source, options=("--std=c++14",))
+    fn = module.get_function(f"pk_gemv_{_TYPES[w.dtype]}")
     k, n = w.shape
     b = x.shape[0]
-    item = w.dtype.itemsize
-    vec = (n * item) % 16 == 0 and all(a.data.ptr % 16 == 0 for a in (x, w))
+    vec = (n * w.dtype.itemsize) % 16 == 0 and x.data.ptr % 16 == 0 and w.data.ptr % 16 == 0
     grid = (-(-k // WARPS), -(-b // ROWS))
     fn(grid, (32 * WARPS,), (w, x, bias if bias is not None else np.uint64(0), out, np.int32(k), np.int32(n),
                              np.int32(b), np.int32(vec), np.int32(bool(relu))))
