@@ -116,42 +116,11 @@ def case(pk, name, prec, batch):
     eng.close()
 
 
-def kernels(pk) -> None:
-    """GPU time of perfkit's gemv kernel (loads in flight per lane: 1, 2, 4, 8) against cuBLAS (CuPy's matmul)
-    for a 4096x4096 layer: 20 launches back to back behind a spin kernel (device/gpu_timing.py), so the host's
-    launch time is not in the figure."""
-    import cupy as cp
-    from perfkit.device.gpu_timing import gpu_ms
-    from perfkit.ops.cuda_gemv import gemv
-    dev = pk.get_device("cuda")
-    for dt in ("float16", "float32"):
-        w = cp.asarray(np.random.default_rng(0).standard_normal((4096, 4096)).astype(dt) * 0.01)
-        b = cp.zeros(4096, dt)
-        for batch in (1, 4, 8, 16):
-            x = cp.ones((batch, 4096), dt)
-            out = cp.empty((batch, 4096), dt)
-            ways = {f"gemv u{u}": (lambda u=u: gemv(x, w, b, out, True, unroll=u)) for u in (1, 2, 4, 8)}
-            ways["cupy matmul"] = lambda: cp.matmul(x, w.T, out=out)
-            line = []
-            for label, fn in ways.items():
-                fn()
-
-                def twenty(fn=fn):
-                    for _ in range(20):
-                        fn()
-                us = min(gpu_ms(twenty, dev) for _ in range(5)) / 20 * 1e3
-                line.append(f"{label} {us:5.1f} us ({w.nbytes / us / 1e6:4.2f} TB/s)")
-            print(f"kernel {dt} batch {batch:>2}: " + ", ".join(line))
-
-
 def main():
     import perfkit as pk
     p = argparse.ArgumentParser()
     p.add_argument("--cases", default="mnist_mlp:fp32:1,mnist_mlp:fp16:1,mlp4096:fp16:1,mlp4096:fp16:256")
-    p.add_argument("--kernels", action="store_true", help="also time the gemv kernel against CuPy's matmul")
     a = p.parse_args()
-    if a.kernels:
-        kernels(pk)
     print(f"# MLP diagnosis, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {pk.get_device('cuda').name}")
     for c in a.cases.split(","):
         name, prec, batch = c.split(":")

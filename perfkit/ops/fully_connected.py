@@ -6,9 +6,7 @@ product ``W @ x^T`` (outputs, batch) with the kernel as stored, in workspace, an
 pass writes it back transposed: at small batches BLAS runs it 20-50% faster than the other two (measured
 on OpenBLAS: batch 8, 2048x2048, 1.64 ms against 2.09 for nn and 3.17 for nt). ``lt`` (CUDA, float16 or
 float32, no activation or ReLU) is one cuBLASLt matmul with the bias and ReLU in its epilogue
-(``cuda_lt.py``), the kernel as stored; ``gemv`` (same conditions) is perfkit's matrix-vector kernel for small
-batches, bias and ReLU included (``cuda_gemv.py``). A fused activation otherwise runs as an epilogue
-(``ip1 + relu1``).
+(``cuda_lt.py``), the kernel as stored. A fused activation otherwise runs as an epilogue (``ip1 + relu1``).
 """
 from __future__ import annotations
 
@@ -28,8 +26,8 @@ class FullyConnected(Op):
     type = "fully_connected"
     short = "fc"
     weight_names = ("kernel", "bias")
-    tactic_names = ("nt", "nn", "wx") + LT_TACTICS + ("gemv",)
-    device_tactics = {t: "cuda" for t in LT_TACTICS + ("gemv",)}
+    tactic_names = ("nt", "nn", "wx") + LT_TACTICS
+    device_tactics = {t: "cuda" for t in LT_TACTICS}
     tactic_needs = {t: lt_unavailable for t in LT_TACTICS}
 
     def applicable_tactics(self, params, inputs):
@@ -66,8 +64,8 @@ class FullyConnected(Op):
 
     def gemms(self, params, inputs, outputs, batch):
         n, k = inputs[0].size, outputs[0].size
-        if params.get("tactic") in LT_TACTICS + ("gemv",):
-            return []                   # cuBLASLt or perfkit's kernel multiplies the storage dtype itself
+        if params.get("tactic") in LT_TACTICS:
+            return []                   # cuBLASLt multiplies the storage dtype itself
         if params.get("tactic") == "wx":
             return [((k, n), (n, batch), (k, batch), "float32" if inputs[0].dtype == "float32" else inputs[0].dtype)]
         return [((batch, n), (n, k), (batch, k), outputs[0].dtype)]
@@ -79,11 +77,6 @@ class FullyConnected(Op):
             act = params.get("activation")
             env.lt.linear(x.reshape(x.shape[0], -1), w, weights.get("bias"), out, act is not None, False,
                           LT_TACTICS.index(params["tactic"]))
-            return
-        if params["tactic"] == "gemv":
-            from .cuda_gemv import gemv
-            gemv(env.xp.ascontiguousarray(x.reshape(x.shape[0], -1)), w, weights.get("bias"), out,
-                 params.get("activation") is not None)
             return
         if params["tactic"] == "wx" and env.device_kind == "cpu":
             self._wx(env, x, out, w, weights.get("bias"), params)

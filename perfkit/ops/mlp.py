@@ -24,8 +24,6 @@ MAX_STAGES = 31
 #: the multiple Tensor Cores want every GEMM dimension of a float16/bfloat16 product to be (guide chapter 3)
 TENSOR_CORE_MULTIPLE = 8
 PAD = "+pad8"
-#: the stages' weights stored as (outputs, inputs) and run by perfkit's matrix-vector kernel (``cuda_gemv.py``)
-GEMV = "nt-gemv"
 
 
 def padded_width(n: int) -> int:
@@ -48,14 +46,12 @@ class MLP(Op):
     stage, so the result is unchanged and the layer's output width stays. The builder times them against
     the unpadded ones on a GPU; the CPU has no Tensor Cores and does not time them. ``lt`` (CUDA; ReLU or no
     activation) keeps the ``nn`` weights and runs each stage as one cuBLASLt matmul with its bias and ReLU in the
-    epilogue (``cuda_lt.py``). ``nt-gemv`` (CUDA, same conditions) keeps the ``nt`` weights and runs each stage
-    as perfkit's matrix-vector kernel with its bias and ReLU (``cuda_gemv.py``): at batch 1 to a few a stage
-    only streams its weights, and the kernel reads float16 weights at the memory's pace."""
+    epilogue (``cuda_lt.py``)."""
 
     type = "mlp"
     short = "mlp"
-    tactic_names = ("nn", "nt", "nn" + PAD, "nt" + PAD) + LT_TACTICS + (GEMV,)
-    device_tactics = {t: "cuda" for t in LT_TACTICS + (GEMV,)}
+    tactic_names = ("nn", "nt", "nn" + PAD, "nt" + PAD) + LT_TACTICS
+    device_tactics = {t: "cuda" for t in LT_TACTICS}
     tactic_needs = {t: lt_unavailable for t in LT_TACTICS}
 
     def applicable_tactics(self, params, inputs):
@@ -63,7 +59,7 @@ class MLP(Op):
         reduced = np.dtype(inputs[0].dtype).itemsize == 2
         names = self.tactic_names[:4] if reduced and any(w % TENSOR_CORE_MULTIPLE for w in inner) \
             else self.tactic_names[:2]
-        return names + (LT_TACTICS + (GEMV,) if lt_fits(inputs[0], params["stages"]) else ())
+        return names + (LT_TACTICS if lt_fits(inputs[0], params["stages"]) else ())
 
     def cpu_losers(self, params, inputs) -> tuple:
         """No Tensor Cores on the CPU: padding only adds work there."""
@@ -148,8 +144,8 @@ class MLP(Op):
         x = inputs[0]
         lead = (batch,) if params["flatten"] else (batch,) + tuple(x.shape[:-1])     # as compute shapes them
         w = [int(v) for v in params["widths"]]
-        if params.get("tactic") in LT_TACTICS + (GEMV,):
-            return []                   # cuBLASLt or perfkit's kernel multiplies the storage dtype itself
+        if params.get("tactic") in LT_TACTICS:
+            return []                   # cuBLASLt multiplies the storage dtype itself
         return [(lead + (w[i],), (w[i], w[i + 1]), lead + (w[i + 1],), outputs[0].dtype) for i in range(len(w) - 1)]
 
     def compute(self, env, ins, outs, params, weights):
@@ -165,14 +161,6 @@ class MLP(Op):
         pingpong = [env.scratch((count * inner,), out.dtype) for _ in range(min(2, n - 1))]
         lt = LT_TACTICS.index(params["tactic"]) if params["tactic"] in LT_TACTICS else None
         for i, st in enumerate(params["stages"]):
-            if params["tactic"] == GEMV:     # (outputs, inputs) weights, bias and ReLU in the kernel
-                from .cuda_gemv import gemv
-                w = weights[f"w{i}"]
-                dst = final if i == n - 1 else pingpong[i % 2][:count * w.shape[0]].reshape(h.shape[:-1] + (w.shape[0],))
-                gemv(xp.ascontiguousarray(h.reshape(count, -1)), w, weights.get(f"b{i}"), dst.reshape(count, -1),
-                     st.get("activation") is not None)
-                h = dst
-                continue
             if lt is not None:      # one cuBLASLt matmul per stage, bias and ReLU in its epilogue ("nn" weights)
                 w = weights[f"w{i}"]
                 dst = final if i == n - 1 else pingpong[i % 2][:count * w.shape[1]].reshape(h.shape[:-1] + (w.shape[1],))
