@@ -151,7 +151,7 @@ case("BuilderConfig", lambda w, kw: pk.BuilderConfig(**kw),
       "layer_precisions": family(text="fp16", number=3, unknown_precision={"fc1": "int8"}, list=["fc1"]),
       "max_workspace_bytes": {**COUNT0, "negative": -1}, "fusions": family(unknown="nope", unknown_rule={"nope"}, number=3),
       "mlp_max_width_product": COUNT, "tactics": CHOICE, "timing_cache": family(number=3, list=[1]),
-      "tactic_iterations": COUNT, "strict_types": FLAG}, accept=("max_workspace_bytes:none",) + FLAGS_ANY)
+      "tactic_iterations": COUNT, "strict_types": FLAG, "tf32": FLAG}, accept=("max_workspace_bytes:none",) + FLAGS_ANY)
 case("BuilderConfig.validate", lambda w, kw: pk.BuilderConfig().validate(), {}, {})
 case("BuilderConfig.to_dict", lambda w, kw: pk.BuilderConfig().to_dict(), {}, {})
 case("Builder", lambda w, kw: pk.Builder(**kw), {"device": "cpu", "allocator": None},

@@ -113,6 +113,8 @@ class Builder:
                     f"{tstats['misses']} layer(s) timed in {tstats['timed_ms']:.1f} ms; {tstats['hits']} from the "
                     f"timing cache, saving {tstats['saved_ms']:.1f} ms" + reused)
 
+        if config.tf32:
+            log.add("precision", "tf32", "", "", len(g.nodes), len(g.nodes), 0.0, _tf32_summary(g, self.device))
         choose_layouts(g, self.device, config.max_batch_size, log)
         layouts, lrows = assign_layouts(g)
         if layouts:
@@ -194,6 +196,19 @@ def _precision_summary(g: Graph, config: BuilderConfig, pstats: dict, n_reformat
                f"({pstats['timed_ms']:.1f} ms, {ROUNDS} alternating rounds), {config.precision} taken where it was "
                f"more than {NOISE:.0%} faster in at least {math.ceil(MAJORITY * ROUNDS - 1e-9)} of them")
     return f"{how}; {len(layers)} layer(s): {share}; float32 accumulation; {n_reformats} reformat layer(s)"
+
+
+def _tf32_summary(g: Graph, device: Any) -> str:
+    """The build-log detail of ``BuilderConfig(tf32=True)``: which layers' products it reaches, or why none."""
+    if device.kind != "cuda":
+        return (f"tf32 requested, no effect on {device.kind}: NumPy's BLAS has no TF32, so fp32 layers compute "
+                "in float32")
+    hit = [n.name for n in g.nodes if n.precision == "fp32" and n.type in _GEMM_TYPES]
+    if not hit:
+        return "tf32 allowed; no fp32 layer has a matrix product, so none uses it"
+    shown = ", ".join(hit[:6]) + (f" and {len(hit) - 6} more" if len(hit) > 6 else "")
+    return (f"tf32 allowed: the float32 products of {len(hit)} fp32 layer(s) run on TF32 Tensor Cores (inputs rounded "
+            f"to 10-bit mantissas, float32 accumulation): {shown}")
 
 
 def _nbytes(spec: TensorSpec) -> int:

@@ -23,6 +23,10 @@ class BuilderConfig:
       ``bf16`` is stored as real two-byte bfloat16 (``ml_dtypes`` on the CPU).
     - ``strict_types``: ``True`` forces the requested precision on every layer (no timing between
       precisions); weights outside its range are then refused instead of keeping their layer in fp32.
+    - ``tf32``: ``True`` lets the float32 matrix products of fp32 layers (fully connected, MLP, matrix
+      multiply, im2col convolutions) run on TF32 Tensor Cores on CUDA: their inputs are rounded to 10-bit
+      mantissas, accumulation stays float32 (about fp16's relative error, fp32's range). Off by default, as in
+      PyTorch; the CPU has no TF32 and ignores it (the build log says so).
     - ``layer_precisions``: per-layer precisions by network layer name, e.g. ``{"prob": "fp32"}``
       (the same as setting ``layer.precision``); these are always forced.
     - ``max_workspace_bytes``: refuse to build when a layer needs more scratch memory than this.
@@ -45,6 +49,7 @@ class BuilderConfig:
     timing_cache: Any = None
     tactic_iterations: int = 5
     strict_types: bool = False
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -56,6 +61,8 @@ class BuilderConfig:
             raise BuildError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
         if not isinstance(self.strict_types, bool):
             raise BuildError(f"strict_types must be True or False, not {self.strict_types!r}")
+        if not isinstance(self.tf32, bool):
+            raise BuildError(f"tf32 must be True or False, not {self.tf32!r}")
         if not isinstance(self.layer_precisions or {}, dict):
             raise BuildError(f"layer_precisions must be a dict of layer name -> precision, "
                              f"not {type(self.layer_precisions).__name__}")

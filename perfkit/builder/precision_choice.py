@@ -242,7 +242,7 @@ class _Chooser:
         batch = self.config.max_batch_size
         names = tactics.candidate_tactics(op, n.params, ins, self.device, self.config, batch, outs) or ("",)
         key = tactics.signature_of(self.device, p, n.type, n.params, ins, [c is not None for c in consts], weights,
-                                   batch)
+                                   batch, self.config.tf32)
         earlier = self.timed.get(key)
         if earlier is None:
             entry = self.cache.get(key) if self.cache is not None else None
@@ -253,7 +253,8 @@ class _Chooser:
                 return min(float(v) for v in entry["times_ms"].values())
         t0 = time.perf_counter()
         times = tactics.time_layer(n.name, op, n.params, weights, ins, outs, consts, names, p, self.device,
-                                   self.allocator, batch, round_iterations(self.config.tactic_iterations))
+                                   self.allocator, batch, round_iterations(self.config.tactic_iterations),
+                                   tf32=self.config.tf32)
         spent = (time.perf_counter() - t0) * 1e3
         self.stats["timed_ms"] += spent
         this_round = min(times.values())

@@ -109,19 +109,22 @@ def as_cache(obj: Any) -> TimingCache | None:
 
 
 def signature_of(device: Any, precision: str, op_type: str, params: dict, in_specs: list, constant: list,
-                 weights: dict, batch: int) -> str:
+                 weights: dict, batch: int, tf32: bool = False) -> str:
     """The timing-cache key of one layer in one precision: device, op, parameters, input shapes and
-    dtypes, weight shapes and dtypes, batch."""
+    dtypes, weight shapes and dtypes, batch, and whether float32 products may use TF32 (only when they may:
+    the keys of strict builds stay as they were)."""
     params = {k: v for k, v in params.items() if k != "tactic"}
     sig = {"device": device.name, "kind": device.kind, "precision": precision, "type": op_type, "params": params,
            "inputs": [[list(s.shape), s.dtype, bool(c)] for s, c in zip(in_specs, constant)],
            "weights": {k: [list(w.shape), str(w.dtype)] for k, w in sorted(weights.items())}, "batch": batch}
+    if tf32:
+        sig["tf32"] = True
     return hashlib.sha256(json.dumps(sig, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def signature(device: Any, precision: str, node: Any, g: Any, batch: int) -> str:
+def signature(device: Any, precision: str, node: Any, g: Any, batch: int, tf32: bool = False) -> str:
     return signature_of(device, precision, node.type, node.params, [g.tensors[t] for t in node.inputs],
-                        [t in g.constants for t in node.inputs], node.weights, batch)
+                        [t in g.constants for t in node.inputs], node.weights, batch, tf32)
 
 
 @dataclass
@@ -194,13 +197,14 @@ def draw_input(shape: tuple, dtype: Any, xp: Any, rng: np.random.Generator) -> A
 
 def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list, out_specs: list,
                constants: list, names: tuple, precision: str, device: Any, allocator: Any, batch: int,
-               iterations: int, race: bool = False) -> dict:
+               iterations: int, race: bool = False, tf32: bool = False) -> dict:
     """Times ``op`` with each tactic in ``names`` (``("",)``: the op has none) at ``batch``.
 
     ``in_specs``/``out_specs`` carry the storage dtypes; ``constants[i]`` is the (converted) value
     of input ``i`` when it is a constant, else ``None``; ``weights`` are already in storage dtypes.
     Returns ``{tactic: milliseconds}``: the median of ``iterations`` runs each, or with ``race`` the
-    race of the module's docstring (then :func:`last_race` tells how each candidate ended).
+    race of the module's docstring (then :func:`last_race` tells how each candidate ended). ``tf32``: the
+    candidates' float32 products may run on TF32 Tensor Cores, as the engine's will.
     """
     xp = device.xp
     rng = np.random.default_rng(0)
@@ -208,7 +212,7 @@ def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list,
            for s, c in zip(in_specs, constants)]
     outs = [xp.empty((batch,) + tuple(s.shape), s.dtype) for s in out_specs]
     make = lambda name: _Candidate(op, name, params, weights, in_specs, out_specs, batch, device,  # noqa: E731
-                                   allocator, ins, outs)
+                                   allocator, ins, outs, tf32)
     target = lambda name: Target(layer, op.type, precision, name, ins, outs)  # noqa: E731
     _RACE.result = {}
     if not race or len(names) < 2 or iterations < 2:
@@ -289,7 +293,7 @@ class _Candidate:
     """One tactic set up to run: its parameters and weights on the device, its workspace, its Env."""
 
     def __init__(self, op: Any, name: str, params: dict, weights: dict, in_specs: list, out_specs: list,
-                 batch: int, device: Any, allocator: Any, ins: list, outs: list) -> None:
+                 batch: int, device: Any, allocator: Any, ins: list, outs: list, tf32: bool = False) -> None:
         xp = device.xp
         params_t, weights_t = op.prepare_tactic(name, params, weights) if name else (params, weights)
         if op.tactic_layouts.get(name) == NHWC:     # the layout the builder's layout pass will give it
@@ -303,7 +307,7 @@ class _Candidate:
                      if device.kind == "cuda" else None]
         ws, blas_ws = self.bufs
         self.env = env = Env(xp, device.kind, None if ws is None else ws.array,
-                             None if blas_ws is None else blas_ws.array)
+                             None if blas_ws is None else blas_ws.array, tf32)
 
         def run() -> None:
             env.reset_scratch()
@@ -390,7 +394,7 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
     if len(names) == 1 or config.tactics == "default":
         node.params, node.weights = op.prepare_tactic(names[0], node.params, node.weights)
         return
-    key = signature(device, node.precision, node, g, batch)
+    key = signature(device, node.precision, node, g, batch, config.tf32)
     entry = timed.get(key)
     fresh = covers(entry, names)
     if not fresh:
@@ -412,7 +416,8 @@ def _choose(node: Any, g: Any, device: Any, allocator: Any, config: Any, log: An
         try:
             times = time_layer(node.name, op, node.params, node.weights, specs,
                                [g.tensors[t] for t in node.outputs], [g.constants.get(t) for t in node.inputs],
-                               names, node.precision, device, allocator, batch, config.tactic_iterations, race=True)
+                               names, node.precision, device, allocator, batch, config.tactic_iterations, race=True,
+                               tf32=config.tf32)
         except PerfkitError:
             raise
         except Exception as exc:

@@ -35,6 +35,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch", type=A.count, default=1, help="max batch size: the engine runs any batch up to it")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="precision allowed for the layers")
     p.add_argument("--strict-types", action="store_true", help="force --precision on every layer (no timing)")
+    p.add_argument("--tf32", action="store_true", help="let fp32 layers' matrix products use TF32 Tensor Cores "
+                                                        "(CUDA; off by default, as in PyTorch; trtexec has it on "
+                                                        "unless --noTF32)")
     p.add_argument("--fusions", default="all", metavar="all|none|R[,R...]",
                    help="fusion rules to apply: all, none, or rule names (see perfkit.builder.passes.RULE_NAMES)")
     p.add_argument("--tactics", choices=("time", "default"), default="time",
@@ -54,7 +57,7 @@ def command(args: Any) -> None:
     net = _model.network(args.model, args.shapes)
     fusions = args.fusions if args.fusions in ("all", "none") else [f.strip() for f in args.fusions.split(",")
                                                                       if f.strip()]
-    config = BuilderConfig(max_batch_size=args.batch, precision=args.precision, strict_types=args.strict_types,
+    config = BuilderConfig(max_batch_size=args.batch, precision=args.precision, strict_types=args.strict_types, tf32=args.tf32,
                            fusions=fusions, tactics=args.tactics, timing_cache=_model.timing_cache(args.timing_cache))
     dev = _model.device(args.device, args.cpu_threads)
     print(f"perfkit build: {net.name} ({len(net.layers)} layers) on {dev.spec} ({dev.name})")

@@ -3,7 +3,8 @@
 Every matrix product of an engine (convolution after im2col, fully connected, MLP stages,
 MatrixMultiply) is one ``cublas<t>gemmStridedBatched`` call: operands may be transposed views and
 leading (batch) dimensions may broadcast (stride 0), so no operand is copied first. float16 goes
-through ``cublasGemmStridedBatchedEx`` with float32 accumulation.
+through ``cublasGemmStridedBatchedEx`` with float32 accumulation, and so does float32 with TF32 allowed
+(``CUBLAS_COMPUTE_32F_FAST_TF32``); strict float32 is ``cublasSgemmStridedBatched``.
 
 The calls go through nvmath-python's cuBLAS bindings when they are installed: they are plain
 asynchronous launches that CUDA stream capture accepts (CuPy's own cuBLAS wrapper refuses to run
@@ -21,6 +22,7 @@ import numpy as np
 
 _CUDA_R_32F, _CUDA_R_16F = 0, 2
 _COMPUTE_32F = 68
+_COMPUTE_32F_FAST_TF32 = 77     # float32 in and out, products on TF32 Tensor Cores
 _GEMM_DEFAULT = -1
 _OP_N, _OP_T = 0, 1
 BLAS_WORKSPACE_BYTES = 4 << 20      # per context; enough for cuBLAS's split-K kernels at our sizes
@@ -47,8 +49,9 @@ class _CupyCublas:
 class Blas:
     """A cuBLAS handle bound to a workspace; ``gemm`` launches on the current CuPy stream."""
 
-    def __init__(self, workspace: Any = None) -> None:
+    def __init__(self, workspace: Any = None, tf32: bool = False) -> None:
         self.lib = _nvmath_cublas()
+        self.tf32 = bool(tf32)
         self.capturable = self.lib is not None        # True: the calls may be captured into CUDA graphs
         self.workspace = workspace                    # 1-D uint8 CuPy array or None
         self.handle = 0
@@ -99,7 +102,11 @@ class Blas:
         ta, tb, m, n, k, lda, sa, ldb, sb, ldc, sc, batch = call
         lib = self._bind()
         # column-major: C^T (N x M) = op(B^T) (N x K) @ op(A^T) (K x M), so B is cuBLAS's first operand
-        if out.dtype == np.float32:
+        if out.dtype == np.float32 and self.tf32:
+            lib.gemm_strided_batched_ex(self.handle, tb, ta, n, m, k, self._alpha, b.data.ptr, _CUDA_R_32F, ldb, sb,
+                                        a.data.ptr, _CUDA_R_32F, lda, sa, self._beta, out.data.ptr, _CUDA_R_32F,
+                                        ldc, sc, batch, _COMPUTE_32F_FAST_TF32, _GEMM_DEFAULT)
+        elif out.dtype == np.float32:
             lib.sgemm_strided_batched(self.handle, tb, ta, n, m, k, self._alpha, b.data.ptr, ldb, sb,
                                       a.data.ptr, lda, sa, self._beta, out.data.ptr, ldc, sc, batch)
         else:

@@ -5,7 +5,8 @@ column-major view is ``D (K x B) = op(W) x (N x B)``, so the bias is cuBLASLt's 
 ``BIAS``/``RELU_BIAS``/``RELU`` applies it in the kernel that computes the product, instead of a second pass over
 the output (measured on an H200: that pass was 6.4 us of each 4096-wide layer's 24 us at batch 256). The weight is
 ``(K, N)`` as the network stores it (``TRANSA = T``) or ``(N, K)`` pre-transposed (``TRANSA = N``). float16 and
-float32 storage, float32 accumulation; float32 stays strict (``CUBLAS_COMPUTE_32F``: no TF32).
+float32 storage, float32 accumulation; float32 stays strict (``CUBLAS_COMPUTE_32F``) unless the engine allows
+TF32 (``BuilderConfig.tf32``: ``CUBLAS_COMPUTE_32F_FAST_TF32``).
 
 A plan (descriptors, layouts and cuBLASLt's heuristic list of up to four algorithms within the workspace, for the
 operands' actual alignments) is made once per shape, dtype, epilogue and alignment on the context's own handle and
@@ -29,6 +30,7 @@ from .base import TacticUnavailable
 
 _R_32F, _R_16F = 0, 2
 _COMPUTE_32F = 68
+_COMPUTE_32F_FAST_TF32 = 77
 _OP_N, _OP_T = 0, 1
 #: the tactics ``lt``, ``lt1`` .. : the i-th algorithm of cuBLASLt's heuristic list for the product's shape
 TACTICS = ("lt", "lt1", "lt2", "lt3")
@@ -75,10 +77,11 @@ class _Plan:
     """Descriptors and algorithm of one product shape; destroyed with the handle."""
 
     def __init__(self, lt: Any, handle: int, m: int, n: int, k: int, trans_a: int, dtype: Any, epilogue: int,
-                 workspace_bytes: int, alignments: tuple) -> None:
+                 workspace_bytes: int, alignments: tuple, tf32: bool = False) -> None:
         self.lt = lt
         dt = _R_16F if np.dtype(dtype) == np.float16 else _R_32F
-        self.desc = lt.matmul_desc_create(_COMPUTE_32F, _R_32F)
+        compute = _COMPUTE_32F_FAST_TF32 if tf32 and dt == _R_32F else _COMPUTE_32F
+        self.desc = lt.matmul_desc_create(compute, _R_32F)
         self.layouts: list = []
         self.pref = 0
         try:
@@ -153,8 +156,9 @@ class _Plan:
 class Lt:
     """One context's cuBLASLt handle and its plans."""
 
-    def __init__(self, workspace: Any) -> None:
+    def __init__(self, workspace: Any, tf32: bool = False) -> None:
         self.lib = _lib()
+        self.tf32 = bool(tf32)
         self.workspace = workspace                  # 1-D uint8 CuPy array (the context's cuBLAS workspace) or None
         self.handle = self.lib.create()
         self.plans: dict = {}
@@ -179,7 +183,7 @@ class Lt:
         plan = self.plans.get(key)
         if plan is None:
             plan = self.plans[key] = _Plan(lt, self.handle, k, b, n, trans_a, out.dtype, epilogue, ws_bytes,
-                                           alignments)
+                                           alignments, self.tf32)
         if bias is not None:
             plan.set_bias(bias.data.ptr)
         algo, algo_ws = plan.algorithm(index)

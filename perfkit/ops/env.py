@@ -88,14 +88,17 @@ class Env:
     layer); ``mark()``/``release(mark)`` give back what was carved after a mark; ``float32(a)``
     returns ``a`` or a float32 copy of it in scratch; ``matmul(a, b, out)`` multiplies with float32
     accumulation whatever the storage dtype (on CUDA one cuBLAS call on the context's own handle,
-    see ``cuda_gemm.py``).
+    see ``cuda_gemm.py``). ``tf32``: float32 products may run on TF32 Tensor Cores (CUDA; the engine's
+    ``BuilderConfig.tf32``).
     """
 
     strict = os.environ.get("PERFKIT_STRICT_WORKSPACE", "") not in ("", "0")
 
-    def __init__(self, xp: Any, device_kind: str, workspace: Any = None, blas_workspace: Any = None):
+    def __init__(self, xp: Any, device_kind: str, workspace: Any = None, blas_workspace: Any = None,
+                 tf32: bool = False):
         self.xp = xp
         self.device_kind = device_kind
+        self.tf32 = bool(tf32)
         self._ws = workspace          # 1-D uint8 array or None
         self._ws_offset = 0
         self._blas_ws = blas_workspace
@@ -107,7 +110,7 @@ class Env:
         """This context's cuBLAS handle (CUDA only), created on first use."""
         if self._blas is None:
             from .cuda_gemm import Blas
-            self._blas = Blas(self._blas_ws)
+            self._blas = Blas(self._blas_ws, self.tf32)
         return self._blas
 
     @property
@@ -116,7 +119,7 @@ class Env:
         workspace (the two run in stream order)."""
         if self._lt is None:
             from .cuda_lt import Lt
-            self._lt = Lt(self._blas_ws)
+            self._lt = Lt(self._blas_ws, self.tf32)
         return self._lt
 
     def close(self) -> None:

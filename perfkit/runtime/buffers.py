@@ -52,7 +52,8 @@ class ContextBuffers:
         ws = None if self.workspace is None else self.workspace.array
         blas_bytes = int(plan.extra.get("blas_workspace_bytes", 0)) if kind == "cuda" and ws is not None else 0
         self.env = Env(device.xp, kind, ws[:ws.nbytes - blas_bytes] if blas_bytes else ws,
-                       ws[ws.nbytes - blas_bytes:] if blas_bytes else None)
+                       ws[ws.nbytes - blas_bytes:] if blas_bytes else None,
+                       tf32=plan.build_config.get("tf32") is True)
         self._fixed: dict = {}                  # batch -> activation views and constants
         self._views: dict = {}                  # (name, batch) -> I/O view (a CuPy slice costs ~5 us)
         self._released = False
