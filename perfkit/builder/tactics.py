@@ -43,6 +43,8 @@ CACHE_VERSION = 1
 PRUNE = 1.25
 #: the least lead over the others' best runs at which the race stops early
 NOISE = 0.05
+#: milliseconds below which two times are not told apart (CUDA events resolve about half a microsecond)
+FLOOR_MS = 0.002
 
 
 class TimingCacheError(PerfkitError, ValueError):
@@ -119,6 +121,8 @@ def signature_of(device: Any, precision: str, op_type: str, params: dict, in_spe
            "weights": {k: [list(w.shape), str(w.dtype)] for k, w in sorted(weights.items())}, "batch": batch}
     if tf32:
         sig["tf32"] = True
+    if gpu_clock(device):
+        sig["clock"] = "gpu"        # entries timed from the host (launch time included) do not mix with these
     return hashlib.sha256(json.dumps(sig, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -140,15 +144,31 @@ class Target:
     outputs: list
 
 
+def gpu_clock(device: Any) -> bool:
+    """Whether tactics are timed by GPU time on ``device``: a CUDA device where engines replay CUDA graphs.
+    Without graphs (no nvmath-python or cuda-bindings) an engine launches layer by layer from Python, and
+    the launch time it pays is part of what a choice should weigh: timed from the host then."""
+    if device.kind != "cuda":
+        return False
+    if "graphs" not in _CLOCK:
+        from ..runtime.cuda_graph import graph_support
+        _CLOCK["graphs"] = not graph_support()
+    return _CLOCK["graphs"]
+
+
+_CLOCK: dict = {}
+
+
 def measure(target: Target, run: Callable[[], None], device: Any, iterations: int) -> float:
     """Milliseconds of ``run()`` on ``device``: one warm-up, then the median of ``iterations`` runs. On the
-    CPU each run is timed between two synchronisations; on CUDA each is the run's GPU time, the host's
-    launch time hidden (``device/gpu_timing.py``): an engine replays its layers back to back in a CUDA graph,
-    so Python and library launch times are not what a tactic or precision choice should weigh."""
+    CPU each run is timed between two synchronisations; on CUDA with graphs (:func:`gpu_clock`) each is the
+    run's GPU time, the host's launch time hidden (``device/gpu_timing.py``): an engine replays its layers
+    back to back in a CUDA graph, so Python and library launch times are not what a choice should weigh."""
     samples = []
+    gpu = gpu_clock(device)
     for i in range(iterations + 1):
         device.synchronize()
-        if i and device.kind == "cuda":
+        if i and gpu:
             samples.append(gpu_ms(run, device))
             continue
         t0 = time.perf_counter_ns()
@@ -241,10 +261,10 @@ def time_layer(layer: str, op: Any, params: dict, weights: dict, in_specs: list,
                 _unavailable(name, exc, names, runs)
                 continue
             for other in list(cands):     # out of the race already: its workspace goes back at once
-                if runs[other][0] > PRUNE * min(r[0] for r in runs.values()):
+                if runs[other][0] > PRUNE * min(r[0] for r in runs.values()) + FLOOR_MS:
                     cands.pop(other).close()
         fastest = min(r[0] for r in runs.values())
-        kept = [n for n in names if n in runs and runs[n][0] <= PRUNE * fastest]
+        kept = [n for n in names if n in runs and runs[n][0] <= PRUNE * fastest + FLOOR_MS]
         for name in names:
             if name in runs and name not in kept:
                 _RACE.result[name] = f"one run at batch {batch}, {runs[name][0] / fastest:.2f}x the fastest: " \
@@ -275,7 +295,7 @@ def _clear(runs: list) -> bool:
     best = min(runs, key=min)
     lo = min(best)
     margin = max(NOISE, 2 * (float(np.median(best)) - lo) / lo)
-    return all(min(r) > lo * (1 + margin) for r in runs if r is not best)
+    return all(min(r) > lo * (1 + margin) + FLOOR_MS for r in runs if r is not best)
 
 
 def _warm(run: Callable[[], None]) -> Callable[[], None]:

@@ -57,6 +57,7 @@ class ContextBuffers:
         self._fixed: dict = {}                  # batch -> activation views and constants
         self._views: dict = {}                  # (name, batch) -> I/O view (a CuPy slice costs ~5 us)
         self._released = False
+        self._after: Any = None                 # CUDA event: output copies wait for the caller's stream
         # page-locked host staging for execute() with host arrays on CUDA (guide ch. 5: pinned memory)
         self.pinned = {} if kind == "cpu" else {
             n: device.pinned_empty((b,) + tuple(t[n].shape), t[n].dtype) for n in plan.inputs + plan.outputs}
@@ -93,6 +94,27 @@ class ContextBuffers:
         tensors.update(bindings)
         return tensors
 
+    def copies(self, outs: dict, stream: Any) -> dict:
+        """New arrays holding the outputs ``outs`` (``execute``'s fresh copies). On CUDA one ``cudaMemcpyAsync``
+        each on ``stream``, into memory CuPy's pool gives the caller's current stream; ``stream`` first waits for
+        the current stream's work, so a block the caller freed while its own queued work still reads it is not
+        overwritten early. The caller synchronises ``stream`` before handing them out (so the context's next
+        call on any stream cannot overwrite a buffer still being copied)."""
+        if all(isinstance(a, np.ndarray) for a in outs.values()):
+            return {n: a.copy() for n, a in outs.items()}
+        import cupy as cp
+        current = cp.cuda.get_current_stream()
+        if current.ptr != stream.raw.ptr:
+            if self._after is None:
+                self._after = cp.cuda.Event(block=False, disable_timing=True, interprocess=False)
+            self._after.record(current)
+            stream.raw.wait_event(self._after)
+        result = {}
+        for n, a in outs.items():
+            out = result[n] = cp.ndarray(a.shape, a.dtype)   # empty_like works out an order and strides first
+            out.data.copy_from_device_async(a.data, a.nbytes, stream.raw)
+        return result
+
     def release(self) -> None:
         """Closes the compute environment and returns the buffers to the allocator (once)."""
         if self._released:
@@ -104,25 +126,6 @@ class ContextBuffers:
         self.env.close()
         for b in owned:
             self.allocator.free(b)
-
-
-def fresh_copies(outs: dict, stream: Any) -> dict:
-    """New arrays holding the outputs ``outs`` (contiguous, written on ``stream``). On CUDA one
-    ``cudaMemcpyAsync`` each, on ``stream`` (so the context's next call cannot overwrite a buffer still being
-    copied), and CuPy's current stream waits for them (so the caller's later work on it reads the copies), into
-    pool memory taken on the current stream, as ``a.copy()`` did (an element-wise kernel, ~3x the host time)."""
-    if all(isinstance(a, np.ndarray) for a in outs.values()):
-        return {n: a.copy() for n, a in outs.items()}
-    import cupy as cp
-    result = {}
-    for n, a in outs.items():
-        with a.device:
-            out = result[n] = cp.ndarray(a.shape, a.dtype)   # empty_like works out an order and strides first
-            out.data.copy_from_device_async(a.data, a.nbytes, stream.raw)
-    done = cp.cuda.Event(block=False, disable_timing=True, interprocess=False)
-    done.record(stream.raw)
-    cp.cuda.get_current_stream().wait_event(done)
-    return result
 
 
 def _activation_view(arena: Any, p: Any, batch: int) -> Any:

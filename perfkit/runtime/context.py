@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ContextBusyError, ExecutionError
 from .bindings import BindingCache, check_bindings_cached, check_stream
-from .buffers import ContextBuffers, fresh_copies
+from .buffers import ContextBuffers
 from .express import Express, signature, try_enqueue, try_execute
 from .launch import Call, Launcher, Pending, StepLoop
 from .profiled import Profiling
@@ -125,9 +125,10 @@ class ExecutionContext:
                 else:
                     dst[...] = a[:batch]
             self._launcher.launch(call, bufs.bindings(batch, bound, {}), stream, None, sync=True)
+            outs = {n: bufs.io(n, batch) for n in self.engine.plan.outputs}
+            copies = None if any(host.values()) else bufs.copies(outs, stream)   # before the synchronisation
             stream.synchronize()
             self._profiling.run_deferred()
-            outs = {n: bufs.io(n, batch) for n in self.engine.plan.outputs}
             replayed = self._replayed(call, batch_size)
             if replayed is not None and all(bound[n] is a for n, a in inputs.items()):
                 self._express.remember(signature(inputs), stream, replayed, outs)   # read where they were
@@ -144,7 +145,7 @@ class ExecutionContext:
                 return result
             if any(host.values()):
                 return {n: dev.to_host(v, stream=stream) for n, v in outs.items()}
-            return fresh_copies(outs, stream)
+            return copies
 
     def enqueue(self, bindings: Mapping[str, Any], stream: Any = None, input_consumed: Any = None,
                 batch_size: int | None = None) -> dict:
@@ -199,7 +200,8 @@ class ExecutionContext:
                 ob.on_call(call, bindings)
             result = {n: bindings[n] for n in plan.outputs}
             replayed = self._replayed(call, batch_size)
-            if replayed is not None and input_consumed is None:
+            own = all(n not in given or result[n] is given[n] for n in plan.outputs)   # no slice made here
+            if replayed is not None and input_consumed is None and own:
                 self._express_enqueue.remember(signature(given), stream, replayed, dict(result))
             return result
 

@@ -80,9 +80,9 @@ def try_enqueue(ctx: Any, ex: Express, given: Any, stream: Any) -> dict | None:
             return None
         pending = ctx._pending
         pending.order(stream)                   # after the context's work on another stream, if any
+        _count(ctx, graph)                      # accepted: counted even if the launch fails, as the full path does
         graph.launch(stream.raw.ptr)
         pending.queued(stream)
-        _count(ctx, graph)
         ex.hits += 1
         return dict(ex.outputs)
     finally:
@@ -101,25 +101,14 @@ def try_execute(ctx: Any, ex: Express, given: Any) -> dict | None:
         graph = ex.graph
         if not _ready(ctx, graph) or ctx._pending.in_flight():
             return None                         # queued work first: the full path waits for it
-        graph.launch(stream.raw.ptr)
-        result = copy_on(ex.outputs, stream)
-        stream.synchronize()
         _count(ctx, graph)
+        graph.launch(stream.raw.ptr)
+        result = ctx._buffers.copies(ex.outputs, stream)
+        stream.synchronize()
         ex.hits += 1
         return result
     finally:
         lock.release()
-
-
-def copy_on(outs: dict, stream: Any) -> dict:
-    """New CuPy arrays holding ``outs``, one ``cudaMemcpyAsync`` each on ``stream`` (the caller
-    synchronises the stream, or makes later readers wait for it)."""
-    import cupy as cp
-    result = {}
-    for n, a in outs.items():
-        out = result[n] = cp.ndarray(a.shape, a.dtype)   # empty_like works out an order and strides first
-        out.data.copy_from_device_async(a.data, a.nbytes, stream.raw)
-    return result
 
 
 def _ready(ctx: Any, graph: Any) -> bool:
@@ -127,7 +116,8 @@ def _ready(ctx: Any, graph: Any) -> bool:
     report, still holds the graph, and its device is the thread's current one."""
     import cupy
     return (ctx._owner == threading.get_ident() and not ctx._closed and not ctx._profiling.has_error
-            and graph.exec_ptr != 0 and cupy.cuda.runtime.getDevice() == ctx.device.index)
+            and graph.exec_ptr != 0 and graph.key in ctx._graphs.graphs
+            and cupy.cuda.runtime.getDevice() == ctx.device.index)
 
 
 def _count(ctx: Any, graph: Any) -> None:

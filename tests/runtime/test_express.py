@@ -69,40 +69,106 @@ def test_warm_enqueue_takes_the_fast_path_and_reads_new_values_in_place():
     assert ctx.graph_status.endswith(f"{replays + 3} replays")
 
 
+class _Prof:
+    def __init__(self):
+        self.seen = []
+
+    def report_layer_time(self, name, ms):
+        self.seen.append(name)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
 def test_anything_different_takes_the_full_path():
+    """Each gate on its own: the variant call misses, and the plain call right after still hits (the variant
+    left the remembered call as it was), so only that gate stopped the variant."""
     net, eng = _engine()
     ctx, dev = eng.create_execution_context(), eng.device
     stream, other = dev.create_stream(), dev.create_stream()
+    y = _x(eng, net, 4, seed=7)
+    want = _want(eng, y)[eng.output_names[0]]
+    hits = lambda: ctx._express_enqueue.hits  # noqa: E731
+
+    def plain():
+        got = ctx.enqueue(y, stream)[eng.output_names[0]]
+        stream.synchronize()
+        np.testing.assert_array_equal(got.get(), want)
+    for _ in range(3):
+        plain()
+    assert hits() == 1
+    prof = _Prof()
+
+    def profiled():
+        ctx.profiler = prof
+        try:
+            ctx.enqueue(y, stream)
+            ctx.wait_profiles()
+        finally:
+            ctx.profiler = None
+
+    def graphs_off():
+        ctx.cuda_graph = False
+        try:
+            ctx.enqueue(y, stream)
+            stream.synchronize()
+        finally:
+            ctx.cuda_graph = True
+    variants = {"batch_size": lambda: ctx.enqueue(y, stream, batch_size=4),
+                "input_consumed": lambda: ctx.enqueue(y, stream, input_consumed=dev.create_event()),
+                "profiler": profiled, "cuda_graph=False": graphs_off}
+    for what, variant in variants.items():
+        before = hits()
+        variant()
+        stream.synchronize()
+        assert hits() == before, f"{what}: took the fast path"
+        plain()
+        assert hits() == before + 1, f"{what}: the plain call after it missed"
+    assert prof.seen                                # the profiled call reported its layers
+    before = hits()
+    ctx.enqueue(y, other)                           # another stream: missed, and remembered in place of the first
+    plain()                                         # back on the first stream: missed, remembered again
+    plain()
+    assert hits() == before + 1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
+def test_a_remembered_graph_evicted_by_other_calls_is_not_launched():
+    from perfkit.runtime.cuda_graph import MAX_GRAPHS
+    net, eng = _engine()
+    ctx, dev = eng.create_execution_context(), eng.device
+    stream = dev.create_stream()
     x = _x(eng, net, 4)
-    for _ in range(4):
+    for _ in range(3):
         ctx.enqueue(x, stream)
-    hits = ctx._express_enqueue.hits
-    assert hits == 2                            # eager, capture and replay, then two fast
-    y = _x(eng, net, 4, seed=7)                 # new addresses
-    got = ctx.enqueue(y, stream)
     stream.synchronize()
-    np.testing.assert_array_equal(got[eng.output_names[0]].get(), _want(eng, y)[eng.output_names[0]])
-    ctx.enqueue(y, other)                       # another stream (ordered after the first)
-    ctx.enqueue(y, stream, batch_size=4)        # a batch size asked for
-    ctx.enqueue(y, stream, input_consumed=dev.create_event())
-    assert ctx._express_enqueue.hits == hits
-    seen = []
-
-    class Prof:
-        def report_layer_time(self, name, ms):
-            seen.append(name)
-
-    ctx.profiler = Prof()                       # a profiler must see every call
-    ctx.enqueue(y, stream)
-    ctx.wait_profiles()
-    assert seen and ctx._express_enqueue.hits == hits
-    ctx.profiler = None
-    ctx.cuda_graph = False                      # graphs off: eager launches
-    ctx.enqueue(y, stream)
+    assert ctx._express_enqueue.hits == 1
+    for seed in range(MAX_GRAPHS + 1):              # execute's own keys push enqueue's graph out
+        xi = _x(eng, net, 4, seed=100 + seed)
+        for _ in range(2):
+            ctx.execute(xi)
+    got = ctx.enqueue(x, stream)[eng.output_names[0]]
     stream.synchronize()
-    assert ctx._express_enqueue.hits == hits
+    np.testing.assert_array_equal(got.get(), _want(eng, x)[eng.output_names[0]])
+    assert ctx._express_enqueue.hits == 1          # the full path ran it (captured anew)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
+def test_output_slices_made_by_the_context_are_not_remembered():
+    import cupy as cp
+    net, eng = _engine()
+    ctx, dev = eng.create_execution_context(), eng.device
+    stream = dev.create_stream()
+    x = _x(eng, net, 4)
+    name = eng.output_names[0]
+    long = cp.empty((8,) + tuple(eng.plan.tensors[name].shape), eng.plan.tensors[name].dtype)   # longer than the batch
+    for _ in range(4):
+        got = ctx.enqueue({**x, name: long}, stream)
+    stream.synchronize()
+    assert ctx._express_enqueue.hits == 0
+    np.testing.assert_array_equal(got[name].get(), _want(eng, x)[name])
+    assert got[name].data.ptr == long.data.ptr and len(got[name]) == 4
 
 
 @pytest.mark.gpu
@@ -137,7 +203,10 @@ def test_another_thread_is_refused_while_work_is_in_flight():
         ctx.enqueue(x, stream)
     stream.synchronize()
     assert ctx._express_enqueue.hits == 2
-    for _ in range(20):                         # enough queued work to still be running
+    from perfkit.device.gpu_timing import _spin_kernel
+    with stream.raw:
+        _spin_kernel()((1,), (1,), (np.uint64(300_000_000),))   # 0.3 s: the work below is still queued
+    for _ in range(20):
         ctx.enqueue(x, stream)
     errors = []
 
@@ -151,4 +220,5 @@ def test_another_thread_is_refused_while_work_is_in_flight():
     t.start()
     t.join()
     stream.synchronize()
-    assert ctx._express_enqueue.hits == 22     # the other thread never took the fast path
+    assert len(errors) == 1                     # the other thread was refused, by the full path
+    assert ctx._express_enqueue.hits == 22     # and never took the fast path
