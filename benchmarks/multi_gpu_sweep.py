@@ -142,19 +142,6 @@ def main() -> None:
             pairs.append((got["one"], got["all"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    t_one = (t_one_a + t_one_b) / 2
-    print(f"\nratio, all devices / one device (mean of both one-device runs {t_one:.1f} s):")
-    print(f"  end to end, cluster start included: {t_many / t_one:.2f}x   (target <= 0.6x on 2 GPUs)")
-    if t_warm is not None:
-        print(f"  cluster already running:            {t_warm / t_one:.2f}x")
-    if one_b is not None:
-        print(f"  one-device drift between its runs:  {t_one_b / t_one_a:.2f}x")
-    if len(pairs) > 1:
-        ratios = sorted(m / o for o, m in pairs)
-        print(f"  per pair (one device, all devices, ratio): "
-              + "; ".join(f"{o:.1f} s, {m:.1f} s, {m / o:.2f}x" for o, m in pairs)
-              + f"\n  median of {len(pairs)} pairs: {float(np.median(ratios)):.2f}x "
-              f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
     cols = [c for c in ("device", "host", "gpu_name", "gpu_uuid", "driver_version") if c in many.columns]
     print("\nconfigurations per worker device:")
     print(many.groupby(cols, dropna=False).size().to_string())
@@ -171,6 +158,20 @@ def main() -> None:
     if one_b is not None:
         m, n = _agreement(one_a, one_b)
         print(f"\ncontrol, one device vs itself (second run): {n} of {len(m)} agree")
+    # last, after the long per-configuration table, so that the tail of the output holds the figures
+    t_one = (t_one_a + t_one_b) / 2
+    print(f"\nratio, all devices / one device (mean of both one-device runs {t_one:.1f} s):")
+    print(f"  end to end, cluster start included: {t_many / t_one:.2f}x   (target <= 0.6x on 2 GPUs)")
+    if t_warm is not None:
+        print(f"  cluster already running:            {t_warm / t_one:.2f}x")
+    if one_b is not None:
+        print(f"  one-device drift between its runs:  {t_one_b / t_one_a:.2f}x")
+    if len(pairs) > 1:
+        ratios = sorted(m / o for o, m in pairs)
+        print(f"  per pair (one device, all devices, ratio): "
+              + "; ".join(f"{o:.1f} s, {m:.1f} s, {m / o:.2f}x" for o, m in pairs)
+              + f"\n  median of {len(pairs)} pairs: {float(np.median(ratios)):.2f}x "
+              f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
 
 
 if __name__ == "__main__":     # the local cluster's workers start by spawning: guard the entry point
