@@ -57,7 +57,8 @@ class ContextBuffers:
         self._fixed: dict = {}                  # batch -> activation views and constants
         self._views: dict = {}                  # (name, batch) -> I/O view (a CuPy slice costs ~5 us)
         self._released = False
-        self._after: Any = None                 # CUDA event: output copies wait for the caller's stream
+        self._after: Any = None                 # CUDA event: execute's stream waits for the caller's
+        self._cuda = kind == "cuda"
         # page-locked host staging for execute() with host arrays on CUDA (guide ch. 5: pinned memory)
         self.pinned = {} if kind == "cpu" else {
             n: device.pinned_empty((b,) + tuple(t[n].shape), t[n].dtype) for n in plan.inputs + plan.outputs}
@@ -94,14 +95,13 @@ class ContextBuffers:
         tensors.update(bindings)
         return tensors
 
-    def copies(self, outs: dict, stream: Any) -> dict:
-        """New arrays holding the outputs ``outs`` (``execute``'s fresh copies). On CUDA one ``cudaMemcpyAsync``
-        each on ``stream``, into memory CuPy's pool gives the caller's current stream; ``stream`` first waits for
-        the current stream's work, so a block the caller freed while its own queued work still reads it is not
-        overwritten early. The caller synchronises ``stream`` before handing them out (so the context's next
-        call on any stream cannot overwrite a buffer still being copied)."""
-        if all(isinstance(a, np.ndarray) for a in outs.values()):
-            return {n: a.copy() for n, a in outs.items()}
+    def after_caller(self, stream: Any) -> None:
+        """Orders ``stream`` (an ``execute``'s) after the work queued so far on the caller's current CuPy stream
+        (CUDA; nothing on the CPU): device inputs the caller just computed are read once they are written, and
+        a pool block the caller freed while its own queued work still reads it is not overwritten early by the
+        output copies, which CuPy's pool hands out for the current stream."""
+        if not self._cuda:                      # the CPU: one inline stream, nothing to order
+            return
         import cupy as cp
         current = cp.cuda.get_current_stream()
         if current.ptr != stream.raw.ptr:
@@ -109,6 +109,15 @@ class ContextBuffers:
                 self._after = cp.cuda.Event(block=False, disable_timing=True, interprocess=False)
             self._after.record(current)
             stream.raw.wait_event(self._after)
+
+    def copies(self, outs: dict, stream: Any) -> dict:
+        """New arrays holding the outputs ``outs`` (``execute``'s fresh copies): on CUDA one ``cudaMemcpyAsync``
+        each on ``stream`` (ordered after the caller's stream by :meth:`after_caller`), into memory CuPy's pool
+        gives the current stream. The caller synchronises ``stream`` before handing them out, so the context's
+        next call on any stream cannot overwrite a buffer still being copied."""
+        if all(isinstance(a, np.ndarray) for a in outs.values()):
+            return {n: a.copy() for n, a in outs.items()}
+        import cupy as cp
         result = {}
         for n, a in outs.items():
             out = result[n] = cp.ndarray(a.shape, a.dtype)   # empty_like works out an order and strides first

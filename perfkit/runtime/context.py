@@ -98,7 +98,9 @@ class ExecutionContext:
     def execute(self, inputs: Mapping[str, Any], batch_size: int | None = None) -> dict:
         """Runs one inference and waits for it. ``inputs``: name -> array with a leading batch
         dimension (host NumPy or, on CUDA, device CuPy arrays). Returns name -> array: NumPy when
-        any input was a host array, else device arrays (fresh copies either way)."""
+        any input was a host array, else device arrays (fresh copies either way). On CUDA the work is
+        ordered after what is queued on CuPy's current stream, so device inputs computed just before are
+        read once they are written."""
         if batch_size is None and self._graphs is not None:
             result = try_execute(self, self._express, inputs)
             if result is not None:
@@ -111,6 +113,7 @@ class ExecutionContext:
             self._pending.wait()
             stream = call.stream = self._stream_for_execute()
             bufs, dev = self._buffers, self.device
+            bufs.after_caller(stream)            # inputs the caller's stream is still writing are read once written
             bound = {}
             for n, a in arrays.items():
                 dst = bound[n] = bufs.io(n, batch)

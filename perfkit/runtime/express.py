@@ -102,8 +102,10 @@ def try_execute(ctx: Any, ex: Express, given: Any) -> dict | None:
         if not _ready(ctx, graph) or ctx._pending.in_flight():
             return None                         # queued work first: the full path waits for it
         _count(ctx, graph)
+        bufs = ctx._buffers
+        bufs.after_caller(stream)
         graph.launch(stream.raw.ptr)
-        result = ctx._buffers.copies(ex.outputs, stream)
+        result = bufs.copies(ex.outputs, stream)
         stream.synchronize()
         ex.hits += 1
         return result

@@ -222,3 +222,27 @@ def test_another_thread_is_refused_while_work_is_in_flight():
     stream.synchronize()
     assert len(errors) == 1                     # the other thread was refused, by the full path
     assert ctx._express_enqueue.hits == 22     # and never took the fast path
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
+def test_execute_reads_inputs_the_callers_stream_is_still_writing():
+    """An input computed on CuPy's current stream just before ``execute`` is read once written, on the full path
+    (first calls) and on the fast path (warm): the context's stream waits for the caller's."""
+    import cupy as cp
+    from perfkit.device.gpu_timing import _spin_kernel
+    net, eng = _engine("lenet", 2)
+    ctx = eng.create_execution_context()
+    x = _x(eng, net, 2)
+    name = next(iter(x))
+    values = [pk.models.sample_input(net, 2, seed=s)[name] for s in range(6)]
+    for i, v in enumerate(values):
+        dv = cp.asarray(v)
+        x[name].fill(0)
+        cp.cuda.get_current_stream().synchronize()
+        _spin_kernel()((1,), (1,), (np.uint64(20_000_000),))     # 20 ms on the current stream, then the input
+        x[name][...] = dv                                            # a device copy queued behind the spin
+        got = ctx.execute(x)[eng.output_names[0]].get()
+        want = _want(eng, {name: cp.asarray(v)})[eng.output_names[0]]
+        np.testing.assert_array_equal(got, want, err_msg=f"call {i}")
+    assert ctx._express.hits >= 3
