@@ -31,6 +31,12 @@ def _x(eng, net, batch, seed=0):
     return {k: eng.device.to_device(v) for k, v in pk.models.sample_input(net, batch, seed).items()}
 
 
+def _setup(model="mnist_mlp", batch=4):
+    """A network, its engine, a context, a stream and device inputs."""
+    net, eng = _engine(model, batch)
+    return net, eng, eng.create_execution_context(), eng.device.create_stream(), _x(eng, net, batch)
+
+
 def _want(eng, x):
     ref = eng.create_execution_context(cuda_graph=False)
     try:
@@ -42,10 +48,7 @@ def _want(eng, x):
 @pytest.mark.gpu
 @pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
 def test_warm_enqueue_takes_the_fast_path_and_reads_new_values_in_place():
-    net, eng = _engine()
-    ctx, dev = eng.create_execution_context(), eng.device
-    stream = dev.create_stream()
-    x = _x(eng, net, 4)
+    net, eng, ctx, stream, x = _setup()
     import cupy as cp
     outs = {n: cp.empty((4,) + tuple(eng.plan.tensors[n].shape), eng.plan.tensors[n].dtype)
             for n in eng.output_names}
@@ -135,10 +138,7 @@ def test_anything_different_takes_the_full_path():
 @pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
 def test_a_remembered_graph_evicted_by_other_calls_is_not_launched():
     from perfkit.runtime.cuda_graph import MAX_GRAPHS
-    net, eng = _engine()
-    ctx, dev = eng.create_execution_context(), eng.device
-    stream = dev.create_stream()
-    x = _x(eng, net, 4)
+    net, eng, ctx, stream, x = _setup()
     for _ in range(3):
         ctx.enqueue(x, stream)
     stream.synchronize()
@@ -157,10 +157,7 @@ def test_a_remembered_graph_evicted_by_other_calls_is_not_launched():
 @pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
 def test_output_slices_made_by_the_context_are_not_remembered():
     import cupy as cp
-    net, eng = _engine()
-    ctx, dev = eng.create_execution_context(), eng.device
-    stream = dev.create_stream()
-    x = _x(eng, net, 4)
+    net, eng, ctx, stream, x = _setup()
     name = eng.output_names[0]
     long = cp.empty((8,) + tuple(eng.plan.tensors[name].shape), eng.plan.tensors[name].dtype)   # longer than the batch
     for _ in range(4):
