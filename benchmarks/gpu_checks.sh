@@ -40,7 +40,7 @@ for step in "${steps[@]}"; do
     multi)
       python3 benchmarks/multi_gpu_sweep.py --precisions fp32,fp16,bf16 --pairs 2 --skip-client --skip-drift \
         > "$log" 2>&1
-      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(" "$log" ;;
+      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time" "$log" ;;
     *) echo "unknown step $step (tests, diagnosis, torch, profiling, multi)"; continue ;;
   esac
   echo "-- $step: $(( $(date +%s) - start )) s, whole output in $log"

@@ -98,6 +98,7 @@ def main() -> None:
         per_worker = len(os.sched_getaffinity(0)) // a.cpu
         single = pk.get_device("cpu", threads=per_worker)
         what = f"{a.cpu} CPU workers of {per_worker} core(s) against one process with {per_worker} BLAS thread(s)"
+        n_workers = a.cpu
     else:
         from perfkit.device.cuda import cuda_device_count
         gpus = cuda_device_count()
@@ -105,6 +106,7 @@ def main() -> None:
             raise SystemExit(f"this machine has {gpus} visible GPU(s); the comparison needs 2 or more "
                              "(or pass --cpu N for the mechanics on CPU workers)")
         devices = "all"
+        n_workers = gpus
         single = pk.get_device("cuda:0")
         what = f"{gpus} GPUs ({single.name}) against cuda:0 alone"
     print(f"# multi-GPU sweep, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {what}; "
@@ -160,6 +162,11 @@ def main() -> None:
         print(f"\ncontrol, one device vs itself (second run): {n} of {len(m)} agree")
     # last, after the long per-configuration table, so that the tail of the output holds the figures
     t_one = (t_one_a + t_one_b) / 2
+    if "build_time_ms" in many.columns:     # where a worker's configuration takes longer: its build, or the rest
+        b1, bn = one_a["build_time_ms"].sum() / 1e3, many["build_time_ms"].sum() / 1e3
+        print(f"\nbuild time, all configurations: one device {b1:.1f} s, all devices {bn:.1f} s ({bn / b1:.2f}x); "
+              f"outside builds: one device {t_one_a - b1:.1f} s, all devices {t_many * n_workers - bn:.1f}"
+              " s of device time (wall x devices)")
     print(f"\nratio, all devices / one device (mean of both one-device runs {t_one:.1f} s):")
     print(f"  end to end, cluster start included: {t_many / t_one:.2f}x   (target <= 0.6x on 2 GPUs)")
     if t_warm is not None:
