@@ -42,6 +42,7 @@ def _keys(frame):
 #: fresh processes differ by up to 5%, and a worker's measuring process shares its one core with the
 #: worker's own event loop (up to 7% at batch 1, 12% once at batch 32, benchmarks/RESULTS.md 2026-11-29)
 PROCESS_PCT = 15.0
+ATTEMPTS = 8
 
 
 def _agree(serial, spread):
@@ -64,7 +65,10 @@ def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(clie
     cpu = pk.get_device("cpu")
     before = cpu._threads
     serials, spreads, apart = [], [], []
-    for attempt in range(4):      # a burst of other work on this shared host can move one measurement
+    # a burst of other work on this shared host can move one measurement, and the ~40 us configuration at batch 1
+    # times in one of two modes here (about 41 and 52-73 us, on either side, whichever process; bimodal at the
+    # session start's tree too): 8 attempts, so that both sides meet their fast mode unless something is wrong
+    for attempt in range(ATTEMPTS):
         cpu.threads = 1            # as each worker: one core, one BLAS thread
         try:
             serial = pk.sweep(nets, device="cpu", **kw)
@@ -86,7 +90,7 @@ def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(clie
         if not apart:
             break
     assert not apart, f"distributed and serial timings disagree beyond their intervals for {apart}, in each " \
-                      "side's fastest of 4 attempts"
+                      f"side's fastest of {ATTEMPTS} attempts"
 
 
 def _fastest(frames):
