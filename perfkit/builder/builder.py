@@ -198,14 +198,24 @@ def _precision_summary(g: Graph, config: BuilderConfig, pstats: dict, n_reformat
     return f"{how}; {len(layers)} layer(s): {share}; float32 accumulation; {n_reformats} reformat layer(s)"
 
 
+#: the tactics whose products go to perfkit's cuBLAS and cuBLASLt calls (``Env.matmul``, ``Env.lt``), which
+#: honour TF32; the convolution's CPU-shaped forms multiply with CuPy's matmul, which stays strict float32
+_TF32_TYPES = {"fully_connected", "matrix_multiply", "mlp"}
+_TF32_CONV_TACTICS = ("im2col", "taps")
+
+
+def _tf32_reaches(n: Any) -> bool:
+    return n.type in _TF32_TYPES or (n.type == "convolution" and n.params.get("tactic") in _TF32_CONV_TACTICS)
+
+
 def _tf32_summary(g: Graph, device: Any) -> str:
     """The build-log detail of ``BuilderConfig(tf32=True)``: which layers' products it reaches, or why none."""
     if device.kind != "cuda":
         return (f"tf32 requested, no effect on {device.kind}: NumPy's BLAS has no TF32, so fp32 layers compute "
                 "in float32")
-    hit = [n.name for n in g.nodes if n.precision == "fp32" and n.type in _GEMM_TYPES]
+    hit = [n.name for n in g.nodes if n.precision == "fp32" and _tf32_reaches(n)]
     if not hit:
-        return "tf32 allowed; no fp32 layer has a matrix product, so none uses it"
+        return "tf32 allowed; no fp32 layer has a matrix product on cuBLAS or cuBLASLt, so none uses it"
     shown = ", ".join(hit[:6]) + (f" and {len(hit) - 6} more" if len(hit) > 6 else "")
     return (f"tf32 allowed: the float32 products of {len(hit)} fp32 layer(s) run on TF32 Tensor Cores (inputs rounded "
             f"to 10-bit mantissas, float32 accumulation): {shown}")

@@ -26,7 +26,8 @@ class BuilderConfig:
     - ``tf32``: ``True`` lets the float32 matrix products of fp32 layers (fully connected, MLP, matrix
       multiply, im2col convolutions) run on TF32 Tensor Cores on CUDA: their inputs are rounded to 10-bit
       mantissas, accumulation stays float32 (about fp16's relative error, fp32's range). Off by default, as in
-      PyTorch; the CPU has no TF32 and ignores it (the build log says so).
+      PyTorch; the CPU has no TF32 and ignores it (the build log says so, and names the layers it reaches on a
+      GPU; a product CuPy's own matmul runs, such as the convolution's ``sample``/``batched`` forms, stays strict).
     - ``layer_precisions``: per-layer precisions by network layer name, e.g. ``{"prob": "fp32"}``
       (the same as setting ``layer.precision``); these are always forced.
     - ``max_workspace_bytes``: refuse to build when a layer needs more scratch memory than this.
