@@ -101,24 +101,21 @@ def test_anything_different_takes_the_full_path():
     assert hits() == 1
     prof = _Prof()
 
-    def profiled():
-        ctx.profiler = prof
-        try:
-            ctx.enqueue(y, stream)
-            ctx.wait_profiles()
-        finally:
-            ctx.profiler = None
-
-    def graphs_off():
-        ctx.cuda_graph = False
-        try:
-            ctx.enqueue(y, stream)
-            stream.synchronize()
-        finally:
-            ctx.cuda_graph = True
+    def with_setting(attr, value, after):
+        """An enqueue with ``ctx.attr = value`` for that call only (``after`` waits for it)."""
+        def call():
+            old = getattr(ctx, attr)
+            setattr(ctx, attr, value)
+            try:
+                ctx.enqueue(y, stream)
+                after()
+            finally:
+                setattr(ctx, attr, old)
+        return call
     variants = {"batch_size": lambda: ctx.enqueue(y, stream, batch_size=4),
                 "input_consumed": lambda: ctx.enqueue(y, stream, input_consumed=dev.create_event()),
-                "profiler": profiled, "cuda_graph=False": graphs_off}
+                "profiler": with_setting("profiler", prof, ctx.wait_profiles),
+                "cuda_graph=False": with_setting("cuda_graph", False, stream.synchronize)}
     for what, variant in variants.items():
         before = hits()
         variant()
