@@ -124,6 +124,16 @@ def test_anything_different_takes_the_full_path():
         plain()
         assert hits() == before + 1, f"{what}: the plain call after it missed"
     assert prof.seen                                # the profiled call reported its layers
+    for what, other_x in {"new addresses": _x(eng, net, 4, seed=8), "another batch": _x(eng, net, 2, seed=9)}.items():
+        before, other_want = hits(), _want(eng, other_x)[eng.output_names[0]]
+        for _ in range(2):                          # eager (first sight), then captured, replayed and remembered
+            got = ctx.enqueue(other_x, stream)[eng.output_names[0]]
+            stream.synchronize()
+            np.testing.assert_array_equal(got.get(), other_want, err_msg=what)
+        assert hits() == before, f"{what}: took the fast path"
+        plain()                                     # the other call is remembered now: missed, then hits
+        plain()
+        assert hits() == before + 1, what
     before = hits()
     ctx.enqueue(y, other)                           # another stream: missed, and remembered in place of the first
     plain()                                         # back on the first stream: missed, remembered again
@@ -135,15 +145,16 @@ def test_anything_different_takes_the_full_path():
 @pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
 def test_a_remembered_graph_evicted_by_other_calls_is_not_launched():
     from perfkit.runtime.cuda_graph import MAX_GRAPHS
-    net, eng, ctx, stream, x = _setup()
+    net, eng, ctx, stream, x = _setup(batch=MAX_GRAPHS + 1)
     for _ in range(3):
         ctx.enqueue(x, stream)
     stream.synchronize()
     assert ctx._express_enqueue.hits == 1
-    for seed in range(MAX_GRAPHS + 1):              # execute's own keys push enqueue's graph out
-        xi = _x(eng, net, 4, seed=100 + seed)
+    for batch in range(1, MAX_GRAPHS + 1):          # execute's own keys (one per batch size: it binds the
+        xi = _x(eng, net, batch, seed=100 + batch)  # context's buffers) push enqueue's graph out
         for _ in range(2):
             ctx.execute(xi)
+    assert len(ctx._graphs.graphs) == MAX_GRAPHS
     got = ctx.enqueue(x, stream)[eng.output_names[0]]
     stream.synchronize()
     np.testing.assert_array_equal(got.get(), _want(eng, x)[eng.output_names[0]])
