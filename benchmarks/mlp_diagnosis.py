@@ -44,6 +44,26 @@ def _us_per_call(fn, n=2000) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
+def _execute_parts(ctx, g, bare):
+    """What ``execute``'s warm path adds to a bare launch + synchronisation, piece by piece: the event that
+    orders its stream after the caller's, and the fresh output copies (allocation + device copy)."""
+    bufs, stream = ctx._buffers, ctx._sync_stream  # noqa: SLF001 - a diagnosis reaches inside
+    outs = ctx._express.outputs  # noqa: SLF001
+
+    def ordered():
+        bufs.after_caller(stream)
+        g.launch(stream.raw.ptr)
+        stream.synchronize()
+
+    def copied():
+        g.launch(stream.raw.ptr)
+        bufs.copies(outs, stream)
+        stream.synchronize()
+    o_us, c_us = _us_per_call(ordered), _us_per_call(copied)
+    print(f"execute's parts (us over the bare launch+sync): ordering event {o_us - bare:+.1f}, "
+          f"output copies {c_us - bare:+.1f} ({len(outs)} output(s))")
+
+
 def case(pk, name, prec, batch):
     dev = pk.get_device("cuda")
     net = _net(pk, name)
@@ -87,6 +107,8 @@ def case(pk, name, prec, batch):
     print(f"host us per call: execute {e_us:.1f}, enqueue+sync {q_us:.1f}, bare graph launch+sync "
           f"{'-' if bare is None else f'{bare:.1f}'}; fast-path calls: execute {ctx._express.hits}, "  # noqa: SLF001
           f"enqueue {ctx._express_enqueue.hits}")  # noqa: SLF001
+    if bare is not None:
+        _execute_parts(ctx, g, bare)
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(2000):
