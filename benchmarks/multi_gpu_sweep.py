@@ -49,20 +49,65 @@ def _sweep_timed(label: str, nets: list, **kw):
     import perfkit as pk
     arrived: list = []
     t0 = time.perf_counter()
-    frame = pk.sweep(nets, progress=False, on_row=lambda r: arrived.append((time.perf_counter() - t0, r["device"])),
-                     **kw)
+    frame = pk.sweep(nets, progress=False, on_row=lambda r: arrived.append(
+        (time.perf_counter() - t0, r["device"], (r["model"], r["precision"], int(r["batch_size"])))), **kw)
     wall = time.perf_counter() - t0
+    frame.attrs["arrived"] = arrived
     failed = int((frame["error"] != "").sum())
     print(f"{label:<44} {wall:8.1f} s   {len(frame)} configurations{f', {failed} failed' if failed else ''}",
           flush=True)
     if "devices" in kw and arrived:      # where a distributed sweep's time beyond the work goes
         per = {}
-        for t, d in arrived:
+        for t, d, _ in arrived:
             per.setdefault(d, []).append(t)
         print("    rows arrived: " + "; ".join(f"{d} first {min(v):.1f} s, last {max(v):.1f} s ({len(v)})"
                                           for d, v in sorted(per.items()))
-              + f"; the sweep returned {wall - max(t for t, _ in arrived):.1f} s after the last row", flush=True)
+              + f"; the sweep returned {wall - max(t for t, _, _ in arrived):.1f} s after the last row", flush=True)
     return frame, wall
+
+
+def _durations(arrived: list) -> dict:
+    """Per configuration, the seconds from the previous row of its device (or from the call) to its own,
+    and whether it was its device's first row: what it took where each device's rows come one by one."""
+    last: dict = {}
+    out = {}
+    for t, d, key in sorted(arrived):
+        out[key] = (t - last.get(d, 0.0), d not in last)
+        last[d] = t
+    return out
+
+
+def _time_split(one, many, n_workers: int) -> None:
+    """Per network, the device time the sweep over all devices spent (each configuration's time on its
+    device, summed) against the one-device sweep's (which builds a network's configurations and then
+    times them together, so its rows arrive per network): where the all-devices sweep spends more than
+    the one-device sweep, builds and the rest apart. A device's first configuration carries the start
+    (cluster, worker, measuring process), shown on its own."""
+    arr1, arrn = one.attrs.get("arrived", []), many.attrs.get("arrived", [])
+    if len({d for _, d, _ in arrn}) < n_workers:
+        print("\ntime split: not computed (the rows do not name their worker: CPU workers are all 'cpu')")
+        return
+    t1, prev = {}, 0.0
+    for t, _, (model, _, _) in sorted(arr1):
+        if model not in t1:
+            t1[model] = 0.0
+        t1[model] += t - prev
+        prev = t
+    dn = _durations(arrn)
+    print("\ntime split, all devices against one device (device seconds, from the rows' arrival times):")
+    for key, (t, first) in sorted(dn.items(), key=lambda kv: kv[1][0]):
+        if first:
+            print(f"  first row of its device {key}: {t:.2f} s after the call (start included)")
+    for frame in (one, many):
+        frame["_build_s"] = frame["build_time_ms"].fillna(0.0) / 1e3
+    b1 = one.groupby("model")["_build_s"].sum()
+    bn = many.groupby("model")["_build_s"].sum()
+    for model in t1:
+        tn = sum(t for (m, _, _), (t, _) in dn.items() if m == model)
+        print(f"  {model:<20} one device {t1[model]:6.1f} s (builds {b1.get(model, 0.0):5.1f} s), all devices "
+              f"{tn:6.1f} s (builds {bn.get(model, 0.0):5.1f} s): {tn / t1[model]:.2f}x")
+    for frame in (one, many):
+        frame.drop(columns="_build_s", inplace=True)
 
 
 def _agreement(one, many) -> tuple:
@@ -162,6 +207,7 @@ def main() -> None:
         print(f"\ncontrol, one device vs itself (second run): {n} of {len(m)} agree")
     # last, after the long per-configuration table, so that the tail of the output holds the figures
     t_one = (t_one_a + t_one_b) / 2
+    _time_split(one_a, many, n_workers)
     if "build_time_ms" in many.columns:     # where a worker's configuration takes longer: its build, or the rest
         b1, bn = one_a["build_time_ms"].sum() / 1e3, many["build_time_ms"].sum() / 1e3
         print(f"\nbuild time, all configurations: one device {b1:.1f} s, all devices {bn:.1f} s ({bn / b1:.2f}x); "
