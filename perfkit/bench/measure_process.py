@@ -181,7 +181,8 @@ def run(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
 
 def prepare(device: str) -> None:
     """What the first configuration would pay before its build: the measuring modules, the device (its CUDA
-    context, or the CPU's BLAS threads) and a first small product (cuBLAS's handle)."""
+    context, or the CPU's BLAS threads), a first small product (cuBLAS's handle) and, on a GPU, the libraries
+    the builder's tactics call (:func:`load_gpu_libraries`)."""
     from ..builder import builder  # noqa: F401
     from ..device import get_device
     from . import sweep  # noqa: F401
@@ -192,6 +193,23 @@ def prepare(device: str) -> None:
     with dev.activate():
         a = xp.ones((64, 64), dtype=np.float32)
         float((a @ a).sum())
+        if dev.kind == "cuda":
+            load_gpu_libraries()
+
+
+def load_gpu_libraries() -> None:
+    """Loads what a first build on a GPU loads on its way (nvmath's cuBLAS and cuBLASLt, cuDNN's frontend and
+    this thread's cuDNN handle, which the builder's convolution tactics reuse): shared libraries of hundreds
+    of megabytes, loaded once per process. A library that is missing is left to the build, which leaves its
+    tactics out and says so."""
+    from ..ops import cuda_cudnn, cuda_gemm, cuda_lt
+    blas = cuda_gemm._nvmath_cublas()
+    if blas is not None:
+        blas.destroy(blas.create())
+    cuda_lt.unavailable_reason()
+    if cuda_cudnn.unavailable_reason() is None:
+        import cudnn
+        cuda_cudnn._handle(cudnn)
 
 
 def _watch_parent(parent: int) -> None:
