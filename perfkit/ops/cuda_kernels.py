@@ -5,6 +5,8 @@
 - ``softmax``: (log-)softmax over the last axis, one block per row, one launch.
 - ``epilogue``: bias, power, residual sum and ReLU of a fused layer in one element-wise pass over its
   output, instead of one launch (and one read and write of the output) per operation.
+- ``pool``: max or average pooling in one pass, in either layout, instead of a padded copy and one
+  element-wise pass per window position.
 """
 from __future__ import annotations
 
@@ -93,6 +95,62 @@ def pool_counts(out: Any, size, window, stride, padding) -> None:
             """, "perfkit_pool_counts")
     (h, w), (kh, kw), (sh, sw), (ph, pw) = size, window, stride, padding
     _kernel("pool_counts", build)(h, w, kh, kw, sh, sw, ph, pw, out.shape[1], out)
+
+
+_POOL = r"""
+#include <cuda_fp16.h>
+extern "C" __global__ void perfkit_pool(const DTYPE* __restrict__ x, DTYPE* __restrict__ y, long long total,
+        long long C, long long H, long long W, long long OH, long long OW, long long kh, long long kw, long long sh,
+        long long sw, long long ph, long long pw, long long xn, long long xc, long long xh, long long xw, long long yn,
+        long long yc, long long yh, long long yw, int last, int excl) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        long long r = i, n, c, oy, ox;
+        if (last) { c = r % C; r /= C; ox = r % OW; r /= OW; oy = r % OH; n = r / OH; }
+        else { ox = r % OW; r /= OW; oy = r % OH; r /= OH; c = r % C; n = r / C; }
+        const long long y0 = oy * sh - ph, x0 = ox * sw - pw, base = n * xn + c * xc;
+        float acc = IS_MAX ? __int_as_float(0xff800000) : 0.f;     // -inf
+        int cnt = 0;
+        for (long long a = y0 < 0 ? -y0 : 0; a < kh && y0 + a < H; ++a) {
+            for (long long t = x0 < 0 ? -x0 : 0; t < kw && x0 + t < W; ++t) {
+                float v = static_cast<float>(x[base + (y0 + a) * xh + (x0 + t) * xw]);
+                if (IS_MAX) acc = (acc != acc) ? acc : ((v > acc || v != v) ? v : acc);   // NaN wins, as in NumPy
+                else acc += v;
+                ++cnt;
+            }
+        }
+        if (!IS_MAX) acc /= excl ? (float)cnt : (float)(kh * kw);
+        y[n * yn + c * yc + oy * yh + ox * yw] = DTYPE(acc);
+    }
+}
+"""
+
+
+def pool(x: Any, out: Any, pool_kind: str, window, stride, padding, exclude_padding: bool) -> None:
+    """Max or average pooling of x (B, C, H, W) into out (B, C, OH, OW) in one launch, either array in any
+    strides: one thread per output value, the window's in-bounds values only (padding is never read or
+    written), averages and comparisons in float32. The threads walk the output in its memory order, channels
+    fastest when it is channels-last, so that neighbouring threads read and write neighbouring addresses.
+    NaN propagates through max, as NumPy's maximum does. float16 and float32."""
+    import cupy
+    ctype = {"float16": "__half", "float32": "float"}[x.dtype.name]
+    is_max = pool_kind == "max"
+    key = f"pool_{pool_kind}_{ctype}"
+    kernel = _kernel(key, lambda: cupy.RawKernel(
+        f"#define DTYPE {ctype}\n#define IS_MAX {int(is_max)}\n" + _POOL, "perfkit_pool"))
+    b, c, h, w = x.shape
+    oh, ow = out.shape[2:]
+    (kh, kw), (sh, sw), (ph, pw) = window, stride, padding
+    xs = [s // x.itemsize for s in x.strides]
+    ys = [s // out.itemsize for s in out.strides]
+    last = int(c > 1 and ys[1] == 1)             # channels-last output: threads walk the channels first
+    total = out.size
+    threads = 256
+    blocks = max(1, min((total + threads - 1) // threads, 65535 * 8))
+    i64 = np.int64
+    kernel((blocks,), (threads,), (x, out, i64(total), i64(c), i64(h), i64(w), i64(oh), i64(ow), i64(kh), i64(kw),
+                                   i64(sh), i64(sw), i64(ph), i64(pw), *map(i64, xs), *map(i64, ys), np.int32(last),
+                                   np.int32(bool(exclude_padding))))
 
 
 _SOFTMAX = r"""

@@ -18,11 +18,16 @@ class Pooling(Op):
     shifted slice per window position (kh*kw element-wise passes, no window view); ``rows`` is
     separable: it reduces along each row (kw - 1 passes) then across rows (kh - 1 passes), a block of
     channels of one sample at a time so that the passes stay in cache (:data:`ROWS_BLOCK_BYTES`), and
-    never copies the padding (each tap reaches only the outputs whose window covers it)."""
+    never copies the padding (each tap reaches only the outputs whose window covers it). On CUDA,
+    ``kernel`` is one launch of :func:`perfkit.ops.cuda_kernels.pool` (a thread per output value, in any
+    strides), and ``kernel_nhwc`` the same on channels-last tensors, so that a pooling layer between cuDNN's
+    NHWC convolutions (a ResNet's stem) needs no reformat layers around it."""
 
     type = "pooling"
     short = "pool"
-    tactic_names = ("strided", "taps", "rows")
+    tactic_names = ("strided", "taps", "rows", "kernel", "kernel_nhwc")
+    device_tactics = {"kernel": "cuda", "kernel_nhwc": "cuda"}
+    tactic_layouts = {"kernel_nhwc": "nhwc"}     # its input and output are channels-last
 
     def check(self, params, weights):
         if params.get("pool") not in ("max", "avg"):
@@ -59,6 +64,8 @@ class Pooling(Op):
     def scratch_bytes(self, params, inputs, outputs, batch):
         (c, h, w), (oh, ow) = inputs[0].shape, outputs[0].shape[1:]
         ph, pw = params["padding"]
+        if str(params.get("tactic")).startswith("kernel"):
+            return 0
         if params.get("tactic") == "rows":
             block, acc = self._rows_plan(params, inputs[0])
             counts = 4 * oh * ow if params["pool"] == "avg" and params["exclude_padding"] and (ph or pw) else 0
@@ -82,6 +89,10 @@ class Pooling(Op):
         b, c, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = params["window"], params["stride"], params["padding"]
         oh, ow = out.shape[2:]
+        if params["tactic"] in ("kernel", "kernel_nhwc"):
+            from .cuda_kernels import pool
+            pool(x, out, params["pool"], (kh, kw), (sh, sw), (ph, pw), params["exclude_padding"])
+            return
         if params["tactic"] == "rows":
             self._rows(env, x, out, params)
             return
