@@ -131,9 +131,13 @@ def pool(x: Any, out: Any, pool_kind: str, window, stride, padding, exclude_padd
     strides: one thread per output value, the window's in-bounds values only (padding is never read or
     written), averages and comparisons in float32. The threads walk the output in its memory order, channels
     fastest when it is channels-last, so that neighbouring threads read and write neighbouring addresses.
-    NaN propagates through max, as NumPy's maximum does. float16 and float32."""
+    NaN propagates through max, as NumPy's maximum does. float16 and float32 (others: TacticUnavailable)."""
+    ctype = {"float16": "__half", "float32": "float"}.get(x.dtype.name)
+    if ctype is None or out.dtype != x.dtype:
+        from .base import TacticUnavailable
+        raise TacticUnavailable(f"the pooling kernel runs float16 and float32 tensors, not {x.dtype.name} into "
+                                f"{out.dtype.name}")
     import cupy
-    ctype = {"float16": "__half", "float32": "float"}[x.dtype.name]
     is_max = pool_kind == "max"
     key = f"pool_{pool_kind}_{ctype}"
     kernel = _kernel(key, lambda: cupy.RawKernel(

@@ -11,7 +11,8 @@ from op_harness import run_op
 from oracles import assert_close, depth, reference_forward
 from perfkit.builder import tactics
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")]
+def gpu(test):
+    return pytest.mark.gpu(pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")(test))
 
 CASES = [  # (pool, window, stride, padding, exclude_padding)
     ("max", 3, 2, 1, True),                 # a ResNet's stem
@@ -40,6 +41,7 @@ def _run_cuda(tactic, x, params, out_shape, dtype, out=None):
     return out
 
 
+@gpu
 @pytest.mark.parametrize("tactic", ["kernel", "kernel_nhwc"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}{c[1]}s{c[2]}p{c[3]}{'' if c[4] else 'incl'}")
@@ -65,6 +67,7 @@ def test_the_kernel_gives_the_references_values(tactic, precision, case):
                                    rtol=1e-6 if precision == "fp32" else 1e-3, atol=0)
 
 
+@gpu
 def test_an_output_that_is_a_slice_of_a_larger_buffer_gets_only_its_own_elements():
     """A pooling layer writing into its part of a concatenation: the channels around it stay as they were."""
     import cupy
@@ -79,6 +82,7 @@ def test_an_output_that_is_a_slice_of_a_larger_buffer_gets_only_its_own_elements
     assert (host[:, :3] == 7.0).all() and (host[:, 7:] == 7.0).all()
 
 
+@gpu
 def test_a_pooling_layer_between_nhwc_convolutions_needs_no_reformat(monkeypatch):
     from perfkit.ops.cuda_cudnn import unavailable_reason
     if unavailable_reason():
@@ -112,3 +116,14 @@ def test_a_pooling_layer_between_nhwc_convolutions_needs_no_reformat(monkeypatch
         got = ctx.execute(xs)
     assert_close(to_host(got["y"]), want["y"], "fp16", "y", depth=depth(net))
     assert ctx.graph_status.startswith("on"), ctx.graph_status
+
+
+def test_other_dtypes_make_the_kernel_unavailable_not_a_failed_build():
+    """The builder drops a tactic that raises TacticUnavailable from the race (with a build-log row)."""
+    from perfkit.ops.base import TacticUnavailable
+    from perfkit.ops.cuda_kernels import pool
+    x = np.zeros((1, 2, 4, 4), np.float64)
+    with pytest.raises(TacticUnavailable, match="float16 and float32 tensors, not float64"):
+        pool(x, np.zeros((1, 2, 2, 2), np.float64), "max", (2, 2), (2, 2), (0, 0), True)
+    with pytest.raises(TacticUnavailable, match="not float32 into float16"):
+        pool(x.astype(np.float32), np.zeros((1, 2, 2, 2), np.float16), "max", (2, 2), (2, 2), (0, 0), True)
