@@ -9,7 +9,8 @@
 # torch:     benchmarks/gpu_vs_torch.py for the MLPs (batch 1 and 256, fp32 and fp16) and ResNet-50 fp16 (1, 32, 256)
 # profiling: benchmarks/profiling_overhead.py on ResNet-50 fp16 batch 32 in graph mode
 # multi:     (issue 13, on a machine with two GPUs; not in the default list) benchmarks/multi_gpu_sweep.py on the
-#            issue's case, 4 samples x 5 batch sizes x 3 precisions, in two pairs (PAIRS=N for N)
+#            issue's case, 4 samples x 5 batch sizes x 3 precisions, in two pairs (PAIRS=N for N; METHOD_CONTROL=1 adds
+#            the one-device sweep one configuration per call)
 # Run from the repository root with perfkit on PYTHONPATH (see benchmarks/RESULTS.md for the device set-up).
 set -u
 out="${OUT:-/tmp/gpu_checks}"
@@ -38,9 +39,9 @@ for step in "${steps[@]}"; do
         --modes graph > "$log" 2>&1
       grep -E "^#|^==|end-to-end|sum of layer|corrected|GPU compute|layer sum vs|GPU work|per inference|per layer" "$log" ;;
     multi)
-      python3 benchmarks/multi_gpu_sweep.py --precisions fp32,fp16,bf16 --pairs "${PAIRS:-2}" --skip-client --skip-drift \
+      python3 benchmarks/multi_gpu_sweep.py --precisions fp32,fp16,bf16 --pairs "${PAIRS:-2}" --skip-client --skip-drift ${METHOD_CONTROL:+--method-control} \
         > "$log" 2>&1
-      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices" "$log" ;;
+      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|one configuration per call" "$log" ;;
     *) echo "unknown step $step (tests, diagnosis, torch, profiling, multi)"; continue ;;
   esac
   echo "-- $step: $(( $(date +%s) - start )) s, whole output in $log"

@@ -2,7 +2,7 @@
 
 Usage:  python3 benchmarks/multi_gpu_sweep.py [--models mnist_mlp,lenet,resnet_small,transformer_encoder]
             [--batches 1,8,32,128,256] [--precisions fp32,fp16] [--min-time 0.5] [--skip-client]
-            [--skip-drift] [--pairs N] [--cpu N]
+            [--skip-drift] [--pairs N] [--cpu N] [--method-control]
 
 The default is close to the issue's case: the sample networks over 5 batch sizes x 2 precisions (40
 configurations; bf16 is left out by default because CUDA devices keep bf16-allowed layers in fp32, so those
@@ -43,6 +43,7 @@ import tempfile
 import time
 
 import numpy as np
+import pandas as pd
 
 
 def _sweep_timed(label: str, nets: list, **kw):
@@ -133,6 +134,9 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=1, help="one-device and all-devices sweeps in N pairs (order "
                    "alternating): the ratio's median and range over them, since one pair moved by 0.53-0.64x")
     p.add_argument("--cpu", type=int, default=0, help="N CPU workers instead of the GPUs (mechanics check)")
+    p.add_argument("--method-control", action="store_true", help="also time the one-device sweep one configuration "
+                   "per call, as a worker does (the one-device sweep times a network's configurations in "
+                   "interleaved rounds): whether that method, not the worker, explains rows that disagree")
     a = p.parse_args()
     nets = [pk.models.SAMPLES[m]() for m in a.models.split(",")]
     batches = [int(b) for b in a.batches.split(",")]
@@ -180,6 +184,13 @@ def main() -> None:
                 cluster.close()
         one_b, t_one_b = (None, t_one_a) if a.skip_drift else \
             _sweep_timed("one device again (drift check)", nets, device=single, **common)
+        one_c = None
+        if a.method_control:
+            t0 = time.perf_counter()
+            one_c = pd.concat([pk.sweep([net], batch_sizes=[b], precisions=[pr], device=single, min_time_s=a.min_time,
+                                        progress=False) for net in nets for pr in precisions for b in batches],
+                              ignore_index=True)
+            print(f"{'one device, one configuration per call':<44} {time.perf_counter() - t0:8.1f} s", flush=True)
         pairs = [(t_one_a, t_many)]
         for k in range(1, a.pairs):          # more pairs, their order alternating, so that a drift cancels
             runs = [("one", lambda: _sweep_timed(f"pair {k + 1}: one device", nets, device=single, **common)),
@@ -205,6 +216,13 @@ def main() -> None:
     if one_b is not None:
         m, n = _agreement(one_a, one_b)
         print(f"\ncontrol, one device vs itself (second run): {n} of {len(m)} agree")
+    if one_c is not None:
+        for label, x, y in (("one device interleaved vs one at a time", one_a, one_c),
+                            ("one device one at a time vs all devices", one_c, many)):
+            m, n = _agreement(x, y)
+            gpu_bound = m[m["latency_median_ms_1"] > 0.9]["ratio"]
+            print(f"\nmethod control, {label}: {n} of {len(m)} agree; median ratio {m['ratio'].median():.3f}, "
+                  f"GPU-bound (> 0.9 ms) {gpu_bound.median() if len(gpu_bound) else float('nan'):.3f}")
     # last, after the long per-configuration table, so that the tail of the output holds the figures
     t_one = (t_one_a + t_one_b) / 2
     _time_split(one_a, many, n_workers)
