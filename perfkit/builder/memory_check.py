@@ -79,7 +79,8 @@ def estimate(g: Any, device_kind: str, config: Any, batch: int | None = None) ->
     for n in g.nodes:
         op = get_op(n.type)
         ins, outs = [spec(t) for t in n.inputs], [spec(t) for t in n.outputs]
-        tactics = tuple(op.applicable_tactics(n.params, ins)) if op.tactic_names else ()
+        tactics = tuple(t for t in op.applicable_tactics(n.params, ins)          # those that can run here
+                        if not op.tactic_unavailable(t, device_kind)) if op.tactic_names else ()
         needs = []
         for tactic in tactics or (None,):
             params = n.params if tactic is None else {**n.params, "tactic": tactic}

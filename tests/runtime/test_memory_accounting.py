@@ -291,6 +291,20 @@ def test_memory_estimate_is_a_lower_bound_of_the_plan(model, precision, monkeypa
     assert 0 < available <= total
 
 
+def test_memory_estimate_counts_only_the_tactics_the_device_can_run(monkeypatch):
+    """A CPU build's workspace bound is the least any CPU tactic needs, not the zero of a CUDA-only one (the
+    pooling kernels need no scratch; the CPU's pooling tactics all do when the window is padded)."""
+    from perfkit.builder import builder as builder_mod
+    from perfkit.builder import memory_check
+    seen = []
+    monkeypatch.setattr(builder_mod, "check_memory", lambda g, d, c: seen.append(memory_check.check_memory(g, d, c)))
+    net = pk.Network("padded_pool")
+    net.mark_output(net.add_pooling(net.add_input("x", (4, 9, 9)), "avg", 3, 2, 1).output)
+    pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=2))
+    (need,) = seen
+    assert need["workspace"] > 0
+
+
 def test_constant_folding_runs_ops_in_their_declared_workspace(strict_workspace):
     """Layers of constants computed at build time get the scratch their ops declare (strict: an op
     left without it would raise) and the engine computes with the folded values."""
