@@ -118,8 +118,20 @@ def test_a_pooling_layer_between_nhwc_convolutions_needs_no_reformat(monkeypatch
     assert ctx.graph_status.startswith("on"), ctx.graph_status
 
 
+def test_the_kernels_are_offered_for_float16_and_float32_only():
+    from perfkit.ops import get_op
+    from perfkit.ops.base import TensorSpec
+    op = get_op("pooling")
+    p = op.check({"pool": "max", "window": 2}, {})
+    for dtype in ("float16", "float32"):
+        assert {"kernel", "kernel_nhwc"} <= set(op.applicable_tactics(p, [TensorSpec((2, 4, 4), dtype)]))
+    for dtype in ("bfloat16", "int32", "float64"):
+        assert op.applicable_tactics(p, [TensorSpec((2, 4, 4), dtype)]) == ("strided", "taps", "rows")
+
+
 def test_other_dtypes_make_the_kernel_unavailable_not_a_failed_build():
-    """The builder drops a tactic that raises TacticUnavailable from the race (with a build-log row)."""
+    """Reached only by a direct call (the op does not offer the kernels for these dtypes): TacticUnavailable,
+    which the builder's race turns into a dropped candidate with a build-log row."""
     from perfkit.ops.base import TacticUnavailable
     from perfkit.ops.cuda_kernels import pool
     x = np.zeros((1, 2, 4, 4), np.float64)
