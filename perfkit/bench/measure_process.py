@@ -201,15 +201,23 @@ def load_gpu_libraries() -> None:
     """Loads what a first build on a GPU loads on its way (nvmath's cuBLAS and cuBLASLt, cuDNN's frontend and
     this thread's cuDNN handle, which the builder's convolution tactics reuse): shared libraries of hundreds
     of megabytes, loaded once per process. A library that is missing is left to the build, which leaves its
-    tactics out and says so."""
+    tactics out and says so; one that fails to load does not stop the others."""
     from ..ops import cuda_cudnn, cuda_gemm, cuda_lt
-    blas = cuda_gemm._nvmath_cublas()
-    if blas is not None:
-        blas.destroy(blas.create())
-    cuda_lt.unavailable_reason()
-    if cuda_cudnn.unavailable_reason() is None:
-        import cudnn
-        cuda_cudnn._handle(cudnn)
+
+    def blas() -> None:
+        lib = cuda_gemm._nvmath_cublas()
+        if lib is not None:
+            lib.destroy(lib.create())
+
+    def cudnn_handle() -> None:
+        if cuda_cudnn.unavailable_reason() is None:
+            import cudnn
+            cuda_cudnn._handle(cudnn)
+    for load in (blas, cuda_lt.unavailable_reason, cudnn_handle):
+        try:
+            load()
+        except Exception:  # noqa: BLE001 - the build meets the same failure, drops those tactics and says why
+            pass
 
 
 def _watch_parent(parent: int) -> None:
