@@ -6,8 +6,9 @@ cuDNN's convolution). Every output of such a layer is stored NHWC; each of its d
 a tensor's layout is not the one its consumer needs, one reformat layer (an ``identity`` step, a strided copy)
 converts it, once per tensor and layout, placed just before the first layer that needs it; network outputs are
 always in the default layout. Chains of cuDNN convolutions (a ResNet's blocks, residual sums included) so run in
-NHWC end to end, with reformat layers only where a pooling layer, a fully connected layer or the network's own
-input and output meet them. Nothing changes when no layer chose such a tactic (every CPU engine).
+NHWC end to end (a pooling layer between them too, with its ``kernel_nhwc`` tactic), with reformat layers only
+where a fully connected layer, another layer without a channels-last tactic or the network's own input and output
+meet them. Nothing changes when no layer chose such a tactic (every CPU engine).
 """
 from __future__ import annotations
 
