@@ -46,7 +46,8 @@ def _us_per_call(fn, n=2000) -> float:
 
 def _execute_parts(ctx, g, bare):
     """What ``execute``'s warm path adds to a bare launch + synchronisation, piece by piece: the event that
-    orders its stream after the caller's, and the fresh output copies (allocation + device copy)."""
+    orders its stream after the caller's, and the fresh output copies (allocation + device copy). ``g`` is the
+    graph the bare launch replayed (enqueue's: the same layers), launched here on execute's stream."""
     bufs, stream = ctx._buffers, ctx._sync_stream  # noqa: SLF001 - a diagnosis reaches inside
     outs = ctx._express.outputs  # noqa: SLF001
 

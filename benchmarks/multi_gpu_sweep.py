@@ -83,7 +83,8 @@ def _time_split(one, many, n_workers: int) -> None:
     device, summed) against the one-device sweep's (which builds a network's configurations and then
     times them together, so its rows arrive per network): where the all-devices sweep spends more than
     the one-device sweep, builds and the rest apart. A device's first configuration carries the start
-    (cluster, worker, measuring process), shown on its own."""
+    (cluster, worker, measuring process): listed on its own, and named beside the network it falls in (the
+    one-device sweep's own start falls in its first network)."""
     arr1, arrn = one.attrs.get("arrived", []), many.attrs.get("arrived", [])
     if len({d for _, d, _ in arrn}) < n_workers:
         print("\ntime split: not computed (the rows do not name their worker: CPU workers are all 'cpu')")
@@ -105,8 +106,10 @@ def _time_split(one, many, n_workers: int) -> None:
     bn = many.groupby("model")["_build_s"].sum()
     for model in t1:
         tn = sum(t for (m, _, _), (t, _) in dn.items() if m == model)
+        starts = [t for (m, _, _), (t, first) in dn.items() if m == model and first]
+        where = f" ({len(starts)} first row(s) of {sum(starts):.1f} s in it, start included)" if starts else ""
         print(f"  {model:<20} one device {t1[model]:6.1f} s (builds {b1.get(model, 0.0):5.1f} s), all devices "
-              f"{tn:6.1f} s (builds {bn.get(model, 0.0):5.1f} s): {tn / t1[model]:.2f}x")
+              f"{tn:6.1f} s (builds {bn.get(model, 0.0):5.1f} s): {tn / t1[model]:.2f}x{where}")
     for frame in (one, many):
         frame.drop(columns="_build_s", inplace=True)
 

@@ -7,7 +7,8 @@ one-process sweep has paid already, phase by phase.
 1. A fresh Python process (the one a measuring child is) times, one after the other: importing perfkit,
    ``measure_process.prepare`` (what a worker's child does while the cluster starts), the first build of the
    configuration, a build at half its batch size, and the sweep of the configuration (build and timing).
-   The first build against the second is about what a child's first configuration pays beyond the work.
+   The first build against the second bounds what a child's first configuration pays beyond the work from
+   above (the second build times smaller products).
 2. In this process: the start of perfkit's local cluster (one worker per device), a trivial task's round
    trip, and a one-configuration sweep on the running cluster (``devices=client``) against the same sweep
    in this process (after a warm-up in it).
@@ -32,7 +33,7 @@ a = json.loads(sys.argv[1])
 t0 = time.perf_counter(); measure_process.prepare(a["device"]); t_prepare = time.perf_counter() - t0
 net = pk.models.SAMPLES[a["model"]]()
 builds = []
-for b in (a["batch"], a["batch"] // 2):       # another batch size: its tactics are timed anew, not cached
+for b in (a["batch"], max(1, a["batch"] // 2)):   # another batch size: its tactics are timed anew, not cached
     cfg = pk.BuilderConfig(max_batch_size=b, precision=a["precision"])
     t0 = time.perf_counter(); pk.Builder(a["device"]).build(net, cfg).close(); builds.append(time.perf_counter() - t0)
 t0 = time.perf_counter()
@@ -60,7 +61,10 @@ def main() -> None:
                        "min_time": a.min_time})
     if not a.cluster_only:
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", _CHILD, args], check=True, capture_output=True, text=True).stdout
+        done = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"the fresh process failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        out = done.stdout
         wall = time.perf_counter() - t0
         got = json.loads(out.strip().splitlines()[-1])
         print("fresh process: " + ", ".join(f"{k} {v:.2f} s" for k, v in got.items()) + f"; process wall {wall:.2f} s",
