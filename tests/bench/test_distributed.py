@@ -90,7 +90,15 @@ def test_same_configurations_as_a_serial_sweep_and_timings_within_intervals(clie
         if not apart:
             break
     assert not apart, f"distributed and serial timings disagree beyond their intervals for {apart}, in each " \
-                      f"side's fastest of {ATTEMPTS} attempts"
+                      f"side's fastest of {ATTEMPTS} attempts:\n{_side_by_side(_fastest(serials), _fastest(spreads))}"
+
+
+def _side_by_side(serial, spread):
+    """Each configuration's median, interval, spread and host load on both sides (a failure's evidence)."""
+    cols = ["latency_median_ms", "latency_ci_low_ms", "latency_ci_high_ms", "latency_cv_pct", "host_load_1m"]
+    both = serial.set_index(["model", "batch_size"])[cols].join(
+        spread.set_index(["model", "batch_size"])[cols], lsuffix=" serial", rsuffix=" distributed")
+    return both.to_string(float_format=lambda v: f"{v:.4g}")
 
 
 def _fastest(frames):
