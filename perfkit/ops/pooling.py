@@ -11,6 +11,9 @@ from .reductions import reduce_into
 #: bytes of one padded block of channels that the ``rows`` tactic reduces at a time (within L2)
 ROWS_BLOCK_BYTES = 1 << 19
 
+#: the CUDA tactics: one kernel launch (cuda_kernels.pool), in the default layout or channels-last
+KERNELS = ("kernel", "kernel_nhwc")
+
 
 @register_op
 class Pooling(Op):
@@ -25,8 +28,8 @@ class Pooling(Op):
 
     type = "pooling"
     short = "pool"
-    tactic_names = ("strided", "taps", "rows", "kernel", "kernel_nhwc")
-    device_tactics = {"kernel": "cuda", "kernel_nhwc": "cuda"}
+    tactic_names = ("strided", "taps", "rows") + KERNELS
+    device_tactics = {t: "cuda" for t in KERNELS}
     tactic_layouts = {"kernel_nhwc": "nhwc"}     # its input and output are channels-last
 
     def check(self, params, weights):
@@ -45,7 +48,7 @@ class Pooling(Op):
         """The CUDA kernels take float16 and float32 tensors (CuPy's bfloat16 is not there to test them)."""
         if inputs and inputs[0].dtype in ("float16", "float32"):
             return self.tactic_names
-        return tuple(t for t in self.tactic_names if not t.startswith("kernel"))
+        return tuple(t for t in self.tactic_names if t not in KERNELS)
 
     def cpu_losers(self, params, inputs) -> tuple:
         """Tactics that cannot win on the CPU here (the builder does not time them): ``strided`` reduces
@@ -70,7 +73,7 @@ class Pooling(Op):
     def scratch_bytes(self, params, inputs, outputs, batch):
         (c, h, w), (oh, ow) = inputs[0].shape, outputs[0].shape[1:]
         ph, pw = params["padding"]
-        if str(params.get("tactic")).startswith("kernel"):
+        if params.get("tactic") in KERNELS:
             return 0
         if params.get("tactic") == "rows":
             block, acc = self._rows_plan(params, inputs[0])
@@ -95,7 +98,7 @@ class Pooling(Op):
         b, c, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = params["window"], params["stride"], params["padding"]
         oh, ow = out.shape[2:]
-        if params["tactic"] in ("kernel", "kernel_nhwc"):
+        if params["tactic"] in KERNELS:
             from .cuda_kernels import pool
             pool(x, out, params["pool"], (kh, kw), (sh, sw), (ph, pw), params["exclude_padding"])
             return
