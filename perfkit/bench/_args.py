@@ -227,3 +227,23 @@ def check_host_inputs(engine: Any, inputs: dict, batch: int) -> None:
                                 f"got {shape or type(a).__name__}")
         if np.dtype(getattr(a, "dtype", None)) != np.dtype(engine.get_binding_dtype(n)):
             raise ArgumentError(f"measure: input {n!r} must be {engine.get_binding_dtype(n)}, not {a.dtype}")
+
+
+def check_timing_cache(timing_cache: Any, devices: Any) -> Any:
+    """``sweep``'s ``timing_cache``: None, a path (returned as str, its file checked now, so that a corrupt
+    one fails before anything is built), or a TimingCache; with ``devices=``, a path (or a TimingCache
+    that has one), since each worker process opens the file itself."""
+    from ..builder.tactics import TimingCache
+    if timing_cache is None:
+        return None
+    if isinstance(timing_cache, TimingCache):
+        if devices is None:
+            return timing_cache
+        if not timing_cache.path:
+            raise ArgumentError("sweep: with devices=, timing_cache must be a file every worker can open: give a path "
+                                "(or TimingCache(path)), not an in-memory TimingCache()")
+        timing_cache.save()          # what this process timed, for the workers to read
+        return timing_cache.path
+    p = path(timing_cache, "sweep: timing_cache (a path or a perfkit.TimingCache)")
+    TimingCache(p)                   # raises TimingCacheError, naming the fix, where the file cannot be used
+    return p

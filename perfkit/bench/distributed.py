@@ -447,7 +447,8 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
                 got = measure_process.measure(payload, report)
             else:
                 got = sweep_local([net], [batch], [precision], dev, opts["min_time_s"], opts["min_iterations"], None,
-                                  None, opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label)
+                                  None, opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label,
+                                  timing_cache=opts.get("timing_cache"))
         frame, lay = got if layers else (got, None)
     except Exception as exc:  # noqa: BLE001 - a worker returns every failure as the configuration's row
         if getattr(exc, "interrupted", False):

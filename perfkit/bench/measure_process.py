@@ -176,7 +176,8 @@ def run(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
     opts = payload["opts"]
     return sweep_local([payload["net"]], [payload["batch"]], [payload["precision"]], dev, opts["min_time_s"],
                        opts["min_iterations"], None, None, opts["rounds"], opts["max_cv_pct"], None, False,
-                       payload["layers"], False, payload["run_id"], payload["label"], on_slice)
+                       payload["layers"], False, payload["run_id"], payload["label"], on_slice,
+                       timing_cache=opts.get("timing_cache"))
 
 
 def prepare(device: str) -> None:

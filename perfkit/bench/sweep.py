@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..builder import Builder, BuilderConfig
+from ..builder.tactics import as_cache
 from ..builder.tactics_progress import progress_bar, progress_wanted
 from ..device import get_device
 from ..errors import PerfkitError
@@ -21,7 +22,7 @@ from ..models import sample_input
 from . import rounds as _rounds
 from . import sweep_dataset as _data
 from . import sweep_layers as _layers
-from ._args import check_sweep, read_previous_sweep
+from ._args import check_sweep, check_timing_cache, read_previous_sweep
 from .distributed_host import identity
 from .latency import latency_stats
 
@@ -47,7 +48,7 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
           device: Any = None, min_time_s: float = 0.2, min_iterations: int = 5,
           on_row: Callable[[dict], None] | None = None, engines: dict | None = None, rounds: int = 6,
           max_cv_pct: float = 10.0, out: Any = None, resume: bool = False, layers: bool = False,
-          progress: bool | None = None, devices: Any = None) -> Any:
+          progress: bool | None = None, devices: Any = None, timing_cache: Any = None) -> Any:
     """Builds each network for each precision and batch size, times it, returns the ``sweep`` frame.
 
     Each batch size gets its own engine built for exactly that batch (guide 2.1). On CUDA the inputs
@@ -112,26 +113,38 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     stopped by an interrupt (Ctrl-C) or a shutdown is not written, so that ``resume=True`` measures it.
     Dask's transport unpickles what it receives: keep a cluster inside a trusted network, and use TLS
     where its traffic leaves one. See :mod:`perfkit.bench.distributed`.
+
+    ``timing_cache`` (a path or a :class:`~perfkit.TimingCache`) is handed to every build, as
+    ``BuilderConfig(timing_cache=...)``: a layer timed once is not timed again, so a second sweep builds
+    in a fraction of the time and, above all, builds the same engines. Without it each build times its
+    tactics afresh and may choose differently where two tactics run within noise of each other, so rows
+    of two runs can differ by more than their intervals because they ran different kernels; each row's
+    ``tactics_id`` says which engine it timed. With ``devices=``, give a path every worker can reach:
+    workers merge their entries into it (under a file lock), and where two timed the same layer the
+    first entry written stands, so every GPU builds the same engine from then on.
     """
     nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
                        rounds, max_cv_pct, out, resume, layers, devices, device)
+    timing_cache = check_timing_cache(timing_cache, devices)
     show = progress_wanted(progress, "sweep")
     if devices is not None:
         from .distributed import sweep_distributed
         return sweep_distributed(nets, list(batch_sizes), list(precisions), devices, device, out, resume, layers,
                                  show, on_row, {"min_time_s": float(min_time_s), "min_iterations": int(min_iterations),
-                                                "rounds": int(rounds), "max_cv_pct": float(max_cv_pct)})
+                                                "rounds": int(rounds), "max_cv_pct": float(max_cv_pct),
+                                                "timing_cache": timing_cache})
     return sweep_local(nets, batch_sizes, precisions, get_device(device), min_time_s, min_iterations, on_row,
-                       engines, rounds, max_cv_pct, out, resume, layers, show)
+                       engines, rounds, max_cv_pct, out, resume, layers, show, timing_cache=timing_cache)
 
 
 def sweep_local(nets: list, batch_sizes: Sequence[int], precisions: Sequence[str], dev: Any, min_time_s: float,
                 min_iterations: int, on_row: Any, engines: dict | None, rounds: int, max_cv_pct: float, out: Any,
                 resume: bool, layers: bool, show: bool, run_id: str | None = None, label: str | None = None,
-                on_slice: Callable[[], None] | None = None) -> Any:
+                on_slice: Callable[[], None] | None = None, timing_cache: Any = None) -> Any:
     """The sweep on one device in this process (arguments checked). ``label``: the device the rows name
     (a worker's GPU by its host-wide number); ``run_id``: the distributed sweep's; ``on_slice``: called
-    after each timing slice (a worker's progress, reported to the caller's bar)."""
+    after each timing slice (a worker's progress, reported to the caller's bar); ``timing_cache``: a path
+    or TimingCache every build uses."""
     if dev.kind == "cpu":
         dev.apply_threads()
     dataset = out is not None and not os.fspath(out).endswith(".parquet")
@@ -149,6 +162,7 @@ def sweep_local(nets: list, batch_sizes: Sequence[int], precisions: Sequence[str
     if dataset:
         _data.create_dataset(os.fspath(out))
     builder = Builder(dev)
+    cache = as_cache(timing_cache)      # read once here; each build that timed something merges it back
     nvml = where.get("nvml_index")
     if nvml is None and dev.kind == "cuda" and os.environ.get("CUDA_VISIBLE_DEVICES"):
         probe = None        # NVML numbers GPUs its own way: without knowing this one's number, read no clocks
@@ -186,7 +200,7 @@ def sweep_local(nets: list, batch_sizes: Sequence[int], precisions: Sequence[str
             try:
                 for s in slots:
                     bar.set_postfix_str(f"building {s.net.name} {s.precision} batch {s.batch}")
-                    _build(builder, dev, s, engines)
+                    _build(builder, dev, s, engines, cache)
                 live = [s for s in slots if s.error is None]
                 bar.update(rounds * (len(slots) - len(live)))
                 _host_before(live)
@@ -261,9 +275,10 @@ def _fail(slot: _Slot, exc: BaseException) -> None:
     slot.error = f"{type(exc).__name__}: {exc}"
 
 
-def _build(builder: Builder, dev: Any, s: _Slot, engines: dict | None) -> None:
+def _build(builder: Builder, dev: Any, s: _Slot, engines: dict | None, cache: Any = None) -> None:
     try:
-        s.engine = builder.build(s.net, BuilderConfig(max_batch_size=s.batch, precision=s.precision))
+        s.engine = builder.build(s.net, BuilderConfig(max_batch_size=s.batch, precision=s.precision,
+                                                      timing_cache=cache))
         if engines is not None:
             engines[(s.net.name, s.precision, s.batch)] = s.engine
         s.context = s.engine.create_execution_context()
@@ -303,7 +318,7 @@ def _row(s: _Slot, run_id: str, dev: Any, max_cv_pct: float) -> dict:
            "build_time_ms": s.engine.build_time_ms if s.engine is not None else math.nan,
            "remeasured": s.remeasured, "threads": dev.threads if dev.kind == "cpu" else 0,
            **(s.host or _rounds.host_load()), **_rounds.host_contention(s.host_cpu), **_rounds.gpu_columns(s.gpu),
-           "layers_error": ""}
+           "layers_error": "", "tactics_id": s.engine.tactics_id if s.engine is not None else ""}
     if s.error is not None:
         nan = math.nan
         row.update({"iterations": 0, "latency_mean_ms": nan, "latency_median_ms": nan, "latency_p90_ms": nan,

@@ -19,6 +19,7 @@ make a build's choices deterministic.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -56,6 +57,10 @@ class TimingCache:
 
     ``TimingCache(path)`` loads ``path`` if it exists and :meth:`save` writes it back (JSON; the
     builder saves after each build that added entries). ``TimingCache()`` lives in memory only.
+
+    Several processes may share one file (the workers of a distributed sweep): :meth:`save` merges
+    under a lock, and where two processes timed the same layer the entry already in the file wins and
+    is taken into this cache too, so every build after the first sees one choice per layer.
     """
 
     def __init__(self, path: Any = None):
@@ -66,14 +71,17 @@ class TimingCache:
         self.entries: dict = {}
         self._lock = threading.Lock()
         if self.path and os.path.exists(self.path):
-            try:
-                with open(self.path) as f:
-                    data = json.load(f)
-                if data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
-                    raise ValueError(f"version {data.get('version')!r}")
-                self.entries = data["entries"]
-            except (OSError, ValueError, AttributeError) as exc:
-                raise TimingCacheError(f"timing cache {self.path!r} cannot be used ({exc}); delete it and rebuild") from None
+            self.entries = self._read()
+
+    def _read(self) -> dict:
+        try:
+            with open(self.path) as f:
+                data = json.load(f)
+            if data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
+                raise ValueError(f"version {data.get('version')!r}")
+            return data["entries"]
+        except (OSError, ValueError, AttributeError) as exc:
+            raise TimingCacheError(f"timing cache {self.path!r} cannot be used ({exc}); delete it and rebuild") from None
 
     def get(self, key: str) -> dict | None:
         _check_key(key)
@@ -88,15 +96,35 @@ class TimingCache:
             self.entries[key] = entry
 
     def save(self) -> None:
+        """Writes the entries to the file, merged with what other processes wrote there since it was read."""
         if not self.path:
             return
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"version": CACHE_VERSION, "entries": self.entries}, f, indent=0, sort_keys=True)
-        os.replace(tmp, self.path)
+        with _file_lock(f"{self.path}.lock"), self._lock:
+            if os.path.exists(self.path):
+                self.entries.update(self._read())      # the file's entry wins: one choice per layer
+            tmp = f"{self.path}.tmp-{os.getpid()}"
+            with open(tmp, "w") as f:
+                json.dump({"version": CACHE_VERSION, "entries": self.entries}, f, indent=0, sort_keys=True)
+            os.replace(tmp, self.path)
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+@contextlib.contextmanager
+def _file_lock(path: str):
+    """An exclusive lock between processes (``flock`` on POSIX; none where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:       # Windows: saves are still atomic, a concurrent one may drop the other's new entries
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _check_key(key: Any) -> None:

@@ -233,6 +233,10 @@ SWEEP = _s(
     ("library_versions", "string", "", "versions of the libraries the timing ran on, 'name version' joined by ', ' "
                                        "(python, numpy, and where used cupy, the CUDA runtime, nvmath-python, cudnn)",
      False, True),
+    ("tactics_id", "string", "", "short hash of the builder's choices (each layer's type, precision, tactic and "
+                                 "layout; Engine.tactics_id): rows with equal values ran the same kernels. Builds "
+                                 "that time tactics may choose differently from run to run; sweep(timing_cache=...) "
+                                 "makes them choose alike. '' where the build failed", False, True),
 )
 
 SWEEP_LAYERS = _s(

@@ -1,7 +1,9 @@
 """Engine: an optimised, device-resident network that creates execution contexts."""
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import threading
 import weakref
 from typing import Any
@@ -122,6 +124,17 @@ class Engine:
     def id(self) -> str:
         """A short content hash of the plan and weights (set when saved or loaded, else from the plan)."""
         return self.plan.extra.get("engine_id", "")
+
+    @property
+    def tactics_id(self) -> str:
+        """A short hash of what the builder chose: each layer's name, type, precision, tactic and layout, in
+        order. Two engines of one network with equal ``tactics_id`` run the same kernels; builds that time
+        tactics may choose differently from one run to the next (a shared :class:`~perfkit.TimingCache`
+        makes them choose alike), so compare rows of different runs knowing whether their engines match."""
+        t = self.plan.tensors
+        choices = [[s.name, s.type, s.precision, str(s.params.get("tactic") or ""), _layout_of(s, t)]
+                   for s in self.plan.steps]
+        return hashlib.sha256(json.dumps(choices).encode()).hexdigest()[:12]
 
     @property
     def input_names(self) -> list:

@@ -512,3 +512,16 @@ def test_an_interrupted_configuration_is_a_row_of_the_frame_but_not_of_the_datas
     assert len(rows) == 1 and "stopped by SIGTERM" in rows[0]["error"]
     assert data.part_files(out) == [] and steps == [("tiny_d", "fp32", 1)]
     assert dist.INTERRUPT_RETRIES >= 1
+
+
+def test_workers_share_a_timing_cache_so_a_later_sweep_builds_their_engines(client, tmp_path):
+    cache = tmp_path / "shared.cache"
+    nets = [_net(), _net("tiny_e", 40)]
+    spread = pk.sweep(nets, batch_sizes=[1, 8], precisions=["fp32"], devices=client, timing_cache=cache, **FAST)
+    assert set(spread["device"]) and (spread["error"] == "").all()
+    assert cache.exists() and pk.TimingCache(cache).entries      # the workers merged what they timed into it
+    engines = {}
+    serial = pk.sweep(nets, batch_sizes=[1, 8], precisions=["fp32"], timing_cache=cache, engines=engines, **FAST)
+    key = ["model", "batch_size"]
+    assert serial.set_index(key)["tactics_id"].to_dict() == spread.set_index(key)["tactics_id"].to_dict()
+    assert all(e.plan.extra["tactic_timing_ms"] == 0 for e in engines.values())

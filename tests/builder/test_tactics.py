@@ -159,3 +159,18 @@ def test_timing_inputs_are_drawn_where_the_layer_runs(device, monkeypatch):
     if device.kind == "cpu":                                     # the CPU's values are NumPy's, as before
         want = tactics.random_input((3, 500), np.float16, np.random.default_rng(5))
         np.testing.assert_array_equal(tactics.draw_input((3, 500), np.float16, np, np.random.default_rng(5)), want)
+
+
+def test_two_processes_saving_one_cache_keep_both_and_the_first_choice_of_a_shared_layer(tmp_path):
+    path = tmp_path / "shared.cache"
+    a, b = pk.TimingCache(path), pk.TimingCache(path)            # both opened before either wrote
+    a.put("only-a", {"tactic": "x", "ms": {"x": 1.0}})
+    a.put("both", {"tactic": "x", "ms": {"x": 1.0, "y": 1.01}})
+    b.put("only-b", {"tactic": "y", "ms": {"y": 2.0}})
+    b.put("both", {"tactic": "y", "ms": {"x": 1.02, "y": 1.0}})  # the same layer, timed within noise
+    a.save()
+    b.save()
+    merged = pk.TimingCache(path)
+    assert set(merged.entries) == {"only-a", "only-b", "both"}   # b's save did not drop a's entries
+    assert merged.get("both")["tactic"] == "x"                    # the entry written first stands ...
+    assert b.get("both")["tactic"] == "x"                         # ... and b builds with it from now on
