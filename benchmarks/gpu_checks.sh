@@ -10,7 +10,9 @@
 # profiling: benchmarks/profiling_overhead.py on ResNet-50 fp16 batch 32 in graph mode
 # multi:     (issue 13, on a machine with two GPUs; not in the default list) benchmarks/multi_gpu_sweep.py on the
 #            issue's case, 4 samples x 5 batch sizes x 3 precisions, in two pairs (PAIRS=N for N; METHOD_CONTROL=1 adds
-#            the one-device sweep one configuration per call)
+#            the one-device sweep one configuration per call; CHIP_CONTROL=1 the one-device sweep on the second GPU;
+#            TIMING_CACHE=1 every sweep built from one timing cache the warm-up fills; SKIP_WARMUP=1 no warm-up
+#            where CuPy's kernel cache is already filled)
 # Run from the repository root with perfkit on PYTHONPATH (see benchmarks/RESULTS.md for the device set-up).
 set -u
 out="${OUT:-/tmp/gpu_checks}"
@@ -40,8 +42,8 @@ for step in "${steps[@]}"; do
       grep -E "^#|^==|end-to-end|sum of layer|corrected|GPU compute|layer sum vs|GPU work|per inference|per layer" "$log" ;;
     multi)
       python3 benchmarks/multi_gpu_sweep.py --precisions fp32,fp16,bf16 --pairs "${PAIRS:-2}" --skip-client --skip-drift ${METHOD_CONTROL:+--method-control} \
-        > "$log" 2>&1
-      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|one configuration per call" "$log" ;;
+        ${CHIP_CONTROL:+--chip-control} ${TIMING_CACHE:+--timing-cache} ${SKIP_WARMUP:+--skip-warmup} > "$log" 2>&1
+      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|chip control|by GPU|by engine|one configuration per call" "$log" ;;
     *) echo "unknown step $step (tests, diagnosis, torch, profiling, multi)"; continue ;;
   esac
   echo "-- $step: $(( $(date +%s) - start )) s, whole output in $log"

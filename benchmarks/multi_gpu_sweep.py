@@ -2,7 +2,8 @@
 
 Usage:  python3 benchmarks/multi_gpu_sweep.py [--models mnist_mlp,lenet,resnet_small,transformer_encoder]
             [--batches 1,8,32,128,256] [--precisions fp32,fp16] [--min-time 0.5] [--skip-client]
-            [--skip-drift] [--pairs N] [--cpu N] [--method-control]
+            [--skip-drift] [--pairs N] [--cpu N] [--method-control] [--chip-control] [--timing-cache]
+            [--skip-warmup]
 
 The default is close to the issue's case: the sample networks over 5 batch sizes x 2 precisions (40
 configurations; bf16 is left out by default because CUDA devices keep bf16-allowed layers in fp32, so those
@@ -25,6 +26,13 @@ Needs only perfkit and dask[distributed] (no network: the local cluster listens 
    mean of both one-GPU runs).
 6. With ``--pairs N``, N-1 more pairs of one-GPU and all-GPU sweeps, their order alternating: the ratio's
    median and range over the pairs (single pairs of the same code gave 0.53-0.64x on two H200s).
+
+7. Controls, for rows that disagree: ``--method-control`` times the one-device sweep one configuration per
+   call, as a worker does; ``--chip-control`` runs it on the second GPU in this process (two GPUs of one
+   model are two chips); ``--timing-cache`` makes every sweep build from the timing cache the warm-up
+   fills, so that every run times the same engines. Agreement is also split by GPU (UUID) and by engine
+   (``tactics_id``): rows timed on the other GPU, or of an engine whose builder chose other tactics, can
+   differ by more than their intervals with nothing wrong in the worker.
 
 Prints the wall times, the ratios (the issue's target: at most 0.6x on 2 GPUs, end to end), which GPU
 measured how many configurations, and per configuration whether the two measurements agree: their
@@ -117,11 +125,32 @@ def _time_split(one, many, n_workers: int) -> None:
 def _agreement(one, many) -> tuple:
     key = ["model", "precision", "batch_size"]
     m = one.merge(many, on=key, suffixes=("_1", "_n"))
+    if "tactics_id_1" in m.columns:
+        m["engine"] = np.where(m["tactics_id_1"] == m["tactics_id_n"], "same", "other")
     ok = (m["latency_ci_low_ms_1"] <= m["latency_ci_high_ms_n"]) & (m["latency_ci_low_ms_n"] <= m["latency_ci_high_ms_1"])
     m["agree"] = np.where(m["latency_ci_low_ms_1"].isna() | m["latency_ci_low_ms_n"].isna(), "no interval",
                           np.where(ok, "yes", "NO"))
     m["ratio"] = m["latency_median_ms_n"] / m["latency_median_ms_1"]
     return m, int(ok.sum())
+
+
+def _agreement_split(m) -> str:
+    """How many rows agree, apart by whether both sides timed one GPU (its UUID) and one engine (tactics_id):
+    what tells the GPUs' own difference and the builder's choices from the worker's."""
+    parts = []
+    if "gpu_uuid_1" in m.columns and m["gpu_uuid_1"].notna().any():
+        same = m["gpu_uuid_1"] == m["gpu_uuid_n"]
+        for label, rows in (("same GPU", m[same]), ("other GPU", m[~same])):
+            if len(rows):
+                parts.append(f"{label} {(rows['agree'] == 'yes').sum()} of {len(rows)} "
+                             f"(median ratio {rows['ratio'].median():.3f})")
+    if "engine" in m.columns:
+        for label in ("same", "other"):
+            rows = m[m["engine"] == label]
+            if len(rows):
+                parts.append(f"{label} engine {(rows['agree'] == 'yes').sum()} of {len(rows)} "
+                             f"(median ratio {rows['ratio'].median():.3f})")
+    return "; ".join(parts)
 
 
 def main() -> None:
@@ -140,6 +169,12 @@ def main() -> None:
     p.add_argument("--method-control", action="store_true", help="also time the one-device sweep one configuration "
                    "per call, as a worker does (the one-device sweep times a network's configurations in "
                    "interleaved rounds): whether that method, not the worker, explains rows that disagree")
+    p.add_argument("--chip-control", action="store_true", help="also run the one-device sweep on the second GPU in "
+                   "this process: how far two GPUs of one model differ with no worker involved")
+    p.add_argument("--timing-cache", action="store_true", help="the warm-up fills a timing cache that every sweep "
+                   "then builds from (sweep(timing_cache=...)), so that every run times the same engines")
+    p.add_argument("--skip-warmup", action="store_true", help="leave out the warm-up (CuPy's kernel cache is "
+                   "already filled on this machine)")
     a = p.parse_args()
     nets = [pk.models.SAMPLES[m]() for m in a.models.split(",")]
     batches = [int(b) for b in a.batches.split(",")]
@@ -164,13 +199,19 @@ def main() -> None:
     print(f"# multi-GPU sweep, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {what}; "
           f"{len(nets)} networks x {len(batches)} batch sizes x {len(precisions)} precisions "
           f"= {len(nets) * len(batches) * len(precisions)} configurations, min_time_s={a.min_time:g}", flush=True)
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import perfkit as pk; pk.sweep([pk.models.SAMPLES[m]() for m in "
-                    f"{a.models.split(',')!r}], batch_sizes={batches!r}, precisions={precisions!r}, "
-                    f"device={single.spec!r}, min_time_s=0.0, min_iterations=1, progress=False)"], check=True)
-    print(f"{'warm-up, another process (kernel cache)':<44} {time.perf_counter() - t0:8.1f} s", flush=True)
     tmp = tempfile.mkdtemp(prefix="perfkit_multi_gpu_")
+    cache = os.path.join(tmp, "timing.cache") if a.timing_cache else None
+    if cache:
+        common["timing_cache"] = cache
     try:
+        if not a.skip_warmup or cache:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import perfkit as pk; pk.sweep([pk.models.SAMPLES[m]() for m in "
+                            f"{a.models.split(',')!r}], batch_sizes={batches!r}, precisions={precisions!r}, "
+                            f"device={single.spec!r}, min_time_s=0.0, min_iterations=1, progress=False, "
+                            f"timing_cache={cache!r})"], check=True)
+            print(f"{'warm-up, another process (kernel cache' + (', timing cache' if cache else '') + ')':<44} "
+                  f"{time.perf_counter() - t0:8.1f} s", flush=True)
         one_a, t_one_a = _sweep_timed("one device (in this process)", nets, device=single, **common)
         many, t_many = _sweep_timed(f"devices={devices!r} (cluster start included)", nets, devices=devices,
                                     out=os.path.join(tmp, "all"), **common)
@@ -191,9 +232,12 @@ def main() -> None:
         if a.method_control:
             t0 = time.perf_counter()
             one_c = pd.concat([pk.sweep([net], batch_sizes=[b], precisions=[pr], device=single, min_time_s=a.min_time,
-                                        progress=False) for net in nets for pr in precisions for b in batches],
-                              ignore_index=True)
+                                        progress=False, timing_cache=cache)
+                               for net in nets for pr in precisions for b in batches], ignore_index=True)
             print(f"{'one device, one configuration per call':<44} {time.perf_counter() - t0:8.1f} s", flush=True)
+        chip = None
+        if a.chip_control and not a.cpu:
+            chip, _ = _sweep_timed("one device, the second GPU (chip control)", nets, device="cuda:1", **common)
         pairs = [(t_one_a, t_many)]
         for k in range(1, a.pairs):          # more pairs, their order alternating, so that a drift cancels
             runs = [("one", lambda: _sweep_timed(f"pair {k + 1}: one device", nets, device=single, **common)),
@@ -211,6 +255,7 @@ def main() -> None:
             continue
         m, n = _agreement(one_a, frame)
         print(f"\nper configuration, one device vs all ({name}): {n} of {len(m)} agree (95% intervals overlap)")
+        print(f"    by GPU and engine: {_agreement_split(m)}")
         if name == "end to end":
             show = m[["model", "precision", "batch_size", "latency_median_ms_1", "latency_ci_low_ms_1",
                       "latency_ci_high_ms_1", "device_n", "latency_median_ms_n", "latency_ci_low_ms_n",
@@ -226,6 +271,13 @@ def main() -> None:
             gpu_bound = m[m["latency_median_ms_1"] > 0.9]["ratio"]
             print(f"\nmethod control, {label}: {n} of {len(m)} agree; median ratio {m['ratio'].median():.3f}, "
                   f"GPU-bound (> 0.9 ms) {gpu_bound.median() if len(gpu_bound) else float('nan'):.3f}")
+            print(f"    by GPU and engine: {_agreement_split(m)}")
+    if chip is not None:
+        m, n = _agreement(one_a, chip)
+        gpu_bound = m[m["latency_median_ms_1"] > 0.9]["ratio"]
+        print(f"\nchip control, cuda:0 vs cuda:1 both in this process: {n} of {len(m)} agree; median ratio "
+              f"{m['ratio'].median():.3f}, GPU-bound (> 0.9 ms) {gpu_bound.median() if len(gpu_bound) else float('nan'):.3f}")
+        print(f"    by engine: {_agreement_split(m.drop(columns=['gpu_uuid_1', 'gpu_uuid_n'], errors='ignore'))}")
     # last, after the long per-configuration table, so that the tail of the output holds the figures
     t_one = (t_one_a + t_one_b) / 2
     _time_split(one_a, many, n_workers)
@@ -234,7 +286,8 @@ def main() -> None:
         print(f"\nbuild time, all configurations: one device {b1:.1f} s, all devices {bn:.1f} s ({bn / b1:.2f}x); "
               f"outside builds: one device {t_one_a - b1:.1f} s, all devices {t_many * n_workers - bn:.1f}"
               " s of device time (wall x devices)")
-    print(f"\nratio, all devices / one device (mean of both one-device runs {t_one:.1f} s):")
+    basis = "the one-device run" if one_b is None else "mean of both one-device runs"
+    print(f"\nratio, all devices / one device ({basis}, {t_one:.1f} s{', warm timing cache' if cache else ''}):")
     print(f"  end to end, cluster start included: {t_many / t_one:.2f}x   (target <= 0.6x on 2 GPUs)")
     if t_warm is not None:
         print(f"  cluster already running:            {t_warm / t_one:.2f}x")
