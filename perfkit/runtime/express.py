@@ -80,11 +80,15 @@ def try_enqueue(ctx: Any, ex: Express, given: Any, stream: Any) -> dict | None:
         graph = ex.graph
         if not _ready(ctx, graph):
             return None
-        pending = ctx._pending
-        pending.order(stream)                   # after the context's work on another stream, if any
-        _count(ctx, graph)                      # accepted: counted even if the launch fails, as the full path does
-        graph.launch(stream.raw.ptr)
-        pending.queued(stream)
+        previous = _use_device(ctx.device.index)
+        try:
+            pending = ctx._pending
+            pending.order(stream)               # after the context's work on another stream, if any
+            _count(ctx, graph)                  # accepted: counted even if the launch fails, as the full path does
+            graph.launch(stream.raw.ptr)
+            pending.queued(stream)
+        finally:
+            _restore_device(previous)
         ex.hits += 1
         return dict(ex.outputs)
     finally:
@@ -103,12 +107,16 @@ def try_execute(ctx: Any, ex: Express, given: Any) -> dict | None:
         graph = ex.graph
         if not _ready(ctx, graph) or ctx._pending.in_flight():
             return None                         # queued work first: the full path waits for it
-        _count(ctx, graph)
-        bufs = ctx._buffers
-        bufs.after_caller(stream)
-        graph.launch(stream.raw.ptr)
-        result = bufs.copies(ex.outputs, stream)
-        stream.synchronize()
+        previous = _use_device(ctx.device.index)
+        try:
+            _count(ctx, graph)
+            bufs = ctx._buffers
+            bufs.after_caller(stream)
+            graph.launch(stream.raw.ptr)
+            result = bufs.copies(ex.outputs, stream)   # allocated from the context's device's pool
+            stream.synchronize()
+        finally:
+            _restore_device(previous)
         ex.hits += 1
         return result
     finally:
@@ -117,11 +125,27 @@ def try_execute(ctx: Any, ex: Express, given: Any) -> dict | None:
 
 def _ready(ctx: Any, graph: Any) -> bool:
     """Under the busy lock: the caller owns the context, which is open, has no profiler error to
-    report, still holds the graph, and its device is the thread's current one."""
-    import cupy
+    report, and still holds the graph."""
     return (ctx._owner == threading.get_ident() and not ctx._closed and not ctx._profiling.has_error
-            and graph.exec_ptr != 0 and graph.key in ctx._graphs.graphs
-            and cupy.cuda.runtime.getDevice() == ctx.device.index)
+            and graph.exec_ptr != 0 and graph.key in ctx._graphs.graphs)
+
+
+def _use_device(index: int) -> int:
+    """Makes the context's GPU the thread's current one for the call, as the full path does (a context on
+    cuda:1 called from a thread on cuda:0); returns the device to restore, or -1 when it already was.
+    ``cudaSetDevice`` costs well under a microsecond; CuPy's ``Device`` context manager costs several."""
+    from cupy.cuda import runtime
+    current = runtime.getDevice()
+    if current == index:
+        return -1
+    runtime.setDevice(index)
+    return current
+
+
+def _restore_device(previous: int) -> None:
+    if previous >= 0:
+        from cupy.cuda import runtime
+        runtime.setDevice(previous)
 
 
 def _count(ctx: Any, graph: Any) -> None:
