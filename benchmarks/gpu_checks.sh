@@ -43,7 +43,7 @@ for step in "${steps[@]}"; do
     multi)
       python3 benchmarks/multi_gpu_sweep.py --precisions fp32,fp16,bf16 --pairs "${PAIRS:-2}" --skip-client --skip-drift ${METHOD_CONTROL:+--method-control} \
         ${CHIP_CONTROL:+--chip-control} ${TIMING_CACHE:+--timing-cache} ${SKIP_WARMUP:+--skip-warmup} > "$log" 2>&1
-      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|chip control|by GPU|by engine|one configuration per call" "$log" ;;
+      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|chip control|by GPU|by engine|tells apart|one configuration per call" "$log" ;;
     *) echo "unknown step $step (tests, diagnosis, torch, profiling, multi)"; continue ;;
   esac
   echo "-- $step: $(( $(date +%s) - start )) s, whole output in $log"

@@ -134,6 +134,15 @@ def _agreement(one, many) -> tuple:
     return m, int(ok.sum())
 
 
+def _told_apart(one, many) -> str:
+    """What perfkit's compare() says of the two sweeps: configurations whose ratio's 95% interval excludes 1
+    and which are at least 3% apart (its 'differ significantly'), out of those compared."""
+    from perfkit.widgets.ratios import sweep_ratios
+    t = sweep_ratios(one.assign(device="x"), many.assign(device="x"), ("one device", "all devices"))
+    return (f"compare() tells apart {int(t['significant'].sum())} of {len(t)} (interval excludes 1 and at least "
+            f"3% apart); median ratio {t['ratio'].median():.3f}")
+
+
 def _agreement_split(m) -> str:
     """How many rows agree, apart by whether both sides timed one GPU (its UUID) and one engine (tactics_id):
     what tells the GPUs' own difference and the builder's choices from the worker's."""
@@ -142,13 +151,13 @@ def _agreement_split(m) -> str:
         same = m["gpu_uuid_1"] == m["gpu_uuid_n"]
         for label, rows in (("same GPU", m[same]), ("other GPU", m[~same])):
             if len(rows):
-                parts.append(f"{label} {(rows['agree'] == 'yes').sum()} of {len(rows)} "
+                parts.append(f"{label}: {(rows['agree'] == 'yes').sum()} of {len(rows)} agree "
                              f"(median ratio {rows['ratio'].median():.3f})")
     if "engine" in m.columns:
         for label in ("same", "other"):
             rows = m[m["engine"] == label]
             if len(rows):
-                parts.append(f"{label} engine {(rows['agree'] == 'yes').sum()} of {len(rows)} "
+                parts.append(f"{label} engine: {(rows['agree'] == 'yes').sum()} of {len(rows)} agree "
                              f"(median ratio {rows['ratio'].median():.3f})")
     return "; ".join(parts)
 
@@ -256,6 +265,7 @@ def main() -> None:
         m, n = _agreement(one_a, frame)
         print(f"\nper configuration, one device vs all ({name}): {n} of {len(m)} agree (95% intervals overlap)")
         print(f"    by GPU and engine: {_agreement_split(m)}")
+        print(f"    {_told_apart(one_a, frame)}")
         if name == "end to end":
             show = m[["model", "precision", "batch_size", "latency_median_ms_1", "latency_ci_low_ms_1",
                       "latency_ci_high_ms_1", "device_n", "latency_median_ms_n", "latency_ci_low_ms_n",
@@ -272,6 +282,7 @@ def main() -> None:
             print(f"\nmethod control, {label}: {n} of {len(m)} agree; median ratio {m['ratio'].median():.3f}, "
                   f"GPU-bound (> 0.9 ms) {gpu_bound.median() if len(gpu_bound) else float('nan'):.3f}")
             print(f"    by GPU and engine: {_agreement_split(m)}")
+            print(f"    {_told_apart(x, y)}")
     if chip is not None:
         m, n = _agreement(one_a, chip)
         gpu_bound = m[m["latency_median_ms_1"] > 0.9]["ratio"]

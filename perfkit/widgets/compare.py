@@ -38,7 +38,8 @@ class Comparison(Shown):
         n, sig = len(table), int(table["significant"].sum()) if len(table) else 0
         self.note = w.HTML(f"<p style='margin:2px'>{n} {what}(s) compared: {sig} differ significantly; {n - sig} "
                            "cannot be told apart (the 95% interval of their ratio contains 1 or is unknown, or the "
-                           f"ratio is within {NOISE_PCT:g}% of 1).{_unmatched(table)}{_drift(table)}</p>")
+                           f"ratio is within {NOISE_PCT:g}% of 1).{_unmatched(table)}{_drift(table)}"
+                           f"{_other_engines(table)}</p>")
         self.widget = w.VBox([self.note, self.view.widget, self.table_html])
         self.widget.add_class("perfkit-explorer")
         self.widget.add_class("perfkit-compare")
@@ -52,7 +53,9 @@ def compare(a: Any, b: Any, labels: Any = None, interactive: Any = None) -> Comp
     rounds have no interval) or lies within 3% of 1 is not counted as a difference. ``labels``
     names a and b (default: their device, precision or run id, the first that differs; else 'a', 'b'). Two runs
     of the same engine (same layers, precisions and tactics) are said to differ only by the machine's drift
-    between them, and layers profiled in one run only are named."""
+    between them, and layers profiled in one run only are named. Sweeps whose rows carry ``tactics_id`` get
+    an ``engine`` column ('same' or 'other' builder choices), and the note counts the configurations whose
+    engines differ, since their ratios hold the engines' difference as well as the machines'."""
     labels = _labels(labels, a, b)
     if _is_run(a) and _is_run(b):
         ra, rb = as_run(a, f"{WHAT}: a"), as_run(b, f"{WHAT}: b")
@@ -89,6 +92,20 @@ def _drift(table: pd.DataFrame) -> str:
             "any difference here is the machine's drift between the two runs (other work, clocks, a cold start), "
             "not the engines'. For a fair comparison time them in interleaved rounds: pk.sweep, then compare the "
             "two sweeps.")
+
+
+def _other_engines(table: pd.DataFrame) -> str:
+    """A sentence when some configurations of two sweeps timed engines whose builder chose differently."""
+    if "engine" not in table.columns:
+        return ""
+    other = table[table["engine"] == "other"]
+    if not len(other):
+        return ""
+    sig = int(other["significant"].sum())
+    return (f" {len(other)} of {len(table)} configurations ran engines whose builder chose other tactics (their "
+            f"tactics_id differs; {sig} of them differ significantly): their ratios hold the engines' difference as "
+            "well as the machines'. To compare the machines alone, sweep both with one timing cache "
+            "(pk.sweep(..., timing_cache=PATH)), which makes every build choose alike.")
 
 
 def _unmatched(table: pd.DataFrame) -> str:

@@ -47,17 +47,28 @@ def sweep_ratios(a: pd.DataFrame, b: pd.DataFrame, labels: tuple) -> pd.DataFram
     if len(pa) == 1 and len(pb) == 1 and pa != pb:        # one precision against another: match the rest
         keys.remove("precision")
     cols = keys + ["latency_median_ms", "latency_ci_low_ms", "latency_ci_high_ms"]
-    m = _measured(a, cols).merge(_measured(b, cols), on=keys, suffixes=("_a", "_b"))
+    engines = "tactics_id" in a.columns and "tactics_id" in b.columns and "precision" in keys
+    m = _measured(a, cols, engines).merge(_measured(b, cols, engines), on=keys, suffixes=("_a", "_b"))
     rows = []
     for _, r in m.iterrows():
         ratio, lo, hi = ratio_from_intervals(*(float(r[f"{c}_{s}"]) for s in "ab" for c in cols[len(keys):]))
         rows.append({**{k: r[k] for k in keys}, "a_ms": r["latency_median_ms_a"], "b_ms": r["latency_median_ms_b"],
-                     "ratio": ratio, "ratio_low": lo, "ratio_high": hi})
-    table = pd.DataFrame(rows, columns=[*keys, "a_ms", "b_ms", "ratio", "ratio_low", "ratio_high"])
+                     "ratio": ratio, "ratio_low": lo, "ratio_high": hi,
+                     **({"engine": _engine(r["tactics_id_a"], r["tactics_id_b"])} if engines else {})})
+    table = pd.DataFrame(rows, columns=[*keys, "a_ms", "b_ms", "ratio", "ratio_low", "ratio_high",
+                                        *(["engine"] if engines else [])])
     return verdicts(table, labels)
 
 
-def _measured(frame: pd.DataFrame, cols: list) -> pd.DataFrame:
+def _engine(a: object, b: object) -> str:
+    """'same' where both rows timed an engine of the same builder choices (tactics_id), 'other' where
+    they did not, '' where a row does not say (recorded before tactics_id existed)."""
+    if not isinstance(a, str) or not isinstance(b, str) or not a or not b:
+        return ""
+    return "same" if a == b else "other"
+
+
+def _measured(frame: pd.DataFrame, cols: list, engines: bool = False) -> pd.DataFrame:
     ok = frame["latency_median_ms"].notna()
     if "error" in frame:
         ok &= frame["error"].fillna("") == ""
@@ -65,7 +76,7 @@ def _measured(frame: pd.DataFrame, cols: list) -> pd.DataFrame:
     for c in ("latency_ci_low_ms", "latency_ci_high_ms"):
         if c not in out:
             out[c] = np.nan
-    return out[cols].drop_duplicates(cols[:-3], keep="last")
+    return out[cols + (["tactics_id"] if engines else [])].drop_duplicates(cols[:-3], keep="last")
 
 
 def run_ratios(a: pd.DataFrame, b: pd.DataFrame, labels: tuple, seed: int = 0) -> pd.DataFrame:

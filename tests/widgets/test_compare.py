@@ -165,3 +165,20 @@ def test_bad_arguments_are_refused(a, b, labels, tiny_run):
     pick = {"sweep": sweep_frame(), "run": tiny_run}
     with pytest.raises(pk.PerfkitError):
         compare(pick.get(a, a), pick.get(b, b), labels=labels)
+
+
+def test_configurations_of_engines_the_builder_chose_differently_are_named():
+    a, b = sweep_frame(), _changed({1: 1.0, 4: 0.7, 16: 1.4})
+    a["tactics_id"] = "a1b2c3d4e5f6"
+    b["tactics_id"] = np.where(b["batch_size"] == 16, "ffffffffffff", "a1b2c3d4e5f6")
+    c = compare(a, b, labels=("run 1", "run 2"))
+    t = c.table.set_index(["model", "precision", "batch_size"])
+    assert (t.xs(16, level="batch_size")["engine"] == "other").all()
+    assert (t.drop(16, level="batch_size")["engine"] == "same").all()
+    assert "4 of 12 configurations ran engines whose builder chose other tactics" in c.note.value
+    assert "timing_cache" in c.note.value
+    # rows recorded before tactics_id existed say nothing either way
+    old = compare(sweep_frame(), b, labels=("old", "new"))
+    assert "engine" not in old.table.columns and "other tactics" not in old.note.value
+    a["tactics_id"] = ""
+    assert "other tactics" not in compare(a, b, labels=("x", "y")).note.value
