@@ -137,10 +137,17 @@ def _agreement(one, many) -> tuple:
 def _told_apart(one, many) -> str:
     """What perfkit's compare() says of the two sweeps: configurations whose ratio's 95% interval excludes 1
     and which are at least 3% apart (its 'differ significantly'), out of those compared."""
-    from perfkit.widgets.ratios import sweep_ratios
-    t = sweep_ratios(one.assign(device="x"), many.assign(device="x"), ("one device", "all devices"))
-    return (f"compare() tells apart {int(t['significant'].sum())} of {len(t)} (interval excludes 1 and at least "
-            f"3% apart); median ratio {t['ratio'].median():.3f}")
+    from perfkit.frames.stats import RATIO_NOISE_PCT, ratio_from_intervals   # compare()'s rule, without ipywidgets
+    m = one.merge(many, on=["model", "precision", "batch_size"], suffixes=("_a", "_b"))
+    cols = ("latency_median_ms", "latency_ci_low_ms", "latency_ci_high_ms")
+    apart, ratios = 0, []
+    for _, r in m.iterrows():
+        ratio, lo, hi = ratio_from_intervals(*(float(r[f"{c}_{s}"]) for s in "ab" for c in cols))
+        ratios.append(ratio)
+        apart += bool(np.isfinite(lo) and np.isfinite(hi) and (hi < 1 or lo > 1)
+                      and abs(ratio - 1) * 100 >= RATIO_NOISE_PCT)
+    return (f"compare() tells apart {apart} of {len(m)} (interval excludes 1 and at least {RATIO_NOISE_PCT:g}% "
+            f"apart); median ratio {float(np.median(ratios)):.3f}")
 
 
 def _agreement_split(m) -> str:
