@@ -126,7 +126,8 @@ def _agreement(one, many) -> tuple:
     key = ["model", "precision", "batch_size"]
     m = one.merge(many, on=key, suffixes=("_1", "_n"))
     if "tactics_id_1" in m.columns:
-        m["engine"] = np.where(m["tactics_id_1"] == m["tactics_id_n"], "same", "other")
+        known = (m["tactics_id_1"].fillna("") != "") & (m["tactics_id_n"].fillna("") != "")
+        m["engine"] = np.where(~known, "", np.where(m["tactics_id_1"] == m["tactics_id_n"], "same", "other"))
     ok = (m["latency_ci_low_ms_1"] <= m["latency_ci_high_ms_n"]) & (m["latency_ci_low_ms_n"] <= m["latency_ci_high_ms_1"])
     m["agree"] = np.where(m["latency_ci_low_ms_1"].isna() | m["latency_ci_low_ms_n"].isna(), "no interval",
                           np.where(ok, "yes", "NO"))
@@ -147,7 +148,7 @@ def _told_apart(one, many) -> str:
         apart += bool(np.isfinite(lo) and np.isfinite(hi) and (hi < 1 or lo > 1)
                       and abs(ratio - 1) * 100 >= RATIO_NOISE_PCT)
     return (f"compare() tells apart {apart} of {len(m)} (interval excludes 1 and at least {RATIO_NOISE_PCT:g}% "
-            f"apart); median ratio {float(np.median(ratios)):.3f}")
+            f"apart); median ratio {float(np.nanmedian(ratios)) if ratios else float('nan'):.3f}")
 
 
 def _agreement_split(m) -> str:

@@ -230,9 +230,10 @@ def check_host_inputs(engine: Any, inputs: dict, batch: int) -> None:
 
 
 def check_timing_cache(timing_cache: Any, devices: Any) -> Any:
-    """``sweep``'s ``timing_cache``: None, a path (returned as str, its file checked now, so that a corrupt
-    one fails before anything is built), or a TimingCache; with ``devices=``, a path (or a TimingCache
-    that has one), since each worker process opens the file itself."""
+    """``sweep``'s ``timing_cache``: None, a path (returned absolute, its file and folder checked now, so that
+    a corrupt file or an unwritable folder fails before anything is built), or a TimingCache; with
+    ``devices=``, a path (or a TimingCache that has one: saved now, for the workers to read; the workers'
+    entries go to the file, not back into that object), since each worker process opens the file itself."""
     from ..builder.tactics import TimingCache
     if timing_cache is None:
         return None
@@ -244,6 +245,10 @@ def check_timing_cache(timing_cache: Any, devices: Any) -> Any:
                                 "(or TimingCache(path)), not an in-memory TimingCache()")
         timing_cache.save()          # what this process timed, for the workers to read
         return timing_cache.path
-    p = path(timing_cache, "sweep: timing_cache (a path or a perfkit.TimingCache)")
+    p = os.path.abspath(path(timing_cache, "sweep: timing_cache (a path or a perfkit.TimingCache)"))
+    folder = os.path.dirname(p)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ArgumentError(f"sweep: timing_cache {p!r} cannot be written: its folder {folder!r} is missing or not "
+                            "writable; create it, or give a path in a folder you can write to")
     TimingCache(p)                   # raises TimingCacheError, naming the fix, where the file cannot be used
-    return p
+    return p                         # absolute: workers may start in another working directory

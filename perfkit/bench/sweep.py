@@ -116,12 +116,14 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
 
     ``timing_cache`` (a path or a :class:`~perfkit.TimingCache`) is handed to every build, as
     ``BuilderConfig(timing_cache=...)``: a layer timed once is not timed again, so a second sweep builds
-    in a fraction of the time and, above all, builds the same engines. Without it each build times its
-    tactics afresh and may choose differently where two tactics run within noise of each other, so rows
-    of two runs can differ by more than their intervals because they ran different kernels; each row's
-    ``tactics_id`` says which engine it timed. With ``devices=``, give a path every worker can reach:
-    workers merge their entries into it (under a file lock), and where two timed the same layer the
-    first entry written stands, so every GPU builds the same engine from then on.
+    in a fraction of the time and takes each layer's tactic from the cache. Without it each build times
+    its tactics afresh and may choose differently where two tactics run within noise of each other, so
+    rows of two runs can differ by more than their intervals because they ran different engines; each
+    row's ``tactics_id`` says which engine it timed. The cache holds tactic times, not the layout
+    choice (channels-last regions are still decided by timing their reformats in each build), so a few
+    engines may still differ; and it is keyed by the GPU model, so it makes builds alike on one model
+    only. With ``devices=``, give a path every worker can reach: workers merge their entries into it
+    (under a file lock), and where two timed the same layer the first entry written stands.
     """
     nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
                        rounds, max_cv_pct, out, resume, layers, devices, device)

@@ -59,8 +59,10 @@ class TimingCache:
     builder saves after each build that added entries). ``TimingCache()`` lives in memory only.
 
     Several processes may share one file (the workers of a distributed sweep): :meth:`save` merges
-    under a lock, and where two processes timed the same layer the entry already in the file wins and
-    is taken into this cache too, so every build after the first sees one choice per layer.
+    under a lock. A layer this cache timed anew (its entry no longer covered the tactics) replaces the
+    file's entry unless another process changed that entry since this cache read it; where two
+    processes timed the same layer, the entry already in the file wins and is taken into this cache
+    too, so every build after the first sees one choice per layer.
     """
 
     def __init__(self, path: Any = None):
@@ -69,9 +71,11 @@ class TimingCache:
             path = as_path(path, "TimingCache: path")
         self.path = path
         self.entries: dict = {}
+        self._seen: dict = {}        # what each key held in the file when this cache last read or wrote it
         self._lock = threading.Lock()
         if self.path and os.path.exists(self.path):
             self.entries = self._read()
+            self._seen = dict(self.entries)
 
     def _read(self) -> dict:
         try:
@@ -99,13 +103,30 @@ class TimingCache:
         """Writes the entries to the file, merged with what other processes wrote there since it was read."""
         if not self.path:
             return
-        with _file_lock(f"{self.path}.lock"), self._lock:
-            if os.path.exists(self.path):
-                self.entries.update(self._read())      # the file's entry wins: one choice per layer
-            tmp = f"{self.path}.tmp-{os.getpid()}"
-            with open(tmp, "w") as f:
-                json.dump({"version": CACHE_VERSION, "entries": self.entries}, f, indent=0, sort_keys=True)
-            os.replace(tmp, self.path)
+        try:
+            with _file_lock(f"{self.path}.lock"), self._lock:
+                if os.path.exists(self.path):
+                    self._merge(self._read())
+                tmp = f"{self.path}.tmp-{os.getpid()}"
+                with open(tmp, "w") as f:
+                    json.dump({"version": CACHE_VERSION, "entries": self.entries}, f, indent=0, sort_keys=True)
+                os.replace(tmp, self.path)
+                self._seen = dict(self.entries)
+        except OSError as exc:
+            raise TimingCacheError(f"timing cache {self.path!r} cannot be written ({exc}); give a path in a folder "
+                                   "you can write to") from None
+
+    def _merge(self, disk: dict) -> None:
+        """Takes the file's entries into this cache: each key this cache did not change since it read the
+        file, and each key both changed (the first written stands); keeps the keys only this cache changed."""
+        for key, theirs in disk.items():
+            mine = self.entries.get(key)
+            if mine is None or mine == theirs:
+                self.entries[key] = theirs
+                continue
+            seen = self._seen.get(key)
+            if not (mine != seen and theirs == seen):       # not "changed here only"
+                self.entries[key] = theirs
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -113,14 +134,21 @@ class TimingCache:
 
 @contextlib.contextmanager
 def _file_lock(path: str):
-    """An exclusive lock between processes (``flock`` on POSIX; none where ``fcntl`` is missing)."""
+    """An exclusive lock between processes: ``flock`` on POSIX. Without ``fcntl`` (Windows), or on a file
+    system that refuses locks, there is none: a concurrent save may then drop the other's new entries."""
     try:
         import fcntl
-    except ImportError:       # Windows: saves are still atomic, a concurrent one may drop the other's new entries
+    except ImportError:
         yield
         return
     with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError:             # ENOLCK / EOPNOTSUPP (some network file systems): save without the lock
+            from ..log import get_logger
+            get_logger("builder").warning("timing cache: %s cannot be locked; saving without the lock", path)
+            yield
+            return
         try:
             yield
         finally:

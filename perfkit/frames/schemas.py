@@ -234,9 +234,9 @@ SWEEP = _s(
                                        "(python, numpy, and where used cupy, the CUDA runtime, nvmath-python, cudnn)",
      False, True),
     ("tactics_id", "string", "", "short hash of the builder's choices (each layer's type, precision, tactic and "
-                                 "layout; Engine.tactics_id): rows with equal values ran the same kernels. Builds "
+                                 "layout; Engine.tactics_id): rows with equal values ran engines of the same choices. Builds "
                                  "that time tactics may choose differently from run to run; sweep(timing_cache=...) "
-                                 "makes them choose alike. '' where the build failed", False, True),
+                                 "takes each layer's tactic from one timing. '' where the build failed", False, True),
 )
 
 SWEEP_LAYERS = _s(

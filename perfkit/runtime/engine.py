@@ -128,9 +128,10 @@ class Engine:
     @property
     def tactics_id(self) -> str:
         """A short hash of what the builder chose: each layer's name, type, precision, tactic and layout, in
-        order. Two engines of one network with equal ``tactics_id`` run the same kernels; builds that time
-        tactics may choose differently from one run to the next (a shared :class:`~perfkit.TimingCache`
-        makes them choose alike), so compare rows of different runs knowing whether their engines match."""
+        order. Two engines of one network with equal ``tactics_id`` made the same choices (what the libraries
+        decide at run time, such as cuBLAS's own heuristics, aside); builds that time tactics may choose
+        differently from one run to the next (a shared :class:`~perfkit.TimingCache` takes each layer's tactic
+        from one timing), so compare rows of different runs knowing whether their engines match."""
         t = self.plan.tensors
         choices = [[s.name, s.type, s.precision, str(s.params.get("tactic") or ""), _layout_of(s, t)]
                    for s in self.plan.steps]

@@ -104,8 +104,8 @@ def _other_engines(table: pd.DataFrame) -> str:
     sig = int(other["significant"].sum())
     return (f" {len(other)} of {len(table)} configurations ran engines whose builder chose other tactics (their "
             f"tactics_id differs; {sig} of them differ significantly): their ratios hold the engines' difference as "
-            "well as the machines'. To compare the machines alone, sweep both with one timing cache "
-            "(pk.sweep(..., timing_cache=PATH)), which makes every build choose alike.")
+            "well as the machines'. On one GPU model, sweeping both with one timing cache "
+            "(pk.sweep(..., timing_cache=PATH)) takes each layer's tactic from one timing.")
 
 
 def _unmatched(table: pd.DataFrame) -> str:

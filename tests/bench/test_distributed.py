@@ -518,7 +518,7 @@ def test_workers_share_a_timing_cache_so_a_later_sweep_builds_their_engines(clie
     cache = tmp_path / "shared.cache"
     nets = [_net(), _net("tiny_e", 40)]
     spread = pk.sweep(nets, batch_sizes=[1, 8], precisions=["fp32"], devices=client, timing_cache=cache, **FAST)
-    assert set(spread["device"]) and (spread["error"] == "").all()
+    assert len(spread) == 4 and (spread["error"] == "").all()
     assert cache.exists() and pk.TimingCache(cache).entries      # the workers merged what they timed into it
     engines = {}
     serial = pk.sweep(nets, batch_sizes=[1, 8], precisions=["fp32"], timing_cache=cache, engines=engines, **FAST)

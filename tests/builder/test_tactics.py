@@ -161,7 +161,7 @@ def test_timing_inputs_are_drawn_where_the_layer_runs(device, monkeypatch):
         np.testing.assert_array_equal(tactics.draw_input((3, 500), np.float16, np, np.random.default_rng(5)), want)
 
 
-def test_two_processes_saving_one_cache_keep_both_and_the_first_choice_of_a_shared_layer(tmp_path):
+def test_two_caches_saving_one_file_keep_both_and_the_first_choice_of_a_shared_layer(tmp_path):
     path = tmp_path / "shared.cache"
     a, b = pk.TimingCache(path), pk.TimingCache(path)            # both opened before either wrote
     a.put("only-a", {"tactic": "x", "ms": {"x": 1.0}})
@@ -174,3 +174,44 @@ def test_two_processes_saving_one_cache_keep_both_and_the_first_choice_of_a_shar
     assert set(merged.entries) == {"only-a", "only-b", "both"}   # b's save did not drop a's entries
     assert merged.get("both")["tactic"] == "x"                    # the entry written first stands ...
     assert b.get("both")["tactic"] == "x"                         # ... and b builds with it from now on
+
+
+def test_a_layer_timed_anew_replaces_its_stale_entry_unless_another_process_changed_it(tmp_path):
+    path = tmp_path / "t.cache"
+    first = pk.TimingCache(path)
+    first.put("layer", {"tactic": "old", "ms": {"old": 1.0}})
+    first.put("other", {"tactic": "a", "ms": {"a": 1.0}})
+    first.save()
+    mine, theirs = pk.TimingCache(path), pk.TimingCache(path)
+    mine.put("layer", {"tactic": "new", "ms": {"old": 1.0, "new": 0.5}})   # re-timed: the entry did not cover
+    mine.save()
+    assert pk.TimingCache(path).get("layer")["tactic"] == "new"              # not the stale entry read back
+    theirs.put("other", {"tactic": "b", "ms": {"a": 1.0, "b": 0.5}})
+    theirs.save()                                   # theirs did not touch "layer": mine's new entry stays
+    on_disk = pk.TimingCache(path)
+    assert on_disk.get("layer")["tactic"] == "new" and on_disk.get("other")["tactic"] == "b"
+    mine.save()                                     # mine did not touch "other" since: it takes theirs
+    assert pk.TimingCache(path).get("other")["tactic"] == "b" and mine.get("other")["tactic"] == "b"
+
+
+def _save_many(path, who, n):
+    import perfkit as pk_
+    for i in range(n):
+        cache = pk_.TimingCache(path)
+        cache.put(f"{who}-{i}", {"tactic": "t", "ms": {"t": float(i)}})
+        cache.save()
+
+
+def test_processes_saving_one_file_at_once_lose_no_entry(tmp_path):
+    """Each save reads, merges and replaces the file: without the lock, two processes saving at once
+    would each write what they read before the other's save, and drop its entry."""
+    import multiprocessing
+    path = str(tmp_path / "busy.cache")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_save_many, args=(path, f"p{k}", 40)) for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert len(pk.TimingCache(path)) == 4 * 40
