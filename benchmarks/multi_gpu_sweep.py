@@ -190,6 +190,9 @@ def main() -> None:
                    "this process: how far two GPUs of one model differ with no worker involved")
     p.add_argument("--timing-cache", action="store_true", help="the warm-up fills a timing cache that every sweep "
                    "then builds from (sweep(timing_cache=...)), so that every run times the same engines")
+    p.add_argument("--handoff-control", type=int, default=0, metavar="N", help="also N alternating pairs of the "
+                   "all-devices sweep with and without measuring processes started by the caller before the cluster "
+                   "(perfkit.bench.measure_handoff): wall time and each device's first row")
     p.add_argument("--skip-warmup", action="store_true", help="leave out the warm-up (CuPy's kernel cache is "
                    "already filled on this machine)")
     a = p.parse_args()
@@ -252,6 +255,21 @@ def main() -> None:
                                         progress=False, timing_cache=cache)
                                for net in nets for pr in precisions for b in batches], ignore_index=True)
             print(f"{'one device, one configuration per call':<44} {time.perf_counter() - t0:8.1f} s", flush=True)
+        handoff = {"with": [], "without": []}
+        if a.handoff_control:
+            from perfkit.bench import measure_handoff
+            for k in range(2 * a.handoff_control):
+                name = ("with", "without")[(k + k // 2) % 2]          # with, without, without, with, ...
+                measure_handoff.ENABLED = name == "with"
+                try:
+                    frame, wall = _sweep_timed(f"devices={devices!r}, {name} the hand-off", nets, devices=devices,
+                                               out=os.path.join(tmp, f"handoff{k}"), **common)
+                finally:
+                    measure_handoff.ENABLED = None
+                firsts = {}
+                for t, d, _ in frame.attrs["arrived"]:
+                    firsts[d] = min(t, firsts.get(d, t))
+                handoff[name].append((wall, max(firsts.values()) if firsts else float("nan")))
         chip = None
         if a.chip_control and not a.cpu:
             chip, _ = _sweep_timed("one device, the second GPU (chip control)", nets, device="cuda:1", **common)
@@ -312,6 +330,11 @@ def main() -> None:
         print(f"  cluster already running:            {t_warm / t_one:.2f}x")
     if one_b is not None:
         print(f"  one-device drift between its runs:  {t_one_b / t_one_a:.2f}x")
+    if handoff["with"]:
+        med = {n: np.median(np.array(v), axis=0) for n, v in handoff.items()}
+        print(f"  hand-off control ({len(handoff['with'])} each, medians): with {med['with'][0]:.1f} s wall, last "
+              f"device's first row {med['with'][1]:.2f} s; without {med['without'][0]:.1f} s, "
+              f"{med['without'][1]:.2f} s")
     if len(pairs) > 1:
         ratios = sorted(m / o for o, m in pairs)
         print(f"  per pair (one device, all devices, ratio): "

@@ -154,21 +154,29 @@ def start_local_cluster(workers: list) -> tuple:
     ``workers`` ((label, environment)), each started with its environment. Returns (cluster, client)."""
     import importlib.util
 
-    from distributed import Client, Nanny, Scheduler, SpecCluster
+    from distributed import Client, Nanny, Scheduler
 
-    from .worker_prepare import PrepareMeasuring
+    from . import measure_process
+    from . import measure_handoff
+    from .worker_prepare import PerfkitCluster, PrepareMeasuring
     dashboard = importlib.util.find_spec("bokeh") is not None
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
                                                "dashboard_address": "127.0.0.1:0"}}
-    specs = {f"perfkit-{i}-{label}": {"cls": Nanny, "options": {
-        "host": "127.0.0.1", "nthreads": 1, "env": env, "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
-        "silence_logs": logging.ERROR, "plugins": {PrepareMeasuring()},
-        "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise DeviceError(_UNGUARDED + " (this process is such a worker, starting)")
+    # each worker's measuring process first: its imports and device overlap the cluster's start (measure_handoff)
+    handoff = measure_handoff.Handoff(workers) if measure_process.ENABLED and measure_handoff.wanted(workers) else None
+    specs = {f"perfkit-{i}-{label}": {"cls": Nanny, "options": {
+        "host": "127.0.0.1", "nthreads": 1, "env": {**env, **(handoff.env[i] if handoff else {})},
+        "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
+        "silence_logs": logging.ERROR, "plugins": {PrepareMeasuring()},
+        "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
     try:
-        cluster = SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
+        cluster = PerfkitCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
+        cluster.handoff = handoff
     except Exception as exc:  # ports, process start-up: Dask's own error, named and explained
+        if handoff is not None:
+            handoff.close()
         script = getattr(sys.modules.get("__main__"), "__file__", None)
         own = script is not None and os.path.abspath(script).startswith(os.path.abspath(sys.prefix) + os.sep)
         hint = (f"; if {os.path.basename(script)!r} calls sweep at its top level: {_UNGUARDED}"

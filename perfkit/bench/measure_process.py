@@ -88,6 +88,10 @@ class Child:
             theirs.close()
         self.conn = Connection(mine.detach())
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -106,16 +110,15 @@ class Child:
                     raise MeasureProcessError(str(value))
         except (EOFError, OSError) as exc:
             self.close()
-            code = self.proc.returncode
-            if code is not None and -code in STOP_SIGNALS:
-                raise MeasureProcessError(
-                    f"the worker's measuring process (pid {self.proc.pid}) was stopped by "
-                    f"{signal.Signals(-code).name} (an interrupt or a shutdown): not measured, and not written; "
-                    "resume=True measures it", interrupted=True) from None
-            how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
-            raise MeasureProcessError(
-                f"the worker's measuring process (pid {self.proc.pid}) {how} while getting ready or measuring "
-                f"({type(exc).__name__}); out of host or GPU memory is the usual cause: see the system log") from None
+            raise self._ended(exc) from None
+
+    def _ended(self, exc: BaseException) -> "MeasureProcessError":
+        """Why the process ended, from its exit status."""
+        code = self.proc.returncode
+        if code is not None and -code in STOP_SIGNALS:
+            return _stopped(self.proc.pid, signal.Signals(-code).name)
+        how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        return _died(self.proc.pid, how, exc)
 
     def close(self) -> None:
         try:
@@ -129,14 +132,106 @@ class Child:
             self.proc.wait()
 
 
+def _stopped(pid: int, name: str) -> MeasureProcessError:
+    return MeasureProcessError(
+        f"the worker's measuring process (pid {pid}) was stopped by {name} (an interrupt or a shutdown): not "
+        "measured, and not written; resume=True measures it", interrupted=True)
+
+
+def _died(pid: int, how: str, exc: BaseException) -> MeasureProcessError:
+    return MeasureProcessError(
+        f"the worker's measuring process (pid {pid}) {how} while getting ready or measuring "
+        f"({type(exc).__name__}); out of host or GPU memory is the usual cause: see the system log")
+
+
+class Adopted(Child):
+    """A measuring process the sweep's caller started before the cluster (:mod:`.measure_handoff`), which this
+    worker connected to: its imports and device were ready, or getting ready, before the worker was. Not
+    this process's child, so its exit status is not ours to read: a stop signal leaves a mark in the
+    hand-off's private folder instead."""
+
+    def __init__(self, conn: Any, pid: int, folder: str) -> None:   # noqa: D107 - no Popen: see Child
+        self.conn, self._pid, self.folder = conn, pid, folder
+        self._closed = False
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def alive(self) -> bool:
+        if self._closed:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return not _zombie(self.pid)
+
+    def _ended(self, exc: BaseException) -> MeasureProcessError:
+        try:
+            with open(os.path.join(self.folder, STOPPED_MARK)) as f:
+                return _stopped(self.pid, f.read().strip() or "a signal")
+        except OSError:
+            return _died(self.pid, "ended", exc)
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        import time
+        deadline = time.monotonic() + CLOSE_S      # it ends on the closed socket
+        while time.monotonic() < deadline and not _gone(self.pid):
+            time.sleep(0.02)
+        if not _gone(self.pid):
+            with _suppress_lookup():
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _zombie(pid)
+
+
+class _suppress_lookup:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
+        return kind is not None and issubclass(kind, (ProcessLookupError, PermissionError))
+
+
+#: the file a measuring process started by the caller writes in its hand-off folder when a stop signal ends it
+STOPPED_MARK = "stopped"
+
 _lock = threading.Lock()
 _child: Child | None = None
+_adopting: threading.Thread | None = None
 
 
 def measure(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
     """:func:`run` of ``payload`` in this process's measuring child (started on first use, or again after one
     ended). One configuration at a time per worker process."""
     global _child
+    adopting = _adopting
+    if adopting is not None:
+        adopting.join()                 # connecting to the process the caller started for this worker
     with _lock:
         if _child is None or not _child.alive():
             _child = Child()
@@ -144,8 +239,21 @@ def measure(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
 
 
 def prestart(device: str) -> None:
-    """Starts this worker's measuring child now, before its first configuration, and has it get ``device``
-    ready (imports, the CUDA context, the BLAS warm-up) while the cluster is still starting."""
+    """Gets this worker's measuring process ready before its first configuration. Where the sweep's caller
+    started one for this worker before the cluster (:mod:`.measure_handoff`), connects to it in a thread
+    (it prepared ``device`` on its own); else starts a child now and has it get ``device`` ready (imports,
+    the CUDA context, the BLAS warm-up) while the cluster is still starting."""
+    global _child, _adopting
+    from . import measure_handoff
+    offer = measure_handoff.offered()
+    if offer is not None:
+        _adopting = threading.Thread(target=_adopt, args=(offer, device), daemon=True, name="perfkit-adopt-child")
+        _adopting.start()
+        return
+    _start(device)
+
+
+def _start(device: str) -> None:
     global _child
     with _lock:
         if _child is None or not _child.alive():
@@ -154,6 +262,19 @@ def prestart(device: str) -> None:
             _child.conn.send(("prepare", device))
         except OSError:     # a child that died at once: the first configuration starts another and says why
             pass
+
+
+def _adopt(offer: Any, device: str) -> None:
+    """Connects to the offered process; where that fails (it is gone, or another worker process of this
+    slot took it before a restart), starts a child of this worker instead."""
+    global _child
+    from . import measure_handoff
+    got = measure_handoff.connect(offer)
+    if got is None:
+        _start(device)
+        return
+    with _lock:
+        _child = Adopted(*got, offer.folder)
 
 
 @atexit.register
@@ -240,6 +361,11 @@ def main(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="perfkit-watch-parent").start()
+    serve(conn)
+
+
+def serve(conn: Any) -> None:
+    """Measures each configuration ``conn`` sends until its other end closes."""
 
     def send(kind: str, value: Any) -> None:
         try:
@@ -275,4 +401,8 @@ def main(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    if sys.argv[1] == "--listen":
+        from .measure_handoff import listen_main
+        listen_main(sys.argv[2])
+    else:
+        main(int(sys.argv[1]))

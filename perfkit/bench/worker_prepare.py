@@ -1,4 +1,6 @@
-"""The Dask worker plugin of perfkit's local cluster: each worker gets ready to measure as it starts.
+"""The Dask worker plugin of perfkit's local cluster: each worker gets ready to measure as it starts (on GPUs,
+by connecting to the measuring process the caller started for it, :mod:`.measure_handoff`); and the cluster
+class that ends those processes when it closes.
 
 A worker's first configuration used to pay, one step after the other, for perfkit's imports and the
 device in the worker, then for starting its measuring child (:mod:`.measure_process`), whose imports,
@@ -16,7 +18,22 @@ import signal
 import threading
 from typing import Any
 
-from distributed import WorkerPlugin
+from distributed import SpecCluster, WorkerPlugin
+
+
+class PerfkitCluster(SpecCluster):
+    """perfkit's local cluster: closing it also ends the measuring processes started for its workers
+    before it (:class:`~perfkit.bench.measure_handoff.Handoff`)."""
+
+    handoff: Any = None
+
+    async def _close(self) -> None:
+        try:
+            await super()._close()
+        finally:
+            if self.handoff is not None:
+                self.handoff.close()
+                self.handoff = None
 
 
 class PrepareMeasuring(WorkerPlugin):

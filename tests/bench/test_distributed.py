@@ -402,8 +402,10 @@ def test_perfkit_workers_run_no_statistical_profiler_beside_the_timing(client):
 
 def _measuring_child():
     from perfkit.bench import measure_process
+    if measure_process._adopting is not None:
+        measure_process._adopting.join()        # connecting to the process the caller started
     child = measure_process._child
-    return None if child is None or not child.alive() else child.proc.pid
+    return None if child is None or not child.alive() else child.pid
 
 
 def test_workers_measure_in_a_child_process_away_from_their_event_loop(client, tmp_path):
@@ -437,14 +439,36 @@ def test_configurations_go_out_largest_first_as_dask_priorities(client, monkeypa
 
 
 def test_local_workers_start_their_measuring_child_with_the_worker():
-    # started by the worker plugin, before any configuration: its imports and device overlap the cluster's start
+    # CPU workers (measure_handoff is for GPU workers): started by the worker plugin, before any configuration
     cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     try:
+        assert cluster.handoff is None
         started = c.run(_measuring_child)
     finally:
         c.close()
         cluster.close()
     assert len(started) == 2 and all(pid is not None for pid in started.values()), started
+
+
+def test_local_workers_measure_in_processes_the_caller_started_before_the_cluster(monkeypatch):
+    # started before the cluster, each with its worker's environment, and taken by the worker as it starts: their
+    # imports and device overlap the cluster's start (measure_handoff); closing the cluster ends them
+    from perfkit.bench import measure_handoff
+    assert measure_handoff.wanted([("cuda:0", {})]) and not measure_handoff.wanted([("cpu", {})])
+    monkeypatch.setattr(measure_handoff, "ENABLED", True)          # what GPU workers get, on CPU workers
+    cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    procs = list(cluster.handoff.procs)
+    folders = list(cluster.handoff.folders)
+    try:
+        started = c.run(_measuring_child)
+        envs = c.run(lambda: os.environ.get(measure_handoff.ENV_PID))
+    finally:
+        c.close()
+        cluster.close()
+    assert sorted(started.values()) == sorted(p.pid for p in procs), (started, [p.pid for p in procs])
+    assert sorted(map(int, envs.values())) == sorted(p.pid for p in procs)
+    assert all(p.poll() is not None for p in procs)                  # ended with the cluster
+    assert not any(os.path.exists(f) for f in folders)               # their folders removed
 
 
 def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):

@@ -111,3 +111,92 @@ def test_preparing_on_a_gpu_loads_the_tactics_libraries_for_the_thread_that_buil
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "True", out.stdout
+
+
+# processes the sweep's caller starts before its cluster, which a worker adopts (perfkit.bench.measure_handoff)
+
+@pytest.fixture
+def handoff():
+    from perfkit.bench.distributed_host import ENV_DEVICE
+    from perfkit.bench.measure_handoff import Handoff
+    h = Handoff([("cpu", {ENV_DEVICE: "cpu"})])
+    yield h
+    h.close()
+
+
+def _offer(h, i=0):
+    from perfkit.bench import measure_handoff as mh
+    env = h.env[i]
+    return mh.Offer(env[mh.ENV_ADDRESS], bytes.fromhex(env[mh.ENV_KEY]), int(env[mh.ENV_PID]),
+                    os.path.dirname(env[mh.ENV_ADDRESS]))
+
+
+def test_a_worker_adopts_the_process_the_caller_started_and_measures_in_it(handoff, monkeypatch):
+    for k, v in handoff.env[0].items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(mp, "_child", None)
+    monkeypatch.setattr(mp, "_adopting", None)
+    mp.prestart("cpu")
+    frame = mp.measure(_payload(), None)
+    child = mp._child
+    try:
+        assert isinstance(child, mp.Adopted) and child.pid == handoff.procs[0].pid
+        assert frame["error"].iloc[0] == "" and frame["model"].iloc[0] == "tiny_m"
+        assert mp.measure(_payload(batch=4), None)["batch_size"].iloc[0] == 4 and mp._child is child
+    finally:
+        child.close()
+    handoff.procs[0].wait(10)                    # it ends on its worker's closed connection
+
+
+def test_a_second_worker_offered_a_taken_process_starts_its_own_child(handoff):
+    from perfkit.bench import measure_handoff as mh
+    first = mh.connect(_offer(handoff))
+    assert first is not None
+    t0 = time.monotonic()
+    assert mh.connect(_offer(handoff)) is None   # a worker its nanny restarted: the process is taken
+    assert time.monotonic() - t0 < 5
+    first[0].close()
+
+
+def test_an_adopted_process_stopped_by_a_shutdown_is_not_a_failed_configuration(handoff):
+    from perfkit.bench import measure_handoff as mh
+    conn, pid = mh.connect(_offer(handoff))
+    child = mp.Adopted(conn, pid, _offer(handoff).folder)
+
+    def stop():
+        if child.alive():
+            os.kill(pid, signal.SIGTERM)
+    with pytest.raises(mp.MeasureProcessError, match="stopped by SIGTERM") as err:
+        child.measure(_payload(), stop)
+    assert err.value.interrupted and not child.alive()
+
+
+def test_an_adopted_process_killed_while_measuring_fails_only_that_configuration(handoff):
+    from perfkit.bench import measure_handoff as mh
+    conn, pid = mh.connect(_offer(handoff))
+    child = mp.Adopted(conn, pid, _offer(handoff).folder)
+
+    def kill():
+        if child.alive():
+            os.kill(pid, signal.SIGKILL)
+    with pytest.raises(mp.MeasureProcessError, match="ended while getting ready or measuring") as err:
+        child.measure(_payload(), kill)
+    assert not err.value.interrupted
+
+
+def test_processes_no_worker_took_end_with_the_handoff_and_leave_no_folder(handoff):
+    proc, folder = handoff.procs[0], handoff.folders[0]
+    assert proc.poll() is None and os.path.isdir(folder)
+    t0 = time.monotonic()
+    handoff.close()
+    assert proc.poll() is not None and not os.path.exists(folder)
+    assert time.monotonic() - t0 < mp.CLOSE_S - 1       # ended at once, not after the grace adopted ones get
+
+
+def test_an_adopted_process_whose_worker_died_stops(handoff):
+    env = {**os.environ, **handoff.env[0], "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    code = ("from perfkit.bench import measure_handoff as mh, measure_process as mp; import os; "
+            "got = mh.connect(mh.offered()); print(got[1], flush=True); os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert int(out.stdout.split()[-1]) == handoff.procs[0].pid
+    handoff.procs[0].wait(10)                    # its worker is gone: it stops
