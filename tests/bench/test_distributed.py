@@ -549,3 +549,21 @@ def test_workers_share_a_timing_cache_so_a_later_sweep_builds_their_engines(clie
     key = ["model", "batch_size"]
     assert serial.set_index(key)["tactics_id"].to_dict() == spread.set_index(key)["tactics_id"].to_dict()
     assert all(e.plan.extra["tactic_timing_ms"] == 0 for e in engines.values())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
+def test_gpu_workers_measure_in_the_processes_the_caller_started(tmp_path):
+    cluster, c = dist.start_local_cluster(dist.resolve_devices("all"))
+    procs = list(cluster.handoff.procs) if cluster.handoff is not None else []
+    try:
+        assert len(procs) == len(c.scheduler_info()["workers"]) >= 1
+        frame = pk.sweep([_net("gpu_h")], batch_sizes=[1, 4], devices=c, out=str(tmp_path / "g"), **FAST)
+        started = c.run(_measuring_child)
+    finally:
+        c.close()
+        cluster.close()
+    assert (frame["error"] == "").all() and len(frame) == 2 and frame["device"].str.startswith("cuda:").all()
+    assert frame["gpu_uuid"].str.startswith("GPU-").all()
+    assert sorted(started.values()) == sorted(p.pid for p in procs)
+    assert all(p.poll() is not None for p in procs)
