@@ -149,6 +149,28 @@ _UNGUARDED = ("Dask starts its workers by spawning new Python processes, which r
               "before they work: put the script's sweep under 'if __name__ == \"__main__\":'")
 
 
+#: the caller's own values of the variables Dask's nanny sets in its workers, read once before the first
+#: local cluster of this process (Dask writes its settings into the caller's environment as it spawns)
+_CALLER_ENV: dict | None = None
+
+
+def _caller_settings(workers: list) -> str:
+    """JSON for :data:`measure_process.ENV_RESTORE`: the caller's value (or null) of each variable Dask's nanny
+    sets in a worker's environment, less those perfkit sets itself for the worker (a CPU worker's threads)."""
+    import json
+
+    import dask
+    global _CALLER_ENV
+    names = set(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}) | \
+        set(dask.config.get("distributed.nanny.environ", {}) or {}) | {"PYTHONHASHSEED"}
+    if _CALLER_ENV is None:
+        _CALLER_ENV = {}
+    for name in names - set(_CALLER_ENV):
+        _CALLER_ENV[name] = os.environ.get(name)
+    ours = set().union(*(env for _, env in workers)) if workers else set()
+    return json.dumps({k: v for k, v in sorted(_CALLER_ENV.items()) if k in names and k not in ours})
+
+
 def start_local_cluster(workers: list) -> tuple:
     """A Dask cluster on 127.0.0.1: a scheduler and one single-threaded worker process per entry of
     ``workers`` ((label, environment)), each started with its environment. Returns (cluster, client)."""
@@ -164,8 +186,16 @@ def start_local_cluster(workers: list) -> tuple:
                                                "dashboard_address": "127.0.0.1:0"}}
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise DeviceError(_UNGUARDED + " (this process is such a worker, starting)")
+    restore = {measure_process.ENV_RESTORE: _caller_settings(workers)}
+    workers = [(label, {**env, **restore}) for label, env in workers]
     # each worker's measuring process first: its imports and device overlap the cluster's start (measure_handoff)
-    handoff = measure_handoff.Handoff(workers) if measure_process.ENABLED and measure_handoff.wanted(workers) else None
+    handoff = None
+    if measure_process.ENABLED and measure_handoff.wanted(workers):
+        try:
+            handoff = measure_handoff.Handoff(workers)
+        except OSError as exc:      # only a head start: the workers start their own children
+            logging.getLogger("perfkit").warning("sweep: measuring processes not started before the cluster (%s); "
+                                                 "each worker starts its own", exc)
     specs = {f"perfkit-{i}-{label}": {"cls": Nanny, "options": {
         "host": "127.0.0.1", "nthreads": 1, "env": {**env, **(handoff.env[i] if handoff else {})},
         "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
@@ -174,9 +204,11 @@ def start_local_cluster(workers: list) -> tuple:
     try:
         cluster = PerfkitCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
         cluster.handoff = handoff
-    except Exception as exc:  # ports, process start-up: Dask's own error, named and explained
+    except BaseException as exc:  # ports, process start-up: Dask's own error, named and explained
         if handoff is not None:
             handoff.close()
+        if not isinstance(exc, Exception):
+            raise                 # an interrupt: nothing to explain
         script = getattr(sys.modules.get("__main__"), "__file__", None)
         own = script is not None and os.path.abspath(script).startswith(os.path.abspath(sys.prefix) + os.sep)
         hint = (f"; if {os.path.basename(script)!r} calls sweep at its top level: {_UNGUARDED}"

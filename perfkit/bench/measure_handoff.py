@@ -6,8 +6,11 @@ came 5-9.5 s after the call; the child was born 1-2.4 s into its worker's life a
 ready, benchmarks/RESULTS.md 2026-11-30). perfkit's own cluster therefore starts one measuring process per
 worker first, with that worker's environment (its GPU, its cores), so that its imports and device overlap
 the start of the scheduler and the workers. Each listens on a Unix socket in a private folder (mode 0700)
-and accepts one connection that authenticates with a random key; the worker learns the address, the key
-and the process id from its environment and connects as it starts (:func:`measure_process.prestart`).
+and accepts one connection that authenticates with a random key (HMAC, before anything is unpickled); the
+worker learns the address, the key and the process id from its environment (readable by the same user
+only, as the processes themselves are) and connects as it starts (:func:`measure_process.prestart`). A
+process runs in the caller's environment with its worker's settings, without Dask's own worker settings
+(:func:`measure_process.measuring_environ`), as a worker's own child does.
 
 A worker that cannot connect (the process is gone, or a worker restarted by its nanny finds it taken)
 starts a child of its own, as before. The process is not the worker's child, so the worker cannot read
@@ -16,7 +19,7 @@ configuration out of the dataset as an exit status does for a worker's own child
 its worker closes the connection, when the caller ends, or when no worker came within
 :data:`ADOPT_WAIT_S`; the caller ends those still running when it closes the cluster.
 
-Used for GPU workers (:data:`ENABLED`): there the measuring process's start is long (perfkit and CuPy, the
+Used for GPU workers on Linux (:data:`ENABLED`; the liveness checks read ``/proc``): there the measuring process's start is long (perfkit and CuPy, the
 CUDA context, cuBLAS, cuBLASLt and cuDNN) and the hosts have cores to spare. CPU workers start their own
 child as before: on the 2-core dev machine, starting the measuring processes beside the scheduler and the
 workers delayed a 2-worker CPU sweep's first row (median of 8: 1.83 s against 1.62 s, 2026-11-30).
@@ -84,16 +87,22 @@ def connect(offer: Offer, timeout: float = CONNECT_S) -> tuple | None:
             return None
         try:
             conn.send(("worker", os.getpid()))
-        except OSError:
+            kind, pid = conn.recv()                 # the process says who it is
+        except (OSError, EOFError, ValueError, TypeError):
             conn.close()
             return None
-        return conn, offer.pid
+        if kind != "measuring" or pid != offer.pid:
+            conn.close()
+            return None
+        return conn, pid
     return None
 
 
 def wanted(workers: list) -> bool:
     """Whether perfkit's local cluster of ``workers`` ((label, environment)) starts their measuring processes."""
-    return bool(workers) and (ENABLED if ENABLED is not None else workers[0][0].startswith("cuda"))
+    if not workers or not sys.platform.startswith("linux"):
+        return False
+    return ENABLED if ENABLED is not None else workers[0][0].startswith("cuda")
 
 
 class Handoff:
@@ -104,15 +113,19 @@ class Handoff:
         self.procs: list = []
         self.folders: list = []
         self.env: list = []
+        from multiprocessing.spawn import get_executable
+
+        from .measure_process import measuring_environ
         path = os.pathsep.join(p for p in sys.path if p)  # what this process imports, as a worker's child gets
         try:
             for _label, env in workers:
                 folder = tempfile.mkdtemp(prefix="perfkit-measure-")      # 0700: this user's only
-                address, key = os.path.join(folder, "s"), os.urandom(32)
-                proc = subprocess.Popen([sys.executable, "-m", "perfkit.bench.measure_process", "--listen", address],
-                                        env={**os.environ, **env, "PYTHONPATH": path, ENV_KEY: key.hex()},
-                                        stdin=subprocess.DEVNULL, close_fds=True)
                 self.folders.append(folder)
+                address, key = os.path.join(folder, "s"), os.urandom(32)
+                child_env = measuring_environ({**os.environ, **env, "PYTHONPATH": path, ENV_KEY: key.hex()})
+                # the interpreter Dask starts its workers with (multiprocessing's), so both import alike
+                proc = subprocess.Popen([get_executable(), "-m", "perfkit.bench.measure_process", "--listen", address],
+                                        env=child_env, stdin=subprocess.DEVNULL, close_fds=True)
                 self.procs.append(proc)
                 self.env.append({ENV_ADDRESS: address, ENV_KEY: key.hex(), ENV_PID: str(proc.pid)})
         except BaseException:
@@ -146,7 +159,7 @@ def listen_main(address: str) -> None:
     from multiprocessing.connection import Listener
 
     from .distributed_host import ENV_DEVICE
-    from .measure_process import STOPPED_MARK, _watch_parent, prepare, serve
+    from .measure_process import STOPPED_MARK, WATCH_S, prepare, serve
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # as a worker's own child: its worker's shutdown ends it
     folder = os.path.dirname(address)
     key = bytes.fromhex(os.environ.pop(ENV_KEY))
@@ -160,7 +173,14 @@ def listen_main(address: str) -> None:
             os.kill(os.getpid(), signum)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stopped)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="perfkit-watch-caller").start()
+    caller = os.getppid()
+
+    def watch_caller() -> None:
+        while os.getppid() == caller:
+            time.sleep(WATCH_S)
+        shutil.rmtree(folder, ignore_errors=True)     # the caller is gone (killed): nobody else removes it
+        os._exit(3)
+    threading.Thread(target=watch_caller, daemon=True, name="perfkit-watch-caller").start()
     listener = Listener(address, family="AF_UNIX", authkey=key)
     got: dict = {}
 
@@ -186,8 +206,13 @@ def listen_main(address: str) -> None:
         kind, worker = conn.recv()
     except (EOFError, OSError, ValueError):
         return
-    if kind == "worker":
-        threading.Thread(target=_watch_worker, args=(int(worker),), daemon=True, name="perfkit-watch-worker").start()
+    if kind != "worker":
+        return
+    try:
+        conn.send(("measuring", os.getpid()))
+    except OSError:
+        return
+    threading.Thread(target=_watch_worker, args=(int(worker),), daemon=True, name="perfkit-watch-worker").start()
     serve(conn)
 
 

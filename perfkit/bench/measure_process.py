@@ -52,6 +52,34 @@ CLOSE_S = 3
 ENABLED = True
 
 
+#: the environment variables Dask's nanny set in a worker that perfkit's measuring processes take back from
+#: the sweep's caller: JSON {name: the caller's value, or null where it had none}
+ENV_RESTORE = "PERFKIT_MEASURE_RESTORE"
+
+
+def measuring_environ(env: dict) -> dict:
+    """``env`` with the variables named in its :data:`ENV_RESTORE` set back to the caller's values.
+
+    Dask's nanny starts each worker with its own settings for dataframe work (``distributed.nanny.
+    pre-spawn-environ``: one BLAS/OpenMP thread, ``MALLOC_TRIM_THRESHOLD_=65536``, a fixed hash seed), and
+    applies them to the caller's own environment as it spawns. A measuring process that inherited them
+    would time builds and host-bound inferences under other threads and another allocator policy than the
+    one-process sweep it is compared with; perfkit's own settings (a CPU worker's cores and BLAS threads)
+    are not in the map and stay."""
+    import json
+    out = dict(env)
+    try:
+        restore = json.loads(out.get(ENV_RESTORE) or "{}")
+    except ValueError:
+        return out
+    for name, value in restore.items() if isinstance(restore, dict) else ():
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = str(value)
+    return out
+
+
 class MeasureProcessError(PerfkitError, RuntimeError):
     """The measurement failed in the measuring process (``text``: its own error, type and message), or the
     process ended while measuring. ``interrupted``: it was stopped by an interrupt or a shutdown (SIGINT,
@@ -77,8 +105,9 @@ class Child:
         from multiprocessing.connection import Connection
         mine, theirs = socket.socketpair()
         try:
-            # the child imports what this process can (perfkit, and the modules a pickled network refers to)
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            # the child imports what this process can (perfkit, and the modules a pickled network refers to), in
+            # the caller's environment where Dask's nanny changed it (measuring_environ)
+            env = measuring_environ({**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
             self.proc = subprocess.Popen([sys.executable, "-m", "perfkit.bench.measure_process", str(theirs.fileno())],
                                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True, env=env)
         except BaseException:
@@ -228,10 +257,12 @@ _adopting: threading.Thread | None = None
 def measure(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
     """:func:`run` of ``payload`` in this process's measuring child (started on first use, or again after one
     ended). One configuration at a time per worker process."""
-    global _child
+    global _child, _adopting
     adopting = _adopting
     if adopting is not None:
-        adopting.join()                 # connecting to the process the caller started for this worker
+        from .measure_handoff import CONNECT_S
+        adopting.join(CONNECT_S + 5)    # connecting to the process the caller started for this worker
+        _adopting = None                # done, or given up: a late connection is closed (_adopt)
     with _lock:
         if _child is None or not _child.alive():
             _child = Child()
@@ -269,12 +300,20 @@ def _adopt(offer: Any, device: str) -> None:
     slot took it before a restart), starts a child of this worker instead."""
     global _child
     from . import measure_handoff
-    got = measure_handoff.connect(offer)
+    me = threading.current_thread()
+    try:
+        got = measure_handoff.connect(offer)
+    except Exception:  # noqa: BLE001 - whatever went wrong, the worker's own child measures instead
+        got = None
     if got is None:
-        _start(device)
+        if _adopting is me:
+            _start(device)
         return
     with _lock:
-        _child = Adopted(*got, offer.folder)
+        if _adopting is me and (_child is None or not _child.alive()):
+            _child = Adopted(*got, offer.folder)
+            return
+    got[0].close()                      # measure() gave up waiting, or a child exists: this one ends
 
 
 @atexit.register

@@ -32,8 +32,9 @@ class PerfkitCluster(SpecCluster):
             await super()._close()
         finally:
             if self.handoff is not None:
-                self.handoff.close()
-                self.handoff = None
+                import asyncio
+                handoff, self.handoff = self.handoff, None
+                await asyncio.to_thread(handoff.close)    # waits for processes to end: not on the event loop
 
 
 class PrepareMeasuring(WorkerPlugin):

@@ -438,16 +438,40 @@ def test_configurations_go_out_largest_first_as_dask_priorities(client, monkeypa
     assert [q for _, _, q in sent] == [4, 3, 2, 1]                  # Dask runs higher priorities first
 
 
+def _settings():
+    """This worker's and its measuring process's values of what Dask's nanny sets in workers."""
+    from perfkit.bench import measure_process
+    _measuring_child()
+    child = measure_process._child
+    with open(f"/proc/{child.pid}/environ", "rb") as f:
+        theirs = dict(kv.split("=", 1) for kv in f.read().decode().split("\0") if "=" in kv)
+    names = ("MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED", "OMP_NUM_THREADS")
+    return {n: os.environ.get(n) for n in names}, {n: theirs.get(n) for n in names}
+
+
+def _assert_callers_settings(settings):
+    """Dask's worker settings (a malloc trim threshold, a hash seed) are the workers' only: the measuring
+    processes time in the caller's environment, as the one-process sweep does; a CPU worker's threads are
+    perfkit's own setting and stay."""
+    for worker, child in settings.values():
+        assert worker["MALLOC_TRIM_THRESHOLD_"] == "65536"         # what Dask sets: else this test checks nothing
+        for name in ("MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED"):
+            assert child[name] == dist._CALLER_ENV[name], (name, child, dist._CALLER_ENV)
+        assert child["OMP_NUM_THREADS"] == worker["OMP_NUM_THREADS"] == "1"    # one core each on 2 cores
+
+
 def test_local_workers_start_their_measuring_child_with_the_worker():
     # CPU workers (measure_handoff is for GPU workers): started by the worker plugin, before any configuration
     cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     try:
         assert cluster.handoff is None
         started = c.run(_measuring_child)
+        settings = c.run(_settings)
     finally:
         c.close()
         cluster.close()
     assert len(started) == 2 and all(pid is not None for pid in started.values()), started
+    _assert_callers_settings(settings)
 
 
 def test_local_workers_measure_in_processes_the_caller_started_before_the_cluster(monkeypatch):
@@ -457,16 +481,16 @@ def test_local_workers_measure_in_processes_the_caller_started_before_the_cluste
     assert measure_handoff.wanted([("cuda:0", {})]) and not measure_handoff.wanted([("cpu", {})])
     monkeypatch.setattr(measure_handoff, "ENABLED", True)          # what GPU workers get, on CPU workers
     cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
-    procs = list(cluster.handoff.procs)
-    folders = list(cluster.handoff.folders)
     try:
-        started = c.run(_measuring_child)
-        envs = c.run(lambda: os.environ.get(measure_handoff.ENV_PID))
+        procs = list(cluster.handoff.procs)
+        folders = list(cluster.handoff.folders)
+        started = c.run(_measuring_child)              # the pid each process reported when its worker connected
+        settings = c.run(_settings)
     finally:
         c.close()
         cluster.close()
     assert sorted(started.values()) == sorted(p.pid for p in procs), (started, [p.pid for p in procs])
-    assert sorted(map(int, envs.values())) == sorted(p.pid for p in procs)
+    _assert_callers_settings(settings)
     assert all(p.poll() is not None for p in procs)                  # ended with the cluster
     assert not any(os.path.exists(f) for f in folders)               # their folders removed
 
@@ -567,3 +591,40 @@ def test_gpu_workers_measure_in_the_processes_the_caller_started(tmp_path):
     assert frame["gpu_uuid"].str.startswith("GPU-").all()
     assert sorted(started.values()) == sorted(p.pid for p in procs)
     assert all(p.poll() is not None for p in procs)
+
+
+@pytest.mark.parametrize("failure", [OSError("no ports"), KeyboardInterrupt()])
+def test_a_cluster_that_fails_to_start_ends_the_measuring_processes_started_for_it(monkeypatch, failure):
+    from perfkit.bench import measure_handoff, worker_prepare
+    monkeypatch.setattr(measure_handoff, "ENABLED", True)
+    made = []
+    real = measure_handoff.Handoff
+
+    def recording(workers):
+        made.append(real(workers))
+        return made[-1]
+
+    def failing(*args, **kw):
+        raise failure
+    monkeypatch.setattr(measure_handoff, "Handoff", recording)
+    monkeypatch.setattr(worker_prepare, "PerfkitCluster", failing)
+    with pytest.raises((pk.DeviceError, KeyboardInterrupt)):
+        dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    assert made and not made[0].procs and not made[0].folders          # closed: processes ended, folders gone
+
+
+def test_measuring_processes_that_cannot_start_leave_each_worker_its_own_child(monkeypatch, caplog):
+    from perfkit.bench import measure_handoff
+
+    def failing(workers):
+        raise OSError("read-only tmp")
+    monkeypatch.setattr(measure_handoff, "ENABLED", True)
+    monkeypatch.setattr(measure_handoff, "Handoff", failing)
+    cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    try:
+        assert cluster.handoff is None
+        started = c.run(_measuring_child)
+    finally:
+        c.close()
+        cluster.close()
+    assert all(pid is not None for pid in started.values()) and "read-only tmp" in caplog.text

@@ -145,7 +145,7 @@ def test_a_worker_adopts_the_process_the_caller_started_and_measures_in_it(hando
         assert mp.measure(_payload(batch=4), None)["batch_size"].iloc[0] == 4 and mp._child is child
     finally:
         child.close()
-    handoff.procs[0].wait(10)                    # it ends on its worker's closed connection
+    handoff.procs[0].wait(30)                    # it ends on its worker's closed connection
 
 
 def test_a_second_worker_offered_a_taken_process_starts_its_own_child(handoff):
@@ -193,10 +193,41 @@ def test_processes_no_worker_took_end_with_the_handoff_and_leave_no_folder(hando
     assert time.monotonic() - t0 < mp.CLOSE_S - 1       # ended at once, not after the grace adopted ones get
 
 
-def test_an_adopted_process_whose_worker_died_stops(handoff):
+def test_an_adopted_process_whose_worker_died_mid_configuration_stops(handoff):
+    # the worker asks for a minute of timing and dies after the first slice: the process stops (its next report
+    # finds nobody to read it, or its watch sees the worker gone), not a minute later
     env = {**os.environ, **handoff.env[0], "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    code = ("from perfkit.bench import measure_handoff as mh, measure_process as mp; import os; "
-            "got = mh.connect(mh.offered()); print(got[1], flush=True); os._exit(0)")
+    code = ("from perfkit.bench import measure_handoff as mh; import os, time, perfkit as pk; "
+            "got = mh.connect(mh.offered()); print(got[1], flush=True); "
+            "got[0].send(('measure', {'net': pk.models.mlp((16, 24, 4), seed=3, name='tiny_m'), 'batch': 2, "
+            "'precision': 'fp32', 'device': 'cpu', 'opts': {'min_time_s': 60.0, 'min_iterations': 3, 'rounds': 3, "
+            "'max_cv_pct': 10.0}, 'layers': False, 'run_id': 'r', 'label': 'cpu'})); "
+            "got[0].recv(); os._exit(0)")                  # after its first timing slice
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert int(out.stdout.split()[-1]) == handoff.procs[0].pid
-    handoff.procs[0].wait(10)                    # its worker is gone: it stops
+    handoff.procs[0].wait(30)                    # its worker is gone: it stops
+
+
+def test_the_watch_of_an_adopted_process_ends_it_when_its_worker_is_gone():
+    # a configuration whose single slice or build takes minutes reports nothing meanwhile: only the watch ends it
+    code = ("import subprocess, sys; from perfkit.bench import measure_handoff as mh; "
+            "worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.3)']); "
+            "mh._watch_worker(worker.pid)")
+    out = subprocess.run([sys.executable, "-c", code], timeout=30,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
+    assert out.returncode == 3
+
+
+def test_an_adopted_process_ignores_ctrl_c(handoff):
+    from perfkit.bench import measure_handoff as mh
+    conn, pid = mh.connect(_offer(handoff))
+    child = mp.Adopted(conn, pid, _offer(handoff).folder)
+    sent = []
+
+    def interrupt():
+        if not sent:
+            sent.append(os.kill(pid, signal.SIGINT))
+    try:
+        assert child.measure(_payload(), interrupt)["error"].iloc[0] == "" and sent and child.alive()
+    finally:
+        child.close()
