@@ -115,7 +115,7 @@ class Builder:
 
         if config.tf32:
             log.add("precision", "tf32", "", "", len(g.nodes), len(g.nodes), 0.0, _tf32_summary(g, self.device))
-        choose_layouts(g, self.device, config.max_batch_size, log)
+        choose_layouts(g, self.device, config.max_batch_size, log, cache)
         layouts, lrows = assign_layouts(g)
         if layouts:
             log.add("layout", "channels-last", "", "", len(g.nodes), len(g.nodes), 0.0, layout_summary(layouts, lrows, g))

@@ -86,9 +86,11 @@ def assign_layouts(g: Graph) -> tuple[dict, list]:
     return layouts, rows
 
 
-def choose_layouts(g: Graph, device: Any, batch: int, log: Any) -> None:
+def choose_layouts(g: Graph, device: Any, batch: int, log: Any, cache: Any = None) -> None:
     """Re-decides, on total time with reformats, the tactic of every layer that timed a channels-last tactic
-    and one in the default layout (see the module docstring); logs each layer it switches and a summary."""
+    and one in the default layout (see the module docstring); logs each layer it switches and a summary.
+    ``cache``: the build's :class:`~perfkit.TimingCache`, which also keeps the reformats' times, so that a
+    build from a warm cache makes the same choice without timing anything."""
     cands = {}
     for n in g.nodes:
         op = get_op(n.type)
@@ -99,6 +101,7 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any) -> None:
     if not cands:
         return
     reformat_ms: dict = {}
+    added = len(cache) if cache is not None else 0
     own = {n.name: n.params.get("tactic") for n in g.nodes}
 
     def total(assign: dict) -> float:
@@ -114,7 +117,7 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any) -> None:
             for t in n.outputs:
                 layout[t] = want
         reformats |= {(t, "") for t in g.outputs if layout.get(t)}
-        return ms + sum(_reformat_ms(g, t, device, batch, reformat_ms) for t, _ in reformats)
+        return ms + sum(_reformat_ms(g, t, device, batch, reformat_ms, cache) for t, _ in reformats)
 
     starts = [{k: own[k] for k in cands}, {k: v[1] for k, v in cands.items()}, {k: v[0] for k, v in cands.items()}]
     best, best_ms = None, float("inf")
@@ -132,6 +135,8 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any) -> None:
         if ms < best_ms:
             best, best_ms = assign, ms
     before = total({k: own[k] for k in cands})
+    if cache is not None and len(cache) != added:
+        cache.save()
     switched = 0
     for n in g.nodes:
         if n.name in cands and best[n.name] != own[n.name]:
@@ -147,20 +152,29 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any) -> None:
             f"{len(reformat_ms)} reformat shape(s) timed)")
 
 
-def _reformat_ms(g: Graph, t: str, device: Any, batch: int, cache: dict) -> float:
-    """Milliseconds of one layout reformat of tensor ``t`` at ``batch`` (measured once per shape and dtype)."""
+def _reformat_ms(g: Graph, t: str, device: Any, batch: int, known: dict, cache: Any = None) -> float:
+    """Milliseconds of one layout reformat of tensor ``t`` at ``batch``: measured once per shape and dtype in a
+    build (``known``), and kept in the timing cache ``cache`` when there is one."""
     spec = g.tensors[t]
     key = (tuple(spec.shape), spec.dtype)
-    if key not in cache:
+    if key not in known:
         if len(spec.shape) != 3:
-            cache[key] = float("inf")           # no channels-last form: such a layout is never chosen
-            return cache[key]
+            known[key] = float("inf")           # no channels-last form: such a layout is never chosen
+            return known[key]
+        precision = PRECISION_OF.get(spec.dtype, "fp32")
+        sig = tactics.signature_of(device, precision, "layout_reformat", {}, [spec], [False], {}, batch)
+        entry = cache.get(sig) if cache is not None else None
+        if isinstance(entry, dict) and isinstance(entry.get("reformat_ms"), (int, float)):
+            known[key] = float(entry["reformat_ms"])
+            return known[key]
         xp = device.xp
         src = xp.zeros((batch,) + tuple(spec.shape), spec.dtype)
         dst = nhwc_empty(xp, src.shape, spec.dtype)
-        target = tactics.Target(f"reformat {t}", "identity", PRECISION_OF.get(spec.dtype, "fp32"), "", [src], [dst])
-        cache[key] = tactics.measure(target, lambda: dst.__setitem__(Ellipsis, src), device, 3)
-    return cache[key]
+        target = tactics.Target(f"reformat {t}", "identity", precision, "", [src], [dst])
+        known[key] = tactics.measure(target, lambda: dst.__setitem__(Ellipsis, src), device, 3)
+        if cache is not None:
+            cache.put(sig, {"reformat_ms": known[key]})
+    return known[key]
 
 
 def _precision(g: Graph, t: str) -> str:

@@ -265,3 +265,22 @@ def test_a_tactic_whose_library_is_missing_is_not_offered(nhwc_op, monkeypatch):
     assert NhwcRelu().tactic_unavailable("nhwc", "cpu") == "the test library is not installed"
     eng = pk.Builder("cpu").build(_chain(2), pk.BuilderConfig(max_batch_size=2))
     assert {s.params["tactic"] for s in eng.plan.steps if s.type == NhwcRelu.type} == {"plain"}
+
+
+def test_a_build_from_a_warm_timing_cache_makes_the_same_layout_choice_without_timing(nhwc_op, monkeypatch, tmp_path):
+    # the layout choice weighs layer times against reformat times: with the reformats' times cached too, a second
+    # build takes both from the cache, so flipping timings cannot flip its choice (the timing cache's promise)
+    _timed(monkeypatch, {"r0": {"plain": 1.0, "nhwc": 0.5}, "r1": {"plain": 1.0, "nhwc": 1.1},
+                         "r2": {"plain": 1.0, "nhwc": 0.5}}, 0.3)
+    path = tmp_path / "layouts.cache"
+    first = pk.Builder("cpu").build(_chain(3), pk.BuilderConfig(max_batch_size=2, timing_cache=str(path)))
+    measured = []
+
+    def flipped(target, run, device, iterations):         # now the default layout would win everywhere
+        measured.append(target.layer)
+        return 9.0 if target.type == "identity" else {"plain": 0.1, "nhwc": 1.0}[target.tactic]
+    monkeypatch.setattr(tactics, "measure", flipped)
+    second = pk.Builder("cpu").build(_chain(3), pk.BuilderConfig(max_batch_size=2, timing_cache=str(path)))
+    assert measured == []                                  # neither a layer nor a reformat was timed again
+    assert second.tactics_id == first.tactics_id
+    assert [s.params["tactic"] for s in second.plan.steps if s.type == NhwcRelu.type] == ["nhwc"] * 3
