@@ -149,26 +149,43 @@ _UNGUARDED = ("Dask starts its workers by spawning new Python processes, which r
               "before they work: put the script's sweep under 'if __name__ == \"__main__\":'")
 
 
-#: the caller's own values of the variables Dask's nanny sets in its workers, read once before the first
-#: local cluster of this process (Dask writes its settings into the caller's environment as it spawns)
-_CALLER_ENV: dict | None = None
+#: this process's environment when perfkit.bench.distributed was imported (where /proc/self/environ, the
+#: environment the process started with, cannot be read)
+_IMPORT_ENV = dict(os.environ)
+
+
+def _startup_environ() -> dict:
+    """The environment this process started with (Linux: /proc/self/environ), else as it was at import."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return _IMPORT_ENV
+    return dict(kv.split("=", 1) for kv in raw.decode(errors="replace").split("\0") if "=" in kv)
 
 
 def _caller_settings(workers: list) -> str:
-    """JSON for :data:`measure_process.ENV_RESTORE`: the caller's value (or null) of each variable Dask's nanny
-    sets in a worker's environment, less those perfkit sets itself for the worker (a CPU worker's threads)."""
+    """JSON for :data:`measure_process.ENV_RESTORE`: for each variable Dask's nanny sets in a worker
+    (``distributed.nanny.pre-spawn-environ`` and the hash seed), the caller's own value (or null), less those
+    perfkit sets itself for the worker (a CPU worker's threads). Dask also writes its values into the caller's
+    environment as it spawns, so a current value equal to Dask's that differs from the one this process
+    started with is Dask's, and the starting value is the caller's; any other current value is the caller's
+    (set by the user, in the shell or since)."""
     import json
 
     import dask
-    global _CALLER_ENV
-    names = set(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}) | \
-        set(dask.config.get("distributed.nanny.environ", {}) or {}) | {"PYTHONHASHSEED"}
-    if _CALLER_ENV is None:
-        _CALLER_ENV = {}
-    for name in names - set(_CALLER_ENV):
-        _CALLER_ENV[name] = os.environ.get(name)
+    dask_values = {k: str(v) for k, v in (dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}).items()
+                   if v is not None}
+    dask_values.setdefault("PYTHONHASHSEED", "6640")      # the seed a nanny sets where none is given
+    startup = _startup_environ()
     ours = set().union(*(env for _, env in workers)) if workers else set()
-    return json.dumps({k: v for k, v in sorted(_CALLER_ENV.items()) if k in names and k not in ours})
+    restore = {}
+    for name, dasks in sorted(dask_values.items()):
+        if name in ours:
+            continue
+        now = os.environ.get(name)
+        restore[name] = startup.get(name) if now == dasks and startup.get(name) != now else now
+    return json.dumps(restore)
 
 
 def start_local_cluster(workers: list) -> tuple:

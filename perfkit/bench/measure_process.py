@@ -65,7 +65,8 @@ def measuring_environ(env: dict) -> dict:
     applies them to the caller's own environment as it spawns. A measuring process that inherited them
     would time builds and host-bound inferences under other threads and another allocator policy than the
     one-process sweep it is compared with; perfkit's own settings (a CPU worker's cores and BLAS threads)
-    are not in the map and stay."""
+    are not in the map and stay. Only perfkit's local cluster hands the map to its workers: on a user's
+    own cluster, the workers' settings are the user's to choose."""
     import json
     out = dict(env)
     try:

@@ -97,6 +97,7 @@ class Builder:
         n_fusions = run_fusions(g, config.enabled_fusions, log, config)
         check_memory(g, self.device, config)     # refuse a plan the device cannot hold, before timing anything
         cache = as_cache(config.timing_cache)
+        cached = len(cache) if cache is not None else 0
         # one "precision" row per layer (chosen by timing, forced, or kept in fp32, and why)
         timed, pstats = choose_precisions(g, self.device, self.allocator, config, log, cache)
         with log.timed("precision", config.precision, count) as info:
@@ -116,6 +117,8 @@ class Builder:
         if config.tf32:
             log.add("precision", "tf32", "", "", len(g.nodes), len(g.nodes), 0.0, _tf32_summary(g, self.device))
         choose_layouts(g, self.device, config.max_batch_size, log, cache)
+        if cache is not None and len(cache) != cached:
+            cache.save()        # what the precision and layout choices timed (reformats) too, not only tactics
         layouts, lrows = assign_layouts(g)
         if layouts:
             log.add("layout", "channels-last", "", "", len(g.nodes), len(g.nodes), 0.0, layout_summary(layouts, lrows, g))

@@ -101,7 +101,6 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any, cache: Any = Non
     if not cands:
         return
     reformat_ms: dict = {}
-    added = len(cache) if cache is not None else 0
     own = {n.name: n.params.get("tactic") for n in g.nodes}
 
     def total(assign: dict) -> float:
@@ -135,8 +134,6 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any, cache: Any = Non
         if ms < best_ms:
             best, best_ms = assign, ms
     before = total({k: own[k] for k in cands})
-    if cache is not None and len(cache) != added:
-        cache.save()
     switched = 0
     for n in g.nodes:
         if n.name in cands and best[n.name] != own[n.name]:
@@ -149,7 +146,7 @@ def choose_layouts(g: Graph, device: Any, batch: int, log: Any, cache: Any = Non
     log.add("layout", "tactics and reformats", "", "", len(g.nodes), len(g.nodes), 0.0,
             f"{len(cands)} layer(s) with a channels-last tactic; {switched} switched; layers and reformats "
             f"{best_ms:.3f} ms against {before:.3f} ms with each layer's own fastest tactic (at batch {batch}, "
-            f"{len(reformat_ms)} reformat shape(s) timed)")
+            f"{len(reformat_ms)} reformat shape(s) weighed)")
 
 
 def _reformat_ms(g: Graph, t: str, device: Any, batch: int, known: dict, cache: Any = None) -> float:

@@ -281,7 +281,17 @@ class _Chooser:
         return total
 
     def _reformat(self, shape: tuple, src: str, dst: str) -> float:
+        """Milliseconds of one dtype conversion of a tensor of ``shape`` at the maximum batch: measured once
+        per build, and kept in the timing cache (so that a warm build votes on the same times)."""
         key = (tuple(shape), src, dst)
+        sig = None
+        if key not in self._reformat_ms and self.cache is not None:
+            precision = {v: k for k, v in STORAGE.items()}.get(dst, "fp32")
+            sig = tactics.signature_of(self.device, precision, "precision_reformat", {"from": src, "to": dst},
+                                       [TensorSpec(shape, src)], [False], {}, self.config.max_batch_size)
+            entry = self.cache.get(sig)
+            if isinstance(entry, dict) and isinstance(entry.get("reformat_ms"), (int, float)):
+                self._reformat_ms[key] = float(entry["reformat_ms"])
         if key not in self._reformat_ms:
             t0 = time.perf_counter()
             times = tactics.time_layer(f"reformat {src} -> {dst}", get_op("identity"), {"dtype": dst}, {},
@@ -290,6 +300,8 @@ class _Chooser:
                                        self.allocator, self.config.max_batch_size, self.config.tactic_iterations)
             self.stats["timed_ms"] += (time.perf_counter() - t0) * 1e3
             self._reformat_ms[key] = times[""]
+            if sig is not None:
+                self.cache.put(sig, {"reformat_ms": times[""]})
         return self._reformat_ms[key]
 
     # -- what a precision can hold ----------------------------------------------------------------

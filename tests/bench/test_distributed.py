@@ -449,15 +449,24 @@ def _settings():
     return {n: os.environ.get(n) for n in names}, {n: theirs.get(n) for n in names}
 
 
-def _assert_callers_settings(settings):
+def _started_with():
+    """This test process's environment as it started (independent of perfkit's own reading of it)."""
+    with open("/proc/self/environ", "rb") as f:
+        return dict(kv.split("=", 1) for kv in f.read().decode().split("\0") if "=" in kv)
+
+
+def _assert_callers_settings(settings, threads="1"):
     """Dask's worker settings (a malloc trim threshold, a hash seed) are the workers' only: the measuring
     processes time in the caller's environment, as the one-process sweep does; a CPU worker's threads are
-    perfkit's own setting and stay."""
+    perfkit's own setting and stay (``threads``; None: a worker perfkit gave no threads, as a GPU worker)."""
+    started = _started_with()
     for worker, child in settings.values():
         assert worker["MALLOC_TRIM_THRESHOLD_"] == "65536"         # what Dask sets: else this test checks nothing
         for name in ("MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED"):
-            assert child[name] == dist._CALLER_ENV[name], (name, child, dist._CALLER_ENV)
-        assert child["OMP_NUM_THREADS"] == worker["OMP_NUM_THREADS"] == "1"    # one core each on 2 cores
+            assert child[name] == started.get(name), (name, child, started.get(name))
+        assert child["OMP_NUM_THREADS"] == (threads or started.get("OMP_NUM_THREADS")), child
+        if threads:
+            assert worker["OMP_NUM_THREADS"] == threads
 
 
 def test_local_workers_start_their_measuring_child_with_the_worker():
@@ -628,3 +637,31 @@ def test_measuring_processes_that_cannot_start_leave_each_worker_its_own_child(m
         c.close()
         cluster.close()
     assert all(pid is not None for pid in started.values()) and "read-only tmp" in caplog.text
+
+
+def test_a_worker_perfkit_gives_no_threads_measures_with_the_callers_threads():
+    # a GPU worker's environment names its GPU, not its threads: Dask gives the worker one BLAS thread, its
+    # measuring process gets the caller's setting back
+    from perfkit.bench.distributed_host import ENV_DEVICE
+    cluster, c = dist.start_local_cluster([("cpu", {ENV_DEVICE: "cpu"})])
+    try:
+        settings = c.run(_settings)
+    finally:
+        c.close()
+        cluster.close()
+    (worker, _), = settings.values()
+    assert worker["OMP_NUM_THREADS"] == "1"
+    _assert_callers_settings(settings, threads=None)
+
+
+def test_the_callers_settings_tell_dasks_values_from_the_users(monkeypatch):
+    import json
+    monkeypatch.setattr(dist, "_startup_environ", lambda: {"OMP_NUM_THREADS": "4"})
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")      # written by Dask's spawn: the caller had none
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")                 # Dask's, over the caller's 4
+    monkeypatch.setenv("MKL_NUM_THREADS", "8")                 # the user's own, since
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    got = json.loads(dist._caller_settings([("cuda:0", {"CUDA_VISIBLE_DEVICES": "0"})]))
+    assert got["MALLOC_TRIM_THRESHOLD_"] is None and got["OMP_NUM_THREADS"] == "4"
+    assert got["MKL_NUM_THREADS"] == "8" and got["OPENBLAS_NUM_THREADS"] is None
+    assert "OMP_NUM_THREADS" not in json.loads(dist._caller_settings([("cpu", {"OMP_NUM_THREADS": "2"})]))

@@ -318,3 +318,22 @@ def test_cuda_precision_declarations_and_bf16_storage():
     ref = to_host(e32.create_execution_context().execute(x)["prob"])
     got = to_host(ebf.create_execution_context().execute(x)["prob"])
     np.testing.assert_allclose(got, ref, rtol=TOLERANCE["bf16"].rtol, atol=TOLERANCE["bf16"].atol)
+
+
+def test_a_warm_reduced_precision_build_times_no_dtype_conversion(tmp_path, monkeypatch):
+    # the precision vote weighs each layer's time against the dtype conversions around it: those times come
+    # from the timing cache too, so a build from a warm cache votes on the same numbers without timing
+    from perfkit.builder import tactics
+    path = tmp_path / "fp16.cache"
+    net = pk.models.mnist_mlp()
+    first = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=8, precision="fp16", timing_cache=str(path)))
+    timed = []
+    real = tactics.time_layer
+
+    def recording(layer, *args, **kw):
+        timed.append(layer)
+        return real(layer, *args, **kw)
+    monkeypatch.setattr(tactics, "time_layer", recording)
+    second = pk.Builder("cpu").build(net, pk.BuilderConfig(max_batch_size=8, precision="fp16", timing_cache=str(path)))
+    assert timed == [], timed
+    assert second.tactics_id == first.tactics_id
