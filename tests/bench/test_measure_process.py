@@ -158,30 +158,24 @@ def test_a_second_worker_offered_a_taken_process_starts_its_own_child(handoff):
     first[0].close()
 
 
-def test_an_adopted_process_stopped_by_a_shutdown_is_not_a_failed_configuration(handoff):
+def _adopted(handoff):
     from perfkit.bench import measure_handoff as mh
     conn, pid = mh.connect(_offer(handoff))
-    child = mp.Adopted(conn, pid, _offer(handoff).folder)
+    return mp.Adopted(conn, pid, _offer(handoff).folder)
 
-    def stop():
+
+@pytest.mark.parametrize("sig, said, interrupted", [
+    (signal.SIGTERM, "stopped by SIGTERM", True),                       # a shutdown: not a failed configuration
+    (signal.SIGKILL, "ended while getting ready or measuring", False)])  # killed: only that configuration fails
+def test_an_adopted_process_that_ends_while_measuring(handoff, sig, said, interrupted):
+    child = _adopted(handoff)
+
+    def end():
         if child.alive():
-            os.kill(pid, signal.SIGTERM)
-    with pytest.raises(mp.MeasureProcessError, match="stopped by SIGTERM") as err:
-        child.measure(_payload(), stop)
-    assert err.value.interrupted and not child.alive()
-
-
-def test_an_adopted_process_killed_while_measuring_fails_only_that_configuration(handoff):
-    from perfkit.bench import measure_handoff as mh
-    conn, pid = mh.connect(_offer(handoff))
-    child = mp.Adopted(conn, pid, _offer(handoff).folder)
-
-    def kill():
-        if child.alive():
-            os.kill(pid, signal.SIGKILL)
-    with pytest.raises(mp.MeasureProcessError, match="ended while getting ready or measuring") as err:
-        child.measure(_payload(), kill)
-    assert not err.value.interrupted
+            os.kill(child.pid, sig)
+    with pytest.raises(mp.MeasureProcessError, match=said) as err:
+        child.measure(_payload(), end)
+    assert err.value.interrupted == interrupted and not child.alive()
 
 
 def test_processes_no_worker_took_end_with_the_handoff_and_leave_no_folder(handoff):
@@ -219,14 +213,12 @@ def test_the_watch_of_an_adopted_process_ends_it_when_its_worker_is_gone():
 
 
 def test_an_adopted_process_ignores_ctrl_c(handoff):
-    from perfkit.bench import measure_handoff as mh
-    conn, pid = mh.connect(_offer(handoff))
-    child = mp.Adopted(conn, pid, _offer(handoff).folder)
+    child = _adopted(handoff)
     sent = []
 
     def interrupt():
         if not sent:
-            sent.append(os.kill(pid, signal.SIGINT))
+            sent.append(os.kill(child.pid, signal.SIGINT))
     try:
         assert child.measure(_payload(), interrupt)["error"].iloc[0] == "" and sent and child.alive()
     finally:
