@@ -9,6 +9,7 @@ import numpy as np
 
 from ..arguments import flag, integer, number, one_of, optional_positive_int, path, positive_int
 from ..errors import ArgumentError, BatchSizeError
+from ..frames.parquet_read import read_parquet
 
 MAX_STREAMS = 64     # one execution context each; more than this is a typo, not a measurement
 MAX_ROUNDS = 1000    # rounds of a sweep: each is a slice of min_time_s, so more is a typo
@@ -191,13 +192,12 @@ def read_previous_sweep(out: Any) -> Any:
     """The rows already in ``out`` (None when the file does not exist yet), checked against the schema."""
     import os
 
-    import pandas as pd
     from ..frames.schemas import SWEEP, SchemaError
     target = os.fspath(out)
     if not os.path.exists(target):
         return None
     try:
-        frame = pd.read_parquet(target)
+        frame = read_parquet(target)
     except Exception as exc:  # pyarrow's errors for a file that is not parquet
         raise ArgumentError(f"sweep: out {target!r} cannot be read as parquet ({type(exc).__name__}: {exc}); "
                             "resume only a file an earlier sweep wrote, or choose another file") from None

@@ -37,6 +37,8 @@ import threading
 import time
 from typing import Any, NamedTuple
 
+from .measure_process import CLOSE_S, WATCH_S, Child, MeasureProcessError, _died, _stopped
+
 #: None: for GPU workers only; True or False: for every local cluster or none (tests, and A/B comparisons in
 #: benchmarks/multi_gpu_sweep.py --handoff-control)
 ENABLED: bool | None = None
@@ -51,6 +53,80 @@ ADOPT_WAIT_S = 300.0
 CONNECT_S = 60.0
 #: the file a process writes in its folder once a worker connected (a second worker does not wait for it)
 ADOPTED_MARK = "adopted"
+#: the file a process writes in its folder when a stop signal ends it
+STOPPED_MARK = "stopped"
+
+
+class Adopted(Child):
+    """A measuring process the sweep's caller started before the cluster (:mod:`.measure_handoff`), which this
+    worker connected to: its imports and device were ready, or getting ready, before the worker was. Not
+    this process's child, so its exit status is not ours to read: a stop signal leaves a mark in the
+    hand-off's private folder instead."""
+
+    def __init__(self, conn: Any, pid: int, folder: str) -> None:   # noqa: D107 - no Popen: see Child
+        self.conn, self._pid, self.folder = conn, pid, folder
+        self._closed = False
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def alive(self) -> bool:
+        if self._closed:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return not _zombie(self.pid)
+
+    def _ended(self, exc: BaseException) -> MeasureProcessError:
+        try:
+            with open(os.path.join(self.folder, STOPPED_MARK)) as f:
+                return _stopped(self.pid, f.read().strip() or "a signal")
+        except OSError:
+            return _died(self.pid, "ended", exc)
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        deadline = time.monotonic() + CLOSE_S      # it ends on the closed socket
+        while time.monotonic() < deadline and not _gone(self.pid):
+            time.sleep(0.02)
+        if not _gone(self.pid):
+            with _suppress_lookup():
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _zombie(pid)
+
+
+class _suppress_lookup:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
+        return kind is not None and issubclass(kind, (ProcessLookupError, PermissionError))
 
 
 class Offer(NamedTuple):
@@ -73,7 +149,6 @@ def connect(offer: Offer, timeout: float = CONNECT_S) -> tuple | None:
     """(connection, pid) of the offered process, or None where it is gone, taken, or does not answer."""
     from multiprocessing.connection import AuthenticationError, Client
 
-    from .measure_process import _gone
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _gone(offer.pid) or os.path.exists(os.path.join(offer.folder, ADOPTED_MARK)):
@@ -136,7 +211,6 @@ class Handoff:
     def close(self) -> None:
         """Ends the processes no worker took at once, waits for the others (they end on their worker's
         closed connection), and removes the folders."""
-        from .measure_process import CLOSE_S
         for proc, folder in zip(self.procs, self.folders):
             if proc.poll() is None and not os.path.exists(os.path.join(folder, ADOPTED_MARK)):
                 proc.kill()
@@ -159,7 +233,7 @@ def listen_main(address: str) -> None:
     from multiprocessing.connection import Listener
 
     from .distributed_host import ENV_DEVICE
-    from .measure_process import STOPPED_MARK, WATCH_S, prepare, serve
+    from .measure_process import prepare, serve
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # as a worker's own child: its worker's shutdown ends it
     folder = os.path.dirname(address)
     key = bytes.fromhex(os.environ.pop(ENV_KEY))
@@ -217,7 +291,6 @@ def listen_main(address: str) -> None:
 
 
 def _watch_worker(pid: int) -> None:
-    from .measure_process import WATCH_S, _gone
     while not _gone(pid):
         time.sleep(WATCH_S)
     os._exit(3)          # the worker is gone: stop measuring at once (nobody will read the result)

@@ -174,82 +174,6 @@ def _died(pid: int, how: str, exc: BaseException) -> MeasureProcessError:
         f"({type(exc).__name__}); out of host or GPU memory is the usual cause: see the system log")
 
 
-class Adopted(Child):
-    """A measuring process the sweep's caller started before the cluster (:mod:`.measure_handoff`), which this
-    worker connected to: its imports and device were ready, or getting ready, before the worker was. Not
-    this process's child, so its exit status is not ours to read: a stop signal leaves a mark in the
-    hand-off's private folder instead."""
-
-    def __init__(self, conn: Any, pid: int, folder: str) -> None:   # noqa: D107 - no Popen: see Child
-        self.conn, self._pid, self.folder = conn, pid, folder
-        self._closed = False
-
-    @property
-    def pid(self) -> int:
-        return self._pid
-
-    def alive(self) -> bool:
-        if self._closed:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return not _zombie(self.pid)
-
-    def _ended(self, exc: BaseException) -> MeasureProcessError:
-        try:
-            with open(os.path.join(self.folder, STOPPED_MARK)) as f:
-                return _stopped(self.pid, f.read().strip() or "a signal")
-        except OSError:
-            return _died(self.pid, "ended", exc)
-
-    def close(self) -> None:
-        self._closed = True
-        try:
-            self.conn.close()
-        except OSError:
-            pass
-        import time
-        deadline = time.monotonic() + CLOSE_S      # it ends on the closed socket
-        while time.monotonic() < deadline and not _gone(self.pid):
-            time.sleep(0.02)
-        if not _gone(self.pid):
-            with _suppress_lookup():
-                os.kill(self.pid, signal.SIGKILL)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return _zombie(pid)
-
-
-class _suppress_lookup:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
-        return kind is not None and issubclass(kind, (ProcessLookupError, PermissionError))
-
-
-#: the file a measuring process started by the caller writes in its hand-off folder when a stop signal ends it
-STOPPED_MARK = "stopped"
-
 _lock = threading.Lock()
 _child: Child | None = None
 _adopting: threading.Thread | None = None
@@ -275,7 +199,7 @@ def prestart(device: str) -> None:
     started one for this worker before the cluster (:mod:`.measure_handoff`), connects to it in a thread
     (it prepared ``device`` on its own); else starts a child now and has it get ``device`` ready (imports,
     the CUDA context, the BLAS warm-up) while the cluster is still starting."""
-    global _child, _adopting
+    global _adopting
     from . import measure_handoff
     offer = measure_handoff.offered()
     if offer is not None:
@@ -312,7 +236,7 @@ def _adopt(offer: Any, device: str) -> None:
         return
     with _lock:
         if _adopting is me and (_child is None or not _child.alive()):
-            _child = Adopted(*got, offer.folder)
+            _child = measure_handoff.Adopted(*got, offer.folder)
             return
     got[0].close()                      # measure() gave up waiting, or a child exists: this one ends
 

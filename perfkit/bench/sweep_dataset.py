@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote
 import pandas as pd
 
 from ..errors import ArgumentError
+from ..frames.parquet_read import read_parquet
 from ..frames.schemas import SWEEP, SWEEP_LAYERS, SchemaError
 
 MARKER = "_perfkit_sweep.json"
@@ -162,7 +163,7 @@ def _partition_values(file: str) -> dict:
 def _read_file(file: str, schema: Any) -> pd.DataFrame:
     """One part file as a ``schema`` frame, its model and device taken from its folders."""
     try:
-        body = pd.read_parquet(file)
+        body = read_parquet(file)
     except Exception as exc:  # pyarrow raises many types for a foreign or damaged file
         raise ArgumentError(f"load_sweep: cannot read {file!r} as parquet ({type(exc).__name__}: {exc}); remove "
                             "it if it is not a row a sweep wrote") from None
@@ -266,7 +267,7 @@ def devices_named(frame: pd.DataFrame) -> dict:
 
 def _read_single(file: str) -> pd.DataFrame:
     try:
-        return pd.read_parquet(file)
+        return read_parquet(file)
     except Exception as exc:
         raise ArgumentError(f"load_sweep: cannot read {file!r} as parquet ({type(exc).__name__}: {exc}); pass "
                             "what pk.sweep(..., out=...) wrote") from None

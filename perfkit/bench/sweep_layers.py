@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..frames.schemas import SWEEP_LAYERS
+from ..frames.parquet_read import read_parquet
 from ..frames.stats import median_ci, median_ci_level
 
 #: profiled inferences per configuration: at least MIN, at most MAX, and no more once MAX_S seconds passed
@@ -68,13 +69,12 @@ def read_previous_layers(out: Any, done: set) -> pd.DataFrame | None:
     precision, batch size); rows of a configuration whose sweep row was never written (a sweep killed
     between the two writes) are dropped, since that configuration is measured again."""
     from ..errors import ArgumentError
-    from ..frames.schemas import SchemaError
     target = sweep_layers_path(out)
     if not os.path.exists(target):
         return None
     try:
-        frame = SWEEP_LAYERS.validate(pd.read_parquet(target))
-    except (SchemaError, OSError, ValueError) as exc:
+        frame = SWEEP_LAYERS.validate(read_parquet(target))
+    except Exception as exc:  # noqa: BLE001 - a schema mismatch, or pyarrow's errors for a damaged file
         raise ArgumentError(f"sweep: the layers file {target!r} cannot be resumed ({type(exc).__name__}: {exc}); "
                             "delete it or choose another out") from None
     keys = zip(frame["model"], frame["device"], frame["precision"], frame["batch_size"].astype(int))

@@ -18,9 +18,9 @@ import os
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import PerfkitError
+from ..frames.parquet_read import read_parquet
 from ..frames.schemas import SCHEMAS, SchemaError
 
 FORMAT = "perfkit-run"
@@ -134,7 +134,7 @@ def load_run_files(directory: Any) -> tuple[dict, dict, list]:
         if _sha256(data) != entry["sha256"]:
             raise bad(f"{entry['file']} does not match its checksum in run.json: it was corrupted or edited")
         try:
-            frame = pd.read_parquet(io.BytesIO(data))
+            frame = read_parquet(data)
         except Exception as exc:        # pyarrow raises many types for a damaged file
             raise bad(f"{entry['file']} is not a readable parquet file ({type(exc).__name__})") from None
         try:

@@ -25,9 +25,9 @@ def as_run(run: Any, what: str) -> RunData:
 
 def read_parquet(file: str, what: str, fix: str) -> Any:
     """``pandas.read_parquet(file)``; a file that cannot be read is an ArgumentError naming it and ``fix``."""
-    import pandas as pd
+    from ..frames.parquet_read import read_parquet as read_checked
     try:
-        return pd.read_parquet(file)
+        return read_checked(file)
     except Exception as exc:          # pyarrow raises many types for a missing or foreign file
         raise ArgumentError(f"{what}: cannot read {file!r} as parquet ({type(exc).__name__}: {exc}); {fix}") from None
 

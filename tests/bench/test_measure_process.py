@@ -9,6 +9,7 @@ import time
 import pytest
 
 import perfkit as pk
+from perfkit.bench import measure_handoff as mh
 from perfkit.bench import measure_process as mp
 
 FAST = {"min_time_s": 0.02, "min_iterations": 3, "rounds": 3, "max_cv_pct": 10.0}
@@ -140,7 +141,7 @@ def test_a_worker_adopts_the_process_the_caller_started_and_measures_in_it(hando
     frame = mp.measure(_payload(), None)
     child = mp._child
     try:
-        assert isinstance(child, mp.Adopted) and child.pid == handoff.procs[0].pid
+        assert isinstance(child, mh.Adopted) and child.pid == handoff.procs[0].pid
         assert frame["error"].iloc[0] == "" and frame["model"].iloc[0] == "tiny_m"
         assert mp.measure(_payload(batch=4), None)["batch_size"].iloc[0] == 4 and mp._child is child
     finally:
@@ -161,7 +162,7 @@ def test_a_second_worker_offered_a_taken_process_starts_its_own_child(handoff):
 def _adopted(handoff):
     from perfkit.bench import measure_handoff as mh
     conn, pid = mh.connect(_offer(handoff))
-    return mp.Adopted(conn, pid, _offer(handoff).folder)
+    return mh.Adopted(conn, pid, _offer(handoff).folder)
 
 
 @pytest.mark.parametrize("sig, said, interrupted", [

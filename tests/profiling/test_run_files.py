@@ -242,3 +242,24 @@ def test_mutated_run_directories(saved, tmp_path):
     assert not raw, f"{len(raw)} raw exceptions, e.g. {raw[:5]}"
     assert not silent, f"{len(silent)} edits without new checksums loaded, e.g. {silent[:5]}"
     assert refused > 150 and loaded > 10, (refused, loaded)
+
+
+def test_a_string_damaged_inside_a_parquet_file_is_refused_as_it_loads(saved, tmp_path):
+    # a flipped byte inside a string leaves invalid UTF-8 that pandas reads without complaint and that failed
+    # later, where the string was first used, with pyarrow's ArrowException (found by the mutation test above)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    d = _copy(saved, tmp_path)
+    p = d / "layers.parquet"
+    frame = pd.read_parquet(p)
+    # written plain (no compression, no dictionary, no statistics), so that the byte flipped is in a value
+    pq.write_table(pa.Table.from_pandas(frame), p, compression="NONE", use_dictionary=False, write_statistics=False)
+    raw = bytearray(p.read_bytes())
+    name = str(frame["layer"].iloc[0]).encode()
+    at = raw.find(name)
+    assert at >= 0
+    raw[at + 1] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    _write_info(d, _info(d), recompute=True)          # an editor that refreshed the checksums
+    with pytest.raises(pk.PerfkitError, match="layers.parquet is not a readable parquet file"):
+        _use(d)
