@@ -19,14 +19,16 @@ configuration out of the dataset as an exit status does for a worker's own child
 its worker closes the connection, when the caller ends, or when no worker came within
 :data:`ADOPT_WAIT_S`; the caller ends those still running when it closes the cluster.
 
-Used for GPU workers on Linux (:data:`ENABLED`; the liveness checks read ``/proc``): there the measuring process's start is long (perfkit and CuPy, the
-CUDA context, cuBLAS, cuBLASLt and cuDNN) and the hosts have cores to spare. CPU workers start their own
+Used for GPU workers on Linux (:data:`ENABLED`; the liveness checks read ``/proc``): there the measuring
+process's start is long (perfkit and CuPy, the CUDA context, cuBLAS, cuBLASLt and cuDNN) and the hosts have
+cores to spare. CPU workers start their own
 child as before: on the 2-core dev machine, starting the measuring processes beside the scheduler and the
 workers delayed a 2-worker CPU sweep's first row (median of 8: 1.83 s against 1.62 s, 2026-11-30).
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -58,7 +60,7 @@ STOPPED_MARK = "stopped"
 
 
 class Adopted(Child):
-    """A measuring process the sweep's caller started before the cluster (:mod:`.measure_handoff`), which this
+    """A measuring process the sweep's caller started before the cluster (this module's), which this
     worker connected to: its imports and device were ready, or getting ready, before the worker was. Not
     this process's child, so its exit status is not ours to read: a stop signal leaves a mark in the
     hand-off's private folder instead."""
@@ -72,15 +74,7 @@ class Adopted(Child):
         return self._pid
 
     def alive(self) -> bool:
-        if self._closed:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return not _zombie(self.pid)
+        return not self._closed and not _gone(self.pid)
 
     def _ended(self, exc: BaseException) -> MeasureProcessError:
         try:
@@ -99,7 +93,7 @@ class Adopted(Child):
         while time.monotonic() < deadline and not _gone(self.pid):
             time.sleep(0.02)
         if not _gone(self.pid):
-            with _suppress_lookup():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.pid, signal.SIGKILL)
 
 
@@ -119,14 +113,6 @@ def _gone(pid: int) -> bool:
     except PermissionError:
         return False
     return _zombie(pid)
-
-
-class _suppress_lookup:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
-        return kind is not None and issubclass(kind, (ProcessLookupError, PermissionError))
 
 
 class Offer(NamedTuple):
@@ -278,7 +264,7 @@ def listen_main(address: str) -> None:
         return
     try:
         kind, worker = conn.recv()
-    except (EOFError, OSError, ValueError):
+    except (EOFError, OSError, ValueError, TypeError):
         return
     if kind != "worker":
         return
