@@ -195,8 +195,7 @@ def start_local_cluster(workers: list) -> tuple:
 
     from distributed import Client, Nanny, Scheduler
 
-    from . import measure_process
-    from . import measure_handoff
+    from . import measure_handoff, measure_process
     from .worker_prepare import PerfkitCluster, PrepareMeasuring
     dashboard = importlib.util.find_spec("bokeh") is not None
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
