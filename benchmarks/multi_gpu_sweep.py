@@ -138,15 +138,12 @@ def _agreement(one, many) -> tuple:
 def _told_apart(one, many) -> str:
     """What perfkit's compare() says of the two sweeps: configurations whose ratio's 95% interval excludes 1
     and which are at least 3% apart (its 'differ significantly'), out of those compared."""
-    from perfkit.frames.stats import RATIO_NOISE_PCT, ratio_from_intervals   # compare()'s rule, without ipywidgets
+    from perfkit.frames.stats import RATIO_NOISE_PCT, ratio_from_intervals, ratio_significant
     m = one.merge(many, on=["model", "precision", "batch_size"], suffixes=("_a", "_b"))
     cols = ("latency_median_ms", "latency_ci_low_ms", "latency_ci_high_ms")
-    apart, ratios = 0, []
-    for _, r in m.iterrows():
-        ratio, lo, hi = ratio_from_intervals(*(float(r[f"{c}_{s}"]) for s in "ab" for c in cols))
-        ratios.append(ratio)
-        apart += bool(np.isfinite(lo) and np.isfinite(hi) and (hi < 1 or lo > 1)
-                      and abs(ratio - 1) * 100 >= RATIO_NOISE_PCT)
+    got = [ratio_from_intervals(*(float(r[f"{c}_{s}"]) for s in "ab" for c in cols)) for _, r in m.iterrows()]
+    ratios = [g[0] for g in got]
+    apart = int(ratio_significant(*zip(*got)).sum()) if got else 0
     return (f"compare() tells apart {apart} of {len(m)} (interval excludes 1 and at least {RATIO_NOISE_PCT:g}% "
             f"apart); median ratio {float(np.nanmedian(ratios)) if ratios else float('nan'):.3f}")
 

@@ -141,6 +141,16 @@ def ratio_from_intervals(a_ms: float, a_lo: float, a_hi: float, b_ms: float, b_l
     return ratio, ratio * math.exp(-z * se), ratio * math.exp(z * se)
 
 
+def ratio_significant(ratio: Any, low: Any, high: Any) -> Any:
+    """Whether ratios b/a differ (element-wise over arrays or Series): the interval is known, excludes 1, and
+    the ratio is at least :data:`RATIO_NOISE_PCT` % from 1 (a smaller difference is noise even when its
+    interval excludes 1). The one rule ``compare`` and the benchmarks count by."""
+    r, lo, hi = (np.asarray(v, dtype=np.float64) for v in (ratio, low, high))
+    known = np.isfinite(lo) & np.isfinite(hi)
+    excludes = known & ((hi < 1) | (lo > 1))
+    return excludes & (np.abs(r - 1) * 100 >= RATIO_NOISE_PCT)
+
+
 def _ci_low(samples: Any) -> float:
     return median_ci(samples)[0]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..frames.stats import RATIO_NOISE_PCT as NOISE_PCT
-from ..frames.stats import bootstrap_ratio, ratio_from_intervals
+from ..frames.stats import bootstrap_ratio, ratio_from_intervals, ratio_significant
 
 
 def verdicts(table: pd.DataFrame, labels: tuple) -> pd.DataFrame:
@@ -20,7 +20,7 @@ def verdicts(table: pd.DataFrame, labels: tuple) -> pd.DataFrame:
     known = lo.notna() & hi.notna()
     excludes = known & ((hi < 1) | (lo > 1))
     noise = (r - 1).abs() * 100 < NOISE_PCT
-    table["significant"] = excludes & ~noise
+    table["significant"] = ratio_significant(r, lo, hi)
     words = []
     for ratio, k, ex, small in zip(r, known, excludes, noise):
         times = f"{labels[1]} takes {ratio:.2f}x the time of {labels[0]}"
