@@ -177,6 +177,11 @@ def test_configurations_of_engines_the_builder_chose_differently_are_named():
     assert (t.drop(16, level="batch_size")["engine"] == "same").all()
     assert "4 of 12 configurations ran engines whose builder chose other tactics" in c.note.value
     assert "timing_cache" in c.note.value
+    ax = c.figure.axes[0]
+    hollow = [lbl.get_text().endswith("other engine") for lbl in ax.get_yticklabels()]
+    faces = [cont.lines[0].get_markerfacecolor() for cont in ax.containers]
+    assert hollow == list(t["engine"] == "other") and sum(hollow) == 4
+    assert [f == "white" for f in faces] == hollow and "hollow: configurations whose engines differ" in ax.get_title()
     # rows recorded before tactics_id existed say nothing either way
     old = compare(sweep_frame(), b, labels=("old", "new"))
     assert "engine" not in old.table.columns and "other tactics" not in old.note.value
