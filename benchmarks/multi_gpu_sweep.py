@@ -3,7 +3,7 @@
 Usage:  python3 benchmarks/multi_gpu_sweep.py [--models mnist_mlp,lenet,resnet_small,transformer_encoder]
             [--batches 1,8,32,128,256] [--precisions fp32,fp16] [--min-time 0.5] [--skip-client]
             [--skip-drift] [--pairs N] [--cpu N] [--method-control] [--chip-control] [--timing-cache]
-            [--skip-warmup]
+            [--skip-warmup] [--trace]
 
 The default is close to the issue's case: the sample networks over 5 batch sizes x 2 precisions (40
 configurations; bf16 is left out by default because CUDA devices keep bf16-allowed layers in fp32, so those
@@ -15,7 +15,8 @@ Needs only perfkit and dask[distributed] (no network: the local cluster listens 
 
 1. A warm-up sweep on cuda:0 in a separate process (every configuration once, untimed here), so that
    CuPy's on-disk kernel cache holds every kernel before anything is timed and neither run pays for
-   compiling (a warm-up at the smallest batch only left kernels of other shapes to the first timed run).
+   compiling (a warm-up at the smallest batch only left kernels of other shapes to the first timed run);
+   it also imports Dask distributed, so that its bytecode is compiled as an installed package's is.
 2. The sweep on one GPU: ``pk.sweep(nets, device="cuda:0")`` in this process (what a user runs without
    this feature), timed end to end.
 3. The sweep on every GPU: ``pk.sweep(nets, devices="all", out=FOLDER)``, timed end to end, including the
@@ -169,7 +170,10 @@ def _agreement_split(m) -> str:
 
 def main() -> None:
     import perfkit as pk
+    from perfkit.bench import sweep_trace
     from perfkit.bench.distributed import resolve_devices, start_local_cluster
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import sweep_timeline
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="mnist_mlp,lenet,resnet_small,transformer_encoder")
     p.add_argument("--batches", default="1,8,32,128,256")
@@ -190,6 +194,8 @@ def main() -> None:
     p.add_argument("--handoff-control", type=int, default=0, metavar="N", help="also N alternating pairs of the "
                    "all-devices sweep with and without measuring processes started by the caller before the cluster "
                    "(perfkit.bench.measure_handoff): wall time and each device's first row")
+    p.add_argument("--trace", action="store_true", help="record the first all-devices sweep's events in every "
+                   "process (perfkit.bench.sweep_trace) and print where its start, steady state and end go")
     p.add_argument("--skip-warmup", action="store_true", help="leave out the warm-up (CuPy's kernel cache is "
                    "already filled on this machine)")
     a = p.parse_args()
@@ -223,15 +229,27 @@ def main() -> None:
     try:
         if not a.skip_warmup or cache:
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import perfkit as pk; pk.sweep([pk.models.SAMPLES[m]() for m in "
+            # `import distributed`: where Dask was installed without its bytecode compiled (pip --no-compile, as the
+            # device's set-up does), the first process to import it compiles it, which an installed Dask never
+            # pays; this process does it here, not the first all-devices sweep
+            subprocess.run([sys.executable, "-c", "import distributed, perfkit as pk; "
+                            "pk.sweep([pk.models.SAMPLES[m]() for m in "
                             f"{a.models.split(',')!r}], batch_sizes={batches!r}, precisions={precisions!r}, "
                             f"device={single.spec!r}, min_time_s=0.0, min_iterations=1, progress=False, "
                             f"timing_cache={cache!r})"], check=True)
             print(f"{'warm-up, another process (kernel cache' + (', timing cache' if cache else '') + ')':<44} "
                   f"{time.perf_counter() - t0:8.1f} s", flush=True)
         one_a, t_one_a = _sweep_timed("one device (in this process)", nets, device=single, **common)
-        many, t_many = _sweep_timed(f"devices={devices!r} (cluster start included)", nets, devices=devices,
-                                    out=os.path.join(tmp, "all"), **common)
+        trace = os.path.join(tmp, "trace.jsonl") if a.trace else None
+        if trace:
+            os.environ[sweep_trace.ENV] = trace
+        try:
+            many, t_many = _sweep_timed(f"devices={devices!r} (cluster start included)", nets, devices=devices,
+                                        out=os.path.join(tmp, "all"), **common)
+        finally:
+            os.environ.pop(sweep_trace.ENV, None)
+        if trace:
+            print(sweep_timeline.summary(sweep_trace.read(trace)), flush=True)
         warm = t_warm = None
         if not a.skip_client:
             t0 = time.perf_counter()

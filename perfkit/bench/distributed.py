@@ -48,18 +48,34 @@ from typing import Any
 
 from ..errors import ArgumentError, DeviceError, PerfkitError
 from .distributed_host import ENV_CORES, ENV_DEVICE, core_ranges, split_cores, usable_cores
+from .sweep_trace import mark
 
 
 class ClusterDependencyError(PerfkitError, ImportError):
     """Dask distributed is not installed (``pip install 'perfkit[cluster]'``)."""
 
 
-def require_dask(what: str) -> None:
+def require_dask(what: str, dataframe: bool = False) -> None:
+    """Refuses ``what`` where Dask distributed (and with ``dataframe``, dask.dataframe) is not installed.
+    A sweep only looks for the package: importing Dask (about a second on a first call, longer where its
+    bytecode is not compiled yet) then overlaps the start of the measuring processes (start_local_cluster)."""
+    import importlib.util
     try:
-        import dask.dataframe  # noqa: F401
-        import distributed  # noqa: F401
+        if dataframe:
+            import dask.dataframe  # noqa: F401
+        if importlib.util.find_spec("distributed") is None:
+            raise ImportError("No module named 'distributed'")
     except ImportError as exc:
         raise ClusterDependencyError(f"{what} needs Dask distributed ({exc}): pip install 'perfkit[cluster]'") from None
+
+
+def _import_distributed(what: str) -> Any:
+    """Dask distributed, imported; an installation that fails to import is the extra's error."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ClusterDependencyError(f"{what} needs Dask distributed ({exc}): pip install 'perfkit[cluster]'") from None
+    return distributed
 
 
 def is_client(x: Any) -> bool:
@@ -137,8 +153,10 @@ def resolve_devices(devices: Any) -> list:
 #: Dask settings of perfkit's own workers: a worker's statistical profiler samples every thread's stack every
 #: 10 ms and its event loop checks its health every 20 ms, each taking the GIL from the thread that times
 #: host-bound configurations (a few tens of microseconds a call); perfkit's workers run no Dask profile.
+#: Nor do they poll NVML for Dask's dashboard (its system monitor would query the GPU being timed every few
+#: seconds, and initialises NVML as the worker starts): perfkit samples the GPU's clocks itself.
 QUIET_WORKER = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
-                "distributed.admin.system-monitor.interval": "5s"}
+                "distributed.admin.system-monitor.interval": "5s", "distributed.diagnostics.nvml": False}
 
 
 #: times a configuration whose measuring process was stopped by an interrupt or a shutdown (its worker
@@ -193,25 +211,33 @@ def start_local_cluster(workers: list) -> tuple:
     ``workers`` ((label, environment)), each started with its environment. Returns (cluster, client)."""
     import importlib.util
 
-    from distributed import Client, Nanny, Scheduler
-
     from . import measure_handoff, measure_process
-    from .worker_prepare import PerfkitCluster, PrepareMeasuring
-    dashboard = importlib.util.find_spec("bokeh") is not None
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
-                                               "dashboard_address": "127.0.0.1:0"}}
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise DeviceError(_UNGUARDED + " (this process is such a worker, starting)")
     restore = {measure_process.ENV_RESTORE: _caller_settings(workers)}
     workers = [(label, {**env, **restore}) for label, env in workers]
-    # each worker's measuring process first: its imports and device overlap the cluster's start (measure_handoff)
+    # each worker's measuring process first: its imports and device overlap this process's import of Dask and the
+    # cluster's start (measure_handoff)
     handoff = None
     if measure_process.ENABLED and measure_handoff.wanted(workers):
         try:
             handoff = measure_handoff.Handoff(workers)
+            mark("measuring processes started", pids=[p.pid for p in handoff.procs])
         except OSError as exc:      # only a head start: the workers start their own children
             logging.getLogger("perfkit").warning("sweep: measuring processes not started before the cluster (%s); "
                                                  "each worker starts its own", exc)
+    try:
+        distributed = _import_distributed("sweep(devices=...)")
+        from .worker_prepare import PerfkitCluster, PrepareMeasuring
+    except BaseException:
+        if handoff is not None:
+            handoff.close()
+        raise
+    mark("Dask imported")
+    Client, Nanny, Scheduler = distributed.Client, distributed.Nanny, distributed.Scheduler
+    dashboard = importlib.util.find_spec("bokeh") is not None
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
+                                               "dashboard_address": "127.0.0.1:0"}}
     specs = {f"perfkit-{i}-{label}": {"cls": Nanny, "options": {
         "host": "127.0.0.1", "nthreads": 1, "env": {**env, **(handoff.env[i] if handoff else {})},
         "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
@@ -220,6 +246,7 @@ def start_local_cluster(workers: list) -> tuple:
     try:
         cluster = PerfkitCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
         cluster.handoff = handoff
+        mark("cluster started")
     except BaseException as exc:  # ports, process start-up: Dask's own error, named and explained
         if handoff is not None:
             handoff.close()
@@ -233,6 +260,7 @@ def start_local_cluster(workers: list) -> tuple:
                           "dask.distributed.Client of a cluster you started, or sweep without devices=") from exc
     try:
         client = Client(cluster)
+        mark("client connected")
     except BaseException:
         cluster.close()
         raise
@@ -250,6 +278,7 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
     from .rounds import sweep_disturbances
     from .sweep import _combined
     require_dask("sweep(devices=...)")
+    mark("sweep called")
     target = os.fspath(out) if out is not None else None
     previous = prev_layers = None
     if resume and target is not None and data.is_sweep_dataset(target):
@@ -276,6 +305,7 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
     layer_rows: list = []
     futures: dict = {}
     order: dict = {}
+    collected = False
     try:
         if workers is None:
             kind = _cluster_kind(client, device)
@@ -287,11 +317,13 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
                   flush=True)
         order = {(nets[i].name, p, b): n for n, (i, p, b) in enumerate(todo)}
         shipped = [client.scatter(net, broadcast=True, hash=False) for net in nets] if todo else []
+        mark("networks scattered")
         for rank, (i, p, b) in enumerate(largest_first(nets, todo)):
             f = client.submit(run_config, shipped[i], p, b, opts, target, token, run_id, device, layers, pure=False,
                               key=f"perfkit-sweep-{run_id}-{i}-{p}-b{b}", priority=len(todo) - rank,
                               retries=INTERRUPT_RETRIES)
             futures[f] = (nets[i].name, p, b)
+        mark("tasks submitted", n=len(futures))
         try:
             if futures:
                 _collect(client, futures, target, run_id, kind, show, on_row, layers, rows, layer_rows,
@@ -302,24 +334,45 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
             print(f"perfkit sweep interrupted: at least {len(rows)} of {len(futures)} configurations {where}",
                   file=sys.stderr, flush=True)
             raise
+        collected = True
     finally:
+        mark("results collected")
         for f in futures:
             f.release()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-            with contextlib.suppress(Exception):
-                cluster.close()
-    rows.sort(key=lambda r: order.get((r["model"], r["precision"], int(r["batch_size"])), len(order)))
-    attrs = {"run_id": run_id, "device": kind, "device_name": kind, "max_cv_pct": opts["max_cv_pct"],
-             "devices": "client" if workers is None else "local cluster"}
-    frame = _combined(SWEEP, previous, rows, attrs)
-    attrs.update(data.devices_named(frame))             # GPU or CPU names, as load_sweep gives them
-    frame.attrs.update(attrs)
-    frame.attrs["disturbances"] = sweep_disturbances(frame, opts["max_cv_pct"])
-    if layers:
-        return frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)
-    return frame
+        # perfkit's own cluster closes (its processes end, the GPUs are free) while the frame is assembled; where
+        # the sweep failed, before the error goes on
+        closing = _close_local(client, cluster) if cluster is not None else None
+        if closing is not None and not collected:
+            closing.join()
+    try:
+        rows.sort(key=lambda r: order.get((r["model"], r["precision"], int(r["batch_size"])), len(order)))
+        attrs = {"run_id": run_id, "device": kind, "device_name": kind, "max_cv_pct": opts["max_cv_pct"],
+                 "devices": "client" if workers is None else "local cluster"}
+        frame = _combined(SWEEP, previous, rows, attrs)
+        attrs.update(data.devices_named(frame))             # GPU or CPU names, as load_sweep gives them
+        frame.attrs.update(attrs)
+        frame.attrs["disturbances"] = sweep_disturbances(frame, opts["max_cv_pct"])
+        result = (frame, _combined(SWEEP_LAYERS, prev_layers, layer_rows, attrs)) if layers else frame
+    finally:
+        if closing is not None:
+            closing.join()
+    mark("sweep returns")
+    return result
+
+
+def _close_local(client: Any, cluster: Any) -> Any:
+    """Closes perfkit's local cluster (and ``client``, connected to it) in a thread: returns the thread."""
+    import threading
+
+    def close() -> None:
+        with contextlib.suppress(Exception):
+            client.close()
+        with contextlib.suppress(Exception):
+            cluster.close()
+        mark("cluster closed")
+    closing = threading.Thread(target=close, name="perfkit-close-cluster")
+    closing.start()
+    return closing
 
 
 def _cluster_kind(client: Any, device: Any) -> str:
@@ -480,6 +533,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
     from . import sweep_dataset as data
     from .distributed_host import exclusive, pin_from_env, worker_label
     from .sweep import failed_row, sweep_local
+    mark("task started", config=f"{net.name} {precision} b{batch}")
     label = os.environ.get(ENV_DEVICE)
     local = local_device_spec(device)
     visible = out is not None and data.is_sweep_dataset(out) and data.dataset_token(out) == token
@@ -500,7 +554,9 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
                    "layers": layers, "run_id": run_id, "label": label}
         with exclusive(dev, uuid_):
             if report is not None and measure_process.ENABLED:   # in a Dask worker: in its child, away from its loop
+                mark("configuration sent")
                 got = measure_process.measure(payload, report)
+                mark("configuration measured")
             else:
                 got = sweep_local([net], [batch], [precision], dev, opts["min_time_s"], opts["min_iterations"], None,
                                   None, opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label,
@@ -517,6 +573,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
         return {"rows": frame.to_dict("records"), "layers": [] if lay is None else lay.to_dict("records"),
                 "written": False}
     rows, mine = data.write_config(out, frame, lay)
+    mark("row written")
     if mine or not layers:
         return {"rows": rows, "layers": lay.to_dict("records") if mine and lay is not None else [], "written": True}
     found = data.find_config(out, net.name, data.device_kind(str(rows[0]["device"])), precision, batch)

@@ -40,6 +40,7 @@ import time
 from typing import Any, NamedTuple
 
 from .measure_process import CLOSE_S, WATCH_S, Child, MeasureProcessError, _died, _stopped
+from .sweep_trace import as_measuring, mark
 
 #: None: for GPU workers only; True or False: for every local cluster or none (tests, and A/B comparisons in
 #: benchmarks/multi_gpu_sweep.py --handoff-control)
@@ -221,6 +222,8 @@ def listen_main(address: str) -> None:
     from .distributed_host import ENV_DEVICE
     from .measure_process import prepare, serve
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # as a worker's own child: its worker's shutdown ends it
+    as_measuring()
+    mark("measuring process running", started_by="caller")
     folder = os.path.dirname(address)
     key = bytes.fromhex(os.environ.pop(ENV_KEY))
 
@@ -247,6 +250,7 @@ def listen_main(address: str) -> None:
     def accept() -> None:
         try:
             got["conn"] = listener.accept()
+            mark("worker connected")
             open(os.path.join(folder, ADOPTED_MARK), "w").close()
         except Exception:  # noqa: BLE001 - a failed handshake: the worker starts a child of its own
             pass
@@ -258,6 +262,7 @@ def listen_main(address: str) -> None:
         prepare("cuda:0" if os.environ.get(ENV_DEVICE, "").startswith("cuda") else "cpu")
     except Exception:  # noqa: BLE001 - the first configuration meets the same failure and reports it
         pass
+    mark("prepared")
     waiting.join(ADOPT_WAIT_S)
     conn = got.get("conn")
     if conn is None:

@@ -40,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import PerfkitError
+from .sweep_trace import as_measuring, mark
 
 #: seconds between a child's checks that the worker that started it is still there
 WATCH_S = 0.2
@@ -231,12 +232,14 @@ def _adopt(offer: Any, device: str) -> None:
     except Exception:  # noqa: BLE001 - whatever went wrong, the worker's own child measures instead
         got = None
     if got is None:
+        mark("measuring process not adopted")
         if _adopting is me:
             _start(device)
         return
     with _lock:
         if _adopting is me and (_child is None or not _child.alive()):
             _child = measure_handoff.Adopted(*got, offer.folder)
+            mark("measuring process adopted", measuring_pid=got[1])
             return
     got[0].close()                      # measure() gave up waiting, or a child exists: this one ends
 
@@ -323,6 +326,8 @@ def main(fd: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the worker's shutdown ends this process (the closed
     # socket, or the parent watch), so an interrupt here would only add a traceback and fail the configuration
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    as_measuring()
+    mark("measuring process running", started_by="worker")
     conn = Connection(fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="perfkit-watch-parent").start()
     serve(conn)
@@ -347,13 +352,16 @@ def serve(conn: Any) -> None:
                 prepare(payload)
             except Exception:  # noqa: BLE001 - the first configuration meets the same failure and reports it
                 pass
+            mark("prepared")
             continue
         try:
             if kind != "measure":
                 send("error", f"ProtocolError: unknown request {kind!r}")
                 continue
             try:
+                mark("configuration received")
                 result = run(payload, lambda: send("slice", None))
+                mark("configuration done")
             except _Lost:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure goes back as the configuration's error
@@ -364,9 +372,23 @@ def serve(conn: Any) -> None:
             return
 
 
+def _exit_now() -> None:
+    """Ends this process once its worker is done with it, without the interpreter's clean-up: nothing is left
+    to save, and freeing the device's memory pools and libraries one object at a time only delays the
+    worker's, and so the sweep's, close."""
+    mark("measuring process exits")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream: nothing to flush
+            pass
+    os._exit(0)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--listen":
         from .measure_handoff import listen_main
         listen_main(sys.argv[2])
     else:
         main(int(sys.argv[1]))
+    _exit_now()

@@ -275,7 +275,7 @@ def _read_single(file: str) -> pd.DataFrame:
 
 def _lazy(root: str, schema: Any) -> Any:
     from .distributed import require_dask
-    require_dask("load_sweep(dask=True)")
+    require_dask("load_sweep(dask=True)", dataframe=True)
     import dask.dataframe as dd
     files = _files(root, schema)
     if not files:

@@ -20,6 +20,10 @@ from typing import Any
 
 from distributed import SpecCluster, WorkerPlugin
 
+from .sweep_trace import mark
+
+mark("worker_prepare imported")     # in a worker: as its spec is unpickled, early in its process's start
+
 
 class PerfkitCluster(SpecCluster):
     """perfkit's local cluster: closing it also ends the measuring processes started for its workers
@@ -43,6 +47,7 @@ class PrepareMeasuring(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         from . import measure_process
         from .distributed import local_device_spec
+        mark("worker plugin setup", process_started=_started())
         spec = local_device_spec(None)
         if threading.current_thread() is threading.main_thread():
             # Ctrl-C reaches every process of the terminal's group: the caller's interrupt closes the cluster,
@@ -62,3 +67,19 @@ def _device(spec: str) -> None:
         get_device(spec)
     except Exception:  # noqa: BLE001 - the first configuration meets the same failure and reports it
         pass
+    mark("worker device ready")
+
+
+def _started() -> float | None:
+    """When this process started (wall clock, to a clock tick), for the trace: its start after boot from
+    ``/proc/self/stat`` against the boot clock (psutil's create_time counts from a boot time rounded to the
+    second)."""
+    import os
+    import time
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - age
+    except (OSError, ValueError, IndexError, AttributeError):   # not Linux: the trace does without it
+        return None
