@@ -24,7 +24,7 @@ def summary(trace: pd.DataFrame) -> str:
     s = trace.assign(s=trace["t"] - t0)
     lines = ["start (s after the call):"]
     caller = s[s["role"] == "caller"]
-    for ev in ("measuring processes started", "cluster started", "client connected", "networks scattered",
+    for ev in ("measuring processes started", "Dask imported", "worker_prepare imported", "cluster started", "client connected", "networks scattered",
                "tasks submitted"):
         got = caller[caller["event"] == ev]
         if len(got):
@@ -39,7 +39,7 @@ def summary(trace: pd.DataFrame) -> str:
         first = {e: float(g.loc[g["event"] == e, "s"].iloc[0]) for e in g["event"].unique()}
         born = g["process_started"].dropna() if "process_started" in g else pd.Series(dtype=float)
         parts = [f"process {float(born.iloc[0]) - t0:.2f}"] if len(born) else []
-        parts += [f"{e} {first[e]:.2f}" for e in ("worker plugin setup", "measuring process adopted",
+        parts += [f"{e} {first[e]:.2f}" for e in ("worker_prepare imported", "worker plugin setup", "measuring process adopted",
                                                    "measuring process not adopted", "worker device ready",
                                                    "task started", "configuration sent", "configuration measured",
                                                    "row written") if e in first]

@@ -484,6 +484,44 @@ def test_local_workers_start_their_measuring_child_with_the_worker():
     _assert_callers_settings(settings)
 
 
+_FRESH = """
+import json, os, sys
+from perfkit.bench import distributed as dist
+
+def settings():
+    from perfkit.bench import measure_process
+    if measure_process._adopting is not None:
+        measure_process._adopting.join()
+    with open(f"/proc/{measure_process._child.pid}/environ", "rb") as f:
+        theirs = dict(kv.split("=", 1) for kv in f.read().decode().split("\\0") if "=" in kv)
+    names = ("MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED", "OMP_NUM_THREADS")
+    return {n: os.environ.get(n) for n in names}, {n: theirs.get(n) for n in names}
+
+assert "distributed" not in sys.modules
+cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+try:
+    print(json.dumps(c.run(settings)))
+finally:
+    c.close()
+    cluster.close()
+"""
+
+
+def test_a_first_cluster_in_a_fresh_process_gives_the_measuring_children_the_callers_settings():
+    # Dask's worker settings are known only once Dask is imported, which start_local_cluster does after starting
+    # the measuring processes (so that the import overlaps their start): the workers' own children must still get
+    # the caller's values back, in a process that had not imported Dask before
+    import json
+    import subprocess
+    # started with this test process's own starting environment: earlier clusters of this process wrote Dask's
+    # settings into its os.environ
+    env = {**_started_with(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run([sys.executable, "-c", _FRESH], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    settings = json.loads(out.stdout.strip().splitlines()[-1])
+    _assert_callers_settings({w: tuple(v) for w, v in settings.items()})
+
+
 def test_local_workers_measure_in_processes_the_caller_started_before_the_cluster(monkeypatch):
     # started before the cluster, each with its worker's environment, and taken by the worker as it starts: their
     # imports and device overlap the cluster's start (measure_handoff); closing the cluster ends them
