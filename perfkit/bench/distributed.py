@@ -221,14 +221,13 @@ def start_local_cluster(workers: list) -> tuple:
     from . import measure_handoff, measure_process
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise DeviceError(_UNGUARDED + " (this process is such a worker, starting)")
-    asked = workers
     # each worker's measuring process first: its imports and device overlap this process's import of Dask and the
     # cluster's start (measure_handoff). Before Dask's import its settings are unknown (_caller_settings), but
     # then no nanny of this process has written them into its environment either: the map is complete for these
     handoff = None
     if measure_process.ENABLED and measure_handoff.wanted(workers):
         try:
-            handoff = measure_handoff.Handoff(_with_restore(asked))
+            handoff = measure_handoff.Handoff(_with_restore(workers))
             mark("measuring processes started", pids=[p.pid for p in handoff.procs])
         except OSError as exc:      # only a head start: the workers start their own children
             logging.getLogger("perfkit").warning("sweep: measuring processes not started before the cluster (%s); "
@@ -241,7 +240,7 @@ def start_local_cluster(workers: list) -> tuple:
             handoff.close()
         raise
     mark("Dask imported")
-    workers = _with_restore(asked)        # with Dask's settings known now, for the workers' own children
+    workers = _with_restore(workers)      # with Dask's settings known now, for the workers' own children
     Client, Nanny, Scheduler = distributed.Client, distributed.Nanny, distributed.Scheduler
     dashboard = importlib.util.find_spec("bokeh") is not None
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
