@@ -33,13 +33,14 @@ def role() -> str:
 _measuring = False
 
 
-def mark(event: str, **fields: Any) -> None:
-    """Appends ``event`` (with ``fields``) to the trace file, if there is one; never raises."""
+def mark(event: str, who: str | None = None, **fields: Any) -> None:
+    """Appends ``event`` (with ``fields``) to the trace file, if there is one; never raises. ``who``: the
+    process's role where :func:`role` cannot tell it yet (a worker before its environment is set)."""
     path = os.environ.get(ENV)
     if not path:
         return
     try:
-        line = json.dumps({"t": time.time(), "pid": os.getpid(), "role": role(), "event": event, **fields},
+        line = json.dumps({"t": time.time(), "pid": os.getpid(), "role": who or role(), "event": event, **fields},
                           default=str) + "\n"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:

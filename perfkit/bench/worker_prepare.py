@@ -14,6 +14,7 @@ starts (it needs Dask distributed).
 """
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import threading
 from typing import Any
@@ -22,7 +23,9 @@ from distributed import SpecCluster, WorkerPlugin
 
 from .sweep_trace import mark
 
-mark("worker_prepare imported")     # in a worker: as its spec is unpickled, early in its process's start
+# in a worker, as Dask's nanny hands it its spec (before the worker's environment is set): how long its imports took
+if getattr(multiprocessing.current_process(), "_inheriting", False):     # a spawned process, unpickling its task
+    mark("worker_prepare imported", who="worker")
 
 
 class PerfkitCluster(SpecCluster):
