@@ -3,7 +3,7 @@
 Usage:  PERFKIT_SWEEP_TRACE=/tmp/trace.jsonl python3 my_sweep.py; python3 benchmarks/sweep_timeline.py /tmp/trace.jsonl
         (benchmarks/multi_gpu_sweep.py --trace does both for its first all-devices sweep)
 
-Prints, in seconds after the sweep's call: the caller's steps (measuring processes, cluster, client, tasks),
+Prints, for the last sweep in the trace, in seconds after its first step ("sweep called"): the caller's steps (measuring processes, cluster, client, tasks),
 each measuring process's start and readiness, each worker's process start, plugin, hand-off and first task;
 then per worker the time between configurations that is not the measuring process's (the dispatch of the
 next task, the hand-over of the configuration and of its result, the row's write); then the end (last row,
@@ -20,11 +20,14 @@ import pandas as pd
 def summary(trace: pd.DataFrame) -> str:
     if trace.empty or "sweep called" not in set(trace["event"]):
         return "trace: no sweep in it"
-    t0 = float(trace.loc[trace["event"] == "sweep called", "t"].iloc[0])
-    s = trace.assign(s=trace["t"] - t0)
-    lines = ["start (s after the call):"]
+    calls = trace.loc[trace["event"] == "sweep called", "t"]
+    t0 = float(calls.iloc[-1])              # the file is appended to: the last sweep in it (its workers are new)
+    s = trace[trace["t"] >= t0]
+    s = s.assign(s=s["t"] - t0)
+    lines = [f"the last of {len(calls)} sweeps in the trace" if len(calls) > 1 else "one sweep in the trace",
+             "start (s after sweep_distributed's first step, 'sweep called'):"]
     caller = s[s["role"] == "caller"]
-    for ev in ("measuring processes started", "Dask imported", "worker_prepare imported", "cluster started", "client connected", "networks scattered",
+    for ev in ("measuring processes started", "Dask imported", "cluster started", "client connected", "networks scattered",
                "tasks submitted"):
         got = caller[caller["event"] == ev]
         if len(got):
@@ -70,7 +73,7 @@ def summary(trace: pd.DataFrame) -> str:
             continue
         over = np.array(gaps) if gaps else np.array([0.0])
         lines.append(f"  worker pid {pid}: {len(measured)} configurations; between tasks {np.median(over) * 1e3:.1f} ms "
-                     f"(sum {over.sum():.2f} s), before sending {np.median(pre) * 1e3:.1f} ms (sum {sum(pre):.2f} s), "
+                     f"(sum {over.sum():.2f} s), task start to hand-over {np.median(pre) * 1e3:.1f} ms (sum {sum(pre):.2f} s), "
                      f"writing the row {np.median(write) * 1e3:.1f} ms (sum {sum(write):.2f} s)")
     for pid, g in meas.groupby("pid"):
         rec = g.loc[g["event"] == "configuration received", "s"].to_numpy()
@@ -79,11 +82,11 @@ def summary(trace: pd.DataFrame) -> str:
         if n:
             lines.append(f"  measuring pid {pid}: {n} configurations, {float((done[:n] - rec[:n]).sum()):.2f} s "
                          "received to done")
-    lines.append("end (s after the call):")
+    lines.append("end:")
     written = workers.loc[workers["event"] == "row written", "s"]
     if len(written):
         lines.append(f"  last row written                 {written.max():6.2f}")
-    for ev in ("results collected", "cluster closed", "sweep returns"):
+    for ev in ("collection ended", "cluster closed", "sweep returns"):
         got = caller[caller["event"] == ev]
         if len(got):
             lines.append(f"  caller     {ev:<21} {got['s'].iloc[-1]:6.2f}")

@@ -34,7 +34,8 @@ def test_environment_yml_matches_pyproject():
 
 def test_import_without_gpu_libraries_or_warnings():
     code = ("import sys, warnings; warnings.simplefilter('error'); import perfkit; "
-            "bad = [m for m in ('cupy', 'torch', 'matplotlib.pyplot', 'pynvml') if m in sys.modules]; "
+            "bad = [m for m in ('cupy', 'torch', 'matplotlib.pyplot', 'pynvml', 'dask', 'distributed') "
+            "if m in sys.modules]; "
             "assert not bad, bad; print(perfkit.__version__)")
     r = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr

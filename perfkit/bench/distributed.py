@@ -36,7 +36,6 @@ where its traffic leaves one.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import multiprocessing
@@ -216,57 +215,28 @@ def _with_restore(workers: list) -> list:
 def start_local_cluster(workers: list) -> tuple:
     """A Dask cluster on 127.0.0.1: a scheduler and one single-threaded worker process per entry of
     ``workers`` ((label, environment)), each started with its environment. Returns (cluster, client)."""
-    import importlib.util
-
     from . import measure_handoff, measure_process
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise DeviceError(_UNGUARDED + " (this process is such a worker, starting)")
     # each worker's measuring process first: its imports and device overlap this process's import of Dask and the
-    # cluster's start (measure_handoff). Before Dask's import its settings are unknown (_caller_settings), but
-    # then no nanny of this process has written them into its environment either: the map is complete for these
+    # cluster's start (measure_handoff). Before Dask is imported, no nanny of this process can have written Dask's
+    # worker settings into its environment: nothing to take back then (and no Dask to ask what they are)
     handoff = None
     if measure_process.ENABLED and measure_handoff.wanted(workers):
         try:
-            handoff = measure_handoff.Handoff(_with_restore(workers))
+            handoff = measure_handoff.Handoff(_with_restore(workers) if "distributed" in sys.modules else workers)
             mark("measuring processes started", pids=[p.pid for p in handoff.procs])
         except OSError as exc:      # only a head start: the workers start their own children
             logging.getLogger("perfkit").warning("sweep: measuring processes not started before the cluster (%s); "
                                                  "each worker starts its own", exc)
     try:
-        distributed = _import_distributed("sweep(devices=...)")
-        from .worker_prepare import PerfkitCluster, PrepareMeasuring
+        cluster, dashboard, workers = _start_cluster(workers, handoff)
     except BaseException:
         if handoff is not None:
             handoff.close()
         raise
-    mark("Dask imported")
-    workers = _with_restore(workers)      # with Dask's settings known now, for the workers' own children
-    Client, Nanny, Scheduler = distributed.Client, distributed.Nanny, distributed.Scheduler
-    dashboard = importlib.util.find_spec("bokeh") is not None
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
-                                               "dashboard_address": "127.0.0.1:0"}}
-    specs = {f"perfkit-{i}-{label}": {"cls": Nanny, "options": {
-        "host": "127.0.0.1", "nthreads": 1, "env": {**env, **(handoff.env[i] if handoff else {})},
-        "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
-        "silence_logs": logging.ERROR, "plugins": {PrepareMeasuring()},
-        "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
     try:
-        cluster = PerfkitCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR, name="perfkit-sweep")
-        cluster.handoff = handoff
-        mark("cluster started")
-    except BaseException as exc:  # ports, process start-up: Dask's own error, named and explained
-        if handoff is not None:
-            handoff.close()
-        if not isinstance(exc, Exception):
-            raise                 # an interrupt: nothing to explain
-        script = getattr(sys.modules.get("__main__"), "__file__", None)
-        own = script is not None and os.path.abspath(script).startswith(os.path.abspath(sys.prefix) + os.sep)
-        hint = (f"; if {os.path.basename(script)!r} calls sweep at its top level: {_UNGUARDED}"
-                if script and not own and "Nanny failed to start" in str(exc) else "")
-        raise DeviceError(f"sweep: the local Dask cluster did not start ({type(exc).__name__}: {exc}){hint}; pass a "
-                          "dask.distributed.Client of a cluster you started, or sweep without devices=") from exc
-    try:
-        client = Client(cluster)
+        client = _import_distributed("sweep(devices=...)").Client(cluster)
         mark("client connected")
     except BaseException:
         cluster.close()
@@ -275,6 +245,46 @@ def start_local_cluster(workers: list) -> tuple:
     link = f"dashboard {client.dashboard_link}" if dashboard else "no dashboard (pip install bokeh for Dask's)"
     print(f"perfkit sweep: local Dask cluster on 127.0.0.1, {len(workers)} worker(s): {where}; {link}", flush=True)
     return cluster, client
+
+
+#: Dask settings of the scheduler and the nannies perfkit's cluster runs in the caller's process, while it is
+#: built: their system monitors would poll NVML twice a second for Dask's dashboard, on the first GPU the caller
+#: sees (a worker's GPU). Dask decides about NVML once per process: where its monitoring already started in
+#: this process (a cluster of the user's), it goes on.
+QUIET_CALLER = {"distributed.diagnostics.nvml": False, "distributed.admin.system-monitor.interval": "5s"}
+
+
+def _start_cluster(workers: list, handoff: Any) -> tuple:
+    """(cluster, whether it has a dashboard, ``workers`` with the caller's settings) for start_local_cluster."""
+    import importlib.util
+    distributed = _import_distributed("sweep(devices=...)")
+    import dask
+
+    from .worker_prepare import PerfkitCluster, PrepareMeasuring
+    mark("Dask imported")
+    workers = _with_restore(workers)      # with Dask's settings known now, for the workers' own children
+    dashboard = importlib.util.find_spec("bokeh") is not None
+    scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
+                                                           "dashboard_address": "127.0.0.1:0"}}
+    specs = {f"perfkit-{i}-{label}": {"cls": distributed.Nanny, "options": {
+        "host": "127.0.0.1", "nthreads": 1, "env": {**env, **(handoff.env[i] if handoff else {})},
+        "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
+        "silence_logs": logging.ERROR, "plugins": {PrepareMeasuring()},
+        "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
+    try:
+        with dask.config.set(QUIET_CALLER):
+            cluster = PerfkitCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR,
+                                     name="perfkit-sweep")
+        cluster.handoff = handoff
+        mark("cluster started")
+    except Exception as exc:  # ports, process start-up: Dask's own error, named and explained (an interrupt goes on)
+        script = getattr(sys.modules.get("__main__"), "__file__", None)
+        own = script is not None and os.path.abspath(script).startswith(os.path.abspath(sys.prefix) + os.sep)
+        hint = (f"; if {os.path.basename(script)!r} calls sweep at its top level: {_UNGUARDED}"
+                if script and not own and "Nanny failed to start" in str(exc) else "")
+        raise DeviceError(f"sweep: the local Dask cluster did not start ({type(exc).__name__}: {exc}){hint}; pass a "
+                          "dask.distributed.Client of a cluster you started, or sweep without devices=") from exc
+    return cluster, dashboard, workers
 
 
 def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: Any, device: Any, out: Any,
@@ -343,14 +353,16 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
             raise
         collected = True
     finally:
-        mark("results collected")
-        for f in futures:
-            f.release()
-        # perfkit's own cluster closes (its processes end, the GPUs are free) while the frame is assembled; where
-        # the sweep failed, before the error goes on
-        closing = _close_local(client, cluster) if cluster is not None else None
-        if closing is not None and not collected:
-            closing.join()
+        mark("collection ended", complete=collected)
+        try:
+            for f in futures:
+                f.release()
+        finally:
+            # perfkit's own cluster closes (its processes end, the GPUs are free) while the frame is assembled;
+            # where the sweep failed, before the error goes on
+            closing = _Closing(client, cluster) if cluster is not None else None
+            if closing is not None and not collected:
+                closing.join()
     try:
         rows.sort(key=lambda r: order.get((r["model"], r["precision"], int(r["batch_size"])), len(order)))
         attrs = {"run_id": run_id, "device": kind, "device_name": kind, "max_cv_pct": opts["max_cv_pct"],
@@ -367,19 +379,39 @@ def sweep_distributed(nets: list, batch_sizes: list, precisions: list, devices: 
     return result
 
 
-def _close_local(client: Any, cluster: Any) -> Any:
-    """Closes perfkit's local cluster (and ``client``, connected to it) in a thread: returns the thread."""
-    import threading
+class _Closing:
+    """Closes perfkit's local cluster (and ``client``, connected to it) in a thread from now on; :meth:`join`
+    waits for it, and says so where the close failed (its processes may then still hold their devices)."""
 
-    def close() -> None:
-        with contextlib.suppress(Exception):
-            client.close()
-        with contextlib.suppress(Exception):
-            cluster.close()
-        mark("cluster closed")
-    closing = threading.Thread(target=close, name="perfkit-close-cluster")
-    closing.start()
-    return closing
+    def __init__(self, client: Any, cluster: Any) -> None:
+        import threading
+        self.client, self.cluster, self.failed = client, cluster, None
+        self.thread = threading.Thread(target=self._close, name="perfkit-close-cluster", daemon=True)
+        try:
+            self.thread.start()
+        except RuntimeError:        # no thread to be had: close here and now
+            self.thread = None
+            self._close()
+
+    def _close(self) -> None:
+        try:
+            try:
+                self.client.close()
+            finally:
+                self.cluster.close()
+        except BaseException as exc:  # noqa: BLE001 - reported by join(), in the sweep's thread
+            self.failed = exc
+        mark("cluster closed", failed=repr(self.failed) if self.failed else None)
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.failed is not None:
+            exc, self.failed = self.failed, None
+            logging.getLogger("perfkit").warning("sweep: perfkit's local Dask cluster did not close cleanly (%s: %s); "
+                                                 "its worker processes may still hold their devices",
+                                                 type(exc).__name__, exc)
 
 
 def _cluster_kind(client: Any, device: Any) -> str:
@@ -540,7 +572,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
     from . import sweep_dataset as data
     from .distributed_host import exclusive, pin_from_env, worker_label
     from .sweep import failed_row, sweep_local
-    mark("task started", config=f"{net.name} {precision} b{batch}")
+    mark("task started", who="worker", config=f"{net.name} {precision} b{batch}")
     label = os.environ.get(ENV_DEVICE)
     local = local_device_spec(device)
     visible = out is not None and data.is_sweep_dataset(out) and data.dataset_token(out) == token
@@ -561,9 +593,8 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
                    "layers": layers, "run_id": run_id, "label": label}
         with exclusive(dev, uuid_):
             if report is not None and measure_process.ENABLED:   # in a Dask worker: in its child, away from its loop
-                mark("configuration sent")
                 got = measure_process.measure(payload, report)
-                mark("configuration measured")
+                mark("configuration measured", who="worker")
             else:
                 got = sweep_local([net], [batch], [precision], dev, opts["min_time_s"], opts["min_iterations"], None,
                                   None, opts["rounds"], opts["max_cv_pct"], None, False, layers, False, run_id, label,
@@ -580,7 +611,7 @@ def run_config(net: Any, precision: str, batch: int, opts: dict, out: str | None
         return {"rows": frame.to_dict("records"), "layers": [] if lay is None else lay.to_dict("records"),
                 "written": False}
     rows, mine = data.write_config(out, frame, lay)
-    mark("row written")
+    mark("row written", who="worker")
     if mine or not layers:
         return {"rows": rows, "layers": lay.to_dict("records") if mine and lay is not None else [], "written": True}
     found = data.find_config(out, net.name, data.device_kind(str(rows[0]["device"])), precision, batch)

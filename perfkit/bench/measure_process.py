@@ -192,6 +192,7 @@ def measure(payload: dict, on_slice: Callable[[], None] | None = None) -> Any:
     with _lock:
         if _child is None or not _child.alive():
             _child = Child()
+        mark("configuration sent", who="worker")
         return _child.measure(payload, on_slice)
 
 
@@ -372,23 +373,10 @@ def serve(conn: Any) -> None:
             return
 
 
-def _exit_now() -> None:
-    """Ends this process once its worker is done with it, without the interpreter's clean-up: nothing is left
-    to save, and freeing the device's memory pools and libraries one object at a time only delays the
-    worker's, and so the sweep's, close."""
-    mark("measuring process exits")
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - a closed stream: nothing to flush
-            pass
-    os._exit(0)
-
-
 if __name__ == "__main__":
     if sys.argv[1] == "--listen":
         from .measure_handoff import listen_main
         listen_main(sys.argv[2])
     else:
         main(int(sys.argv[1]))
-    _exit_now()
+    mark("measuring process exits")
