@@ -14,7 +14,8 @@
 #            TIMING_CACHE=1 every sweep built from one timing cache the warm-up fills; SKIP_WARMUP=1 no warm-up
 #            where CuPy's kernel cache is already filled; HANDOFF_CONTROL=N N alternating pairs of the two-GPU sweep
 #            with and without measuring processes started before the cluster; TRACE=1 the first all-devices
-#            sweep's timeline from every process)
+#            sweep's timeline from every process; FORK_CONTROL=N N alternating pairs with workers forked from
+#            perfkit's fork server and spawned)
 # Run from the repository root with perfkit on PYTHONPATH (see benchmarks/RESULTS.md for the device set-up).
 set -u
 out="${OUT:-/tmp/gpu_checks}"
@@ -45,8 +46,9 @@ for step in "${steps[@]}"; do
     multi)
       python3 benchmarks/multi_gpu_sweep.py --precisions fp32,fp16,bf16 --pairs "${PAIRS:-2}" --skip-client --skip-drift ${METHOD_CONTROL:+--method-control} \
         ${CHIP_CONTROL:+--chip-control} ${TIMING_CACHE:+--timing-cache} ${SKIP_WARMUP:+--skip-warmup} \
-        ${HANDOFF_CONTROL:+--handoff-control "$HANDOFF_CONTROL"} ${TRACE:+--trace} > "$log" 2>&1
-      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|chip control|by GPU|by engine|tells apart|hand-off|one configuration per call|^start|^steady|^end|^  (caller|measuring|worker|last row)" "$log" ;;
+        ${HANDOFF_CONTROL:+--handoff-control "$HANDOFF_CONTROL"} ${FORK_CONTROL:+--fork-control "$FORK_CONTROL"} \
+        ${TRACE:+--trace} > "$log" 2>&1
+      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|chip control|by GPU|by engine|tells apart|hand-off|forked workers|one configuration per call|^start|^steady|^end|^  (caller|measuring|worker|last row)" "$log" ;;
     *) echo "unknown step $step (tests, diagnosis, torch, profiling, multi)"; continue ;;
   esac
   echo "-- $step: $(( $(date +%s) - start )) s, whole output in $log"

@@ -3,7 +3,7 @@
 Usage:  python3 benchmarks/multi_gpu_sweep.py [--models mnist_mlp,lenet,resnet_small,transformer_encoder]
             [--batches 1,8,32,128,256] [--precisions fp32,fp16] [--min-time 0.5] [--skip-client]
             [--skip-drift] [--pairs N] [--cpu N] [--method-control] [--chip-control] [--timing-cache]
-            [--skip-warmup] [--trace]
+            [--skip-warmup] [--trace] [--handoff-control N] [--fork-control N]
 
 The default is close to the issue's case: the sample networks over 5 batch sizes x 2 precisions (40
 configurations; bf16 is left out by default because CUDA devices keep bf16-allowed layers in fp32, so those
@@ -168,6 +168,25 @@ def _agreement_split(m) -> str:
     return "; ".join(parts)
 
 
+def _flag_control(what: str, module, n: int, nets: list, devices, tmp: str, common: dict) -> dict:
+    """n alternating pairs of the all-devices sweep with ``module.ENABLED`` True and False: each run's wall time
+    and its last device's first row, by "with" and "without"."""
+    got = {"with": [], "without": []}
+    for k in range(2 * n):
+        name = ("with", "without")[(k + k // 2) % 2]          # with, without, without, with, ...
+        module.ENABLED = name == "with"
+        try:
+            frame, wall = _sweep_timed(f"devices={devices!r}, {name} {what}", nets, devices=devices,
+                                       out=os.path.join(tmp, f"{module.__name__.rsplit('.', 1)[-1]}{k}"), **common)
+        finally:
+            module.ENABLED = None
+        firsts = {}
+        for t, d, _ in frame.attrs["arrived"]:
+            firsts[d] = min(t, firsts.get(d, t))
+        got[name].append((wall, max(firsts.values()) if firsts else float("nan")))
+    return got
+
+
 def main() -> None:
     import perfkit as pk
     from perfkit.bench import sweep_trace
@@ -196,6 +215,10 @@ def main() -> None:
                    "(perfkit.bench.measure_handoff): wall time and each device's first row")
     p.add_argument("--trace", action="store_true", help="record the first all-devices sweep's events in every "
                    "process (perfkit.bench.sweep_trace) and print where its start, steady state and end go")
+    p.add_argument("--fork-control", type=int, default=0, metavar="N", help="also N alternating pairs of the "
+                   "all-devices sweep with workers forked from perfkit's fork server and spawned by Dask's nanny "
+                   "(perfkit.bench.worker_fork; the server, once started, stays for the later 'with' runs, as in "
+                   "a notebook)")
     p.add_argument("--skip-warmup", action="store_true", help="leave out the warm-up (CuPy's kernel cache is "
                    "already filled on this machine)")
     a = p.parse_args()
@@ -270,21 +293,12 @@ def main() -> None:
                                         progress=False, timing_cache=cache)
                                for net in nets for pr in precisions for b in batches], ignore_index=True)
             print(f"{'one device, one configuration per call':<44} {time.perf_counter() - t0:8.1f} s", flush=True)
-        handoff = {"with": [], "without": []}
-        if a.handoff_control:
-            from perfkit.bench import measure_handoff
-            for k in range(2 * a.handoff_control):
-                name = ("with", "without")[(k + k // 2) % 2]          # with, without, without, with, ...
-                measure_handoff.ENABLED = name == "with"
-                try:
-                    frame, wall = _sweep_timed(f"devices={devices!r}, {name} the hand-off", nets, devices=devices,
-                                               out=os.path.join(tmp, f"handoff{k}"), **common)
-                finally:
-                    measure_handoff.ENABLED = None
-                firsts = {}
-                for t, d, _ in frame.attrs["arrived"]:
-                    firsts[d] = min(t, firsts.get(d, t))
-                handoff[name].append((wall, max(firsts.values()) if firsts else float("nan")))
+        from perfkit.bench import measure_handoff, worker_fork
+        controls = {}
+        for what, module, n in (("the hand-off", measure_handoff, a.handoff_control),
+                                ("forked workers", worker_fork, a.fork_control)):
+            if n:
+                controls[what] = _flag_control(what, module, n, nets, devices, tmp, common)
         chip = None
         if a.chip_control and not a.cpu:
             chip, _ = _sweep_timed("one device, the second GPU (chip control)", nets, device="cuda:1", **common)
@@ -345,9 +359,9 @@ def main() -> None:
         print(f"  cluster already running:            {t_warm / t_one:.2f}x")
     if one_b is not None:
         print(f"  one-device drift between its runs:  {t_one_b / t_one_a:.2f}x")
-    if handoff["with"]:
-        med = {n: np.median(np.array(v), axis=0) for n, v in handoff.items()}
-        print(f"  hand-off control ({len(handoff['with'])} each, medians): with {med['with'][0]:.1f} s wall, last "
+    for what, got in controls.items():
+        med = {n: np.median(np.array(v), axis=0) for n, v in got.items()}
+        print(f"  {what} control ({len(got['with'])} each, medians): with {med['with'][0]:.1f} s wall, last "
               f"device's first row {med['with'][1]:.2f} s; without {med['without'][0]:.1f} s, "
               f"{med['without'][1]:.2f} s")
     if len(pairs) > 1:

@@ -47,6 +47,7 @@ from typing import Any
 
 from ..errors import ArgumentError, DeviceError, PerfkitError
 from .distributed_host import ENV_CORES, ENV_DEVICE, core_ranges, split_cores, usable_cores
+from . import sweep_trace, worker_fork
 from .sweep_trace import mark
 
 
@@ -229,8 +230,12 @@ def start_local_cluster(workers: list) -> tuple:
         except OSError as exc:      # only a head start: the workers start their own children
             logging.getLogger("perfkit").warning("sweep: measuring processes not started before the cluster (%s); "
                                                  "each worker starts its own", exc)
+    # the server the workers are forked from, with their modules imported, beside this process's import of Dask
+    forked = worker_fork.wanted()
+    if forked:
+        worker_fork.start_server()
     try:
-        cluster, dashboard, workers = _start_cluster(workers, handoff)
+        cluster, dashboard, workers = _start_cluster(workers, handoff, forked)
     except BaseException:
         if handoff is not None:
             handoff.close()
@@ -254,8 +259,9 @@ def start_local_cluster(workers: list) -> tuple:
 QUIET_CALLER = {"distributed.diagnostics.nvml": False, "distributed.admin.system-monitor.interval": "5s"}
 
 
-def _start_cluster(workers: list, handoff: Any) -> tuple:
-    """(cluster, whether it has a dashboard, ``workers`` with the caller's settings) for start_local_cluster."""
+def _start_cluster(workers: list, handoff: Any, forked: bool) -> tuple:
+    """(cluster, whether it has a dashboard, ``workers`` with the caller's settings) for start_local_cluster;
+    ``forked``: the workers are forked from perfkit's fork server (worker_fork)."""
     import importlib.util
     distributed = _import_distributed("sweep(devices=...)")
     import dask
@@ -266,13 +272,16 @@ def _start_cluster(workers: list, handoff: Any) -> tuple:
     dashboard = importlib.util.find_spec("bokeh") is not None
     scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
                                                            "dashboard_address": "127.0.0.1:0"}}
+    # a forked worker starts from the fork server's environment: this process's own, as it is now, comes with it
+    # (the trace's variable emptied where it is unset here, so that a worker does not trace after its caller stopped)
+    caller = {**os.environ, sweep_trace.ENV: os.environ.get(sweep_trace.ENV, "")} if forked else {}
     specs = {f"perfkit-{i}-{label}": {"cls": distributed.Nanny, "options": {
-        "host": "127.0.0.1", "nthreads": 1, "env": {**env, **(handoff.env[i] if handoff else {})},
+        "host": "127.0.0.1", "nthreads": 1, "env": {**caller, **env, **(handoff.env[i] if handoff else {})},
         "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,
         "silence_logs": logging.ERROR, "plugins": {PrepareMeasuring()},
         "name": f"perfkit-{i}-{label}"}} for i, (label, env) in enumerate(workers)}
     try:
-        with dask.config.set(QUIET_CALLER):
+        with dask.config.set({**QUIET_CALLER, **(worker_fork.CONFIG if forked else {})}):
             cluster = PerfkitCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR,
                                      name="perfkit-sweep")
         cluster.handoff = handoff

@@ -15,6 +15,7 @@ starts (it needs Dask distributed).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 from typing import Any
@@ -22,6 +23,9 @@ from typing import Any
 from distributed import SpecCluster, WorkerPlugin
 
 from .sweep_trace import mark
+
+#: the process that imported this module: in a worker forked from perfkit's fork server, the server (worker_fork)
+IMPORTED_BY = os.getpid()
 
 # in a worker, as Dask's nanny hands it its spec (before the worker's environment is set): how long its imports took
 if getattr(multiprocessing.current_process(), "_inheriting", False):     # a spawned process, unpickling its task
@@ -77,7 +81,6 @@ def _started() -> float | None:
     """When this process started (wall clock, to a clock tick), for the trace: its start after boot from
     ``/proc/self/stat`` against the boot clock (psutil's create_time counts from a boot time rounded to the
     second)."""
-    import os
     import time
     try:
         with open("/proc/self/stat") as f:
