@@ -172,6 +172,7 @@ def _flag_control(what: str, module, n: int, nets: list, devices, tmp: str, comm
     """n alternating pairs of the all-devices sweep with ``module.ENABLED`` True and False: each run's wall time
     and its last device's first row, by "with" and "without"."""
     got = {"with": [], "without": []}
+    before = module.ENABLED
     for k in range(2 * n):
         name = ("with", "without")[(k + k // 2) % 2]          # with, without, without, with, ...
         module.ENABLED = name == "with"
@@ -179,7 +180,7 @@ def _flag_control(what: str, module, n: int, nets: list, devices, tmp: str, comm
             frame, wall = _sweep_timed(f"devices={devices!r}, {name} {what}", nets, devices=devices,
                                        out=os.path.join(tmp, f"{module.__name__.rsplit('.', 1)[-1]}{k}"), **common)
         finally:
-            module.ENABLED = None
+            module.ENABLED = before
         firsts = {}
         for t, d, _ in frame.attrs["arrived"]:
             firsts[d] = min(t, firsts.get(d, t))

@@ -47,7 +47,7 @@ from typing import Any
 
 from ..errors import ArgumentError, DeviceError, PerfkitError
 from .distributed_host import ENV_CORES, ENV_DEVICE, core_ranges, split_cores, usable_cores
-from . import sweep_trace, worker_fork
+from . import worker_fork
 from .sweep_trace import mark
 
 
@@ -231,9 +231,7 @@ def start_local_cluster(workers: list) -> tuple:
             logging.getLogger("perfkit").warning("sweep: measuring processes not started before the cluster (%s); "
                                                  "each worker starts its own", exc)
     # the server the workers are forked from, with their modules imported, beside this process's import of Dask
-    forked = worker_fork.wanted()
-    if forked:
-        worker_fork.start_server()
+    forked = worker_fork.wanted() and worker_fork.start_server()
     try:
         cluster, dashboard, workers = _start_cluster(workers, handoff, forked)
     except BaseException:
@@ -273,8 +271,7 @@ def _start_cluster(workers: list, handoff: Any, forked: bool) -> tuple:
     scheduler = {"cls": distributed.Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard,
                                                            "dashboard_address": "127.0.0.1:0"}}
     # a forked worker starts from the fork server's environment: this process's own, as it is now, comes with it
-    # (the trace's variable emptied where it is unset here, so that a worker does not trace after its caller stopped)
-    caller = {**os.environ, sweep_trace.ENV: os.environ.get(sweep_trace.ENV, "")} if forked else {}
+    caller = worker_fork.worker_environ() if forked else {}
     specs = {f"perfkit-{i}-{label}": {"cls": distributed.Nanny, "options": {
         "host": "127.0.0.1", "nthreads": 1, "env": {**caller, **env, **(handoff.env[i] if handoff else {})},
         "config": QUIET_WORKER, "memory_limit": 0, "dashboard": False,

@@ -52,8 +52,9 @@ class PrepareMeasuring(WorkerPlugin):
     name = "perfkit-prepare-measuring"
 
     def setup(self, worker: Any) -> None:
-        from . import measure_process
+        from . import measure_process, worker_fork
         from .distributed import local_device_spec
+        worker_fork.drop_unset()        # a forked worker: what its caller dropped since the fork server started
         mark("worker plugin setup", process_started=_started())
         spec = local_device_spec(None)
         if threading.current_thread() is threading.main_thread():
@@ -66,6 +67,15 @@ class PrepareMeasuring(WorkerPlugin):
             threading.Thread(target=_device, args=(spec,), daemon=True, name="perfkit-prepare-device").start()
         except Exception:  # noqa: BLE001 - and reports it as that configuration's error
             pass
+
+
+    async def teardown(self, worker: Any) -> None:
+        """Closes this worker's measuring process as the worker closes (and waits for it to end): a worker
+        forked from the fork server ends without running its exit handlers on Python before 3.13."""
+        import asyncio
+
+        from . import measure_process
+        await asyncio.to_thread(measure_process._close)
 
 
 def _device(spec: str) -> None:
