@@ -15,10 +15,11 @@ worker still picks its GPU (``CUDA_VISIBLE_DEVICES``) before any CUDA library lo
 from the server's environment: its nanny hands it this process's current environment, and the names this
 process has dropped since the server started are dropped in the worker as it sets up (:data:`ENV_UNSET`).
 
-**Off by default** (:data:`ENABLED`) until it is measured on GPUs, and for what it does not follow: the server
-keeps the perfkit it imported first (a notebook that edits or reinstalls perfkit gets workers on the old
-code until the kernel restarts), and before Python 3.12.8 it imports from its own path, not from this
-process's ``sys.path``. It is used only on Linux, from Python 3.10.9 (an older fork server's socket was open
+**Off by default** (:data:`ENABLED`) until it is measured on GPUs. The server keeps the perfkit it imported:
+where perfkit's modules changed since (an edited or reinstalled perfkit in a notebook), the next sweep starts
+the server afresh. Before Python 3.12.8 the server imports from its own path, not from this process's
+``sys.path`` (cpython gh-117378): a perfkit found only through a ``sys.path`` entry added at run time is not
+the one the workers import. It is used only on Linux, from Python 3.10.9 (an older fork server's socket was open
 to other local users), where this process has not started a fork server of its own for something else
 (one without perfkit's modules, perhaps with the caller's script run in it). A restarted worker is spawned.
 """
@@ -45,6 +46,7 @@ ENV_UNSET = "PERFKIT_WORKER_UNSET"
 
 _server_pid: int | None = None        # the fork server perfkit started in this process
 _server_environ: dict = {}            # this process's environment as that server started with it
+_server_code: tuple = ()              # perfkit's code as that server imported it (_fingerprint)
 
 
 def wanted() -> bool:
@@ -69,13 +71,41 @@ def _running_pid() -> int | None:
     return pid
 
 
+def _fingerprint() -> tuple:
+    """perfkit's package folder and the newest modification time of its modules: what the server imported."""
+    import perfkit
+    root = os.path.dirname(os.path.abspath(perfkit.__file__))
+    newest = 0.0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if name.endswith(".py"):
+                try:
+                    newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime)
+                except OSError:
+                    pass
+    return root, newest
+
+
 def start_server() -> bool:
-    """Starts the fork server with the workers' modules to import (a server perfkit started is kept). False
-    where it could not: the nanny then spawns the workers."""
-    global _server_pid, _server_environ
+    """Starts the fork server with the workers' modules to import. A server perfkit started is kept while
+    perfkit's code is the one it imported; where that code changed (an edited or reinstalled perfkit in a
+    notebook), the server is started afresh. False where it could not: the nanny then spawns the workers."""
+    global _server_pid, _server_environ, _server_code
     from multiprocessing import forkserver
+    code = _fingerprint()
     if _server_pid is not None and _running_pid() == _server_pid:
-        return True
+        if code == _server_code:
+            return True
+        stop = getattr(getattr(forkserver, "_forkserver", None), "_stop", None)
+        if stop is None:
+            logging.getLogger("perfkit").warning("sweep: perfkit changed since its fork server started; Dask's nanny "
+                                                 "spawns the workers (restart the kernel to fork them again)")
+            return False
+        logging.getLogger("perfkit").info("sweep: perfkit changed since its fork server started: starting it afresh")
+        try:
+            stop()
+        except Exception:  # noqa: BLE001 - ensure_running below starts another, or says why not
+            pass
     try:
         multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
         environ = dict(os.environ)
@@ -84,7 +114,7 @@ def start_server() -> bool:
         logging.getLogger("perfkit").warning("sweep: no fork server for the workers (%s: %s); Dask's nanny spawns "
                                              "them", type(exc).__name__, exc)
         return False
-    _server_pid, _server_environ = _running_pid(), environ
+    _server_pid, _server_environ, _server_code = _running_pid(), environ, code
     return _server_pid is not None
 
 

@@ -104,3 +104,18 @@ def test_a_worker_closes_its_measuring_process_as_it_closes():
         assert measure_process._child is None and child.proc.poll() is not None
     finally:
         measure_process._close()
+
+
+@two_cores
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux only")
+def test_a_changed_perfkit_starts_the_fork_server_afresh(monkeypatch):
+    # a notebook that edits or reinstalls perfkit: workers forked from the old server would run the old code
+    monkeypatch.setattr(worker_fork, "ENABLED", True)
+    assert worker_fork.start_server()
+    before = worker_fork._server_pid
+    assert worker_fork.start_server() and worker_fork._server_pid == before        # unchanged: kept
+    root, newest = worker_fork._fingerprint()
+    monkeypatch.setattr(worker_fork, "_fingerprint", lambda: (root, newest + 1.0))
+    origins = _cluster_origins()
+    after = worker_fork._server_pid
+    assert after not in (None, before) and [o["ppid"] for o in origins] == [after, after], (before, after, origins)
