@@ -68,7 +68,6 @@ class PrepareMeasuring(WorkerPlugin):
         except Exception:  # noqa: BLE001 - and reports it as that configuration's error
             pass
 
-
     async def teardown(self, worker: Any) -> None:
         """Closes this worker's measuring process as the worker closes (and waits for it to end): a worker
         forked from the fork server ends without running its exit handlers on Python before 3.13."""
