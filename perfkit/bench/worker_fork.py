@@ -73,8 +73,7 @@ def _running_pid() -> int | None:
 
 def _fingerprint() -> tuple:
     """perfkit's package folder and the newest modification time of its modules: what the server imported."""
-    import perfkit
-    root = os.path.dirname(os.path.abspath(perfkit.__file__))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))       # perfkit/, holding bench/
     newest = 0.0
     for folder, _dirs, files in os.walk(root):
         for name in files:
