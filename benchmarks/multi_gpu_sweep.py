@@ -168,6 +168,21 @@ def _agreement_split(m) -> str:
     return "; ".join(parts)
 
 
+def _fork_server_libraries(pid) -> str:
+    """Whether perfkit's fork server (which every forked worker copies) has a CUDA library loaded: it must
+    not, or each worker would inherit a CUDA driver set up before it chose its GPU."""
+    if pid is None:
+        return "fork server: none started (the workers were spawned)"
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            maps = f.read()
+    except OSError as exc:
+        return f"fork server {pid}: its mappings cannot be read ({exc})"
+    found = sorted({os.path.basename(line.split()[-1]) for line in maps.splitlines()
+                    if any(lib in line for lib in ("libcuda.", "libcudart", "libcublas", "libcudnn", "libnvidia-ml"))})
+    return f"fork server {pid}: CUDA libraries loaded: {', '.join(found) if found else 'none'}"
+
+
 def _flag_control(what: str, module, n: int, nets: list, devices, tmp: str, common: dict) -> dict:
     """n alternating pairs of the all-devices sweep with ``module.ENABLED`` True and False: each run's wall time
     and its last device's first row, by "with" and "without"."""
@@ -300,6 +315,8 @@ def main() -> None:
                                 ("forked workers", worker_fork, a.fork_control)):
             if n:
                 controls[what] = _flag_control(what, module, n, nets, devices, tmp, common)
+        if a.fork_control:
+            print(_fork_server_libraries(worker_fork._server_pid), flush=True)
         chip = None
         if a.chip_control and not a.cpu:
             chip, _ = _sweep_timed("one device, the second GPU (chip control)", nets, device="cuda:1", **common)
