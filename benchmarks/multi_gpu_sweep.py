@@ -206,7 +206,8 @@ def _flag_control(what: str, module, n: int, nets: list, devices, tmp: str, comm
 def main() -> None:
     import perfkit as pk
     from perfkit.bench import sweep_trace
-    from perfkit.bench.distributed import resolve_devices, start_local_cluster
+    from perfkit.bench.distributed import resolve_devices
+    from perfkit.bench.local_cluster import start_local_cluster
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import sweep_timeline
     p = argparse.ArgumentParser()

@@ -76,7 +76,8 @@ def main() -> None:
 def _on_a_cluster(a) -> None:
 
     import perfkit as pk
-    from perfkit.bench.distributed import resolve_devices, start_local_cluster
+    from perfkit.bench.distributed import resolve_devices
+    from perfkit.bench.local_cluster import start_local_cluster
     net = pk.models.SAMPLES[a.model]()
     kw = {"batch_sizes": [a.batch], "precisions": [a.precision], "min_time_s": a.min_time, "progress": False}
     t0 = time.perf_counter()

@@ -63,12 +63,12 @@ def main() -> None:
     args = (a.model, a.batch, a.calls)
     from dask.distributed import Client, LocalCluster
 
-    from perfkit.bench import distributed as dist
+    from perfkit.bench import distributed as dist, local_cluster
     print(f"{a.model} batch {a.batch}, one BLAS thread, {a.calls} calls per loop: median / p10 µs")
     for kind in ("perfkit", "dask-default"):
         for i in range(a.clusters):
             if kind == "perfkit":
-                cluster, client = dist.start_local_cluster(dist.resolve_devices(["cpu"]))
+                cluster, client = local_cluster.start_local_cluster(dist.resolve_devices(["cpu"]))
                 client.run(_stop_measuring_child)       # its worker plugin started one: idle cores for the loops
             else:
                 cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)

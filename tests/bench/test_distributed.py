@@ -11,7 +11,7 @@ import pytest
 
 import perfkit as pk
 from perfkit.device.cuda import _identity as cuda_identity
-from perfkit.bench import distributed as dist
+from perfkit.bench import distributed as dist, local_cluster
 from perfkit.bench.sweep_dataset import load_sweep, part_files
 
 pytest.importorskip("distributed")
@@ -26,7 +26,7 @@ def _net(name="tiny_d", width=24):
 
 @pytest.fixture(scope="module")
 def client():
-    cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    cluster, c = local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     try:
         yield c
     finally:
@@ -321,7 +321,7 @@ def test_a_gpu_worker_starts_with_its_gpu_chosen_before_any_cuda_library_loads()
     so CUDA, whenever it initialises there, sees only that GPU (checked without a GPU: the environment is
     there before anything imported CuPy)."""
     from perfkit.bench.distributed_host import ENV_DEVICE
-    cluster, c = dist.start_local_cluster([("cuda:1", {"CUDA_VISIBLE_DEVICES": "1", ENV_DEVICE: "cuda:1"})])
+    cluster, c = local_cluster.start_local_cluster([("cuda:1", {"CUDA_VISIBLE_DEVICES": "1", ENV_DEVICE: "cuda:1"})])
     try:
         assert list(c.run(_worker_env).values()) == [("1", "cuda:1", False)]
         assert dist._cluster_kind(c, None) == "cuda"
@@ -472,7 +472,7 @@ def _assert_callers_settings(settings, threads="1"):
 
 def test_local_workers_start_their_measuring_child_with_the_worker():
     # CPU workers (measure_handoff is for GPU workers): started by the worker plugin, before any configuration
-    cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    cluster, c = local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     try:
         assert cluster.handoff is None
         started = c.run(_measuring_child)
@@ -486,7 +486,7 @@ def test_local_workers_start_their_measuring_child_with_the_worker():
 
 _FRESH = """
 import json, os, sys
-from perfkit.bench import distributed as dist
+from perfkit.bench import distributed as dist, local_cluster
 
 def settings():
     from perfkit.bench import measure_process
@@ -498,7 +498,7 @@ def settings():
     return {n: os.environ.get(n) for n in names}, {n: theirs.get(n) for n in names}
 
 assert "distributed" not in sys.modules
-cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+cluster, c = local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
 try:
     print(json.dumps(c.run(settings)))
 finally:
@@ -528,7 +528,7 @@ def test_local_workers_measure_in_processes_the_caller_started_before_the_cluste
     from perfkit.bench import measure_handoff
     assert measure_handoff.wanted([("cuda:0", {})]) and not measure_handoff.wanted([("cpu", {})])
     monkeypatch.setattr(measure_handoff, "ENABLED", True)          # what GPU workers get, on CPU workers
-    cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    cluster, c = local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     try:
         procs = list(cluster.handoff.procs)
         folders = list(cluster.handoff.folders)
@@ -562,7 +562,7 @@ def test_a_worker_bootstrapping_from_an_unguarded_script_stops_with_the_advice(m
     import multiprocessing
     monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
     with pytest.raises(pk.DeviceError, match='if __name__ == "__main__":'):
-        dist.start_local_cluster(dist.resolve_devices(["cpu"]))
+        local_cluster.start_local_cluster(dist.resolve_devices(["cpu"]))
 
 
 def test_resume_with_nothing_left_starts_no_cluster_and_says_so(tmp_path, capsys):
@@ -581,7 +581,7 @@ def test_a_cluster_that_fails_to_start_leaves_no_dataset_behind(tmp_path, monkey
     # run was then refused: "the sweep dataset exists; pass resume=True"
     def refuse(workers):
         raise pk.DeviceError("sweep: the local Dask cluster did not start (test)")
-    monkeypatch.setattr(dist, "start_local_cluster", refuse)
+    monkeypatch.setattr(local_cluster, "start_local_cluster", refuse)
     out = tmp_path / "never"
     with pytest.raises(pk.DeviceError, match="did not start"):
         pk.sweep(_net(), batch_sizes=[1], precisions=["fp32"], devices=["cpu", "cpu"], out=str(out), **FAST)
@@ -626,7 +626,7 @@ def test_workers_share_a_timing_cache_so_a_later_sweep_builds_their_engines(clie
 @pytest.mark.gpu
 @pytest.mark.skipif(not pk.cuda_available(), reason="no CUDA GPU/CuPy")
 def test_gpu_workers_measure_in_the_processes_the_caller_started(tmp_path):
-    cluster, c = dist.start_local_cluster(dist.resolve_devices("all"))
+    cluster, c = local_cluster.start_local_cluster(dist.resolve_devices("all"))
     procs = list(cluster.handoff.procs) if cluster.handoff is not None else []
     try:
         assert len(procs) == len(c.scheduler_info()["workers"]) >= 1
@@ -657,7 +657,7 @@ def test_a_cluster_that_fails_to_start_ends_the_measuring_processes_started_for_
     monkeypatch.setattr(measure_handoff, "Handoff", recording)
     monkeypatch.setattr(worker_prepare, "PerfkitCluster", failing)
     with pytest.raises((pk.DeviceError, KeyboardInterrupt)):
-        dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+        local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     assert made and not made[0].procs and not made[0].folders          # closed: processes ended, folders gone
 
 
@@ -668,7 +668,7 @@ def test_measuring_processes_that_cannot_start_leave_each_worker_its_own_child(m
         raise OSError("read-only tmp")
     monkeypatch.setattr(measure_handoff, "ENABLED", True)
     monkeypatch.setattr(measure_handoff, "Handoff", failing)
-    cluster, c = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    cluster, c = local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     try:
         assert cluster.handoff is None
         started = c.run(_measuring_child)
@@ -682,7 +682,7 @@ def test_a_worker_perfkit_gives_no_threads_measures_with_the_callers_threads():
     # a GPU worker's environment names its GPU, not its threads: Dask gives the worker one BLAS thread, its
     # measuring process gets the caller's setting back
     from perfkit.bench.distributed_host import ENV_DEVICE
-    cluster, c = dist.start_local_cluster([("cpu", {ENV_DEVICE: "cpu"})])
+    cluster, c = local_cluster.start_local_cluster([("cpu", {ENV_DEVICE: "cpu"})])
     try:
         settings = c.run(_settings)
     finally:
@@ -695,12 +695,12 @@ def test_a_worker_perfkit_gives_no_threads_measures_with_the_callers_threads():
 
 def test_the_callers_settings_tell_dasks_values_from_the_users(monkeypatch):
     import json
-    monkeypatch.setattr(dist, "_startup_environ", lambda: {"OMP_NUM_THREADS": "4"})
+    monkeypatch.setattr(local_cluster, "_startup_environ", lambda: {"OMP_NUM_THREADS": "4"})
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")      # written by Dask's spawn: the caller had none
     monkeypatch.setenv("OMP_NUM_THREADS", "1")                 # Dask's, over the caller's 4
     monkeypatch.setenv("MKL_NUM_THREADS", "8")                 # the user's own, since
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    got = json.loads(dist._caller_settings([("cuda:0", {"CUDA_VISIBLE_DEVICES": "0"})]))
+    got = json.loads(local_cluster._caller_settings([("cuda:0", {"CUDA_VISIBLE_DEVICES": "0"})]))
     assert got["MALLOC_TRIM_THRESHOLD_"] is None and got["OMP_NUM_THREADS"] == "4"
     assert got["MKL_NUM_THREADS"] == "8" and got["OPENBLAS_NUM_THREADS"] is None
-    assert "OMP_NUM_THREADS" not in json.loads(dist._caller_settings([("cpu", {"OMP_NUM_THREADS": "2"})]))
+    assert "OMP_NUM_THREADS" not in json.loads(local_cluster._caller_settings([("cpu", {"OMP_NUM_THREADS": "2"})]))

@@ -122,8 +122,8 @@ def test_checking_a_distributed_sweeps_arguments_does_not_import_dask():
 
 @two_cores
 def test_perfkits_scheduler_and_nannies_poll_no_gpu_for_dasks_dashboard():
-    from perfkit.bench import distributed as dist
-    cluster, client = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    from perfkit.bench import distributed as dist, local_cluster
+    cluster, client = local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     try:
         monitors = [cluster.scheduler.periodic_callbacks["monitor"]] + \
             [w.periodic_callbacks["monitor"] for w in cluster.workers.values() if "monitor" in w.periodic_callbacks]

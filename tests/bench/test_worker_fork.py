@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("distributed")
 two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a 2-worker CPU cluster needs 2 cores")
 
-from perfkit.bench import distributed as dist  # noqa: E402
+from perfkit.bench import distributed as dist, local_cluster  # noqa: E402
 from perfkit.bench import worker_fork  # noqa: E402
 
 
@@ -23,7 +23,7 @@ def _origin():
 
 
 def _cluster_origins():
-    cluster, client = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+    cluster, client = local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
     try:
         return list(client.run(_origin).values())
     finally:
@@ -64,12 +64,12 @@ def test_by_default_the_nanny_spawns_its_workers():
 _FOREIGN = """
 import multiprocessing, os
 from multiprocessing import forkserver
-from perfkit.bench import distributed as dist, worker_fork
+from perfkit.bench import distributed as dist, local_cluster, worker_fork
 multiprocessing.get_context("forkserver").set_forkserver_preload(["__main__"])
 forkserver.ensure_running()                 # a fork server of the caller's own, without perfkit's modules
 worker_fork.ENABLED = True
 assert not worker_fork.wanted()
-cluster, client = dist.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
+cluster, client = local_cluster.start_local_cluster(dist.resolve_devices(["cpu", "cpu"]))
 try:
     parents = set(client.run(os.getppid).values())
 finally:
