@@ -121,8 +121,9 @@ def sweep(networks: Any, batch_sizes: Sequence[int] = (1, 8, 32), precisions: Se
     rows of two runs can differ by more than their intervals because they ran different engines; each
     row's ``tactics_id`` says which engine it timed. The cache holds the layers' tactic times and the
     layout reformats' times, so a build from a warm cache makes every choice again without timing; it
-    is keyed by the GPU model, so it makes builds alike on one model only. With ``devices=``, give a path every worker can reach: workers merge their entries into it
-    (under a file lock), and where two timed the same layer the first entry written stands.
+    is keyed by the GPU model, so it makes builds alike on one model only. With ``devices=``, give a path
+    every worker can reach: workers merge their entries into it (under a file lock), and where two timed
+    the same layer the first entry written stands.
     """
     nets = check_sweep(networks, batch_sizes, precisions, min_time_s, min_iterations, on_row, engines,
                        rounds, max_cv_pct, out, resume, layers, devices, device)

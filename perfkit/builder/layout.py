@@ -160,17 +160,16 @@ def _reformat_ms(g: Graph, t: str, device: Any, batch: int, known: dict, cache: 
             return known[key]
         precision = PRECISION_OF.get(spec.dtype, "fp32")
         sig = tactics.signature_of(device, precision, "layout_reformat", {}, [spec], [False], {}, batch)
-        entry = cache.get(sig) if cache is not None else None
-        if isinstance(entry, dict) and isinstance(entry.get("reformat_ms"), (int, float)):
-            known[key] = float(entry["reformat_ms"])
-            return known[key]
+        kept = tactics.cached_reformat_ms(cache, sig)
+        if kept is not None:
+            known[key] = kept
+            return kept
         xp = device.xp
         src = xp.zeros((batch,) + tuple(spec.shape), spec.dtype)
         dst = nhwc_empty(xp, src.shape, spec.dtype)
         target = tactics.Target(f"reformat {t}", "identity", precision, "", [src], [dst])
         known[key] = tactics.measure(target, lambda: dst.__setitem__(Ellipsis, src), device, 3)
-        if cache is not None:
-            cache.put(sig, {"reformat_ms": known[key]})
+        tactics.keep_reformat_ms(cache, sig, known[key])
     return known[key]
 
 

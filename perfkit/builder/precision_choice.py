@@ -289,9 +289,9 @@ class _Chooser:
             precision = {v: k for k, v in STORAGE.items()}.get(dst, "fp32")
             sig = tactics.signature_of(self.device, precision, "precision_reformat", {"from": src, "to": dst},
                                        [TensorSpec(shape, src)], [False], {}, self.config.max_batch_size)
-            entry = self.cache.get(sig)
-            if isinstance(entry, dict) and isinstance(entry.get("reformat_ms"), (int, float)):
-                self._reformat_ms[key] = float(entry["reformat_ms"])
+            kept = tactics.cached_reformat_ms(self.cache, sig)
+            if kept is not None:
+                self._reformat_ms[key] = kept
         if key not in self._reformat_ms:
             t0 = time.perf_counter()
             times = tactics.time_layer(f"reformat {src} -> {dst}", get_op("identity"), {"dtype": dst}, {},
@@ -301,7 +301,7 @@ class _Chooser:
             self.stats["timed_ms"] += (time.perf_counter() - t0) * 1e3
             self._reformat_ms[key] = times[""]
             if sig is not None:
-                self.cache.put(sig, {"reformat_ms": times[""]})
+                tactics.keep_reformat_ms(self.cache, sig, times[""])
         return self._reformat_ms[key]
 
     # -- what a precision can hold ----------------------------------------------------------------

@@ -182,6 +182,21 @@ def signature_of(device: Any, precision: str, op_type: str, params: dict, in_spe
     return hashlib.sha256(json.dumps(sig, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def cached_reformat_ms(cache: Any, sig: str) -> float | None:
+    """The reformat time (ms) ``cache`` keeps under ``sig`` (a layout or dtype reformat, keyed by
+    :func:`signature_of`), or None: no cache, no entry, or an entry that is not a reformat's."""
+    entry = cache.get(sig) if cache is not None else None
+    if isinstance(entry, dict) and isinstance(entry.get("reformat_ms"), (int, float)):
+        return float(entry["reformat_ms"])
+    return None
+
+
+def keep_reformat_ms(cache: Any, sig: str, ms: float) -> None:
+    """Keeps a reformat's time in ``cache`` (if any) under ``sig``, for :func:`cached_reformat_ms`."""
+    if cache is not None:
+        cache.put(sig, {"reformat_ms": ms})
+
+
 def signature(device: Any, precision: str, node: Any, g: Any, batch: int, tf32: bool = False) -> str:
     return signature_of(device, precision, node.type, node.params, [g.tensors[t] for t in node.inputs],
                         [t in g.constants for t in node.inputs], node.weights, batch, tf32)
