@@ -16,6 +16,8 @@
 #            with and without measuring processes started before the cluster; TRACE=1 the first all-devices
 #            sweep's timeline from every process; FORK_CONTROL=N N alternating pairs with workers forked from
 #            perfkit's fork server and spawned)
+# interference: (two GPUs; not in the default list) benchmarks/host_interference.py: how much two busy processes on
+#            this host slow each other, and a small sweep on cuda:0 alone against beside the same on cuda:1
 # Run from the repository root with perfkit on PYTHONPATH (see benchmarks/RESULTS.md for the device set-up).
 set -u
 out="${OUT:-/tmp/gpu_checks}"
@@ -49,7 +51,10 @@ for step in "${steps[@]}"; do
         ${HANDOFF_CONTROL:+--handoff-control "$HANDOFF_CONTROL"} ${FORK_CONTROL:+--fork-control "$FORK_CONTROL"} \
         ${TRACE:+--trace} > "$log" 2>&1
       grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|chip control|by GPU|by engine|tells apart|hand-off|forked workers|fork server|one configuration per call|^start|^steady|^end|^  (caller|measuring|worker|last row)" "$log" ;;
-    *) echo "unknown step $step (tests, diagnosis, torch, profiling, multi)"; continue ;;
+    interference)
+      python3 benchmarks/host_interference.py --repeats "${REPEATS:-3}" > "$log" 2>&1
+      grep -E "^#|processes at once|core 0 with|^(mnist|lenet|resnet|transformer)|against|Traceback" "$log" ;;
+    *) echo "unknown step $step (tests, diagnosis, torch, profiling, multi, interference)"; continue ;;
   esac
   echo "-- $step: $(( $(date +%s) - start )) s, whole output in $log"
 done
