@@ -115,7 +115,8 @@ def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
     (spread of the round medians above ``max_cv_pct`` — default the sweep's own, else 10% — host
     load above the cores, other processes' busy cores plus the BLAS threads above the cores (``contended``),
     throttled GPU clocks), how many configurations met it, which, and what it
-    means; how many configurations failed, and how many were timed without their layers. Empty when nothing was disturbed. Works on loaded
+    means; configurations one sweep timed on several devices of one host at once (:func:`concurrent_devices`);
+    how many configurations failed, and how many were timed without their layers. Empty when nothing was disturbed. Works on loaded
     frames (recorded ones lacking a column simply say nothing about it)."""
     from ..arguments import frame as check_frame
     from ..arguments import number
@@ -137,10 +138,34 @@ def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
         worst = max(hits, key=lambda h: h[0])
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         out.append(f"{len(hits)} of {len(frame)} configuration(s) ({shown}), worst {worst[1]}: {worst[2]}")
+    out += concurrent_devices(frame if failed is None else frame[~failed.to_numpy()])
     if failed is not None and failed.any():
         out.append(f"{int(failed.sum())} configuration(s) failed and have no timing; their 'error' column says why.")
     no_layers = frame["layers_error"].fillna("").astype(bool) if "layers_error" in frame.columns else None
     if no_layers is not None and no_layers.any():
         out.append(f"{int(no_layers.sum())} configuration(s) were timed but their layers could not be profiled; "
                    "their 'layers_error' column says why (the timing stands).")
+    return out
+
+
+def concurrent_devices(frame: Any) -> list:
+    """One sentence per run (``run_id``) and host whose configurations were timed on more than one device of
+    that host at once, as a distributed sweep (``devices=``) does: their measuring processes share the host's
+    cores, caches and power. On a two-H200 virtual machine (32 vCPUs) a pure-Python loop ran 1.17x slower
+    beside one other busy process (median; up to 1.97x on some pairs of cores), and host-bound
+    configurations 1.12-1.16x slower with the other GPU measuring (``benchmarks/host_interference.py``).
+    Empty for frames without ``run_id``, ``host`` and ``device`` columns."""
+    if not {"run_id", "host", "device"} <= set(frame.columns) or not len(frame):
+        return []
+    out = []
+    for (run, host), rows in frame.groupby(["run_id", "host"], sort=False, dropna=True):
+        devices = sorted(str(d) for d in rows["device"].dropna().unique())
+        if len(devices) < 2:
+            continue
+        out.append(f"{len(rows)} of {len(frame)} configuration(s) were timed by one sweep (run {run}) on "
+                   f"{len(devices)} devices of host {host} at once ({', '.join(devices)}): those measurements "
+                   "share the host's CPU cores, caches and power, so a configuration whose latency is mostly host "
+                   "time (a small network or batch) can read slower than in a sweep on one device of that host, "
+                   "by more than its interval; compare such rows with rows timed the same way, or time them alone "
+                   "(device=...) where the last percent matters.")
     return out

@@ -64,3 +64,20 @@ def test_contended_needs_the_columns_and_skips_cuda_rows():
     assert disturbances({**row, "host_other_busy_cores": math.nan}).empty
     assert disturbances({**row, "device": "cuda:0"}).empty and disturbances({**row, "threads": 0}).empty
     assert disturbances({k: v for k, v in row.items() if k != "host_other_busy_cores"}).empty
+
+
+def test_a_sweep_timed_on_several_devices_of_one_host_at_once_says_so(monkeypatch):
+    """A distributed sweep's rows from two devices of one host get one sentence; rows of two runs, each on one
+    device, or of one run on two hosts, get none; failed rows do not count."""
+    import pandas as pd
+    frame = _sweep(monkeypatch, neighbour=0.0)
+    row = frame.iloc[0]
+    two = pd.concat([frame, frame.assign(device="cuda:1", batch_size=16)], ignore_index=True)
+    notes = pk.bench.sweep_disturbances(two)
+    (note,) = [n for n in notes if "at once" in n]
+    assert note.startswith(f"2 of 2 configuration(s) were timed by one sweep (run {row['run_id']}) on 2 devices "
+                           f"of host {row['host']} at once ({row['device']}, cuda:1)")
+    assert rounds_mod.concurrent_devices(two.assign(run_id=["a", "b"])) == []
+    assert rounds_mod.concurrent_devices(two.assign(host=["h1", "h2"])) == []
+    assert rounds_mod.concurrent_devices(two.drop(columns="run_id")) == []
+    assert not [n for n in pk.bench.sweep_disturbances(two.assign(error=[None, "out of memory"])) if "at once" in n]
