@@ -73,6 +73,8 @@ def _sweep_timed(label: str, nets: list, **kw):
         print("    rows arrived: " + "; ".join(f"{d} first {min(v):.1f} s, last {max(v):.1f} s ({len(v)})"
                                           for d, v in sorted(per.items()))
               + f"; the sweep returned {wall - max(t for t, _, _ in arrived):.1f} s after the last row", flush=True)
+        for note in frame.attrs.get("disturbances", []):
+            print(f"    note: {note}", flush=True)
     return frame, wall
 
 

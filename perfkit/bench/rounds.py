@@ -154,12 +154,14 @@ def concurrent_devices(frame: Any) -> list:
     cores, caches and power. On a two-H200 virtual machine (32 vCPUs) a pure-Python loop ran 1.17x slower
     beside one other busy process (median; up to 1.97x on some pairs of cores), and host-bound
     configurations 1.12-1.16x slower with the other GPU measuring (``benchmarks/host_interference.py``).
-    Empty for frames without ``run_id``, ``host`` and ``device`` columns."""
+    CPU workers of one host, each on its own cores, count as devices (``cpu_cores`` tells them apart). Empty for
+    frames without ``run_id``, ``host`` and ``device`` columns."""
     if not {"run_id", "host", "device"} <= set(frame.columns) or not len(frame):
         return []
     out = []
     for (run, host), rows in frame.groupby(["run_id", "host"], sort=False, dropna=True):
-        devices = sorted(str(d) for d in rows["device"].dropna().unique())
+        devices = sorted({_place(d, c) for d, c in zip(rows["device"], rows["cpu_cores"] if "cpu_cores" in rows
+                                                            else [None] * len(rows)) if isinstance(d, str)})
         if len(devices) < 2:
             continue
         out.append(f"{len(rows)} of {len(frame)} configuration(s) were timed by one sweep (run {run}) on "
@@ -169,3 +171,8 @@ def concurrent_devices(frame: Any) -> list:
                    "by more than its interval; compare such rows with rows timed the same way, or time them alone "
                    "(device=...) where the last percent matters.")
     return out
+
+
+def _place(device: str, cores: Any) -> str:
+    """Where a row was timed: its device, and for the CPU the cores its worker had."""
+    return f"{device} on cores {cores}" if device.startswith("cpu") and isinstance(cores, str) and cores else device

@@ -76,7 +76,11 @@ def test_a_sweep_timed_on_several_devices_of_one_host_at_once_says_so(monkeypatc
     notes = pk.bench.sweep_disturbances(two)
     (note,) = [n for n in notes if "at once" in n]
     assert note.startswith(f"2 of 2 configuration(s) were timed by one sweep (run {row['run_id']}) on 2 devices "
-                           f"of host {row['host']} at once ({row['device']}, cuda:1)")
+                           f"of host {row['host']} at once (cpu on cores {row['cpu_cores']}, cuda:1)")
+    cpus = pd.concat([frame.assign(cpu_cores="0"), frame.assign(cpu_cores="1", batch_size=16)], ignore_index=True)
+    (note,) = rounds_mod.concurrent_devices(cpus)                 # CPU workers of one host: told apart by their cores
+    assert "on 2 devices of host" in note and "(cpu on cores 0, cpu on cores 1)" in note
+    assert rounds_mod.concurrent_devices(cpus.assign(cpu_cores="0-1")) == []
     assert rounds_mod.concurrent_devices(two.assign(run_id=["a", "b"])) == []
     assert rounds_mod.concurrent_devices(two.assign(host=["h1", "h2"])) == []
     assert rounds_mod.concurrent_devices(two.drop(columns="run_id")) == []
