@@ -387,7 +387,7 @@ def main() -> None:
               f"{med['without'][1]:.2f} s")
     if len(pairs) > 1:
         ratios = sorted(m / o for o, m in pairs)
-        print(f"  per pair (one device, all devices, ratio): "
+        print("  per pair (one device, all devices, ratio): "
               + "; ".join(f"{o:.1f} s, {m:.1f} s, {m / o:.2f}x" for o, m in pairs)
               + f"\n  median of {len(pairs)} pairs: {float(np.median(ratios)):.2f}x "
               f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
