@@ -50,10 +50,10 @@ for step in "${steps[@]}"; do
         ${CHIP_CONTROL:+--chip-control} ${TIMING_CACHE:+--timing-cache} ${SKIP_WARMUP:+--skip-warmup} \
         ${HANDOFF_CONTROL:+--handoff-control "$HANDOFF_CONTROL"} ${FORK_CONTROL:+--fork-control "$FORK_CONTROL"} \
         ${TRACE:+--trace} > "$log" 2>&1
-      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|chip control|by GPU|by engine|tells apart|hand-off|forked workers|fork server|one configuration per call|^start|^steady|^end|^  (caller|measuring|worker|last row)|^    note: " "$log" | cut -c1-400 ;;
+      grep -E "^#|^(one device|devices=|pair|warm-up)|rows arrived|ratio|end to end|per pair|median of|agree \(|build time|time split|first row|one device .* all devices|method control|chip control|by GPU|by engine|tells apart|hand-off|forked workers|fork server|one configuration per call|^start|^steady|^end|^  (caller|measuring|worker|last row)|^    note: " "$log" ;;
     interference)
       python3 benchmarks/host_interference.py --repeats "${REPEATS:-3}" > "$log" 2>&1
-      grep -E "^#|processes at once|core 0 with|^(mnist|lenet|resnet|transformer)|against|Traceback" "$log" ;;
+      grep -E "^#|processes at once|^  core [0-9]+ with|^(configuration|mnist|lenet|resnet|transformer)|against|Traceback" "$log" ;;
     *) echo "unknown step $step (tests, diagnosis, torch, profiling, multi, interference)"; continue ;;
   esac
   echo "-- $step: $(( $(date +%s) - start )) s, whole output in $log"

@@ -6,10 +6,11 @@ A distributed sweep times one configuration on each GPU at the same moment, in t
 Where rows of a two-GPU sweep differ from the one-GPU sweep by more than their intervals, this script asks
 whether the host alone explains it, without Dask or any of perfkit's distributed machinery:
 
-1. CPU: a pure-Python loop in N processes at once, each pinned to its own core (os.sched_setaffinity), against
-   one alone; then core 0 alongside each other core in turn. On a machine whose cores are independent every
-   ratio is about 1.00; cores that share a physical core (hyper-threads, or a virtual machine's vCPUs placed on
-   siblings) or a power budget show above 1.
+1. CPU: a pure-Python loop in N processes at once, each pinned to its own core (os.sched_setaffinity) and
+   started together (a barrier), each against the same loop alone on its own core; then the first core beside
+   each other core in turn. On a machine whose cores are independent every ratio is about 1.00; cores that share
+   a physical core (hyper-threads, or a virtual machine's vCPUs on one physical core) or a power budget show
+   above 1.
 2. GPU (skipped with --cpu-only or without two CUDA GPUs): the same small sweep (``pk.sweep`` in a fresh
    process on one GPU: a host-bound MLP, LeNet, a small ResNet and a transformer encoder) alone on cuda:0, and
    on cuda:0 while the same sweep runs on cuda:1 in another process; alternating, ``--repeats`` times each. It
@@ -40,19 +41,22 @@ def _spin(n: int = 3_000_000) -> float:
     return time.perf_counter() - t0
 
 
-def _spin_child(core: int, out) -> None:
+def _spin_child(core: int, barrier, out) -> None:
     os.sched_setaffinity(0, {core})
-    _spin(300_000)
+    _spin(300_000)                               # warm: the interpreter's caches, the core's clock
+    barrier.wait()                               # every process starts its timed loops at the same moment
     out.send(float(np.median([_spin() for _ in range(5)])))
 
 
 def _together(cores: list) -> list:
+    """Each core's median loop time (s) with all of ``cores`` busy at once, one pinned process each."""
     import multiprocessing as mp
     ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(len(cores))
     pipes, procs = [], []
     for c in cores:
         a, b = ctx.Pipe()
-        p = ctx.Process(target=_spin_child, args=(c, b))
+        p = ctx.Process(target=_spin_child, args=(c, barrier, b))
         p.start()
         pipes.append(a)
         procs.append(p)
@@ -64,22 +68,27 @@ def _together(cores: list) -> list:
 
 def cpu_part() -> None:
     cores = sorted(os.sched_getaffinity(0))
-    alone = float(np.median([_together([cores[0]])[0] for _ in range(3)]))
-    print(f"# CPU: {len(cores)} cores in this process's affinity; pure-Python loop alone on core {cores[0]}: "
-          f"{alone * 1e3:.0f} ms")
-    n = 2
-    while n <= len(cores):
-        t = _together(cores[:n])
+    alone = {c: float(np.median([_together([c])[0] for _ in range(3)])) for c in cores}
+    first = cores[0]
+    print(f"# CPU: {len(cores)} cores in this process's affinity; a pure-Python loop alone: median "
+          f"{np.median(list(alone.values())) * 1e3:.0f} ms over the cores ({min(alone.values()) * 1e3:.0f}-"
+          f"{max(alone.values()) * 1e3:.0f} ms); each figure below is a process's time against its own core alone")
+    sizes = sorted({n for n in (2, 4, 8, 16) if n < len(cores)} | {len(cores)})
+    for n in sizes:
+        if n < 2:
+            continue
+        r = [t / alone[c] for t, c in zip(_together(cores[:n]), cores[:n])]
         print(f"  {n:3d} processes at once on cores {cores[0]}-{cores[n - 1]}: per process median "
-              f"{np.median(t) / alone:.3f}x alone, slowest {max(t) / alone:.3f}x")
-        n *= 2
-    worst = []
+              f"{np.median(r):.3f}x alone, slowest {max(r):.3f}x")
+    pairs = []
     for c in cores[1:]:
-        t = _together([cores[0], c])
-        worst.append((max(t) / alone, c))
-    worst.sort(reverse=True)
-    print("  core 0 with one other core, the slower of the pair against alone: "
-          + ", ".join(f"core {c} {r:.3f}x" for r, c in worst[:6]) + f" ... median {np.median([r for r, _ in worst]):.3f}x")
+        ratios = [[t / alone[k] for t, k in zip(_together([first, c]), (first, c))] for _ in range(2)]
+        pairs.append((float(np.median(ratios)), c))           # both processes, two repeats
+    pairs.sort(reverse=True)
+    if pairs:
+        print(f"  core {first} with one other core (median of both processes, two repeats): "
+              + ", ".join(f"core {c} {r:.3f}x" for r, c in pairs[:6])
+              + f" ... median {np.median([r for r, _ in pairs]):.3f}x, least {pairs[-1][0]:.3f}x (core {pairs[-1][1]})")
 
 
 def _child(device: str, min_time: float) -> None:
@@ -116,20 +125,28 @@ def gpu_part(repeats: int, min_time: float) -> None:
                 alone.append(_rows(_launch("cuda:0", min_time)))
             else:
                 a, b = _launch("cuda:0", min_time), _launch("cuda:1", min_time)
-                together.append(_rows(a))
-                _rows(b)
+                try:
+                    together.append(_rows(a))
+                    _rows(b)
+                finally:
+                    if b.poll() is None:
+                        b.kill()
             print(f"  run {mode:8s} {time.perf_counter() - t0:5.1f} s", flush=True)
     print(f"\n# GPU: cuda:0 alone ({len(alone)} runs) against cuda:0 while cuda:1 runs the same ({len(together)});"
           " medians over runs, ms")
-    print(f"{'configuration':34s} {'alone':>9s} {'together':>9s} {'ratio':>6s}  {'alone runs, spread':>18s}  builds alone/together")
+    print(f"{'configuration':34s} {'alone':>9s} {'together':>9s} {'ratio':>6s}  {'alone runs, spread':>18s}  "
+          "builds alone/together  other busy cores alone/together")
     for k, (m, p, b) in enumerate(CONFIGS):
         al = np.array([r[k]["median"] for r in alone])
         tg = np.array([r[k]["median"] for r in together])
         ba = np.median([r[k]["build_ms"] for r in alone])
         bt = np.median([r[k]["build_ms"] for r in together])
         spread = (al.max() - al.min()) / np.median(al) * 100
+        oa = np.nanmedian([r[k]["other_busy"] for r in alone])
+        ot = np.nanmedian([r[k]["other_busy"] for r in together])
         print(f"{m + ' ' + p + ' b' + str(b):34s} {np.median(al):9.4f} {np.median(tg):9.4f} "
-              f"{np.median(tg) / np.median(al):6.3f}  {spread:16.1f} %  {ba / 1e3:.2f} / {bt / 1e3:.2f} s")
+              f"{np.median(tg) / np.median(al):6.3f}  {spread:16.1f} %  {ba / 1e3:.2f} / {bt / 1e3:.2f} s"
+              f"{oa:17.1f} / {ot:.1f}")
     pairs = agree = 0
     for i in range(len(alone)):
         for j in range(i + 1, len(alone)):

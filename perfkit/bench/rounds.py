@@ -13,6 +13,7 @@ import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ..device import cpu_snapshot, other_busy_cores_over
 from ..device import host_load  # noqa: F401  (re-exported: rows record it)
@@ -116,7 +117,8 @@ def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
     load above the cores, other processes' busy cores plus the BLAS threads above the cores (``contended``),
     throttled GPU clocks), how many configurations met it, which, and what it
     means; configurations one sweep timed on several devices of one host at once (:func:`concurrent_devices`);
-    how many configurations failed, and how many were timed without their layers. Empty when nothing was disturbed. Works on loaded
+    how many configurations failed, and how many were timed without their layers. Empty when nothing was disturbed
+    and the sweep ran on one device. Works on loaded
     frames (recorded ones lacking a column simply say nothing about it)."""
     from ..arguments import frame as check_frame
     from ..arguments import number
@@ -138,7 +140,7 @@ def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
         worst = max(hits, key=lambda h: h[0])
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         out.append(f"{len(hits)} of {len(frame)} configuration(s) ({shown}), worst {worst[1]}: {worst[2]}")
-    out += concurrent_devices(frame if failed is None else frame[~failed.to_numpy()])
+    out += concurrent_devices(frame if failed is None else frame[~failed.to_numpy()], total=len(frame))
     if failed is not None and failed.any():
         out.append(f"{int(failed.sum())} configuration(s) failed and have no timing; their 'error' column says why.")
     no_layers = frame["layers_error"].fillna("").astype(bool) if "layers_error" in frame.columns else None
@@ -148,31 +150,45 @@ def sweep_disturbances(frame: Any, max_cv_pct: float | None = None) -> list:
     return out
 
 
-def concurrent_devices(frame: Any) -> list:
-    """One sentence per run (``run_id``) and host whose configurations were timed on more than one device of
+def concurrent_devices(frame: Any, total: int | None = None) -> list:
+    """One sentence per host where one sweep (one ``run_id``) timed configurations on more than one device of
     that host at once, as a distributed sweep (``devices=``) does: their measuring processes share the host's
-    cores, caches and power. On a two-H200 virtual machine (32 vCPUs) a pure-Python loop ran 1.17x slower
-    beside one other busy process (median; up to 1.97x on some pairs of cores), and host-bound
-    configurations 1.12-1.16x slower with the other GPU measuring (``benchmarks/host_interference.py``).
-    CPU workers of one host, each on its own cores, count as devices (``cpu_cores`` tells them apart). Empty for
-    frames without ``run_id``, ``host`` and ``device`` columns."""
+    cores, caches and power. On a two-H200 virtual machine (32 vCPUs), a pure-Python loop ran 1.17x slower beside
+    one other busy process (median of pairs of cores), and two mnist_mlp configurations read 1.12-1.16x slower
+    while the other GPU measured, other small configurations 0.96-1.02x (``benchmarks/host_interference.py``,
+    ``benchmarks/RESULTS.md`` 2026-11-30). CPU workers of one host, each on its own cores, count as devices
+    (``cpu_cores`` tells them apart). ``total``: the count the sentence puts the rows against (default
+    ``len(frame)``). Empty for frames without ``run_id``, ``host`` and ``device`` columns."""
     if not {"run_id", "host", "device"} <= set(frame.columns) or not len(frame):
         return []
+    cores = frame["cpu_cores"] if "cpu_cores" in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+    places = pd.Series([_place(d, c) for d, c in zip(frame["device"], cores)], index=frame.index, dtype=object)
     out = []
-    for (run, host), rows in frame.groupby(["run_id", "host"], sort=False, dropna=True):
-        devices = sorted({_place(d, c) for d, c in zip(rows["device"], rows["cpu_cores"] if "cpu_cores" in rows
-                                                            else [None] * len(rows)) if isinstance(d, str)})
-        if len(devices) < 2:
+    for host, rows in frame.groupby("host", sort=False, dropna=True, observed=True):
+        runs = [run for run, ix in rows.groupby("run_id", sort=False, dropna=True, observed=True).groups.items()
+                if places[ix].dropna().nunique() > 1]
+        if not runs:
             continue
-        out.append(f"{len(rows)} of {len(frame)} configuration(s) were timed by one sweep (run {run}) on "
-                   f"{len(devices)} devices of host {host} at once ({', '.join(devices)}): those measurements "
-                   "share the host's CPU cores, caches and power, so a configuration whose latency is mostly host "
-                   "time (a small network or batch) can read slower than in a sweep on one device of that host, "
-                   "by more than its interval; compare such rows with rows timed the same way, or time them alone "
-                   "(device=...) where the last percent matters.")
+        hit = rows[rows["run_id"].isin(runs)]
+        devices = sorted(set(places[hit.index].dropna()), key=_natural)
+        count = f"{len(hit)} of {len(frame) if total is None else int(total)} configuration(s)"
+        out.append(f"{count} were timed on {len(devices)} devices of host {host} at once ({', '.join(devices)}) by "
+                   f"{'a distributed sweep' if len(runs) == 1 else f'{len(runs)} distributed sweeps'}: the "
+                   "measuring processes share the host's CPU cores, so a configuration whose latency is mostly host "
+                   "time can read slower than in a one-device sweep, by more than its interval; compare it with "
+                   "rows timed the same way.")
     return out
 
 
-def _place(device: str, cores: Any) -> str:
-    """Where a row was timed: its device, and for the CPU the cores its worker had."""
+def _place(device: Any, cores: Any) -> str | None:
+    """Where a row was timed: its device, and for the CPU the cores its worker had (None: no device named)."""
+    if not isinstance(device, str) or not device:
+        return None
     return f"{device} on cores {cores}" if device.startswith("cpu") and isinstance(cores, str) and cores else device
+
+
+def _natural(place: str) -> tuple:
+    """Sort key putting cuda:2 before cuda:10."""
+    head, _, tail = place.partition(":")
+    number = tail.split(" ")[0]
+    return (head, int(number) if number.isdigit() else -1, place)

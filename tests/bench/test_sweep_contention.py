@@ -67,21 +67,32 @@ def test_contended_needs_the_columns_and_skips_cuda_rows():
 
 
 def test_a_sweep_timed_on_several_devices_of_one_host_at_once_says_so(monkeypatch):
-    """A distributed sweep's rows from two devices of one host get one sentence; rows of two runs, each on one
-    device, or of one run on two hosts, get none; failed rows do not count."""
+    """A distributed sweep's rows from two devices of one host get one sentence, counted against every row;
+    rows of two runs each on one device, of one run on two hosts, or without a run or host get none; failed
+    rows do not count; CPU workers are told apart by their cores."""
     import pandas as pd
     frame = _sweep(monkeypatch, neighbour=0.0)
-    row = frame.iloc[0]
-    two = pd.concat([frame, frame.assign(device="cuda:1", batch_size=16)], ignore_index=True)
+    host = frame["host"].iloc[0]
+    two = pd.concat([frame.assign(device="cuda:10"), frame.assign(device="cuda:2", batch_size=16)],
+                    ignore_index=True)
     notes = pk.bench.sweep_disturbances(two)
     (note,) = [n for n in notes if "at once" in n]
-    assert note.startswith(f"2 of 2 configuration(s) were timed by one sweep (run {row['run_id']}) on 2 devices "
-                           f"of host {row['host']} at once (cpu on cores {row['cpu_cores']}, cuda:1)")
-    cpus = pd.concat([frame.assign(cpu_cores="0"), frame.assign(cpu_cores="1", batch_size=16)], ignore_index=True)
-    (note,) = rounds_mod.concurrent_devices(cpus)                 # CPU workers of one host: told apart by their cores
-    assert "on 2 devices of host" in note and "(cpu on cores 0, cpu on cores 1)" in note
-    assert rounds_mod.concurrent_devices(cpus.assign(cpu_cores="0-1")) == []
+    assert note.startswith(f"2 of 2 configuration(s) were timed on 2 devices of host {host} at once "
+                           "(cuda:2, cuda:10) by a distributed sweep:")
+    assert rounds_mod.concurrent_devices(two.astype("string")) == [note]      # as pk.load_sweep gives it
     assert rounds_mod.concurrent_devices(two.assign(run_id=["a", "b"])) == []
     assert rounds_mod.concurrent_devices(two.assign(host=["h1", "h2"])) == []
+    assert rounds_mod.concurrent_devices(two.assign(run_id=[None, "a"])) == []
+    assert rounds_mod.concurrent_devices(two.assign(host=pd.array([pd.NA, host], dtype="string"))) == []
     assert rounds_mod.concurrent_devices(two.drop(columns="run_id")) == []
-    assert not [n for n in pk.bench.sweep_disturbances(two.assign(error=[None, "out of memory"])) if "at once" in n]
+    failed = pk.bench.sweep_disturbances(two.assign(error=[None, "out of memory"]))
+    assert not [n for n in failed if "at once" in n]
+    three = pd.concat([two, two.assign(run_id="other", batch_size=32)], ignore_index=True)
+    (both,) = rounds_mod.concurrent_devices(three.assign(error=""))         # two concurrent runs: one sentence
+    assert both.startswith("4 of 4 configuration(s)") and "by 2 distributed sweeps" in both
+    (partly,) = [n for n in pk.bench.sweep_disturbances(three.assign(error=["", "", "", "boom"])) if "at once" in n]
+    assert partly.startswith("2 of 4 configuration(s)") and "by a distributed sweep" in partly   # 'other': one left
+    cpus = pd.concat([frame.assign(cpu_cores="0"), frame.assign(cpu_cores="1", batch_size=16)], ignore_index=True)
+    (note,) = rounds_mod.concurrent_devices(cpus)
+    assert "on 2 devices of host" in note and "(cpu on cores 0, cpu on cores 1)" in note
+    assert rounds_mod.concurrent_devices(cpus.assign(cpu_cores="0-1")) == []   # one worker's cores: serialised
