@@ -15,9 +15,10 @@ worker still picks its GPU (``CUDA_VISIBLE_DEVICES``) before any CUDA library lo
 from the server's environment: its nanny hands it this process's current environment, and the names this
 process has dropped since the server started are dropped in the worker as it sets up (:data:`ENV_UNSET`).
 
-**Off by default** (:data:`ENABLED`): on two H200s (``benchmarks/RESULTS.md``, 2026-11-30 12:20) forked workers
-brought the last GPU's first row 0.9 s earlier (4.05 s against 4.91 s after the call) but not the end of the sweep
-(39.8 s against 39.4 s), which the work sets; the server is one more process to keep. The server keeps the perfkit it imported:
+**Off by default** (:data:`ENABLED`): on two H200s (``benchmarks/RESULTS.md``, 2026-11-30 12:20 and 12:44) forked
+workers brought the last GPU's first row earlier (4.05 against 4.91 s, then 3.60 against 3.78 s after the call) but
+not the end of the sweep (39.8 against 39.4 s, then 36.9 against 36.0 s), which the work sets; the server is one
+more process to keep. The server keeps the perfkit it imported:
 where perfkit's modules changed since (an edited or reinstalled perfkit in a notebook), the next sweep starts
 the server afresh. Before Python 3.12.8 the server imports from its own path, not from this process's
 ``sys.path`` (cpython gh-117378): a perfkit found only through a ``sys.path`` entry added at run time is not

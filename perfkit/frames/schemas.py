@@ -196,8 +196,9 @@ SWEEP = _s(
     # added with interleaved rounds (optional: frames recorded before lack them; NaN where a configuration failed)
     ("rounds", "int64", "", "interleaved timing rounds the row's numbers come from", False, True),
     ("latency_ci_low_ms", "float64", "ms", "confidence interval (at least 95%, order statistics) of the median of the "
-                                           "round medians: low (NaN below 6 rounds); it holds this run's rounds, not what moves between "
-                                           "runs or processes (a repeat can land outside it)", True, True),
+                                           "round medians: low (NaN below 6 rounds); it holds this run's rounds, not "
+                                           "what moves between runs or processes (a repeat can land outside it)",
+     True, True),
     ("latency_ci_high_ms", "float64", "ms", "that interval's high end", True, True),
     ("latency_cv_pct", "float64", "%", "robust coefficient of variation of the round medians (IQR / 1.349 / median; "
                                        "recorded before issue 9's review: std / mean)", True, True),
