@@ -230,3 +230,12 @@ def test_hover_readout_says_the_axes_in_words():
     assert e.figure.axes[0].format_coord(16.0, 2.5) == "batch size 16 · median latency 2.5 ms"
     e.x.value = "precision"
     assert e.figure.axes[0].format_coord(1.1, 2.5) == "precision fp16 · median latency 2.5 ms"
+
+
+def test_a_sweep_timed_on_two_devices_of_one_host_at_once_is_said_in_the_warning():
+    frame = sweep_frame()
+    two = frame.assign(host="h", device=np.where(np.arange(len(frame)) % 2, "cuda:1", "cuda:0"))
+    e = SweepExplorer(two, interactive=False)
+    assert "read these points with care" in e.note.value
+    assert "were timed on 2 devices of host h at once (cuda:0, cuda:1)" in e.note.value
+    assert "at once" not in SweepExplorer(frame.assign(host="h"), interactive=False).note.value
